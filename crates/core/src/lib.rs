@@ -1,0 +1,17 @@
+//! edgechat-core: the pure domain of edgechat — no `worker` types, no clock, no randomness.
+//!
+//! The Worker crate turns Cloudflare bindings into calls into this crate; everything here is
+//! unit-tested natively with `cargo test`.
+
+pub mod body;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod log;
+pub mod request_id;
+pub mod routes;
+
+pub use error::ApiError;
+
+/// The version reported by `GET /health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,78 @@
+//! Structured log lines: one JSON line per request, and one per logged failure cause.
+//!
+//! Only metadata is ever logged: never bodies, passwords, tokens, keys or message content.
+
+use serde::Serialize;
+
+/// The one line written for every request.
+#[derive(Debug, Serialize)]
+pub struct RequestLog<'a> {
+    pub level: &'static str,
+    pub msg: &'static str,
+    pub request_id: &'a str,
+    pub method: &'a str,
+    /// The matched route pattern (ids elided), or null when nothing matched.
+    pub route: Option<&'static str>,
+    pub status: u16,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'a str>,
+}
+
+impl RequestLog<'_> {
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A line recording the cause of a 5xx, written once, by the edge.
+pub fn failure_line(request_id: &str, context: &str, cause: &str) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        level: &'static str,
+        msg: &'static str,
+        request_id: &'a str,
+        context: &'a str,
+        cause: &'a str,
+    }
+    serde_json::to_string(&Line { level: "error", msg: "failure", request_id, context, cause })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn a_request_line_is_one_json_object_with_the_documented_fields() {
+        let line = RequestLog {
+            level: "info",
+            msg: "request",
+            request_id: "r1",
+            method: "GET",
+            route: Some("/health"),
+            status: 200,
+            duration_ms: 3,
+            user_id: None,
+            error_code: None,
+        }
+        .to_line();
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["request_id"], "r1");
+        assert_eq!(v["route"], "/health");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["duration_ms"], 3);
+        assert!(v.get("user_id").is_none());
+    }
+
+    #[test]
+    fn a_failure_line_escapes_its_cause() {
+        let v: Value = serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
+        assert_eq!(v["cause"], "bad \"thing\"\nhappened");
+        assert_eq!(v["level"], "error");
+    }
+}

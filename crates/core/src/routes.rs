@@ -1,0 +1,129 @@
+//! The route table: which method and path pattern maps to which [`Route`], with 404 and 405
+//! decided here so every route answers them the same way.
+
+use crate::ApiError;
+
+/// Every endpoint the Worker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    HealthReady,
+}
+
+/// One path pattern and the methods it answers. `{name}` segments capture a parameter.
+struct Entry {
+    pattern: &'static str,
+    methods: &'static [(&'static str, Route)],
+}
+
+const TABLE: &[Entry] = &[
+    Entry { pattern: "/health", methods: &[("GET", Route::Health)] },
+    Entry { pattern: "/health/ready", methods: &[("GET", Route::HealthReady)] },
+];
+
+/// A resolved request: the route, its pattern (for logs) and captured path parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Matched<'p> {
+    pub route: Route,
+    pub pattern: &'static str,
+    pub params: Vec<(&'static str, &'p str)>,
+}
+
+impl<'p> Matched<'p> {
+    /// A captured parameter by name (every name in a pattern is always captured).
+    pub fn param(&self, name: &str) -> &'p str {
+        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v)
+    }
+}
+
+/// Resolves `method` + `path`; `HEAD` is answered wherever `GET` is.
+///
+/// Errors: 404 `route_not_found` when no pattern matches; 405 with `Allow` when the pattern
+/// matches but the method does not. The matched pattern is returned alongside for logging.
+pub fn resolve<'p>(method: &str, path: &'p str) -> Result<Matched<'p>, (Option<&'static str>, ApiError)> {
+    let wanted = if method == "HEAD" { "GET" } else { method };
+    for entry in TABLE {
+        let Some(params) = match_pattern(entry.pattern, path) else { continue };
+        return match entry.methods.iter().find(|(m, _)| *m == wanted) {
+            Some((_, route)) => Ok(Matched { route: *route, pattern: entry.pattern, params }),
+            None => {
+                let allowed: Vec<&str> = entry.methods.iter().map(|(m, _)| *m).collect();
+                Err((Some(entry.pattern), ApiError::method_not_allowed(&allowed)))
+            }
+        };
+    }
+    Err((None, ApiError::route_not_found()))
+}
+
+/// The pattern a path would match, whatever the method (for preflight and logging).
+pub fn pattern_of(path: &str) -> Option<&'static str> {
+    TABLE.iter().find(|e| match_pattern(e.pattern, path).is_some()).map(|e| e.pattern)
+}
+
+fn match_pattern<'p>(pattern: &'static str, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
+    let mut params = Vec::new();
+    let mut pat = pattern.split('/');
+    let mut segs = path.split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(s)) => {
+                if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if s.is_empty() {
+                        return None;
+                    }
+                    params.push((name, s));
+                } else if p != s {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_resolve_to_their_route() {
+        assert_eq!(resolve("GET", "/health").unwrap().route, Route::Health);
+        assert_eq!(resolve("GET", "/health/ready").unwrap().route, Route::HealthReady);
+        assert_eq!(resolve("HEAD", "/health").unwrap().route, Route::Health);
+    }
+
+    #[test]
+    fn an_unknown_path_is_404() {
+        for path in ["/", "/nope", "/health/", "/health/ready/x", "/HEALTH", ""] {
+            let (pattern, err) = resolve("GET", path).unwrap_err();
+            assert_eq!((pattern, err.status, err.code), (None, 404, "route_not_found"), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_method_is_405_with_allow() {
+        let (pattern, err) = resolve("POST", "/health").unwrap_err();
+        assert_eq!(pattern, Some("/health"));
+        assert_eq!(err.status, 405);
+        assert_eq!(err.headers, vec![("allow", "GET".to_string())]);
+    }
+
+    #[test]
+    fn parameters_are_captured_and_never_empty() {
+        let params = match_pattern("/a/{id}/b/{other}", "/a/x1/b/y2").unwrap();
+        assert_eq!(params, vec![("id", "x1"), ("other", "y2")]);
+        assert!(match_pattern("/a/{id}", "/a/").is_none());
+        assert!(match_pattern("/a/{id}", "/a/x/y").is_none());
+    }
+
+    #[test]
+    fn every_pattern_is_unique_and_rooted() {
+        for (i, a) in TABLE.iter().enumerate() {
+            assert!(a.pattern.starts_with('/'));
+            for b in &TABLE[i + 1..] {
+                assert_ne!(a.pattern, b.pattern);
+            }
+        }
+    }
+}

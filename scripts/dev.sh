@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# npm run dev: set up, build, then run the simulator and the worker on loopback.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$EDGECHAT_ROOT"
+bash scripts/setup.sh
+bash scripts/build.sh
+exec node scripts/dev.mjs

@@ -1,0 +1,130 @@
+//! The request pipeline every route goes through: request id, CORS, body cap, routing,
+//! dispatch, the one error-to-JSON mapping, and the one log line.
+
+use crate::http::{error_response, header, AppError, HandlerResult};
+use crate::{bindings, handlers, platform};
+use edgechat_core::config::Config;
+use edgechat_core::log::{failure_line, RequestLog};
+use edgechat_core::routes::{self, Matched, Route};
+use edgechat_core::{body, request_id, ApiError};
+use worker::{console_log, Context, Env, Request, Response};
+
+/// Everything a handler may use for one request.
+pub struct Ctx<'a> {
+    pub req: Request,
+    pub env: &'a Env,
+    pub worker_ctx: &'a Context,
+    pub config: &'a Config,
+    pub request_id: &'a str,
+    pub params: Vec<(&'static str, String)>,
+    /// Set by authentication so the log line can name the user.
+    pub user_id: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// A path parameter captured by the route pattern.
+    #[allow(dead_code)]
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
+    let started = platform::now_ms();
+    let incoming_id = header(&req, "x-request-id");
+    let request_id = match request_id::accept(incoming_id.as_deref()) {
+        Some(id) => id.to_string(),
+        None => request_id::generate(platform::random_bytes().unwrap_or_default()),
+    };
+    let config = Config::from_lookup(|name| bindings::var(&env, name));
+    let method = req.method().to_string();
+    let path = req.path();
+    let origin = header(&req, "origin");
+
+    let mut cx = Ctx {
+        req,
+        env: &env,
+        worker_ctx: &worker_ctx,
+        config: &config,
+        request_id: &request_id,
+        params: Vec::new(),
+        user_id: None,
+    };
+    let (pattern, result) = route(&mut cx, &method, &path).await;
+    let user_id = cx.user_id.take();
+
+    let (resp, error_code) = match result {
+        Ok(resp) => (resp, None),
+        Err(AppError::Api(err)) => (error_response(&err, &request_id), Some(err.code)),
+        Err(AppError::Platform { context, cause }) => {
+            console_log!("{}", failure_line(&request_id, context, &cause));
+            let err = ApiError::internal();
+            (error_response(&err, &request_id), Some(err.code))
+        }
+    };
+    let headers = resp.headers();
+    let _ = headers.set("x-request-id", &request_id);
+    for (name, value) in config.cors.response_headers(origin.as_deref()) {
+        let _ = headers.set(name, &value);
+    }
+    console_log!(
+        "{}",
+        RequestLog {
+            level: "info",
+            msg: "request",
+            request_id: &request_id,
+            method: &method,
+            route: pattern,
+            status: resp.status_code(),
+            duration_ms: platform::now_ms().saturating_sub(started),
+            user_id: user_id.as_deref(),
+            error_code,
+        }
+        .to_line()
+    );
+    resp
+}
+
+/// Preflight, body cap and route resolution, then the handler.
+async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
+    if method == "OPTIONS" {
+        if let (Some(origin), Some(wanted)) =
+            (header(&cx.req, "origin"), header(&cx.req, "access-control-request-method"))
+        {
+            return (routes::pattern_of(path), preflight(cx, &origin, &wanted, path));
+        }
+    }
+    // The cap applies to every request, routed or not, before anything else is decided.
+    let declared = header(&cx.req, "content-length");
+    if let Err(err) = body::check_declared_length(declared.as_deref(), cx.config.max_body_bytes) {
+        return (routes::pattern_of(path), Err(err.into()));
+    }
+    match routes::resolve(method, path) {
+        Ok(matched) => (Some(matched.pattern), dispatch(cx, matched).await),
+        Err((pattern, err)) => (pattern, Err(err.into())),
+    }
+}
+
+fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerResult {
+    if routes::pattern_of(path).is_none() {
+        return Err(ApiError::route_not_found().into());
+    }
+    let requested = header(&cx.req, "access-control-request-headers");
+    let grants = cx.config.cors.preflight(origin, wanted, requested.as_deref())?;
+    let resp = Response::empty().map_err(|e| AppError::platform("preflight", e))?.with_status(204);
+    for (name, value) in grants {
+        let _ = resp.headers().set(name, &value);
+    }
+    Ok(resp)
+}
+
+async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
+    cx.params = matched.params.iter().map(|(n, v)| (*n, v.to_string())).collect();
+    if !matches!(matched.route, Route::Health | Route::HealthReady) {
+        cx.config.check()?;
+    }
+    match matched.route {
+        Route::Health => handlers::health::health(cx),
+        Route::HealthReady => handlers::health::ready(cx).await,
+    }
+}

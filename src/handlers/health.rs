@@ -1,0 +1,40 @@
+//! `GET /health` (liveness) and `GET /health/ready` (D1, KV and configuration answer).
+
+use crate::app::Ctx;
+use crate::{bindings, store};
+use crate::http::{json, HandlerResult};
+use edgechat_core::{ApiError, VERSION};
+use serde_json::json as j;
+
+pub fn health(_cx: &Ctx<'_>) -> HandlerResult {
+    json(200, &j!({ "status": "ok", "version": VERSION }))
+}
+
+/// 200 when a D1 query and a KV read both succeed and the configuration is valid; otherwise
+/// 503 naming each failed check (never the underlying error text).
+pub async fn ready(cx: &Ctx<'_>) -> HandlerResult {
+    let (d1, kv) = futures_util::future::join(check_d1(cx), check_kv(cx)).await;
+    let mut failed: Vec<String> = Vec::new();
+    if !d1 {
+        failed.push("d1 did not answer".into());
+    }
+    if !kv {
+        failed.push("kv did not answer".into());
+    }
+    failed.extend(cx.config.all_problems().iter().map(|p| format!("config: {p}")));
+    if failed.is_empty() {
+        json(200, &j!({ "status": "ok", "checks": { "d1": "ok", "kv": "ok", "config": "ok" } }))
+    } else {
+        Err(ApiError::unavailable(format!("not ready: {}", failed.join("; "))).into())
+    }
+}
+
+async fn check_d1(cx: &Ctx<'_>) -> bool {
+    let Ok(db) = bindings::db(cx.env) else { return false };
+    store::ping(&db).await
+}
+
+async fn check_kv(cx: &Ctx<'_>) -> bool {
+    let Ok(kv) = bindings::cache(cx.env) else { return false };
+    kv.get("health:probe").text().await.is_ok()
+}

@@ -1,0 +1,3 @@
+//! Route handlers: each turns a request into calls into the core and the stores.
+
+pub mod health;

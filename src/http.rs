@@ -1,0 +1,89 @@
+//! HTTP plumbing at the edge: the handler error type, JSON responses, and capped body reads.
+
+use edgechat_core::{body, ApiError};
+use futures_util::StreamExt;
+use serde::Serialize;
+use worker::{Request, Response, ResponseBuilder};
+
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// What a handler fails with: an API error shown as is, or a platform failure whose cause is
+/// logged once by the pipeline and answered with a generic 500.
+#[derive(Debug)]
+pub enum AppError {
+    Api(ApiError),
+    Platform { context: &'static str, cause: String },
+}
+
+impl AppError {
+    pub fn platform(context: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Platform { context, cause: cause.to_string() }
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<edgechat_core::config::ConfigError> for AppError {
+    fn from(e: edgechat_core::config::ConfigError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+pub type HandlerResult = Result<Response, AppError>;
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> HandlerResult {
+    let bytes = serde_json::to_vec(value).map_err(|e| AppError::platform("serialize", e))?;
+    Ok(bytes_response(status, JSON, bytes))
+}
+
+pub fn bytes_response(status: u16, content_type: &str, bytes: Vec<u8>) -> Response {
+    let resp = ResponseBuilder::new().with_status(status).fixed(bytes);
+    let _ = resp.headers().set("content-type", content_type);
+    resp
+}
+
+/// The one place an [`ApiError`] becomes a response.
+pub fn error_response(err: &ApiError, request_id: &str) -> Response {
+    let resp = bytes_response(err.status, JSON, err.body(request_id).into_bytes());
+    for (name, value) in &err.headers {
+        let _ = resp.headers().set(name, value);
+    }
+    resp
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Reads the body, stopping with 413 as soon as it passes `cap` (chunked bodies included).
+pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError> {
+    body::check_declared_length(header(req, "content-length").as_deref(), cap)?;
+    let mut stream = match req.stream() {
+        Ok(s) => s,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AppError::platform("read body", e))?;
+        if (buf.len() + chunk.len()) as u64 > cap {
+            return Err(ApiError::payload_too_large(cap).into());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Reads and decodes a JSON body (415/400/413/422 as documented).
+pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, cap: u64) -> Result<T, AppError> {
+    let content_type = header(req, "content-type");
+    if !body::is_json_content_type(content_type.as_deref()) {
+        return Err(ApiError::unsupported_media_type().into());
+    }
+    let bytes = read_body(req, cap).await?;
+    Ok(body::parse_json(content_type.as_deref(), &bytes)?)
+}

@@ -1,0 +1,20 @@
+//! edgechat Worker: the entry points. They only hand the request to the [`app`] pipeline.
+
+mod app;
+mod bindings;
+mod handlers;
+mod http;
+mod platform;
+mod store;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(app::handle(req, env, ctx).await)
+}

@@ -1,0 +1,15 @@
+//! The clock and randomness of the Worker runtime, handed to the pure core as values.
+
+use crate::http::AppError;
+
+/// Milliseconds since the Unix epoch (`Date.now()`; `SystemTime` panics on wasm).
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// `N` bytes from the runtime's CSPRNG (`crypto.getRandomValues`).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
+    let mut buf = [0u8; N];
+    getrandom::getrandom(&mut buf).map_err(|e| AppError::platform("random", e))?;
+    Ok(buf)
+}

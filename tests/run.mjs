@@ -1,0 +1,42 @@
+// Runs the integration suite: starts one stack (simulator + worker with fresh local D1/KV),
+// runs every tests/integration/*.test.mjs against it, and stops the stack whatever happens.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, startStack } from './support/stack.mjs';
+
+const artifacts = path.join(ROOT, 'test-artifacts');
+mkdirSync(artifacts, { recursive: true });
+const started = Date.now();
+console.log('==> starting the simulator and the worker (fresh local D1/KV)');
+const stack = await startStack({ logDir: artifacts });
+console.log(`==> worker ${stack.url}, simulator ${stack.simUrl} (${Date.now() - started} ms)`);
+
+let stopping = false;
+const stop = async (code) => {
+  if (stopping) return;
+  stopping = true;
+  await stack.stop();
+  writeFileSync(path.join(artifacts, 'worker-output.log'), stack.workerOutput());
+  process.exit(code);
+};
+process.on('SIGINT', () => stop(130));
+process.on('SIGTERM', () => stop(143));
+
+const dir = path.join(ROOT, 'tests/integration');
+const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => path.join(dir, f));
+const filter = process.argv.slice(2);
+const selected = filter.length ? files.filter((f) => filter.some((s) => f.includes(s))) : files;
+const child = spawn(process.execPath, ['--test', ...selected], {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    EDGECHAT_URL: stack.url,
+    SIM_URL: stack.simUrl,
+    EDGECHAT_ARTIFACTS: artifacts,
+    EDGECHAT_WORKER_LOG: path.join(artifacts, 'worker.log'),
+  },
+});
+const [code] = await once(child, 'exit');
+await stop(code ?? 1);

@@ -1,0 +1,157 @@
+// Starts and stops the real stack for tests and dev: the LLM simulator, local D1 migrations
+// and `wrangler dev` on free loopback ports, each in its own process group so that stopping
+// it leaves no workerd or simulator behind.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
+const QUIET_WRANGLER = {
+  WRANGLER_SEND_METRICS: 'false',
+  WRANGLER_SEND_ERROR_REPORTS: 'false',
+  WRANGLER_HIDE_BANNER: 'true',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  CI: 'true',
+};
+
+/** The settings every test worker gets; a test may override any of them. */
+export const TEST_VARS = {
+  JWT_SECRET: 'test-only-secret-0123456789abcdef0123456789abcdef',
+  CORS_ORIGINS: 'https://app.test.example',
+};
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Spawns `cmd` in its own process group, logging to `logFile`; returns a handle. */
+function spawnGroup(cmd, args, { env = {}, logFile, echo = false }) {
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...QUIET_WRANGLER, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : null;
+  let output = '';
+  const collect = (chunk) => {
+    output += chunk;
+    if (output.length > 1 << 20) output = output.slice(-(1 << 19));
+    log?.write(chunk);
+    if (echo) process.stdout.write(chunk);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = once(child, 'exit');
+  return {
+    child,
+    output: () => output,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
+      const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, 5000);
+      await exited;
+      clearTimeout(timer);
+      // workerd may outlive wrangler's node process: sweep the group.
+      try { process.kill(-child.pid, 'SIGKILL'); } catch {}
+      log?.end();
+    },
+  };
+}
+
+async function waitFor(check, { timeoutMs, what, proc }) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc && proc.child.exitCode !== null) {
+      throw new Error(`${what} exited early:\n${proc.output().slice(-4000)}`);
+    }
+    try { if (await check()) return; } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms:\n${proc ? proc.output().slice(-4000) : ''}`);
+}
+
+/** Starts the simulator on a free port. */
+export async function startSimulator({ port = 0, logFile, args = [], echo = false } = {}) {
+  const proc = spawnGroup(process.execPath, [path.join(ROOT, 'sim/server.mjs'), '--host', '127.0.0.1', '--port', String(port), ...args], { logFile, echo });
+  let url;
+  await waitFor(() => {
+    const m = proc.output().match(/sim listening on (http:\/\/\S+)/);
+    if (m) url = m[1];
+    return Boolean(m);
+  }, { timeoutMs: 15000, what: 'simulator', proc });
+  return { url, proc, stop: () => proc.stop() };
+}
+
+/** Applies the D1 migrations to the local database kept under `persistDir`. */
+export async function applyMigrations(persistDir, { logFile } = {}) {
+  const proc = spawnGroup(process.execPath, [WRANGLER, 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir], { logFile });
+  const [code] = await proc.exited;
+  if (code !== 0) throw new Error(`migrations failed:\n${proc.output().slice(-4000)}`);
+}
+
+/**
+ * Starts the worker under `wrangler dev` with fresh D1/KV state (unless `persistDir` is
+ * given) and `vars` as its environment (the developer's .dev.vars is never read).
+ */
+export async function startWorker({ vars = {}, persistDir, logFile, port, echo = false } = {}) {
+  const ownState = !persistDir;
+  const dir = persistDir ?? mkdtempSync(path.join(os.tmpdir(), 'edgechat-state-'));
+  if (ownState) await applyMigrations(dir, { logFile });
+  const envFile = path.join(dir, 'worker.env');
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join('\n') + '\n');
+  port ??= await freePort();
+  const inspector = await freePort();
+  const proc = spawnGroup(process.execPath, [
+    WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--persist-to', dir, '--env-file', envFile, '--show-interactive-dev-session=false', '--log-level', 'log',
+  ], { logFile, echo });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/health`)).ok, { timeoutMs: 60000, what: 'wrangler dev', proc });
+  return {
+    url,
+    persistDir: dir,
+    output: () => proc.output(),
+    async stop() {
+      await proc.stop();
+      if (ownState) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The simulator and a worker pointed at it; `stop()` ends both. */
+export async function startStack({ vars = {}, logDir } = {}) {
+  if (logDir) mkdirSync(logDir, { recursive: true });
+  const sim = await startSimulator({ logFile: logDir && path.join(logDir, 'sim.log') });
+  let worker;
+  try {
+    worker = await startWorker({
+      vars: { ...TEST_VARS, OPENAI_BASE_URL: `${sim.url}/v1`, ANTHROPIC_BASE_URL: sim.url, ...vars },
+      logFile: logDir && path.join(logDir, 'worker.log'),
+    });
+  } catch (err) {
+    await sim.stop();
+    throw err;
+  }
+  return {
+    url: worker.url,
+    simUrl: sim.url,
+    workerOutput: worker.output,
+    async stop() {
+      await Promise.allSettled([worker.stop(), sim.stop()]);
+    },
+  };
+}
