@@ -1,0 +1,176 @@
+// sim/openai.mjs — OpenAI Chat Completions wire format: validation, errors, completion objects, chunk stream, tool calls.
+//
+// Provider interface used by engine.mjs: authorized, authMessage, headers, errorBody, validate, texts,
+// maxTokens, plan (optional), complete, frames ({ pre: string[], token(tok, k): string, post: string[] }).
+
+import { contentText, rngFor, stableId, VOCAB } from './text.mjs';
+
+const FINGERPRINT = 'fp_edgechat_sim';
+const ARG_FRAGMENT = 8; // characters of tool-call arguments per streamed delta
+
+export const name = 'openai';
+export const authMessage = 'Incorrect API key provided. You can find your API key in your account settings.';
+
+export function authorized(headers, apiKey) {
+  return headers.authorization === `Bearer ${apiKey}`;
+}
+
+export function headers(ctx) {
+  return { 'x-request-id': ctx.requestId };
+}
+
+/** OpenAI error shape: { error: { message, type, param, code } }. */
+export function errorBody(status, message) {
+  const [type, code] = ERROR_TYPES[status] ?? (status >= 500 ? ['server_error', null] : ['invalid_request_error', null]);
+  return { error: { message, type, param: null, code } };
+}
+
+const ERROR_TYPES = {
+  401: ['invalid_request_error', 'invalid_api_key'],
+  404: ['invalid_request_error', 'unknown_url'],
+  429: ['requests', 'rate_limit_exceeded'],
+};
+
+export function validate(body) {
+  if (typeof body.model !== 'string' || !body.model) return 'you must provide a model parameter';
+  if (!Array.isArray(body.messages) || body.messages.length === 0) return "Missing required parameter: 'messages'.";
+  for (const key of ['max_tokens', 'max_completion_tokens']) {
+    const v = body[key];
+    if (v != null && !(Number.isInteger(v) && v >= 1)) return `Invalid '${key}': expected an integer >= 1.`;
+  }
+  if (body.tools != null && !Array.isArray(body.tools)) return "Invalid 'tools': expected an array.";
+  return null;
+}
+
+export function texts(body) {
+  return body.messages.map((m) => contentText(m?.content));
+}
+
+export function maxTokens(body) {
+  return body.max_completion_tokens ?? body.max_tokens ?? undefined;
+}
+
+/** A tool call plan when tools are offered (arguments streamed as fragments), else null (text answer). */
+export function plan(ctx) {
+  const fn = pickTool(ctx.body);
+  if (!fn) return null;
+  const args = toolArguments(fn, ctx.seed);
+  const tokens = [];
+  for (let i = 0; i < args.length; i += ARG_FRAGMENT) tokens.push(args.slice(i, i + ARG_FRAGMENT));
+  return { tokens, tool: { id: stableId('call_', `${ctx.seed}\n${fn.name}`), name: fn.name } };
+}
+
+/**
+ * The function to call: none if no tools or tool_choice "none"; the named one for
+ * { type: "function", function: { name } }; otherwise the first. With tool_choice "auto" (or unset)
+ * and a tool result as the last message, answer in text instead, so agent loops terminate.
+ */
+function pickTool(body) {
+  const fns = (body.tools ?? []).filter((t) => t?.type === 'function' && t.function?.name).map((t) => t.function);
+  const choice = body.tool_choice;
+  if (fns.length === 0 || choice === 'none') return null;
+  if (choice && typeof choice === 'object') return fns.find((f) => f.name === choice.function?.name) ?? fns[0];
+  if (choice !== 'required' && body.messages.at(-1)?.role === 'tool') return null;
+  return fns[0];
+}
+
+/** Deterministic JSON arguments: one value per property of the function's parameters schema. */
+export function toolArguments(fn, seed) {
+  const rng = rngFor(`${seed}\n${fn.name}`);
+  return JSON.stringify(sampleObject(fn.parameters, rng, 0));
+}
+
+function sampleObject(schema, rng, depth) {
+  const out = {};
+  const props = schema?.properties;
+  if (props && typeof props === 'object' && depth < 4) {
+    for (const [key, sub] of Object.entries(props)) out[key] = sampleValue(sub, rng, depth + 1);
+  }
+  return out;
+}
+
+function sampleValue(schema, rng, depth) {
+  const pick = (list) => list[Math.floor(rng() * list.length)];
+  if (Array.isArray(schema?.enum) && schema.enum.length) return pick(schema.enum);
+  const type = Array.isArray(schema?.type) ? schema.type[0] : schema?.type;
+  switch (type) {
+    case 'integer': return Math.floor(rng() * 100);
+    case 'number': return Math.round(rng() * 10000) / 100;
+    case 'boolean': return rng() < 0.5;
+    case 'null': return null;
+    case 'array': return depth < 4 ? [sampleValue(schema.items, rng, depth + 1)] : [];
+    case 'object': return sampleObject(schema, rng, depth);
+    default: return `${pick(VOCAB)} ${pick(VOCAB)}`;
+  }
+}
+
+function finishReason(plan) {
+  if (plan.truncated) return 'length';
+  return plan.tool ? 'tool_calls' : 'stop';
+}
+
+function usage(ctx, plan) {
+  const completion = plan.tokens.length;
+  return {
+    prompt_tokens: ctx.promptTokens,
+    completion_tokens: completion,
+    total_tokens: ctx.promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 },
+  };
+}
+
+function completionId(ctx) {
+  return stableId('chatcmpl-', ctx.requestId, 29);
+}
+
+/** Non-stream `chat.completion` object. */
+export function complete(ctx, plan) {
+  const text = plan.tokens.join('');
+  const message = plan.tool
+    ? {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: plan.tool.id, type: 'function', function: { name: plan.tool.name, arguments: text } }],
+        refusal: null,
+      }
+    : { role: 'assistant', content: text, refusal: null };
+  return {
+    id: completionId(ctx),
+    object: 'chat.completion',
+    created: ctx.created,
+    model: ctx.base,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(plan) }],
+    usage: usage(ctx, plan),
+    system_fingerprint: FINGERPRINT,
+  };
+}
+
+/** `data: {chat.completion.chunk}` events, built from string templates (cheap per token). */
+export function frames(ctx, plan) {
+  const includeUsage = ctx.body.stream_options?.include_usage === true;
+  const head =
+    `data: {"id":"${completionId(ctx)}","object":"chat.completion.chunk","created":${ctx.created},` +
+    `"model":${JSON.stringify(ctx.base)},"system_fingerprint":"${FINGERPRINT}","choices":[`;
+  const tail = includeUsage ? '],"usage":null}\n\n' : ']}\n\n';
+  const chunk = (delta, finish = 'null') =>
+    `${head}{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finish}}${tail}`;
+
+  const { tool } = plan;
+  const first = tool
+    ? JSON.stringify({
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ index: 0, id: tool.id, type: 'function', function: { name: tool.name, arguments: '' } }],
+        refusal: null,
+      })
+    : '{"role":"assistant","content":"","refusal":null}';
+  const token = tool
+    ? (t) => chunk(`{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(t)}}}]}`)
+    : (t) => chunk(`{"content":${JSON.stringify(t)}}`);
+
+  const post = [chunk('{}', `"${finishReason(plan)}"`)];
+  if (includeUsage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);
+  post.push('data: [DONE]\n\n');
+  return { pre: [chunk(first)], token, post };
+}
