@@ -15,7 +15,6 @@ pub struct Ctx<'a> {
     pub env: &'a Env,
     pub worker_ctx: &'a Context,
     pub config: &'a Config,
-    pub request_id: &'a str,
     pub params: Vec<(&'static str, String)>,
     /// Set by authentication so the log line can name the user.
     pub user_id: Option<String>,
@@ -23,9 +22,11 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A path parameter captured by the route pattern.
-    #[allow(dead_code)]
     pub fn param(&self, name: &str) -> &str {
-        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
 
@@ -46,7 +47,6 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
         env: &env,
         worker_ctx: &worker_ctx,
         config: &config,
-        request_id: &request_id,
         params: Vec::new(),
         user_id: None,
     };
@@ -86,12 +86,20 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
 }
 
 /// Preflight, body cap and route resolution, then the handler.
-async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
+async fn route(
+    cx: &mut Ctx<'_>,
+    method: &str,
+    path: &str,
+) -> (Option<&'static str>, HandlerResult) {
     if method == "OPTIONS" {
-        if let (Some(origin), Some(wanted)) =
-            (header(&cx.req, "origin"), header(&cx.req, "access-control-request-method"))
-        {
-            return (routes::pattern_of(path), preflight(cx, &origin, &wanted, path));
+        if let (Some(origin), Some(wanted)) = (
+            header(&cx.req, "origin"),
+            header(&cx.req, "access-control-request-method"),
+        ) {
+            return (
+                routes::pattern_of(path),
+                preflight(cx, &origin, &wanted, path),
+            );
         }
     }
     // The cap applies to every request, routed or not, before anything else is decided.
@@ -110,8 +118,13 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
         return Err(ApiError::route_not_found().into());
     }
     let requested = header(&cx.req, "access-control-request-headers");
-    let grants = cx.config.cors.preflight(origin, wanted, requested.as_deref())?;
-    let resp = Response::empty().map_err(|e| AppError::platform("preflight", e))?.with_status(204);
+    let grants = cx
+        .config
+        .cors
+        .preflight(origin, wanted, requested.as_deref())?;
+    let resp = Response::empty()
+        .map_err(|e| AppError::platform("preflight", e))?
+        .with_status(204);
     for (name, value) in grants {
         let _ = resp.headers().set(name, &value);
     }
@@ -119,12 +132,26 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
 }
 
 async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
-    cx.params = matched.params.iter().map(|(n, v)| (*n, v.to_string())).collect();
+    cx.params = matched
+        .params
+        .iter()
+        .map(|(n, v)| (*n, v.to_string()))
+        .collect();
     if !matches!(matched.route, Route::Health | Route::HealthReady) {
         cx.config.check()?;
     }
     match matched.route {
         Route::Health => handlers::health::health(cx),
         Route::HealthReady => handlers::health::ready(cx).await,
+        Route::Register => handlers::auth::register(cx).await,
+        Route::Login => handlers::auth::login(cx).await,
+        Route::Refresh => handlers::auth::refresh(cx).await,
+        Route::Logout => handlers::auth::logout(cx).await,
+        Route::GetMe => handlers::users::get_me(cx).await,
+        Route::UpdateMe => handlers::users::update_me(cx).await,
+        Route::DeleteMe => handlers::users::delete_me(cx).await,
+        Route::CreateKey => handlers::keys::create_key(cx).await,
+        Route::ListKeys => handlers::keys::list_keys(cx).await,
+        Route::DeleteKey => handlers::keys::delete_key(cx).await,
     }
 }

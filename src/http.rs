@@ -6,18 +6,26 @@ use serde::Serialize;
 use worker::{Request, Response, ResponseBuilder};
 
 pub const JSON: &str = "application/json; charset=utf-8";
+/// An oversized chunked body is read and discarded up to this many times the cap.
+const DRAIN_FACTOR: u64 = 16;
 
 /// What a handler fails with: an API error shown as is, or a platform failure whose cause is
 /// logged once by the pipeline and answered with a generic 500.
 #[derive(Debug)]
 pub enum AppError {
     Api(ApiError),
-    Platform { context: &'static str, cause: String },
+    Platform {
+        context: &'static str,
+        cause: String,
+    },
 }
 
 impl AppError {
     pub fn platform(context: &'static str, cause: impl std::fmt::Display) -> Self {
-        Self::Platform { context, cause: cause.to_string() }
+        Self::Platform {
+            context,
+            cause: cause.to_string(),
+        }
     }
 }
 
@@ -71,6 +79,15 @@ pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError>
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::platform("read body", e))?;
         if (buf.len() + chunk.len()) as u64 > cap {
+            // Drain (bounded) before answering: a body abandoned mid-upload makes clients
+            // and the wrangler dev proxy see a reset instead of the 413.
+            let mut drained = buf.len() as u64;
+            while drained <= cap.saturating_mul(DRAIN_FACTOR) {
+                match stream.next().await {
+                    Some(Ok(more)) => drained += more.len() as u64,
+                    _ => break,
+                }
+            }
             return Err(ApiError::payload_too_large(cap).into());
         }
         buf.extend_from_slice(&chunk);
@@ -79,7 +96,10 @@ pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError>
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, cap: u64) -> Result<T, AppError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &mut Request,
+    cap: u64,
+) -> Result<T, AppError> {
     let content_type = header(req, "content-type");
     if !body::is_json_content_type(content_type.as_deref()) {
         return Err(ApiError::unsupported_media_type().into());

@@ -1,7 +1,9 @@
 //! edgechat Worker: the entry points. They only hand the request to the [`app`] pipeline.
 
 mod app;
+mod auth;
 mod bindings;
+mod crypto;
 mod handlers;
 mod http;
 mod platform;

@@ -34,6 +34,7 @@ const child = spawn(process.execPath, ['--test', ...selected], {
     ...process.env,
     EDGECHAT_URL: stack.url,
     SIM_URL: stack.simUrl,
+    EDGECHAT_PERSIST_DIR: stack.persistDir,
     EDGECHAT_ARTIFACTS: artifacts,
     EDGECHAT_WORKER_LOG: path.join(artifacts, 'worker.log'),
   },

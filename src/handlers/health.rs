@@ -1,8 +1,8 @@
 //! `GET /health` (liveness) and `GET /health/ready` (D1, KV and configuration answer).
 
 use crate::app::Ctx;
-use crate::{bindings, store};
 use crate::http::{json, HandlerResult};
+use crate::{bindings, store};
 use edgechat_core::{ApiError, VERSION};
 use serde_json::json as j;
 
@@ -21,20 +21,32 @@ pub async fn ready(cx: &Ctx<'_>) -> HandlerResult {
     if !kv {
         failed.push("kv did not answer".into());
     }
-    failed.extend(cx.config.all_problems().iter().map(|p| format!("config: {p}")));
+    failed.extend(
+        cx.config
+            .all_problems()
+            .iter()
+            .map(|p| format!("config: {p}")),
+    );
     if failed.is_empty() {
-        json(200, &j!({ "status": "ok", "checks": { "d1": "ok", "kv": "ok", "config": "ok" } }))
+        json(
+            200,
+            &j!({ "status": "ok", "checks": { "d1": "ok", "kv": "ok", "config": "ok" } }),
+        )
     } else {
         Err(ApiError::unavailable(format!("not ready: {}", failed.join("; "))).into())
     }
 }
 
 async fn check_d1(cx: &Ctx<'_>) -> bool {
-    let Ok(db) = bindings::db(cx.env) else { return false };
+    let Ok(db) = bindings::db(cx.env) else {
+        return false;
+    };
     store::ping(&db).await
 }
 
 async fn check_kv(cx: &Ctx<'_>) -> bool {
-    let Ok(kv) = bindings::cache(cx.env) else { return false };
+    let Ok(kv) = bindings::cache(cx.env) else {
+        return false;
+    };
     kv.get("health:probe").text().await.is_ok()
 }

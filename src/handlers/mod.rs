@@ -1,3 +1,6 @@
 //! Route handlers: each turns a request into calls into the core and the stores.
 
+pub mod auth;
 pub mod health;
+pub mod keys;
+pub mod users;

@@ -23,6 +23,7 @@ const QUIET_WRANGLER = {
 export const TEST_VARS = {
   JWT_SECRET: 'test-only-secret-0123456789abcdef0123456789abcdef',
   CORS_ORIGINS: 'https://app.test.example',
+  ADMIN_EMAILS: 'admin@test.example',
 };
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -96,6 +97,15 @@ export async function startSimulator({ port = 0, logFile, args = [], echo = fals
   return { url, proc, stop: () => proc.stop() };
 }
 
+/** Runs SQL against the local D1 database under `persistDir` (tests use it to set up states
+ * the API cannot reach yet); returns wrangler's JSON result. */
+export async function execSql(persistDir, sql) {
+  const proc = spawnGroup(process.execPath, [WRANGLER, 'd1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql], {});
+  const [code] = await proc.exited;
+  if (code !== 0) throw new Error(`d1 execute failed:\n${proc.output().slice(-4000)}`);
+  return JSON.parse(proc.output().slice(proc.output().indexOf('[')));
+}
+
 /** Applies the D1 migrations to the local database kept under `persistDir`. */
 export async function applyMigrations(persistDir, { logFile } = {}) {
   const proc = spawnGroup(process.execPath, [WRANGLER, 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir], { logFile });
@@ -149,6 +159,7 @@ export async function startStack({ vars = {}, logDir } = {}) {
   return {
     url: worker.url,
     simUrl: sim.url,
+    persistDir: worker.persistDir,
     workerOutput: worker.output,
     async stop() {
       await Promise.allSettled([worker.stop(), sim.stop()]);

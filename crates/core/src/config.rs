@@ -4,6 +4,8 @@
 //! it, reported by `/health/ready` and by every route that needs configuration.
 
 use crate::cors::CorsPolicy;
+use crate::password::MAX_ITERATIONS;
+use crate::throttle::LoginLimits;
 use std::fmt;
 
 /// Default request body cap: 1 MiB.
@@ -29,8 +31,47 @@ impl fmt::Display for ConfigError {
 pub struct Config {
     pub cors: CorsPolicy,
     pub max_body_bytes: u64,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_seconds: u64,
+    pub refresh_token_ttl_seconds: u64,
+    pub password_iterations: u32,
+    /// Normalized (trimmed, lowercased) emails that become admins at registration.
+    pub admin_emails: Vec<String>,
+    pub login_limits: LoginLimits,
     jwt_secret: Result<Vec<u8>, ConfigError>,
     problems: Vec<ConfigError>,
+}
+
+/// Reads a whole number in `min..=max`, recording a problem (and using `default`) otherwise.
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<ConfigError>,
+    variable: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> u64 {
+    let Some(raw) = get(variable) else {
+        return default;
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => n,
+        _ => {
+            problems.push(ConfigError {
+                variable,
+                problem: format!("must be a whole number from {min} to {max}"),
+            });
+            default
+        }
+    }
+}
+
+fn text(get: &impl Fn(&str) -> Option<String>, variable: &str, default: &str) -> String {
+    get(variable)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 impl Config {
@@ -40,32 +81,98 @@ impl Config {
         let cors = match get("CORS_ORIGINS") {
             None => CorsPolicy::default(),
             Some(raw) => CorsPolicy::parse(&raw).unwrap_or_else(|problem| {
-                problems.push(ConfigError { variable: "CORS_ORIGINS", problem });
+                problems.push(ConfigError {
+                    variable: "CORS_ORIGINS",
+                    problem,
+                });
                 CorsPolicy::default()
             }),
         };
-        let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(n) if n >= 1024 => n,
-                _ => {
-                    problems.push(ConfigError {
-                        variable: "MAX_BODY_BYTES",
-                        problem: "must be a whole number of bytes, at least 1024".into(),
-                    });
-                    DEFAULT_MAX_BODY_BYTES
-                }
-            },
+        let p = &mut problems;
+        let max_body_bytes = number(
+            &get,
+            p,
+            "MAX_BODY_BYTES",
+            DEFAULT_MAX_BODY_BYTES,
+            1024,
+            100 * 1024 * 1024,
+        );
+        let access_token_ttl_seconds = number(&get, p, "ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400);
+        let refresh_token_ttl_seconds = number(
+            &get,
+            p,
+            "REFRESH_TOKEN_TTL_SECONDS",
+            30 * 86_400,
+            300,
+            365 * 86_400,
+        );
+        let password_iterations = number(
+            &get,
+            p,
+            "PASSWORD_HASH_ITERATIONS",
+            MAX_ITERATIONS.into(),
+            1_000,
+            MAX_ITERATIONS.into(),
+        ) as u32;
+        let defaults = LoginLimits::default();
+        let login_limits = LoginLimits {
+            per_email: number(
+                &get,
+                p,
+                "LOGIN_MAX_FAILURES_PER_EMAIL",
+                defaults.per_email.into(),
+                1,
+                1_000,
+            ) as u32,
+            per_ip: number(
+                &get,
+                p,
+                "LOGIN_MAX_FAILURES_PER_IP",
+                defaults.per_ip.into(),
+                1,
+                100_000,
+            ) as u32,
+            window_seconds: number(
+                &get,
+                p,
+                "LOGIN_LOCKOUT_SECONDS",
+                defaults.window_seconds,
+                1,
+                86_400,
+            ),
         };
+        let admin_emails = get("ADMIN_EMAILS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        let jwt_issuer = text(&get, "JWT_ISSUER", "edgechat");
+        let jwt_audience = text(&get, "JWT_AUDIENCE", "edgechat");
         let jwt_secret = match get("JWT_SECRET") {
-            None => Err(ConfigError { variable: "JWT_SECRET", problem: "is missing".into() }),
+            None => Err(ConfigError {
+                variable: "JWT_SECRET",
+                problem: "is missing".into(),
+            }),
             Some(s) if s.len() < MIN_JWT_SECRET_BYTES => Err(ConfigError {
                 variable: "JWT_SECRET",
                 problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
             }),
             Some(s) => Ok(s.into_bytes()),
         };
-        Self { cors, max_body_bytes, jwt_secret, problems }
+        Self {
+            cors,
+            max_body_bytes,
+            jwt_issuer,
+            jwt_audience,
+            access_token_ttl_seconds,
+            refresh_token_ttl_seconds,
+            password_iterations,
+            admin_emails,
+            login_limits,
+            jwt_secret,
+            problems,
+        }
     }
 
     /// The first invalid variable, if any; routes that need configuration fail with it.
@@ -94,8 +201,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -120,7 +229,9 @@ mod tests {
 
     #[test]
     fn a_short_jwt_secret_is_rejected_without_echoing_it() {
-        let err = config(&[("JWT_SECRET", "short-secret")]).jwt_secret().unwrap_err();
+        let err = config(&[("JWT_SECRET", "short-secret")])
+            .jwt_secret()
+            .unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
         assert!(!err.to_string().contains("short-secret"));
     }
@@ -131,6 +242,28 @@ mod tests {
         assert_eq!(c.check().unwrap_err().variable, "MAX_BODY_BYTES");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config(&[("MAX_BODY_BYTES", "2048")]).max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn token_and_login_settings_have_defaults_and_bounds() {
+        let c = config(&[("ADMIN_EMAILS", " Root@Example.com, ,ops@example.com")]);
+        assert_eq!(c.access_token_ttl_seconds, 900);
+        assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
+        assert_eq!(c.password_iterations, 100_000);
+        assert_eq!(c.admin_emails, vec!["root@example.com", "ops@example.com"]);
+        assert_eq!(c.jwt_issuer, "edgechat");
+        let bad = config(&[("PASSWORD_HASH_ITERATIONS", "200000")]);
+        assert_eq!(
+            bad.check().unwrap_err().variable,
+            "PASSWORD_HASH_ITERATIONS"
+        );
+        assert_eq!(bad.password_iterations, 100_000);
+        assert_eq!(
+            config(&[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")])
+                .login_limits
+                .per_email,
+            3
+        );
     }
 
     #[test]

@@ -59,8 +59,16 @@ impl CorsPolicy {
         match self {
             Self::None => None,
             Self::Any => Some(false),
-            Self::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)).then_some(true),
+            Self::List(list) => list
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin))
+                .then_some(true),
         }
+    }
+
+    /// True when browsers at `origin` may call the API.
+    pub fn grants(&self, origin: &str) -> bool {
+        self.allows(origin).is_some()
     }
 
     /// Headers for an actual (non-preflight) response to a request from `origin`.
@@ -97,8 +105,13 @@ impl CorsPolicy {
         if self.allows(origin).is_none() {
             return Err(denied("origin is not allowed".into()));
         }
-        if !ALLOWED_METHODS.split(", ").any(|m| m.eq_ignore_ascii_case(method.trim())) {
-            return Err(denied(format!("method is not allowed; allowed: {ALLOWED_METHODS}")));
+        if !ALLOWED_METHODS
+            .split(", ")
+            .any(|m| m.eq_ignore_ascii_case(method.trim()))
+        {
+            return Err(denied(format!(
+                "method is not allowed; allowed: {ALLOWED_METHODS}"
+            )));
         }
         let requested: Vec<String> = request_headers
             .unwrap_or("")
@@ -106,7 +119,10 @@ impl CorsPolicy {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
-        if let Some(bad) = requested.iter().find(|h| !ALLOWED_HEADERS.contains(&h.as_str())) {
+        if let Some(bad) = requested
+            .iter()
+            .find(|h| !ALLOWED_HEADERS.contains(&h.as_str()))
+        {
             return Err(denied(format!("request header {bad} is not allowed")));
         }
         let mut headers = self.response_headers(Some(origin));
@@ -121,12 +137,16 @@ impl CorsPolicy {
 }
 
 fn is_origin(s: &str) -> bool {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
     match rest {
         Some(host) => {
             let host = host.trim_end_matches('/');
             !host.is_empty()
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+                && host.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
         }
         None => false,
     }
@@ -137,14 +157,20 @@ mod tests {
     use super::*;
 
     fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn a_listed_origin_is_echoed_with_credentials() {
         let policy = CorsPolicy::parse("https://app.example.com, http://localhost:5173").unwrap();
         let h = policy.response_headers(Some("http://localhost:5173"));
-        assert_eq!(get(&h, "access-control-allow-origin"), Some("http://localhost:5173"));
+        assert_eq!(
+            get(&h, "access-control-allow-origin"),
+            Some("http://localhost:5173")
+        );
         assert_eq!(get(&h, "access-control-allow-credentials"), Some("true"));
         assert_eq!(get(&h, "vary"), Some("Origin"));
     }
@@ -154,7 +180,9 @@ mod tests {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
         let h = policy.response_headers(Some("https://evil.example"));
         assert_eq!(get(&h, "access-control-allow-origin"), None);
-        assert!(policy.preflight("https://evil.example", "POST", None).is_err());
+        assert!(policy
+            .preflight("https://evil.example", "POST", None)
+            .is_err());
     }
 
     #[test]
@@ -166,24 +194,46 @@ mod tests {
 
     #[test]
     fn the_default_policy_grants_nothing() {
-        assert!(CorsPolicy::default().response_headers(Some("https://a.example")).is_empty());
+        assert!(CorsPolicy::default()
+            .response_headers(Some("https://a.example"))
+            .is_empty());
         assert_eq!(CorsPolicy::parse("  ").unwrap(), CorsPolicy::None);
     }
 
     #[test]
     fn preflight_echoes_allowed_headers_and_lists_methods() {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
-        let h = policy.preflight("https://app.example.com", "PATCH", Some("Content-Type, Authorization")).unwrap();
-        assert_eq!(get(&h, "access-control-allow-methods"), Some(ALLOWED_METHODS));
-        assert_eq!(get(&h, "access-control-allow-headers"), Some("content-type, authorization"));
+        let h = policy
+            .preflight(
+                "https://app.example.com",
+                "PATCH",
+                Some("Content-Type, Authorization"),
+            )
+            .unwrap();
+        assert_eq!(
+            get(&h, "access-control-allow-methods"),
+            Some(ALLOWED_METHODS)
+        );
+        assert_eq!(
+            get(&h, "access-control-allow-headers"),
+            Some("content-type, authorization")
+        );
         assert_eq!(get(&h, "access-control-max-age"), Some("600"));
     }
 
     #[test]
     fn preflight_refuses_unknown_methods_and_headers() {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
-        assert_eq!(policy.preflight("https://app.example.com", "PUT", None).unwrap_err().status, 403);
-        assert!(policy.preflight("https://app.example.com", "GET", Some("x-admin")).is_err());
+        assert_eq!(
+            policy
+                .preflight("https://app.example.com", "PUT", None)
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert!(policy
+            .preflight("https://app.example.com", "GET", Some("x-admin"))
+            .is_err());
     }
 
     #[test]

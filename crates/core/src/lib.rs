@@ -3,13 +3,21 @@
 //! The Worker crate turns Cloudflare bindings into calls into this crate; everything here is
 //! unit-tested natively with `cargo test`.
 
+pub mod accounts;
 pub mod body;
 pub mod config;
+pub mod cookie;
 pub mod cors;
 pub mod error;
+pub mod ids;
 pub mod log;
+pub mod password;
 pub mod request_id;
 pub mod routes;
+pub mod secret;
+pub mod throttle;
+pub mod time;
+pub mod token;
 
 pub use error::ApiError;
 

@@ -37,8 +37,14 @@ pub fn failure_line(request_id: &str, context: &str, cause: &str) -> String {
         context: &'a str,
         cause: &'a str,
     }
-    serde_json::to_string(&Line { level: "error", msg: "failure", request_id, context, cause })
-        .unwrap_or_default()
+    serde_json::to_string(&Line {
+        level: "error",
+        msg: "failure",
+        request_id,
+        context,
+        cause,
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -71,7 +77,8 @@ mod tests {
 
     #[test]
     fn a_failure_line_escapes_its_cause() {
-        let v: Value = serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
+        let v: Value =
+            serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
         assert_eq!(v["cause"], "bad \"thing\"\nhappened");
         assert_eq!(v["level"], "error");
     }

@@ -1,0 +1,253 @@
+//! Accounts: the request bodies of the auth, profile and key endpoints, their validation,
+//! and the user and key representations the API returns.
+
+use crate::{time::rfc3339, ApiError};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+pub const MAX_KEY_NAME_CHARS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// Absent when the refresh token travels in the HttpOnly cookie.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+}
+
+/// Trims and lowercases an email and checks its shape (one `@`, a dotted domain, no spaces
+/// or control characters, at most 254 bytes).
+pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let invalid = || ApiError::validation("email must be a valid address like name@example.com");
+    if email.len() > MAX_EMAIL_LEN || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    let domain_ok = domain.contains('.')
+        && !domain.contains('@')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(invalid());
+    }
+    Ok(email)
+}
+
+/// Trims a display name; empty means none. At most 100 characters, no control characters.
+pub fn normalize_display_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(name) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "display_name must be at most {MAX_DISPLAY_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// An API key's name: 1 to 100 characters after trimming, no control characters.
+pub fn normalize_key_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_KEY_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {MAX_KEY_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// True when `email` (normalized) is listed in `ADMIN_EMAILS`.
+pub fn is_admin_email(email: &str, admin_emails: &[String]) -> bool {
+    admin_emails.iter().any(|a| a == email)
+}
+
+/// A user as stored (epoch-ms timestamps), without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub plan: String,
+    pub is_disabled: i64,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// The API's view of a user.
+#[derive(Debug, Serialize)]
+pub struct UserView<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub display_name: Option<&'a str>,
+    pub role: &'a str,
+    pub plan: &'a str,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl User {
+    pub fn view(&self) -> UserView<'_> {
+        UserView {
+            user_id: &self.user_id,
+            email: &self.email,
+            display_name: self.display_name.as_deref(),
+            role: &self.role,
+            plan: &self.plan,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+}
+
+/// An API key as stored (never the key itself).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiKey {
+    pub api_key_id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// The API's view of a key; `key` is present only in the creation response.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView<'a> {
+    pub api_key_id: &'a str,
+    pub name: &'a str,
+    pub key_prefix: &'a str,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+}
+
+impl ApiKey {
+    pub fn view<'a>(&'a self, key: Option<&'a str>) -> ApiKeyView<'a> {
+        ApiKeyView {
+            api_key_id: &self.api_key_id,
+            name: &self.name,
+            key_prefix: &self.key_prefix,
+            created_at: rfc3339(self.created_at),
+            last_used_at: self.last_used_at.map(rfc3339),
+            key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::parse_json;
+
+    const JSON: Option<&str> = Some("application/json");
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_emails_are_422() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@.example.com",
+            "ada@example..com",
+            "ada@example.com.",
+        ] {
+            assert_eq!(normalize_email(bad).unwrap_err().status, 422, "{bad}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(normalize_email(&long).is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            normalize_display_name(Some("  Ada ")).unwrap().as_deref(),
+            Some("Ada")
+        );
+        assert_eq!(normalize_display_name(Some("   ")).unwrap(), None);
+        assert_eq!(normalize_display_name(None).unwrap(), None);
+        assert!(normalize_display_name(Some(&"x".repeat(101))).is_err());
+        assert!(normalize_display_name(Some("bad\u{0007}")).is_err());
+    }
+
+    #[test]
+    fn forbidden_fields_in_register_are_rejected() {
+        for field in ["role", "is_disabled", "plan", "user_id"] {
+            let body = format!(r#"{{"email":"a@b.co","password":"12345678","{field}":"admin"}}"#);
+            let err = parse_json::<RegisterRequest>(JSON, body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, 422, "{field}");
+        }
+    }
+
+    #[test]
+    fn forbidden_fields_in_profile_updates_are_rejected() {
+        let err = parse_json::<UpdateMeRequest>(JSON, br#"{"display_name":"x","role":"admin"}"#)
+            .unwrap_err();
+        assert_eq!(err.status, 422);
+    }
+
+    #[test]
+    fn key_names_are_required() {
+        assert_eq!(normalize_key_name("  ci key ").unwrap(), "ci key");
+        assert!(normalize_key_name("  ").is_err());
+    }
+
+    #[test]
+    fn admin_emails_match_exactly() {
+        let admins = vec!["root@example.com".to_string()];
+        assert!(is_admin_email("root@example.com", &admins));
+        assert!(!is_admin_email("root@example.co", &admins));
+    }
+}

@@ -1,0 +1,388 @@
+//! Access tokens: issuing and verifying short-lived HS256 JWTs (algorithm pinned, time passed in).
+
+use chrono::{DateTime, TimeZone, Utc};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::ValidationError::{InvalidSignature, InvalidSignatureLen};
+use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest `Authorization` token accepted; longer values are rejected before parsing.
+pub const MAX_TOKEN_LEN: usize = 8192;
+/// Default clock-skew allowance, in seconds, for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+
+const ALGORITHM: &str = "HS256";
+const ACCESS_TYPE: &str = "access";
+
+/// What issuing and verifying need: the signing secret and the expected claims.
+pub struct TokenSettings<'a> {
+    /// HMAC secret, at least 32 bytes (validated by the configuration).
+    pub secret: &'a [u8],
+    /// `iss` written and required, e.g. `"edgechat"`.
+    pub issuer: &'a str,
+    /// `aud` written and required, e.g. `"edgechat"`.
+    pub audience: &'a str,
+    /// Lifetime of an access token, in seconds (default 900).
+    pub access_ttl_seconds: u64,
+    /// Clock-skew allowance for `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+/// The verified contents of an access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`: the user the token was issued to.
+    pub user_id: String,
+    /// `sid`: the session the token belongs to.
+    pub session_id: String,
+    /// `iat`, unix seconds.
+    pub issued_at: u64,
+    /// `exp`, unix seconds.
+    pub expires_at: u64,
+}
+
+/// Why a token was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_LEN`].
+    TooLong,
+    /// Not three base64url segments of JSON with the expected shapes.
+    Malformed,
+    /// Header `alg` is anything but `HS256`.
+    WrongAlgorithm,
+    /// The HMAC does not match.
+    BadSignature,
+    /// `exp` is in the past beyond the leeway.
+    Expired,
+    /// `nbf` is in the future beyond the leeway.
+    NotYetValid,
+    /// `iss` is missing or not ours.
+    WrongIssuer,
+    /// `aud` is missing or does not contain ours.
+    WrongAudience,
+    /// `typ` is missing or not `"access"`.
+    WrongType,
+    /// `exp`, `iat`, `sub` or `sid` is missing or empty.
+    MissingClaim,
+}
+
+impl TokenError {
+    /// A snake_case name for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::TooLong => "too_long",
+            Self::Malformed => "malformed",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongType => "wrong_type",
+            Self::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+// Every field optional so that a missing claim surfaces as our own error after the signature
+// check, rather than as a parse failure; `aud` may be a string or an array.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct Custom {
+    sub: Option<String>,
+    sid: Option<String>,
+    iss: Option<String>,
+    aud: Option<Value>,
+    typ: Option<String>,
+}
+
+fn to_datetime(seconds: u64) -> DateTime<Utc> {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Signs an access token: header alg HS256 (pinned) and typ "JWT"; claims sub=user_id,
+/// sid=session_id, iat, nbf (= iat), exp (= iat + ttl), iss, aud (a single string),
+/// typ = "access".
+pub fn issue_access_token(
+    settings: &TokenSettings,
+    user_id: &str,
+    session_id: &str,
+    now_ms: u64,
+) -> String {
+    let iat = now_ms / 1000;
+    let mut claims = Claims::new(Custom {
+        sub: Some(user_id.to_owned()),
+        sid: Some(session_id.to_owned()),
+        iss: Some(settings.issuer.to_owned()),
+        aud: Some(Value::String(settings.audience.to_owned())),
+        typ: Some(ACCESS_TYPE.to_owned()),
+    });
+    claims.issued_at = Some(to_datetime(iat));
+    claims.not_before = claims.issued_at;
+    claims.expiration = Some(to_datetime(iat.saturating_add(settings.access_ttl_seconds)));
+    let header = Header::empty().with_token_type("JWT");
+    let key = Hs256Key::new(settings.secret);
+    // Serialising strings and integers to JSON cannot fail; an empty token would never verify.
+    Hs256.token(&header, &claims, &key).unwrap_or_default()
+}
+
+/// Verifies: length <= MAX_TOKEN_LEN, three dot-separated base64url segments, header alg
+/// exactly HS256, HMAC signature (constant-time), exp (required, leeway applied), nbf (optional,
+/// leeway applied), iss, aud (a string or an array containing it), typ == "access", non-empty
+/// sub and sid, and iat present.
+pub fn verify_access_token(
+    settings: &TokenSettings,
+    token: &str,
+    now_ms: u64,
+) -> Result<AccessClaims, TokenError> {
+    use TokenError::*;
+    ensure(token.len() <= MAX_TOKEN_LEN, TooLong)?;
+    let untrusted = UntrustedToken::new(token).map_err(|_| Malformed)?;
+    ensure(untrusted.algorithm() == ALGORITHM, WrongAlgorithm)?;
+    let key = Hs256Key::new(settings.secret);
+    let verified = Hs256.validator::<Custom>(&key).validate(&untrusted);
+    let verified = verified.map_err(|e| match e {
+        InvalidSignature | InvalidSignatureLen { .. } => BadSignature,
+        _ => Malformed,
+    })?;
+    let claims = verified.claims();
+
+    // Time checks in plain saturating integers: jwt-compact's `validate_maturity` computes
+    // `nbf - leeway` with chrono's panicking `Sub`, and a signed token could carry an extreme nbf.
+    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX);
+    let exp = claims.expiration.ok_or(MissingClaim)?.timestamp();
+    ensure(now <= exp.saturating_add(leeway), Expired)?;
+    let nbf = claims.not_before.map_or(i64::MIN, |nbf| nbf.timestamp());
+    ensure(now >= nbf.saturating_sub(leeway), NotYetValid)?;
+
+    let custom = &claims.custom;
+    ensure(custom.iss.as_deref() == Some(settings.issuer), WrongIssuer)?;
+    let audience_ok = match &custom.aud {
+        Some(Value::String(aud)) => aud == settings.audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(settings.audience)),
+        _ => false,
+    };
+    ensure(audience_ok, WrongAudience)?;
+    ensure(custom.typ.as_deref() == Some(ACCESS_TYPE), WrongType)?;
+    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty()).ok_or(MissingClaim);
+    let iat = claims.issued_at.ok_or(MissingClaim)?.timestamp();
+    Ok(AccessClaims {
+        user_id: non_empty(&custom.sub)?,
+        session_id: non_empty(&custom.sid)?,
+        issued_at: u64::try_from(iat).map_err(|_| Malformed)?,
+        expires_at: u64::try_from(exp).map_err(|_| Malformed)?,
+    })
+}
+
+fn ensure(ok: bool, err: TokenError) -> Result<(), TokenError> {
+    ok.then_some(()).ok_or(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenError::*;
+    use super::*;
+    use base64ct::{Base64UrlUnpadded as B64, Encoding};
+    use hmac::{digest::KeyInit, Hmac, Mac};
+    use serde_json::json;
+    use sha2::{Sha256, Sha384, Sha512};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+    const NOW_MS: u64 = 1_700_000_000_000;
+    const NOW: u64 = NOW_MS / 1000;
+    const LEEWAY: u64 = DEFAULT_LEEWAY_SECONDS;
+    const SETTINGS: TokenSettings<'static> = TokenSettings {
+        secret: SECRET,
+        issuer: "edgechat",
+        audience: "edgechat",
+        access_ttl_seconds: 900,
+        leeway_seconds: LEEWAY,
+    };
+
+    fn verify(token: &str) -> Result<AccessClaims, TokenError> {
+        verify_access_token(&SETTINGS, token, NOW_MS)
+    }
+
+    fn issue() -> String {
+        issue_access_token(&SETTINGS, "user-1", "sess-1", NOW_MS)
+    }
+
+    fn b64(json: &Value) -> String {
+        B64::encode_string(json.to_string().as_bytes())
+    }
+
+    fn sign<M: Mac + KeyInit>(header: &Value, payload: &Value, secret: &[u8]) -> String {
+        let signed = format!("{}.{}", b64(header), b64(payload));
+        let mut mac = <M as KeyInit>::new_from_slice(secret).expect("any key length");
+        mac.update(signed.as_bytes());
+        let signature = B64::encode_string(&mac.finalize().into_bytes());
+        format!("{signed}.{signature}")
+    }
+
+    fn good_payload() -> Value {
+        json!({"sub": "u1", "sid": "s1", "iat": NOW, "nbf": NOW, "exp": NOW + 900,
+               "iss": "edgechat", "aud": "edgechat", "typ": "access"})
+    }
+
+    /// A correctly signed token whose `key` claim is `value` (removed when `value` is null).
+    fn craft(key: &str, value: Value) -> String {
+        let mut payload = good_payload();
+        match value {
+            Value::Null => payload.as_object_mut().map(|o| o.remove(key)),
+            value => payload.as_object_mut().map(|o| o.insert(key.into(), value)),
+        };
+        sign::<Hmac<Sha256>>(&json!({"alg": "HS256", "typ": "JWT"}), &payload, SECRET)
+    }
+
+    #[test]
+    fn a_fresh_token_verifies_and_round_trips_its_claims() {
+        let token = issue_access_token(&SETTINGS, "user-1", "sess-1", NOW_MS + 999);
+        let claims = verify(&token).expect("fresh token verifies");
+        assert_eq!(
+            (claims.user_id.as_str(), claims.session_id.as_str()),
+            ("user-1", "sess-1")
+        );
+        assert_eq!((claims.issued_at, claims.expires_at), (NOW, NOW + 900));
+        assert_eq!(
+            verify(&craft("sub", json!("u2"))).map(|c| c.user_id),
+            Ok("u2".into())
+        );
+        assert_eq!(WrongAlgorithm.as_str(), "wrong_algorithm");
+    }
+
+    #[test]
+    fn alg_none_and_hs512_hs384_or_rs256_headers_are_the_wrong_algorithm_even_when_re_signed() {
+        let (p, alg) = (&good_payload(), |name| json!({"alg": name, "typ": "JWT"}));
+        let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(p));
+        let hs512 = sign::<Hmac<Sha512>>(&alg("HS512"), p, SECRET);
+        let hs384 = sign::<Hmac<Sha384>>(&alg("HS384"), p, SECRET);
+        let rs256 = sign::<Hmac<Sha256>>(&alg("RS256"), p, SECRET);
+        for token in [none, hs512, hs384, rs256] {
+            assert_eq!(verify(&token), Err(WrongAlgorithm), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_tampered_payload_with_the_original_signature_is_a_bad_signature() {
+        let token = craft("sub", json!("u1"));
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut evil = good_payload();
+        evil["sub"] = json!("admin");
+        let tampered = format!("{}.{}.{}", parts[0], b64(&evil), parts[2]);
+        assert_eq!(verify(&tampered), Err(BadSignature));
+    }
+
+    #[test]
+    fn a_flipped_or_truncated_signature_or_another_secret_is_rejected() {
+        let token = issue();
+        let (body, sig) = token.rsplit_once('.').expect("three parts");
+        let first = if sig.starts_with('A') { 'B' } else { 'A' };
+        let flipped = format!("{body}.{first}{}", &sig[1..]);
+        assert_eq!(verify(&flipped), Err(BadSignature));
+        let truncated = verify(&token[..token.len() - 4]);
+        assert!(
+            matches!(truncated, Err(BadSignature | Malformed)),
+            "{truncated:?}"
+        );
+        let other = sign::<Hmac<Sha256>>(&json!({"alg": "HS256"}), &good_payload(), &[7; 32]);
+        assert_eq!(verify(&other), Err(BadSignature));
+    }
+
+    #[test]
+    fn expiry_and_not_before_are_enforced_beyond_the_leeway_only() {
+        let at = |s: u64| verify_access_token(&SETTINGS, &issue(), s * 1000);
+        assert!(at(NOW + 900 + LEEWAY).is_ok());
+        assert_eq!(at(NOW + 900 + LEEWAY + 1), Err(Expired));
+        assert!(verify(&craft("nbf", json!(NOW + LEEWAY))).is_ok());
+        let early = craft("nbf", json!(NOW + LEEWAY + 1));
+        assert_eq!(verify(&early), Err(NotYetValid));
+        assert!(verify(&craft("nbf", Value::Null)).is_ok());
+    }
+
+    #[test]
+    fn issuer_audience_and_type_must_match_but_an_audience_array_may_contain_ours() {
+        assert_eq!(verify(&craft("iss", json!("evil"))), Err(WrongIssuer));
+        assert_eq!(verify(&craft("aud", json!("other"))), Err(WrongAudience));
+        assert_eq!(verify(&craft("aud", json!(["a", "b"]))), Err(WrongAudience));
+        assert!(verify(&craft("aud", json!(["other", "edgechat"]))).is_ok());
+        assert_eq!(verify(&craft("typ", json!("refresh"))), Err(WrongType));
+        assert_eq!(verify(&craft("typ", Value::Null)), Err(WrongType));
+    }
+
+    #[test]
+    fn missing_sub_sid_exp_or_iat_is_a_missing_claim() {
+        for key in ["sub", "sid", "exp", "iat"] {
+            assert_eq!(verify(&craft(key, Value::Null)), Err(MissingClaim), "{key}");
+        }
+        assert_eq!(verify(&craft("sub", json!(""))), Err(MissingClaim));
+    }
+
+    #[test]
+    fn two_or_four_segments_bad_base64_opaque_and_empty_strings_are_malformed() {
+        let token = issue();
+        let two = token.rsplit_once('.').map_or("", |(a, _)| a);
+        let four = format!("{token}.AAAA");
+        for bad in [two, &four, "ec_rt_abc", "", "e30.e30.!!!!", "%%.%%.%%"] {
+            assert_eq!(verify(bad), Err(Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_over_8_kb_is_too_long() {
+        let huge = craft("pad", json!("x".repeat(MAX_TOKEN_LEN)));
+        assert_eq!(verify(&huge), Err(TooLong));
+    }
+
+    #[test]
+    fn verification_never_panics_on_arbitrary_input() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        let valid = issue().into_bytes();
+        let chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/{}\":";
+        for round in 0..400 {
+            let len = next() % 200;
+            let bytes: Vec<u8> = match round % 3 {
+                0 => (0..len).map(|_| next() as u8).collect(),
+                1 => (0..len).map(|_| chars[next() % chars.len()]).collect(),
+                // A valid token with one byte replaced reaches the deeper parsing paths.
+                _ => {
+                    let mut b = valid.clone();
+                    let at = next() % b.len();
+                    b[at] = chars[next() % chars.len()];
+                    b
+                }
+            };
+            let _ = verify(&String::from_utf8_lossy(&bytes));
+        }
+        // Extreme but validly signed timestamps must not reach chrono's panicking arithmetic.
+        for t in [
+            -8_334_601_228_800_i64,
+            8_210_298_412_799,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            for key in ["exp", "nbf", "iat"] {
+                let _ = verify_access_token(&SETTINGS, &craft(key, json!(t)), u64::MAX);
+                let _ = verify(&craft(key, json!(t)));
+            }
+        }
+        let leeway_seconds = u64::MAX;
+        let extreme = TokenSettings {
+            access_ttl_seconds: u64::MAX,
+            leeway_seconds,
+            ..SETTINGS
+        };
+        let token = issue_access_token(&extreme, "u", "s", u64::MAX);
+        let _ = verify_access_token(&extreme, &token, 0);
+    }
+}

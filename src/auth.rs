@@ -1,0 +1,101 @@
+//! Authentication at the edge: a bearer access token (JWT plus a live-session lookup) or an
+//! API key, resolved to the user it acts for.
+
+use crate::app::Ctx;
+use crate::http::{header, AppError};
+use crate::store::{accounts, api_keys};
+use crate::{bindings, platform};
+use edgechat_core::accounts::User;
+use edgechat_core::config::Config;
+use edgechat_core::secret::{self, API_KEY_PREFIX};
+use edgechat_core::token::{self, TokenSettings, DEFAULT_LEEWAY_SECONDS, MAX_TOKEN_LEN};
+use edgechat_core::ApiError;
+
+/// `last_used_at` of an API key is written at most this often.
+const KEY_TOUCH_INTERVAL_MS: u64 = 60_000;
+
+/// Who a request acts for.
+pub struct Principal {
+    pub user: User,
+    /// The login session, when authenticated by access token.
+    pub session_id: Option<String>,
+}
+
+/// The token settings from configuration (fails naming `JWT_SECRET` when it is unusable).
+pub fn token_settings(config: &Config) -> Result<TokenSettings<'_>, AppError> {
+    Ok(TokenSettings {
+        secret: config.jwt_secret()?,
+        issuer: &config.jwt_issuer,
+        audience: &config.jwt_audience,
+        access_ttl_seconds: config.access_token_ttl_seconds,
+        leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+    })
+}
+
+fn invalid_token() -> AppError {
+    ApiError::new(
+        401,
+        "invalid_token",
+        "the access token or API key is invalid, expired or revoked",
+    )
+    .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
+    .into()
+}
+
+/// Authenticates the request, recording the user id for the log line.
+pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
+    let Some(raw) = header(&cx.req, "authorization") else {
+        return Err(ApiError::unauthorized(
+            "authentication required: send Authorization: Bearer <token>",
+        )
+        .with_header("www-authenticate", "Bearer")
+        .into());
+    };
+    if raw.len() > MAX_TOKEN_LEN + 7 {
+        return Err(invalid_token());
+    }
+    let (scheme, token) = raw.split_once(' ').ok_or_else(invalid_token)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(invalid_token());
+    }
+    let token = token.trim();
+    let db = bindings::db(cx.env)?;
+    let now = platform::now_ms();
+    let principal = if token.starts_with(API_KEY_PREFIX) {
+        if !secret::has_shape(API_KEY_PREFIX, token) {
+            return Err(invalid_token());
+        }
+        let found = api_keys::find_by_hash(&db, &secret::storage_hash(token))
+            .await?
+            .ok_or_else(invalid_token)?;
+        if found
+            .last_used_at
+            .is_none_or(|t| now.saturating_sub(t) >= KEY_TOUCH_INTERVAL_MS)
+        {
+            let env = cx.env.clone();
+            let key_id = found.api_key_id.clone();
+            cx.worker_ctx.wait_until(async move {
+                if let Ok(db) = bindings::db(&env) {
+                    let _ = api_keys::touch(&db, &key_id, now).await;
+                }
+            });
+        }
+        Principal {
+            user: found.user,
+            session_id: None,
+        }
+    } else {
+        let settings = token_settings(cx.config)?;
+        let claims =
+            token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
+        let user = accounts::live_session_user(&db, &claims.session_id, &claims.user_id)
+            .await?
+            .ok_or_else(invalid_token)?;
+        Principal {
+            user,
+            session_id: Some(claims.session_id),
+        }
+    };
+    cx.user_id = Some(principal.user.user_id.clone());
+    Ok(principal)
+}

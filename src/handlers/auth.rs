@@ -1,0 +1,274 @@
+//! `POST /api/v1/auth/{register,login,refresh,logout}`: accounts and login sessions.
+
+use crate::app::Ctx;
+use crate::auth::{authenticate, token_settings};
+use crate::http::{header, json, read_json, AppError, HandlerResult};
+use crate::store::{self, accounts, throttle as attempts};
+use crate::{bindings, crypto, platform};
+use edgechat_core::accounts::{
+    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User,
+};
+use edgechat_core::password::{self, PasswordHash};
+use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
+use edgechat_core::{cookie, ids, throttle, token, ApiError};
+use serde_json::json as j;
+use worker::Response;
+
+fn invalid_credentials() -> AppError {
+    ApiError::new(401, "invalid_credentials", "email or password is incorrect").into()
+}
+
+fn invalid_refresh() -> AppError {
+    ApiError::new(
+        401,
+        "invalid_refresh_token",
+        "the refresh token is invalid, expired or revoked",
+    )
+    .into()
+}
+
+/// A fresh refresh token for a session: the token and its storage hash.
+fn new_refresh_token() -> Result<(String, String), AppError> {
+    let token = secret::refresh_token(platform::random_bytes()?);
+    let hash = secret::storage_hash(&token);
+    Ok((token, hash))
+}
+
+/// The token response (body and refresh cookie) for `user` in `session_id`.
+fn token_response(
+    cx: &Ctx<'_>,
+    status: u16,
+    user: &User,
+    session_id: &str,
+    refresh_token: &str,
+    now: u64,
+) -> HandlerResult {
+    let settings = token_settings(cx.config)?;
+    let access_token = token::issue_access_token(&settings, &user.user_id, session_id, now);
+    let resp = json(
+        status,
+        &j!({
+            "user": user.view(),
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "token_type": "Bearer",
+            "expires_in": cx.config.access_token_ttl_seconds,
+        }),
+    )?;
+    let _ = resp.headers().set(
+        "set-cookie",
+        &cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds),
+    );
+    let _ = resp.headers().set("cache-control", "no-store");
+    Ok(resp)
+}
+
+pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
+    let req: RegisterRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let email = core_accounts::normalize_email(&req.email)?;
+    password::validate(&req.password)?;
+    let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
+    token_settings(cx.config)?;
+    let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
+    let now = platform::now_ms();
+    let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) {
+        "admin"
+    } else {
+        "user"
+    };
+    let user = User {
+        user_id: ids::new_id("usr", platform::random_bytes()?),
+        email,
+        display_name,
+        role: role.into(),
+        plan: "free".into(),
+        is_disabled: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let (refresh_token, refresh_hash) = new_refresh_token()?;
+    let db = bindings::db(cx.env)?;
+    let account = accounts::NewAccount {
+        user_id: &user.user_id,
+        email: &user.email,
+        display_name: user.display_name.as_deref(),
+        password_hash: &hash.encode(),
+        role,
+        now,
+    };
+    let session = accounts::NewSession {
+        session_id: &session_id,
+        user_id: &user.user_id,
+        refresh_hash: &refresh_hash,
+        refresh_expires_at: now + cx.config.refresh_token_ttl_seconds * 1000,
+        now,
+    };
+    match accounts::create_account(&db, &account, &session).await {
+        Err(e) if store::is_unique_violation(&e, "users.email") => {
+            return Err(ApiError::conflict(
+                "email_taken",
+                "an account with this email already exists",
+            )
+            .into())
+        }
+        other => other?,
+    }
+    cx.user_id = Some(user.user_id.clone());
+    token_response(cx, 201, &user, &session_id, &refresh_token, now)
+}
+
+pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
+    let req: LoginRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let email = core_accounts::normalize_email(&req.email)?;
+    token_settings(cx.config)?;
+    let db = bindings::db(cx.env)?;
+    let now = platform::now_ms();
+    let limits = cx.config.login_limits;
+    let email_key = throttle::email_key(&email);
+    let ip_key = throttle::ip_key(
+        header(&cx.req, "cf-connecting-ip")
+            .as_deref()
+            .unwrap_or("unknown"),
+    );
+    let counters = attempts::count_attempt(
+        &db,
+        &[&email_key, &ip_key],
+        now,
+        throttle::window_cutoff(now, &limits),
+    )
+    .await?;
+    for (counter, limit) in counters.iter().zip([limits.per_email, limits.per_ip]) {
+        if counter.attempt_count > u64::from(limit) {
+            let retry = throttle::retry_after_seconds(counter.window_started_at, now, &limits);
+            return Err(ApiError::new(
+                429,
+                "too_many_login_attempts",
+                format!("too many failed logins; retry in {retry} s"),
+            )
+            .with_header("retry-after", retry.to_string())
+            .into());
+        }
+    }
+
+    let row = accounts::find_login(&db, &email).await?;
+    let stored = row
+        .as_ref()
+        .and_then(|r| PasswordHash::parse(&r.password_hash));
+    // Unknown emails hash against a decoy so both failures take the same time.
+    let verified = match &stored {
+        Some(hash) => crypto::verify_password(&req.password, hash).await?,
+        None => {
+            crypto::verify_password(
+                &req.password,
+                &password::decoy(cx.config.password_iterations),
+            )
+            .await?;
+            false
+        }
+    };
+    let (Some(row), Some(stored), true) = (row, stored, verified) else {
+        return Err(invalid_credentials());
+    };
+    if row.is_disabled != 0 {
+        return Err(ApiError::forbidden("this account is disabled").into());
+    }
+    attempts::forgive(&db, &email_key, &ip_key).await?;
+    if stored.needs_rehash(cx.config.password_iterations) {
+        let fresh = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
+        accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;
+    }
+    let user = accounts::find_user(&db, &row.user_id)
+        .await?
+        .ok_or_else(invalid_credentials)?;
+    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let (refresh_token, refresh_hash) = new_refresh_token()?;
+    let session = accounts::NewSession {
+        session_id: &session_id,
+        user_id: &user.user_id,
+        refresh_hash: &refresh_hash,
+        refresh_expires_at: now + cx.config.refresh_token_ttl_seconds * 1000,
+        now,
+    };
+    accounts::open_session(&db, &session).await?;
+    cx.user_id = Some(user.user_id.clone());
+    token_response(cx, 200, &user, &session_id, &refresh_token, now)
+}
+
+/// True when a cookie-carried request comes from this origin or an allowed CORS origin.
+fn same_site_origin(cx: &Ctx<'_>) -> bool {
+    let Some(origin) = header(&cx.req, "origin") else {
+        return true;
+    };
+    let own = cx
+        .req
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    origin == own || cx.config.cors.grants(&origin)
+}
+
+pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
+    let req: RefreshRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let presented = match req.refresh_token {
+        Some(t) => t,
+        None => {
+            let cookies = header(&cx.req, "cookie").unwrap_or_default();
+            let t = cookie::get(&cookies, cookie::REFRESH_COOKIE)
+                .map(str::to_string)
+                .ok_or_else(invalid_refresh)?;
+            if !same_site_origin(cx) {
+                return Err(ApiError::forbidden("cross-site refresh is not allowed").into());
+            }
+            t
+        }
+    };
+    if !secret::has_shape(REFRESH_TOKEN_PREFIX, &presented) {
+        return Err(invalid_refresh());
+    }
+    let db = bindings::db(cx.env)?;
+    let now = platform::now_ms();
+    let old_hash = secret::storage_hash(&presented);
+    let row = accounts::find_refresh(&db, &old_hash)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    if row.used_at.is_some() {
+        // A rotated token came back: it was stolen or replayed, so the whole family dies.
+        accounts::revoke_session(&db, &row.session_id, now).await?;
+        return Err(invalid_refresh());
+    }
+    if row.revoked_at.is_some() || row.is_disabled != 0 || row.expires_at <= now {
+        return Err(invalid_refresh());
+    }
+    let (refresh_token, new_hash) = new_refresh_token()?;
+    let expires_at = now + cx.config.refresh_token_ttl_seconds * 1000;
+    if !accounts::rotate_refresh(&db, &old_hash, &new_hash, &row.session_id, now, expires_at)
+        .await?
+    {
+        accounts::revoke_session(&db, &row.session_id, now).await?;
+        return Err(invalid_refresh());
+    }
+    let user = accounts::find_user(&db, &row.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    cx.user_id = Some(user.user_id.clone());
+    token_response(cx, 200, &user, &row.session_id, &refresh_token, now)
+}
+
+pub async fn logout(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let Some(session_id) = principal.session_id else {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "API keys have no session: revoke the key instead",
+        )
+        .into());
+    };
+    let db = bindings::db(cx.env)?;
+    accounts::revoke_session(&db, &session_id, platform::now_ms()).await?;
+    let resp = Response::empty()
+        .map_err(|e| AppError::platform("logout", e))?
+        .with_status(204);
+    let _ = resp.headers().set("set-cookie", &cookie::clear_refresh());
+    Ok(resp)
+}

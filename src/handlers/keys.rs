@@ -1,0 +1,81 @@
+//! `POST/GET /api/v1/keys`, `DELETE /api/v1/keys/{api_key_id}`: API keys for programmatic
+//! access, shown once at creation and stored only as hashes.
+
+use crate::app::Ctx;
+use crate::auth::authenticate;
+use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::store::api_keys;
+use crate::{bindings, platform};
+use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
+use edgechat_core::{ids, secret, ApiError};
+use serde_json::json as j;
+use worker::Response;
+
+pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let req: CreateKeyRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let name = normalize_key_name(&req.name)?;
+    let key = secret::api_key(platform::random_bytes()?);
+    let now = platform::now_ms();
+    let stored = ApiKey {
+        api_key_id: ids::new_id("key", platform::random_bytes()?),
+        name,
+        key_prefix: secret::display_prefix(&key),
+        created_at: now,
+        last_used_at: None,
+    };
+    let db = bindings::db(cx.env)?;
+    let created = api_keys::create(
+        &db,
+        &api_keys::NewKey {
+            api_key_id: &stored.api_key_id,
+            user_id: &principal.user.user_id,
+            name: &stored.name,
+            key_prefix: &stored.key_prefix,
+            key_hash: &secret::storage_hash(&key),
+            now,
+        },
+    )
+    .await?;
+    if !created {
+        return Err(ApiError::conflict(
+            "key_limit_reached",
+            format!(
+                "at most {} API keys per user: revoke one first",
+                api_keys::MAX_KEYS_PER_USER
+            ),
+        )
+        .into());
+    }
+    let resp = json(201, &stored.view(Some(&key)))?;
+    let _ = resp.headers().set("cache-control", "no-store");
+    Ok(resp)
+}
+
+pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let db = bindings::db(cx.env)?;
+    let keys = api_keys::list(&db, &principal.user.user_id).await?;
+    let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
+    json(200, &j!({ "data": data, "next_cursor": null }))
+}
+
+pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let api_key_id = cx.param("api_key_id").to_string();
+    let db = bindings::db(cx.env)?;
+    let revoked = ids::is_valid("key", &api_key_id)
+        && api_keys::revoke(
+            &db,
+            &api_key_id,
+            &principal.user.user_id,
+            platform::now_ms(),
+        )
+        .await?;
+    if !revoked {
+        return Err(ApiError::not_found("API key").into());
+    }
+    Ok(Response::empty()
+        .map_err(|e| AppError::platform("delete key", e))?
+        .with_status(204))
+}

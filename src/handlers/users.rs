@@ -1,0 +1,74 @@
+//! `GET/PATCH/DELETE /api/v1/users/me`: the signed-in user's own account.
+
+use crate::app::Ctx;
+use crate::auth::authenticate;
+use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::store::accounts;
+use crate::{bindings, crypto, platform};
+use edgechat_core::accounts::{normalize_display_name, UpdateMeRequest};
+use edgechat_core::password::{self, PasswordHash};
+use edgechat_core::ApiError;
+use worker::Response;
+
+pub async fn get_me(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    json(200, &principal.user.view())
+}
+
+/// Changes the display name and/or the password. A password change needs the current
+/// password and signs out every other session.
+pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let req: UpdateMeRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    if req.display_name.is_none() && req.password.is_none() {
+        return Err(
+            ApiError::validation("nothing to update: send display_name and/or password").into(),
+        );
+    }
+    let display_name = match &req.display_name {
+        Some(name) => Some(normalize_display_name(Some(name))?),
+        None => None,
+    };
+    let new_hash = match &req.password {
+        None => None,
+        Some(new_password) => {
+            password::validate(new_password)?;
+            let current = req.current_password.as_deref().ok_or_else(|| {
+                ApiError::validation("current_password is required to change the password")
+            })?;
+            let db = bindings::db(cx.env)?;
+            let stored = accounts::password_hash(&db, &principal.user.user_id)
+                .await?
+                .and_then(|h| PasswordHash::parse(&h))
+                .ok_or_else(|| AppError::platform("update me", "unreadable password hash"))?;
+            if !crypto::verify_password(current, &stored).await? {
+                return Err(ApiError::forbidden("current_password is incorrect").into());
+            }
+            Some(crypto::hash_password(new_password, cx.config.password_iterations).await?)
+        }
+    };
+    let db = bindings::db(cx.env)?;
+    let now = platform::now_ms();
+    let user_id = &principal.user.user_id;
+    if let Some(name) = &display_name {
+        accounts::update_display_name(&db, user_id, name.as_deref(), now).await?;
+    }
+    if let Some(hash) = new_hash {
+        let keep = principal.session_id.as_deref().unwrap_or("");
+        accounts::change_password(&db, user_id, &hash.encode(), keep, now).await?;
+    }
+    let user = accounts::find_user(&db, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    json(200, &user.view())
+}
+
+/// Deletes the account and everything it owns; its sessions and keys stop working at once.
+pub async fn delete_me(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let db = bindings::db(cx.env)?;
+    accounts::delete_account(&db, &principal.user.user_id, Vec::new()).await?;
+    Ok(Response::empty()
+        .map_err(|e| AppError::platform("delete me", e))?
+        .with_status(204))
+}

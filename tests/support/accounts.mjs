@@ -1,0 +1,42 @@
+// Account helpers for integration tests: unique users, registration, and JWTs crafted with
+// the test secret to attack the token checks.
+import { createHmac, randomBytes } from 'node:crypto';
+import { api } from './client.mjs';
+import { TEST_VARS } from './stack.mjs';
+
+export const PASSWORD = 'correct horse battery';
+
+/** An email no other test uses. */
+export function uniqueEmail(tag = 'user') {
+  return `${tag}-${randomBytes(6).toString('hex')}@test.example`;
+}
+
+/** A client address of its own, so login throttling in one test never touches another. */
+export function uniqueIp() {
+  const b = randomBytes(3);
+  return `10.${b[0]}.${b[1]}.${b[2]}`;
+}
+
+/** Registers a fresh user; returns the token response plus the credentials used. */
+export async function registerUser({ email = uniqueEmail(), password = PASSWORD, display_name } = {}) {
+  const res = await api('POST', '/api/v1/auth/register', { json: { email, password, display_name } });
+  if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
+  return { ...res.body, email, password };
+}
+
+export async function login(email, password, { ip = uniqueIp() } = {}) {
+  return api('POST', '/api/v1/auth/login', { json: { email, password }, headers: { 'cf-connecting-ip': ip } });
+}
+
+const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+/** Signs `payload` under `header` with HMAC-SHA256/384/512 and the worker's test secret. */
+export function signJwt(payload, { header = { alg: 'HS256', typ: 'JWT' }, secret = TEST_VARS.JWT_SECRET, hash = 'sha256' } = {}) {
+  const head = `${b64url(header)}.${b64url(payload)}`;
+  return `${head}.${createHmac(hash, secret).update(head).digest('base64url')}`;
+}
+
+/** The claims of a JWT (unverified). */
+export function decodeJwt(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+}
