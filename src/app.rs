@@ -2,11 +2,13 @@
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
 use crate::http::{error_response, header, AppError, HandlerResult};
+use crate::store::Db;
 use crate::{bindings, handlers, platform};
 use edgechat_core::config::Config;
 use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
 use edgechat_core::{body, request_id, ApiError};
+use std::rc::Rc;
 use worker::{console_log, Context, Env, Request, Response};
 
 /// Everything a handler may use for one request.
@@ -18,15 +20,23 @@ pub struct Ctx<'a> {
     pub params: Vec<(&'static str, String)>,
     /// Set by authentication so the log line can name the user.
     pub user_id: Option<String>,
+    db: Option<Rc<Db>>,
 }
 
 impl Ctx<'_> {
+    /// This request's D1 handle (created on first use; counts rows read for the log line).
+    pub fn db(&mut self) -> Result<Rc<Db>, AppError> {
+        if let Some(db) = &self.db {
+            return Ok(db.clone());
+        }
+        let db = Rc::new(Db::new(bindings::d1(self.env)?));
+        self.db = Some(db.clone());
+        Ok(db)
+    }
+
     /// A path parameter captured by the route pattern.
     pub fn param(&self, name: &str) -> &str {
-        self.params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v.as_str())
+        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
     }
 }
 
@@ -42,16 +52,11 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
     let path = req.path();
     let origin = header(&req, "origin");
 
-    let mut cx = Ctx {
-        req,
-        env: &env,
-        worker_ctx: &worker_ctx,
-        config: &config,
-        params: Vec::new(),
-        user_id: None,
-    };
+    let mut cx =
+        Ctx { req, env: &env, worker_ctx: &worker_ctx, config: &config, params: Vec::new(), user_id: None, db: None };
     let (pattern, result) = route(&mut cx, &method, &path).await;
     let user_id = cx.user_id.take();
+    let (d1_rows_read, d1_rows_written) = cx.db.as_ref().map_or((0, 0), |d| (d.rows_read(), d.rows_written()));
 
     let (resp, error_code) = match result {
         Ok(resp) => (resp, None),
@@ -79,6 +84,8 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
             duration_ms: platform::now_ms().saturating_sub(started),
             user_id: user_id.as_deref(),
             error_code,
+            d1_rows_read,
+            d1_rows_written,
         }
         .to_line()
     );
@@ -86,20 +93,12 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
 }
 
 /// Preflight, body cap and route resolution, then the handler.
-async fn route(
-    cx: &mut Ctx<'_>,
-    method: &str,
-    path: &str,
-) -> (Option<&'static str>, HandlerResult) {
+async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
     if method == "OPTIONS" {
-        if let (Some(origin), Some(wanted)) = (
-            header(&cx.req, "origin"),
-            header(&cx.req, "access-control-request-method"),
-        ) {
-            return (
-                routes::pattern_of(path),
-                preflight(cx, &origin, &wanted, path),
-            );
+        if let (Some(origin), Some(wanted)) =
+            (header(&cx.req, "origin"), header(&cx.req, "access-control-request-method"))
+        {
+            return (routes::pattern_of(path), preflight(cx, &origin, &wanted, path));
         }
     }
     // The cap applies to every request, routed or not, before anything else is decided.
@@ -118,13 +117,8 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
         return Err(ApiError::route_not_found().into());
     }
     let requested = header(&cx.req, "access-control-request-headers");
-    let grants = cx
-        .config
-        .cors
-        .preflight(origin, wanted, requested.as_deref())?;
-    let resp = Response::empty()
-        .map_err(|e| AppError::platform("preflight", e))?
-        .with_status(204);
+    let grants = cx.config.cors.preflight(origin, wanted, requested.as_deref())?;
+    let resp = Response::empty().map_err(|e| AppError::platform("preflight", e))?.with_status(204);
     for (name, value) in grants {
         let _ = resp.headers().set(name, &value);
     }
@@ -132,11 +126,7 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
 }
 
 async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
-    cx.params = matched
-        .params
-        .iter()
-        .map(|(n, v)| (*n, v.to_string()))
-        .collect();
+    cx.params = matched.params.iter().map(|(n, v)| (*n, v.to_string())).collect();
     if !matches!(matched.route, Route::Health | Route::HealthReady) {
         cx.config.check()?;
     }
@@ -153,5 +143,11 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::CreateKey => handlers::keys::create_key(cx).await,
         Route::ListKeys => handlers::keys::list_keys(cx).await,
         Route::DeleteKey => handlers::keys::delete_key(cx).await,
+        Route::CreateConversation => handlers::conversations::create_conversation(cx).await,
+        Route::ListConversations => handlers::conversations::list_conversations(cx).await,
+        Route::GetConversation => handlers::conversations::get_conversation(cx).await,
+        Route::UpdateConversation => handlers::conversations::update_conversation(cx).await,
+        Route::DeleteConversation => handlers::conversations::delete_conversation(cx).await,
+        Route::ListMessages => handlers::conversations::list_messages(cx).await,
     }
 }

@@ -33,23 +33,17 @@ pub fn token_settings(config: &Config) -> Result<TokenSettings<'_>, AppError> {
 }
 
 fn invalid_token() -> AppError {
-    ApiError::new(
-        401,
-        "invalid_token",
-        "the access token or API key is invalid, expired or revoked",
-    )
-    .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
-    .into()
+    ApiError::new(401, "invalid_token", "the access token or API key is invalid, expired or revoked")
+        .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
+        .into()
 }
 
 /// Authenticates the request, recording the user id for the log line.
 pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
     let Some(raw) = header(&cx.req, "authorization") else {
-        return Err(ApiError::unauthorized(
-            "authentication required: send Authorization: Bearer <token>",
-        )
-        .with_header("www-authenticate", "Bearer")
-        .into());
+        return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
+            .with_header("www-authenticate", "Bearer")
+            .into());
     };
     if raw.len() > MAX_TOKEN_LEN + 7 {
         return Err(invalid_token());
@@ -59,42 +53,29 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
         return Err(invalid_token());
     }
     let token = token.trim();
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let now = platform::now_ms();
     let principal = if token.starts_with(API_KEY_PREFIX) {
         if !secret::has_shape(API_KEY_PREFIX, token) {
             return Err(invalid_token());
         }
-        let found = api_keys::find_by_hash(&db, &secret::storage_hash(token))
-            .await?
-            .ok_or_else(invalid_token)?;
-        if found
-            .last_used_at
-            .is_none_or(|t| now.saturating_sub(t) >= KEY_TOUCH_INTERVAL_MS)
-        {
+        let found = api_keys::find_by_hash(&db, &secret::storage_hash(token)).await?.ok_or_else(invalid_token)?;
+        if found.last_used_at.is_none_or(|t| now.saturating_sub(t) >= KEY_TOUCH_INTERVAL_MS) {
             let env = cx.env.clone();
             let key_id = found.api_key_id.clone();
             cx.worker_ctx.wait_until(async move {
-                if let Ok(db) = bindings::db(&env) {
+                if let Ok(db) = bindings::d1(&env).map(crate::store::Db::new) {
                     let _ = api_keys::touch(&db, &key_id, now).await;
                 }
             });
         }
-        Principal {
-            user: found.user,
-            session_id: None,
-        }
+        Principal { user: found.user, session_id: None }
     } else {
         let settings = token_settings(cx.config)?;
-        let claims =
-            token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
-        let user = accounts::live_session_user(&db, &claims.session_id, &claims.user_id)
-            .await?
-            .ok_or_else(invalid_token)?;
-        Principal {
-            user,
-            session_id: Some(claims.session_id),
-        }
+        let claims = token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
+        let user =
+            accounts::live_session_user(&db, &claims.session_id, &claims.user_id).await?.ok_or_else(invalid_token)?;
+        Principal { user, session_id: Some(claims.session_id) }
     };
     cx.user_id = Some(principal.user.user_id.clone());
     Ok(principal)

@@ -8,17 +8,13 @@ pub const CACHE: &str = "CACHE";
 
 /// A var or secret as a string, or `None` when unset.
 pub fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+    env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
 }
 
-pub fn db(env: &Env) -> Result<D1Database, AppError> {
+pub fn d1(env: &Env) -> Result<D1Database, AppError> {
     env.d1(DB).map_err(|e| AppError::platform("binding DB", e))
 }
 
 pub fn cache(env: &Env) -> Result<KvStore, AppError> {
-    env.kv(CACHE)
-        .map_err(|e| AppError::platform("binding CACHE", e))
+    env.kv(CACHE).map_err(|e| AppError::platform("binding CACHE", e))
 }

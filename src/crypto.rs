@@ -10,8 +10,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, Pbkdf2Params, SubtleCrypto};
 
 fn subtle() -> Result<SubtleCrypto, AppError> {
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
-        .map_err(|_| AppError::platform("webcrypto", "no crypto"))?;
+    let crypto =
+        Reflect::get(&js_sys::global(), &"crypto".into()).map_err(|_| AppError::platform("webcrypto", "no crypto"))?;
     Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
 }
 
@@ -21,15 +21,10 @@ pub async fn pbkdf2(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<
     let subtle = subtle()?;
     let usages = Array::of1(&"deriveBits".into());
     let key_data = Uint8Array::from(password.as_bytes());
-    let key = subtle
-        .import_key_with_str("raw", &key_data, "PBKDF2", false, &usages)
-        .map_err(fail)?;
+    let key = subtle.import_key_with_str("raw", &key_data, "PBKDF2", false, &usages).map_err(fail)?;
     let key: CryptoKey = JsFuture::from(key).await.map_err(fail)?.unchecked_into();
-    let params =
-        Pbkdf2Params::new_with_str("PBKDF2", "SHA-256", iterations, &Uint8Array::from(salt));
-    let bits = subtle
-        .derive_bits_with_object(&params, &key, (HASH_BYTES * 8) as u32)
-        .map_err(fail)?;
+    let params = Pbkdf2Params::new_with_str("PBKDF2", "SHA-256", iterations, &Uint8Array::from(salt));
+    let bits = subtle.derive_bits_with_object(&params, &key, (HASH_BYTES * 8) as u32).map_err(fail)?;
     let bits = JsFuture::from(bits).await.map_err(fail)?;
     Ok(Uint8Array::new(&bits).to_vec())
 }
@@ -38,11 +33,7 @@ pub async fn pbkdf2(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<
 pub async fn hash_password(password: &str, iterations: u32) -> Result<PasswordHash, AppError> {
     let salt = platform::random_bytes::<SALT_BYTES>()?.to_vec();
     let hash = pbkdf2(password, &salt, iterations).await?;
-    Ok(PasswordHash {
-        iterations,
-        salt,
-        hash,
-    })
+    Ok(PasswordHash { iterations, salt, hash })
 }
 
 /// Checks `password` against a stored hash (constant-time comparison).

@@ -14,18 +14,12 @@ const DRAIN_FACTOR: u64 = 16;
 #[derive(Debug)]
 pub enum AppError {
     Api(ApiError),
-    Platform {
-        context: &'static str,
-        cause: String,
-    },
+    Platform { context: &'static str, cause: String },
 }
 
 impl AppError {
     pub fn platform(context: &'static str, cause: impl std::fmt::Display) -> Self {
-        Self::Platform {
-            context,
-            cause: cause.to_string(),
-        }
+        Self::Platform { context, cause: cause.to_string() }
     }
 }
 
@@ -96,10 +90,7 @@ pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError>
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: serde::de::DeserializeOwned>(
-    req: &mut Request,
-    cap: u64,
-) -> Result<T, AppError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, cap: u64) -> Result<T, AppError> {
     let content_type = header(req, "content-type");
     if !body::is_json_content_type(content_type.as_deref()) {
         return Err(ApiError::unsupported_media_type().into());

@@ -3,6 +3,7 @@
 mod app;
 mod auth;
 mod bindings;
+mod cache;
 mod crypto;
 mod handlers;
 mod http;

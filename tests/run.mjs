@@ -2,11 +2,12 @@
 // runs every tests/integration/*.test.mjs against it, and stops the stack whatever happens.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, startStack } from './support/stack.mjs';
 
 const artifacts = path.join(ROOT, 'test-artifacts');
+rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
 const started = Date.now();
 console.log('==> starting the simulator and the worker (fresh local D1/KV)');

@@ -4,10 +4,8 @@ use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
 use crate::http::{header, json, read_json, AppError, HandlerResult};
 use crate::store::{self, accounts, throttle as attempts};
-use crate::{bindings, crypto, platform};
-use edgechat_core::accounts::{
-    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User,
-};
+use crate::{crypto, platform};
+use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
 use edgechat_core::{cookie, ids, throttle, token, ApiError};
@@ -19,12 +17,7 @@ fn invalid_credentials() -> AppError {
 }
 
 fn invalid_refresh() -> AppError {
-    ApiError::new(
-        401,
-        "invalid_refresh_token",
-        "the refresh token is invalid, expired or revoked",
-    )
-    .into()
+    ApiError::new(401, "invalid_refresh_token", "the refresh token is invalid, expired or revoked").into()
 }
 
 /// A fresh refresh token for a session: the token and its storage hash.
@@ -55,10 +48,7 @@ fn token_response(
             "expires_in": cx.config.access_token_ttl_seconds,
         }),
     )?;
-    let _ = resp.headers().set(
-        "set-cookie",
-        &cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds),
-    );
+    let _ = resp.headers().set("set-cookie", &cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds));
     let _ = resp.headers().set("cache-control", "no-store");
     Ok(resp)
 }
@@ -71,11 +61,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     token_settings(cx.config)?;
     let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
     let now = platform::now_ms();
-    let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) {
-        "admin"
-    } else {
-        "user"
-    };
+    let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) { "admin" } else { "user" };
     let user = User {
         user_id: ids::new_id("usr", platform::random_bytes()?),
         email,
@@ -85,10 +71,11 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
         is_disabled: 0,
         created_at: now,
         updated_at: now,
+        cache_version: 0,
     };
     let session_id = ids::new_id("ses", platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let account = accounts::NewAccount {
         user_id: &user.user_id,
         email: &user.email,
@@ -106,11 +93,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     match accounts::create_account(&db, &account, &session).await {
         Err(e) if store::is_unique_violation(&e, "users.email") => {
-            return Err(ApiError::conflict(
-                "email_taken",
-                "an account with this email already exists",
-            )
-            .into())
+            return Err(ApiError::conflict("email_taken", "an account with this email already exists").into())
         }
         other => other?,
     }
@@ -122,22 +105,13 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: LoginRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     token_settings(cx.config)?;
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let now = platform::now_ms();
     let limits = cx.config.login_limits;
     let email_key = throttle::email_key(&email);
-    let ip_key = throttle::ip_key(
-        header(&cx.req, "cf-connecting-ip")
-            .as_deref()
-            .unwrap_or("unknown"),
-    );
-    let counters = attempts::count_attempt(
-        &db,
-        &[&email_key, &ip_key],
-        now,
-        throttle::window_cutoff(now, &limits),
-    )
-    .await?;
+    let ip_key = throttle::ip_key(header(&cx.req, "cf-connecting-ip").as_deref().unwrap_or("unknown"));
+    let counters =
+        attempts::count_attempt(&db, &[&email_key, &ip_key], now, throttle::window_cutoff(now, &limits)).await?;
     for (counter, limit) in counters.iter().zip([limits.per_email, limits.per_ip]) {
         if counter.attempt_count > u64::from(limit) {
             let retry = throttle::retry_after_seconds(counter.window_started_at, now, &limits);
@@ -152,18 +126,12 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     }
 
     let row = accounts::find_login(&db, &email).await?;
-    let stored = row
-        .as_ref()
-        .and_then(|r| PasswordHash::parse(&r.password_hash));
+    let stored = row.as_ref().and_then(|r| PasswordHash::parse(&r.password_hash));
     // Unknown emails hash against a decoy so both failures take the same time.
     let verified = match &stored {
         Some(hash) => crypto::verify_password(&req.password, hash).await?,
         None => {
-            crypto::verify_password(
-                &req.password,
-                &password::decoy(cx.config.password_iterations),
-            )
-            .await?;
+            crypto::verify_password(&req.password, &password::decoy(cx.config.password_iterations)).await?;
             false
         }
     };
@@ -178,9 +146,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
         let fresh = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
         accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;
     }
-    let user = accounts::find_user(&db, &row.user_id)
-        .await?
-        .ok_or_else(invalid_credentials)?;
+    let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_credentials)?;
     let session_id = ids::new_id("ses", platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let session = accounts::NewSession {
@@ -200,11 +166,7 @@ fn same_site_origin(cx: &Ctx<'_>) -> bool {
     let Some(origin) = header(&cx.req, "origin") else {
         return true;
     };
-    let own = cx
-        .req
-        .url()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
+    let own = cx.req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     origin == own || cx.config.cors.grants(&origin)
 }
 
@@ -214,9 +176,7 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
         Some(t) => t,
         None => {
             let cookies = header(&cx.req, "cookie").unwrap_or_default();
-            let t = cookie::get(&cookies, cookie::REFRESH_COOKIE)
-                .map(str::to_string)
-                .ok_or_else(invalid_refresh)?;
+            let t = cookie::get(&cookies, cookie::REFRESH_COOKIE).map(str::to_string).ok_or_else(invalid_refresh)?;
             if !same_site_origin(cx) {
                 return Err(ApiError::forbidden("cross-site refresh is not allowed").into());
             }
@@ -226,12 +186,10 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
     if !secret::has_shape(REFRESH_TOKEN_PREFIX, &presented) {
         return Err(invalid_refresh());
     }
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let now = platform::now_ms();
     let old_hash = secret::storage_hash(&presented);
-    let row = accounts::find_refresh(&db, &old_hash)
-        .await?
-        .ok_or_else(invalid_refresh)?;
+    let row = accounts::find_refresh(&db, &old_hash).await?.ok_or_else(invalid_refresh)?;
     if row.used_at.is_some() {
         // A rotated token came back: it was stolen or replayed, so the whole family dies.
         accounts::revoke_session(&db, &row.session_id, now).await?;
@@ -242,15 +200,11 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let (refresh_token, new_hash) = new_refresh_token()?;
     let expires_at = now + cx.config.refresh_token_ttl_seconds * 1000;
-    if !accounts::rotate_refresh(&db, &old_hash, &new_hash, &row.session_id, now, expires_at)
-        .await?
-    {
+    if !accounts::rotate_refresh(&db, &old_hash, &new_hash, &row.session_id, now, expires_at).await? {
         accounts::revoke_session(&db, &row.session_id, now).await?;
         return Err(invalid_refresh());
     }
-    let user = accounts::find_user(&db, &row.user_id)
-        .await?
-        .ok_or_else(invalid_refresh)?;
+    let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_refresh)?;
     cx.user_id = Some(user.user_id.clone());
     token_response(cx, 200, &user, &row.session_id, &refresh_token, now)
 }
@@ -258,17 +212,11 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
 pub async fn logout(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let Some(session_id) = principal.session_id else {
-        return Err(ApiError::bad_request(
-            "not_a_session",
-            "API keys have no session: revoke the key instead",
-        )
-        .into());
+        return Err(ApiError::bad_request("not_a_session", "API keys have no session: revoke the key instead").into());
     };
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     accounts::revoke_session(&db, &session_id, platform::now_ms()).await?;
-    let resp = Response::empty()
-        .map_err(|e| AppError::platform("logout", e))?
-        .with_status(204);
+    let resp = Response::empty().map_err(|e| AppError::platform("logout", e))?.with_status(204);
     let _ = resp.headers().set("set-cookie", &cookie::clear_refresh());
     Ok(resp)
 }

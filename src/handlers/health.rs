@@ -21,24 +21,16 @@ pub async fn ready(cx: &Ctx<'_>) -> HandlerResult {
     if !kv {
         failed.push("kv did not answer".into());
     }
-    failed.extend(
-        cx.config
-            .all_problems()
-            .iter()
-            .map(|p| format!("config: {p}")),
-    );
+    failed.extend(cx.config.all_problems().iter().map(|p| format!("config: {p}")));
     if failed.is_empty() {
-        json(
-            200,
-            &j!({ "status": "ok", "checks": { "d1": "ok", "kv": "ok", "config": "ok" } }),
-        )
+        json(200, &j!({ "status": "ok", "checks": { "d1": "ok", "kv": "ok", "config": "ok" } }))
     } else {
         Err(ApiError::unavailable(format!("not ready: {}", failed.join("; "))).into())
     }
 }
 
 async fn check_d1(cx: &Ctx<'_>) -> bool {
-    let Ok(db) = bindings::db(cx.env) else {
+    let Ok(db) = bindings::d1(cx.env).map(store::Db::new) else {
         return false;
     };
     store::ping(&db).await

@@ -4,8 +4,8 @@
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::platform;
 use crate::store::api_keys;
-use crate::{bindings, platform};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::{ids, secret, ApiError};
 use serde_json::json as j;
@@ -24,7 +24,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
         created_at: now,
         last_used_at: None,
     };
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let created = api_keys::create(
         &db,
         &api_keys::NewKey {
@@ -40,10 +40,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     if !created {
         return Err(ApiError::conflict(
             "key_limit_reached",
-            format!(
-                "at most {} API keys per user: revoke one first",
-                api_keys::MAX_KEYS_PER_USER
-            ),
+            format!("at most {} API keys per user: revoke one first", api_keys::MAX_KEYS_PER_USER),
         )
         .into());
     }
@@ -54,7 +51,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let keys = api_keys::list(&db, &principal.user.user_id).await?;
     let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
     json(200, &j!({ "data": data, "next_cursor": null }))
@@ -63,19 +60,11 @@ pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
 pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let api_key_id = cx.param("api_key_id").to_string();
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let revoked = ids::is_valid("key", &api_key_id)
-        && api_keys::revoke(
-            &db,
-            &api_key_id,
-            &principal.user.user_id,
-            platform::now_ms(),
-        )
-        .await?;
+        && api_keys::revoke(&db, &api_key_id, &principal.user.user_id, platform::now_ms()).await?;
     if !revoked {
         return Err(ApiError::not_found("API key").into());
     }
-    Ok(Response::empty()
-        .map_err(|e| AppError::platform("delete key", e))?
-        .with_status(204))
+    Ok(Response::empty().map_err(|e| AppError::platform("delete key", e))?.with_status(204))
 }

@@ -1,6 +1,7 @@
 //! Route handlers: each turns a request into calls into the core and the stores.
 
 pub mod auth;
+pub mod conversations;
 pub mod health;
 pub mod keys;
 pub mod users;

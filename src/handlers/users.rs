@@ -4,7 +4,7 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{json, read_json, AppError, HandlerResult};
 use crate::store::accounts;
-use crate::{bindings, crypto, platform};
+use crate::{crypto, platform};
 use edgechat_core::accounts::{normalize_display_name, UpdateMeRequest};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::ApiError;
@@ -21,9 +21,7 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let req: UpdateMeRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
     if req.display_name.is_none() && req.password.is_none() {
-        return Err(
-            ApiError::validation("nothing to update: send display_name and/or password").into(),
-        );
+        return Err(ApiError::validation("nothing to update: send display_name and/or password").into());
     }
     let display_name = match &req.display_name {
         Some(name) => Some(normalize_display_name(Some(name))?),
@@ -33,10 +31,11 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
         None => None,
         Some(new_password) => {
             password::validate(new_password)?;
-            let current = req.current_password.as_deref().ok_or_else(|| {
-                ApiError::validation("current_password is required to change the password")
-            })?;
-            let db = bindings::db(cx.env)?;
+            let current = req
+                .current_password
+                .as_deref()
+                .ok_or_else(|| ApiError::validation("current_password is required to change the password"))?;
+            let db = cx.db()?;
             let stored = accounts::password_hash(&db, &principal.user.user_id)
                 .await?
                 .and_then(|h| PasswordHash::parse(&h))
@@ -47,7 +46,7 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
             Some(crypto::hash_password(new_password, cx.config.password_iterations).await?)
         }
     };
-    let db = bindings::db(cx.env)?;
+    let db = cx.db()?;
     let now = platform::now_ms();
     let user_id = &principal.user.user_id;
     if let Some(name) = &display_name {
@@ -57,18 +56,14 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
         let keep = principal.session_id.as_deref().unwrap_or("");
         accounts::change_password(&db, user_id, &hash.encode(), keep, now).await?;
     }
-    let user = accounts::find_user(&db, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let user = accounts::find_user(&db, user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     json(200, &user.view())
 }
 
 /// Deletes the account and everything it owns; its sessions and keys stop working at once.
 pub async fn delete_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let db = bindings::db(cx.env)?;
-    accounts::delete_account(&db, &principal.user.user_id, Vec::new()).await?;
-    Ok(Response::empty()
-        .map_err(|e| AppError::platform("delete me", e))?
-        .with_status(204))
+    let db = cx.db()?;
+    accounts::delete_account(&db, &principal.user.user_id).await?;
+    Ok(Response::empty().map_err(|e| AppError::platform("delete me", e))?.with_status(204))
 }

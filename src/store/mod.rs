@@ -1,32 +1,98 @@
-//! D1 access: every SQL statement of the Worker lives under this module, parameterized.
+//! D1 access: every SQL statement of the Worker lives under this module, parameterized, and
+//! every query goes through [`Db`], which counts the rows D1 reports reading and writing.
 
 pub mod accounts;
 pub mod api_keys;
+pub mod conversations;
 pub mod throttle;
 
 use crate::http::AppError;
+use serde::de::DeserializeOwned;
+use std::cell::Cell;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
 const PING: &str = "SELECT 1 AS ok";
 
-/// True when D1 answers a trivial query.
-pub async fn ping(db: &D1Database) -> bool {
-    db.prepare(PING)
-        .first::<serde_json::Value>(Some("ok"))
-        .await
-        .is_ok_and(|v| v.is_some())
+/// One request's handle on D1, with the rows read and written so far (for the log line).
+pub struct Db {
+    inner: D1Database,
+    rows_read: Cell<u64>,
+    rows_written: Cell<u64>,
 }
 
-/// Prepares `sql` with positional arguments.
-pub(crate) fn stmt(
-    db: &D1Database,
-    sql: &str,
-    args: &[JsValue],
-) -> Result<D1PreparedStatement, AppError> {
-    db.prepare(sql)
-        .bind(args)
-        .map_err(|e| AppError::platform("d1 bind", e))
+impl Db {
+    pub fn new(inner: D1Database) -> Self {
+        Self { inner, rows_read: Cell::new(0), rows_written: Cell::new(0) }
+    }
+
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read.get()
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.get()
+    }
+
+    /// Prepares `sql` with positional arguments.
+    pub fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, AppError> {
+        self.inner.prepare(sql).bind(args).map_err(|e| AppError::platform("d1 bind", e))
+    }
+
+    fn record(&self, result: &D1Result) {
+        if let Ok(Some(meta)) = result.meta() {
+            self.rows_read.set(self.rows_read.get() + meta.rows_read.unwrap_or(0) as u64);
+            self.rows_written.set(self.rows_written.get() + meta.rows_written.unwrap_or(0) as u64);
+        }
+    }
+
+    /// Every row of a query.
+    pub async fn all<T: DeserializeOwned>(
+        &self,
+        context: &'static str,
+        stmt: D1PreparedStatement,
+    ) -> Result<Vec<T>, AppError> {
+        let result = stmt.all().await.map_err(failed(context))?;
+        self.record(&result);
+        if let Some(err) = result.error() {
+            return Err(AppError::platform(context, err));
+        }
+        result.results().map_err(failed(context))
+    }
+
+    /// The first row of a query, if any.
+    pub async fn first<T: DeserializeOwned>(
+        &self,
+        context: &'static str,
+        stmt: D1PreparedStatement,
+    ) -> Result<Option<T>, AppError> {
+        Ok(self.all(context, stmt).await?.into_iter().next())
+    }
+
+    /// Runs a write; returns the rows it changed.
+    pub async fn run(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<usize, AppError> {
+        let result = stmt.run().await.map_err(failed(context))?;
+        self.record(&result);
+        Ok(changes(&result))
+    }
+
+    /// Runs statements as one transaction (all or nothing).
+    pub async fn batch(
+        &self,
+        context: &'static str,
+        statements: Vec<D1PreparedStatement>,
+    ) -> Result<Vec<D1Result>, AppError> {
+        let results = self.inner.batch(statements).await.map_err(failed(context))?;
+        for r in &results {
+            self.record(r);
+        }
+        Ok(results)
+    }
+}
+
+/// True when D1 answers a trivial query.
+pub async fn ping(db: &Db) -> bool {
+    db.first::<serde_json::Value>("ping", db.inner.prepare(PING)).await.is_ok_and(|v| v.is_some())
 }
 
 pub(crate) fn text(v: &str) -> JsValue {
@@ -38,31 +104,27 @@ pub(crate) fn num(v: u64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
+/// Cursor keys: exact in a JS number below 2^53.
+pub(crate) fn signed(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
 pub(crate) fn opt_text(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
 }
 
-pub(crate) fn failed(context: &'static str) -> impl Fn(worker::Error) -> AppError {
+fn failed(context: &'static str) -> impl Fn(worker::Error) -> AppError {
     move |e| AppError::platform(context, e)
 }
 
 /// Rows changed by a write statement.
 pub(crate) fn changes(result: &D1Result) -> usize {
-    result
-        .meta()
-        .ok()
-        .flatten()
-        .and_then(|m| m.changes)
-        .unwrap_or(0)
+    result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
 }
 
-/// Runs statements as one transaction (all or nothing).
-pub(crate) async fn batch(
-    db: &D1Database,
-    context: &'static str,
-    statements: Vec<D1PreparedStatement>,
-) -> Result<Vec<D1Result>, AppError> {
-    db.batch(statements).await.map_err(failed(context))
+/// Rows a statement inside a batch returned.
+pub(crate) fn rows<T: DeserializeOwned>(context: &'static str, result: &D1Result) -> Result<Vec<T>, AppError> {
+    result.results().map_err(failed(context))
 }
 
 /// True when a D1 error is a UNIQUE violation on `column` (e.g. `users.email`).

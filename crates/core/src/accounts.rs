@@ -85,13 +85,8 @@ pub fn normalize_display_name(raw: Option<&str>) -> Result<Option<String>, ApiEr
 /// An API key's name: 1 to 100 characters after trimming, no control characters.
 pub fn normalize_key_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_KEY_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::validation(format!(
-            "name must be 1 to {MAX_KEY_NAME_CHARS} characters"
-        )));
+    if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!("name must be 1 to {MAX_KEY_NAME_CHARS} characters")));
     }
     Ok(name.to_string())
 }
@@ -112,6 +107,10 @@ pub struct User {
     pub is_disabled: i64,
     pub created_at: u64,
     pub updated_at: u64,
+    /// Bumped by every write to the user's conversations: part of every cache key, so a
+    /// cached read can never be older than the user's last write.
+    #[serde(default)]
+    pub cache_version: u64,
 }
 
 /// The API's view of a user.
@@ -184,10 +183,7 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(
-            normalize_email("  Ada@Example.COM ").unwrap(),
-            "ada@example.com"
-        );
+        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
     }
 
     #[test]
@@ -212,10 +208,7 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_and_bounded() {
-        assert_eq!(
-            normalize_display_name(Some("  Ada ")).unwrap().as_deref(),
-            Some("Ada")
-        );
+        assert_eq!(normalize_display_name(Some("  Ada ")).unwrap().as_deref(), Some("Ada"));
         assert_eq!(normalize_display_name(Some("   ")).unwrap(), None);
         assert_eq!(normalize_display_name(None).unwrap(), None);
         assert!(normalize_display_name(Some(&"x".repeat(101))).is_err());
@@ -233,8 +226,7 @@ mod tests {
 
     #[test]
     fn forbidden_fields_in_profile_updates_are_rejected() {
-        let err = parse_json::<UpdateMeRequest>(JSON, br#"{"display_name":"x","role":"admin"}"#)
-            .unwrap_err();
+        let err = parse_json::<UpdateMeRequest>(JSON, br#"{"display_name":"x","role":"admin"}"#).unwrap_err();
         assert_eq!(err.status, 422);
     }
 

@@ -12,10 +12,7 @@ pub fn check_declared_length(content_length: Option<&str>, cap: u64) -> Result<(
     match raw.trim().parse::<u64>() {
         Ok(n) if n > cap => Err(ApiError::payload_too_large(cap)),
         Ok(_) => Ok(()),
-        Err(_) => Err(ApiError::bad_request(
-            "invalid_content_length",
-            "Content-Length is not a number",
-        )),
+        Err(_) => Err(ApiError::bad_request("invalid_content_length", "Content-Length is not a number")),
     }
 }
 
@@ -30,18 +27,12 @@ pub fn is_json_content_type(content_type: Option<&str>) -> bool {
 ///
 /// 415 unless the content type is JSON; 400 for empty or malformed JSON; 422 when the JSON
 /// is well formed but has the wrong shape (a missing, mistyped or unknown field).
-pub fn parse_json<T: DeserializeOwned>(
-    content_type: Option<&str>,
-    bytes: &[u8],
-) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8]) -> Result<T, ApiError> {
     if !is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type());
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "request body is empty",
-        ));
+        return Err(ApiError::bad_request("invalid_json", "request body is empty"));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
@@ -77,18 +68,10 @@ mod tests {
 
     #[test]
     fn declared_lengths_over_the_cap_are_413() {
-        assert_eq!(
-            check_declared_length(Some("2049"), 2048)
-                .unwrap_err()
-                .status,
-            413
-        );
+        assert_eq!(check_declared_length(Some("2049"), 2048).unwrap_err().status, 413);
         assert!(check_declared_length(Some("2048"), 2048).is_ok());
         assert!(check_declared_length(None, 2048).is_ok());
-        assert_eq!(
-            check_declared_length(Some("-1"), 2048).unwrap_err().status,
-            400
-        );
+        assert_eq!(check_declared_length(Some("-1"), 2048).unwrap_err().status, 400);
     }
 
     #[test]
@@ -97,43 +80,18 @@ mod tests {
         assert!(!is_json_content_type(Some("text/plain")));
         assert!(!is_json_content_type(Some("application/jsonx")));
         assert!(!is_json_content_type(None));
-        assert_eq!(
-            parse_json::<Sample>(Some("text/plain"), b"{}")
-                .unwrap_err()
-                .status,
-            415
-        );
+        assert_eq!(parse_json::<Sample>(Some("text/plain"), b"{}").unwrap_err().status, 415);
     }
 
     #[test]
     fn malformed_json_is_400_and_wrong_shape_is_422() {
-        assert_eq!(
-            parse_json::<Sample>(JSON, b"{\"name\":")
-                .unwrap_err()
-                .status,
-            400
-        );
+        assert_eq!(parse_json::<Sample>(JSON, b"{\"name\":").unwrap_err().status, 400);
         assert_eq!(parse_json::<Sample>(JSON, b"  ").unwrap_err().status, 400);
-        let unknown =
-            parse_json::<Sample>(JSON, b"{\"name\":\"a\",\"role\":\"admin\"}").unwrap_err();
+        let unknown = parse_json::<Sample>(JSON, b"{\"name\":\"a\",\"role\":\"admin\"}").unwrap_err();
         assert_eq!(unknown.status, 422);
-        assert!(
-            unknown.message.contains("unknown field `role`"),
-            "{}",
-            unknown.message
-        );
-        assert_eq!(
-            parse_json::<Sample>(JSON, b"{\"name\":5}")
-                .unwrap_err()
-                .status,
-            422
-        );
+        assert!(unknown.message.contains("unknown field `role`"), "{}", unknown.message);
+        assert_eq!(parse_json::<Sample>(JSON, b"{\"name\":5}").unwrap_err().status, 422);
         assert_eq!(parse_json::<Sample>(JSON, b"{}").unwrap_err().status, 422);
-        assert_eq!(
-            parse_json::<Sample>(JSON, b"{\"name\":\"a\"}")
-                .unwrap()
-                .name,
-            "a"
-        );
+        assert_eq!(parse_json::<Sample>(JSON, b"{\"name\":\"a\"}").unwrap().name, "a");
     }
 }

@@ -3,6 +3,7 @@
 //! Parsing never fails outright: a bad or missing variable becomes a [`ConfigError`] naming
 //! it, reported by `/health/ready` and by every route that needs configuration.
 
+use crate::conversations::Limits as ConversationLimits;
 use crate::cors::CorsPolicy;
 use crate::password::MAX_ITERATIONS;
 use crate::throttle::LoginLimits;
@@ -39,6 +40,11 @@ pub struct Config {
     /// Normalized (trimmed, lowercased) emails that become admins at registration.
     pub admin_emails: Vec<String>,
     pub login_limits: LoginLimits,
+    pub conversation_limits: ConversationLimits,
+    /// TTL of KV read-through cache entries (KV's minimum is 60 s).
+    pub cache_ttl_seconds: u64,
+    /// The model of new conversations that name none.
+    pub default_model: String,
     jwt_secret: Result<Vec<u8>, ConfigError>,
     problems: Vec<ConfigError>,
 }
@@ -58,20 +64,14 @@ fn number(
     match raw.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => n,
         _ => {
-            problems.push(ConfigError {
-                variable,
-                problem: format!("must be a whole number from {min} to {max}"),
-            });
+            problems.push(ConfigError { variable, problem: format!("must be a whole number from {min} to {max}") });
             default
         }
     }
 }
 
 fn text(get: &impl Fn(&str) -> Option<String>, variable: &str, default: &str) -> String {
-    get(variable)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
+    get(variable).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }
 
 impl Config {
@@ -81,66 +81,47 @@ impl Config {
         let cors = match get("CORS_ORIGINS") {
             None => CorsPolicy::default(),
             Some(raw) => CorsPolicy::parse(&raw).unwrap_or_else(|problem| {
-                problems.push(ConfigError {
-                    variable: "CORS_ORIGINS",
-                    problem,
-                });
+                problems.push(ConfigError { variable: "CORS_ORIGINS", problem });
                 CorsPolicy::default()
             }),
         };
         let p = &mut problems;
-        let max_body_bytes = number(
-            &get,
-            p,
-            "MAX_BODY_BYTES",
-            DEFAULT_MAX_BODY_BYTES,
-            1024,
-            100 * 1024 * 1024,
-        );
+        let max_body_bytes = number(&get, p, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 100 * 1024 * 1024);
         let access_token_ttl_seconds = number(&get, p, "ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400);
-        let refresh_token_ttl_seconds = number(
-            &get,
-            p,
-            "REFRESH_TOKEN_TTL_SECONDS",
-            30 * 86_400,
-            300,
-            365 * 86_400,
-        );
-        let password_iterations = number(
-            &get,
-            p,
-            "PASSWORD_HASH_ITERATIONS",
-            MAX_ITERATIONS.into(),
-            1_000,
-            MAX_ITERATIONS.into(),
-        ) as u32;
+        let refresh_token_ttl_seconds = number(&get, p, "REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 300, 365 * 86_400);
+        let password_iterations =
+            number(&get, p, "PASSWORD_HASH_ITERATIONS", MAX_ITERATIONS.into(), 1_000, MAX_ITERATIONS.into()) as u32;
         let defaults = LoginLimits::default();
         let login_limits = LoginLimits {
-            per_email: number(
+            per_email: number(&get, p, "LOGIN_MAX_FAILURES_PER_EMAIL", defaults.per_email.into(), 1, 1_000) as u32,
+            per_ip: number(&get, p, "LOGIN_MAX_FAILURES_PER_IP", defaults.per_ip.into(), 1, 100_000) as u32,
+            window_seconds: number(&get, p, "LOGIN_LOCKOUT_SECONDS", defaults.window_seconds, 1, 86_400),
+        };
+        let d = ConversationLimits::default();
+        let conversation_limits = ConversationLimits {
+            title_chars: number(&get, p, "MAX_TITLE_CHARS", d.title_chars as u64, 1, 10_000) as usize,
+            system_prompt_bytes: number(&get, p, "MAX_SYSTEM_PROMPT_BYTES", d.system_prompt_bytes as u64, 1, 1 << 20)
+                as usize,
+            message_bytes: number(&get, p, "MAX_MESSAGE_BYTES", d.message_bytes as u64, 1, 1 << 20) as usize,
+            conversations_per_user: number(
                 &get,
                 p,
-                "LOGIN_MAX_FAILURES_PER_EMAIL",
-                defaults.per_email.into(),
+                "MAX_CONVERSATIONS_PER_USER",
+                d.conversations_per_user,
                 1,
-                1_000,
-            ) as u32,
-            per_ip: number(
+                10_000_000,
+            ),
+            messages_per_conversation: number(
                 &get,
                 p,
-                "LOGIN_MAX_FAILURES_PER_IP",
-                defaults.per_ip.into(),
+                "MAX_MESSAGES_PER_CONVERSATION",
+                d.messages_per_conversation,
                 1,
                 100_000,
-            ) as u32,
-            window_seconds: number(
-                &get,
-                p,
-                "LOGIN_LOCKOUT_SECONDS",
-                defaults.window_seconds,
-                1,
-                86_400,
             ),
         };
+        let cache_ttl_seconds = number(&get, p, "CACHE_TTL_SECONDS", 300, 60, 86_400);
+        let default_model = text(&get, "DEFAULT_MODEL", "sim-small");
         let admin_emails = get("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
@@ -150,10 +131,7 @@ impl Config {
         let jwt_issuer = text(&get, "JWT_ISSUER", "edgechat");
         let jwt_audience = text(&get, "JWT_AUDIENCE", "edgechat");
         let jwt_secret = match get("JWT_SECRET") {
-            None => Err(ConfigError {
-                variable: "JWT_SECRET",
-                problem: "is missing".into(),
-            }),
+            None => Err(ConfigError { variable: "JWT_SECRET", problem: "is missing".into() }),
             Some(s) if s.len() < MIN_JWT_SECRET_BYTES => Err(ConfigError {
                 variable: "JWT_SECRET",
                 problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
@@ -170,6 +148,9 @@ impl Config {
             password_iterations,
             admin_emails,
             login_limits,
+            conversation_limits,
+            cache_ttl_seconds,
+            default_model,
             jwt_secret,
             problems,
         }
@@ -201,10 +182,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -229,9 +207,7 @@ mod tests {
 
     #[test]
     fn a_short_jwt_secret_is_rejected_without_echoing_it() {
-        let err = config(&[("JWT_SECRET", "short-secret")])
-            .jwt_secret()
-            .unwrap_err();
+        let err = config(&[("JWT_SECRET", "short-secret")]).jwt_secret().unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
         assert!(!err.to_string().contains("short-secret"));
     }
@@ -253,17 +229,9 @@ mod tests {
         assert_eq!(c.admin_emails, vec!["root@example.com", "ops@example.com"]);
         assert_eq!(c.jwt_issuer, "edgechat");
         let bad = config(&[("PASSWORD_HASH_ITERATIONS", "200000")]);
-        assert_eq!(
-            bad.check().unwrap_err().variable,
-            "PASSWORD_HASH_ITERATIONS"
-        );
+        assert_eq!(bad.check().unwrap_err().variable, "PASSWORD_HASH_ITERATIONS");
         assert_eq!(bad.password_iterations, 100_000);
-        assert_eq!(
-            config(&[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")])
-                .login_limits
-                .per_email,
-            3
-        );
+        assert_eq!(config(&[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")]).login_limits.per_email, 3);
     }
 
     #[test]

@@ -29,10 +29,7 @@ mod tests {
 
     #[test]
     fn the_refresh_cookie_is_found_among_others() {
-        assert_eq!(
-            get("a=1; edgechat_refresh=ec_rt_x; b=2", REFRESH_COOKIE),
-            Some("ec_rt_x")
-        );
+        assert_eq!(get("a=1; edgechat_refresh=ec_rt_x; b=2", REFRESH_COOKIE), Some("ec_rt_x"));
         assert_eq!(get("a=1", REFRESH_COOKIE), None);
         assert_eq!(get("xedgechat_refresh=1", REFRESH_COOKIE), None);
     }
@@ -40,13 +37,7 @@ mod tests {
     #[test]
     fn the_cookie_is_httponly_secure_strict_and_scoped() {
         let c = set_refresh("tok", 60);
-        for part in [
-            "HttpOnly",
-            "Secure",
-            "SameSite=Strict",
-            "Path=/api/v1/auth",
-            "Max-Age=60",
-        ] {
+        for part in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/v1/auth", "Max-Age=60"] {
             assert!(c.contains(part), "{part}");
         }
         assert!(clear_refresh().contains("Max-Age=0"));

@@ -5,15 +5,8 @@ use crate::ApiError;
 /// Methods a cross-origin caller may use.
 pub const ALLOWED_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Request headers a cross-origin caller may send.
-const ALLOWED_HEADERS: &[&str] = &[
-    "accept",
-    "authorization",
-    "cache-control",
-    "content-type",
-    "last-event-id",
-    "x-csrf-token",
-    "x-request-id",
-];
+const ALLOWED_HEADERS: &[&str] =
+    &["accept", "authorization", "cache-control", "content-type", "last-event-id", "x-csrf-token", "x-request-id"];
 /// Response headers a cross-origin caller may read.
 pub const EXPOSED_HEADERS: &str =
     "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-edgechat-cache";
@@ -46,9 +39,7 @@ impl CorsPolicy {
         let mut list = Vec::new();
         for origin in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if !is_origin(origin) {
-                return Err(format!(
-                    "must be * or a comma-separated list of origins like https://app.example.com"
-                ));
+                return Err(format!("must be * or a comma-separated list of origins like https://app.example.com"));
             }
             list.push(origin.trim_end_matches('/').to_ascii_lowercase());
         }
@@ -59,10 +50,7 @@ impl CorsPolicy {
         match self {
             Self::None => None,
             Self::Any => Some(false),
-            Self::List(list) => list
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(origin))
-                .then_some(true),
+            Self::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)).then_some(true),
         }
     }
 
@@ -95,23 +83,13 @@ impl CorsPolicy {
 
     /// Answers a preflight: the grant headers, or 403 when the origin, method or a header is
     /// not allowed.
-    pub fn preflight(
-        &self,
-        origin: &str,
-        method: &str,
-        request_headers: Option<&str>,
-    ) -> Result<Headers, ApiError> {
+    pub fn preflight(&self, origin: &str, method: &str, request_headers: Option<&str>) -> Result<Headers, ApiError> {
         let denied = |what: String| ApiError::new(403, "cors_denied", what);
         if self.allows(origin).is_none() {
             return Err(denied("origin is not allowed".into()));
         }
-        if !ALLOWED_METHODS
-            .split(", ")
-            .any(|m| m.eq_ignore_ascii_case(method.trim()))
-        {
-            return Err(denied(format!(
-                "method is not allowed; allowed: {ALLOWED_METHODS}"
-            )));
+        if !ALLOWED_METHODS.split(", ").any(|m| m.eq_ignore_ascii_case(method.trim())) {
+            return Err(denied(format!("method is not allowed; allowed: {ALLOWED_METHODS}")));
         }
         let requested: Vec<String> = request_headers
             .unwrap_or("")
@@ -119,10 +97,7 @@ impl CorsPolicy {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
-        if let Some(bad) = requested
-            .iter()
-            .find(|h| !ALLOWED_HEADERS.contains(&h.as_str()))
-        {
+        if let Some(bad) = requested.iter().find(|h| !ALLOWED_HEADERS.contains(&h.as_str())) {
             return Err(denied(format!("request header {bad} is not allowed")));
         }
         let mut headers = self.response_headers(Some(origin));
@@ -137,16 +112,12 @@ impl CorsPolicy {
 }
 
 fn is_origin(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
     match rest {
         Some(host) => {
             let host = host.trim_end_matches('/');
             !host.is_empty()
-                && host.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                })
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
         }
         None => false,
     }
@@ -157,20 +128,14 @@ mod tests {
     use super::*;
 
     fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-        headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn a_listed_origin_is_echoed_with_credentials() {
         let policy = CorsPolicy::parse("https://app.example.com, http://localhost:5173").unwrap();
         let h = policy.response_headers(Some("http://localhost:5173"));
-        assert_eq!(
-            get(&h, "access-control-allow-origin"),
-            Some("http://localhost:5173")
-        );
+        assert_eq!(get(&h, "access-control-allow-origin"), Some("http://localhost:5173"));
         assert_eq!(get(&h, "access-control-allow-credentials"), Some("true"));
         assert_eq!(get(&h, "vary"), Some("Origin"));
     }
@@ -180,9 +145,7 @@ mod tests {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
         let h = policy.response_headers(Some("https://evil.example"));
         assert_eq!(get(&h, "access-control-allow-origin"), None);
-        assert!(policy
-            .preflight("https://evil.example", "POST", None)
-            .is_err());
+        assert!(policy.preflight("https://evil.example", "POST", None).is_err());
     }
 
     #[test]
@@ -194,46 +157,24 @@ mod tests {
 
     #[test]
     fn the_default_policy_grants_nothing() {
-        assert!(CorsPolicy::default()
-            .response_headers(Some("https://a.example"))
-            .is_empty());
+        assert!(CorsPolicy::default().response_headers(Some("https://a.example")).is_empty());
         assert_eq!(CorsPolicy::parse("  ").unwrap(), CorsPolicy::None);
     }
 
     #[test]
     fn preflight_echoes_allowed_headers_and_lists_methods() {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
-        let h = policy
-            .preflight(
-                "https://app.example.com",
-                "PATCH",
-                Some("Content-Type, Authorization"),
-            )
-            .unwrap();
-        assert_eq!(
-            get(&h, "access-control-allow-methods"),
-            Some(ALLOWED_METHODS)
-        );
-        assert_eq!(
-            get(&h, "access-control-allow-headers"),
-            Some("content-type, authorization")
-        );
+        let h = policy.preflight("https://app.example.com", "PATCH", Some("Content-Type, Authorization")).unwrap();
+        assert_eq!(get(&h, "access-control-allow-methods"), Some(ALLOWED_METHODS));
+        assert_eq!(get(&h, "access-control-allow-headers"), Some("content-type, authorization"));
         assert_eq!(get(&h, "access-control-max-age"), Some("600"));
     }
 
     #[test]
     fn preflight_refuses_unknown_methods_and_headers() {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
-        assert_eq!(
-            policy
-                .preflight("https://app.example.com", "PUT", None)
-                .unwrap_err()
-                .status,
-            403
-        );
-        assert!(policy
-            .preflight("https://app.example.com", "GET", Some("x-admin"))
-            .is_err());
+        assert_eq!(policy.preflight("https://app.example.com", "PUT", None).unwrap_err().status, 403);
+        assert!(policy.preflight("https://app.example.com", "GET", Some("x-admin")).is_err());
     }
 
     #[test]

@@ -29,12 +29,7 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
+        Self { status, code, message: message.into(), headers: Vec::new() }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -47,11 +42,7 @@ impl ApiError {
     }
 
     pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
-        Self::new(
-            400,
-            "invalid_json",
-            format!("request body is not valid JSON: {detail}"),
-        )
+        Self::new(400, "invalid_json", format!("request body is not valid JSON: {detail}"))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -72,12 +63,8 @@ impl ApiError {
 
     pub fn method_not_allowed(allowed: &[&str]) -> Self {
         let allow = allowed.join(", ");
-        Self::new(
-            405,
-            "method_not_allowed",
-            format!("method not allowed here; allowed: {allow}"),
-        )
-        .with_header("allow", allow)
+        Self::new(405, "method_not_allowed", format!("method not allowed here; allowed: {allow}"))
+            .with_header("allow", allow)
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -85,19 +72,11 @@ impl ApiError {
     }
 
     pub fn payload_too_large(limit_bytes: u64) -> Self {
-        Self::new(
-            413,
-            "payload_too_large",
-            format!("request body exceeds {limit_bytes} bytes"),
-        )
+        Self::new(413, "payload_too_large", format!("request body exceeds {limit_bytes} bytes"))
     }
 
     pub fn unsupported_media_type() -> Self {
-        Self::new(
-            415,
-            "unsupported_media_type",
-            "request body must be application/json",
-        )
+        Self::new(415, "unsupported_media_type", "request body must be application/json")
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -105,12 +84,8 @@ impl ApiError {
     }
 
     pub fn rate_limited(retry_after_seconds: u64) -> Self {
-        Self::new(
-            429,
-            "rate_limited",
-            format!("too many requests; retry in {retry_after_seconds} s"),
-        )
-        .with_header("retry-after", retry_after_seconds.to_string())
+        Self::new(429, "rate_limited", format!("too many requests; retry in {retry_after_seconds} s"))
+            .with_header("retry-after", retry_after_seconds.to_string())
     }
 
     /// A 500 whose message says nothing about the cause.
@@ -130,13 +105,7 @@ impl ApiError {
 
     /// The JSON body of this error, tagged with the request id.
     pub fn body(&self, request_id: &str) -> String {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                request_id,
-            },
-        };
+        let body = Body { error: Inner { code: self.code, message: &self.message, request_id } };
         serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
     }
 
@@ -158,8 +127,7 @@ mod tests {
 
     #[test]
     fn body_has_the_documented_shape() {
-        let body: Value =
-            serde_json::from_str(&ApiError::not_found("conversation").body("rid-1")).unwrap();
+        let body: Value = serde_json::from_str(&ApiError::not_found("conversation").body("rid-1")).unwrap();
         assert_eq!(body["error"]["code"], "not_found");
         assert_eq!(body["error"]["message"], "conversation not found");
         assert_eq!(body["error"]["request_id"], "rid-1");

@@ -13,13 +13,9 @@ pub fn new_id(prefix: &str, random: [u8; 16]) -> String {
 /// True when `s` has the shape of an id of this kind; anything else cannot exist, so
 /// handlers answer 404 without a query.
 pub fn is_valid(prefix: &str, s: &str) -> bool {
-    s.strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|r| {
-            r.len() == RANDOM_LEN
-                && r.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    s.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('_')).is_some_and(|r| {
+        r.len() == RANDOM_LEN && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub struct RequestLog<'a> {
     pub user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'a str>,
+    /// Rows D1 reported reading and writing for this request.
+    pub d1_rows_read: u64,
+    pub d1_rows_written: u64,
 }
 
 impl RequestLog<'_> {
@@ -37,14 +40,7 @@ pub fn failure_line(request_id: &str, context: &str, cause: &str) -> String {
         context: &'a str,
         cause: &'a str,
     }
-    serde_json::to_string(&Line {
-        level: "error",
-        msg: "failure",
-        request_id,
-        context,
-        cause,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&Line { level: "error", msg: "failure", request_id, context, cause }).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -64,6 +60,8 @@ mod tests {
             duration_ms: 3,
             user_id: None,
             error_code: None,
+            d1_rows_read: 2,
+            d1_rows_written: 0,
         }
         .to_line();
         assert!(!line.contains('\n'));
@@ -73,12 +71,12 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["duration_ms"], 3);
         assert!(v.get("user_id").is_none());
+        assert_eq!(v["d1_rows_read"], 2);
     }
 
     #[test]
     fn a_failure_line_escapes_its_cause() {
-        let v: Value =
-            serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
+        let v: Value = serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
         assert_eq!(v["cause"], "bad \"thing\"\nhappened");
         assert_eq!(v["level"], "error");
     }

@@ -19,14 +19,10 @@ const SCHEME: &str = "pbkdf2-sha256";
 pub fn validate(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if n < MIN_CHARS {
-        return Err(ApiError::validation(format!(
-            "password must be at least {MIN_CHARS} characters"
-        )));
+        return Err(ApiError::validation(format!("password must be at least {MIN_CHARS} characters")));
     }
     if n > MAX_CHARS {
-        return Err(ApiError::validation(format!(
-            "password must be at most {MAX_CHARS} characters"
-        )));
+        return Err(ApiError::validation(format!("password must be at most {MAX_CHARS} characters")));
     }
     Ok(())
 }
@@ -60,11 +56,7 @@ impl PasswordHash {
         if parts.next().is_some() || hash.len() != HASH_BYTES {
             return None;
         }
-        Some(Self {
-            iterations,
-            salt,
-            hash,
-        })
+        Some(Self { iterations, salt, hash })
     }
 
     /// Constant-time check of a freshly derived hash against this one.
@@ -81,11 +73,7 @@ impl PasswordHash {
 /// A fixed hash for unknown emails, so login does the same work whether or not the account
 /// exists (no timing oracle for account enumeration).
 pub fn decoy(iterations: u32) -> PasswordHash {
-    PasswordHash {
-        iterations,
-        salt: vec![0x5a; SALT_BYTES],
-        hash: vec![0; HASH_BYTES],
-    }
+    PasswordHash { iterations, salt: vec![0x5a; SALT_BYTES], hash: vec![0; HASH_BYTES] }
 }
 
 #[cfg(test)]
@@ -96,21 +84,14 @@ mod tests {
     fn passwords_are_8_to_128_characters() {
         assert_eq!(validate("short").unwrap_err().status, 422);
         assert!(validate("12345678").is_ok());
-        assert!(
-            validate(&"é".repeat(128)).is_ok(),
-            "counted in characters, not bytes"
-        );
+        assert!(validate(&"é".repeat(128)).is_ok(), "counted in characters, not bytes");
         assert!(validate(&"a".repeat(129)).is_err());
         assert!(validate("ñññññññ").is_err());
     }
 
     #[test]
     fn the_stored_format_round_trips_with_its_parameters() {
-        let h = PasswordHash {
-            iterations: 100_000,
-            salt: vec![1; SALT_BYTES],
-            hash: vec![2; HASH_BYTES],
-        };
+        let h = PasswordHash { iterations: 100_000, salt: vec![1; SALT_BYTES], hash: vec![2; HASH_BYTES] };
         let s = h.encode();
         assert!(s.starts_with("pbkdf2-sha256$100000$"));
         assert_eq!(PasswordHash::parse(&s), Some(h));
@@ -132,22 +113,14 @@ mod tests {
 
     #[test]
     fn rehash_is_needed_only_below_the_current_iterations() {
-        let h = PasswordHash {
-            iterations: 50_000,
-            salt: vec![],
-            hash: vec![0; HASH_BYTES],
-        };
+        let h = PasswordHash { iterations: 50_000, salt: vec![], hash: vec![0; HASH_BYTES] };
         assert!(h.needs_rehash(100_000));
         assert!(!h.needs_rehash(50_000));
     }
 
     #[test]
     fn matches_requires_the_exact_hash() {
-        let h = PasswordHash {
-            iterations: 1,
-            salt: vec![],
-            hash: vec![3; HASH_BYTES],
-        };
+        let h = PasswordHash { iterations: 1, salt: vec![], hash: vec![3; HASH_BYTES] };
         assert!(h.matches(&[3; HASH_BYTES]));
         assert!(!h.matches(&[4; HASH_BYTES]));
         assert!(!decoy(1).matches(&[3; HASH_BYTES]));

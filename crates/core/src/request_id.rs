@@ -9,9 +9,7 @@ pub fn accept(incoming: Option<&str>) -> Option<&str> {
     let id = incoming?;
     let ok = !id.is_empty()
         && id.len() <= MAX_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then_some(id)
 }
 
@@ -46,10 +44,7 @@ mod tests {
             assert_eq!(accept(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(accept(Some(&"a".repeat(MAX_LEN + 1))), None);
-        assert_eq!(
-            accept(Some(&"a".repeat(MAX_LEN))).map(str::len),
-            Some(MAX_LEN)
-        );
+        assert_eq!(accept(Some(&"a".repeat(MAX_LEN))).map(str::len), Some(MAX_LEN));
         assert_eq!(accept(None), None);
     }
 

@@ -18,6 +18,12 @@ pub enum Route {
     CreateKey,
     ListKeys,
     DeleteKey,
+    CreateConversation,
+    ListConversations,
+    GetConversation,
+    UpdateConversation,
+    DeleteConversation,
+    ListMessages,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -27,46 +33,31 @@ struct Entry {
 }
 
 const TABLE: &[Entry] = &[
-    Entry {
-        pattern: "/health",
-        methods: &[("GET", Route::Health)],
-    },
-    Entry {
-        pattern: "/health/ready",
-        methods: &[("GET", Route::HealthReady)],
-    },
-    Entry {
-        pattern: "/api/v1/auth/register",
-        methods: &[("POST", Route::Register)],
-    },
-    Entry {
-        pattern: "/api/v1/auth/login",
-        methods: &[("POST", Route::Login)],
-    },
-    Entry {
-        pattern: "/api/v1/auth/refresh",
-        methods: &[("POST", Route::Refresh)],
-    },
-    Entry {
-        pattern: "/api/v1/auth/logout",
-        methods: &[("POST", Route::Logout)],
-    },
+    Entry { pattern: "/health", methods: &[("GET", Route::Health)] },
+    Entry { pattern: "/health/ready", methods: &[("GET", Route::HealthReady)] },
+    Entry { pattern: "/api/v1/auth/register", methods: &[("POST", Route::Register)] },
+    Entry { pattern: "/api/v1/auth/login", methods: &[("POST", Route::Login)] },
+    Entry { pattern: "/api/v1/auth/refresh", methods: &[("POST", Route::Refresh)] },
+    Entry { pattern: "/api/v1/auth/logout", methods: &[("POST", Route::Logout)] },
     Entry {
         pattern: "/api/v1/users/me",
+        methods: &[("GET", Route::GetMe), ("PATCH", Route::UpdateMe), ("DELETE", Route::DeleteMe)],
+    },
+    Entry { pattern: "/api/v1/keys", methods: &[("POST", Route::CreateKey), ("GET", Route::ListKeys)] },
+    Entry { pattern: "/api/v1/keys/{api_key_id}", methods: &[("DELETE", Route::DeleteKey)] },
+    Entry {
+        pattern: "/api/v1/conversations",
+        methods: &[("POST", Route::CreateConversation), ("GET", Route::ListConversations)],
+    },
+    Entry {
+        pattern: "/api/v1/conversations/{conversation_id}",
         methods: &[
-            ("GET", Route::GetMe),
-            ("PATCH", Route::UpdateMe),
-            ("DELETE", Route::DeleteMe),
+            ("GET", Route::GetConversation),
+            ("PATCH", Route::UpdateConversation),
+            ("DELETE", Route::DeleteConversation),
         ],
     },
-    Entry {
-        pattern: "/api/v1/keys",
-        methods: &[("POST", Route::CreateKey), ("GET", Route::ListKeys)],
-    },
-    Entry {
-        pattern: "/api/v1/keys/{api_key_id}",
-        methods: &[("DELETE", Route::DeleteKey)],
-    },
+    Entry { pattern: "/api/v1/conversations/{conversation_id}/messages", methods: &[("GET", Route::ListMessages)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.
@@ -80,10 +71,7 @@ pub struct Matched<'p> {
 impl<'p> Matched<'p> {
     /// A captured parameter by name (every name in a pattern is always captured).
     pub fn param(&self, name: &str) -> &'p str {
-        self.params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v)
+        self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v)
     }
 }
 
@@ -91,21 +79,14 @@ impl<'p> Matched<'p> {
 ///
 /// Errors: 404 `route_not_found` when no pattern matches; 405 with `Allow` when the pattern
 /// matches but the method does not. The matched pattern is returned alongside for logging.
-pub fn resolve<'p>(
-    method: &str,
-    path: &'p str,
-) -> Result<Matched<'p>, (Option<&'static str>, ApiError)> {
+pub fn resolve<'p>(method: &str, path: &'p str) -> Result<Matched<'p>, (Option<&'static str>, ApiError)> {
     let wanted = if method == "HEAD" { "GET" } else { method };
     for entry in TABLE {
         let Some(params) = match_pattern(entry.pattern, path) else {
             continue;
         };
         return match entry.methods.iter().find(|(m, _)| *m == wanted) {
-            Some((_, route)) => Ok(Matched {
-                route: *route,
-                pattern: entry.pattern,
-                params,
-            }),
+            Some((_, route)) => Ok(Matched { route: *route, pattern: entry.pattern, params }),
             None => {
                 let allowed: Vec<&str> = entry.methods.iter().map(|(m, _)| *m).collect();
                 Err((Some(entry.pattern), ApiError::method_not_allowed(&allowed)))
@@ -117,10 +98,7 @@ pub fn resolve<'p>(
 
 /// The pattern a path would match, whatever the method (for preflight and logging).
 pub fn pattern_of(path: &str) -> Option<&'static str> {
-    TABLE
-        .iter()
-        .find(|e| match_pattern(e.pattern, path).is_some())
-        .map(|e| e.pattern)
+    TABLE.iter().find(|e| match_pattern(e.pattern, path).is_some()).map(|e| e.pattern)
 }
 
 fn match_pattern<'p>(pattern: &'static str, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
@@ -152,31 +130,18 @@ mod tests {
     #[test]
     fn known_paths_resolve_to_their_route() {
         assert_eq!(resolve("GET", "/health").unwrap().route, Route::Health);
-        assert_eq!(
-            resolve("GET", "/health/ready").unwrap().route,
-            Route::HealthReady
-        );
+        assert_eq!(resolve("GET", "/health/ready").unwrap().route, Route::HealthReady);
         assert_eq!(resolve("HEAD", "/health").unwrap().route, Route::Health);
-        assert_eq!(
-            resolve("PATCH", "/api/v1/users/me").unwrap().route,
-            Route::UpdateMe
-        );
+        assert_eq!(resolve("PATCH", "/api/v1/users/me").unwrap().route, Route::UpdateMe);
         let key = resolve("DELETE", "/api/v1/keys/key_abc").unwrap();
-        assert_eq!(
-            (key.route, key.param("api_key_id")),
-            (Route::DeleteKey, "key_abc")
-        );
+        assert_eq!((key.route, key.param("api_key_id")), (Route::DeleteKey, "key_abc"));
     }
 
     #[test]
     fn an_unknown_path_is_404() {
         for path in ["/", "/nope", "/health/", "/health/ready/x", "/HEALTH", ""] {
             let (pattern, err) = resolve("GET", path).unwrap_err();
-            assert_eq!(
-                (pattern, err.status, err.code),
-                (None, 404, "route_not_found"),
-                "{path}"
-            );
+            assert_eq!((pattern, err.status, err.code), (None, 404, "route_not_found"), "{path}");
         }
     }
 

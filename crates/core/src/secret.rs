@@ -13,18 +13,12 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 
 /// A refresh token: the prefix and 256 random bits.
 pub fn refresh_token(random: [u8; 32]) -> String {
-    format!(
-        "{REFRESH_TOKEN_PREFIX}{}",
-        Base64UrlUnpadded::encode_string(&random)
-    )
+    format!("{REFRESH_TOKEN_PREFIX}{}", Base64UrlUnpadded::encode_string(&random))
 }
 
 /// An API key: the prefix and 256 random bits.
 pub fn api_key(random: [u8; 32]) -> String {
-    format!(
-        "{API_KEY_PREFIX}{}",
-        Base64UrlUnpadded::encode_string(&random)
-    )
+    format!("{API_KEY_PREFIX}{}", Base64UrlUnpadded::encode_string(&random))
 }
 
 /// What is stored for a secret: SHA-256 hex. The secrets carry 256 random bits, so a fast
@@ -40,11 +34,8 @@ pub fn display_prefix(key: &str) -> String {
 
 /// True when `s` has the shape of a secret with `prefix` (43 base64url chars after it).
 pub fn has_shape(prefix: &str, s: &str) -> bool {
-    s.strip_prefix(prefix).is_some_and(|r| {
-        r.len() == 43
-            && r.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    s.strip_prefix(prefix)
+        .is_some_and(|r| r.len() == 43 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// Compares in time independent of where the inputs differ.
@@ -72,10 +63,7 @@ mod tests {
 
     #[test]
     fn storage_hash_is_sha256_hex() {
-        assert_eq!(
-            storage_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(storage_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -13,20 +13,13 @@ pub struct LoginLimits {
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        Self {
-            per_email: 5,
-            per_ip: 20,
-            window_seconds: 900,
-        }
+        Self { per_email: 5, per_ip: 20, window_seconds: 900 }
     }
 }
 
 /// Counter key for an email: hashed, so the counter table holds no addresses.
 pub fn email_key(normalized_email: &str) -> String {
-    format!(
-        "email:{}",
-        crate::request_id::hex(&Sha256::digest(normalized_email.as_bytes()))
-    )
+    format!("email:{}", crate::request_id::hex(&Sha256::digest(normalized_email.as_bytes())))
 }
 
 /// Counter key for a client address.
@@ -60,11 +53,7 @@ mod tests {
 
     #[test]
     fn retry_after_counts_down_to_the_window_end() {
-        let l = LoginLimits {
-            per_email: 5,
-            per_ip: 20,
-            window_seconds: 900,
-        };
+        let l = LoginLimits { per_email: 5, per_ip: 20, window_seconds: 900 };
         assert_eq!(retry_after_seconds(1_000_000, 1_000_000, &l), 900);
         assert_eq!(retry_after_seconds(1_000_000, 1_000_000 + 899_500, &l), 1);
         assert_eq!(retry_after_seconds(1_000_000, 1_000_000 + 901_000, &l), 1);

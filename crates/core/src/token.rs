@@ -98,21 +98,13 @@ struct Custom {
 }
 
 fn to_datetime(seconds: u64) -> DateTime<Utc> {
-    i64::try_from(seconds)
-        .ok()
-        .and_then(|s| Utc.timestamp_opt(s, 0).single())
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    i64::try_from(seconds).ok().and_then(|s| Utc.timestamp_opt(s, 0).single()).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Signs an access token: header alg HS256 (pinned) and typ "JWT"; claims sub=user_id,
 /// sid=session_id, iat, nbf (= iat), exp (= iat + ttl), iss, aud (a single string),
 /// typ = "access".
-pub fn issue_access_token(
-    settings: &TokenSettings,
-    user_id: &str,
-    session_id: &str,
-    now_ms: u64,
-) -> String {
+pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &str, now_ms: u64) -> String {
     let iat = now_ms / 1000;
     let mut claims = Claims::new(Custom {
         sub: Some(user_id.to_owned()),
@@ -134,11 +126,7 @@ pub fn issue_access_token(
 /// exactly HS256, HMAC signature (constant-time), exp (required, leeway applied), nbf (optional,
 /// leeway applied), iss, aud (a string or an array containing it), typ == "access", non-empty
 /// sub and sid, and iat present.
-pub fn verify_access_token(
-    settings: &TokenSettings,
-    token: &str,
-    now_ms: u64,
-) -> Result<AccessClaims, TokenError> {
+pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -> Result<AccessClaims, TokenError> {
     use TokenError::*;
     ensure(token.len() <= MAX_TOKEN_LEN, TooLong)?;
     let untrusted = UntrustedToken::new(token).map_err(|_| Malformed)?;
@@ -243,15 +231,9 @@ mod tests {
     fn a_fresh_token_verifies_and_round_trips_its_claims() {
         let token = issue_access_token(&SETTINGS, "user-1", "sess-1", NOW_MS + 999);
         let claims = verify(&token).expect("fresh token verifies");
-        assert_eq!(
-            (claims.user_id.as_str(), claims.session_id.as_str()),
-            ("user-1", "sess-1")
-        );
+        assert_eq!((claims.user_id.as_str(), claims.session_id.as_str()), ("user-1", "sess-1"));
         assert_eq!((claims.issued_at, claims.expires_at), (NOW, NOW + 900));
-        assert_eq!(
-            verify(&craft("sub", json!("u2"))).map(|c| c.user_id),
-            Ok("u2".into())
-        );
+        assert_eq!(verify(&craft("sub", json!("u2"))).map(|c| c.user_id), Ok("u2".into()));
         assert_eq!(WrongAlgorithm.as_str(), "wrong_algorithm");
     }
 
@@ -285,10 +267,7 @@ mod tests {
         let flipped = format!("{body}.{first}{}", &sig[1..]);
         assert_eq!(verify(&flipped), Err(BadSignature));
         let truncated = verify(&token[..token.len() - 4]);
-        assert!(
-            matches!(truncated, Err(BadSignature | Malformed)),
-            "{truncated:?}"
-        );
+        assert!(matches!(truncated, Err(BadSignature | Malformed)), "{truncated:?}");
         let other = sign::<Hmac<Sha256>>(&json!({"alg": "HS256"}), &good_payload(), &[7; 32]);
         assert_eq!(verify(&other), Err(BadSignature));
     }
@@ -365,23 +344,14 @@ mod tests {
             let _ = verify(&String::from_utf8_lossy(&bytes));
         }
         // Extreme but validly signed timestamps must not reach chrono's panicking arithmetic.
-        for t in [
-            -8_334_601_228_800_i64,
-            8_210_298_412_799,
-            i64::MIN,
-            i64::MAX,
-        ] {
+        for t in [-8_334_601_228_800_i64, 8_210_298_412_799, i64::MIN, i64::MAX] {
             for key in ["exp", "nbf", "iat"] {
                 let _ = verify_access_token(&SETTINGS, &craft(key, json!(t)), u64::MAX);
                 let _ = verify(&craft(key, json!(t)));
             }
         }
         let leeway_seconds = u64::MAX;
-        let extreme = TokenSettings {
-            access_ttl_seconds: u64::MAX,
-            leeway_seconds,
-            ..SETTINGS
-        };
+        let extreme = TokenSettings { access_ttl_seconds: u64::MAX, leeway_seconds, ..SETTINGS };
         let token = issue_access_token(&extreme, "u", "s", u64::MAX);
         let _ = verify_access_token(&extreme, &token, 0);
     }

@@ -1,0 +1,194 @@
+//! The pure half of the streaming chat engine: the types shared by SSE parsing, the
+//! provider wire formats, model routing and context-window selection.
+//!
+//! The edge sends [`provider::build_request`]'s request upstream, feeds the response bytes to a
+//! [`provider::StreamDecoder`] and re-encodes the resulting [`StreamEvent`]s for browsers with
+//! [`sse::encode_event`].
+
+pub mod context;
+pub mod provider;
+pub mod routing;
+pub mod sse;
+
+mod anthropic;
+mod openai;
+mod workers_ai;
+
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with this role and text.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self { role, content: content.into() }
+    }
+}
+
+/// Token counts as the upstream reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// What a stream decoder makes of the upstream's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Text to append to the answer.
+    Delta(String),
+    /// Usage so far, merged over everything the upstream reported (the last one wins).
+    Usage(Usage),
+    /// The finish/stop reason as the upstream names it (`stop`, `length`, `end_turn`, ...).
+    Finish(String),
+    /// An error the upstream reported inside the stream (one line, at most 300 characters).
+    Error(String),
+    /// An event whose data could not be decoded: count it and go on.
+    Malformed,
+    /// The upstream's explicit end of stream (`[DONE]`, `message_stop`).
+    Done,
+}
+
+/// A whole (non-streamed) answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+}
+
+/// `{"role": .., "content": ..}` as OpenAI-style APIs take it.
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: Role,
+    content: &'a str,
+}
+
+/// A u64 at `pointer` in `value`, if there is one.
+fn u64_at(value: &serde_json::Value, pointer: &str) -> Option<u64> {
+    value.pointer(pointer).and_then(serde_json::Value::as_u64)
+}
+
+/// A string at `pointer` in `value`, if there is one.
+fn str_at<'v>(value: &'v serde_json::Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(serde_json::Value::as_str)
+}
+
+/// The message of an `{"error": {"message": ..}}` or `{"error": "..."}` body.
+fn error_message(value: &serde_json::Value) -> Option<&str> {
+    let error = value.get("error")?;
+    error.as_str().or_else(|| str_at(error, "/message"))
+}
+
+/// True when `value` carries a non-null `error` member.
+fn has_error(value: &serde_json::Value) -> bool {
+    value.get("error").is_some_and(|e| !e.is_null())
+}
+
+/// `data` as a JSON object, or `None` when it is anything else.
+fn json_object(data: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(data).ok().filter(serde_json::Value::is_object)
+}
+
+/// Longest upstream message passed on, in characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// An upstream's message made safe to log and show: control characters become spaces,
+/// at most [`MAX_MESSAGE_CHARS`]; `None` when nothing is left.
+fn clean_message(message: &str) -> Option<String> {
+    let cleaned: String =
+        message.trim().chars().take(MAX_MESSAGE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    (!cleaned.trim().is_empty()).then_some(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provider::{decode_completion, upstream_error_message, Provider, StreamDecoder};
+    use super::sse::SseParser;
+
+    /// xorshift64: deterministic pseudo-random bytes without a crate.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// Bytes biased towards SSE and JSON syntax, so the inputs reach deep into the parsers.
+        fn bytes(&mut self) -> Vec<u8> {
+            const PIECES: &[&[u8]] = &[
+                b"data: ",
+                b"event: ",
+                b"id: ",
+                b"\n",
+                b"\r",
+                b"\r\n",
+                b":",
+                b"{",
+                b"}",
+                b"\"",
+                b"[DONE]",
+                b"{\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}",
+                b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":1},\"usage\":{\"output_tokens\":-1}}",
+                b"{\"error\":{\"message\":null}}",
+                b"{\"response\":\"\xf0\x9f\",\"usage\":[]}",
+                b"\xef\xbb\xbf",
+                b"\xff\xfe\xc3",
+                b"message_start",
+                b"content_block_delta",
+            ];
+            let len = (self.next() % 40) as usize;
+            let mut out = Vec::new();
+            for _ in 0..len {
+                let r = self.next();
+                if r.is_multiple_of(3) {
+                    out.push((r >> 8) as u8);
+                } else if let Some(piece) = PIECES.get((r >> 8) as usize % PIECES.len()) {
+                    out.extend_from_slice(piece);
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic_any_parser_or_decoder() {
+        let providers = [Provider::OpenAi, Provider::Anthropic, Provider::WorkersAi];
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut parser = SseParser::new();
+        let mut decoders = providers.map(StreamDecoder::new);
+        for _ in 0..500 {
+            let input = rng.bytes();
+            parser.feed(&input);
+            let cut = input.len() / 2;
+            for (provider, decoder) in providers.iter().zip(decoders.iter_mut()) {
+                decoder.feed(input.get(..cut).unwrap_or_default());
+                decoder.feed(input.get(cut..).unwrap_or_default());
+                let _ = decode_completion(*provider, &input);
+                let _ = upstream_error_message(*provider, 500, &input);
+            }
+        }
+        parser.finish();
+        for decoder in &mut decoders {
+            decoder.finish();
+            let _ = decoder.usage();
+        }
+    }
+}

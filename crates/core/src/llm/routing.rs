@@ -1,0 +1,264 @@
+//! Model routing: the `MODEL_ROUTES` config (public model names mapped to a provider, an
+//! upstream model id, limits and fallbacks), validated once, then resolved per request.
+//!
+//! ```json
+//! {"default": "sim-small",
+//!  "models": {"sim-small": {"provider": "openai", "upstream": "sim-small", "context_tokens": 8192,
+//!                           "fallbacks": ["claude"]},
+//!             "claude": {"provider": "anthropic", "upstream": "claude-3-5-haiku-latest",
+//!                        "context_tokens": 200000}}}
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::provider::Provider;
+
+/// Context window assumed when a model does not set `context_tokens`.
+pub const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
+/// Answer length assumed when a model does not set `max_output_tokens`.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 1024;
+
+/// One public model name and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRoute {
+    /// The name clients ask for.
+    pub name: String,
+    pub provider: Provider,
+    /// The provider's model id (defaults to `name`).
+    pub upstream: String,
+    pub context_tokens: u32,
+    pub max_output_tokens: u32,
+    /// Models to try, in order, when this one fails.
+    pub fallbacks: Vec<String>,
+}
+
+/// The validated routing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    default: String,
+    models: BTreeMap<String, ModelRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoutes {
+    default: String,
+    models: BTreeMap<String, RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    provider: String,
+    upstream: Option<String>,
+    context_tokens: Option<u32>,
+    max_output_tokens: Option<u32>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+}
+
+impl Routes {
+    /// Parses and checks `MODEL_ROUTES`; the error names the problem (bad JSON, an unknown
+    /// provider or field, a default or fallback that is not a model, a model that lists
+    /// itself, no models, a zero limit). Fallback cycles are allowed: [`Routes::chain`] does
+    /// not follow fallbacks of fallbacks.
+    pub fn parse(json: &str) -> Result<Routes, String> {
+        let raw: RawRoutes = serde_json::from_str(json).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => format!("MODEL_ROUTES has the wrong shape: {e}"),
+            _ => format!("MODEL_ROUTES is not valid JSON: {e}"),
+        })?;
+        if raw.models.is_empty() {
+            return Err("MODEL_ROUTES lists no models".into());
+        }
+        let mut models = BTreeMap::new();
+        for (name, route) in raw.models {
+            let route = check_route(name.clone(), route)?;
+            models.insert(name, route);
+        }
+        for route in models.values() {
+            if let Some(unknown) = route.fallbacks.iter().find(|f| !models.contains_key(*f)) {
+                return Err(format!(
+                    "MODEL_ROUTES model \"{}\" has fallback \"{unknown}\", which is not a model",
+                    route.name
+                ));
+            }
+        }
+        if !models.contains_key(&raw.default) {
+            return Err(format!(
+                "MODEL_ROUTES default \"{}\" is not one of the models ({})",
+                raw.default,
+                join_names(models.keys())
+            ));
+        }
+        Ok(Routes { default: raw.default, models })
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> &str {
+        &self.default
+    }
+
+    /// Every model name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.models.keys().map(String::as_str).collect()
+    }
+
+    /// The route for `requested`, or the default's for `None`.
+    pub fn resolve(&self, requested: Option<&str>) -> Result<&ModelRoute, String> {
+        let name = requested.unwrap_or(&self.default);
+        self.models.get(name).ok_or_else(|| {
+            // The name comes from a client: keep the message short.
+            let shown: String = name.chars().take(100).collect();
+            format!("unknown model \"{shown}\"; valid models: {}", join_names(self.models.keys()))
+        })
+    }
+
+    /// `name`'s route followed by its fallbacks in order, each at most once; names that are
+    /// not models are skipped (an unknown `name` gives an empty chain).
+    pub fn chain(&self, name: &str) -> Vec<&ModelRoute> {
+        let Some(first) = self.models.get(name) else {
+            return Vec::new();
+        };
+        let mut chain = vec![first];
+        for fallback in &first.fallbacks {
+            if let Some(route) = self.models.get(fallback) {
+                if !chain.iter().any(|r| r.name == route.name) {
+                    chain.push(route);
+                }
+            }
+        }
+        chain
+    }
+}
+
+fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
+    let problem = |what: String| format!("MODEL_ROUTES model \"{name}\": {what}");
+    if name.trim().is_empty() {
+        return Err("MODEL_ROUTES has a model with an empty name".into());
+    }
+    let provider = Provider::parse(&raw.provider).ok_or_else(|| {
+        problem(format!("unknown provider \"{}\" (expected openai, anthropic or workers-ai)", raw.provider))
+    })?;
+    let context_tokens = raw.context_tokens.unwrap_or(DEFAULT_CONTEXT_TOKENS);
+    let max_output_tokens = raw.max_output_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+    if context_tokens == 0 || max_output_tokens == 0 {
+        return Err(problem("context_tokens and max_output_tokens must be positive".into()));
+    }
+    if raw.fallbacks.contains(&name) {
+        return Err(problem("lists itself as a fallback".into()));
+    }
+    let upstream = raw.upstream.filter(|u| !u.is_empty()).unwrap_or_else(|| name.clone());
+    Ok(ModelRoute { name, provider, upstream, context_tokens, max_output_tokens, fallbacks: raw.fallbacks })
+}
+
+fn join_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    names.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{"default":"sim-small","models":{
+        "sim-small":{"provider":"openai","upstream":"sim-small","context_tokens":8192,"fallbacks":["sim-backup","claude","sim-backup"]},
+        "sim-backup":{"provider":"openai","fallbacks":["sim-small"]},
+        "claude":{"provider":"anthropic","upstream":"claude-3-5-haiku-latest","context_tokens":200000,"max_output_tokens":4096},
+        "llama":{"provider":"workers-ai","upstream":"@cf/meta/llama-3.1-8b-instruct"}}}"#;
+
+    fn routes() -> Routes {
+        Routes::parse(EXAMPLE).unwrap()
+    }
+
+    fn parse_err(json: &str) -> String {
+        Routes::parse(json).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_config_parses_with_defaults_filled_in() {
+        let routes = routes();
+        assert_eq!(routes.default_model(), "sim-small");
+        assert_eq!(routes.names(), ["claude", "llama", "sim-backup", "sim-small"]);
+        let backup = routes.resolve(Some("sim-backup")).unwrap();
+        assert_eq!(
+            backup,
+            &ModelRoute {
+                name: "sim-backup".into(),
+                provider: Provider::OpenAi,
+                upstream: "sim-backup".into(),
+                context_tokens: 8192,
+                max_output_tokens: 1024,
+                fallbacks: vec!["sim-small".into()],
+            }
+        );
+        let claude = routes.resolve(Some("claude")).unwrap();
+        assert_eq!(
+            (claude.provider, claude.upstream.as_str(), claude.context_tokens, claude.max_output_tokens),
+            (Provider::Anthropic, "claude-3-5-haiku-latest", 200_000, 4096)
+        );
+    }
+
+    #[test]
+    fn no_requested_model_means_the_default() {
+        assert_eq!(routes().resolve(None).unwrap().name, "sim-small");
+    }
+
+    #[test]
+    fn an_unknown_model_lists_the_valid_ones() {
+        assert_eq!(
+            routes().resolve(Some("gpt-5")).unwrap_err(),
+            "unknown model \"gpt-5\"; valid models: claude, llama, sim-backup, sim-small"
+        );
+    }
+
+    #[test]
+    fn a_chain_is_the_model_then_its_fallbacks_each_once() {
+        let routes = routes();
+        let names = |name| routes.chain(name).iter().map(|r| r.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names("sim-small"), ["sim-small", "sim-backup", "claude"]);
+        // A cycle is fine: fallbacks of fallbacks are not followed.
+        assert_eq!(names("sim-backup"), ["sim-backup", "sim-small"]);
+        assert_eq!(names("claude"), ["claude"]);
+        assert!(names("nope").is_empty());
+    }
+
+    #[test]
+    fn bad_json_and_wrong_shapes_are_named() {
+        assert!(parse_err("{").starts_with("MODEL_ROUTES is not valid JSON"));
+        assert!(parse_err(r#"{"models":{}}"#).contains("missing field `default`"));
+        let typo = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","context_token":5}}}"#);
+        assert!(typo.contains("unknown field `context_token`"), "{typo}");
+    }
+
+    #[test]
+    fn config_mistakes_are_named() {
+        let cases = [
+            (r#"{"default":"a","models":{}}"#, "MODEL_ROUTES lists no models"),
+            (
+                r#"{"default":"a","models":{"a":{"provider":"gemini"}}}"#,
+                "MODEL_ROUTES model \"a\": unknown provider \"gemini\" (expected openai, anthropic or workers-ai)",
+            ),
+            (
+                r#"{"default":"b","models":{"a":{"provider":"openai"}}}"#,
+                "MODEL_ROUTES default \"b\" is not one of the models (a)",
+            ),
+            (
+                r#"{"default":"a","models":{"a":{"provider":"openai","fallbacks":["z"]}}}"#,
+                "MODEL_ROUTES model \"a\" has fallback \"z\", which is not a model",
+            ),
+            (
+                r#"{"default":"a","models":{"a":{"provider":"openai","fallbacks":["a"]}}}"#,
+                "MODEL_ROUTES model \"a\": lists itself as a fallback",
+            ),
+            (
+                r#"{"default":"a","models":{"a":{"provider":"openai","context_tokens":0}}}"#,
+                "MODEL_ROUTES model \"a\": context_tokens and max_output_tokens must be positive",
+            ),
+            (r#"{"default":"","models":{"":{"provider":"openai"}}}"#, "MODEL_ROUTES has a model with an empty name"),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(parse_err(json), expected, "{json}");
+        }
+    }
+}

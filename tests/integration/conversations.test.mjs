@@ -1,0 +1,265 @@
+// Conversations and message history: CRUD, import, branches, pagination, search, owner-only
+// access, limits, and a KV cache that never serves the owner stale data.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { api, expectError } from '../support/client.mjs';
+import { registerUser } from '../support/accounts.mjs';
+import { logLine } from '../support/logs.mjs';
+import { startWorker, TEST_VARS } from '../support/stack.mjs';
+
+const create = (token, json) => api('POST', '/api/v1/conversations', { token, json });
+
+test('create, read, update and delete a conversation', async () => {
+  const u = await registerUser();
+  const res = await create(u.access_token, { title: '  Trip plans ', system_prompt: 'Be brief.' });
+  assert.equal(res.status, 201, res.text);
+  const c = res.body;
+  assert.match(c.conversation_id, /^cnv_[A-Za-z0-9_-]{22}$/);
+  assert.equal(c.title, 'Trip plans');
+  assert.equal(c.system_prompt, 'Be brief.');
+  assert.equal(c.model, 'sim-small');
+  assert.equal(c.message_count, 0);
+  assert.equal(c.created_at, c.updated_at);
+
+  const got = await api('GET', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token });
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body, c);
+
+  const patched = await api('PATCH', `/api/v1/conversations/${c.conversation_id}`, {
+    token: u.access_token, json: { title: 'Trip to Lisbon', system_prompt: null, model: 'sim-large' },
+  });
+  assert.equal(patched.status, 200, patched.text);
+  assert.equal(patched.body.title, 'Trip to Lisbon');
+  assert.equal(patched.body.system_prompt, null);
+  assert.equal(patched.body.model, 'sim-large');
+  const reread = await api('GET', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token });
+  assert.deepEqual(reread.body, patched.body, 'a read after a write shows the write');
+
+  const del = await api('DELETE', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token });
+  assert.equal(del.status, 204);
+  expectError(assert, await api('GET', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token }), 404, 'not_found');
+  expectError(assert, await api('DELETE', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token }), 404, 'not_found');
+  expectError(assert, await api('GET', `/api/v1/conversations/${c.conversation_id}/messages`, { token: u.access_token }), 404);
+});
+
+test('an import stores a message tree atomically and ?leaf= returns one branch', async () => {
+  const u = await registerUser();
+  const res = await create(u.access_token, {
+    title: 'Imported',
+    messages: [
+      { id: 'q', role: 'user', content: 'What is the capital of Portugal?' },
+      { id: 'a1', role: 'assistant', content: 'Lisbon.' },
+      { id: 'q2', role: 'user', content: 'And its population?' },
+      { id: 'a2', parent_id: 'q', role: 'assistant', content: 'It is Lisbon, on the Tagus.' },
+    ],
+  });
+  assert.equal(res.status, 201, res.text);
+  assert.equal(res.body.message_count, 4);
+  const id = res.body.conversation_id;
+  const list = await api('GET', `/api/v1/conversations/${id}/messages`, { token: u.access_token });
+  assert.equal(list.status, 200);
+  const msgs = list.body.data;
+  assert.deepEqual(msgs.map((m) => m.content), ['What is the capital of Portugal?', 'Lisbon.', 'And its population?', 'It is Lisbon, on the Tagus.']);
+  assert.equal(msgs[0].parent_id, null);
+  assert.equal(msgs[1].parent_id, msgs[0].message_id);
+  assert.equal(msgs[2].parent_id, msgs[1].message_id);
+  assert.equal(msgs[3].parent_id, msgs[0].message_id, 'the second answer is a sibling branch');
+  for (const m of msgs) {
+    assert.equal(m.status, 'complete');
+    assert.equal(m.conversation_id, id);
+    assert.match(m.message_id, /^msg_/);
+  }
+  const branchA = await api('GET', `/api/v1/conversations/${id}/messages?leaf=${msgs[2].message_id}`, { token: u.access_token });
+  assert.deepEqual(branchA.body.data.map((m) => m.content), ['What is the capital of Portugal?', 'Lisbon.', 'And its population?']);
+  assert.equal(branchA.body.next_cursor, null);
+  const branchB = await api('GET', `/api/v1/conversations/${id}/messages?leaf=${msgs[3].message_id}`, { token: u.access_token });
+  assert.deepEqual(branchB.body.data.map((m) => m.content), ['What is the capital of Portugal?', 'It is Lisbon, on the Tagus.']);
+  expectError(assert, await api('GET', `/api/v1/conversations/${id}/messages?leaf=msg_AAAAAAAAAAAAAAAAAAAAAA`, { token: u.access_token }), 404);
+  expectError(assert, await api('GET', `/api/v1/conversations/${id}/messages?leaf=nonsense`, { token: u.access_token }), 404);
+});
+
+test('a bad import stores nothing', async () => {
+  const u = await registerUser();
+  for (const messages of [
+    [{ role: 'user', content: 'ok' }, { role: 'robot', content: 'bad role' }],
+    [{ role: 'user', content: 'ok' }, { role: 'user', content: 'x', parent_id: 'missing' }],
+    [{ role: 'user', content: 'x'.repeat(32 * 1024 + 1) }],
+    [{ role: 'user', content: '   ' }],
+    [{ role: 'user', content: 'x', user_id: 'usr_someone' }],
+  ]) {
+    expectError(assert, await create(u.access_token, { title: 'bad', messages }), 422);
+  }
+  const list = await api('GET', '/api/v1/conversations', { token: u.access_token });
+  assert.deepEqual(list.body.data, []);
+});
+
+test('oversized fields and unknown fields are 422, malformed JSON 400', async () => {
+  const u = await registerUser();
+  for (const json of [
+    { title: 'x'.repeat(201) },
+    { system_prompt: 'x'.repeat(8 * 1024 + 1) },
+    { title: 'ok', user_id: 'usr_x' },
+    { title: 'ok', message_count: 5 },
+    { model: 'bad model name' },
+    { title: 5 },
+  ]) {
+    expectError(assert, await create(u.access_token, json), 422);
+  }
+  expectError(assert, await api('POST', '/api/v1/conversations', { token: u.access_token, body: '{"title":', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+  const c = (await create(u.access_token, { title: 'keep me' })).body;
+  for (const json of [{}, { title: 'x'.repeat(201) }, { conversation_id: 'cnv_x' }, { message_count: 9 }, { system_prompt: 'x'.repeat(8193) }]) {
+    expectError(assert, await api('PATCH', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token, json }), 422);
+  }
+  const after = await api('GET', `/api/v1/conversations/${c.conversation_id}`, { token: u.access_token });
+  assert.equal(after.body.title, 'keep me');
+});
+
+test("another user's conversation is 404 on every verb and stays unchanged", async () => {
+  const a = await registerUser();
+  const b = await registerUser();
+  const c = (await create(a.access_token, { title: 'private', messages: [{ role: 'user', content: 'secret words' }] })).body;
+  const path = `/api/v1/conversations/${c.conversation_id}`;
+  expectError(assert, await api('GET', path, { token: b.access_token }), 404, 'not_found');
+  expectError(assert, await api('PATCH', path, { token: b.access_token, json: { title: 'mine now' } }), 404, 'not_found');
+  expectError(assert, await api('DELETE', path, { token: b.access_token }), 404, 'not_found');
+  expectError(assert, await api('GET', `${path}/messages`, { token: b.access_token }), 404, 'not_found');
+  const search = await api('GET', '/api/v1/conversations?q=secret', { token: b.access_token });
+  assert.deepEqual(search.body.data, [], 'search never crosses users');
+  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: b.access_token })).body.data, []);
+  const still = await api('GET', path, { token: a.access_token });
+  assert.equal(still.status, 200);
+  assert.equal(still.body.title, 'private');
+  assert.equal((await api('GET', `${path}/messages`, { token: a.access_token })).body.data.length, 1);
+  expectError(assert, await api('GET', path), 401);
+});
+
+test('pagination walks 250 conversations with no duplicates or gaps while more are created', async () => {
+  const u = await registerUser();
+  const ids = new Set();
+  for (let i = 0; i < 250; i += 25) {
+    const batch = await Promise.all(Array.from({ length: 25 }, (_, j) => create(u.access_token, { title: `conv ${i + j}` })));
+    for (const r of batch) {
+      assert.equal(r.status, 201, r.text);
+      ids.add(r.body.conversation_id);
+    }
+  }
+  const seen = [];
+  let cursor = null;
+  let pages = 0;
+  do {
+    const res = await api('GET', `/api/v1/conversations?limit=40${cursor ? `&cursor=${cursor}` : ''}`, { token: u.access_token });
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.body.data.length <= 40);
+    seen.push(...res.body.data.map((c) => c.conversation_id));
+    cursor = res.body.next_cursor;
+    pages++;
+    // New conversations arrive during the walk; they sort before the cursor.
+    await create(u.access_token, { title: `during walk ${pages}` });
+  } while (cursor);
+  const original = seen.filter((id) => ids.has(id));
+  assert.equal(new Set(seen).size, seen.length, 'no duplicates');
+  assert.equal(original.length, 250, 'no gaps');
+  assert.equal(pages, 7);
+});
+
+test('bad limits and cursors are 400', async () => {
+  const u = await registerUser();
+  for (const q of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'cursor=not-a-cursor', 'cursor=%00%01']) {
+    const res = await api('GET', `/api/v1/conversations?${q}`, { token: u.access_token });
+    assert.equal(res.status, 400, `${q}: ${res.text}`);
+    assert.match(res.body.error.code, /^invalid_(limit|cursor)$/);
+  }
+  const c = (await create(u.access_token, { title: 't' })).body;
+  expectError(assert, await api('GET', `/api/v1/conversations/${c.conversation_id}/messages?limit=1000`, { token: u.access_token }), 400, 'invalid_limit');
+});
+
+test('search finds conversations by title and by message text, ranked', async () => {
+  const u = await registerUser();
+  const word = `zephyr${randomBytes(3).toString('hex')}`;
+  const byTitle = (await create(u.access_token, { title: `About ${word} winds` })).body;
+  const byText = (await create(u.access_token, { title: 'Weather', messages: [{ role: 'user', content: `Tell me about the ${word} please` }] })).body;
+  await create(u.access_token, { title: 'Unrelated' });
+  const res = await api('GET', `/api/v1/conversations?q=${encodeURIComponent(word)}`, { token: u.access_token });
+  assert.equal(res.status, 200, res.text);
+  const found = res.body.data.map((c) => c.conversation_id);
+  assert.deepEqual(found.sort(), [byTitle.conversation_id, byText.conversation_id].sort());
+  const prefix = await api('GET', `/api/v1/conversations?q=${word.slice(0, 8)}`, { token: u.access_token });
+  assert.equal(prefix.body.data.length, 2, 'the last term matches as a prefix');
+  const paged = await api('GET', `/api/v1/conversations?q=${word}&limit=1`, { token: u.access_token });
+  assert.equal(paged.body.data.length, 1);
+  assert.ok(paged.body.next_cursor);
+  const next = await api('GET', `/api/v1/conversations?q=${word}&limit=1&cursor=${paged.body.next_cursor}`, { token: u.access_token });
+  assert.equal(next.body.data.length, 1);
+  assert.notEqual(next.body.data[0].conversation_id, paged.body.data[0].conversation_id);
+});
+
+test('odd search inputs are a result or a 400, never a 500', async () => {
+  const u = await registerUser();
+  await create(u.access_token, { title: 'café "quoted" NEAR things', messages: [{ role: 'user', content: 'naïve 日本語 text' }] });
+  for (const q of ['"', '*', 'NEAR(', '-', 'a OR b', 'title:x', '(a', '^x', 'café', '日本語', '🙂', "'; DROP TABLE messages; --", 'NOT', 'x'.repeat(300), '""""', 'a*b', '\\']) {
+    const res = await api('GET', `/api/v1/conversations?q=${encodeURIComponent(q)}`, { token: u.access_token });
+    assert.ok([200, 400].includes(res.status), `${q}: ${res.status} ${res.text}`);
+    if (res.status === 400) assert.equal(res.body.error.code, 'invalid_query');
+  }
+  const hit = await api('GET', `/api/v1/conversations?q=${encodeURIComponent('日本語')}`, { token: u.access_token });
+  assert.equal(hit.body.data.length, 1);
+});
+
+test('the list and a conversation are cached in KV and never stale after the owner writes', async () => {
+  const u = await registerUser();
+  const first = await create(u.access_token, { title: 'one' });
+  const miss = await api('GET', '/api/v1/conversations', { token: u.access_token });
+  assert.equal(miss.headers.get('x-edgechat-cache'), 'miss');
+  let hit;
+  for (let i = 0; i < 20; i++) {
+    hit = await api('GET', '/api/v1/conversations', { token: u.access_token });
+    if (hit.headers.get('x-edgechat-cache') === 'hit') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(hit.headers.get('x-edgechat-cache'), 'hit');
+  assert.deepEqual(hit.body, miss.body);
+  const missLog = await logLine(miss.headers.get('x-request-id'));
+  const hitLog = await logLine(hit.headers.get('x-request-id'));
+  assert.ok(hitLog.d1_rows_read < missLog.d1_rows_read, `hit read ${hitLog.d1_rows_read} rows, miss ${missLog.d1_rows_read}`);
+
+  const second = await create(u.access_token, { title: 'two' });
+  const afterCreate = await api('GET', '/api/v1/conversations', { token: u.access_token });
+  assert.equal(afterCreate.headers.get('x-edgechat-cache'), 'miss');
+  assert.deepEqual(afterCreate.body.data.map((c) => c.title), ['two', 'one']);
+
+  const path = `/api/v1/conversations/${first.body.conversation_id}`;
+  await api('GET', path, { token: u.access_token });
+  await new Promise((r) => setTimeout(r, 300));
+  await api('PATCH', path, { token: u.access_token, json: { title: 'one, renamed' } });
+  assert.equal((await api('GET', path, { token: u.access_token })).body.title, 'one, renamed');
+  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed', 'two']);
+  await api('DELETE', `/api/v1/conversations/${second.body.conversation_id}`, { token: u.access_token });
+  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed']);
+});
+
+test('deleting the account deletes its conversations', async () => {
+  const u = await registerUser();
+  const word = `quasar${randomBytes(3).toString('hex')}`;
+  await create(u.access_token, { title: word, messages: [{ role: 'user', content: word }] });
+  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token })).status, 204);
+  const again = await registerUser({ email: u.email });
+  assert.deepEqual((await api('GET', `/api/v1/conversations?q=${word}`, { token: again.access_token })).body.data, []);
+});
+
+test('per-user conversation and per-conversation message limits are enforced', async (t) => {
+  const worker = await startWorker({ vars: { ...TEST_VARS, MAX_CONVERSATIONS_PER_USER: '2', MAX_MESSAGES_PER_CONVERSATION: '3' } });
+  t.after(() => worker.stop());
+  const base = worker.url;
+  const reg = await api('POST', '/api/v1/auth/register', { base, json: { email: `limits-${randomBytes(4).toString('hex')}@test.example`, password: 'correct horse battery' } });
+  const token = reg.body.access_token;
+  const msgs = (n) => Array.from({ length: n }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+  expectError(assert, await api('POST', '/api/v1/conversations', { base, token, json: { messages: msgs(4) } }), 422);
+  assert.equal((await api('POST', '/api/v1/conversations', { base, token, json: { messages: msgs(3) } })).status, 201);
+  assert.equal((await api('POST', '/api/v1/conversations', { base, token, json: {} })).status, 201);
+  expectError(assert, await api('POST', '/api/v1/conversations', { base, token, json: {} }), 409, 'conversation_limit_reached');
+  const list = await api('GET', '/api/v1/conversations', { base, token });
+  assert.equal(list.body.data.length, 2);
+  await api('DELETE', `/api/v1/conversations/${list.body.data[0].conversation_id}`, { base, token });
+  assert.equal((await api('POST', '/api/v1/conversations', { base, token, json: {} })).status, 201, 'deleting frees a slot');
+});
