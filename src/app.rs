@@ -17,6 +17,7 @@ pub struct Ctx<'a> {
     pub env: &'a Env,
     pub worker_ctx: &'a Context,
     pub config: &'a Config,
+    pub request_id: &'a str,
     pub params: Vec<(&'static str, String)>,
     /// Set by authentication so the log line can name the user.
     pub user_id: Option<String>,
@@ -52,8 +53,16 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
     let path = req.path();
     let origin = header(&req, "origin");
 
-    let mut cx =
-        Ctx { req, env: &env, worker_ctx: &worker_ctx, config: &config, params: Vec::new(), user_id: None, db: None };
+    let mut cx = Ctx {
+        req,
+        env: &env,
+        worker_ctx: &worker_ctx,
+        config: &config,
+        request_id: &request_id,
+        params: Vec::new(),
+        user_id: None,
+        db: None,
+    };
     let (pattern, result) = route(&mut cx, &method, &path).await;
     let user_id = cx.user_id.take();
     let (d1_rows_read, d1_rows_written) = cx.db.as_ref().map_or((0, 0), |d| (d.rows_read(), d.rows_written()));
@@ -149,5 +158,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::UpdateConversation => handlers::conversations::update_conversation(cx).await,
         Route::DeleteConversation => handlers::conversations::delete_conversation(cx).await,
         Route::ListMessages => handlers::conversations::list_messages(cx).await,
+        Route::PostMessage => handlers::messages::post_message(cx).await,
+        Route::Regenerate => handlers::messages::regenerate(cx).await,
     }
 }

@@ -5,6 +5,8 @@ use worker::{D1Database, Env, KvStore};
 
 pub const DB: &str = "DB";
 pub const CACHE: &str = "CACHE";
+/// Workers AI, used by routes whose provider is `workers-ai`.
+pub const AI: &str = "AI";
 
 /// A var or secret as a string, or `None` when unset.
 pub fn var(env: &Env, name: &str) -> Option<String> {

@@ -4,11 +4,13 @@ mod app;
 mod auth;
 mod bindings;
 mod cache;
+mod chat;
 mod crypto;
 mod handlers;
 mod http;
 mod platform;
 mod store;
+mod upstream;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -29,6 +29,15 @@ fn query(cx: &Ctx<'_>) -> String {
     cx.req.url().ok().and_then(|u| u.query().map(str::to_string)).unwrap_or_default()
 }
 
+/// The routed model name for `requested` (the default when absent); 422 listing the valid
+/// names when unknown.
+fn known_model(cx: &Ctx<'_>, requested: Option<&str>) -> Result<String, AppError> {
+    if let Some(name) = requested {
+        validate_model_name(name)?;
+    }
+    Ok(cx.config.routes.resolve(requested).map_err(ApiError::validation)?.name.clone())
+}
+
 fn not_found() -> AppError {
     ApiError::not_found("conversation").into()
 }
@@ -45,8 +54,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: CreateConversation = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
     let limits = cx.config.conversation_limits;
     let title = validate_title(req.title.as_deref().unwrap_or(""), &limits)?;
-    let model = req.model.unwrap_or_else(|| cx.config.default_model.clone());
-    validate_model_name(&model)?;
+    let model = known_model(cx, req.model.as_deref())?;
     let system_prompt = validate_system_prompt(req.system_prompt.as_deref(), &limits)?;
     let plan = plan_import(req.messages, &limits)?;
     let now = platform::now_ms();
@@ -147,7 +155,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
-async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conversation, AppError> {
+pub async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conversation, AppError> {
     let id = cx.param("conversation_id").to_string();
     if !ids::is_valid("cnv", &id) {
         return Err(not_found());
@@ -181,7 +189,7 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let limits = cx.config.conversation_limits;
     let title = req.title.as_deref().map(|t| validate_title(t, &limits)).transpose()?;
     if let Some(model) = &req.model {
-        validate_model_name(model)?;
+        known_model(cx, Some(model))?;
     }
     let system_prompt = match &req.system_prompt {
         Some(p) => Some(validate_system_prompt(p.as_deref(), &limits)?),

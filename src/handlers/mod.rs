@@ -4,4 +4,5 @@ pub mod auth;
 pub mod conversations;
 pub mod health;
 pub mod keys;
+pub mod messages;
 pub mod users;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod conversations;
+pub mod messages;
 pub mod throttle;
 
 use crate::http::AppError;

@@ -24,7 +24,33 @@ export const TEST_VARS = {
   JWT_SECRET: 'test-only-secret-0123456789abcdef0123456789abcdef',
   CORS_ORIGINS: 'https://app.test.example',
   ADMIN_EMAILS: 'admin@test.example',
+  // Test models: each maps to the simulator with a fault mode or pace in its upstream name.
+  MODEL_ROUTES: JSON.stringify({
+    default: 'sim-small',
+    models: {
+      'sim-small': { provider: 'openai', upstream: 'sim-small+tokens=24+interval=15' },
+      'sim-large': { provider: 'openai', upstream: 'sim-large+tokens=8+interval=5' },
+      slow: { provider: 'openai', upstream: 'sim-small+tokens=400+interval=25' },
+      flaky: { provider: 'openai', upstream: 'sim-small+status=429+fail_times=1+retry_after=1+tokens=6+interval=5' },
+      broken: { provider: 'openai', upstream: 'sim-small+status=500+tokens=6', fallbacks: ['sim-large'] },
+      hang: { provider: 'openai', upstream: 'sim-small+hang' },
+      cut: { provider: 'openai', upstream: 'sim-small+cut=5+tokens=20+interval=10' },
+      malformed: { provider: 'openai', upstream: 'sim-small+malformed=3+tokens=10+interval=5' },
+      claude: { provider: 'anthropic', upstream: 'sim-claude+tokens=16+interval=10' },
+      echo: { provider: 'openai', upstream: 'sim-small+echo+interval=5' },
+      tiny: { provider: 'openai', upstream: 'sim-small+tokens=4+interval=1', context_tokens: 200, max_output_tokens: 100 },
+    },
+  }),
+  UPSTREAM_FIRST_BYTE_TIMEOUT_MS: '1500',
+  SSE_HEARTBEAT_MS: '300',
+  UPSTREAM_MAX_RETRY_DELAY_MS: '1500',
 };
+
+/** A .env value: single-quoted (taken literally) unless it holds a single quote. */
+function dotenvValue(v) {
+  if (v.includes('\n')) throw new Error('multi-line values are not supported in env files');
+  return v.includes("'") ? JSON.stringify(v) : `'${v}'`;
+}
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort() {
@@ -122,7 +148,7 @@ export async function startWorker({ vars = {}, persistDir, logFile, port, echo =
   const dir = persistDir ?? mkdtempSync(path.join(os.tmpdir(), 'edgechat-state-'));
   if (ownState) await applyMigrations(dir, { logFile });
   const envFile = path.join(dir, 'worker.env');
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join('\n') + '\n');
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${dotenvValue(String(v))}`).join('\n') + '\n');
   port ??= await freePort();
   const inspector = await freePort();
   const proc = spawnGroup(process.execPath, [

@@ -3,8 +3,11 @@
 //! Parsing never fails outright: a bad or missing variable becomes a [`ConfigError`] naming
 //! it, reported by `/health/ready` and by every route that needs configuration.
 
+use crate::chat::RetryPolicy;
 use crate::conversations::Limits as ConversationLimits;
 use crate::cors::CorsPolicy;
+use crate::llm::provider::Provider;
+use crate::llm::routing::Routes;
 use crate::password::MAX_ITERATIONS;
 use crate::throttle::LoginLimits;
 use std::fmt;
@@ -13,6 +16,12 @@ use std::fmt;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Shortest accepted `JWT_SECRET`.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Routes used when `MODEL_ROUTES` is unset: the local simulator's models.
+pub const DEFAULT_MODEL_ROUTES: &str = r#"{"default":"sim-small","models":{
+  "sim-small":{"provider":"openai","context_tokens":8192},
+  "sim-large":{"provider":"openai","context_tokens":32768},
+  "sim-claude":{"provider":"anthropic","context_tokens":200000}}}"#;
 
 /// A missing or invalid variable; the message names the variable, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +52,17 @@ pub struct Config {
     pub conversation_limits: ConversationLimits,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
     pub cache_ttl_seconds: u64,
-    /// The model of new conversations that name none.
-    pub default_model: String,
+    /// Model routing (`MODEL_ROUTES`): public model names to providers and fallbacks.
+    pub routes: Routes,
+    pub openai_base_url: String,
+    pub openai_api_key: Option<String>,
+    pub anthropic_base_url: String,
+    pub anthropic_api_key: Option<String>,
+    pub retry: RetryPolicy,
+    /// Longest wait for an upstream's first byte (and between bytes) before giving up.
+    pub first_byte_timeout_ms: u64,
+    /// Interval of `: ping` comments on an idle SSE stream.
+    pub heartbeat_ms: u64,
     jwt_secret: Result<Vec<u8>, ConfigError>,
     problems: Vec<ConfigError>,
 }
@@ -121,7 +139,32 @@ impl Config {
             ),
         };
         let cache_ttl_seconds = number(&get, p, "CACHE_TTL_SECONDS", 300, 60, 86_400);
-        let default_model = text(&get, "DEFAULT_MODEL", "sim-small");
+        let routes = match get("MODEL_ROUTES") {
+            None => Routes::parse(DEFAULT_MODEL_ROUTES),
+            Some(raw) => Routes::parse(&raw),
+        }
+        .unwrap_or_else(|problem| {
+            p.push(ConfigError { variable: "MODEL_ROUTES", problem: format!("is invalid: {problem}") });
+            Routes::parse(DEFAULT_MODEL_ROUTES).unwrap_or_else(|_| unreachable!("the built-in routes parse"))
+        });
+        let mut base_url = |variable: &'static str, default: &str| {
+            let url = text(&get, variable, default).trim_end_matches('/').to_string();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                p.push(ConfigError { variable, problem: "must be an http:// or https:// URL".into() });
+            }
+            url
+        };
+        let openai_base_url = base_url("OPENAI_BASE_URL", "https://api.openai.com/v1");
+        let anthropic_base_url = base_url("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+        let secret = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let retry_defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            retries: number(&get, p, "UPSTREAM_RETRIES", retry_defaults.retries.into(), 0, 10) as u32,
+            base_delay_ms: retry_defaults.base_delay_ms,
+            max_delay_ms: number(&get, p, "UPSTREAM_MAX_RETRY_DELAY_MS", retry_defaults.max_delay_ms, 0, 60_000),
+        };
+        let first_byte_timeout_ms = number(&get, p, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 30_000, 100, 600_000);
+        let heartbeat_ms = number(&get, p, "SSE_HEARTBEAT_MS", 15_000, 100, 120_000);
         let admin_emails = get("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
@@ -150,7 +193,14 @@ impl Config {
             login_limits,
             conversation_limits,
             cache_ttl_seconds,
-            default_model,
+            routes,
+            openai_api_key: secret("OPENAI_API_KEY"),
+            anthropic_api_key: secret("ANTHROPIC_API_KEY"),
+            openai_base_url,
+            anthropic_base_url,
+            retry,
+            first_byte_timeout_ms,
+            heartbeat_ms,
             jwt_secret,
             problems,
         }
@@ -164,6 +214,14 @@ impl Config {
     /// The JWT signing secret, validated at first use.
     pub fn jwt_secret(&self) -> Result<&[u8], ConfigError> {
         self.jwt_secret.as_deref().map_err(Clone::clone)
+    }
+
+    /// The base URL and API key of a provider's HTTP API.
+    pub fn provider_endpoint(&self, provider: Provider) -> (&str, Option<&str>) {
+        match provider {
+            Provider::Anthropic => (&self.anthropic_base_url, self.anthropic_api_key.as_deref()),
+            Provider::OpenAi | Provider::WorkersAi => (&self.openai_base_url, self.openai_api_key.as_deref()),
+        }
     }
 
     /// Every problem, including missing secrets: what `/health/ready` reports.
@@ -232,6 +290,19 @@ mod tests {
         assert_eq!(bad.check().unwrap_err().variable, "PASSWORD_HASH_ITERATIONS");
         assert_eq!(bad.password_iterations, 100_000);
         assert_eq!(config(&[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")]).login_limits.per_email, 3);
+    }
+
+    #[test]
+    fn model_routes_default_to_the_simulator_and_bad_ones_are_named() {
+        let c = config(&[]);
+        assert_eq!(c.routes.default_model(), "sim-small");
+        assert_eq!(c.openai_base_url, "https://api.openai.com/v1");
+        let bad = config(&[("MODEL_ROUTES", "{not json")]);
+        assert_eq!(bad.check().unwrap_err().variable, "MODEL_ROUTES");
+        let url = config(&[("OPENAI_BASE_URL", "localhost:8788/v1/")]);
+        assert_eq!(url.check().unwrap_err().variable, "OPENAI_BASE_URL");
+        let ok = config(&[("OPENAI_BASE_URL", "http://127.0.0.1:8788/v1/"), ("OPENAI_API_KEY", " k ")]);
+        assert_eq!(ok.provider_endpoint(Provider::OpenAi), ("http://127.0.0.1:8788/v1", Some("k")));
     }
 
     #[test]

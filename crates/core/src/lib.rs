@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod body;
+pub mod chat;
 pub mod config;
 pub mod conversations;
 pub mod cookie;

@@ -24,6 +24,8 @@ pub enum Route {
     UpdateConversation,
     DeleteConversation,
     ListMessages,
+    PostMessage,
+    Regenerate,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -57,7 +59,14 @@ const TABLE: &[Entry] = &[
             ("DELETE", Route::DeleteConversation),
         ],
     },
-    Entry { pattern: "/api/v1/conversations/{conversation_id}/messages", methods: &[("GET", Route::ListMessages)] },
+    Entry {
+        pattern: "/api/v1/conversations/{conversation_id}/messages",
+        methods: &[("GET", Route::ListMessages), ("POST", Route::PostMessage)],
+    },
+    Entry {
+        pattern: "/api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate",
+        methods: &[("POST", Route::Regenerate)],
+    },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

@@ -1,0 +1,230 @@
+//! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
+//! stream events into the stored answer and its final status, and automatic titles.
+
+use crate::llm::context::estimate_tokens;
+use crate::llm::{StreamEvent, Usage};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    pub content: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The message this one answers; absent means the conversation's latest message, and an
+    /// earlier id starts a new branch (edit and resend).
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regenerate {
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// Retries before the first byte, per model in the fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub base_delay_ms: u64,
+    /// Longest wait honoured, whatever `Retry-After` asks for.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { retries: 2, base_delay_ms: 250, max_delay_ms: 5_000 }
+    }
+}
+
+/// Upstream statuses worth another try: rate limits and server-side failures.
+pub fn is_retryable(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
+}
+
+/// Wait before retry number `attempt` (0-based): `Retry-After` seconds when given, else
+/// exponential backoff; never above the policy's cap.
+pub fn retry_delay_ms(attempt: u32, retry_after: Option<&str>, policy: &RetryPolicy) -> u64 {
+    let asked = retry_after.and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0);
+    let delay = match asked {
+        Some(seconds) => (seconds * 1000.0) as u64,
+        None => policy.base_delay_ms.saturating_mul(1u64 << attempt.min(16)),
+    };
+    delay.min(policy.max_delay_ms)
+}
+
+/// How a turn ended, as stored in the assistant message's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    Complete,
+    /// The client went away (or stopped); the partial answer is kept.
+    Cancelled,
+    /// The upstream failed after output started, or never answered; partial text is kept.
+    Error,
+}
+
+impl FinalStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Cancelled => "cancelled",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Collects one upstream stream: the answer text, usage, and whether it ended properly.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    pub text: String,
+    usage: Option<Usage>,
+    /// The upstream said it was done (`[DONE]`, `message_stop`) or gave a finish reason.
+    pub finished: bool,
+    pub upstream_error: Option<String>,
+    pub malformed: u32,
+}
+
+impl Accumulator {
+    /// Applies one event; returns the text to forward to the client, if any.
+    pub fn apply(&mut self, event: StreamEvent) -> Option<String> {
+        match event {
+            StreamEvent::Delta(text) => {
+                self.text.push_str(&text);
+                return Some(text);
+            }
+            StreamEvent::Usage(u) => self.usage = Some(u),
+            StreamEvent::Finish(_) | StreamEvent::Done => self.finished = true,
+            StreamEvent::Error(message) => self.upstream_error = Some(message),
+            StreamEvent::Malformed => self.malformed += 1,
+        }
+        None
+    }
+
+    /// The status once the upstream stream has ended (cleanly or not).
+    pub fn status(&self) -> FinalStatus {
+        if self.upstream_error.is_none() && self.finished {
+            FinalStatus::Complete
+        } else {
+            FinalStatus::Error
+        }
+    }
+
+    /// Usage to store: the upstream's figures when it sent them, otherwise an estimate
+    /// (flagged) from the prompt estimate and the text received.
+    pub fn final_usage(&self, prompt_estimate: u64) -> (Usage, bool) {
+        match self.usage {
+            Some(u) if u.prompt_tokens > 0 || u.completion_tokens > 0 => (u, false),
+            _ => (
+                Usage { prompt_tokens: prompt_estimate, completion_tokens: u64::from(estimate_tokens(&self.text)) },
+                true,
+            ),
+        }
+    }
+}
+
+/// Longest automatic title, in characters.
+pub const AUTO_TITLE_CHARS: usize = 60;
+
+/// A title from the first user message: its first line, whitespace collapsed, cut at a word
+/// boundary with an ellipsis when longer than [`AUTO_TITLE_CHARS`].
+pub fn derive_title(first_message: &str) -> String {
+    let line = first_message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let collapsed: Vec<&str> = line.split_whitespace().collect();
+    let mut title = String::new();
+    for word in collapsed {
+        let extra = usize::from(!title.is_empty()) + word.chars().count();
+        if title.chars().count() + extra > AUTO_TITLE_CHARS {
+            if title.is_empty() {
+                title = word.chars().take(AUTO_TITLE_CHARS - 1).collect();
+            }
+            title.push('…');
+            return title;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(word);
+    }
+    title
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::parse_json;
+
+    #[test]
+    fn post_message_rejects_unknown_fields() {
+        let ok: PostMessage = parse_json(Some("application/json"), br#"{"content":"hi","parent_id":"msg_x"}"#).unwrap();
+        assert_eq!(ok.parent_id.as_deref(), Some("msg_x"));
+        let bad = parse_json::<PostMessage>(Some("application/json"), br#"{"content":"hi","role":"assistant"}"#);
+        assert_eq!(bad.unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn rate_limits_and_server_errors_are_retried_but_client_errors_are_not() {
+        for s in [429, 500, 502, 503, 504, 529] {
+            assert!(is_retryable(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 422] {
+            assert!(!is_retryable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        let p = RetryPolicy { retries: 2, base_delay_ms: 100, max_delay_ms: 3_000 };
+        assert_eq!(retry_delay_ms(0, Some("1"), &p), 1_000);
+        assert_eq!(retry_delay_ms(0, Some("0.5"), &p), 500);
+        assert_eq!(retry_delay_ms(0, Some("120"), &p), 3_000);
+        assert_eq!(retry_delay_ms(0, None, &p), 100);
+        assert_eq!(retry_delay_ms(2, None, &p), 400);
+        assert_eq!(retry_delay_ms(40, None, &p), 3_000);
+        assert_eq!(retry_delay_ms(1, Some("soon"), &p), 200, "an unreadable header falls back to backoff");
+        assert_eq!(retry_delay_ms(1, Some("-5"), &p), 200);
+    }
+
+    #[test]
+    fn a_finished_stream_is_complete_and_keeps_upstream_usage() {
+        let mut acc = Accumulator::default();
+        assert_eq!(acc.apply(StreamEvent::Delta("Hel".into())).as_deref(), Some("Hel"));
+        assert_eq!(acc.apply(StreamEvent::Delta("lo".into())).as_deref(), Some("lo"));
+        assert_eq!(acc.apply(StreamEvent::Usage(Usage { prompt_tokens: 7, completion_tokens: 2 })), None);
+        acc.apply(StreamEvent::Done);
+        assert_eq!(acc.text, "Hello");
+        assert_eq!(acc.status(), FinalStatus::Complete);
+        assert_eq!(acc.final_usage(99), (Usage { prompt_tokens: 7, completion_tokens: 2 }, false));
+    }
+
+    #[test]
+    fn a_stream_cut_before_its_end_is_an_error_with_estimated_usage() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Delta("partial answer".into()));
+        acc.apply(StreamEvent::Malformed);
+        assert_eq!(acc.status(), FinalStatus::Error);
+        assert_eq!(acc.malformed, 1);
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 4 }, true));
+    }
+
+    #[test]
+    fn an_in_stream_error_is_an_error_even_if_done_follows() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Error("overloaded".into()));
+        acc.apply(StreamEvent::Done);
+        assert_eq!(acc.status(), FinalStatus::Error);
+    }
+
+    #[test]
+    fn titles_come_from_the_first_line_cut_at_a_word() {
+        assert_eq!(derive_title("  How do I   bake bread?\nI have flour."), "How do I bake bread?");
+        let long = "word ".repeat(30);
+        let t = derive_title(&long);
+        assert!(t.ends_with('…'));
+        assert!(t.chars().count() <= AUTO_TITLE_CHARS + 1);
+        assert!(!t.contains("  "));
+        assert_eq!(derive_title(&"x".repeat(100)).chars().count(), AUTO_TITLE_CHARS);
+        assert_eq!(derive_title("\n\n"), "");
+    }
+}

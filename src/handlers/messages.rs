@@ -1,0 +1,232 @@
+//! `POST /api/v1/conversations/{conversation_id}/messages` and
+//! `POST .../messages/{message_id}/regenerate`: a chat turn, streamed as SSE or answered as
+//! JSON when done.
+
+use crate::app::Ctx;
+use crate::auth::authenticate;
+use crate::chat::{self, Sink, Turn, TurnResult};
+use crate::handlers::conversations::owned_conversation;
+use crate::http::{header, json, read_body, read_json, AppError, HandlerResult};
+use crate::platform;
+use crate::store::{conversations as conv_store, messages as store};
+use edgechat_core::body::parse_json;
+use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
+use edgechat_core::conversations::{validate_content, Conversation, Message};
+use edgechat_core::llm::context::{estimate_tokens, select_context, MESSAGE_OVERHEAD_TOKENS};
+use edgechat_core::llm::routing::ModelRoute;
+use edgechat_core::llm::{ChatMessage, Role};
+use edgechat_core::{ids, ApiError};
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use serde_json::json as j;
+use worker::Response;
+
+/// Events buffered between the turn and a slow client before the turn waits.
+const SSE_BUFFER: usize = 64;
+
+fn message_not_found() -> AppError {
+    ApiError::not_found("message").into()
+}
+
+/// The route for `requested` (or the conversation's model) and its fallback chain; 422
+/// listing the valid names when unknown.
+fn model_chain(
+    cx: &Ctx<'_>,
+    requested: Option<&str>,
+    conversation: &Conversation,
+) -> Result<Vec<ModelRoute>, AppError> {
+    let routes = &cx.config.routes;
+    let route = routes.resolve(Some(requested.unwrap_or(&conversation.model))).map_err(ApiError::validation)?;
+    Ok(routes.chain(&route.name).into_iter().cloned().collect())
+}
+
+/// The branch from the root to `leaf_id` as chat messages (empty answers left out).
+async fn branch(
+    cx: &mut Ctx<'_>,
+    conversation: &Conversation,
+    user_id: &str,
+    leaf_id: &str,
+) -> Result<Vec<Message>, AppError> {
+    let db = cx.db()?;
+    let max = cx.config.conversation_limits.messages_per_conversation;
+    conv_store::message_path(&db, &conversation.conversation_id, user_id, leaf_id, max).await
+}
+
+fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .filter(|m| !m.content.is_empty())
+        .map(|m| ChatMessage::new(if m.role == "assistant" { Role::Assistant } else { Role::User }, m.content.clone()))
+        .collect()
+}
+
+pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let req: PostMessage = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    validate_content(&req.content, &cx.config.conversation_limits)?;
+    let user_id = principal.user.user_id.clone();
+    let conversation = owned_conversation(cx, &user_id).await?;
+    let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
+    let db = cx.db()?;
+
+    let (parent_id, path) = match req.parent_id {
+        Some(id) => {
+            let path =
+                if ids::is_valid("msg", &id) { branch(cx, &conversation, &user_id, &id).await? } else { Vec::new() };
+            if path.is_empty() {
+                return Err(message_not_found());
+            }
+            (Some(id), path)
+        }
+        None => match store::latest_message_id(&db, &conversation.conversation_id, &user_id).await? {
+            Some(id) => {
+                let path = branch(cx, &conversation, &user_id, &id).await?;
+                (Some(id), path)
+            }
+            None => (None, Vec::new()),
+        },
+    };
+    let mut history = to_chat(&path);
+    history.push(ChatMessage::new(Role::User, req.content.clone()));
+
+    let now = platform::now_ms();
+    let user_message = Message {
+        message_id: ids::new_id("msg", platform::random_bytes()?),
+        conversation_id: conversation.conversation_id.clone(),
+        parent_id,
+        role: "user".into(),
+        content: req.content,
+        status: "complete".into(),
+        model: Some(chain[0].name.clone()),
+        provider: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        is_usage_estimated: 0,
+        time_to_first_token_ms: None,
+        duration_ms: None,
+        created_at: now,
+    };
+    let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
+    start_turn(cx, &conversation, user_id, chain, history, user_message, true, auto_title).await
+}
+
+pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
+    let principal = authenticate(cx).await?;
+    let bytes = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: Regenerate = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Regenerate::default()
+    } else {
+        parse_json(header(&cx.req, "content-type").as_deref(), &bytes)?
+    };
+    let user_id = principal.user.user_id.clone();
+    let conversation = owned_conversation(cx, &user_id).await?;
+    let target_id = cx.param("message_id").to_string();
+    if !ids::is_valid("msg", &target_id) {
+        return Err(message_not_found());
+    }
+    let db = cx.db()?;
+    let target =
+        store::find(&db, &target_id, &conversation.conversation_id, &user_id).await?.ok_or_else(message_not_found)?;
+    // Regenerating an answer makes a sibling of it; regenerating a question answers it anew.
+    let question_id = match (target.role.as_str(), &target.parent_id) {
+        ("assistant", Some(parent)) => parent.clone(),
+        ("assistant", None) => {
+            return Err(ApiError::validation("this answer has no question to regenerate from").into())
+        }
+        _ => target.message_id.clone(),
+    };
+    let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
+    let path = branch(cx, &conversation, &user_id, &question_id).await?;
+    let question = path.last().cloned().ok_or_else(message_not_found)?;
+    let history = to_chat(&path);
+    start_turn(cx, &conversation, user_id, chain, history, question, false, None).await
+}
+
+/// Stores the turn's messages, then runs it under `wait_until`, answering SSE or JSON.
+#[allow(clippy::too_many_arguments)]
+async fn start_turn(
+    cx: &mut Ctx<'_>,
+    conversation: &Conversation,
+    user_id: String,
+    chain: Vec<ModelRoute>,
+    history: Vec<ChatMessage>,
+    user_message: Message,
+    store_user_message: bool,
+    auto_title: Option<String>,
+) -> HandlerResult {
+    let route = &chain[0];
+    let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
+    let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
+    let prompt_estimate =
+        context.iter().map(|m| u64::from(estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)).sum::<u64>();
+    let started_at = platform::now_ms();
+    let assistant_message_id = ids::new_id("msg", platform::random_bytes()?);
+    let db = cx.db()?;
+    let new_user = store::NewMessage {
+        message_id: &user_message.message_id,
+        parent_id: user_message.parent_id.as_deref(),
+        content: &user_message.content,
+        model: &route.name,
+        created_at: user_message.created_at,
+    };
+    let placeholder = store::NewMessage {
+        message_id: &assistant_message_id,
+        parent_id: Some(&user_message.message_id),
+        content: "",
+        model: &route.name,
+        created_at: started_at.max(user_message.created_at + 1),
+    };
+    let cap = cx.config.conversation_limits.messages_per_conversation;
+    let stored = store::insert_turn(
+        &db,
+        &conversation.conversation_id,
+        &user_id,
+        store_user_message.then_some(&new_user),
+        &placeholder,
+        cap,
+    )
+    .await?;
+    if !stored {
+        return Err(
+            ApiError::conflict("message_limit_reached", format!("at most {cap} messages per conversation")).into()
+        );
+    }
+
+    let turn = Turn {
+        env: cx.env.clone(),
+        config: cx.config.clone(),
+        request_id: cx.request_id.to_string(),
+        user_id,
+        conversation_id: conversation.conversation_id.clone(),
+        assistant_message_id: assistant_message_id.clone(),
+        chain,
+        context,
+        prompt_estimate,
+        auto_title,
+        started_at,
+    };
+    let wants_sse = header(&cx.req, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    if wants_sse {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
+        let first_event =
+            j!({ "user_message": user_message.view(), "assistant_message_id": assistant_message_id }).to_string();
+        cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { tx, first_event }));
+        let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
+            .map_err(|e| AppError::platform("sse response", e))?;
+        let h = resp.headers();
+        let _ = h.set("content-type", "text/event-stream; charset=utf-8");
+        let _ = h.set("cache-control", "no-cache, no-transform");
+        let _ = h.set("x-accel-buffering", "no");
+        return Ok(resp);
+    }
+    let (tx, rx) = oneshot::channel::<TurnResult>();
+    cx.worker_ctx.wait_until(chat::run(turn, Sink::Json(tx)));
+    let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
+    match (result.error, result.message) {
+        (None, Some(assistant)) => {
+            json(201, &j!({ "user_message": user_message.view(), "assistant_message": assistant.view() }))
+        }
+        (Some((kind, message)), _) => Err(ApiError::new(kind.status(), kind.code(), message).into()),
+        (None, None) => Err(ApiError::internal().into()),
+    }
+}

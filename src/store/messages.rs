@@ -1,0 +1,167 @@
+//! Chat turns in D1: the user message and the assistant placeholder stored before the
+//! upstream call, and the assistant message finalized when the stream ends.
+
+use super::{num, opt_text, rows, text, Db};
+use crate::http::AppError;
+use edgechat_core::conversations::Message;
+
+const LATEST_MESSAGE: &str = "SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 \
+     ORDER BY created_at DESC, message_id DESC LIMIT 1";
+const FIND_MESSAGE: &str = "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at \
+     FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3";
+// Inserted only while the conversation has room for `?9` more messages.
+const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
+     (message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) \
+     SELECT ?1, ?2, ?3, ?4, 'user', ?5, 'complete', ?6, ?7 \
+     WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?9 <= ?8";
+const INSERT_ASSISTANT_PLACEHOLDER: &str = "INSERT INTO messages \
+     (message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) \
+     SELECT ?1, ?2, ?3, ?4, 'assistant', '', 'streaming', ?5, ?6 \
+     WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?8 <= ?7 \
+     RETURNING message_id";
+const COUNT_TURN: &str = "UPDATE conversations SET message_count = message_count + ?4, updated_at = ?5 \
+     WHERE conversation_id = ?1 AND user_id = ?2 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?3)";
+const BUMP_CACHE_VERSION: &str = "UPDATE users SET cache_version = cache_version + 1 WHERE user_id = ?1";
+const FINALIZE_ASSISTANT: &str = "UPDATE messages SET content = ?2, status = ?3, model = ?4, provider = ?5, \
+     prompt_tokens = ?6, completion_tokens = ?7, is_usage_estimated = ?8, time_to_first_token_ms = ?9, duration_ms = ?10 \
+     WHERE message_id = ?1 \
+     RETURNING message_id, conversation_id, parent_id, role, content, status, model, provider, \
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at";
+const TOUCH_CONVERSATION: &str = "UPDATE conversations SET updated_at = ?2, \
+     title = CASE WHEN title = '' AND ?3 IS NOT NULL THEN ?3 ELSE title END WHERE conversation_id = ?1";
+
+/// The id of the conversation's newest message (the default parent of a new one).
+pub async fn latest_message_id(db: &Db, conversation_id: &str, user_id: &str) -> Result<Option<String>, AppError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        message_id: String,
+    }
+    let row: Option<Row> =
+        db.first("latest message", db.stmt(LATEST_MESSAGE, &[text(conversation_id), text(user_id)])?).await?;
+    Ok(row.map(|r| r.message_id))
+}
+
+pub async fn find(
+    db: &Db,
+    message_id: &str,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<Option<Message>, AppError> {
+    db.first("find message", db.stmt(FIND_MESSAGE, &[text(message_id), text(conversation_id), text(user_id)])?).await
+}
+
+/// A new message of a turn.
+pub struct NewMessage<'a> {
+    pub message_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub content: &'a str,
+    pub model: &'a str,
+    pub created_at: u64,
+}
+
+/// Stores a turn's user message (absent when regenerating) and the assistant placeholder
+/// (`streaming`) atomically, under the per-conversation message cap. False when full.
+pub async fn insert_turn(
+    db: &Db,
+    conversation_id: &str,
+    user_id: &str,
+    user_message: Option<&NewMessage<'_>>,
+    assistant: &NewMessage<'_>,
+    max_messages: u64,
+) -> Result<bool, AppError> {
+    let adding = 1 + u64::from(user_message.is_some());
+    let mut statements = Vec::new();
+    if let Some(u) = user_message {
+        statements.push(db.stmt(
+            INSERT_USER_MESSAGE,
+            &[
+                text(u.message_id),
+                text(conversation_id),
+                text(user_id),
+                opt_text(u.parent_id),
+                text(u.content),
+                text(u.model),
+                num(u.created_at),
+                num(max_messages),
+                num(adding),
+            ],
+        )?);
+    }
+    statements.push(db.stmt(
+        INSERT_ASSISTANT_PLACEHOLDER,
+        &[
+            text(assistant.message_id),
+            text(conversation_id),
+            text(user_id),
+            opt_text(assistant.parent_id),
+            text(assistant.model),
+            num(assistant.created_at),
+            num(max_messages),
+            num(adding),
+        ],
+    )?);
+    let placeholder_at = statements.len() - 1;
+    statements.push(db.stmt(
+        COUNT_TURN,
+        &[text(conversation_id), text(user_id), text(assistant.message_id), num(adding), num(assistant.created_at)],
+    )?);
+    statements.push(db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?);
+    let results = db.batch("insert turn", statements).await?;
+    let placeholder = match results.get(placeholder_at) {
+        Some(r) => rows::<serde_json::Value>("insert turn", r)?,
+        None => Vec::new(),
+    };
+    Ok(!placeholder.is_empty())
+}
+
+/// The final state of an assistant message.
+pub struct Final<'a> {
+    pub message_id: &'a str,
+    pub content: &'a str,
+    pub status: &'a str,
+    pub model: &'a str,
+    pub provider: Option<&'a str>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub is_usage_estimated: bool,
+    pub time_to_first_token_ms: Option<u64>,
+    pub duration_ms: u64,
+}
+
+/// Finalizes the assistant message, touches the conversation (setting `auto_title` when it
+/// has none) and bumps the owner's cache version, in one transaction.
+pub async fn finalize(
+    db: &Db,
+    conversation_id: &str,
+    user_id: &str,
+    f: &Final<'_>,
+    auto_title: Option<&str>,
+    now: u64,
+) -> Result<Option<Message>, AppError> {
+    let ttft = f.time_to_first_token_ms.map_or(wasm_bindgen::JsValue::NULL, num);
+    let statements = vec![
+        db.stmt(
+            FINALIZE_ASSISTANT,
+            &[
+                text(f.message_id),
+                text(f.content),
+                text(f.status),
+                text(f.model),
+                opt_text(f.provider),
+                num(f.prompt_tokens),
+                num(f.completion_tokens),
+                num(u64::from(f.is_usage_estimated)),
+                ttft,
+                num(f.duration_ms),
+            ],
+        )?,
+        db.stmt(TOUCH_CONVERSATION, &[text(conversation_id), num(now), opt_text(auto_title)])?,
+        db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?,
+    ];
+    let results = db.batch("finalize turn", statements).await?;
+    match results.first() {
+        Some(r) => Ok(rows::<Message>("finalize turn", r)?.into_iter().next()),
+        None => Ok(None),
+    }
+}
