@@ -35,6 +35,16 @@ impl Ctx<'_> {
         Ok(db)
     }
 
+    /// The request's query string (without `?`).
+    pub fn query(&self) -> String {
+        edgechat_core::url::query(&self.req.inner().url()).to_string()
+    }
+
+    /// The request URL's own origin (`scheme://host[:port]`).
+    pub fn own_origin(&self) -> String {
+        edgechat_core::url::origin(&self.req.inner().url()).to_string()
+    }
+
     /// A path parameter captured by the route pattern.
     pub fn param(&self, name: &str) -> &str {
         self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())

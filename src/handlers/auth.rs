@@ -166,7 +166,7 @@ fn same_site_origin(cx: &Ctx<'_>) -> bool {
     let Some(origin) = header(&cx.req, "origin") else {
         return true;
     };
-    let own = cx.req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let own = cx.own_origin();
     origin == own || cx.config.cors.grants(&origin)
 }
 

@@ -25,10 +25,6 @@ struct Page<T: Serialize> {
     next_cursor: Option<String>,
 }
 
-fn query(cx: &Ctx<'_>) -> String {
-    cx.req.url().ok().and_then(|u| u.query().map(str::to_string)).unwrap_or_default()
-}
-
 /// The routed model name for `requested` (the default when absent); 422 listing the valid
 /// names when unknown.
 fn known_model(cx: &Ctx<'_>, requested: Option<&str>) -> Result<String, AppError> {
@@ -108,7 +104,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let q = query(cx);
+    let q = cx.query();
     let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref())?;
     let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
     let db = cx.db()?;
@@ -231,7 +227,7 @@ pub async fn delete_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let q = query(cx);
+    let q = cx.query();
     let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref())?;
     let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
     let leaf = cursor::query_param(&q, "leaf");

@@ -49,10 +49,11 @@ pub struct CreateKeyRequest {
     pub name: String,
 }
 
-/// Trims and lowercases an email and checks its shape (one `@`, a dotted domain, no spaces
+/// Trims and lowercases (ASCII letters; other characters compare exactly) an email and
+/// checks its shape (one `@`, a dotted domain, no spaces
 /// or control characters, at most 254 bytes).
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
+    let email = raw.trim().to_ascii_lowercase();
     let invalid = || ApiError::validation("email must be a valid address like name@example.com");
     if email.len() > MAX_EMAIL_LEN || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());

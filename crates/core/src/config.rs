@@ -168,7 +168,7 @@ impl Config {
         let admin_emails = get("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
-            .map(|e| e.trim().to_lowercase())
+            .map(|e| e.trim().to_ascii_lowercase())
             .filter(|e| !e.is_empty())
             .collect();
         let jwt_issuer = text(&get, "JWT_ISSUER", "edgechat");

@@ -23,6 +23,7 @@ pub mod secret;
 pub mod throttle;
 pub mod time;
 pub mod token;
+pub mod url;
 
 pub use error::ApiError;
 
