@@ -1,10 +1,11 @@
 //! The request pipeline every route goes through: request id, CORS, body cap, routing,
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
-use crate::http::{error_response, header, AppError, HandlerResult};
+use crate::http::{error_response, header, openai_error_response, AppError, HandlerResult};
 use crate::store::Db;
 use crate::{bindings, handlers, platform};
 use edgechat_core::config::Config;
+use edgechat_core::gateway::OpenAiError;
 use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
 use edgechat_core::{body, request_id, ApiError};
@@ -77,13 +78,23 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
     let user_id = cx.user_id.take();
     let (d1_rows_read, d1_rows_written) = cx.db.as_ref().map_or((0, 0), |d| (d.rows_read(), d.rows_written()));
 
+    // `/v1/*` is the OpenAI-compatible surface: its errors take OpenAI's shape.
+    let openai_shape = path.starts_with("/v1/");
+    let api_error = |err: ApiError| {
+        if openai_shape {
+            openai_error_response(&OpenAiError::from(&err), &err.headers)
+        } else {
+            error_response(&err, &request_id)
+        }
+    };
     let (resp, error_code) = match result {
         Ok(resp) => (resp, None),
-        Err(AppError::Api(err)) => (error_response(&err, &request_id), Some(err.code)),
+        Err(AppError::Api(err)) => (api_error(err.clone()), Some(err.code)),
+        Err(AppError::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
         Err(AppError::Platform { context, cause }) => {
             console_log!("{}", failure_line(&request_id, context, &cause));
             let err = ApiError::internal();
-            (error_response(&err, &request_id), Some(err.code))
+            (api_error(err.clone()), Some(err.code))
         }
     };
     let headers = resp.headers();
@@ -170,5 +181,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::ListMessages => handlers::conversations::list_messages(cx).await,
         Route::PostMessage => handlers::messages::post_message(cx).await,
         Route::Regenerate => handlers::messages::regenerate(cx).await,
+        Route::ListModels => handlers::gateway::list_models(cx).await,
+        Route::ChatCompletions => handlers::gateway::chat_completions(cx).await,
     }
 }

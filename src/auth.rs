@@ -19,6 +19,8 @@ pub struct Principal {
     pub user: User,
     /// The login session, when authenticated by access token.
     pub session_id: Option<String>,
+    /// The API key, when authenticated by one.
+    pub api_key_id: Option<String>,
 }
 
 /// The token settings from configuration (fails naming `JWT_SECRET` when it is unusable).
@@ -69,13 +71,13 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
                 }
             });
         }
-        Principal { user: found.user, session_id: None }
+        Principal { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) }
     } else {
         let settings = token_settings(cx.config)?;
         let claims = token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
         let user =
             accounts::live_session_user(&db, &claims.session_id, &claims.user_id).await?.ok_or_else(invalid_token)?;
-        Principal { user, session_id: Some(claims.session_id) }
+        Principal { user, session_id: Some(claims.session_id), api_key_id: None }
     };
     cx.user_id = Some(principal.user.user_id.clone());
     Ok(principal)

@@ -2,24 +2,22 @@
 //! answer as SSE events while it arrives, and finalizes the assistant message in D1 whatever
 //! happens, running under `wait_until` so a departed client still gets its answer stored.
 
-use crate::store::{messages, Db};
-use crate::upstream::{self, Attempt};
+use crate::store::{messages, usage, Db};
+use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
 use crate::{bindings, platform};
-use edgechat_core::chat::{is_retryable, retry_delay_ms, Accumulator, FinalStatus};
+use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
-use edgechat_core::llm::provider::StreamDecoder;
+use edgechat_core::ids;
+use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::sse::{encode_comment, encode_event};
+use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::ChatMessage;
 use edgechat_core::log::failure_line;
 use futures_channel::{mpsc, oneshot};
-use futures_util::future::{select, Either};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
-use std::future::Future;
-use std::time::Duration;
-use worker::{console_log, AbortController, ByteStream, Delay, Env};
+use worker::{console_log, Env};
 
 /// Everything a turn needs, owned, so it can outlive the request.
 pub struct Turn {
@@ -27,6 +25,8 @@ pub struct Turn {
     pub config: Config,
     pub request_id: String,
     pub user_id: String,
+    /// The API key the turn was requested with, for its usage record.
+    pub api_key_id: Option<String>,
     pub conversation_id: String,
     pub assistant_message_id: String,
     /// The requested model, then its fallbacks.
@@ -77,105 +77,24 @@ impl TurnError {
     }
 }
 
-/// The SSE side of a turn: numbered events, heartbeats, and whether the client is still there.
+/// The SSE side of a turn: numbered events over the outlet.
 struct SseOut {
-    tx: mpsc::Sender<Vec<u8>>,
+    outlet: Outlet,
     next_id: u64,
 }
 
 impl SseOut {
     async fn event(&mut self, name: &str, data: &str) -> bool {
         self.next_id += 1;
-        self.tx.send(encode_event(name, self.next_id, data).into_bytes()).await.is_ok()
+        self.outlet.send(encode_event(name, self.next_id, data).into_bytes()).await
     }
-
-    async fn ping(&mut self) -> bool {
-        self.tx.send(encode_comment("ping").into_bytes()).await.is_ok()
-    }
-}
-
-enum Wait<T> {
-    Ready(T),
-    TimedOut,
-    ClientGone,
-}
-
-/// Awaits `fut`, sending heartbeats every `heartbeat_ms` and giving up after `timeout_ms`.
-async fn wait<F: Future + Unpin>(
-    mut fut: F,
-    out: &mut Option<SseOut>,
-    heartbeat_ms: u64,
-    timeout_ms: u64,
-) -> Wait<F::Output> {
-    let deadline = platform::now_ms() + timeout_ms;
-    loop {
-        let remaining = deadline.saturating_sub(platform::now_ms());
-        if remaining == 0 {
-            return Wait::TimedOut;
-        }
-        let tick = Delay::from(Duration::from_millis(remaining.min(heartbeat_ms)));
-        match select(fut, tick).await {
-            Either::Left((value, _)) => return Wait::Ready(value),
-            Either::Right((_, pending)) => {
-                fut = pending;
-                if platform::now_ms() >= deadline {
-                    return Wait::TimedOut;
-                }
-                if let Some(o) = out.as_mut() {
-                    if !o.ping().await {
-                        return Wait::ClientGone;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// How connecting to the upstream ended, when it did not yield a stream.
-enum NoStream {
-    Failed(TurnError, String),
-    ClientGone,
-}
-
-/// Tries each model of the chain, retrying retryable failures before the first byte.
-async fn connect(turn: &Turn, out: &mut Option<SseOut>) -> Result<(ModelRoute, ByteStream, AbortController), NoStream> {
-    let c = &turn.config;
-    let mut last = NoStream::Failed(TurnError::Upstream, "no upstream model is configured".into());
-    for route in &turn.chain {
-        for attempt in 0..=c.retry.retries {
-            let open = Box::pin(upstream::open(&turn.env, c, route, &turn.context));
-            match wait(open, out, c.heartbeat_ms, c.first_byte_timeout_ms).await {
-                Wait::Ready(Attempt::Streaming(stream, controller)) => return Ok((route.clone(), stream, controller)),
-                Wait::Ready(Attempt::Failed { status, retry_after, message }) => {
-                    last = NoStream::Failed(TurnError::Upstream, message);
-                    if !status.is_none_or(is_retryable) || attempt == c.retry.retries {
-                        break;
-                    }
-                    let delay = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
-                    let pause = Box::pin(Delay::from(Duration::from_millis(delay)));
-                    if let Wait::ClientGone = wait(pause, out, c.heartbeat_ms, delay + c.heartbeat_ms).await {
-                        return Err(NoStream::ClientGone);
-                    }
-                }
-                Wait::TimedOut => {
-                    last = NoStream::Failed(
-                        TurnError::Timeout,
-                        format!("the model sent nothing within {} ms", c.first_byte_timeout_ms),
-                    );
-                    break;
-                }
-                Wait::ClientGone => return Err(NoStream::ClientGone),
-            }
-        }
-    }
-    Err(last)
 }
 
 /// Runs a turn to its end and stores the result; never returns early without finalizing.
 pub async fn run(turn: Turn, sink: Sink) {
     let (mut out, json_tx) = match sink {
         Sink::Sse { tx, first_event } => {
-            let mut o = SseOut { tx, next_id: 0 };
+            let mut o = SseOut { outlet: Outlet::new(tx), next_id: 0 };
             let alive = o.event("message", &first_event).await;
             (alive.then_some(o), None)
         }
@@ -190,14 +109,28 @@ pub async fn run(turn: Turn, sink: Sink) {
     let mut used: Option<ModelRoute> = None;
 
     if !client_gone {
-        match connect(&turn, &mut out).await {
+        let build = |route: &ModelRoute| {
+            let (_, key) = c.provider_endpoint(route.provider);
+            let req = ChatRequest {
+                model: &route.upstream,
+                messages: &turn.context,
+                max_tokens: Some(route.max_output_tokens),
+                temperature: None,
+                stream: true,
+            };
+            Ok(build_request(route.provider, key, &req))
+        };
+        match upstream::connect(&turn.env, c, &turn.chain, build, out.as_mut().map(|o| &mut o.outlet)).await {
             Err(NoStream::ClientGone) => client_gone = true,
-            Err(NoStream::Failed(kind, message)) => error = Some((kind, message)),
-            Ok((route, mut stream, controller)) => {
+            Err(NoStream::Failed { timed_out, message, .. }) => {
+                error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message))
+            }
+            Ok(Connected { route, mut stream, controller }) => {
                 let mut decoder = StreamDecoder::new(route.provider);
                 used = Some(route);
                 'read: loop {
-                    match wait(stream.next(), &mut out, c.heartbeat_ms, c.first_byte_timeout_ms).await {
+                    let outlet = out.as_mut().map(|o| &mut o.outlet);
+                    match wait(stream.next(), outlet, c.heartbeat_ms, c.first_byte_timeout_ms).await {
                         Wait::Ready(Some(Ok(bytes))) => {
                             for event in decoder.feed(&bytes) {
                                 let Some(text) = acc.apply(event) else { continue };
@@ -268,15 +201,29 @@ pub async fn run(turn: Turn, sink: Sink) {
     };
     let stored = match bindings::d1(&turn.env) {
         Ok(d1) => {
-            messages::finalize(
-                &Db::new(d1),
-                &turn.conversation_id,
-                &turn.user_id,
-                &fin,
-                turn.auto_title.as_deref(),
-                now,
-            )
-            .await
+            let db = Db::new(d1);
+            let usage_id = ids::new_id("use", platform::random_bytes().unwrap_or_default());
+            let record = usage::UsageRecord {
+                usage_record_id: &usage_id,
+                user_id: &turn.user_id,
+                api_key_id: turn.api_key_id.as_deref(),
+                source: "chat",
+                model: fin.model,
+                provider: fin.provider,
+                status: fin.status,
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                is_usage_estimated: estimated,
+                is_cache_hit: false,
+                created_at: now,
+            };
+            match usage::insert_statement(&db, &record) {
+                Ok(stmt) => {
+                    let title = turn.auto_title.as_deref();
+                    messages::finalize(&db, &turn.conversation_id, &turn.user_id, &fin, title, now, stmt).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };

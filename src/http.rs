@@ -14,12 +14,23 @@ const DRAIN_FACTOR: u64 = 16;
 #[derive(Debug)]
 pub enum AppError {
     Api(ApiError),
-    Platform { context: &'static str, cause: String },
+    /// An error already in OpenAI's shape (the `/v1/*` gateway).
+    OpenAi(edgechat_core::gateway::OpenAiError),
+    Platform {
+        context: &'static str,
+        cause: String,
+    },
 }
 
 impl AppError {
     pub fn platform(context: &'static str, cause: impl std::fmt::Display) -> Self {
         Self::Platform { context, cause: cause.to_string() }
+    }
+}
+
+impl From<edgechat_core::gateway::OpenAiError> for AppError {
+    fn from(e: edgechat_core::gateway::OpenAiError) -> Self {
+        Self::OpenAi(e)
     }
 }
 
@@ -46,6 +57,15 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> HandlerResult {
 pub fn bytes_response(status: u16, content_type: &str, bytes: Vec<u8>) -> Response {
     let resp = ResponseBuilder::new().with_status(status).fixed(bytes);
     let _ = resp.headers().set("content-type", content_type);
+    resp
+}
+
+/// The one place an OpenAI-shaped error becomes a response.
+pub fn openai_error_response(err: &edgechat_core::gateway::OpenAiError, extra: &[(&'static str, String)]) -> Response {
+    let resp = bytes_response(err.status, JSON, err.body().into_bytes());
+    for (name, value) in extra {
+        let _ = resp.headers().set(name, value);
+    }
     resp
 }
 

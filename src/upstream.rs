@@ -1,12 +1,19 @@
-//! One attempt at an LLM upstream: the HTTP request (or Workers AI binding call) the core
-//! built, sent with an abort handle, answered with a byte stream or a classified failure.
+//! LLM upstream calls: one attempt (the HTTP request or Workers AI binding call the core
+//! built, with an abort handle), and the retry/fallback loop around attempts, with
+//! heartbeats to the client and a first-byte deadline while waiting.
 
-use crate::bindings;
+use crate::{bindings, platform};
+use edgechat_core::chat::{is_retryable, retry_delay_ms};
 use edgechat_core::config::Config;
-use edgechat_core::llm::provider::{build_request, upstream_error_message, ChatRequest, Provider};
+use edgechat_core::llm::provider::{upstream_error_message, Provider, UpstreamRequest};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::ChatMessage;
-use worker::{AbortController, ByteStream, Env, Fetch, Headers, Method, Request, RequestInit};
+use edgechat_core::llm::sse::encode_comment;
+use futures_channel::mpsc;
+use futures_util::future::{select, Either};
+use futures_util::SinkExt;
+use std::future::Future;
+use std::time::Duration;
+use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// Longest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -23,18 +30,10 @@ fn failed(status: Option<u16>, message: impl Into<String>) -> Attempt {
     Attempt::Failed { status, retry_after: None, message: message.into() }
 }
 
-/// Sends one streaming chat request for `route`.
-pub async fn open(env: &Env, config: &Config, route: &ModelRoute, messages: &[ChatMessage]) -> Attempt {
-    let (base, key) = config.provider_endpoint(route.provider);
-    let req = ChatRequest {
-        model: &route.upstream,
-        messages,
-        max_tokens: Some(route.max_output_tokens),
-        temperature: None,
-        stream: true,
-    };
-    let built = build_request(route.provider, key, &req);
-    if route.provider == Provider::WorkersAi {
+/// Sends one request built by the core for `provider`.
+pub async fn open(env: &Env, config: &Config, provider: Provider, built: &UpstreamRequest) -> Attempt {
+    let (base, _) = config.provider_endpoint(provider);
+    if provider == Provider::WorkersAi {
         return open_workers_ai(env, &built.path, &built.body).await;
     }
     let headers = Headers::new();
@@ -44,7 +43,7 @@ pub async fn open(env: &Env, config: &Config, route: &ModelRoute, messages: &[Ch
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(built.body.into()));
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(built.body.as_str().into()));
     let request = match Request::new_with_init(&format!("{base}{}", built.path), &init) {
         Ok(r) => r,
         Err(_) => return failed(None, "invalid upstream URL"),
@@ -64,7 +63,7 @@ pub async fn open(env: &Env, config: &Config, route: &ModelRoute, messages: &[Ch
     let retry_after = resp.headers().get("retry-after").ok().flatten();
     let body = resp.bytes().await.unwrap_or_default();
     let body = &body[..body.len().min(MAX_ERROR_BODY)];
-    Attempt::Failed { status: Some(status), retry_after, message: upstream_error_message(route.provider, status, body) }
+    Attempt::Failed { status: Some(status), retry_after, message: upstream_error_message(provider, status, body) }
 }
 
 /// Workers AI through the `AI` binding (not available under local `wrangler dev`).
@@ -87,4 +86,132 @@ fn truncate(s: &str, max: usize) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
+}
+
+/// The client end of a streamed response: bytes in order, and whether anyone still reads.
+pub struct Outlet {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl Outlet {
+    pub fn new(tx: mpsc::Sender<Vec<u8>>) -> Self {
+        Self { tx }
+    }
+
+    /// Sends bytes; false once the client has gone.
+    pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
+        self.tx.send(bytes).await.is_ok()
+    }
+
+    async fn ping(&mut self) -> bool {
+        self.send(encode_comment("ping").into_bytes()).await
+    }
+}
+
+pub enum Wait<T> {
+    Ready(T),
+    TimedOut,
+    ClientGone,
+}
+
+/// Awaits `fut`, sending heartbeats to `outlet` every `heartbeat_ms` and giving up after
+/// `timeout_ms`.
+pub async fn wait<F: Future + Unpin>(
+    mut fut: F,
+    outlet: Option<&mut Outlet>,
+    heartbeat_ms: u64,
+    timeout_ms: u64,
+) -> Wait<F::Output> {
+    let mut outlet = outlet;
+    let deadline = platform::now_ms() + timeout_ms;
+    loop {
+        let remaining = deadline.saturating_sub(platform::now_ms());
+        if remaining == 0 {
+            return Wait::TimedOut;
+        }
+        let tick = Delay::from(Duration::from_millis(remaining.min(heartbeat_ms)));
+        match select(fut, tick).await {
+            Either::Left((value, _)) => return Wait::Ready(value),
+            Either::Right((_, pending)) => {
+                fut = pending;
+                if platform::now_ms() >= deadline {
+                    return Wait::TimedOut;
+                }
+                if let Some(o) = outlet.as_deref_mut() {
+                    if !o.ping().await {
+                        return Wait::ClientGone;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An upstream that answered: the model that did, its body, and the handle that aborts it.
+pub struct Connected {
+    pub route: ModelRoute,
+    pub stream: ByteStream,
+    pub controller: AbortController,
+}
+
+/// Why no upstream answered.
+pub enum NoStream {
+    /// Every model failed before its first byte: the last failure's message and status.
+    Failed {
+        timed_out: bool,
+        status: Option<u16>,
+        message: String,
+    },
+    ClientGone,
+}
+
+/// Tries each model of `chain` in turn, retrying retryable failures (429, 5xx, connection
+/// errors) with backoff that honours `Retry-After`; `build` makes each model's request.
+pub async fn connect(
+    env: &Env,
+    config: &Config,
+    chain: &[ModelRoute],
+    build: impl Fn(&ModelRoute) -> Result<UpstreamRequest, String>,
+    mut outlet: Option<&mut Outlet>,
+) -> Result<Connected, NoStream> {
+    let c = config;
+    let mut last =
+        NoStream::Failed { timed_out: false, status: None, message: "no upstream model is configured".into() };
+    for route in chain {
+        let built = match build(route) {
+            Ok(b) => b,
+            Err(message) => {
+                last = NoStream::Failed { timed_out: false, status: Some(400), message };
+                continue;
+            }
+        };
+        for attempt in 0..=c.retry.retries {
+            let open = Box::pin(open(env, c, route.provider, &built));
+            match wait(open, outlet.as_deref_mut(), c.heartbeat_ms, c.first_byte_timeout_ms).await {
+                Wait::Ready(Attempt::Streaming(stream, controller)) => {
+                    return Ok(Connected { route: route.clone(), stream, controller })
+                }
+                Wait::Ready(Attempt::Failed { status, retry_after, message }) => {
+                    last = NoStream::Failed { timed_out: false, status, message };
+                    if !status.is_none_or(is_retryable) || attempt == c.retry.retries {
+                        break;
+                    }
+                    let delay = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
+                    let pause = Box::pin(Delay::from(Duration::from_millis(delay)));
+                    if let Wait::ClientGone =
+                        wait(pause, outlet.as_deref_mut(), c.heartbeat_ms, delay + c.heartbeat_ms).await
+                    {
+                        return Err(NoStream::ClientGone);
+                    }
+                }
+                Wait::TimedOut => {
+                    let message = format!("the model sent nothing within {} ms", c.first_byte_timeout_ms);
+                    last = NoStream::Failed { timed_out: true, status: None, message };
+                    break;
+                }
+                Wait::ClientGone => return Err(NoStream::ClientGone),
+            }
+        }
+    }
+    Err(last)
 }

@@ -107,7 +107,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         created_at: now,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
-    start_turn(cx, &conversation, user_id, chain, history, user_message, true, auto_title).await
+    let who = (user_id, principal.api_key_id);
+    start_turn(cx, &conversation, who, chain, history, user_message, true, auto_title).await
 }
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -139,7 +140,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let path = branch(cx, &conversation, &user_id, &question_id).await?;
     let question = path.last().cloned().ok_or_else(message_not_found)?;
     let history = to_chat(&path);
-    start_turn(cx, &conversation, user_id, chain, history, question, false, None).await
+    start_turn(cx, &conversation, (user_id, principal.api_key_id), chain, history, question, false, None).await
 }
 
 /// Stores the turn's messages, then runs it under `wait_until`, answering SSE or JSON.
@@ -147,7 +148,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
 async fn start_turn(
     cx: &mut Ctx<'_>,
     conversation: &Conversation,
-    user_id: String,
+    (user_id, api_key_id): (String, Option<String>),
     chain: Vec<ModelRoute>,
     history: Vec<ChatMessage>,
     user_message: Message,
@@ -197,6 +198,7 @@ async fn start_turn(
         config: cx.config.clone(),
         request_id: cx.request_id.to_string(),
         user_id,
+        api_key_id,
         conversation_id: conversation.conversation_id.clone(),
         assistant_message_id: assistant_message_id.clone(),
         chain,

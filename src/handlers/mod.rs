@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod conversations;
+pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod messages;

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod conversations;
 pub mod messages;
 pub mod throttle;
+pub mod usage;
 
 use crate::http::AppError;
 use serde::de::DeserializeOwned;

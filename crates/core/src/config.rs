@@ -52,6 +52,8 @@ pub struct Config {
     pub conversation_limits: ConversationLimits,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
     pub cache_ttl_seconds: u64,
+    /// TTL of cached gateway responses.
+    pub gateway_cache_ttl_seconds: u64,
     /// Model routing (`MODEL_ROUTES`): public model names to providers and fallbacks.
     pub routes: Routes,
     pub openai_base_url: String,
@@ -139,6 +141,7 @@ impl Config {
             ),
         };
         let cache_ttl_seconds = number(&get, p, "CACHE_TTL_SECONDS", 300, 60, 86_400);
+        let gateway_cache_ttl_seconds = number(&get, p, "GATEWAY_CACHE_TTL_SECONDS", 3_600, 60, 30 * 86_400);
         let routes = match get("MODEL_ROUTES") {
             None => Routes::parse(DEFAULT_MODEL_ROUTES),
             Some(raw) => Routes::parse(&raw),
@@ -193,6 +196,7 @@ impl Config {
             login_limits,
             conversation_limits,
             cache_ttl_seconds,
+            gateway_cache_ttl_seconds,
             routes,
             openai_api_key: secret("OPENAI_API_KEY"),
             anthropic_api_key: secret("ANTHROPIC_API_KEY"),

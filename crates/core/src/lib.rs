@@ -12,6 +12,7 @@ pub mod cookie;
 pub mod cors;
 pub mod cursor;
 pub mod error;
+pub mod gateway;
 pub mod ids;
 pub mod llm;
 pub mod log;

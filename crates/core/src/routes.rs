@@ -26,6 +26,8 @@ pub enum Route {
     ListMessages,
     PostMessage,
     Regenerate,
+    ListModels,
+    ChatCompletions,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -67,6 +69,8 @@ const TABLE: &[Entry] = &[
         pattern: "/api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate",
         methods: &[("POST", Route::Regenerate)],
     },
+    Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
+    Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

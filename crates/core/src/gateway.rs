@@ -1,0 +1,554 @@
+//! The OpenAI-compatible gateway: request validation (OpenAI's fields checked, the rest passed
+//! through untouched), OpenAI error bodies, the response-cache key, and OpenAI-format output
+//! for answers that did not come from an OpenAI-format upstream (translation, cache replay).
+
+use crate::llm::provider::UpstreamRequest;
+use crate::llm::{ChatMessage, Role, Usage};
+use crate::ApiError;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// An error in OpenAI's shape, so SDKs raise the class that matches the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiError {
+    pub status: u16,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+impl OpenAiError {
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: Some(param.to_string()),
+            code: None,
+        }
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self {
+            status: 404,
+            message: format!("The model `{}` does not exist or you do not have access to it.", truncate(model, 100)),
+            kind: "invalid_request_error",
+            param: Some("model".into()),
+            code: Some("model_not_found"),
+        }
+    }
+
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    pub fn body(&self) -> String {
+        json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })
+            .to_string()
+    }
+}
+
+impl From<&ApiError> for OpenAiError {
+    /// Our errors on `/v1/*`, in OpenAI's shape: validation failures become 400 (OpenAI never
+    /// answers 422), authentication failures `invalid_api_key`.
+    fn from(err: &ApiError) -> Self {
+        let (status, kind, code) = match err.status {
+            401 => (401, "invalid_request_error", Some("invalid_api_key")),
+            403 => (403, "invalid_request_error", Some(err.code)),
+            404 => (404, "invalid_request_error", Some(err.code)),
+            422 | 400 => (400, "invalid_request_error", Some(err.code)),
+            413 | 415 | 405 => (err.status, "invalid_request_error", Some(err.code)),
+            429 => (429, "requests", Some("rate_limit_exceeded")),
+            s if s >= 500 => (s, "server_error", Some(err.code)),
+            s => (s, "invalid_request_error", Some(err.code)),
+        };
+        Self { status, message: err.message.clone(), kind, param: None, code }
+    }
+}
+
+/// A validated chat-completions request.
+#[derive(Debug, Clone)]
+pub struct GatewayRequest {
+    /// The body as sent, for pass-through to OpenAI-compatible upstreams.
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Temperature 0 or a seed: eligible for the response cache.
+    pub deterministic: bool,
+    pub has_tools: bool,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    /// The messages as text, for translation to other providers and token estimates.
+    pub messages: Vec<ChatMessage>,
+}
+
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// Parses and validates a `POST /v1/chat/completions` body.
+pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| OpenAiError {
+        param: None,
+        ..OpenAiError::invalid("", format!("We could not parse the JSON body of your request: {e}"))
+    })?;
+    let Value::Object(body) = value else {
+        return Err(OpenAiError { param: None, ..OpenAiError::invalid("", "The request body must be a JSON object.") });
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
+    };
+    let messages = parse_messages(body.get("messages"))?;
+    let number = |name: &str, min: f64, max: f64| -> Result<Option<f64>, OpenAiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(OpenAiError::invalid(name, format!("{name} must be between {min} and {max}"))),
+            },
+            Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a number"))),
+        }
+    };
+    let temperature = number("temperature", 0.0, 2.0)?;
+    number("top_p", 0.0, 1.0)?;
+    number("presence_penalty", -2.0, 2.0)?;
+    number("frequency_penalty", -2.0, 2.0)?;
+    let positive_int = |name: &str| -> Result<Option<u32>, OpenAiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(v) if v >= 1 => Ok(Some(v.min(u64::from(u32::MAX)) as u32)),
+                _ => Err(OpenAiError::invalid(name, format!("{name} must be a positive integer"))),
+            },
+            Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a positive integer"))),
+        }
+    };
+    let max_tokens = positive_int("max_completion_tokens")?.or(positive_int("max_tokens")?);
+    positive_int("n")?;
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
+    };
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) if stream => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(OpenAiError::invalid("stream_options.include_usage", "include_usage must be a boolean"))
+            }
+        },
+        Some(Value::Object(_)) => {
+            return Err(OpenAiError::invalid("stream_options", "stream_options is only allowed when stream is true"))
+        }
+        Some(_) => return Err(OpenAiError::invalid("stream_options", "stream_options must be an object")),
+    };
+    match body.get("stop") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(OpenAiError::invalid("stop", "stop must be a string or up to 4 strings")),
+    }
+    let seed = match body.get("seed") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(()),
+        Some(_) => return Err(OpenAiError::invalid("seed", "seed must be an integer")),
+    };
+    if !matches!(body.get("user"), None | Some(Value::Null) | Some(Value::String(_))) {
+        return Err(OpenAiError::invalid("user", "user must be a string"));
+    }
+    let has_tools = check_tools(&body)?;
+    match body.get("response_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o))
+            if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object" | "json_schema")) => {}
+        Some(_) => {
+            return Err(OpenAiError::invalid(
+                "response_format",
+                "response_format.type must be text, json_object or json_schema",
+            ))
+        }
+    }
+    let deterministic = temperature == Some(0.0) || seed.is_some();
+    Ok(GatewayRequest {
+        body,
+        model,
+        stream,
+        include_usage,
+        deterministic,
+        has_tools,
+        max_tokens,
+        temperature,
+        messages,
+    })
+}
+
+fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
+    let Some(Value::Array(items)) = value else {
+        return Err(OpenAiError::invalid("messages", "messages must be an array of message objects"));
+    };
+    if items.is_empty() {
+        return Err(OpenAiError::invalid("messages", "messages must contain at least one message"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let param = |field: &str| format!("messages[{i}].{field}");
+        let Value::Object(m) = item else {
+            return Err(OpenAiError::invalid(&format!("messages[{i}]"), "each message must be an object"));
+        };
+        let role = match m.get("role").and_then(Value::as_str) {
+            Some(r) if ROLES.contains(&r) => r,
+            _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
+        };
+        let text = match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => {
+                let mut text = String::new();
+                for part in parts {
+                    match part.get("type").and_then(Value::as_str) {
+                        Some("text") => match part.get("text").and_then(Value::as_str) {
+                            Some(t) => text.push_str(t),
+                            None => {
+                                return Err(OpenAiError::invalid(&param("content"), "a text part needs a text string"))
+                            }
+                        },
+                        Some(_) => {}
+                        None => return Err(OpenAiError::invalid(&param("content"), "each content part needs a type")),
+                    }
+                }
+                text
+            }
+            None | Some(Value::Null) if role == "assistant" => String::new(),
+            _ => {
+                return Err(OpenAiError::invalid(
+                    &param("content"),
+                    "content must be a string or an array of content parts",
+                ))
+            }
+        };
+        if role == "tool" && !m.get("tool_call_id").is_some_and(Value::is_string) {
+            return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
+        }
+        let role = match role {
+            "system" | "developer" => Role::System,
+            "assistant" => Role::Assistant,
+            _ => Role::User,
+        };
+        out.push(ChatMessage::new(role, text));
+    }
+    Ok(out)
+}
+
+fn check_tools(body: &Map<String, Value>) -> Result<bool, OpenAiError> {
+    match body.get("tool_choice") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
+        Some(_) => {
+            return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
+        }
+    }
+    let tools = match body.get("tools") {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::Array(t)) => t,
+        Some(_) => return Err(OpenAiError::invalid("tools", "tools must be an array")),
+    };
+    for (i, tool) in tools.iter().enumerate() {
+        let named = tool.get("type").and_then(Value::as_str) == Some("function")
+            && tool.pointer("/function/name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        if !named {
+            return Err(OpenAiError::invalid(
+                &format!("tools[{i}]"),
+                "each tool must be {\"type\":\"function\",\"function\":{\"name\":...}}",
+            ));
+        }
+    }
+    Ok(!tools.is_empty())
+}
+
+/// The body for an OpenAI-compatible upstream: the client's, with the routed model name.
+pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
+    let mut body = req.body.clone();
+    body.insert("model".into(), Value::String(upstream_model.to_string()));
+    Value::Object(body).to_string()
+}
+
+/// The upstream request for an OpenAI-compatible provider: the client's body with the routed
+/// model, sent as is (fields this gateway does not know pass through untouched).
+pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: Option<&str>) -> UpstreamRequest {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if let Some(key) = api_key {
+        headers.push(("authorization".to_string(), format!("Bearer {key}")));
+    }
+    UpstreamRequest { path: "/chat/completions".into(), headers, body: passthrough_body(req, upstream_model) }
+}
+
+/// KV key of a cached response: the user, and a hash of the request without its transport
+/// fields (`stream`, `stream_options`), so a stream can be answered from a non-stream entry.
+pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
+    let mut body = req.body.clone();
+    body.remove("stream");
+    body.remove("stream_options");
+    let digest = Sha256::digest(Value::Object(body).to_string().as_bytes());
+    format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&digest))
+}
+
+/// A cached completion: what is needed to answer again in either mode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CachedCompletion {
+    pub text: String,
+    pub finish_reason: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Identity of a response: `chatcmpl-…` id, creation time (s), and the model it reports.
+#[derive(Debug, Clone)]
+pub struct ResponseMeta {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+/// OpenAI's finish reason for a provider's stop reason.
+pub fn finish_reason(provider_reason: &str) -> &'static str {
+    match provider_reason {
+        "length" | "max_tokens" => "length",
+        "tool_calls" | "tool_use" => "tool_calls",
+        "content_filter" => "content_filter",
+        _ => "stop",
+    }
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({ "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.prompt_tokens + u.completion_tokens })
+}
+
+/// A `chat.completion` object.
+pub fn completion_json(meta: &ResponseMeta, text: &str, finish: &str, usage: &Usage) -> String {
+    json!({
+        "id": meta.id, "object": "chat.completion", "created": meta.created, "model": meta.model,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text, "refusal": null },
+                      "logprobs": null, "finish_reason": finish }],
+        "usage": usage_json(usage),
+    })
+    .to_string()
+}
+
+/// One `data: {chat.completion.chunk}` SSE event. `delta` is the choice's delta object.
+pub fn chunk_event(meta: &ResponseMeta, delta: Value, finish: Option<&str>, include_usage: bool) -> String {
+    let mut chunk = json!({
+        "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
+        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+    });
+    if include_usage {
+        chunk["usage"] = Value::Null;
+    }
+    format!("data: {chunk}\n\n")
+}
+
+/// The final usage chunk (`choices: []`) sent when the client asked for `include_usage`.
+pub fn usage_event(meta: &ResponseMeta, usage: &Usage) -> String {
+    let chunk = json!({
+        "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
+        "choices": [], "usage": usage_json(usage),
+    });
+    format!("data: {chunk}\n\n")
+}
+
+pub const DONE_EVENT: &str = "data: [DONE]\n\n";
+
+/// Splits cached text into stream pieces at word boundaries (each piece keeps its leading
+/// space), so a replayed answer arrives as chunks like a live one.
+pub fn replay_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices().skip(1) {
+        if c == ' ' {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
+/// `GET /v1/models` for the routed model names.
+pub fn models_json(models: &[(&str, &str)]) -> String {
+    let data: Vec<Value> = models
+        .iter()
+        .map(|(id, owner)| json!({ "id": id, "object": "model", "created": 0, "owned_by": owner }))
+        .collect();
+    json!({ "object": "list", "data": data }).to_string()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<GatewayRequest, OpenAiError> {
+        parse_request(v.to_string().as_bytes())
+    }
+
+    fn base() -> Value {
+        json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] })
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut b = base();
+        b[field] = value;
+        b
+    }
+
+    #[test]
+    fn a_minimal_request_parses_and_unknown_fields_pass_through() {
+        let mut v = with("logit_bias", json!({ "50256": -100 }));
+        v["metadata"] = json!({ "trace": "x" });
+        let r = parse(v).unwrap();
+        assert_eq!(r.model, "m");
+        assert!(!r.stream && !r.deterministic && !r.has_tools);
+        let built = passthrough_request(&r, "upstream-m", Some("k"));
+        assert_eq!(built.path, "/chat/completions");
+        assert!(built.headers.contains(&("authorization".into(), "Bearer k".into())));
+        assert!(passthrough_request(&r, "x", None).headers.iter().all(|(n, _)| n != "authorization"));
+        let out: Value = serde_json::from_str(&built.body).unwrap();
+        assert_eq!(out["model"], "upstream-m");
+        assert_eq!(out["logit_bias"]["50256"], -100);
+        assert_eq!(out["metadata"]["trace"], "x");
+    }
+
+    #[test]
+    fn text_parts_and_roles_become_chat_messages() {
+        let v = json!({ "model": "m", "messages": [
+            { "role": "developer", "content": "be terse" },
+            { "role": "user", "content": [{ "type": "text", "text": "a" }, { "type": "image_url", "image_url": { "url": "x" } }, { "type": "text", "text": "b" }] },
+            { "role": "assistant", "content": null, "tool_calls": [] },
+            { "role": "tool", "tool_call_id": "c1", "content": "42" } ] });
+        let r = parse(v).unwrap();
+        assert_eq!(r.messages[0], ChatMessage::new(Role::System, "be terse"));
+        assert_eq!(r.messages[1], ChatMessage::new(Role::User, "ab"));
+        assert_eq!(r.messages[2], ChatMessage::new(Role::Assistant, ""));
+        assert_eq!(r.messages[3].role, Role::User);
+    }
+
+    #[test]
+    fn bad_requests_name_the_parameter() {
+        let cases = [
+            (json!({ "messages": [] }), "model"),
+            (with("messages", json!([])), "messages"),
+            (with("messages", json!("hi")), "messages"),
+            (with("messages", json!([{ "role": "wizard", "content": "x" }])), "messages[0].role"),
+            (with("messages", json!([{ "role": "user", "content": 5 }])), "messages[0].content"),
+            (with("messages", json!([{ "role": "tool", "content": "x" }])), "messages[0].tool_call_id"),
+            (with("temperature", json!(5)), "temperature"),
+            (with("top_p", json!("high")), "top_p"),
+            (with("max_tokens", json!(0)), "max_tokens"),
+            (with("stream", json!("yes")), "stream"),
+            (with("stream_options", json!({ "include_usage": true })), "stream_options"),
+            (with("stop", json!(["a", "b", "c", "d", "e"])), "stop"),
+            (with("seed", json!(1.5)), "seed"),
+            (with("tools", json!([{ "type": "function" }])), "tools[0]"),
+            (with("tool_choice", json!("sometimes")), "tool_choice"),
+            (with("response_format", json!({ "type": "xml" })), "response_format"),
+            (with("user", json!(5)), "user"),
+        ];
+        for (body, param) in cases {
+            let err = parse(body.clone()).unwrap_err();
+            assert_eq!(err.status, 400, "{body}");
+            assert_eq!(err.param.as_deref(), Some(param), "{body}");
+        }
+        assert_eq!(parse_request(b"{not json").unwrap_err().status, 400);
+        assert_eq!(parse_request(b"[1]").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn temperature_zero_or_a_seed_is_deterministic() {
+        assert!(parse(with("temperature", json!(0))).unwrap().deterministic);
+        assert!(parse(with("seed", json!(7))).unwrap().deterministic);
+        assert!(!parse(with("temperature", json!(0.7))).unwrap().deterministic);
+    }
+
+    #[test]
+    fn stream_options_are_read_only_when_streaming() {
+        let mut v = with("stream", json!(true));
+        v["stream_options"] = json!({ "include_usage": true });
+        let r = parse(v).unwrap();
+        assert!(r.stream && r.include_usage);
+    }
+
+    #[test]
+    fn the_cache_key_ignores_transport_fields_but_not_content_or_user() {
+        let a = parse(with("temperature", json!(0))).unwrap();
+        let mut sv = with("temperature", json!(0));
+        sv["stream"] = json!(true);
+        sv["stream_options"] = json!({ "include_usage": true });
+        let streamed = parse(sv).unwrap();
+        assert_eq!(cache_key("u1", &a), cache_key("u1", &streamed));
+        assert_ne!(cache_key("u1", &a), cache_key("u2", &a));
+        let mut other = with("temperature", json!(0));
+        other["messages"] = json!([{ "role": "user", "content": "bye" }]);
+        assert_ne!(cache_key("u1", &a), cache_key("u1", &parse(other).unwrap()));
+    }
+
+    #[test]
+    fn our_errors_map_to_openai_statuses_and_types() {
+        let e = OpenAiError::from(&ApiError::validation("x"));
+        assert_eq!((e.status, e.kind), (400, "invalid_request_error"));
+        assert_eq!(OpenAiError::from(&ApiError::unauthorized("no")).code, Some("invalid_api_key"));
+        assert_eq!(OpenAiError::from(&ApiError::rate_limited(3)).status, 429);
+        let body: Value = serde_json::from_str(&OpenAiError::model_not_found("gpt-x").body()).unwrap();
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["param"], "model");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"].as_object().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn translated_output_has_openai_shapes() {
+        let meta = ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "claude".into() };
+        let c: Value = serde_json::from_str(&completion_json(
+            &meta,
+            "hi",
+            "stop",
+            &Usage { prompt_tokens: 2, completion_tokens: 1 },
+        ))
+        .unwrap();
+        assert_eq!(c["object"], "chat.completion");
+        assert_eq!(c["choices"][0]["message"]["content"], "hi");
+        assert_eq!(c["usage"]["total_tokens"], 3);
+        let chunk = chunk_event(&meta, json!({ "content": "x" }), None, true);
+        assert!(chunk.starts_with("data: {") && chunk.ends_with("}\n\n"));
+        let v: Value = serde_json::from_str(&chunk[6..chunk.len() - 2]).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "x");
+        assert!(v["usage"].is_null() && v.get("usage").is_some());
+        let u: Value = serde_json::from_str(
+            usage_event(&meta, &Usage { prompt_tokens: 1, completion_tokens: 2 }).trim_start_matches("data: ").trim(),
+        )
+        .unwrap();
+        assert_eq!(u["choices"], json!([]));
+        assert_eq!(finish_reason("end_turn"), "stop");
+        assert_eq!(finish_reason("max_tokens"), "length");
+    }
+
+    #[test]
+    fn replayed_pieces_rejoin_to_the_text() {
+        let text = "one two  three four";
+        let pieces = replay_pieces(text);
+        assert_eq!(pieces.concat(), text);
+        assert!(pieces.len() >= 4);
+        assert!(replay_pieces("").is_empty());
+        assert_eq!(replay_pieces("word"), vec!["word"]);
+    }
+
+    #[test]
+    fn models_are_listed_in_openai_shape() {
+        let v: Value = serde_json::from_str(&models_json(&[("a", "openai"), ("b", "anthropic")])).unwrap();
+        assert_eq!(v["object"], "list");
+        assert_eq!(v["data"][1]["id"], "b");
+        assert_eq!(v["data"][1]["owned_by"], "anthropic");
+    }
+}
