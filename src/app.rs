@@ -183,5 +183,12 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::Regenerate => handlers::messages::regenerate(cx).await,
         Route::ListModels => handlers::gateway::list_models(cx).await,
         Route::ChatCompletions => handlers::gateway::chat_completions(cx).await,
+        Route::StripeWebhook => handlers::webhooks::stripe(cx).await,
+        Route::GetUsage => handlers::usage::get_usage(cx).await,
+        Route::AdminListUsers => handlers::admin::list_users(cx).await,
+        Route::AdminUpdateUser => handlers::admin::update_user(cx).await,
+        Route::AdminUsage => handlers::admin::usage(cx).await,
+        Route::AdminWebhookEvents => handlers::admin::webhook_events(cx).await,
+        Route::AdminAudit => handlers::admin::audit(cx).await,
     }
 }

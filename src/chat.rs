@@ -2,6 +2,7 @@
 //! answer as SSE events while it arrives, and finalizes the assistant message in D1 whatever
 //! happens, running under `wait_until` so a departed client still gets its answer stored.
 
+use crate::quota::Admission;
 use crate::store::{messages, usage, Db};
 use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
 use crate::{bindings, platform};
@@ -35,6 +36,8 @@ pub struct Turn {
     pub prompt_estimate: u64,
     pub auto_title: Option<String>,
     pub started_at: u64,
+    /// The plan-limit reservation, settled with the real usage at the end.
+    pub admission: Admission,
 }
 
 /// Where the turn's output goes: SSE bytes as they are produced, or one result at the end.
@@ -265,6 +268,7 @@ pub async fn run(turn: Turn, sink: Sink) {
             }
         };
     }
+    turn.admission.settle(&turn.env, usage.prompt_tokens + usage.completion_tokens).await;
     if let Some(tx) = json_tx {
         let _ = tx.send(TurnResult { message, error });
     }

@@ -9,6 +9,7 @@ mod crypto;
 mod handlers;
 mod http;
 mod platform;
+mod quota;
 mod store;
 mod upstream;
 

@@ -1,12 +1,17 @@
 // Runs the integration suite: starts one stack (simulator + worker with fresh local D1/KV),
 // runs every tests/integration/*.test.mjs against it, and stops the stack whatever happens.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, startStack } from './support/stack.mjs';
 
 const artifacts = path.join(ROOT, 'test-artifacts');
+// The Python SDK tests need their venv; `npm test` makes it, a direct run makes it here.
+if (!process.env.EDGECHAT_PY_VENV) {
+  const out = execFileSync('bash', [path.join(ROOT, 'scripts/setup-python.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.env.EDGECHAT_PY_VENV = out.trim().split('\n').at(-1);
+}
 rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
 const started = Date.now();

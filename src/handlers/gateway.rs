@@ -6,6 +6,7 @@
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{bytes_response, header, read_body, AppError, HandlerResult, JSON};
+use crate::quota::{self, Admission};
 use crate::store::{usage, Db};
 use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
 use crate::{bindings, cache, platform};
@@ -114,6 +115,9 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
             .sum(),
     };
 
+    let estimate = billing.prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
+    let admission = quota::admit(cx, &principal.user, &route.name, estimate, req.stream).await?;
+
     let bypass = header(&cx.req, "cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
     let cache_state = match (&key, bypass) {
@@ -172,7 +176,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let cache_to = if cache_state == "bypass" && !bypass { None } else { key };
     let resp = if req.stream {
         let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
-        let relay = Relay { config: config.clone(), req, meta, billing, cache_to, outlet: Outlet::new(tx) };
+        let relay = Relay { config: config.clone(), req, meta, billing, cache_to, outlet: Outlet::new(tx), admission };
         cx.worker_ctx.wait_until(relay.run(connected));
         let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
             .map_err(|e| AppError::platform("gateway stream", e))?;
@@ -181,7 +185,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
         let _ = h.set("cache-control", "no-cache, no-transform");
         resp
     } else {
-        complete(cx, config, connected, &req, &meta, billing, cache_to).await?
+        complete(cx, config, connected, &req, &meta, billing, cache_to, admission).await?
     };
     let _ = resp.headers().set("x-edgechat-cache", cache_state);
     Ok(resp)
@@ -258,12 +262,14 @@ async fn complete(
     meta: &ResponseMeta,
     billing: Billing,
     cache_to: Option<String>,
+    admission: Admission,
 ) -> HandlerResult {
     let Connected { route, mut stream, controller } = connected;
     let body = match read_all(&mut stream, config).await {
         Ok(b) => b,
         Err(e) => {
             controller.abort();
+            cx.worker_ctx.wait_until(admission.settle_owned(cx.env.clone(), 0));
             cx.worker_ctx.wait_until(billing.record(
                 route.name.clone(),
                 Some(route.provider.as_str()),
@@ -321,6 +327,7 @@ struct Relay {
     billing: Billing,
     cache_to: Option<String>,
     outlet: Outlet,
+    admission: Admission,
 }
 
 impl Relay {
@@ -430,6 +437,7 @@ impl Relay {
             }
         }
         drop(self.outlet);
+        self.admission.settle(&self.billing.env, usage.prompt_tokens + usage.completion_tokens).await;
         self.billing
             .record(route.name.clone(), Some(route.provider.as_str()), status.as_str(), usage, estimated, false)
             .await;

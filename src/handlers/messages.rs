@@ -7,8 +7,9 @@ use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::owned_conversation;
 use crate::http::{header, json, read_body, read_json, AppError, HandlerResult};
-use crate::platform;
 use crate::store::{conversations as conv_store, messages as store};
+use crate::{platform, quota};
+use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
@@ -107,8 +108,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         created_at: now,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
-    let who = (user_id, principal.api_key_id);
-    start_turn(cx, &conversation, who, chain, history, user_message, true, auto_title).await
+    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, user_message, true, auto_title)
+        .await
 }
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -140,7 +141,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let path = branch(cx, &conversation, &user_id, &question_id).await?;
     let question = path.last().cloned().ok_or_else(message_not_found)?;
     let history = to_chat(&path);
-    start_turn(cx, &conversation, (user_id, principal.api_key_id), chain, history, question, false, None).await
+    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, question, false, None).await
 }
 
 /// Stores the turn's messages, then runs it under `wait_until`, answering SSE or JSON.
@@ -148,7 +149,8 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
 async fn start_turn(
     cx: &mut Ctx<'_>,
     conversation: &Conversation,
-    (user_id, api_key_id): (String, Option<String>),
+    user: &User,
+    api_key_id: Option<String>,
     chain: Vec<ModelRoute>,
     history: Vec<ChatMessage>,
     user_message: Message,
@@ -160,6 +162,9 @@ async fn start_turn(
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     let prompt_estimate =
         context.iter().map(|m| u64::from(estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)).sum::<u64>();
+    let wants_sse = header(&cx.req, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let admission =
+        quota::admit(cx, user, &route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse).await?;
     let started_at = platform::now_ms();
     let assistant_message_id = ids::new_id("msg", platform::random_bytes()?);
     let db = cx.db()?;
@@ -181,13 +186,14 @@ async fn start_turn(
     let stored = store::insert_turn(
         &db,
         &conversation.conversation_id,
-        &user_id,
+        &user.user_id,
         store_user_message.then_some(&new_user),
         &placeholder,
         cap,
     )
     .await?;
     if !stored {
+        admission.settle(cx.env, 0).await;
         return Err(
             ApiError::conflict("message_limit_reached", format!("at most {cap} messages per conversation")).into()
         );
@@ -197,7 +203,7 @@ async fn start_turn(
         env: cx.env.clone(),
         config: cx.config.clone(),
         request_id: cx.request_id.to_string(),
-        user_id,
+        user_id: user.user_id.clone(),
         api_key_id,
         conversation_id: conversation.conversation_id.clone(),
         assistant_message_id: assistant_message_id.clone(),
@@ -206,8 +212,8 @@ async fn start_turn(
         prompt_estimate,
         auto_title,
         started_at,
+        admission,
     };
-    let wants_sse = header(&cx.req, "accept").is_some_and(|a| a.contains("text/event-stream"));
     if wants_sse {
         let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
         let first_event =

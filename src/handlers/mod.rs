@@ -1,9 +1,12 @@
 //! Route handlers: each turns a request into calls into the core and the stores.
 
+pub mod admin;
 pub mod auth;
 pub mod conversations;
 pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod messages;
+pub mod usage;
 pub mod users;
+pub mod webhooks;

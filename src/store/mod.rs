@@ -2,9 +2,12 @@
 //! every query goes through [`Db`], which counts the rows D1 reports reading and writing.
 
 pub mod accounts;
+pub mod admin;
 pub mod api_keys;
+pub mod billing;
 pub mod conversations;
 pub mod messages;
+pub mod quotas;
 pub mod throttle;
 pub mod usage;
 

@@ -41,6 +41,8 @@ export const TEST_VARS = {
       tiny: { provider: 'openai', upstream: 'sim-small+tokens=4+interval=1', context_tokens: 200, max_output_tokens: 100 },
     },
   }),
+  STRIPE_WEBHOOK_SECRET: 'whsec_test_0123456789abcdef',
+  STRIPE_PRICE_PLANS: JSON.stringify({ price_pro_monthly: 'pro' }),
   UPSTREAM_FIRST_BYTE_TIMEOUT_MS: '1500',
   SSE_HEARTBEAT_MS: '300',
   UPSTREAM_MAX_RETRY_DELAY_MS: '1500',

@@ -9,6 +9,7 @@ use crate::cors::CorsPolicy;
 use crate::llm::provider::Provider;
 use crate::llm::routing::Routes;
 use crate::password::MAX_ITERATIONS;
+use crate::plans::{Plans, DEFAULT_PLANS};
 use crate::throttle::LoginLimits;
 use std::fmt;
 
@@ -65,6 +66,11 @@ pub struct Config {
     pub first_byte_timeout_ms: u64,
     /// Interval of `: ping` comments on an idle SSE stream.
     pub heartbeat_ms: u64,
+    /// Plans and their limits (`PLANS`).
+    pub plans: Plans,
+    /// Stripe price id -> plan name (`STRIPE_PRICE_PLANS`).
+    pub stripe_price_plans: Vec<(String, String)>,
+    stripe_webhook_secret: Option<String>,
     jwt_secret: Result<Vec<u8>, ConfigError>,
     problems: Vec<ConfigError>,
 }
@@ -168,6 +174,24 @@ impl Config {
         };
         let first_byte_timeout_ms = number(&get, p, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 30_000, 100, 600_000);
         let heartbeat_ms = number(&get, p, "SSE_HEARTBEAT_MS", 15_000, 100, 120_000);
+        let plans =
+            Plans::parse(&get("PLANS").unwrap_or_else(|| DEFAULT_PLANS.to_string())).unwrap_or_else(|problem| {
+                p.push(ConfigError { variable: "PLANS", problem: format!("is invalid: {problem}") });
+                Plans::parse(DEFAULT_PLANS).unwrap_or_else(|_| unreachable!("the built-in plans parse"))
+            });
+        let stripe_price_plans = match get("STRIPE_PRICE_PLANS") {
+            None => Vec::new(),
+            Some(raw) => match serde_json::from_str::<std::collections::BTreeMap<String, String>>(&raw) {
+                Ok(map) => map.into_iter().collect(),
+                Err(_) => {
+                    p.push(ConfigError {
+                        variable: "STRIPE_PRICE_PLANS",
+                        problem: "must be a JSON object of price id to plan name".into(),
+                    });
+                    Vec::new()
+                }
+            },
+        };
         let admin_emails = get("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
@@ -205,6 +229,9 @@ impl Config {
             retry,
             first_byte_timeout_ms,
             heartbeat_ms,
+            plans,
+            stripe_price_plans,
+            stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
             jwt_secret,
             problems,
         }
@@ -218,6 +245,13 @@ impl Config {
     /// The JWT signing secret, validated at first use.
     pub fn jwt_secret(&self) -> Result<&[u8], ConfigError> {
         self.jwt_secret.as_deref().map_err(Clone::clone)
+    }
+
+    /// The Stripe webhook signing secret, validated at first use.
+    pub fn stripe_webhook_secret(&self) -> Result<&str, ConfigError> {
+        self.stripe_webhook_secret
+            .as_deref()
+            .ok_or(ConfigError { variable: "STRIPE_WEBHOOK_SECRET", problem: "is missing".into() })
     }
 
     /// The base URL and API key of a provider's HTTP API.

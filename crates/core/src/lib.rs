@@ -4,6 +4,7 @@
 //! unit-tested natively with `cargo test`.
 
 pub mod accounts;
+pub mod admin;
 pub mod body;
 pub mod chat;
 pub mod config;
@@ -17,10 +18,12 @@ pub mod ids;
 pub mod llm;
 pub mod log;
 pub mod password;
+pub mod plans;
 pub mod request_id;
 pub mod routes;
 pub mod search;
 pub mod secret;
+pub mod stripe;
 pub mod throttle;
 pub mod time;
 pub mod token;

@@ -28,6 +28,13 @@ pub enum Route {
     Regenerate,
     ListModels,
     ChatCompletions,
+    StripeWebhook,
+    GetUsage,
+    AdminListUsers,
+    AdminUpdateUser,
+    AdminUsage,
+    AdminWebhookEvents,
+    AdminAudit,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -71,6 +78,13 @@ const TABLE: &[Entry] = &[
     },
     Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
+    Entry { pattern: "/api/v1/webhooks/stripe", methods: &[("POST", Route::StripeWebhook)] },
+    Entry { pattern: "/api/v1/usage", methods: &[("GET", Route::GetUsage)] },
+    Entry { pattern: "/api/v1/admin/users", methods: &[("GET", Route::AdminListUsers)] },
+    Entry { pattern: "/api/v1/admin/users/{user_id}", methods: &[("PATCH", Route::AdminUpdateUser)] },
+    Entry { pattern: "/api/v1/admin/usage", methods: &[("GET", Route::AdminUsage)] },
+    Entry { pattern: "/api/v1/admin/webhook-events", methods: &[("GET", Route::AdminWebhookEvents)] },
+    Entry { pattern: "/api/v1/admin/audit", methods: &[("GET", Route::AdminAudit)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

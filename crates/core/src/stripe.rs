@@ -1,0 +1,388 @@
+//! Stripe webhooks: `Stripe-Signature` verification, event parsing, and the plan a subscription gives.
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// Largest accepted gap, in either direction, between a signature's timestamp and now.
+pub const TOLERANCE_SECONDS: u64 = 300;
+/// Longest `Stripe-Signature` header looked at; longer ones are malformed.
+pub const MAX_HEADER_LEN: usize = 4096;
+
+/// Why a webhook's signature was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    Missing,
+    Malformed,
+    TimestampOutOfTolerance,
+    NoMatch,
+}
+
+impl SignatureError {
+    /// The machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_signature",
+            Self::Malformed => "malformed_signature",
+            Self::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Self::NoMatch => "invalid_signature",
+        }
+    }
+
+    /// A short human-readable explanation.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::Missing => "The Stripe-Signature header is missing.",
+            Self::Malformed => "The Stripe-Signature header is malformed.",
+            Self::TimestampOutOfTolerance => "The Stripe-Signature timestamp is too far from the current time.",
+            Self::NoMatch => "No signature in the Stripe-Signature header matches the body.",
+        }
+    }
+}
+
+/// Hex HMAC-SHA256 of `"{t}.{body}"` keyed with the whole secret string (`whsec_` prefix included).
+fn expected_v1(body: &[u8], secret: &str, timestamp: u64) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(crate::request_id::hex(&mac.finalize().into_bytes()))
+}
+
+/// Verifies a `Stripe-Signature` header (`t=<unix seconds>,v1=<hex>[,v1=...]`, items in any
+/// order, unknown schemes such as `v0` ignored) over the raw body and returns its timestamp.
+///
+/// Like Stripe's libraries, the signature is checked before the timestamp tolerance, so a
+/// stale but authentic delivery reports `TimestampOutOfTolerance` and a forged one `NoMatch`.
+pub fn verify_signature(
+    header: Option<&str>,
+    body: &[u8],
+    secret: &str,
+    now_seconds: u64,
+) -> Result<u64, SignatureError> {
+    let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(SignatureError::Missing)?;
+    if header.len() > MAX_HEADER_LEN {
+        return Err(SignatureError::Malformed);
+    }
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for (key, value) in header.split(',').filter_map(|item| item.split_once('=')) {
+        match key.trim() {
+            "t" if timestamp.is_some() => return Err(SignatureError::Malformed),
+            "t" => timestamp = Some(value.trim().parse::<u64>().map_err(|_| SignatureError::Malformed)?),
+            "v1" => candidates.push(value.trim()),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.filter(|_| !candidates.is_empty()).ok_or(SignatureError::Malformed)?;
+    let expected = expected_v1(body, secret, timestamp).ok_or(SignatureError::NoMatch)?;
+    // Every candidate is compared, so timing does not reveal which one matched.
+    let matched = candidates.iter().fold(false, |acc, c| acc | crate::secret::ct_eq(c.as_bytes(), expected.as_bytes()));
+    if !matched {
+        return Err(SignatureError::NoMatch);
+    }
+    if now_seconds.abs_diff(timestamp) > TOLERANCE_SECONDS {
+        return Err(SignatureError::TimestampOutOfTolerance);
+    }
+    Ok(timestamp)
+}
+
+/// A helper for tests and tools: the `Stripe-Signature` value Stripe would send.
+pub fn sign(body: &[u8], secret: &str, timestamp: u64) -> String {
+    format!("t={timestamp},v1={}", expected_v1(body, secret, timestamp).unwrap_or_default())
+}
+
+/// A Stripe event edgechat acts on; every other type parses as `Action::Ignored` (and is
+/// still recorded so deliveries are processed exactly once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `evt_...`
+    pub id: String,
+    pub event_type: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub action: Action,
+}
+
+/// What an event asks edgechat to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// checkout.session.completed: link a customer to a user (client_reference_id, else metadata.user_id).
+    LinkCustomer {
+        customer_id: String,
+        user_id: String,
+    },
+    /// customer.subscription.created|updated|deleted: the subscription's state. For deleted, status is "canceled".
+    Subscription {
+        customer_id: String,
+        subscription_id: String,
+        status: String,
+        current_period_end: Option<u64>,
+        /// `items.data[0].price.id`
+        price_id: Option<String>,
+        /// `metadata.plan` on the subscription, else `items.data[0].price.lookup_key`.
+        plan_hint: Option<String>,
+        /// The event's `created`.
+        updated_at: u64,
+    },
+    /// invoice.payment_failed: the customer's subscription is past due.
+    PaymentFailed {
+        customer_id: String,
+    },
+    Ignored,
+}
+
+/// A non-empty string at `v`.
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// An id given either as a string or as an expanded object with an `id`.
+fn id_of(v: Option<&Value>) -> Option<String> {
+    text(v).or_else(|| text(v.and_then(|o| o.get("id"))))
+}
+
+/// Parses an event JSON body. Errors (the edge answers 400) carry a short message: body not
+/// JSON, missing id/type/created, or a handled type whose `data.object` lacks what it needs.
+pub fn parse_event(body: &[u8]) -> Result<Event, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON".to_owned())?;
+    let id = text(v.get("id")).ok_or("event has no id")?;
+    let event_type = text(v.get("type")).ok_or("event has no type")?;
+    let created = v.get("created").and_then(Value::as_u64).ok_or("event has no created")?;
+    let object = v.pointer("/data/object").filter(|o| o.is_object());
+    let need = |what: &str| format!("{event_type} without {what}");
+    let action = match event_type.as_str() {
+        "checkout.session.completed" => {
+            let o = object.ok_or_else(|| need("data.object"))?;
+            let customer_id = id_of(o.get("customer")).ok_or_else(|| need("customer"))?;
+            let user_id = text(o.get("client_reference_id"))
+                .or_else(|| text(o.pointer("/metadata/user_id")))
+                .ok_or_else(|| need("a user reference"))?;
+            Action::LinkCustomer { customer_id, user_id }
+        }
+        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
+            let o = object.ok_or_else(|| need("data.object"))?;
+            let item = o.pointer("/items/data/0");
+            let status = if event_type.ends_with(".deleted") {
+                "canceled".to_owned()
+            } else {
+                text(o.get("status")).ok_or_else(|| need("status"))?
+            };
+            Action::Subscription {
+                customer_id: id_of(o.get("customer")).ok_or_else(|| need("customer"))?,
+                subscription_id: text(o.get("id")).ok_or_else(|| need("id"))?,
+                status,
+                // Newer API versions carry the period on the item rather than the subscription.
+                current_period_end: o
+                    .get("current_period_end")
+                    .and_then(Value::as_u64)
+                    .or_else(|| item.and_then(|i| i.get("current_period_end")).and_then(Value::as_u64)),
+                price_id: text(item.and_then(|i| i.pointer("/price/id"))),
+                plan_hint: text(o.pointer("/metadata/plan"))
+                    .or_else(|| text(item.and_then(|i| i.pointer("/price/lookup_key")))),
+                updated_at: created,
+            }
+        }
+        "invoice.payment_failed" => {
+            let o = object.ok_or_else(|| need("data.object"))?;
+            Action::PaymentFailed { customer_id: id_of(o.get("customer")).ok_or_else(|| need("customer"))? }
+        }
+        _ => Action::Ignored,
+    };
+    Ok(Event { id, event_type, created, action })
+}
+
+/// The plan a subscription gives. For active, trialing and past_due: the plan `price_plans`
+/// (price id -> plan name, from config) names for `price_id`, else `plan_hint`, else `None`
+/// (unknown price: the caller keeps the current plan and logs). Any other status: `"free"`.
+pub fn plan_for(
+    status: &str,
+    price_id: Option<&str>,
+    plan_hint: Option<&str>,
+    price_plans: &[(String, String)],
+) -> Option<String> {
+    if !matches!(status, "active" | "trialing" | "past_due") {
+        return Some("free".to_owned());
+    }
+    price_id
+        .and_then(|p| price_plans.iter().find(|(price, _)| price == p))
+        .map(|(_, plan)| plan.clone())
+        .or_else(|| plan_hint.map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test_secret";
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"ping","created":1700000000}"#;
+    const T: u64 = 1_700_000_000;
+
+    fn verify(header: &str, body: &[u8], now: u64) -> Result<u64, SignatureError> {
+        verify_signature(Some(header), body, SECRET, now)
+    }
+
+    fn good_v1() -> String {
+        sign(BODY, SECRET, T).split_once(",v1=").unwrap().1.to_owned()
+    }
+
+    #[test]
+    fn a_signature_made_by_sign_verifies_in_any_layout() {
+        let (v1, zeros) = (good_v1(), "0".repeat(64));
+        assert_eq!(verify(&sign(BODY, SECRET, T), BODY, T), Ok(T));
+        assert_eq!(verify(&format!("t={T},v1={zeros},v1={v1},v1=abc"), BODY, T), Ok(T));
+        assert_eq!(verify(&format!(" v0 = deadbeef , v1= {v1} ,  t = {T} , x=1"), BODY, T), Ok(T));
+    }
+
+    #[test]
+    fn a_known_vector_computed_directly_with_hmac_sha256_verifies() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test_secret").unwrap();
+        mac.update(b"1700000000.");
+        mac.update(BODY);
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let h = format!("t=1700000000,v1={hex}");
+        assert_eq!(h, sign(BODY, SECRET, T));
+        assert_eq!(verify(&h, BODY, T), Ok(T));
+    }
+
+    #[test]
+    fn a_changed_body_or_a_secret_without_its_prefix_does_not_match() {
+        let mut body = BODY.to_vec();
+        body[10] ^= 1;
+        assert_eq!(verify(&sign(BODY, SECRET, T), &body, T), Err(SignatureError::NoMatch));
+        assert_eq!(verify(&sign(BODY, "test_secret", T), BODY, T), Err(SignatureError::NoMatch));
+        assert_eq!(verify(&format!("t={T},v0={}", good_v1()), BODY, T), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn timestamps_more_than_300_seconds_away_are_out_of_tolerance() {
+        let h = sign(BODY, SECRET, T);
+        for now in [T + 301, T - 301] {
+            assert_eq!(verify(&h, BODY, now), Err(SignatureError::TimestampOutOfTolerance));
+        }
+        for now in [T + 300, T - 300] {
+            assert_eq!(verify(&h, BODY, now), Ok(T));
+        }
+        // The signature is checked first, so a forged stale header is reported as forged.
+        assert_eq!(verify(&format!("t={T},v1={}", "0".repeat(64)), BODY, T + 10_000), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_are_told_apart() {
+        assert_eq!(verify_signature(None, BODY, SECRET, T), Err(SignatureError::Missing));
+        assert_eq!(verify("  ", BODY, T).map_err(|e| e.code()), Err("missing_signature"));
+        let long = format!("t={T},v1={}", "a".repeat(5 * 1024));
+        for h in ["t=abc,v1=00", "v1=00", "t=1", "garbage", "t=-5,v1=00", "t=1,t=2,v1=00", long.as_str()] {
+            assert_eq!(verify(h, BODY, T).map_err(|e| e.code()), Err("malformed_signature"), "{h}");
+        }
+    }
+
+    fn event(kind: &str, object: &str) -> String {
+        format!(
+            r#"{{"id":"evt_1NabC","object":"event","api_version":"2024-06-20","created":1700000100,"livemode":false,"type":"{kind}","data":{{"object":{object}}}}}"#
+        )
+    }
+
+    fn action(kind: &str, object: &str) -> Action {
+        parse_event(event(kind, object).as_bytes()).unwrap().action
+    }
+
+    const SUB: &str = r#"{"id":"sub_1","object":"subscription","customer":"cus_9","status":"active","current_period_end":1702592000,"metadata":{},"items":{"object":"list","data":[{"id":"si_1","price":{"id":"price_pro_m","lookup_key":"pro_monthly","unit_amount":2000}}]}}"#;
+
+    #[test]
+    fn a_completed_checkout_links_the_client_reference_else_metadata_user_id() {
+        let o = r#"{"id":"cs_1","object":"checkout.session","client_reference_id":"usr_1","customer":"cus_9","metadata":{"user_id":"usr_other"},"mode":"subscription","subscription":"sub_1"}"#;
+        let e = parse_event(event("checkout.session.completed", o).as_bytes()).unwrap();
+        assert_eq!(
+            (e.id.as_str(), e.event_type.as_str(), e.created),
+            ("evt_1NabC", "checkout.session.completed", 1700000100)
+        );
+        assert_eq!(e.action, Action::LinkCustomer { customer_id: "cus_9".into(), user_id: "usr_1".into() });
+        let o = r#"{"id":"cs_1","client_reference_id":null,"customer":"cus_9","metadata":{"user_id":"usr_2"}}"#;
+        let linked = Action::LinkCustomer { customer_id: "cus_9".into(), user_id: "usr_2".into() };
+        assert_eq!(action("checkout.session.completed", o), linked);
+    }
+
+    #[test]
+    fn subscription_events_carry_price_period_and_hint() {
+        let expected = |status: &str| Action::Subscription {
+            customer_id: "cus_9".into(),
+            subscription_id: "sub_1".into(),
+            status: status.into(),
+            current_period_end: Some(1702592000),
+            price_id: Some("price_pro_m".into()),
+            plan_hint: Some("pro_monthly".into()),
+            updated_at: 1700000100,
+        };
+        assert_eq!(action("customer.subscription.created", SUB), expected("active"));
+        assert_eq!(action("customer.subscription.updated", SUB), expected("active"));
+        assert_eq!(action("customer.subscription.deleted", SUB), expected("canceled"));
+        let with_plan = SUB.replace(r#""metadata":{}"#, r#""metadata":{"plan":"team"}"#);
+        let got = action("customer.subscription.updated", &with_plan);
+        assert!(matches!(got, Action::Subscription { plan_hint: Some(p), .. } if p == "team"));
+    }
+
+    #[test]
+    fn a_failed_payment_marks_the_customer_and_other_types_are_ignored() {
+        let o = r#"{"id":"in_1","object":"invoice","customer":"cus_9","subscription":"sub_1","attempt_count":1}"#;
+        assert_eq!(action("invoice.payment_failed", o), Action::PaymentFailed { customer_id: "cus_9".into() });
+        assert_eq!(action("charge.succeeded", r#"{"id":"ch_1"}"#), Action::Ignored);
+    }
+
+    #[test]
+    fn malformed_events_are_errors() {
+        let no_user = event("checkout.session.completed", r#"{"customer":"cus_9","metadata":{}}"#);
+        let no_customer = event("checkout.session.completed", r#"{"client_reference_id":"usr_1","customer":null}"#);
+        let no_object = event("invoice.payment_failed", "null");
+        let bad: [&[u8]; 7] = [
+            b"not json",
+            br#"{"type":"x","created":1}"#,
+            br#"{"id":"e","created":1}"#,
+            br#"{"id":"e","type":"x"}"#,
+            no_user.as_bytes(),
+            no_customer.as_bytes(),
+            no_object.as_bytes(),
+        ];
+        for body in bad {
+            assert!(parse_event(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn plan_for_follows_status_then_config_then_hint() {
+        let plans = vec![("price_pro_m".to_owned(), "pro".to_owned())];
+        let plan = |s, p, h| plan_for(s, p, h, &plans);
+        assert_eq!(plan("active", Some("price_pro_m"), Some("x")), Some("pro".into()));
+        assert_eq!(plan("trialing", Some("price_other"), Some("team")), Some("team".into()));
+        assert_eq!(plan("past_due", Some("price_other"), None), None);
+        for s in ["canceled", "unpaid", "incomplete", "incomplete_expired", "paused"] {
+            assert_eq!(plan(s, Some("price_pro_m"), None), Some("free".into()));
+        }
+    }
+
+    #[test]
+    fn pseudo_random_headers_and_bodies_never_panic() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = "tv01=,. 9af-x\"{}[]:é".chars().collect::<Vec<_>>();
+        let sub = event("customer.subscription.updated", SUB);
+        for _ in 0..400 {
+            let len = next() % 80;
+            let header: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let _ = verify_signature(Some(&header), BODY, SECRET, next());
+            let _ = verify_signature(Some(&format!("t={},v1={header}", next() % (2 * T))), BODY, SECRET, T);
+            let mut body = sub.clone().into_bytes();
+            for _ in 0..(next() % 4) {
+                let i = (next() % body.len() as u64) as usize;
+                body[i] = next() as u8;
+            }
+            body.truncate((next() % (body.len() as u64 + 1)) as usize);
+            let _ = parse_event(&body);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `/api/v1/admin/*`: user search and changes (audited), usage by user, model or day, and
+//! the webhook and audit logs. Admins only; everyone else gets 403.
+
+use crate::app::Ctx;
+use crate::auth::{authenticate, Principal};
+use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::platform;
+use crate::store::admin::{self as store, UserChange};
+use edgechat_core::admin::{like_prefix, parse_days, UpdateUser, UsageGroup};
+use edgechat_core::cursor::{page, parse_limit, query_param, Cursor};
+use edgechat_core::time::rfc3339;
+use edgechat_core::{ids, ApiError};
+use serde_json::json as j;
+
+async fn require_admin(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
+    let principal = authenticate(cx).await?;
+    if principal.user.role != "admin" {
+        return Err(ApiError::forbidden("this endpoint is for admins").into());
+    }
+    Ok(principal)
+}
+
+fn paging(cx: &Ctx<'_>) -> Result<(String, u32, Option<Cursor>), AppError> {
+    let q = cx.query();
+    let limit = parse_limit(query_param(&q, "limit").as_deref())?;
+    let cursor = query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
+    Ok((q, limit, cursor))
+}
+
+pub async fn list_users(cx: &mut Ctx<'_>) -> HandlerResult {
+    require_admin(cx).await?;
+    let (q, limit, cursor) = paging(cx)?;
+    let prefix = query_param(&q, "q").unwrap_or_default().trim().to_ascii_lowercase();
+    let db = cx.db()?;
+    let rows = store::list_users(&db, &like_prefix(&prefix), cursor.as_ref(), limit + 1).await?;
+    let (rows, next_cursor) = page(rows, limit, |u| Cursor { key: u.created_at as i64, id: u.user_id.clone() });
+    let data: Vec<_> = rows
+        .iter()
+        .map(|u| {
+            let mut v = serde_json::to_value(u.view()).unwrap_or_default();
+            v["is_disabled"] = j!(u.is_disabled != 0);
+            v
+        })
+        .collect();
+    json(200, &j!({ "data": data, "next_cursor": next_cursor }))
+}
+
+pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
+    let admin = require_admin(cx).await?;
+    let target = cx.param("user_id").to_string();
+    let req: UpdateUser = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let plans = &cx.config.plans;
+    req.validate(|p| plans.contains(p), target == admin.user.user_id)?;
+    if !ids::is_valid("usr", &target) {
+        return Err(ApiError::not_found("user").into());
+    }
+    let detail = j!({ "role": req.role, "plan": req.plan, "is_disabled": req.is_disabled }).to_string();
+    let change = UserChange { role: req.role.as_deref(), plan: req.plan.as_deref(), is_disabled: req.is_disabled };
+    let audit_id = ids::new_id("aud", platform::random_bytes()?);
+    let db = cx.db()?;
+    if !store::update_user(&db, &admin.user.user_id, &target, &change, &audit_id, &detail, platform::now_ms()).await? {
+        return Err(ApiError::not_found("user").into());
+    }
+    let user = crate::store::accounts::find_user(&db, &target).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let mut v = serde_json::to_value(user.view()).unwrap_or_default();
+    v["is_disabled"] = j!(user.is_disabled != 0);
+    json(200, &v)
+}
+
+pub async fn usage(cx: &mut Ctx<'_>) -> HandlerResult {
+    require_admin(cx).await?;
+    let q = cx.query();
+    let group = UsageGroup::parse(query_param(&q, "group").as_deref())?;
+    let days = parse_days(query_param(&q, "days").as_deref())?;
+    let db = cx.db()?;
+    let rows = store::usage(&db, group, platform::now_ms().saturating_sub(days * 86_400_000)).await?;
+    json(200, &j!({ "group": query_param(&q, "group").unwrap_or_else(|| "day".into()), "days": days, "data": rows }))
+}
+
+pub async fn webhook_events(cx: &mut Ctx<'_>) -> HandlerResult {
+    require_admin(cx).await?;
+    let (_, limit, cursor) = paging(cx)?;
+    let db = cx.db()?;
+    let rows = store::webhook_events(&db, cursor.as_ref(), limit + 1).await?;
+    let (rows, next_cursor) =
+        page(rows, limit, |e| Cursor { key: e.received_at as i64, id: e.webhook_event_id.clone() });
+    let data: Vec<_> = rows
+        .iter()
+        .map(|e| {
+            j!({ "webhook_event_id": e.webhook_event_id, "source": e.source, "event_type": e.event_type,
+                      "event_created_at": rfc3339(e.event_created_at * 1000), "outcome": e.outcome,
+                      "received_at": rfc3339(e.received_at) })
+        })
+        .collect();
+    json(200, &j!({ "data": data, "next_cursor": next_cursor }))
+}
+
+pub async fn audit(cx: &mut Ctx<'_>) -> HandlerResult {
+    require_admin(cx).await?;
+    let (_, limit, cursor) = paging(cx)?;
+    let db = cx.db()?;
+    let rows = store::audit(&db, cursor.as_ref(), limit + 1).await?;
+    let (rows, next_cursor) = page(rows, limit, |a| Cursor { key: a.created_at as i64, id: a.admin_audit_id.clone() });
+    let data: Vec<_> = rows
+        .iter()
+        .map(|a| {
+            j!({ "admin_audit_id": a.admin_audit_id, "admin_user_id": a.admin_user_id,
+                      "target_user_id": a.target_user_id, "action": a.action,
+                      "detail": serde_json::from_str::<serde_json::Value>(&a.detail).unwrap_or_default(),
+                      "created_at": rfc3339(a.created_at) })
+        })
+        .collect();
+    json(200, &j!({ "data": data, "next_cursor": next_cursor }))
+}

@@ -1,0 +1,29 @@
+//! `POST /api/v1/webhooks/stripe`: Stripe events, verified over the raw body and applied
+//! exactly once. A failure to store answers 5xx so Stripe retries.
+
+use crate::app::Ctx;
+use crate::http::{header, json, read_body, HandlerResult};
+use crate::platform;
+use crate::store::billing;
+use edgechat_core::stripe::{self, Action};
+use edgechat_core::ApiError;
+use serde_json::json as j;
+
+pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
+    let secret = cx.config.stripe_webhook_secret()?.to_string();
+    let body = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
+    let now = platform::now_ms();
+    stripe::verify_signature(header(&cx.req, "stripe-signature").as_deref(), &body, &secret, now / 1000)
+        .map_err(|e| ApiError::bad_request(e.code(), e.message()))?;
+    let event = stripe::parse_event(&body).map_err(|m| ApiError::bad_request("invalid_event", m))?;
+    let plan = match &event.action {
+        Action::Subscription { status, price_id, plan_hint, .. } => {
+            stripe::plan_for(status, price_id.as_deref(), plan_hint.as_deref(), &cx.config.stripe_price_plans)
+                .filter(|p| cx.config.plans.contains(p))
+        }
+        _ => None,
+    };
+    let db = cx.db()?;
+    let applied = billing::apply(&db, &event, plan.as_deref(), now).await?;
+    json(200, &j!({ "received": true, "duplicate": !applied }))
+}

@@ -1,0 +1,104 @@
+//! Plan limits at the edge: admits a model call (allowed model, requests per minute, daily
+//! tokens, concurrent streams) before any upstream call, and settles it with the tokens
+//! really used afterwards.
+
+use crate::app::Ctx;
+use crate::http::AppError;
+use crate::store::{quotas, Db};
+use crate::{bindings, platform};
+use edgechat_core::accounts::User;
+use edgechat_core::plans::{day_window, limit_headers, minute_window};
+use edgechat_core::{ids, ApiError};
+use worker::Env;
+
+/// A stream slot whose release was lost frees itself after this long.
+const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
+
+/// An admitted call: what it reserved, to be settled when it ends.
+pub struct Admission {
+    user_id: String,
+    day: String,
+    reserved: u64,
+    stream_id: Option<String>,
+}
+
+fn refused(code: &'static str, message: String, limit: u64, reset: u64) -> AppError {
+    let mut err = ApiError::new(429, code, message);
+    err.headers.extend(limit_headers(limit, 0, reset));
+    err.into()
+}
+
+/// Checks and counts the user's plan limits for one call of `model` estimated at
+/// `estimate` tokens; 403 for a model outside the plan, 429 with `Retry-After` and
+/// `RateLimit-*` for any exhausted limit.
+pub async fn admit(
+    cx: &mut Ctx<'_>,
+    user: &User,
+    model: &str,
+    estimate: u64,
+    streaming: bool,
+) -> Result<Admission, AppError> {
+    let plan = cx.config.plans.get(&user.plan).clone();
+    if !plan.allows_model(model) {
+        return Err(ApiError::new(
+            403,
+            "model_not_in_plan",
+            format!("the {} plan does not include model {model}", plan.name),
+        )
+        .into());
+    }
+    let db = cx.db()?;
+    let now = platform::now_ms();
+    let (window, reset) = minute_window(now);
+    let rpm = u64::from(plan.requests_per_minute);
+    if quotas::hit_rate_window(&db, &user.user_id, window, rpm).await?.is_none() {
+        return Err(refused(
+            "rate_limited",
+            format!("at most {rpm} requests per minute on the {} plan", plan.name),
+            rpm,
+            reset,
+        ));
+    }
+    let (day, day_reset) = day_window(now);
+    if quotas::reserve_tokens(&db, &user.user_id, &day, estimate, plan.tokens_per_day).await?.is_none() {
+        let message =
+            format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
+        return Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_reset));
+    }
+    let mut admission = Admission { user_id: user.user_id.clone(), day, reserved: estimate, stream_id: None };
+    if streaming {
+        let stream_id = ids::new_id("str", platform::random_bytes()?);
+        let limit = u64::from(plan.concurrent_streams);
+        if !quotas::acquire_stream(&db, &stream_id, &user.user_id, now, now.saturating_sub(STREAM_LEASE_MS), limit)
+            .await?
+        {
+            quotas::settle_tokens(&db, &user.user_id, &admission.day, -(estimate as i64)).await?;
+            return Err(refused(
+                "too_many_streams",
+                format!("at most {limit} streams at once on the {} plan", plan.name),
+                limit,
+                1,
+            ));
+        }
+        admission.stream_id = Some(stream_id);
+    }
+    Ok(admission)
+}
+
+impl Admission {
+    /// [`Admission::settle`] as an owned future, for `wait_until`.
+    pub async fn settle_owned(self, env: Env, used_tokens: u64) {
+        self.settle(&env, used_tokens).await;
+    }
+
+    /// Replaces the reservation by the tokens really used and frees the stream slot.
+    pub async fn settle(self, env: &Env, used_tokens: u64) {
+        let Ok(d1) = bindings::d1(env) else { return };
+        let db = Db::new(d1);
+        let delta = used_tokens as i64 - self.reserved as i64;
+        let _ = quotas::settle_tokens(&db, &self.user_id, &self.day, delta).await;
+        if let Some(id) = &self.stream_id {
+            let _ = quotas::release_stream(&db, id).await;
+        }
+    }
+}

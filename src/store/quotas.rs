@@ -1,0 +1,93 @@
+//! Exact counters in D1 for plan limits: requests per minute, tokens per day, concurrent
+//! streams. Each check-and-count is one conditional statement, so concurrent requests can
+//! never both take the last unit (D1 runs statements one at a time).
+
+use super::{num, rows, text, Db};
+use crate::http::AppError;
+
+// The conflict branch only counts while under the limit; no row back means refused.
+const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
+     ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 WHERE request_count < ?3 \
+     RETURNING request_count";
+const FORGET_OLD_WINDOWS: &str = "DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2";
+// Admits while the day's total is under the budget, counting the request's estimate at
+// once, so at most one request's worth can go past the budget.
+const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens";
+const SETTLE_TOKENS: &str = "UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2";
+const TOKENS_USED: &str = "SELECT tokens FROM daily_tokens WHERE user_id = ?1 AND day = ?2";
+const EXPIRE_STREAMS: &str = "DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2";
+const ACQUIRE_STREAM: &str = "INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 \
+     WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 RETURNING stream_id";
+const RELEASE_STREAM: &str = "DELETE FROM active_streams WHERE stream_id = ?1";
+
+/// A user's counters, deleted with their account.
+pub const DELETE_ALL_OF_USER: &[&str] = &[
+    "DELETE FROM rate_windows WHERE user_id = ?1",
+    "DELETE FROM daily_tokens WHERE user_id = ?1",
+    "DELETE FROM active_streams WHERE user_id = ?1",
+];
+
+/// Counts a request in its minute; the count, or None when the limit was already reached.
+pub async fn hit_rate_window(db: &Db, user_id: &str, window_start: u64, limit: u64) -> Result<Option<u64>, AppError> {
+    let statements = vec![
+        db.stmt(FORGET_OLD_WINDOWS, &[text(user_id), num(window_start)])?,
+        db.stmt(HIT_RATE_WINDOW, &[text(user_id), num(window_start), num(limit)])?,
+    ];
+    let results = db.batch("rate window", statements).await?;
+    count_returned(results.get(1), "request_count")
+}
+
+/// Reserves `estimate` tokens of the day's budget; the new total, or None when over budget.
+pub async fn reserve_tokens(
+    db: &Db,
+    user_id: &str,
+    day: &str,
+    estimate: u64,
+    limit: u64,
+) -> Result<Option<u64>, AppError> {
+    let stmt = db.stmt(RESERVE_TOKENS, &[text(user_id), text(day), num(estimate), num(limit)])?;
+    let returned: Vec<serde_json::Value> = db.all("reserve tokens", stmt).await?;
+    Ok(returned.first().and_then(|r| r.get("tokens")).and_then(serde_json::Value::as_u64))
+}
+
+/// Replaces a reservation by what was really used (`delta` = used - reserved).
+pub async fn settle_tokens(db: &Db, user_id: &str, day: &str, delta: i64) -> Result<(), AppError> {
+    let stmt = db.stmt(SETTLE_TOKENS, &[text(user_id), text(day), super::signed(delta)])?;
+    db.run("settle tokens", stmt).await.map(drop)
+}
+
+pub async fn tokens_used(db: &Db, user_id: &str, day: &str) -> Result<u64, AppError> {
+    let row: Option<serde_json::Value> =
+        db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
+    Ok(row.and_then(|r| r.get("tokens").and_then(serde_json::Value::as_u64)).unwrap_or(0))
+}
+
+/// Takes a stream slot unless the user already holds `limit` live ones (leases older than
+/// `expired_before` are dropped first).
+pub async fn acquire_stream(
+    db: &Db,
+    stream_id: &str,
+    user_id: &str,
+    now: u64,
+    expired_before: u64,
+    limit: u64,
+) -> Result<bool, AppError> {
+    let statements = vec![
+        db.stmt(EXPIRE_STREAMS, &[text(user_id), num(expired_before)])?,
+        db.stmt(ACQUIRE_STREAM, &[text(stream_id), text(user_id), num(now), num(limit)])?,
+    ];
+    let results = db.batch("acquire stream", statements).await?;
+    Ok(count_returned(results.get(1), "stream_id")?.is_some())
+}
+
+pub async fn release_stream(db: &Db, stream_id: &str) -> Result<(), AppError> {
+    db.run("release stream", db.stmt(RELEASE_STREAM, &[text(stream_id)])?).await.map(drop)
+}
+
+/// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
+fn count_returned(result: Option<&worker::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
+    let Some(result) = result else { return Ok(None) };
+    let returned: Vec<serde_json::Value> = rows("quota", result)?;
+    Ok(returned.first().map(|r| r.get(column).and_then(serde_json::Value::as_u64).unwrap_or(1)))
+}

@@ -1,0 +1,174 @@
+// Plan limits enforced exactly before any upstream call, the usage API, and the admin API.
+// Runs its own worker with small plans so limits are reached quickly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { api, expectError } from '../support/client.mjs';
+import { PASSWORD } from '../support/accounts.mjs';
+import { simRequests } from '../support/sim.mjs';
+import { startWorker, TEST_VARS } from '../support/stack.mjs';
+import { streamTurn } from '../support/sse.mjs';
+
+let worker;
+let base;
+const PLANS = {
+  free: { requests_per_minute: 5, tokens_per_day: 10_000_000, concurrent_streams: 1, models: ['*'] },
+  metered: { requests_per_minute: 100, tokens_per_day: 50, concurrent_streams: 5, models: ['sim-small', 'tiny'] },
+  roomy: { requests_per_minute: 1000, tokens_per_day: 10_000_000, concurrent_streams: 5, models: ['*'] },
+};
+
+before(async () => {
+  worker = await startWorker({ vars: { ...TEST_VARS, OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL, PLANS: JSON.stringify(PLANS) } });
+  base = worker.url;
+});
+after(() => worker?.stop());
+
+const call = (method, path, opts = {}) => api(method, path, { base, ...opts });
+const unique = (t) => `${t} [${randomBytes(4).toString('hex')}]`;
+
+async function user(email = `q-${randomBytes(5).toString('hex')}@test.example`) {
+  const res = await call('POST', '/api/v1/auth/register', { json: { email, password: PASSWORD } });
+  if (res.status === 409) return (await call('POST', '/api/v1/auth/login', { json: { email, password: PASSWORD } })).body;
+  assert.equal(res.status, 201, res.text);
+  return res.body;
+}
+
+async function setPlan(admin, u, plan) {
+  const res = await call('PATCH', `/api/v1/admin/users/${u.user.user_id}`, { token: admin.access_token, json: { plan } });
+  assert.equal(res.status, 200, res.text);
+}
+
+test('50 parallel requests against 5 requests per minute let exactly 5 through', async () => {
+  const u = await user();
+  const content = unique('parallel');
+  const results = await Promise.all(Array.from({ length: 50 }, () =>
+    call('POST', '/v1/chat/completions', { token: u.access_token, json: { model: 'tiny', messages: [{ role: 'user', content }] } })));
+  const ok = results.filter((r) => r.status === 200);
+  const limited = results.filter((r) => r.status === 429);
+  assert.equal(ok.length, 5, results.map((r) => r.status).join(','));
+  assert.equal(limited.length, 45);
+  const r = limited[0];
+  assert.ok(Number(r.headers.get('retry-after')) >= 1 && Number(r.headers.get('retry-after')) <= 60);
+  assert.equal(r.headers.get('ratelimit-limit'), '5');
+  assert.equal(r.headers.get('ratelimit-remaining'), '0');
+  assert.equal(r.body.error.code, 'rate_limit_exceeded', 'OpenAI shape on /v1');
+  assert.equal((await simRequests(content)).length, 5, 'refused requests never reach the upstream');
+  const chat = await call('GET', '/api/v1/conversations', { token: u.access_token });
+  assert.equal(chat.status, 200, 'reads are not model calls and are not limited');
+});
+
+test('a user over the daily token budget gets 429 with Retry-After and no upstream call', async () => {
+  const admin = await user('admin@test.example');
+  const u = await user();
+  await setPlan(admin, u, 'metered');
+  const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: {} })).body;
+  const path = `/api/v1/conversations/${conv.conversation_id}/messages`;
+  let refused;
+  for (let i = 0; i < 5 && !refused; i++) {
+    const res = await call('POST', path, { token: u.access_token, json: { content: unique(`turn ${i}`) } });
+    if (res.status === 429) refused = res;
+    else assert.equal(res.status, 201, res.text);
+  }
+  assert.ok(refused, 'the budget ran out');
+  expectError(assert, refused, 429, 'token_budget_exceeded');
+  assert.ok(Number(refused.headers.get('retry-after')) > 0);
+  assert.equal(refused.headers.get('ratelimit-limit'), '50');
+  const content = unique('over budget');
+  expectError(assert, await call('POST', path, { token: u.access_token, json: { content } }), 429);
+  assert.deepEqual(await simRequests(content), []);
+  const usage = await call('GET', '/api/v1/usage', { token: u.access_token });
+  assert.equal(usage.body.plan.name, 'metered');
+  assert.ok(usage.body.today.tokens_used >= 50);
+  assert.ok(usage.body.usage.length >= 1);
+  assert.equal(usage.body.usage[0].model, 'sim-small');
+  expectError(assert, await call('POST', path, { token: u.access_token, json: { content: 'x', model: 'claude' } }), 403, 'model_not_in_plan');
+});
+
+test('concurrent streams are capped by the plan and freed when a stream ends', async () => {
+  const u = await user();
+  const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: { model: 'slow' } })).body;
+  const path = `/api/v1/conversations/${conv.conversation_id}/messages`;
+  const controller = new AbortController();
+  const first = fetch(`${base}${path}`, {
+    method: 'POST', signal: controller.signal,
+    headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${u.access_token}` },
+    body: JSON.stringify({ content: unique('long story') }),
+  });
+  const firstRes = await first;
+  const reader = firstRes.body.getReader();
+  await reader.read();
+  const second = await streamTurn(path, { token: u.access_token, json: { content: unique('second') }, base });
+  assert.equal(second.status, 429);
+  assert.equal(second.body.error.code, 'too_many_streams');
+  controller.abort();
+  let third;
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    third = await streamTurn(path, { token: u.access_token, json: { content: unique('third') }, base, stopAfterDeltas: 1 });
+    if (third.status === 200) break;
+  }
+  assert.equal(third.status, 200, 'the slot is released when the first stream ends');
+});
+
+test('admin endpoints answer 403 to everyone but admins', async () => {
+  const u = await user();
+  for (const [method, path] of [
+    ['GET', '/api/v1/admin/users'], ['PATCH', `/api/v1/admin/users/${u.user.user_id}`], ['GET', '/api/v1/admin/usage'],
+    ['GET', '/api/v1/admin/webhook-events'], ['GET', '/api/v1/admin/audit'],
+  ]) {
+    expectError(assert, await call(method, path, { token: u.access_token, json: method === 'PATCH' ? { plan: 'roomy' } : undefined }), 403, 'forbidden');
+    expectError(assert, await call(method, path), 401);
+  }
+  assert.equal((await call('GET', '/api/v1/users/me', { token: u.access_token })).body.plan, 'free');
+});
+
+test('admins search users, change them with an audit trail, and disabling kills live tokens', async () => {
+  const admin = await user('admin@test.example');
+  const tag = randomBytes(4).toString('hex');
+  const target = await user(`target-${tag}@test.example`);
+  await user(`target-${tag}-2@test.example`);
+  const found = await call('GET', `/api/v1/admin/users?q=TARGET-${tag}&limit=1`, { token: admin.access_token });
+  assert.equal(found.status, 200, found.text);
+  assert.equal(found.body.data.length, 1);
+  assert.ok(found.body.next_cursor);
+  const page2 = await call('GET', `/api/v1/admin/users?q=target-${tag}&limit=1&cursor=${found.body.next_cursor}`, { token: admin.access_token });
+  assert.equal(page2.body.data.length, 1);
+  assert.notEqual(page2.body.data[0].user_id, found.body.data[0].user_id);
+  assert.deepEqual((await call('GET', '/api/v1/admin/users?q=%25', { token: admin.access_token })).body.data, [], 'wildcards are literal');
+
+  const path = `/api/v1/admin/users/${target.user.user_id}`;
+  for (const json of [{}, { role: 'root' }, { plan: 'gold' }, { is_disabled: 'yes' }, { email: 'x@y.z' }]) {
+    expectError(assert, await call('PATCH', path, { token: admin.access_token, json }), 422);
+  }
+  expectError(assert, await call('PATCH', '/api/v1/admin/users/usr_AAAAAAAAAAAAAAAAAAAAAA', { token: admin.access_token, json: { plan: 'roomy' } }), 404);
+  expectError(assert, await call('PATCH', `/api/v1/admin/users/${admin.user.user_id}`, { token: admin.access_token, json: { is_disabled: true } }), 422);
+  const promoted = await call('PATCH', path, { token: admin.access_token, json: { plan: 'roomy', role: 'admin' } });
+  assert.equal(promoted.status, 200, promoted.text);
+  assert.equal(promoted.body.plan, 'roomy');
+  assert.equal(promoted.body.role, 'admin');
+  assert.equal((await call('GET', '/api/v1/users/me', { token: target.access_token })).status, 200);
+  const disabled = await call('PATCH', path, { token: admin.access_token, json: { is_disabled: true } });
+  assert.equal(disabled.body.is_disabled, true);
+  expectError(assert, await call('GET', '/api/v1/users/me', { token: target.access_token }), 401, 'invalid_token');
+  expectError(assert, await call('POST', '/api/v1/auth/refresh', { json: { refresh_token: target.refresh_token } }), 401);
+
+  const audit = await call('GET', '/api/v1/admin/audit?limit=100', { token: admin.access_token });
+  const mine = audit.body.data.filter((a) => a.target_user_id === target.user.user_id);
+  assert.equal(mine.length, 2);
+  assert.deepEqual(mine.map((a) => a.detail), [{ role: null, plan: null, is_disabled: true }, { role: 'admin', plan: 'roomy', is_disabled: null }]);
+  assert.equal(mine[0].admin_user_id, admin.user.user_id);
+});
+
+test('admins read usage by user, model and day, and the webhook log', async () => {
+  const admin = await user('admin@test.example');
+  for (const group of ['user', 'model', 'day']) {
+    const res = await call('GET', `/api/v1/admin/usage?group=${group}&days=7`, { token: admin.access_token });
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.body.data.length >= 1, group);
+    assert.ok(res.body.data.every((r) => r.requests >= 1));
+  }
+  expectError(assert, await call('GET', '/api/v1/admin/usage?group=week', { token: admin.access_token }), 400);
+  const events = await call('GET', '/api/v1/admin/webhook-events', { token: admin.access_token });
+  assert.equal(events.status, 200);
+  assert.ok(Array.isArray(events.body.data));
+});
