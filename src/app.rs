@@ -8,7 +8,7 @@ use edgechat_core::config::Config;
 use edgechat_core::gateway::OpenAiError;
 use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
-use edgechat_core::{body, request_id, ApiError};
+use edgechat_core::{body, request_id, security, ApiError};
 use std::rc::Rc;
 use worker::{console_log, Context, Env, Request, Response};
 
@@ -99,6 +99,9 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
     };
     let headers = resp.headers();
     let _ = headers.set("x-request-id", &request_id);
+    for (name, value) in security::HEADERS {
+        let _ = headers.set(name, value);
+    }
     for (name, value) in config.cors.response_headers(origin.as_deref()) {
         let _ = headers.set(name, &value);
     }
@@ -138,6 +141,10 @@ async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static s
     }
     match routes::resolve(method, path) {
         Ok(matched) => (Some(matched.pattern), dispatch(cx, matched).await),
+        // Anything else a browser asks for is the chat page's static files.
+        Err((None, _)) if matches!(method, "GET" | "HEAD") && security::is_page_path(path) => {
+            (Some("(static)"), handlers::assets::serve(cx).await)
+        }
         Err((pattern, err)) => (pattern, Err(err.into())),
     }
 }

@@ -1,6 +1,7 @@
 //! Route handlers: each turns a request into calls into the core and the stores.
 
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod conversations;
 pub mod gateway;

@@ -32,8 +32,8 @@ test('GET /health/ready checks D1, KV and configuration', async () => {
   assert.deepEqual(res.body, { status: 'ok', checks: { d1: 'ok', kv: 'ok', config: 'ok' } });
 });
 
-test('an unknown path is a JSON 404 in the error shape', async () => {
-  for (const path of ['/nope', '/api/v1/nothing-here', '/health/', '/health/ready/extra']) {
+test('an unknown API path is a JSON 404 in the error shape', async () => {
+  for (const path of ['/api/nope', '/api/v1/nothing-here', '/v1/nothing', '/health/', '/health/ready/extra']) {
     const res = await api('GET', path);
     const err = expectError(assert, res, 404, 'route_not_found');
     assert.match(err.request_id, /^[0-9a-f]{32}$/);
@@ -58,16 +58,16 @@ test('HEAD is answered wherever GET is', async () => {
 
 test('a body over the 1 MiB cap is 413 on any POST, before routing', async () => {
   const big = 'x'.repeat(1024 * 1024 + 1);
-  for (const path of ['/health', '/nope', '/api/v1/auth/register']) {
+  for (const path of ['/health', '/api/nope', '/api/v1/auth/register']) {
     const res = await api('POST', path, { body: big, headers: { 'content-type': 'application/json' } });
     expectError(assert, res, 413, 'payload_too_large');
   }
-  const atCap = await api('POST', '/nope', { body: 'x'.repeat(1024 * 1024) });
+  const atCap = await api('POST', '/api/nope', { body: 'x'.repeat(1024 * 1024) });
   expectError(assert, atCap, 404, 'route_not_found');
 });
 
 test('error request ids match the x-request-id header, also when echoed', async () => {
-  const res = await api('GET', '/missing', { headers: { 'x-request-id': 'trace-me-1' } });
+  const res = await api('GET', '/api/missing', { headers: { 'x-request-id': 'trace-me-1' } });
   const err = expectError(assert, res, 404);
   assert.equal(err.request_id, 'trace-me-1');
 });
@@ -125,4 +125,23 @@ test('each request writes one JSON log line with its metadata', async () => {
   assert.equal(line.status, 405);
   assert.equal(line.error_code, 'method_not_allowed');
   assert.equal(typeof line.duration_ms, 'number');
+});
+
+test('every response carries the security headers; page paths are static files', async () => {
+  for (const path of ['/health', '/api/nope', '/']) {
+    const res = await fetch(process.env.EDGECHAT_URL + path);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer', path);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY', path);
+    assert.match(res.headers.get('content-security-policy'), /script-src 'self';/, path);
+    assert.doesNotMatch(res.headers.get('content-security-policy'), /unsafe-inline/, path);
+    await res.arrayBuffer();
+  }
+  const page = await fetch(process.env.EDGECHAT_URL + '/');
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type'), /^text\/html/);
+  assert.match(await page.text(), /<html/i);
+  const missing = await fetch(process.env.EDGECHAT_URL + '/no-such-file.txt');
+  assert.equal(missing.status, 404);
+  await missing.arrayBuffer();
 });

@@ -23,6 +23,7 @@ pub mod request_id;
 pub mod routes;
 pub mod search;
 pub mod secret;
+pub mod security;
 pub mod stripe;
 pub mod throttle;
 pub mod time;

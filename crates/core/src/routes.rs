@@ -123,6 +123,11 @@ pub fn resolve<'p>(method: &str, path: &'p str) -> Result<Matched<'p>, (Option<&
     Err((None, ApiError::route_not_found()))
 }
 
+/// Every pattern with its methods, in table order (for the API document's consistency test).
+pub fn table() -> Vec<(&'static str, Vec<&'static str>)> {
+    TABLE.iter().map(|e| (e.pattern, e.methods.iter().map(|(m, _)| *m).collect())).collect()
+}
+
 /// The pattern a path would match, whatever the method (for preflight and logging).
 pub fn pattern_of(path: &str) -> Option<&'static str> {
     TABLE.iter().find(|e| match_pattern(e.pattern, path).is_some()).map(|e| e.pattern)
