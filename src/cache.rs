@@ -11,11 +11,7 @@ pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<String> {
 
 /// Stores `body` under `key` once the response is on its way.
 pub fn put_later(cx: &Ctx<'_>, key: String, body: String) {
-    put_later_ttl(cx, key, body, cx.config.cache_ttl_seconds);
-}
-
-/// [`put_later`] with its own TTL (seconds, at least 60).
-pub fn put_later_ttl(cx: &Ctx<'_>, key: String, body: String, ttl: u64) {
+    let ttl = cx.config.cache_ttl_seconds;
     let env = cx.env.clone();
     cx.worker_ctx.wait_until(async move {
         if let Ok(kv) = bindings::cache(&env) {

@@ -86,11 +86,6 @@ pub async fn admit(
 }
 
 impl Admission {
-    /// [`Admission::settle`] as an owned future, for `wait_until`.
-    pub async fn settle_owned(self, env: Env, used_tokens: u64) {
-        self.settle(&env, used_tokens).await;
-    }
-
     /// Replaces the reservation by the tokens really used and frees the stream slot.
     pub async fn settle(self, env: &Env, used_tokens: u64) {
         let Ok(d1) = bindings::d1(env) else { return };

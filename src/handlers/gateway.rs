@@ -9,7 +9,7 @@ use crate::http::{bytes_response, header, read_body, AppError, HandlerResult, JS
 use crate::quota::{self, Admission};
 use crate::store::{usage, Db};
 use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
-use crate::{bindings, cache, platform};
+use crate::{bindings, platform};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
@@ -24,7 +24,7 @@ use edgechat_core::llm::provider::{
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::{ids, request_id, ApiError};
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
 use worker::{ByteStream, Env, Response};
@@ -119,76 +119,153 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let admission = quota::admit(cx, &principal.user, &route.name, estimate, req.stream).await?;
 
     let bypass = header(&cx.req, "cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
-    let key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
-    let cache_state = match (&key, bypass) {
-        (Some(k), false) => {
-            if let Some(hit) = cache::get(cx, k).await.and_then(|s| serde_json::from_str::<CachedCompletion>(&s).ok()) {
-                let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
-                cx.worker_ctx.wait_until(billing.clone().record(
-                    chain[0].name.clone(),
-                    Some(chain[0].provider.as_str()),
-                    "cached",
-                    usage,
-                    false,
-                    true,
-                ));
-                let resp = replay(&req, &meta, &hit)?;
-                let _ = resp.headers().set("x-edgechat-cache", "hit");
-                return Ok(resp);
-            }
-            "miss"
-        }
-        _ => "bypass",
-    };
-
-    let config = cx.config;
-    let build = |r: &ModelRoute| -> Result<UpstreamRequest, String> {
-        let (_, api_key) = config.provider_endpoint(r.provider);
-        if r.provider == Provider::OpenAi {
-            return Ok(passthrough_request(&req, &r.upstream, api_key));
-        }
-        if req.has_tools {
-            return Err(format!("model {} does not support tools", r.name));
-        }
-        let chat = ChatRequest {
-            model: &r.upstream,
-            messages: &req.messages,
-            max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
-            temperature: req.temperature,
-            stream: req.stream,
-        };
-        Ok(build_request(r.provider, api_key, &chat))
-    };
-    let connected = match upstream::connect(cx.env, config, &chain, build, None).await {
-        Ok(c) => c,
-        Err(failure) => {
-            cx.worker_ctx.wait_until(billing.record(
-                chain[0].name.clone(),
-                None,
-                "error",
-                Usage::default(),
-                false,
-                false,
-            ));
-            return Err(connect_error(failure).into());
+    let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
+    let stream = req.stream;
+    let (head_tx, head_rx) = oneshot::channel::<Head>();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
+    let call = Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass };
+    // The call runs to its end whatever the client does, so usage and limits are always settled.
+    cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx))));
+    let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
+    let (resp, cache) = match head {
+        Head::Error(e) => return Err(e.into()),
+        Head::Body { content_type, bytes, cache } => (bytes_response(200, content_type, bytes), cache),
+        Head::Stream { cache } => {
+            let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
+                .map_err(|e| AppError::platform("gateway stream", e))?;
+            let h = resp.headers();
+            let _ = h.set("content-type", "text/event-stream; charset=utf-8");
+            let _ = h.set("cache-control", "no-cache, no-transform");
+            (resp, cache)
         }
     };
-    let cache_to = if cache_state == "bypass" && !bypass { None } else { key };
-    let resp = if req.stream {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
-        let relay = Relay { config: config.clone(), req, meta, billing, cache_to, outlet: Outlet::new(tx), admission };
-        cx.worker_ctx.wait_until(relay.run(connected));
-        let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
-            .map_err(|e| AppError::platform("gateway stream", e))?;
-        let h = resp.headers();
-        let _ = h.set("content-type", "text/event-stream; charset=utf-8");
-        let _ = h.set("cache-control", "no-cache, no-transform");
-        resp
-    } else {
-        complete(cx, config, connected, &req, &meta, billing, cache_to, admission).await?
-    };
-    let _ = resp.headers().set("x-edgechat-cache", cache_state);
+    let _ = resp.headers().set("x-edgechat-cache", cache);
     Ok(resp)
+}
+
+/// How the response starts: an error, a whole body, or a stream to follow on the channel.
+enum Head {
+    Error(OpenAiError),
+    Body { content_type: &'static str, bytes: Vec<u8>, cache: &'static str },
+    Stream { cache: &'static str },
+}
+
+/// One gateway call after admission: cache, upstream, relay or completion, usage record and
+/// limit settlement.
+struct Call {
+    config: Config,
+    req: GatewayRequest,
+    chain: Vec<ModelRoute>,
+    meta: ResponseMeta,
+    billing: Billing,
+    admission: Admission,
+    cache_key: Option<String>,
+    bypass: bool,
+}
+
+impl Call {
+    async fn run(self, head: oneshot::Sender<Head>, outlet: Option<Outlet>) {
+        let Call { config, req, chain, meta, billing, admission, cache_key, bypass } = self;
+        let env = billing.env.clone();
+        let first = &chain[0];
+        let cache = match (&cache_key, bypass) {
+            (Some(_), true) | (None, _) => "bypass",
+            (Some(_), false) => "miss",
+        };
+        if let (Some(key), false) = (&cache_key, bypass) {
+            if let Some(hit) = cache_get(&env, key).await {
+                let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
+                let _ = head.send(replay(&req, &meta, &hit));
+                admission.settle(&env, 0).await;
+                billing.record(first.name.clone(), Some(first.provider.as_str()), "cached", usage, false, true).await;
+                return;
+            }
+        }
+        let build = |r: &ModelRoute| -> Result<UpstreamRequest, String> {
+            let (_, api_key) = config.provider_endpoint(r.provider);
+            if r.provider == Provider::OpenAi {
+                return Ok(passthrough_request(&req, &r.upstream, api_key));
+            }
+            if req.has_tools {
+                return Err(format!("model {} does not support tools", r.name));
+            }
+            let chat = ChatRequest {
+                model: &r.upstream,
+                messages: &req.messages,
+                max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
+                temperature: req.temperature,
+                stream: req.stream,
+            };
+            Ok(build_request(r.provider, api_key, &chat))
+        };
+        let connected = match upstream::connect(&env, &config, &chain, build, None).await {
+            Ok(c) => c,
+            Err(failure) => {
+                let _ = head.send(Head::Error(connect_error(failure)));
+                admission.settle(&env, 0).await;
+                billing.record(first.name.clone(), None, "error", Usage::default(), false, false).await;
+                return;
+            }
+        };
+        let cache_to = cache_key.filter(|_| !req.has_tools);
+        let route = connected.route.clone();
+        let outcome = match outlet {
+            Some(outlet) => {
+                if head.send(Head::Stream { cache }).is_err() {
+                    connected.controller.abort();
+                    Outcome::cancelled()
+                } else {
+                    relay(&config, connected, &req, &meta, outlet, &billing, cache_to.as_deref()).await
+                }
+            }
+            None => {
+                let (result, outcome) = complete(&config, connected, &meta, &billing, cache_to.as_deref()).await;
+                let _ = head.send(match result {
+                    Ok(bytes) => Head::Body { content_type: JSON, bytes, cache },
+                    Err(e) => Head::Error(e),
+                });
+                outcome
+            }
+        };
+        admission.settle(&env, outcome.usage.prompt_tokens + outcome.usage.completion_tokens).await;
+        billing
+            .record(
+                route.name.clone(),
+                Some(route.provider.as_str()),
+                outcome.status,
+                outcome.usage,
+                outcome.estimated,
+                false,
+            )
+            .await;
+    }
+}
+
+/// What a call cost and how it ended.
+struct Outcome {
+    status: &'static str,
+    usage: Usage,
+    estimated: bool,
+}
+
+impl Outcome {
+    fn cancelled() -> Self {
+        Self { status: "cancelled", usage: Usage::default(), estimated: false }
+    }
+}
+
+async fn cache_get(env: &Env, key: &str) -> Option<CachedCompletion> {
+    let kv = bindings::cache(env).ok()?;
+    let text = kv.get(key).text().await.ok().flatten()?;
+    serde_json::from_str(&text).ok()
+}
+
+async fn cache_put(env: &Env, config: &Config, key: &str, entry: &CachedCompletion) {
+    if let (Ok(kv), Ok(json)) = (bindings::cache(env), serde_json::to_string(entry)) {
+        if let Ok(put) = kv.put(key, json) {
+            let _ = put.expiration_ttl(config.gateway_cache_ttl_seconds).execute().await;
+        }
+    }
 }
 
 fn connect_error(failure: NoStream) -> OpenAiError {
@@ -210,11 +287,11 @@ fn connect_error(failure: NoStream) -> OpenAiError {
 }
 
 /// A cached answer, as a completion or replayed as a stream of chunks.
-fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> HandlerResult {
+fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> Head {
     let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
     if !req.stream {
         let body = completion_json(meta, &hit.text, &hit.finish_reason, &usage);
-        return Ok(bytes_response(200, JSON, body.into_bytes()));
+        return Head::Body { content_type: JSON, bytes: body.into_bytes(), cache: "hit" };
     }
     let mut body = chunk_event(meta, json!({ "role": "assistant", "content": "" }), None, req.include_usage);
     for piece in replay_pieces(&hit.text) {
@@ -225,7 +302,7 @@ fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> 
         body.push_str(&usage_event(meta, &usage));
     }
     body.push_str(DONE_EVENT);
-    Ok(bytes_response(200, "text/event-stream; charset=utf-8", body.into_bytes()))
+    Head::Body { content_type: "text/event-stream; charset=utf-8", bytes: body.into_bytes(), cache: "hit" }
 }
 
 /// Reads a whole upstream body, giving up when it stalls.
@@ -236,18 +313,12 @@ async fn read_all(stream: &mut ByteStream, config: &Config) -> Result<Vec<u8>, O
             Wait::Ready(Some(Ok(bytes))) if body.len() + bytes.len() <= MAX_COMPLETION_BYTES => body.extend(bytes),
             Wait::Ready(None) => return Ok(body),
             Wait::TimedOut => {
-                return Err(connect_error(NoStream::Failed {
-                    timed_out: true,
-                    status: None,
-                    message: "the model stopped answering".into(),
-                }))
+                let message = "the model stopped answering".into();
+                return Err(connect_error(NoStream::Failed { timed_out: true, status: None, message }));
             }
             _ => {
-                return Err(connect_error(NoStream::Failed {
-                    timed_out: false,
-                    status: None,
-                    message: "the model's answer broke off".into(),
-                }))
+                let message = "the model's answer broke off".into();
+                return Err(connect_error(NoStream::Failed { timed_out: false, status: None, message }));
             }
         }
     }
@@ -255,34 +326,27 @@ async fn read_all(stream: &mut ByteStream, config: &Config) -> Result<Vec<u8>, O
 
 /// A non-streamed answer: OpenAI bytes as they came, other providers translated.
 async fn complete(
-    cx: &Ctx<'_>,
     config: &Config,
     connected: Connected,
-    req: &GatewayRequest,
     meta: &ResponseMeta,
-    billing: Billing,
-    cache_to: Option<String>,
-    admission: Admission,
-) -> HandlerResult {
+    billing: &Billing,
+    cache_to: Option<&str>,
+) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
     let Connected { route, mut stream, controller } = connected;
+    let failed = Outcome { status: "error", usage: Usage::default(), estimated: false };
     let body = match read_all(&mut stream, config).await {
         Ok(b) => b,
         Err(e) => {
             controller.abort();
-            cx.worker_ctx.wait_until(admission.settle_owned(cx.env.clone(), 0));
-            cx.worker_ctx.wait_until(billing.record(
-                route.name.clone(),
-                Some(route.provider.as_str()),
-                "error",
-                Usage::default(),
-                false,
-                false,
-            ));
-            return Err(e.into());
+            return (Err(e), failed);
         }
     };
-    let decoded = decode_completion(route.provider, &body)
-        .map_err(|message| connect_error(NoStream::Failed { timed_out: false, status: None, message }))?;
+    let decoded = match decode_completion(route.provider, &body) {
+        Ok(d) => d,
+        Err(message) => {
+            return (Err(connect_error(NoStream::Failed { timed_out: false, status: None, message })), failed)
+        }
+    };
     let (usage, estimated) = match decoded.usage {
         Some(u) => (u, false),
         None => (
@@ -291,155 +355,125 @@ async fn complete(
         ),
     };
     let finish = finish_reason(decoded.finish_reason.as_deref().unwrap_or("stop"));
-    if let (Some(key), false) = (cache_to, req.has_tools || finish == "tool_calls") {
+    if let (Some(key), false) = (cache_to, finish == "tool_calls") {
         let entry = CachedCompletion {
             text: decoded.text.clone(),
             finish_reason: finish.into(),
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         };
-        if let Ok(json) = serde_json::to_string(&entry) {
-            cache::put_later_ttl(cx, key, json, cx.config.gateway_cache_ttl_seconds);
-        }
+        cache_put(&billing.env, config, key, &entry).await;
     }
-    cx.worker_ctx.wait_until(billing.record(
-        route.name.clone(),
-        Some(route.provider.as_str()),
-        "complete",
-        usage,
-        estimated,
-        false,
-    ));
     let out = if route.provider == Provider::OpenAi {
         body
     } else {
         completion_json(&ResponseMeta { model: route.name.clone(), ..meta.clone() }, &decoded.text, finish, &usage)
             .into_bytes()
     };
-    Ok(bytes_response(200, JSON, out))
+    (Ok(out), Outcome { status: "complete", usage, estimated })
 }
 
-/// A streamed answer relayed to the client while it arrives (under `wait_until`).
-struct Relay {
-    config: Config,
-    req: GatewayRequest,
-    meta: ResponseMeta,
-    billing: Billing,
-    cache_to: Option<String>,
-    outlet: Outlet,
-    admission: Admission,
-}
-
-impl Relay {
-    async fn run(mut self, connected: Connected) {
-        let Connected { route, mut stream, controller } = connected;
-        let translate = route.provider != Provider::OpenAi;
-        let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
-        let include_usage = self.req.include_usage;
-        let mut decoder = StreamDecoder::new(route.provider);
-        let mut acc = Accumulator::default();
-        let mut finish: Option<String> = None;
-        let mut gone = false;
-        let mut error: Option<&'static str> = None;
-        if translate {
-            gone = !self
-                .outlet
-                .send(
-                    chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage).into_bytes(),
-                )
-                .await;
-        }
-        let c = &self.config;
-        while !gone {
-            match wait(stream.next(), Some(&mut self.outlet), c.heartbeat_ms, c.first_byte_timeout_ms).await {
-                Wait::Ready(Some(Ok(bytes))) => {
-                    let events = decoder.feed(&bytes);
-                    if !translate && !self.outlet.send(bytes).await {
-                        gone = true;
-                    }
-                    for event in events {
-                        if let StreamEvent::Finish(reason) = &event {
-                            finish = Some(reason.clone());
-                        }
-                        let delta = acc.apply(event);
-                        if let (true, Some(text)) = (translate && !gone, delta) {
-                            gone = !self
-                                .outlet
-                                .send(chunk_event(&meta, json!({ "content": text }), None, include_usage).into_bytes())
-                                .await;
-                        }
-                    }
-                }
-                Wait::Ready(None) => {
-                    for event in decoder.finish() {
-                        acc.apply(event);
-                    }
-                    break;
-                }
-                Wait::Ready(Some(Err(_))) => {
-                    error = Some("upstream_error");
-                    break;
-                }
-                Wait::TimedOut => {
-                    error = Some("upstream_timeout");
-                    break;
-                }
-                Wait::ClientGone => gone = true,
-            }
-        }
-        drop(stream);
-        controller.abort();
-        if error.is_none() && acc.status() == FinalStatus::Error {
-            error = Some("upstream_error");
-        }
-        let (usage, estimated) = acc.final_usage(self.billing.prompt_estimate);
-        let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
-        if !gone {
-            let mut tail = String::new();
-            match error {
-                Some(code) => {
-                    let err = json!({ "error": { "message": "the model's stream ended early", "type": "server_error", "param": null, "code": code } });
-                    tail.push_str(&format!("data: {err}\n\n"));
-                }
-                None if translate => {
-                    tail.push_str(&chunk_event(&meta, json!({}), Some(finish), include_usage));
-                    if include_usage {
-                        tail.push_str(&usage_event(&meta, &usage));
-                    }
-                    tail.push_str(DONE_EVENT);
-                }
-                None => {}
-            }
-            if !tail.is_empty() {
-                self.outlet.send(tail.into_bytes()).await;
-            }
-        }
-        let status = if gone {
-            FinalStatus::Cancelled
-        } else if error.is_some() {
-            FinalStatus::Error
-        } else {
-            FinalStatus::Complete
-        };
-        if let (FinalStatus::Complete, Some(key), false) =
-            (status, &self.cache_to, self.req.has_tools || finish == "tool_calls")
-        {
-            let entry = CachedCompletion {
-                text: acc.text.clone(),
-                finish_reason: finish.into(),
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-            };
-            if let (Ok(kv), Ok(json)) = (bindings::cache(&self.billing.env), serde_json::to_string(&entry)) {
-                if let Ok(put) = kv.put(key, json) {
-                    let _ = put.expiration_ttl(self.config.gateway_cache_ttl_seconds).execute().await;
-                }
-            }
-        }
-        drop(self.outlet);
-        self.admission.settle(&self.billing.env, usage.prompt_tokens + usage.completion_tokens).await;
-        self.billing
-            .record(route.name.clone(), Some(route.provider.as_str()), status.as_str(), usage, estimated, false)
-            .await;
+/// A streamed answer relayed to the client while it arrives: OpenAI bytes unchanged, other
+/// providers translated chunk by chunk.
+async fn relay(
+    config: &Config,
+    connected: Connected,
+    req: &GatewayRequest,
+    meta: &ResponseMeta,
+    mut outlet: Outlet,
+    billing: &Billing,
+    cache_to: Option<&str>,
+) -> Outcome {
+    let Connected { route, mut stream, controller } = connected;
+    let translate = route.provider != Provider::OpenAi;
+    let meta = ResponseMeta { model: route.name.clone(), ..meta.clone() };
+    let include_usage = req.include_usage;
+    let mut decoder = StreamDecoder::new(route.provider);
+    let mut acc = Accumulator::default();
+    let mut finish: Option<String> = None;
+    let mut gone = false;
+    let mut error: Option<&'static str> = None;
+    if translate {
+        let first = chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage);
+        gone = !outlet.send(first.into_bytes()).await;
     }
+    while !gone {
+        match wait(stream.next(), Some(&mut outlet), config.heartbeat_ms, config.first_byte_timeout_ms).await {
+            Wait::Ready(Some(Ok(bytes))) => {
+                let events = decoder.feed(&bytes);
+                if !translate && !outlet.send(bytes).await {
+                    gone = true;
+                }
+                for event in events {
+                    if let StreamEvent::Finish(reason) = &event {
+                        finish = Some(reason.clone());
+                    }
+                    let delta = acc.apply(event);
+                    if let (true, Some(text)) = (translate && !gone, delta) {
+                        let chunk = chunk_event(&meta, json!({ "content": text }), None, include_usage);
+                        gone = !outlet.send(chunk.into_bytes()).await;
+                    }
+                }
+            }
+            Wait::Ready(None) => {
+                for event in decoder.finish() {
+                    acc.apply(event);
+                }
+                break;
+            }
+            Wait::Ready(Some(Err(_))) => {
+                error = Some("upstream_error");
+                break;
+            }
+            Wait::TimedOut => {
+                error = Some("upstream_timeout");
+                break;
+            }
+            Wait::ClientGone => gone = true,
+        }
+    }
+    drop(stream);
+    controller.abort();
+    if error.is_none() && acc.status() == FinalStatus::Error {
+        error = Some("upstream_error");
+    }
+    let (usage, estimated) = acc.final_usage(billing.prompt_estimate);
+    let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+    if !gone {
+        let mut tail = String::new();
+        match error {
+            Some(code) => {
+                let err = json!({ "error": { "message": "the model's stream ended early", "type": "server_error", "param": null, "code": code } });
+                tail.push_str(&format!("data: {err}\n\n"));
+            }
+            None if translate => {
+                tail.push_str(&chunk_event(&meta, json!({}), Some(finish), include_usage));
+                if include_usage {
+                    tail.push_str(&usage_event(&meta, &usage));
+                }
+                tail.push_str(DONE_EVENT);
+            }
+            None => {}
+        }
+        if !tail.is_empty() {
+            outlet.send(tail.into_bytes()).await;
+        }
+    }
+    let status = if gone {
+        FinalStatus::Cancelled
+    } else if error.is_some() {
+        FinalStatus::Error
+    } else {
+        FinalStatus::Complete
+    };
+    if let (FinalStatus::Complete, Some(key), false) = (status, cache_to, finish == "tool_calls") {
+        let entry = CachedCompletion {
+            text: acc.text.clone(),
+            finish_reason: finish.into(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        };
+        cache_put(&billing.env, config, key, &entry).await;
+    }
+    Outcome { status: status.as_str(), usage, estimated }
 }
