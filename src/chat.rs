@@ -176,6 +176,16 @@ pub async fn run(turn: Turn, sink: Sink) {
                     let message = acc.upstream_error.clone().unwrap_or_else(|| "the model's stream ended early".into());
                     error = Some((TurnError::Upstream, message));
                 }
+                // A departed client also cancels the upstream fetch, which then looks like a
+                // broken stream: ask the client before blaming the model.
+                if error.is_some() && !client_gone {
+                    if let Some(o) = out.as_mut() {
+                        if !o.outlet.ping().await {
+                            client_gone = true;
+                            error = None;
+                        }
+                    }
+                }
             }
         }
     }

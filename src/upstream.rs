@@ -103,7 +103,7 @@ impl Outlet {
         self.tx.send(bytes).await.is_ok()
     }
 
-    async fn ping(&mut self) -> bool {
+    pub async fn ping(&mut self) -> bool {
         self.send(encode_comment("ping").into_bytes()).await
     }
 }

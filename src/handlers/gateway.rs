@@ -434,8 +434,14 @@ async fn relay(
     }
     drop(stream);
     controller.abort();
-    if error.is_none() && acc.status() == FinalStatus::Error {
+    if error.is_none() && !gone && acc.status() == FinalStatus::Error {
         error = Some("upstream_error");
+    }
+    // A departed client also cancels the upstream fetch, which then looks like a broken
+    // stream: ask the client before blaming the model.
+    if error.is_some() && !gone && !outlet.ping().await {
+        gone = true;
+        error = None;
     }
     let (usage, estimated) = acc.final_usage(billing.prompt_estimate);
     let finish = finish_reason(finish.as_deref().unwrap_or("stop"));

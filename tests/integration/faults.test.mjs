@@ -1,0 +1,134 @@
+// The fault suite: every simulator fault mode on the chat and gateway endpoints, and the
+// client going away at each stage. Every chat turn ends with a finalized assistant message
+// and every gateway call with a usage record, each with the right status.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { api } from '../support/client.mjs';
+import { registerUser } from '../support/accounts.mjs';
+import { eventually, simRequests } from '../support/sim.mjs';
+import { execSql } from '../support/stack.mjs';
+
+const BASE = process.env.EDGECHAT_URL;
+const unique = (t) => `${t} [${randomBytes(4).toString('hex')}]`;
+
+/** Sends a chat turn as SSE and aborts after `abortAfterMs` (or reads to the end). */
+async function chatTurn(token, model, content, abortAfterMs) {
+  const conv = (await api('POST', '/api/v1/conversations', { token, json: { model } })).body;
+  const controller = new AbortController();
+  const timer = abortAfterMs ? setTimeout(() => controller.abort(), abortAfterMs) : null;
+  let text = '';
+  try {
+    const res = await fetch(`${BASE}/api/v1/conversations/${conv.conversation_id}/messages`, {
+      method: 'POST', signal: controller.signal,
+      headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ content }),
+    });
+    for await (const chunk of res.body) text += Buffer.from(chunk).toString();
+  } catch (err) {
+    if (err.name !== 'AbortError') throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const assistant = await eventually(async () => {
+    const msgs = (await api('GET', `/api/v1/conversations/${conv.conversation_id}/messages`, { token })).body.data;
+    const a = msgs.find((m) => m.role === 'assistant');
+    return a && a.status !== 'streaming' ? { a, msgs } : null;
+  }, { what: `the ${model} turn to be finalized`, timeoutMs: 10000 });
+  return { ...assistant, sse: text };
+}
+
+/** The usage record of the user's newest gateway call, once written. */
+async function lastUsage(userId, count) {
+  return eventually(async () => {
+    const [r] = await execSql(process.env.EDGECHAT_PERSIST_DIR, `SELECT model, status, completion_tokens FROM usage_records WHERE user_id = '${userId}' AND source = 'gateway' ORDER BY created_at`);
+    return r.results.length >= count ? r.results : null;
+  }, { what: 'usage records', timeoutMs: 10000 });
+}
+
+async function gatewayCall(token, model, content, { stream = false, abortAfterMs } = {}) {
+  const controller = new AbortController();
+  const timer = abortAfterMs ? setTimeout(() => controller.abort(), abortAfterMs) : null;
+  try {
+    const res = await fetch(`${BASE}/v1/chat/completions`, {
+      method: 'POST', signal: controller.signal,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ model, stream, messages: [{ role: 'user', content }] }),
+    });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    if (err.name !== 'AbortError') throw err;
+    return { status: 0, text: '' };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('chat: every fault mode ends in a finalized assistant message with the right status', async () => {
+  const u = await registerUser();
+  const cases = [
+    ['sim-small', 'complete'], ['flaky', 'complete'], ['broken', 'complete'], ['malformed', 'complete'],
+    ['claude', 'complete'], ['hang', 'error'], ['cut', 'error'],
+  ];
+  for (const [model, status] of cases) {
+    const { a, msgs } = await chatTurn(u.access_token, model, unique(`fault ${model}`));
+    assert.equal(a.status, status, `${model}: ${a.status}`);
+    assert.equal(msgs.length, 2, `${model}: the user message is kept`);
+    assert.ok(a.usage, `${model}: usage stored`);
+    if (status === 'complete') assert.ok(a.content.length > 0, model);
+  }
+});
+
+test('chat: the client going away at each stage ends the turn as cancelled', async () => {
+  const u = await registerUser();
+  // While the upstream has sent nothing yet (detected by the heartbeat).
+  const before = await chatTurn(u.access_token, 'hang', unique('leave before first byte'), 400);
+  assert.equal(before.a.status, 'cancelled');
+  assert.equal(before.a.content, '');
+  // During a retry's backoff. A departure is noticed when a heartbeat write fails, so the
+  // one retry already scheduled may still go out; nothing after it does.
+  const backoff = unique('leave during backoff');
+  const retrying = await chatTurn(u.access_token, 'flaky', backoff, 500);
+  assert.equal(retrying.a.status, 'cancelled');
+  assert.ok((await simRequests(backoff)).length <= 2);
+  // Mid-stream.
+  const mid = await chatTurn(u.access_token, 'slow', unique('leave mid stream'), 600);
+  assert.equal(mid.a.status, 'cancelled');
+  assert.ok(mid.a.content.length > 0);
+  // After the end: nothing changes.
+  const after = await chatTurn(u.access_token, 'sim-small', unique('stay to the end'));
+  assert.equal(after.a.status, 'complete');
+  assert.match(after.sse, /event: done/);
+});
+
+test('gateway: every fault mode ends in a usage record with the right status', async () => {
+  const u = await registerUser();
+  const expected = [];
+  for (const [model, stream, httpStatus, status] of [
+    ['sim-small', false, 200, 'complete'], ['flaky', false, 200, 'complete'], ['broken', false, 200, 'complete'],
+    ['hang', false, 504, 'error'], ['cut', false, 502, 'error'], ['cut', true, 200, 'error'],
+    ['malformed', true, 200, 'complete'], ['claude', true, 200, 'complete'],
+  ]) {
+    const res = await gatewayCall(u.access_token, model, unique(`gw ${model}`), { stream });
+    assert.equal(res.status, httpStatus, `${model} stream=${stream}: ${res.text.slice(0, 200)}`);
+    if (stream && status === 'error') assert.match(res.text, /"error"/, 'a broken stream ends with an error event');
+    if (stream && status === 'complete') assert.match(res.text, /data: \[DONE\]/);
+    expected.push([model === 'broken' ? 'sim-large' : model, status]);
+  }
+  const rows = await lastUsage(u.user.user_id, expected.length);
+  assert.deepEqual(rows.map((r) => [r.model, r.status]), expected);
+});
+
+test('gateway: a client leaving a stream is recorded as cancelled and frees its slot', async () => {
+  const u = await registerUser();
+  await gatewayCall(u.access_token, 'hang', unique('leave gw before first byte'), { stream: true, abortAfterMs: 400 });
+  await gatewayCall(u.access_token, 'slow', unique('leave gw mid stream'), { stream: true, abortAfterMs: 600 });
+  const rows = await lastUsage(u.user.user_id, 2);
+  const by = Object.fromEntries(rows.map((r) => [r.model, r]));
+  assert.deepEqual([by.hang.status, by.slow.status], ['cancelled', 'cancelled']);
+  assert.equal(by.hang.completion_tokens, 0);
+  assert.ok(by.slow.completion_tokens > 0, 'what was generated before the client left is counted');
+  // The default plan allows 2 concurrent streams: both slots were released.
+  const again = await Promise.all([1, 2].map(() => gatewayCall(u.access_token, 'sim-small', unique('after'), { stream: true })));
+  assert.deepEqual(again.map((r) => r.status), [200, 200]);
+});
