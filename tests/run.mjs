@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { ROOT, startStack } from './support/stack.mjs';
 
-const artifacts = path.join(ROOT, 'test-artifacts');
+const artifacts = process.env.EDGECHAT_ARTIFACTS || path.join(ROOT, 'test-artifacts');
 // The Python SDK tests need their venv; `npm test` makes it, a direct run makes it here.
 if (!process.env.EDGECHAT_PY_VENV) {
   const out = execFileSync('bash', [path.join(ROOT, 'scripts/setup-python.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
