@@ -1,0 +1,219 @@
+// bench/report.mjs — turns the results object into the Markdown report (figures, baselines, ratios, budgets) and writes it with the JSON.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const ms = (v, d = 2) => (v === null || v === undefined || Number.isNaN(v) ? '—' : `${v.toFixed(d)} ms`);
+const num = (v, d = 0) => (v === null || v === undefined ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
+const mib = (kib) => (kib ? `${(kib / 1024).toFixed(0)} MiB` : '—');
+const ratio = (a, b) => (a > 0 && b > 0 ? `×${(a / b).toFixed(2)}` : '—');
+const met = (ok) => (ok === null || ok === undefined ? 'n/a' : ok ? '**met**' : '**not met**');
+const known = (...vs) => vs.every((v) => typeof v === 'number' && !Number.isNaN(v));
+/** `a <= b` as met / not met, or n/a when either side is unknown. */
+const atMost = (a, b) => met(known(a, b) ? a <= b : null);
+
+/** "p50 − floor p50": the added latency of a target over its floor (ms); null when unknown. */
+export function added(target, floor, key) {
+  const a = target?.latency?.[key];
+  const b = floor?.latency?.[key];
+  return a === null || a === undefined || b === null || b === undefined ? null : a - b;
+}
+
+/** Builds the rows of "edgechat against its baselines": [scenario, figure, edgechat, baseline name, baseline value, ratio]. */
+function headlineRows(r) {
+  const s = r.scenarios;
+  const rows = [];
+  const push = (scenario, figure, mine, baseName, base, fmt = ms) => rows.push([scenario, figure, fmt(mine), baseName, fmt(base), ratio(mine, base)]);
+  const h = s.health ?? {};
+  if (h.edgechat && h.js) {
+    push('`GET /health`', 'latency p50, 1 connection', h.edgechat.latency.p50, 'JS worker', h.js.latency.p50);
+    push('`GET /health`', 'latency p99, 1 connection', h.edgechat.latency.p99, 'JS worker', h.js.latency.p99);
+    push('`GET /health`', 'best req/s with p99 < 10 ms, no errors', h.edgechat.rate?.best?.rps, 'JS worker', h.js.rate?.best?.rps, num);
+    push('`GET /health`', 'workerd CPU per request', h.edgechat.cpuPerRequestMs, 'JS worker', h.js.cpuPerRequestMs, (v) => ms(v, 3));
+  }
+  for (const [key, name] of [['conversationsHit', 'with KV cache hit'], ['conversationsMiss', 'without cache (cursor page, D1)'], ['conversationsFirstMiss', 'first-page miss (KV miss + D1 + KV put)']]) {
+    const c = s[key]?.edgechat;
+    if (!c || !h.js) continue;
+    const scen = `\`GET /api/v1/conversations\` ${name}`;
+    push(scen, 'latency p50, 1 connection', c.latency.p50, 'JS worker /health', h.js.latency.p50);
+    push(scen, 'latency p99, 1 connection', c.latency.p99, 'JS worker /health', h.js.latency.p99);
+    if (c.rate) push(scen, 'best req/s with p99 < 10 ms, no errors', c.rate.best?.rps, 'JS worker /health', h.js.rate?.best?.rps, num);
+    push(scen, 'workerd CPU per request', c.cpuPerRequestMs, 'JS worker /health', h.js.cpuPerRequestMs, (v) => ms(v, 3));
+  }
+  const c = s.completions ?? {};
+  const scen = '`POST /v1/chat/completions` (8 tokens, not streamed)';
+  if (c.edgechat?.notImplemented || c.edgechat?.error) {
+    rows.push([scen, 'all figures', c.edgechat.notImplemented ? 'not yet implemented (404)' : `failed: ${c.edgechat.error}`, 'JS worker', '', '']);
+  } else if (c.edgechat && c.js) {
+    push(scen, 'added latency p50 (vs simulator direct)', added(c.edgechat, c.sim, 'p50'), 'JS worker', added(c.js, c.sim, 'p50'));
+    push(scen, 'added latency p99 (vs simulator direct)', added(c.edgechat, c.sim, 'p99'), 'JS worker', added(c.js, c.sim, 'p99'));
+    push(scen, 'best req/s with p99 < 10 ms, no errors', c.edgechat.rate?.best?.rps, 'JS worker', c.js.rate?.best?.rps, num);
+    push(scen, 'workerd CPU per request', c.edgechat.cpuPerRequestMs, 'JS worker', c.js.cpuPerRequestMs, (v) => ms(v, 3));
+  }
+  const st = s.completionsStream ?? {};
+  const sscen = '`POST /v1/chat/completions` streamed (64 chunks, 20 ms apart)';
+  if (st.edgechat?.notImplemented || st.edgechat?.error) {
+    rows.push([sscen, 'all figures', st.edgechat.notImplemented ? 'not yet implemented (404)' : `failed: ${st.edgechat.error}`, 'JS worker', '', '']);
+  } else if (st.edgechat && st.js) streamRows(push, sscen, st.edgechat, st.js, st.sim);
+  const turn = s.chatTurn?.edgechat;
+  if (turn && st.js) streamRows(push, 'chat turn `POST /api/v1/conversations/{id}/messages` SSE (64 chunks, 20 ms apart)', turn, st.js, st.sim);
+  return rows;
+}
+
+function streamRows(push, scen, mine, js, sim) {
+  const addedTtft = (t) => (t?.one?.ttft?.p50 ?? null) - (sim?.one?.ttft?.p50 ?? 0);
+  push(scen, 'added time to first token p50 (vs simulator direct)', addedTtft(mine), 'JS worker', addedTtft(js));
+  push(scen, 'inter-chunk gap p99, 1 connection', mine.one?.gap?.p99, 'JS worker', js.one?.gap?.p99);
+  push(scen, 'time to first token p99, 256 concurrent streams', mine.many?.ttft?.p99, 'JS worker', js.many?.ttft?.p99);
+  push(scen, 'time to last token p99, 256 concurrent streams (floor ~1,260 ms)', mine.many?.lastToken?.p99, 'JS worker', js.many?.lastToken?.p99);
+  push(scen, 'inter-chunk gap p99, 256 concurrent streams (see note)', mine.many?.gap?.p99, 'JS worker', js.many?.gap?.p99);
+  push(scen, 'tokens lost, 256 concurrent streams (of 16,384)', mine.many?.lostTokens, 'JS worker', js.many?.lostTokens, num);
+  push(scen, 'workerd CPU per chunk (256 streams, raw)', mine.many?.cpuPerChunkMs, 'JS worker', js.many?.cpuPerChunkMs, (v) => ms(v, 4));
+}
+
+function budgetRows(r) {
+  const s = r.scenarios;
+  const rows = [[`wasm <= 150 KB gzip (\`gzip -9\` of build/index_bg.wasm)`, `${kb(r.wasm.gzipBytes)} gzip (${kb(r.wasm.rawBytes)} raw)`, met(r.wasm.gzipBytes <= 150 * 1024)]];
+  const cpu = [['`GET /health`', s.health?.edgechat], ['conversations, KV hit', s.conversationsHit?.edgechat], ['conversations, cursor page (D1)', s.conversationsMiss?.edgechat], ['conversations, first-page miss', s.conversationsFirstMiss?.edgechat], ['`/v1/chat/completions` not streamed', s.completions?.edgechat]];
+  for (const [name, t] of cpu) {
+    const v = t?.cpuPerRequestMs;
+    rows.push([`<= 1 ms CPU per non-streaming request: ${name}`, t?.error ? `failed: ${t.error}` : ms(v, 3), t?.error ? 'n/a' : atMost(v, 1)]);
+  }
+  const h = s.health ?? {};
+  if (h.edgechat && h.js) {
+    rows.push(['`/health` latency p50 at or below the JS worker', `${ms(h.edgechat.latency.p50)} vs ${ms(h.js.latency.p50)}`, atMost(h.edgechat.latency.p50, h.js.latency.p50)]);
+    rows.push(['`/health` CPU per request at or below the JS worker', `${ms(h.edgechat.cpuPerRequestMs, 3)} vs ${ms(h.js.cpuPerRequestMs, 3)}`, atMost(h.edgechat.cpuPerRequestMs, h.js.cpuPerRequestMs)]);
+  }
+  const c = s.completions ?? {};
+  if (c.edgechat?.latency && c.js?.latency) {
+    const a = added(c.edgechat, c.sim, 'p50');
+    const b = added(c.js, c.sim, 'p50');
+    rows.push(['`/v1/chat/completions` added latency p50 at or below the JS worker', `${ms(a)} vs ${ms(b)}`, atMost(a, b)]);
+    rows.push(['`/v1/chat/completions` CPU per request at or below the JS worker', `${ms(c.edgechat.cpuPerRequestMs, 3)} vs ${ms(c.js.cpuPerRequestMs, 3)}`, atMost(c.edgechat.cpuPerRequestMs, c.js.cpuPerRequestMs)]);
+  } else {
+    rows.push(['`/v1/chat/completions` added latency and CPU at or below the JS worker', c.edgechat?.notImplemented ? 'not yet implemented' : c.edgechat?.error ? `failed: ${c.edgechat.error}` : 'not measured', 'n/a']);
+  }
+  const st = s.completionsStream ?? {};
+  for (const [name, t] of [['streamed `/v1/chat/completions`', st.edgechat], ['chat turn', s.chatTurn?.edgechat]]) {
+    if (!t?.many || !st.js?.many) continue;
+    const clean = t.many.completed === t.many.streams;
+    rows.push([`${name} CPU per chunk at or below the JS worker (256 streams)`, clean ? `${ms(t.many.cpuPerChunkMs, 4)} vs ${ms(st.js.many.cpuPerChunkMs, 4)}` : `only ${t.many.completed} of ${t.many.streams} streams completed`, clean ? atMost(t.many.cpuPerChunkMs, st.js.many.cpuPerChunkMs) : 'n/a']);
+  }
+  return rows;
+}
+
+/** One line per scenario and target that had errors or incomplete streams. */
+function problemLines(r) {
+  const lines = [];
+  for (const [key, targets] of Object.entries(r.scenarios)) {
+    for (const [id, t] of Object.entries(targets)) {
+      const who = `${key}, ${r.labels[id] ?? id}`;
+      if (t.error) lines.push(`${who}: ${t.error}`);
+      if (t.latency?.errors) lines.push(`${who}: ${t.latency.errors} of ${t.latency.n} one-connection requests failed; first: ${t.latency.firstError}`);
+      for (const step of t.rate?.steps ?? []) if (step.errors) lines.push(`${who}: ${step.errors} errors at concurrency ${step.concurrency}; first: ${step.firstError}`);
+      for (const part of ['one', 'many']) {
+        const x = t[part];
+        if (x && x.completed < x.streams) lines.push(`${who}: ${x.streams - x.completed} of ${x.streams} streams incomplete (${part === 'one' ? 'one connection' : 'concurrent'}); first: ${x.firstError}`);
+      }
+    }
+  }
+  return lines.map((l) => l.replace(/\|/g, '/').replace(/\s+/g, ' '));
+}
+
+const table = (head, rows) => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+function targetRows(r) {
+  const rows = [];
+  const names = r.labels;
+  const scen = [
+    ['health', '`GET /health`', 'js'],
+    ['conversationsHit', 'conversations, KV hit', 'js-health'],
+    ['conversationsMiss', 'conversations, cursor page (D1)', 'js-health'],
+    ['conversationsFirstMiss', 'conversations, first-page miss', 'js-health'],
+    ['completions', '`/v1/chat/completions`, 8 tokens, not streamed', 'sim'],
+  ];
+  for (const [key, name, floorId] of scen) {
+    for (const [id, t] of Object.entries(r.scenarios[key] ?? {})) {
+      if (t.notImplemented || t.error) { rows.push([name, names[id] ?? id, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', ms(t.cpuPerRequestMs, 3), '']); continue; }
+      const floor = floorId === 'js-health' ? r.scenarios.health?.js : r.scenarios[key][floorId];
+      const addedCell = (k) => (id === floorId || !floor || (key === 'health' && id === 'sim') ? '—' : ms(added(t, floor, k)));
+      rows.push([name, names[id] ?? id, ms(t.latency.p50), ms(t.latency.p99), addedCell('p50'), addedCell('p99'),
+        t.rate ? (t.rate.best ? `${num(t.rate.best.rps)} (c=${t.rate.best.concurrency})` : `none (c=1: p99 ${ms(t.rate.steps[0]?.p99)}, ${t.rate.steps[0]?.errors ?? 0} errors)`) : '—',
+        t.cpuPerRequestMs === null || t.cpuPerRequestMs === undefined ? '—' : ms(t.cpuPerRequestMs, 3), String(t.latency.errors)]);
+    }
+  }
+  return rows;
+}
+
+function streamTargetRows(r) {
+  const rows = [];
+  const sim = r.scenarios.completionsStream?.sim;
+  const all = [...Object.entries(r.scenarios.completionsStream ?? {}).map(([id, t]) => [r.labels[id] ?? id, '`/v1/chat/completions`', t]),
+    ...Object.entries(r.scenarios.chatTurn ?? {}).map(([id, t]) => [r.labels[id] ?? id, 'chat turn (`event: delta`)', t])];
+  for (const [label, what, t] of all) {
+    if (t.notImplemented || t.error) { rows.push([label, what, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', '', '', '', '', '']); continue; }
+    const addedTtft = t === sim ? '—' : ms((t.one?.ttft?.p50 ?? NaN) - (sim?.one?.ttft?.p50 ?? NaN));
+    rows.push([label, what, ms(t.one?.ttft?.p50), addedTtft, ms(t.one?.gap?.p99),
+      t.many ? `${num(t.many.receivedTokens)} / ${num(t.many.expectedTokens)} (${num(t.many.lostTokens)} lost)` : '—',
+      t.many ? `${t.many.completed} / ${t.many.streams}` : '—',
+      ms(t.many?.ttft?.p50, 0), ms(t.many?.ttft?.p99, 0), ms(t.many?.lastToken?.p99, 0), ms(t.many?.gap?.p99),
+      t.many?.cpuPerChunkMs === null || t.many?.cpuPerChunkMs === undefined ? '—' : `${ms(t.many.cpuPerChunkMs, 4)} (${ms(t.many.cpuPerStreamMs, 2)}/stream)`]);
+  }
+  return rows;
+}
+
+export function renderMarkdown(r) {
+  const m = r.machine;
+  const out = [];
+  out.push('# edgechat benchmarks', '');
+  out.push('Produced by `npm run bench` (bench/run.mjs); do not edit by hand: the next run rewrites this file.', '');
+  out.push(`Last run: ${r.date}, ${r.elapsedSeconds.toFixed(0)} s end to end (${r.setupAndBuildSeconds.toFixed(0)} s of it setup and build).`, '');
+  out.push(`edgechat measured: commit ${r.edgechat.commit}${r.edgechat.uncommittedChanges ? ' plus uncommitted changes in the working tree' : ''}.`, '');
+  out.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel}, ${m.memoryGiB.toFixed(1)} GiB memory; Node ${m.node}; ${m.workerd} (npm workerd ${m.workerdPackage}, Miniflare ${m.miniflare}, wrangler ${m.wrangler}); Python ${m.python}.`, '');
+  if (m.otherCpuShare !== undefined) out.push(`Other processes on the machine (not started by this run) used ${(m.otherCpuShare * 100).toFixed(0)}% of its CPU while it measured${m.otherCpuShare > 0.05 ? ': the figures are noisier than on an idle machine' : ''}.`, '');
+  out.push('Everything runs on this one machine over 127.0.0.1: the LLM simulator, every target and the load generator share the same cores, so the figures compare targets measured in the same run; they are not capacity numbers. Added latency is the target\'s percentile minus the floor\'s percentile.', '');
+  out.push('## Budgets (from the design notes)', '');
+  out.push(table(['budget', 'measured', 'status'], budgetRows(r)), '');
+  out.push('## edgechat against its baselines', '');
+  out.push('Ratio = edgechat ÷ baseline (below ×1.00 is better for times, CPU, gaps and losses; above is better for req/s).', '');
+  out.push(table(['scenario', 'figure', 'edgechat', 'baseline', 'baseline value', 'ratio'], headlineRows(r)), '');
+  out.push('## Every target: requests', '');
+  out.push('One connection for latency (sequential keep-alive requests after a warm-up); then closed-loop load stepped through concurrency ' + r.method.steps.join(', ') + ` (${r.method.stepSeconds} s each) until p99 > ${r.method.p99LimitMs} ms or an error. CPU per request: user+system CPU of the target\'s own processes (workerd for the two workers) over the measured one-connection requests, divided by their count; raw, nothing subtracted. Under Miniflare, D1 and KV run inside the same workerd process, so edgechat\'s CPU includes its database and cache work (on Cloudflare they are separate services).`, '');
+  out.push(table(['scenario', 'target', 'p50', 'p99', 'added p50', 'added p99', 'best req/s, p99 < 10 ms', 'CPU / request', 'errors'], targetRows(r)), '');
+  out.push('## Every target: streams', '');
+  out.push(`Each stream is 64 tokens 20 ms apart from the simulator. One connection: ${r.method.sequentialStreams} streams in a row after a warm-up. Then ${r.method.concurrentStreams} streams at once (one connection each, cut off at ${r.method.concurrentTimeoutSeconds} s): tokens counted as words of the text received. CPU per chunk: CPU of the target\'s processes during the ${r.method.concurrentStreams} streams ÷ tokens received (raw: includes the requests themselves and, for chat turns, their D1 writes).`, '');
+  out.push(table(['target', 'endpoint', 'TTFT p50', 'added TTFT p50', 'gap p99, 1 conn', `tokens received, ${r.method.concurrentStreams} streams`, 'streams completed', 'TTFT p50, 256', 'TTFT p99, 256', 'last token p99, 256', 'gap p99, 256', 'CPU per chunk'], streamTargetRows(r)), '');
+  out.push('Note: a gap p99 below 20 ms at 256 streams means tokens arrived in bursts (the stream started late and caught up), not a faster stream: read it with the TTFT and last-token columns.', '');
+  out.push('## Peak memory', '');
+  out.push('Peak resident memory of each target\'s processes over the whole run, after 256 concurrent streams; for the two workers this is the whole workerd process (Miniflare\'s own services, D1 and KV included).', '');
+  out.push(table(['process', 'peak RSS (VmHWM)'], Object.entries(r.memory).map(([id, v]) => [r.labels[id] ?? id, mib(v)])), '');
+  const problems = problemLines(r);
+  if (problems.length) {
+    out.push('## Errors seen', '');
+    for (const p of problems) out.push(`- ${p}`);
+    out.push('');
+  }
+  out.push('## What ran', '');
+  for (const t of r.targetsRun) out.push(`- ${t}`);
+  for (const n of r.notRun) out.push(`- not run: ${n.target}: ${n.reason}`);
+  out.push('');
+  out.push('## How to run', '');
+  out.push('`npm run bench` (sets up and builds first; about 5-7 minutes on 2 cores; the first run also installs LiteLLM into bench/.venv and Portkey into bench/.peers, both cached). Results: `bench-results/latest.md` and `latest.json` (plus a timestamped copy of each) and this file.', '');
+  return out.join('\n');
+}
+
+/** Writes bench-results/{latest,<stamp>}.{md,json} and docs/benchmarks.md. */
+export function writeReports(root, results) {
+  const md = renderMarkdown(results);
+  const dir = path.join(root, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = results.date.replace(/ UTC$/, 'Z').replace(/[-:]/g, '').replace(' ', 'T');
+  const json = JSON.stringify(results, null, 2) + '\n';
+  for (const name of ['latest', `bench-${stamp}`]) {
+    writeFileSync(path.join(dir, `${name}.md`), md);
+    writeFileSync(path.join(dir, `${name}.json`), json);
+  }
+  mkdirSync(path.join(root, 'docs'), { recursive: true });
+  writeFileSync(path.join(root, 'docs/benchmarks.md'), md);
+  return md;
+}

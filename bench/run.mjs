@@ -1,0 +1,283 @@
+// bench/run.mjs — `npm run bench`: sets up and builds, starts edgechat and its baselines, runs every scenario in one bounded run (~5-7 min) and writes the reports.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { api, latencyRun, rateSteps } from './load.mjs';
+import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
+import { writeReports } from './report.mjs';
+import * as T from './targets.mjs';
+
+const ROOT = T.ROOT;
+const started = performance.now();
+const elapsedS = () => (performance.now() - started) / 1000;
+const log = (msg) => console.log(`[bench ${elapsedS().toFixed(0).padStart(3)} s] ${msg}`);
+
+// Bounds, counted from the end of setup and build (seconds when nothing changed; the first
+// run on a fresh machine installs the Rust tools first): optional phases are skipped past
+// SOFT_LIMIT; at HARD_LIMIT everything is stopped.
+const SOFT_LIMIT_S = 6 * 60;
+const HARD_LIMIT_MS = 8.5 * 60_000;
+let measuringFrom = 0;
+const measuringS = () => (performance.now() - measuringFrom) / 1000;
+const METHOD = {
+  steps: [1, 2, 4, 8, 16, 32],
+  stepSeconds: 5,
+  p99LimitMs: 10,
+  sequentialStreams: 8,
+  concurrentStreams: 256,
+  concurrentTimeoutSeconds: 30,
+};
+const PROMPT = [{ role: 'user', content: 'Tell me something about rivers.' }];
+
+/** Stops everything if the run goes over HARD_LIMIT_MS. */
+function armWatchdog() {
+  setTimeout(async () => {
+    console.error(`bench: still running after ${HARD_LIMIT_MS / 60000} minutes: stopping everything`);
+    await T.stopAll();
+    process.exit(1);
+  }, HARD_LIMIT_MS).unref();
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, async () => { await T.stopAll(); process.exit(130); });
+
+function sh(script) {
+  const r = spawnSync('bash', [script], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`bash ${script} failed (exit ${r.status})`);
+}
+
+function machine() {
+  const read = (f) => readFileSync(f, 'utf8');
+  const pkg = (name) => JSON.parse(read(path.join(ROOT, 'node_modules', name, 'package.json'))).version;
+  let python = 'not found';
+  try { python = execFileSync('python3', ['--version']).toString().trim().replace(/^Python /, ''); } catch {}
+  return {
+    nproc: Number(execFileSync('nproc').toString().trim()),
+    cpuModel: read('/proc/cpuinfo').match(/^model name\s*:\s*(.+)$/m)?.[1] ?? 'unknown',
+    memoryGiB: Number(read('/proc/meminfo').match(/MemTotal:\s+(\d+)/)[1]) / 1024 / 1024,
+    node: process.version,
+    workerd: execFileSync(path.join(ROOT, 'node_modules/.bin/workerd'), ['--version']).toString().trim(),
+    workerdPackage: pkg('workerd'),
+    miniflare: pkg('miniflare'),
+    wrangler: pkg('wrangler'),
+    python,
+    os: `${os.type()} ${os.release()}`,
+  };
+}
+
+/** The edgechat source measured: commit, and whether src/crates/migrations differ from it. */
+function revision() {
+  const git = (...args) => execFileSync('git', args, { cwd: ROOT }).toString().trim();
+  try {
+    return { commit: git('rev-parse', '--short', 'HEAD'), uncommittedChanges: git('status', '--porcelain', '--', 'src', 'crates', 'migrations') !== '' };
+  } catch { return { commit: 'unknown', uncommittedChanges: false }; }
+}
+
+function wasmSize() {
+  const file = path.join(ROOT, 'build/index_bg.wasm');
+  const rawBytes = readFileSync(file).length;
+  const gzipBytes = execFileSync('gzip', ['-9', '-c', file], { maxBuffer: 64 << 20 }).length;
+  return { rawBytes, gzipBytes, budgetGzipBytes: 150 * 1024 };
+}
+
+/** One-connection latency (with CPU of the target's processes), then the load steps. */
+async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = true } = {}) {
+  const pids = target.pids();
+  const around = pids.length ? { before: () => T.cpuMs(pids), after: (b, count) => ({ cpuPerRequestMs: (T.cpuMs(pids) - b) / count }) } : undefined;
+  const { cpuPerRequestMs = null, ...latency } = await latencyRun(target.url, spec, { n, warmup, around });
+  if (latency.errors) log(`  ${target.id}: ${latency.errors} errors, first: ${latency.firstError}`);
+  if (latency.count === 0) return { error: latency.firstError, cpuPerRequestMs };
+  const out = { latency, cpuPerRequestMs };
+  if (rate && latency.errors === 0) {
+    out.rate = await rateSteps(target.url, spec, { steps: METHOD.steps, durationMs: METHOD.stepSeconds * 1000, p99LimitMs: METHOD.p99LimitMs });
+  }
+  const best = out.rate?.best;
+  log(`  ${target.id}: p50 ${latency.p50?.toFixed(2)} ms, p99 ${latency.p99?.toFixed(2)} ms` +
+    (cpuPerRequestMs !== null ? `, CPU ${cpuPerRequestMs.toFixed(3)} ms/req` : '') +
+    (out.rate ? `, best ${best ? `${best.rps.toFixed(0)} req/s at c=${best.concurrency}` : 'none under the p99 limit'}` : ''));
+  return out;
+}
+
+/** Sequential streams on one connection, then 256 at once with the CPU they cost. */
+async function measureStreams(target, makeSpec) {
+  const one = await sequentialStreams(target.url, makeSpec, { count: METHOD.sequentialStreams, expectedTokens: T.STREAM_TOKENS });
+  const pids = target.pids();
+  const before = T.cpuMs(pids);
+  const many = await concurrentStreams(target.url, makeSpec, {
+    n: METHOD.concurrentStreams, expectedTokens: T.STREAM_TOKENS, timeoutMs: METHOD.concurrentTimeoutSeconds * 1000,
+  });
+  const cpu = T.cpuMs(pids) - before;
+  many.cpuPerStreamMs = pids.length ? cpu / many.streams : null;
+  many.cpuPerChunkMs = pids.length && many.receivedTokens ? cpu / many.receivedTokens : null;
+  log(`  ${target.id}: TTFT p50 ${one.ttft.p50?.toFixed(1)} ms, gap p99 ${one.gap.p99?.toFixed(1)} ms; ` +
+    `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
+    (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
+  await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
+  return { one, many };
+}
+
+const openaiSpec = (target, which, extraHeaders = {}) => ({
+  method: 'POST',
+  path: '/v1/chat/completions',
+  headers: { ...(target.headers ?? {}), ...extraHeaders },
+  body: { model: target.models?.[which] ?? T.UPSTREAM[which], messages: PROMPT, ...(which === 'stream' ? { stream: true } : {}) },
+  kind: 'openai',
+  check: (res) => res.status === 200 && res.headers['x-edgechat-cache'] !== 'hit',
+});
+
+async function seedUser(url, tag) {
+  const reg = await api(url, 'POST', '/api/v1/auth/register', { json: { email: `${tag}-${Date.now()}@bench.example`, password: 'correct horse battery staple' } });
+  if (reg.status !== 201) throw new Error(`register failed: HTTP ${reg.status} ${reg.text.slice(0, 200)}`);
+  return reg.json.access_token;
+}
+
+async function createConversations(url, token, count) {
+  const ids = [];
+  for (let i = 0; i < count; i++) {
+    const c = await api(url, 'POST', '/api/v1/conversations', { token, json: { title: `bench conversation ${i}` } });
+    if (c.status !== 201) throw new Error(`create conversation failed: HTTP ${c.status} ${c.text.slice(0, 200)}`);
+    ids.push(c.json.conversation_id);
+  }
+  return ids;
+}
+
+async function main() {
+  log('setup and build');
+  sh('scripts/setup.sh');
+  sh('scripts/build.sh');
+  measuringFrom = performance.now();
+  armWatchdog();
+  const cpuBefore = { machine: T.machineBusyMs(), own: T.ownCpuMs() };
+  const results = {
+    date: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+    elapsedSeconds: 0,
+    machine: machine(),
+    edgechat: revision(),
+    wasm: wasmSize(),
+    method: METHOD,
+    labels: {},
+    targetsRun: [],
+    notRun: [],
+    scenarios: { health: {}, conversationsHit: {}, conversationsMiss: {}, conversationsFirstMiss: {}, completions: {}, completionsStream: {}, chatTurn: {} },
+    memory: {},
+  };
+  const ran = (t, note = '') => { results.labels[t.id] = t.label; results.targetsRun.push(`${t.label}${note}`); };
+  const notRun = (target, reason) => { results.notRun.push({ target, reason: T.scrub(reason) }); log(`not run: ${target}: ${T.scrub(reason)}`); };
+
+  log('preparing the peer gateways (cached after the first run)');
+  const [litellmReady, portkeyReady] = await Promise.all([T.ensureLiteLLM(), T.ensurePortkey()]);
+
+  log('starting the simulator, edgechat and the JS worker in bare workerd');
+  const sim = await T.startSimulator();
+  ran(sim);
+  const edgechat = await T.startEdgechat(sim.url);
+  ran(edgechat, `, compatibility date ${T.COMPAT_DATE}, D1 and KV in Miniflare`);
+  const js = await T.startJsWorker(sim.url);
+  ran(js, ' (bench/passthrough-worker.js, same workerd binary, its own process)');
+  const peers = [];
+  if (litellmReady.ok) {
+    try { const t = await T.startLiteLLM(sim.url); peers.push(t); ran(t, ' (default settings, telemetry off)'); } catch (err) { notRun('LiteLLM proxy', `did not start: ${err.message}`); }
+  } else notRun('LiteLLM proxy', litellmReady.reason);
+  if (portkeyReady.ok) {
+    try { const t = await T.startPortkey(sim.url); peers.push(t); ran(t, ' (`@hono/node-server` pinned to 1.13.8: later versions break its streaming; its stream handler waits 25 ms before relaying the first chunk, which shows in its TTFT)'); } catch (err) { notRun('Portkey gateway', `did not start: ${err.message}`); }
+  } else notRun('Portkey gateway', portkeyReady.reason);
+
+  log('seeding edgechat: users and conversations');
+  const listToken = await seedUser(edgechat.url, 'list');
+  await createConversations(edgechat.url, listToken, 20);
+  const chatToken = await seedUser(edgechat.url, 'chat');
+  const chatConversations = await createConversations(edgechat.url, chatToken, 1 + METHOD.sequentialStreams + METHOD.concurrentStreams);
+  const gatewayToken = await seedUser(edgechat.url, 'gateway');
+  const auth = (token) => ({ authorization: `Bearer ${token}` });
+  edgechat.headers = auth(gatewayToken);
+  edgechat.models = { stream: 'bench', fast: 'bench-fast' };
+
+  const S = results.scenarios;
+  log('scenario: GET /health');
+  S.health.sim = await measureRequests(sim, { path: '/health' }, { rate: false });
+  S.health.js = await measureRequests(js, { path: '/health' });
+  S.health.edgechat = await measureRequests(edgechat, { path: '/health' });
+
+  log('scenario: GET /api/v1/conversations');
+  const list = { path: '/api/v1/conversations', headers: auth(listToken) };
+  for (let i = 0; i < 50; i++) { // first request fills the KV cache in waitUntil
+    const r = await api(edgechat.url, 'GET', list.path, { token: listToken });
+    if (r.headers['x-edgechat-cache'] === 'hit') break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  S.conversationsHit.edgechat = await measureRequests(edgechat, { ...list, check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit' });
+  // A cursor placed before every row gives the same 20 rows from D1; cursor pages are never cached.
+  const cursor = Buffer.from(`1${Number.MAX_SAFE_INTEGER}:zzzzzzzz`).toString('base64url');
+  S.conversationsMiss.edgechat = await measureRequests(edgechat, {
+    path: `/api/v1/conversations?cursor=${cursor}`, headers: list.headers,
+    check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] !== 'hit' && JSON.parse(r.body).data.length === 20,
+  });
+  // Genuine first-page misses: limits 21..100 are new cache keys with the same 20 rows.
+  S.conversationsFirstMiss.edgechat = await measureRequests(edgechat, (i) => ({
+    path: `/api/v1/conversations?limit=${21 + i}`, headers: list.headers,
+    check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'miss',
+  }), { n: 80, warmup: 0, rate: false });
+
+  log('probing edgechat POST /v1/chat/completions');
+  const probe = await api(edgechat.url, 'POST', '/v1/chat/completions', { token: gatewayToken, json: { model: 'bench-fast', messages: PROMPT } });
+  let gatewayState = null;
+  if (probe.status === 404 && probe.json?.error?.code !== 'model_not_found') gatewayState = { notImplemented: true };
+  else if (probe.status !== 200) gatewayState = { error: `HTTP ${probe.status} ${probe.text.slice(0, 120)}` };
+  log(`  edgechat /v1/chat/completions: ${gatewayState ? JSON.stringify(gatewayState) : 'present'}`);
+
+  const openaiTargets = [sim, js, edgechat, ...peers];
+  log('scenario: POST /v1/chat/completions, 8 tokens, not streamed');
+  for (const t of openaiTargets) {
+    if (t === edgechat && gatewayState) { S.completions.edgechat = gatewayState; continue; }
+    if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, not streamed`, 'skipped: run time limit'); continue; }
+    S.completions[t.id] = await measureRequests(t, openaiSpec(t, 'fast'), { n: 500 });
+  }
+
+  log('scenario: POST /v1/chat/completions streamed, 64 chunks 20 ms apart');
+  for (const t of openaiTargets) {
+    if (t === edgechat && gatewayState) { S.completionsStream.edgechat = gatewayState; continue; }
+    if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
+    S.completionsStream[t.id] = await measureStreams(t, () => openaiSpec(t, 'stream'));
+  }
+
+  log('scenario: edgechat chat turn, SSE (64 chunks 20 ms apart, a fresh conversation per stream)');
+  let next = 0;
+  S.chatTurn.edgechat = await measureStreams(edgechat, () => ({
+    path: `/api/v1/conversations/${chatConversations[next++ % chatConversations.length]}/messages`,
+    headers: auth(chatToken),
+    body: { content: PROMPT[0].content, model: 'bench' },
+    kind: 'edgechat',
+  }));
+
+  for (const t of [sim, js, edgechat, ...peers]) results.memory[t.id] = T.peakRssKb(t.pids());
+  for (const t of peers) await t.stop();
+
+  if (measuringS() < SOFT_LIMIT_S) {
+    log('scenario: GET /health under wrangler dev');
+    try {
+      const w = await T.startWranglerDev(sim.url);
+      ran(w, ' (for comparison only)');
+      S.health.wrangler = await measureRequests(w, { path: '/health' }, { n: 300, warmup: 50 });
+      await w.stop();
+    } catch (err) { notRun('edgechat under wrangler dev', `failed: ${T.lastLine(err.message)}`); }
+  } else notRun('edgechat under wrangler dev', 'skipped: run time limit');
+
+  await T.stopAll();
+  results.elapsedSeconds = elapsedS();
+  results.setupAndBuildSeconds = (measuringFrom - started) / 1000;
+  // Anything else running on the machine shared its cores with the measurements: the busy
+  // CPU of the whole machine minus this run's own (every process it started has exited by now
+  // and been counted into its children's time).
+  const seconds = measuringS();
+  const otherMs = T.machineBusyMs() - cpuBefore.machine - (T.ownCpuMs() - cpuBefore.own);
+  results.machine.otherCpuShare = Math.max(0, otherMs) / (seconds * 1000 * results.machine.nproc);
+  const md = writeReports(ROOT, results);
+  console.log(`\n${md.slice(md.indexOf('## Budgets'), md.indexOf('## Every target'))}`);
+  log(`wrote bench-results/latest.md, bench-results/latest.json and docs/benchmarks.md`);
+  log(`done in ${Math.floor(results.elapsedSeconds / 60)} min ${Math.round(results.elapsedSeconds % 60)} s`);
+}
+
+main().then(() => process.exit(0), async (err) => {
+  console.error(`bench failed: ${err.stack ?? err}`);
+  await T.stopAll();
+  process.exit(1);
+});

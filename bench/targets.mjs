@@ -1,0 +1,364 @@
+// bench/targets.mjs — starts and stops every benchmark target (simulator, edgechat and the JS worker in bare workerd, wrangler dev, LiteLLM, Portkey) and reads their processes' CPU and memory.
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+import { freePort, startWorker } from '../tests/support/stack.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BENCH = path.join(ROOT, 'bench');
+export const COMPAT_DATE = '2026-04-20';
+export const LITELLM_VERSION = '1.100.5'; // newest whose dependencies all resolve from the registry here
+export const PORTKEY_VERSION = '1.15.2';
+// Portkey 1.15.2 streams fail ("TypeError: immutable") with @hono/node-server > 1.13.x
+// (Portkey-AI/gateway issue 1389); pin the last version that works.
+const PORTKEY_HONO_NODE_SERVER = '1.13.8';
+
+/** Upstream models every OpenAI-shaped target is asked for (simulator options after `+`). */
+export const UPSTREAM = { stream: 'sim-small+tokens=64+interval=20', fast: 'sim-small+tokens=8+interval=0' };
+export const STREAM_TOKENS = 64;
+
+// ---------------------------------------------------------------------------------------
+// Processes: groups we spawn, /proc readings.
+
+const live = new Set(); // handles still running, stopped by stopAll() and on exit
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+function spawnGroup(cmd, args, { env = {}, cwd = ROOT } = {}) {
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  const collect = (c) => { output = (output + c).slice(-65536); };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const handle = {
+    pid: child.pid,
+    child,
+    exited,
+    output: () => output,
+    running: () => child.exitCode === null && child.signalCode === null,
+    async stop() {
+      live.delete(handle);
+      if (!handle.running()) return;
+      try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
+      const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }, 5000);
+      await exited;
+      clearTimeout(t);
+      try { process.kill(-child.pid, 'SIGKILL'); } catch {} // leftovers of the group
+    },
+    killNow() { try { process.kill(-child.pid, 'SIGKILL'); } catch {} },
+  };
+  live.add(handle);
+  return handle;
+}
+
+/** Runs a command to completion in its own process group, killed after `timeoutMs`. */
+export async function runBounded(cmd, args, { timeoutMs, env, cwd } = {}) {
+  const h = spawnGroup(cmd, args, { env, cwd });
+  const timer = setTimeout(() => h.killNow(), timeoutMs);
+  const { code, signal } = await h.exited;
+  clearTimeout(timer);
+  live.delete(h);
+  return { ok: code === 0, code, signal, timedOut: signal === 'SIGKILL', output: h.output() };
+}
+
+/** Registers something to stop at the end: { stop(), killNow() }. */
+function track(stop, killNow = () => {}) {
+  const h = { stop: async () => { live.delete(h); await stop(); }, killNow };
+  live.add(h);
+  return h.stop;
+}
+
+/** Stops everything still running; also called on failure and signals. */
+export async function stopAll() {
+  await Promise.allSettled([...live].map((h) => h.stop()));
+}
+process.on('exit', () => { for (const h of live) h.killNow(); });
+
+function stat(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+  } catch { return null; }
+}
+
+function allPids() {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number);
+}
+
+/** Busy CPU time of the whole machine since boot (all cores, idle and iowait excluded), in ms. */
+export function machineBusyMs() {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return ((user + nice + system + irq + softirq + steal) * 1000) / CLK_TCK;
+}
+
+/** CPU time of this process plus its exited, reaped descendants, in ms. */
+export function ownCpuMs() {
+  const s = readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ').map(Number);
+  return ((f[11] + f[12] + f[13] + f[14]) * 1000) / CLK_TCK;
+}
+
+/** `pid` and all its descendants. */
+export function processTree(pid) {
+  const parents = new Map(allPids().map((p) => [p, stat(p)?.ppid]));
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [p, pp] of parents) if (pp === tree[i]) tree.push(p);
+  return tree;
+}
+
+/** User+system CPU time of `pids`, in ms. */
+export function cpuMs(pids) {
+  return pids.reduce((sum, p) => { const s = stat(p); return s ? sum + ((s.utime + s.stime) * 1000) / CLK_TCK : sum; }, 0);
+}
+
+/** Peak resident memory (VmHWM) of `pids` added up, in KiB. */
+export function peakRssKb(pids) {
+  return pids.reduce((sum, p) => {
+    try { return sum + Number(readFileSync(`/proc/${p}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)[1]); } catch { return sum; }
+  }, 0);
+}
+
+async function waitFor(check, { timeoutMs, what, proc }) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc && !proc.running()) throw new Error(`${what} exited early: ${lastLine(proc.output())}`);
+    try { if (await check()) return; } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs / 1000} s`);
+}
+
+/** The last non-empty line of some output, without machine paths. */
+export function lastLine(text) {
+  const line = String(text).trim().split('\n').filter((l) => l.trim()).at(-1) ?? '';
+  return scrub(line).slice(0, 200);
+}
+
+/** Removes machine paths from text that goes into reports. */
+export function scrub(text) {
+  return String(text).split(ROOT).join('.').split(os.homedir()).join('~').split(os.tmpdir()).join('$TMP');
+}
+
+const httpOk = async (url) => (await fetch(url)).ok;
+
+// ---------------------------------------------------------------------------------------
+// The simulator.
+
+export async function startSimulator() {
+  const proc = spawnGroup(process.execPath, [path.join(ROOT, 'sim/server.mjs'), '--host', '127.0.0.1', '--port', '0']);
+  let url;
+  await waitFor(() => (url = proc.output().match(/sim listening on (http:\/\/\S+)/)?.[1]), { timeoutMs: 15000, what: 'simulator', proc });
+  return { id: 'sim', label: 'simulator direct (floor)', url, pids: () => processTree(proc.pid), stop: () => proc.stop() };
+}
+
+// ---------------------------------------------------------------------------------------
+// Bare workerd through Miniflare: edgechat and the JavaScript pass-through worker.
+
+function childWorkerds() {
+  return allPids().filter((p) => { const s = stat(p); return s?.ppid === process.pid && s.comm === 'workerd'; });
+}
+
+async function startMiniflare(options) {
+  const before = new Set(childWorkerds());
+  let stderr = '';
+  const mf = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    compatibilityDate: COMPAT_DATE,
+    modules: true,
+    // Worker logs (one JSON line per request for edgechat) are produced but not printed.
+    handleRuntimeStdio(out, err) { out.resume(); err.on('data', (c) => { stderr = (stderr + c).slice(-8192); }); },
+    ...options,
+  });
+  const url = (await mf.ready).href.replace(/\/$/, '');
+  const pids = childWorkerds().filter((p) => !before.has(p));
+  const stop = track(() => mf.dispose(), () => pids.forEach((p) => { try { process.kill(p, 'SIGKILL'); } catch {} }));
+  return { mf, url, pids, stderr: () => stderr, stop };
+}
+
+/**
+ * Splits a migration file into statements: `;` ends a statement except inside a
+ * CREATE TRIGGER ... BEGIN ... END; block. `--` comments are dropped.
+ */
+export function splitSql(sql) {
+  const statements = [];
+  let current = '';
+  for (const raw of sql.split('\n')) {
+    const line = raw.replace(/--.*$/, '').trimEnd();
+    if (!line.trim()) continue;
+    current += `${line}\n`;
+    const text = current.trim();
+    const inTrigger = /^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(text);
+    if (text.endsWith(';') && (!inTrigger || /\bEND;$/i.test(text))) {
+      statements.push(text);
+      current = '';
+    }
+  }
+  if (current.trim()) statements.push(current.trim());
+  return statements;
+}
+
+async function applyMigrations(mf) {
+  const db = await mf.getD1Database('DB');
+  const dir = path.join(ROOT, 'migrations');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    const statements = splitSql(readFileSync(path.join(dir, file), 'utf8'));
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
+  const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+  const tables = new Set(results.map((r) => r.name));
+  for (const t of ['users', 'sessions', 'conversations', 'messages']) {
+    if (!tables.has(t)) throw new Error(`migrations did not create table ${t}`);
+  }
+}
+
+/** The worker's vars; `simUrl` is the simulator every provider points at. */
+export function edgechatVars(simUrl) {
+  return {
+    JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789abcdef',
+    OPENAI_BASE_URL: `${simUrl}/v1`,
+    ANTHROPIC_BASE_URL: simUrl,
+    MODEL_ROUTES: JSON.stringify({
+      default: 'bench',
+      models: {
+        bench: { provider: 'openai', upstream: UPSTREAM.stream },
+        'bench-fast': { provider: 'openai', upstream: UPSTREAM.fast },
+      },
+    }),
+    // Plan limits out of the way (20 requests/minute and 2 streams at once on "free" by
+    // default): the counting still happens, only the caps are raised.
+    PLANS: JSON.stringify({ free: { requests_per_minute: 100_000_000, tokens_per_day: 1e15, concurrent_streams: 100_000, models: ['*'] } }),
+    PASSWORD_HASH_ITERATIONS: '1000', // registration speed only; no login is measured
+    LOGIN_MAX_FAILURES_PER_IP: '100000',
+    ACCESS_TOKEN_TTL_SECONDS: '3600',
+  };
+}
+
+export async function startEdgechat(simUrl) {
+  const { mf, url, pids, stderr, stop } = await startMiniflare({
+    scriptPath: path.join(ROOT, 'build/index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    d1Databases: { DB: 'bench-db' },
+    kvNamespaces: ['CACHE'],
+    bindings: edgechatVars(simUrl),
+  });
+  try {
+    await applyMigrations(mf);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
+}
+
+export async function startJsWorker(simUrl) {
+  const { url, pids, stderr, stop } = await startMiniflare({
+    scriptPath: path.join(BENCH, 'passthrough-worker.js'),
+    bindings: { UPSTREAM: simUrl },
+  });
+  return { id: 'js', label: 'JS pass-through worker (bare workerd)', url, pids: () => pids, stderr, stop };
+}
+
+/** edgechat under `wrangler dev`, fresh local state (the tests' helper). */
+export async function startWranglerDev(simUrl) {
+  const w = await startWorker({ vars: edgechatVars(simUrl) });
+  const stop = track(() => w.stop());
+  return { id: 'wrangler', label: 'edgechat under wrangler dev (adds its own proxy)', url: w.url, pids: () => [], stop };
+}
+
+// ---------------------------------------------------------------------------------------
+// Peers: installed on demand under bench/ (gitignored) and cached between runs.
+
+/** Creates bench/.venv with litellm[proxy] unless it is there; { ok, reason }. */
+export async function ensureLiteLLM({ timeoutMs = 240_000 } = {}) {
+  const venv = path.join(BENCH, '.venv');
+  const stamp = path.join(venv, `.bench-litellm-${LITELLM_VERSION}`);
+  if (existsSync(stamp)) return { ok: true, installed: false };
+  const started = Date.now();
+  if (!existsSync(path.join(venv, 'bin/pip'))) {
+    const r = await runBounded('python3', ['-m', 'venv', venv], { timeoutMs: 60_000 });
+    if (!r.ok) return { ok: false, reason: `python3 -m venv failed: ${lastLine(r.output)}` };
+  }
+  const left = timeoutMs - (Date.now() - started);
+  const r = await runBounded(path.join(venv, 'bin/pip'), ['install', '-q', '--disable-pip-version-check', `litellm[proxy]==${LITELLM_VERSION}`], { timeoutMs: left });
+  if (!r.ok) return { ok: false, reason: r.timedOut ? `pip install did not finish within ${timeoutMs / 1000} s` : `pip install failed: ${lastLine(r.output)}` };
+  writeFileSync(stamp, '');
+  return { ok: true, installed: true };
+}
+
+export async function startLiteLLM(simUrl) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'edgechat-bench-litellm-'));
+  const entry = (name, upstream) => [
+    `  - model_name: ${name}`,
+    '    litellm_params:',
+    `      model: openai/${upstream}`,
+    `      api_base: ${simUrl}/v1`,
+    '      api_key: sk-bench-dummy',
+  ].join('\n');
+  writeFileSync(path.join(dir, 'cfg.yaml'), ['model_list:', entry('bench', UPSTREAM.stream), entry('bench-fast', UPSTREAM.fast), 'litellm_settings:', '  telemetry: false', ''].join('\n'));
+  const port = await freePort();
+  const proc = spawnGroup(path.join(BENCH, '.venv/bin/litellm'), ['--config', path.join(dir, 'cfg.yaml'), '--host', '127.0.0.1', '--port', String(port), '--telemetry', 'False'], {
+    cwd: dir,
+    env: { LITELLM_LOCAL_MODEL_COST_MAP: 'True', NO_DOCS: 'True' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(() => httpOk(`${url}/health/liveliness`), { timeoutMs: 90_000, what: 'litellm', proc });
+  } catch (err) {
+    await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    id: 'litellm',
+    label: `LiteLLM proxy ${LITELLM_VERSION} (Python)`,
+    url,
+    models: { stream: 'bench', fast: 'bench-fast' },
+    headers: { authorization: 'Bearer sk-bench-dummy' },
+    pids: () => processTree(proc.pid),
+    async stop() { await proc.stop(); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+/** Installs @portkey-ai/gateway into bench/.peers/portkey unless it is there; { ok, reason }. */
+export async function ensurePortkey({ timeoutMs = 180_000 } = {}) {
+  const dir = path.join(BENCH, '.peers/portkey');
+  const pkg = path.join(dir, 'node_modules/@portkey-ai/gateway/package.json');
+  const want = { name: 'bench-peer-portkey', private: true, overrides: { '@hono/node-server': PORTKEY_HONO_NODE_SERVER } };
+  try {
+    const have = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    if (JSON.parse(readFileSync(pkg, 'utf8')).version === PORTKEY_VERSION && JSON.stringify(have.overrides) === JSON.stringify(want.overrides)) return { ok: true, installed: false };
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify(want, null, 2) + '\n');
+  const r = await runBounded('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--save-exact', `@portkey-ai/gateway@${PORTKEY_VERSION}`], { cwd: dir, timeoutMs });
+  if (!r.ok) return { ok: false, reason: r.timedOut ? `npm install did not finish within ${timeoutMs / 1000} s` : `npm install failed: ${lastLine(r.output)}` };
+  return { ok: true, installed: true };
+}
+
+export async function startPortkey(simUrl) {
+  const port = await freePort();
+  const script = path.join(BENCH, '.peers/portkey/node_modules/@portkey-ai/gateway/build/start-server.js');
+  // It has no host option and listens on every interface; all load goes to 127.0.0.1.
+  const proc = spawnGroup(process.execPath, [script, `--port=${port}`, '--headless']);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(() => httpOk(`${url}/`), { timeoutMs: 30_000, what: 'portkey', proc });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return {
+    id: 'portkey',
+    label: `Portkey gateway ${PORTKEY_VERSION} (Node)`,
+    url,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${simUrl}/v1`, authorization: 'Bearer sk-bench-dummy' },
+    pids: () => processTree(proc.pid),
+    stop: () => proc.stop(),
+  };
+}
