@@ -1,0 +1,66 @@
+// Runs the built worker in bare workerd through the Miniflare API (no wrangler dev proxy in
+// front), with fresh in-memory D1 and KV and the migrations applied: for load tests.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Miniflare } from 'miniflare';
+import { ROOT } from './stack.mjs';
+
+/** Statements of a migration file; a CREATE TRIGGER ... END; block stays whole. */
+function statements(sql) {
+  const out = [];
+  let current = '';
+  for (const raw of sql.split('\n')) {
+    const line = raw.replace(/--.*$/, '').trimEnd();
+    if (!line.trim()) continue;
+    current += `${line}\n`;
+    const text = current.trim();
+    if (text.endsWith(';') && (!/^CREATE\s+TRIGGER\b/i.test(text) || /\bEND;$/i.test(text))) {
+      out.push(text);
+      current = '';
+    }
+  }
+  return out;
+}
+
+/** workerd processes started by this Node process. */
+function childWorkerds() {
+  const out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  return out.split('\n').map((l) => l.trim().split(/\s+/)).filter(([, comm]) => comm === 'workerd').map(([pid]) => Number(pid));
+}
+
+/** Resident memory (KiB) of the given processes. */
+export function rssKib(pids) {
+  return pids.reduce((n, pid) => {
+    try {
+      return n + Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
+    } catch {
+      return n;
+    }
+  }, 0);
+}
+
+/** Starts build/index.js with `vars`; returns { url, db, pids, stop }. */
+export async function startBareWorker(vars) {
+  const before = new Set(childWorkerds());
+  const mf = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    compatibilityDate: '2026-04-20',
+    modules: true,
+    scriptPath: path.join(ROOT, 'build/index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    d1Databases: { DB: 'load-db' },
+    kvNamespaces: ['CACHE'],
+    bindings: vars,
+    handleRuntimeStdio(out, err) { out.resume(); err.resume(); },
+  });
+  const url = (await mf.ready).href.replace(/\/$/, '');
+  const db = await mf.getD1Database('DB');
+  const dir = path.join(ROOT, 'migrations');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    await db.batch(statements(readFileSync(path.join(dir, file), 'utf8')).map((s) => db.prepare(s)));
+  }
+  const pids = childWorkerds().filter((p) => !before.has(p));
+  return { url, db, pids, stop: () => mf.dispose() };
+}
