@@ -1,17 +1,49 @@
 #!/usr/bin/env bash
-# npm test: set up, then every suite — core unit tests, simulator tests, and integration
-# tests against the real worker under wrangler dev with fresh local D1/KV.
+# npm test: set up, then every suite — core unit and property tests, simulator tests,
+# integration tests against the real worker under wrangler dev (SDKs, contract, faults,
+# soak, log audit), and browser tests in headless Chromium. Ends with "N passed, M failed".
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 bash scripts/setup.sh
-# The official OpenAI Python SDK, in a venv of its own, for the SDK compatibility tests.
+# Python venvs (the official OpenAI SDK; schemathesis) and Chromium for the browser tests.
 EDGECHAT_PY_VENV="$(bash scripts/setup-python.sh | tail -n 1)"
-export EDGECHAT_PY_VENV
-say "core unit tests (cargo test -p edgechat-core)"
-cargo test -p edgechat-core --quiet
+EDGECHAT_CONTRACT_VENV="$(bash scripts/setup-contract.sh | tail -n 1)"
+export EDGECHAT_PY_VENV EDGECHAT_CONTRACT_VENV
+bash scripts/setup-browser.sh
+
+artifacts="$EDGECHAT_ROOT/test-artifacts"
+mkdir -p "$artifacts"
+rm -f "$artifacts"/*.tap "$artifacts/cargo.log"
+
+say "core unit, property and API-document tests (cargo test -p edgechat-core)"
+cargo test -p edgechat-core 2>&1 | tee "$artifacts/cargo.log" | grep -E "^(test result|running|failures:|---- )|panicked" || true
+grep -q "test result: FAILED" "$artifacts/cargo.log" && { echo "core tests failed" >&2; exit 1; }
+grep -q "test result: ok" "$artifacts/cargo.log" || { echo "core tests did not run" >&2; exit 1; }
+
 bash scripts/build.sh
+
 say "simulator tests"
-node --test sim/test/
+node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$artifacts/sim.tap" sim/test/
+
 say "integration tests against the real worker"
 node tests/run.mjs "$@"
+
+say "browser tests (headless Chromium)"
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$artifacts/browser.tap" tests/browser/
+
+# One closing line over every suite.
+node -e '
+const fs = require("fs"), dir = process.argv[1];
+let passed = 0, failed = 0;
+for (const m of fs.readFileSync(`${dir}/cargo.log`, "utf8").matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) { passed += +m[1]; failed += +m[2]; }
+for (const f of ["sim.tap", "integration.tap", "audit.tap", "browser.tap"]) {
+  const t = fs.existsSync(`${dir}/${f}`) ? fs.readFileSync(`${dir}/${f}`, "utf8") : "";
+  passed += +(t.match(/^# pass (\d+)$/m)?.[1] ?? 0);
+  failed += +(t.match(/^# fail (\d+)$/m)?.[1] ?? 0) + +(t.match(/^# cancelled (\d+)$/m)?.[1] ?? 0);
+}
+console.log(`\nall: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
+' "$artifacts"

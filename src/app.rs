@@ -60,7 +60,8 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
         None => request_id::generate(platform::random_bytes().unwrap_or_default()),
     };
     let config = Config::from_lookup(|name| bindings::var(&env, name));
-    let method = req.method().to_string();
+    // The raw method: worker's Method enum maps methods it does not know to GET.
+    let method = req.inner().method();
     let path = req.path();
     let origin = header(&req, "origin");
 

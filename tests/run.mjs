@@ -13,8 +13,10 @@ if (!process.env.EDGECHAT_PY_VENV) {
   const out = execFileSync('bash', [path.join(ROOT, 'scripts/setup-python.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   process.env.EDGECHAT_PY_VENV = out.trim().split('\n').at(-1);
 }
-rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
+for (const f of ['worker.log', 'sim.log', 'worker-output.log', 'integration.tap', 'audit.tap', 'soak.json']) {
+  rmSync(path.join(artifacts, f), { force: true });
+}
 const started = Date.now();
 console.log('==> starting the simulator and the worker (fresh local D1/KV)');
 const stack = await startStack({ logDir: artifacts });

@@ -88,7 +88,7 @@ pub async fn webhook_events(cx: &mut Ctx<'_>) -> HandlerResult {
         .iter()
         .map(|e| {
             j!({ "webhook_event_id": e.webhook_event_id, "source": e.source, "event_type": e.event_type,
-                      "event_created_at": rfc3339(e.event_created_at * 1000), "outcome": e.outcome,
+                      "event_created_at": rfc3339(e.event_created_at.saturating_mul(1000)), "outcome": e.outcome,
                       "received_at": rfc3339(e.received_at) })
         })
         .collect();

@@ -1,6 +1,6 @@
 //! Users, sessions (refresh-token families) and refresh tokens in D1.
 
-use super::{changes, num, opt_text, text, Db};
+use super::{num, opt_text, rows, text, Db};
 use crate::http::AppError;
 use edgechat_core::accounts::User;
 use serde::Deserialize;
@@ -22,7 +22,7 @@ const SELECT_REFRESH: &str = "SELECT rt.session_id, rt.used_at, rt.expires_at, s
      FROM refresh_tokens rt JOIN sessions s ON s.session_id = rt.session_id JOIN users u ON u.user_id = s.user_id \
      WHERE rt.refresh_token_hash = ?1";
 const MARK_REFRESH_USED: &str = "UPDATE refresh_tokens SET used_at = ?2, replaced_by_hash = ?3 \
-     WHERE refresh_token_hash = ?1 AND used_at IS NULL";
+     WHERE refresh_token_hash = ?1 AND used_at IS NULL RETURNING refresh_token_hash";
 // Inserted only if this request's mark above won the race, in the same transaction.
 const INSERT_ROTATED_REFRESH: &str = "INSERT INTO refresh_tokens (refresh_token_hash, session_id, created_at, expires_at) \
      SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE refresh_token_hash = ?5 AND replaced_by_hash = ?1)";
@@ -140,7 +140,11 @@ pub async fn rotate_refresh(
         )?,
     ];
     let results = db.batch("rotate refresh token", statements).await?;
-    Ok(results.first().map(changes) == Some(1))
+    // The row comes back only to the request whose mark won: the check is the statement itself.
+    match results.first() {
+        Some(r) => Ok(!rows::<serde_json::Value>("rotate refresh token", r)?.is_empty()),
+        None => Ok(false),
+    }
 }
 
 pub async fn revoke_session(db: &Db, session_id: &str, now: u64) -> Result<(), AppError> {

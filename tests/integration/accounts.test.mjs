@@ -223,3 +223,13 @@ test('one client address is locked out after 20 failures across emails', async (
   const u = await registerUser();
   assert.equal((await login(u.email, PASSWORD)).status, 200, 'other addresses are unaffected');
 });
+
+test('two refreshes racing with the same token: exactly one wins and the family is revoked', async () => {
+  const u = await registerUser();
+  const results = await Promise.all([refresh(u.refresh_token), refresh(u.refresh_token)]);
+  const statuses = results.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 401]);
+  const winner = results.find((r) => r.status === 200);
+  // The loser's reuse revoked the session, so the winner's new pair is dead too.
+  expectError(assert, await refresh(winner.body.refresh_token), 401, 'invalid_refresh_token');
+});

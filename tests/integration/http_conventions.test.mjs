@@ -33,7 +33,7 @@ test('GET /health/ready checks D1, KV and configuration', async () => {
 });
 
 test('an unknown API path is a JSON 404 in the error shape', async () => {
-  for (const path of ['/api/nope', '/api/v1/nothing-here', '/v1/nothing', '/health/', '/health/ready/extra']) {
+  for (const path of ['/api/nope', '/api/v1/nothing-here', '/health/', '/health/ready/extra']) {
     const res = await api('GET', path);
     const err = expectError(assert, res, 404, 'route_not_found');
     assert.match(err.request_id, /^[0-9a-f]{32}$/);
@@ -144,4 +144,12 @@ test('every response carries the security headers; page paths are static files',
   const missing = await fetch(process.env.EDGECHAT_URL + '/no-such-file.txt');
   assert.equal(missing.status, 404);
   await missing.arrayBuffer();
+});
+
+test('methods the route does not know, standard or not, are 405 (never treated as GET)', async () => {
+  for (const method of ['QUERY', 'PROPFIND', 'PUT']) {
+    const res = await api(method, '/api/v1/users/me');
+    expectError(assert, res, 405, 'method_not_allowed');
+    assert.equal(res.headers.get('allow'), 'GET, PATCH, DELETE');
+  }
 });

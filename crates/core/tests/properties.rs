@@ -14,7 +14,13 @@ use serde_json::Value;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn settings() -> TokenSettings<'static> {
-    TokenSettings { secret: SECRET, issuer: "edgechat", audience: "edgechat", access_ttl_seconds: 900, leeway_seconds: 30 }
+    TokenSettings {
+        secret: SECRET,
+        issuer: "edgechat",
+        audience: "edgechat",
+        access_ttl_seconds: 900,
+        leeway_seconds: 30,
+    }
 }
 
 /// Arbitrary JSON values, a few levels deep.
@@ -29,7 +35,8 @@ fn json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,12}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z_]{1,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }

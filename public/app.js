@@ -1,0 +1,791 @@
+// The edgechat chat page: no framework, no build step. The access token lives only in memory;
+// the refresh token only in its HttpOnly cookie (used by /api/v1/auth/refresh on load and on
+// any 401). Model output is rendered by markdown.js, which never parses it as HTML.
+import { renderMarkdown } from './markdown.js';
+
+const $ = (id) => document.getElementById(id);
+const API = '/api/v1';
+
+const state = {
+  token: null,
+  user: null,
+  convs: [],
+  convCursor: null,
+  conv: null, // the open conversation, or null for a new chat
+  msgs: new Map(), // message_id -> message
+  kids: new Map(), // parent_id ('' for the root) -> child ids, oldest first
+  choice: new Map(), // parent key -> the child shown
+  turn: null, // the answer streaming now: { controller, assistantId, stopped, ended }
+  editing: null, // message_id of the user message being edited
+};
+
+// ---------------------------------------------------------------- helpers
+
+function h(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k in e && !k.includes('-')) e[k] = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  e.append(...children.flat().filter((c) => c != null && c !== false));
+  return e;
+}
+
+function announce(text) {
+  $('status').textContent = text;
+}
+
+function duration(seconds) {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 90) return `${s} second${s === 1 ? '' : 's'}`;
+  if (s < 5400) return `${Math.round(s / 60)} minutes`;
+  const hours = Math.floor(s / 3600);
+  const min = Math.round((s % 3600) / 60);
+  return `${hours} h${min ? ` ${min} min` : ''}`;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** A readable message for an error body ({error:{code,message}}) and its status. */
+function describe(status, error, retryAfter) {
+  const code = error?.code || error?.type || '';
+  const text = (error?.message || `the request failed (HTTP ${status || 'error'})`).replace(/\.$/, '');
+  if (status === 429 || /quota|rate_limit|too_many|budget/.test(code)) {
+    return `Limit reached: ${text}.${retryAfter ? ` Try again in ${duration(retryAfter)}.` : ''}`;
+  }
+  if (status >= 500 || /upstream|provider|timeout/.test(code)) {
+    return `The model could not answer: ${text}. Try again or pick another model.`;
+  }
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+}
+
+async function errorFrom(res) {
+  let body = null;
+  try { body = await res.json(); } catch {}
+  const retry = Number(res.headers.get('retry-after')) || null;
+  return new ApiError(res.status, body?.error?.code || '', describe(res.status, body?.error, retry), retry);
+}
+
+const NETWORK = 'Network error: the server could not be reached. Check your connection and try again.';
+
+// ---------------------------------------------------------------- auth and requests
+
+let refreshing = null;
+
+/** Trades the refresh cookie for a new token pair; true on success. One at a time, across
+ * tabs too (Web Locks): a refresh token is single-use, and presenting a used one revokes the
+ * session, so two refreshes racing with the same cookie would sign the user out. */
+function refresh() {
+  const run = async () => {
+    try {
+      const res = await fetch(`${API}/auth/refresh`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        credentials: 'same-origin',
+      });
+      if (!res.ok) return false;
+      setSession(await res.json());
+      return true;
+    } catch {
+      throw new ApiError(0, 'network', NETWORK);
+    }
+  };
+  refreshing ??= (navigator.locks ? navigator.locks.request('edgechat-refresh', run) : run()).finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+function setSession(body) {
+  state.token = body.access_token;
+  if (body.user) state.user = body.user;
+}
+
+/** fetch with the bearer token, JSON bodies, errors as ApiError, and one transparent refresh
+ * and retry on 401. `stream: true` returns the Response itself. */
+async function api(path, { method = 'GET', body, headers = {}, signal, stream, auth = true } = {}, retried = false) {
+  const hdrs = { ...headers };
+  if (auth && state.token) hdrs.authorization = `Bearer ${state.token}`;
+  if (body !== undefined) hdrs['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers: hdrs, body: body === undefined ? undefined : JSON.stringify(body), signal, credentials: 'same-origin' });
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network', NETWORK);
+  }
+  if (res.status === 401 && auth && !retried) {
+    if (await refresh()) return api(path, { method, body, headers, signal, stream, auth }, true);
+    signedOut('Your session has ended. Please log in again.');
+    throw new ApiError(401, 'unauthorized', 'Your session has ended. Please log in again.');
+  }
+  if (!res.ok) throw await errorFrom(res);
+  if (stream) return res;
+  return res.status === 204 ? null : res.json();
+}
+
+function signedOut(message) {
+  abortTurn();
+  state.token = null;
+  state.user = null;
+  state.conv = null;
+  state.convs = [];
+  clearTree();
+  showAuth(message);
+}
+
+// ---------------------------------------------------------------- auth screen
+
+let registering = false;
+
+function setAuthMode(register) {
+  registering = register;
+  $('auth-title').textContent = register ? 'Create an account' : 'Log in';
+  $('auth-submit').textContent = register ? 'Create account' : 'Log in';
+  $('auth-switch-text').textContent = register ? 'Already have an account?' : 'No account yet?';
+  $('auth-switch').textContent = register ? 'Log in instead' : 'Create an account';
+  $('auth-name-row').hidden = !register;
+  $('auth-password').autocomplete = register ? 'new-password' : 'current-password';
+  $('auth-error').hidden = true;
+}
+
+function showAuth(message) {
+  $('boot').hidden = true;
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  const err = $('auth-error');
+  err.textContent = message || '';
+  err.hidden = !message;
+  $('auth-email').focus();
+}
+
+async function submitAuth(ev) {
+  ev.preventDefault();
+  const email = $('auth-email').value.trim();
+  const password = $('auth-password').value;
+  const err = $('auth-error');
+  if (!email || !password) {
+    err.textContent = 'Enter your email and password.';
+    err.hidden = false;
+    return;
+  }
+  const body = { email, password };
+  const name = $('auth-name').value.trim();
+  if (registering && name) body.display_name = name;
+  $('auth-submit').disabled = true;
+  try {
+    setSession(await api(`${API}/auth/${registering ? 'register' : 'login'}`, { method: 'POST', body, auth: false }));
+    $('auth-password').value = '';
+    await startApp();
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  } finally {
+    $('auth-submit').disabled = false;
+  }
+}
+
+async function logout() {
+  try {
+    await api(`${API}/auth/logout`, { method: 'POST', body: {} });
+  } catch {}
+  history.replaceState(null, '', location.pathname);
+  signedOut('You are logged out.');
+}
+
+// ---------------------------------------------------------------- app shell
+
+async function startApp() {
+  $('boot').hidden = true;
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  if (!state.user) state.user = await api(`${API}/users/me`).catch(() => null);
+  const u = state.user;
+  $('user-line').textContent = u ? `Signed in as ${u.display_name || u.email}${u.plan ? ` · ${u.plan} plan` : ''}` : '';
+  loadModels();
+  await loadConversations();
+  await openFromHash();
+  $('composer-input').focus();
+}
+
+async function loadModels() {
+  try {
+    const { data } = await api('/v1/models');
+    const select = $('model');
+    const current = select.value;
+    select.replaceChildren(h('option', { value: '' }, 'default'), ...data.map((m) => h('option', { value: m.id }, m.id)));
+    select.value = state.conv?.model && data.some((m) => m.id === state.conv.model) ? state.conv.model : current;
+  } catch (e) {
+    showError(`Could not load the models: ${e.message}`);
+  }
+}
+
+function showError(text) {
+  $('error-text').textContent = text;
+  $('error').hidden = !text;
+}
+
+function setNav(open) {
+  document.body.classList.toggle('nav-open', open);
+  $('menu').setAttribute('aria-expanded', String(open));
+  $('scrim').hidden = !open;
+  if (open) $('new-chat').focus();
+}
+
+// ---------------------------------------------------------------- conversations
+
+async function loadConversations(more = false) {
+  const q = $('search').value.trim();
+  const params = new URLSearchParams({ limit: '30' });
+  if (q) params.set('q', q);
+  if (more && state.convCursor) params.set('cursor', state.convCursor);
+  try {
+    const page = await api(`${API}/conversations?${params}`);
+    if (q !== $('search').value.trim()) return; // a newer search is under way
+    state.convs = more ? state.convs.concat(page.data) : page.data;
+    state.convCursor = page.next_cursor;
+    renderConversations();
+  } catch (e) {
+    showError(`Could not load your conversations: ${e.message}`);
+  }
+}
+
+function convTitle(c) {
+  return c.title || 'Untitled chat';
+}
+
+function renderConversations() {
+  const list = $('conversations');
+  const items = state.convs.map((c) => {
+    const current = state.conv?.conversation_id === c.conversation_id;
+    const title = convTitle(c);
+    return h('li', { className: `conv${current ? ' current' : ''}`, 'data-id': c.conversation_id },
+      h('button', { type: 'button', className: 'open', 'aria-current': current ? 'page' : null, title, onclick: () => openConversation(c.conversation_id) }, title),
+      h('button', { type: 'button', className: 'icon', 'aria-label': `Rename “${title}”`, title: 'Rename', onclick: (e) => startRename(c, e.currentTarget.closest('li')) }, '✎'),
+      h('button', { type: 'button', className: 'icon', 'aria-label': `Delete “${title}”`, title: 'Delete', onclick: () => deleteConversation(c) }, '✕'));
+  });
+  if (!items.length) items.push(h('li', { className: 'muted small none' }, $('search').value.trim() ? 'No matching conversations.' : 'No conversations yet.'));
+  list.replaceChildren(...items);
+  $('more-convs').hidden = !state.convCursor;
+}
+
+function startRename(c, li) {
+  const input = h('input', { value: c.title || '', 'aria-label': 'New title', maxLength: 200 });
+  const cancel = () => renderConversations();
+  const form = h('form', { className: 'rename', onsubmit: async (e) => {
+    e.preventDefault();
+    const title = input.value.trim();
+    if (!title || title === c.title) return cancel();
+    try {
+      const updated = await api(`${API}/conversations/${c.conversation_id}`, { method: 'PATCH', body: { title } });
+      Object.assign(c, updated);
+      if (state.conv?.conversation_id === c.conversation_id) { state.conv = c; setTitle(); }
+      announce('Conversation renamed.');
+    } catch (err) {
+      showError(`Could not rename: ${err.message}`);
+    }
+    renderConversations();
+  } },
+  input,
+  h('button', { type: 'submit', className: 'icon', 'aria-label': 'Save title' }, '✓'),
+  h('button', { type: 'button', className: 'icon', 'aria-label': 'Cancel rename', onclick: cancel }, '×'));
+  input.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.stopPropagation(); cancel(); } });
+  li.replaceChildren(form);
+  input.focus();
+  input.select();
+}
+
+function confirmDialog(text) {
+  const dlg = $('confirm');
+  $('confirm-text').textContent = text;
+  dlg.returnValue = '';
+  dlg.showModal();
+  return new Promise((resolve) => dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true }));
+}
+
+async function deleteConversation(c) {
+  if (!(await confirmDialog(`Delete “${convTitle(c)}” and all its messages?`))) return;
+  try {
+    await api(`${API}/conversations/${c.conversation_id}`, { method: 'DELETE' });
+    state.convs = state.convs.filter((x) => x.conversation_id !== c.conversation_id);
+    if (state.conv?.conversation_id === c.conversation_id) newChat();
+    renderConversations();
+    announce('Conversation deleted.');
+  } catch (e) {
+    showError(`Could not delete: ${e.message}`);
+  }
+}
+
+function setTitle() {
+  const t = state.conv ? convTitle(state.conv) : 'New chat';
+  $('chat-title').textContent = t;
+  document.title = `${t} · edgechat`;
+}
+
+function newChat() {
+  abortTurn();
+  state.conv = null;
+  clearTree();
+  if (location.hash) history.pushState(null, '', location.pathname);
+  setTitle();
+  render();
+  renderConversations();
+  setNav(false);
+  $('composer-input').focus();
+}
+
+async function openFromHash() {
+  const id = decodeURIComponent(location.hash.slice(1));
+  if (/^cnv_[\w-]+$/.test(id)) await openConversation(id, { push: false });
+  else if (state.conv) newChat();
+  else { setTitle(); render(); }
+}
+
+async function openConversation(id, { push = true } = {}) {
+  if (state.turn && state.conv?.conversation_id !== id) abortTurn();
+  setNav(false);
+  showError('');
+  try {
+    const conv = state.convs.find((c) => c.conversation_id === id) || (await api(`${API}/conversations/${id}`));
+    state.conv = conv;
+    if (push && location.hash !== `#${id}`) history.pushState(null, '', `#${id}`);
+    setTitle();
+    renderConversations();
+    const select = $('model');
+    if ([...select.options].some((o) => o.value === conv.model)) select.value = conv.model;
+    await loadMessages();
+  } catch (e) {
+    if (e.status === 404) {
+      history.replaceState(null, '', location.pathname);
+      newChat();
+      showError('That conversation does not exist (or is not yours).');
+    } else showError(`Could not open the conversation: ${e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- message tree
+
+function clearTree() {
+  state.msgs.clear();
+  state.kids.clear();
+  state.choice.clear();
+  state.editing = null;
+}
+
+function addMsg(m) {
+  const known = state.msgs.has(m.message_id);
+  state.msgs.set(m.message_id, { ...state.msgs.get(m.message_id), ...m });
+  if (!known) {
+    const key = m.parent_id || '';
+    if (!state.kids.has(key)) state.kids.set(key, []);
+    state.kids.get(key).push(m.message_id);
+  }
+}
+
+/** Shows the branch holding `id`: every ancestor chooses the child on its way. */
+function choose(id) {
+  for (let m = state.msgs.get(id); m; m = state.msgs.get(m.parent_id)) state.choice.set(m.parent_id || '', m.message_id);
+}
+
+/** The messages shown: from the root down the chosen children to a leaf. */
+function path() {
+  const out = [];
+  for (let key = ''; ;) {
+    const kids = state.kids.get(key);
+    if (!kids?.length) return out;
+    let id = state.choice.get(key);
+    if (!kids.includes(id)) id = kids[kids.length - 1];
+    out.push(state.msgs.get(id));
+    key = id;
+  }
+}
+
+async function loadMessages() {
+  const id = state.conv.conversation_id;
+  const all = [];
+  let cursor = null;
+  do {
+    const params = new URLSearchParams({ limit: '100' });
+    if (cursor) params.set('cursor', cursor);
+    const page = await api(`${API}/conversations/${id}/messages?${params}`);
+    if (state.conv?.conversation_id !== id) return;
+    all.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor && all.length < 5000);
+  clearTree();
+  all.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+  for (const m of all) addMsg(m);
+  if (all.length) choose(all[all.length - 1].message_id); // the newest branch
+  render();
+  scrollToEnd(true);
+}
+
+// ---------------------------------------------------------------- rendering
+
+const STATUS_LABEL = { cancelled: 'stopped', error: 'failed', streaming: 'answering…' };
+
+function render() {
+  const box = $('messages');
+  const shown = path();
+  const nodes = shown.map(messageNode);
+  if (!nodes.length) nodes.push(h('p', { id: 'empty', className: 'empty muted' }, state.conv ? 'No messages yet.' : 'Ask anything to start a conversation.'));
+  box.replaceChildren(...nodes);
+}
+
+function messageNode(m) {
+  const mine = m.role === 'user';
+  const live = state.turn?.assistantId === m.message_id;
+  const siblings = state.kids.get(m.parent_id || '') || [];
+  const index = siblings.indexOf(m.message_id);
+  const status = live ? 'streaming' : m.status;
+  const badge = STATUS_LABEL[status];
+  const body = h('div', { className: 'body' });
+  if (mine) body.textContent = m.content;
+  else renderMarkdown(body, m.content);
+
+  const tools = h('div', { className: 'tools' });
+  if (siblings.length > 1) {
+    const go = (d) => () => { state.choice.set(m.parent_id || '', siblings[index + d]); render(); };
+    tools.append(h('span', { className: 'branches', role: 'group', 'aria-label': `Version ${index + 1} of ${siblings.length}` },
+      h('button', { type: 'button', className: 'icon', 'aria-label': 'Previous version', disabled: index === 0 || !!state.turn, onclick: go(-1) }, '‹'),
+      h('span', { className: 'count' }, `${index + 1}/${siblings.length}`),
+      h('button', { type: 'button', className: 'icon', 'aria-label': 'Next version', disabled: index === siblings.length - 1 || !!state.turn, onclick: go(1) }, '›')));
+  }
+  if (!state.turn) {
+    // The API can branch below a message, not above the first one: the first question
+    // cannot be edited.
+    if (mine && m.parent_id) tools.append(h('button', { type: 'button', className: 'small', onclick: () => startEdit(m) }, 'Edit'));
+    if (!mine && m.parent_id) tools.append(h('button', { type: 'button', className: 'small', onclick: () => regenerate(m) }, 'Regenerate'));
+  }
+  const meta = h('div', { className: 'meta' },
+    h('span', { className: 'who' }, mine ? 'You' : `Assistant${m.model ? ` · ${m.model}` : ''}`),
+    badge && h('span', { className: `badge ${status}` }, badge));
+
+  const node = h('article', { className: `msg ${mine ? 'user' : 'assistant'}${live ? ' live' : ''}`, 'data-id': m.message_id, 'data-status': status, 'aria-label': mine ? 'You' : 'Assistant' }, meta, body, tools);
+  if (state.editing === m.message_id) body.replaceWith(editForm(m));
+  return node;
+}
+
+function updateBubble(id) {
+  const m = state.msgs.get(id);
+  const node = $('messages').querySelector(`article[data-id="${CSS.escape(id)}"] .body`);
+  if (!m || !node) return;
+  renderMarkdown(node, m.content);
+  scrollToEnd();
+}
+
+let pending = new Set();
+let frame = 0;
+function scheduleBubble(id) {
+  pending.add(id);
+  frame ||= requestAnimationFrame(() => {
+    frame = 0;
+    const ids = pending;
+    pending = new Set();
+    ids.forEach(updateBubble);
+  });
+}
+
+function scrollToEnd(force) {
+  const box = $('messages');
+  if (force || box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+}
+
+function startEdit(m) {
+  state.editing = m.message_id;
+  render();
+  const ta = $('messages').querySelector('.edit textarea');
+  ta?.focus();
+}
+
+function editForm(m) {
+  const ta = h('textarea', { value: m.content, rows: 3, 'aria-label': 'Edit message' });
+  const cancel = () => { state.editing = null; render(); };
+  const submit = async (e) => {
+    e?.preventDefault();
+    const content = ta.value.trim();
+    if (!content) return;
+    state.editing = null;
+    await send(content, m.parent_id);
+  };
+  ta.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
+    else if (e.key === 'Escape') cancel();
+  });
+  return h('form', { className: 'edit', onsubmit: submit }, ta,
+    h('div', { className: 'row' },
+      h('button', { type: 'submit', className: 'primary small' }, 'Send'),
+      h('button', { type: 'button', className: 'small', onclick: cancel }, 'Cancel')));
+}
+
+// ---------------------------------------------------------------- sending and streaming
+
+function setBusy(busy) {
+  $('send').hidden = busy;
+  $('stop').hidden = !busy;
+  // The log is read once the answer is complete, not at every token.
+  $('messages').setAttribute('aria-busy', String(busy));
+}
+
+/** Sends `content` below `parentId` (the shown leaf unless editing). */
+async function send(content, parentId) {
+  if (state.turn) return;
+  showError('');
+  const model = $('model').value || undefined;
+  if (!state.conv) {
+    try {
+      state.conv = await api(`${API}/conversations`, { method: 'POST', body: model ? { model } : {} });
+    } catch (e) {
+      showError(`Could not start a conversation: ${e.message}`);
+      return false;
+    }
+    state.convs.unshift(state.conv);
+    history.pushState(null, '', `#${state.conv.conversation_id}`);
+    setTitle();
+    renderConversations();
+  }
+  const body = { content, model };
+  if (parentId) body.parent_id = parentId;
+  // The conversation moves to the top of the list, where the server sorts it too.
+  if (!$('search').value.trim() && state.convs[0] !== state.conv) {
+    state.convs = [state.conv, ...state.convs.filter((c) => c.conversation_id !== state.conv.conversation_id)];
+    renderConversations();
+  }
+  return stream(`${API}/conversations/${state.conv.conversation_id}/messages`, body);
+}
+
+function regenerate(m) {
+  if (state.turn) return;
+  showError('');
+  const model = $('model').value || undefined;
+  return stream(`${API}/conversations/${state.conv.conversation_id}/messages/${m.message_id}/regenerate`, model ? { model } : {});
+}
+
+function abortTurn() {
+  const turn = state.turn;
+  if (!turn) return;
+  turn.stopped = true;
+  turn.controller.abort();
+}
+
+function stop() {
+  if (!state.turn) return;
+  abortTurn();
+  announce('Answer stopped.');
+}
+
+/** POSTs a chat turn and renders its SSE events as they arrive. True when it was sent. */
+async function stream(url, body) {
+  const turn = { controller: new AbortController(), assistantId: null, stopped: false, ended: false };
+  const convId = state.conv.conversation_id;
+  state.turn = turn;
+  setBusy(true);
+  render();
+  announce('Sending…');
+  let sent = false;
+  try {
+    const res = await api(url, { method: 'POST', body, headers: { accept: 'text/event-stream' }, signal: turn.controller.signal, stream: true });
+    sent = true;
+    if (!(res.headers.get('content-type') || '').startsWith('text/event-stream')) {
+      const j = await res.json();
+      onEvent(turn, 'message', { user_message: j.user_message, assistant_message_id: j.assistant_message.message_id });
+      onEvent(turn, 'done', j);
+    } else {
+      await readEvents(res.body, (event, data) => onEvent(turn, event, data));
+    }
+    if (!turn.ended) throw new ApiError(0, 'network', 'The connection was lost before the answer finished; what arrived is kept. Try again or regenerate.');
+  } catch (e) {
+    if (turn.stopped) {
+      const m = state.msgs.get(turn.assistantId);
+      if (m && m.status === 'streaming') m.status = 'cancelled';
+      // Stopped before the server said what it stored: ask it.
+      if (!turn.assistantId && sent) setTimeout(() => state.conv?.conversation_id === convId && !state.turn && loadMessages().catch(() => {}), 400);
+    } else {
+      const m = state.msgs.get(turn.assistantId);
+      if (m && m.status === 'streaming') m.status = 'error';
+      showError(e.message || NETWORK);
+      announce('The answer failed.');
+    }
+  } finally {
+    if (state.turn === turn) state.turn = null;
+    setBusy(false);
+    if (state.conv?.conversation_id === convId) render();
+    // The button that started the turn may be gone: keep the keyboard somewhere useful.
+    if (document.activeElement === document.body) $('composer-input').focus();
+  }
+  return sent;
+}
+
+/** Reads an SSE body, calling `on(event, data)` for every event with JSON data. */
+async function readEvents(body, on) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let m;
+    while ((m = /\r?\n\r?\n/.exec(buf))) {
+      const block = buf.slice(0, m.index);
+      buf = buf.slice(m.index + m[0].length);
+      let event = 'message';
+      const data = [];
+      for (const line of block.split(/\r?\n/)) {
+        if (!line || line.startsWith(':')) continue; // comments: heartbeats
+        const i = line.indexOf(':');
+        const field = i < 0 ? line : line.slice(0, i);
+        const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+        if (field === 'event') event = v;
+        else if (field === 'data') data.push(v);
+      }
+      if (data.length) on(event, JSON.parse(data.join('\n')));
+    }
+  }
+}
+
+function onEvent(turn, event, data) {
+  if (state.turn !== turn && event !== 'done' && event !== 'error') return;
+  const shown = state.conv && state.turn === turn;
+  if (event === 'message') {
+    const u = data.user_message;
+    addMsg(u);
+    addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', status: 'streaming', model: u.model, created_at: new Date().toISOString() });
+    turn.assistantId = data.assistant_message_id;
+    choose(data.assistant_message_id);
+    if (state.conv) state.conv.message_count = (state.conv.message_count || 0) + 2;
+    if (shown) { render(); scrollToEnd(true); }
+    announce('The assistant is answering…');
+  } else if (event === 'delta') {
+    const m = state.msgs.get(turn.assistantId);
+    if (!m) return;
+    m.content += data.text ?? '';
+    scheduleBubble(m.message_id);
+  } else if (event === 'done' || event === 'error') {
+    turn.ended = true;
+    if (data.assistant_message) addMsg(data.assistant_message);
+    else if (state.msgs.has(turn.assistantId)) state.msgs.get(turn.assistantId).status = event === 'done' ? 'complete' : 'error';
+    if (event === 'done') announce('Answer complete.');
+    else {
+      const err = data.error || {};
+      showError(describe(0, err, null) + (data.assistant_message?.content ? ' The partial answer is kept.' : ''));
+      announce('The answer failed.');
+    }
+    refreshTitle();
+  }
+}
+
+/** A first answer gives the conversation a title: show it. */
+async function refreshTitle() {
+  const c = state.conv;
+  if (!c || c.title) return;
+  try {
+    const fresh = await api(`${API}/conversations/${c.conversation_id}`);
+    Object.assign(c, fresh);
+    const listed = state.convs.find((x) => x.conversation_id === c.conversation_id);
+    if (listed && listed !== c) Object.assign(listed, fresh);
+    if (state.conv === c) setTitle();
+    renderConversations();
+  } catch {}
+}
+
+// ---------------------------------------------------------------- usage
+
+async function showUsage() {
+  const dlg = $('usage');
+  const out = $('usage-body');
+  out.textContent = 'Loading…';
+  dlg.showModal();
+  try {
+    const u = await api(`${API}/usage`);
+    const p = u.plan || {};
+    const used = u.today?.tokens_used ?? 0;
+    const limit = u.today?.tokens_limit ?? p.tokens_per_day;
+    const fmt = (n) => (n == null ? '—' : Number(n).toLocaleString());
+    const rows = (u.usage || []).map((r) => h('tr', {}, h('td', {}, r.day), h('td', {}, r.model), h('td', {}, fmt(r.requests)), h('td', {}, fmt(r.prompt_tokens)), h('td', {}, fmt(r.completion_tokens))));
+    out.replaceChildren(
+      h('p', {}, 'Plan: ', h('strong', {}, p.name || state.user?.plan || '—')),
+      h('ul', { className: 'plain' },
+        h('li', {}, `${fmt(p.requests_per_minute)} requests per minute`),
+        h('li', {}, `${fmt(p.tokens_per_day)} tokens per day`),
+        h('li', {}, `${fmt(p.concurrent_streams)} answers at a time`),
+        h('li', {}, `Models: ${(p.models || []).map((m) => (m === '*' ? 'all' : m)).join(', ') || '—'}`)),
+      h('p', {}, `Today (${u.today?.day || ''}): ${fmt(used)} of ${fmt(limit)} tokens`),
+      h('progress', { max: limit || 1, value: Math.min(used, limit || 1), 'aria-label': 'Tokens used today' }),
+      rows.length
+        ? h('table', {}, h('caption', {}, 'Recent usage'), h('thead', {}, h('tr', {}, ...['Day', 'Model', 'Requests', 'Prompt tokens', 'Completion tokens'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows))
+        : h('p', { className: 'muted' }, 'No usage yet.'));
+  } catch (e) {
+    out.textContent = `Could not load usage: ${e.message}`;
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  $('auth-form').addEventListener('submit', submitAuth);
+  $('auth-switch').addEventListener('click', () => setAuthMode(!registering));
+  $('logout').addEventListener('click', logout);
+  $('menu').addEventListener('click', () => setNav(!document.body.classList.contains('nav-open')));
+  $('scrim').addEventListener('click', () => setNav(false));
+  $('new-chat').addEventListener('click', newChat);
+  $('more-convs').addEventListener('click', () => loadConversations(true));
+  $('usage-open').addEventListener('click', showUsage);
+  $('error-close').addEventListener('click', () => showError(''));
+  $('stop').addEventListener('click', stop);
+  let timer = 0;
+  $('search').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => loadConversations(), 250); });
+  $('model').addEventListener('change', () => {
+    const model = $('model').value;
+    if (state.conv && model && model !== state.conv.model) {
+      api(`${API}/conversations/${state.conv.conversation_id}`, { method: 'PATCH', body: { model } })
+        .then((c) => Object.assign(state.conv, c))
+        .catch((e) => showError(`Could not change the model: ${e.message}`));
+    }
+  });
+  const input = $('composer-input');
+  $('composer').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const content = input.value.trim();
+    if (!content || state.turn) return;
+    const leaf = path().at(-1);
+    input.value = '';
+    if (!(await send(content, leaf?.message_id)) && !input.value) input.value = content; // not sent: keep it
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing) {
+      e.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.body.classList.contains('nav-open')) { setNav(false); $('menu').focus(); }
+  });
+  addEventListener('popstate', () => state.token && openFromHash());
+}
+
+async function boot() {
+  wire();
+  setAuthMode(false);
+  let ok = false;
+  try {
+    ok = await refresh();
+  } catch (e) {
+    showAuth(e.message);
+    return;
+  }
+  if (ok) {
+    try { await startApp(); } catch (e) { showError(e.message); }
+  } else showAuth();
+}
+
+boot();
