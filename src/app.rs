@@ -120,6 +120,7 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
             error_code,
             d1_rows_read,
             d1_rows_written,
+            wasm_memory_kib: platform::wasm_memory_kib(),
         }
         .to_line()
     );

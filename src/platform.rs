@@ -13,3 +13,15 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     getrandom::getrandom(&mut buf).map_err(|e| AppError::platform("random", e))?;
     Ok(buf)
 }
+
+/// Size of this isolate's wasm linear memory, in KiB.
+pub fn wasm_memory_kib() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64) * 64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}

@@ -40,9 +40,10 @@ export function rssKib(pids) {
   }, 0);
 }
 
-/** Starts build/index.js with `vars`; returns { url, db, pids, stop }. */
+/** Starts build/index.js with `vars`; returns { url, db, pids, wasmMemoryKib, stop }. */
 export async function startBareWorker(vars) {
   const before = new Set(childWorkerds());
+  let wasmKib = 0;
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
@@ -53,7 +54,14 @@ export async function startBareWorker(vars) {
     d1Databases: { DB: 'load-db' },
     kvNamespaces: ['CACHE'],
     bindings: vars,
-    handleRuntimeStdio(out, err) { out.resume(); err.resume(); },
+    // The worker's request log lines carry its wasm memory: keep the latest figure.
+    handleRuntimeStdio(out, err) {
+      out.on('data', (chunk) => {
+        const m = String(chunk).match(/"wasm_memory_kib":(\d+)/g);
+        if (m) wasmKib = Number(m.at(-1).split(':')[1]);
+      });
+      err.resume();
+    },
   });
   const url = (await mf.ready).href.replace(/\/$/, '');
   const db = await mf.getD1Database('DB');
@@ -62,5 +70,5 @@ export async function startBareWorker(vars) {
     await db.batch(statements(readFileSync(path.join(dir, file), 'utf8')).map((s) => db.prepare(s)));
   }
   const pids = childWorkerds().filter((p) => !before.has(p));
-  return { url, db, pids, stop: () => mf.dispose() };
+  return { url, db, pids, wasmMemoryKib: () => wasmKib, stop: () => mf.dispose() };
 }

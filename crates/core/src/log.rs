@@ -22,6 +22,8 @@ pub struct RequestLog<'a> {
     /// Rows D1 reported reading and writing for this request.
     pub d1_rows_read: u64,
     pub d1_rows_written: u64,
+    /// The isolate's wasm linear memory when the request ended (it only grows: a leak shows).
+    pub wasm_memory_kib: u64,
 }
 
 impl RequestLog<'_> {
@@ -62,6 +64,7 @@ mod tests {
             error_code: None,
             d1_rows_read: 2,
             d1_rows_written: 0,
+            wasm_memory_kib: 1088,
         }
         .to_line();
         assert!(!line.contains('\n'));
