@@ -5,6 +5,21 @@ export const SIM = process.env.SIM_URL;
 if (!BASE) throw new Error('EDGECHAT_URL is not set: run the integration suite with `npm test` or `node tests/run.mjs`');
 
 /**
+ * fetch, but a GET or HEAD that gets no answer in 20 s is sent once more: after a client
+ * aborts a stream, wrangler dev's proxy can park a GET in its retry queue for good (it
+ * mistakes the broken stream for a worker restart). Other methods are never resent.
+ */
+async function send(url, init) {
+  const idempotent = init.method === 'GET' || init.method === 'HEAD';
+  if (!idempotent) return fetch(url, init);
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
+  } catch {
+    return fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
+  }
+}
+
+/**
  * Sends a request to the worker. `json` is sent as an application/json body; `body` is sent
  * as is. Returns the status, headers, raw text and parsed JSON (or null).
  */
@@ -15,7 +30,7 @@ export async function api(method, path, { json, body, headers = {}, token, base 
     h['content-type'] ??= 'application/json';
     body = JSON.stringify(json);
   }
-  const res = await fetch(base + path, { method, headers: h, body });
+  const res = await send(base + path, { method, headers: h, body });
   const text = await res.text();
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch {}
