@@ -97,7 +97,7 @@ impl SseOut {
 pub async fn run(turn: Turn, sink: Sink) {
     let (mut out, json_tx) = match sink {
         Sink::Sse { tx, first_event } => {
-            let mut o = SseOut { outlet: Outlet::new(tx), next_id: 0 };
+            let mut o = SseOut { outlet: Outlet::new(tx, turn.config.first_byte_timeout_ms), next_id: 0 };
             let alive = o.event("message", &first_event).await;
             (alive.then_some(o), None)
         }

@@ -91,16 +91,31 @@ fn truncate(s: &str, max: usize) -> &str {
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
 pub struct Outlet {
     tx: mpsc::Sender<Vec<u8>>,
+    stall_ms: u64,
 }
 
 impl Outlet {
-    pub fn new(tx: mpsc::Sender<Vec<u8>>) -> Self {
-        Self { tx }
+    /// `stall_ms`: how long a send may wait for the client to take data before the client
+    /// counts as gone.
+    pub fn new(tx: mpsc::Sender<Vec<u8>>, stall_ms: u64) -> Self {
+        Self { tx, stall_ms }
     }
 
-    /// Sends bytes; false once the client has gone.
+    /// Sends bytes; false once the client has gone. A departed client's body stream is not
+    /// always cancelled by the runtime: it may just stop being read, so a send that stays
+    /// blocked for `stall_ms` also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
-        self.tx.send(bytes).await.is_ok()
+        // The usual case, room in the buffer, needs no timer.
+        let bytes = match self.tx.try_send(bytes) {
+            Ok(()) => return true,
+            Err(e) if e.is_disconnected() => return false,
+            Err(e) => e.into_inner(),
+        };
+        let stall = Delay::from(Duration::from_millis(self.stall_ms));
+        match select(Box::pin(self.tx.send(bytes)), stall).await {
+            Either::Left((sent, _)) => sent.is_ok(),
+            Either::Right(_) => false,
+        }
     }
 
     pub async fn ping(&mut self) -> bool {

@@ -125,7 +125,8 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
     let call = Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass };
     // The call runs to its end whatever the client does, so usage and limits are always settled.
-    cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx))));
+    let stall_ms = cx.config.first_byte_timeout_ms;
+    cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx, stall_ms))));
     let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
     let (resp, cache) = match head {
         Head::Error(e) => return Err(e.into()),

@@ -135,12 +135,16 @@ test('gateway: every fault mode ends in a usage record with the right status', a
   assert.deepEqual(rows.map((r) => [r.model, r.status]), expected);
 });
 
-test('gateway: a client leaving before the first byte is recorded as cancelled and frees its slot', async () => {
+test('gateway: a client leaving a stream is recorded as cancelled and frees its slot', async () => {
   const u = await registerUser();
   await gatewayCall(u.access_token, 'hang', unique('leave gw before first byte'), { stream: true, abortAfterMs: 400 });
-  const [row] = await lastUsage(u.user.user_id, 1);
-  assert.deepEqual([row.model, row.status, row.completion_tokens], ['hang', 'cancelled', 0]);
-  // The default plan allows 2 concurrent streams: the slot was released.
+  await gatewayCall(u.access_token, 'slow', unique('leave gw mid stream'), { stream: true, abortAfterMs: 600 });
+  const rows = await lastUsage(u.user.user_id, 2);
+  const by = Object.fromEntries(rows.map((r) => [r.model, r]));
+  assert.deepEqual([by.hang.status, by.slow.status], ['cancelled', 'cancelled']);
+  assert.equal(by.hang.completion_tokens, 0);
+  assert.ok(by.slow.completion_tokens > 0, 'what was generated before the client left is counted');
+  // The default plan allows 2 concurrent streams: both slots were released.
   const again = await Promise.all([1, 2].map(() => gatewayCall(u.access_token, 'sim-small', unique('after'), { stream: true })));
   assert.deepEqual(again.map((r) => r.status), [200, 200]);
 });

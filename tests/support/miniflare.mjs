@@ -59,6 +59,7 @@ export async function startBareWorker(vars) {
       out.on('data', (chunk) => {
         const m = String(chunk).match(/"wasm_memory_kib":(\d+)/g);
         if (m) wasmKib = Number(m.at(-1).split(':')[1]);
+        if (process.env.EDGECHAT_BARE_LOG) process.stderr.write(chunk);
       });
       err.resume();
     },
