@@ -84,13 +84,8 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
         role,
         now,
     };
-    let session = accounts::NewSession {
-        session_id: &session_id,
-        user_id: &user.user_id,
-        refresh_hash: &refresh_hash,
-        refresh_expires_at: now + cx.config.refresh_token_ttl_seconds * 1000,
-        now,
-    };
+    let ttl = cx.config.refresh_token_ttl_seconds;
+    let session = accounts::NewSession::new(&session_id, &user.user_id, &refresh_hash, now, ttl);
     match accounts::create_account(&db, &account, &session).await {
         Err(e) if store::is_unique_violation(&e, "users.email") => {
             return Err(ApiError::conflict("email_taken", "an account with this email already exists").into())
@@ -149,13 +144,8 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_credentials)?;
     let session_id = ids::new_id("ses", platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
-    let session = accounts::NewSession {
-        session_id: &session_id,
-        user_id: &user.user_id,
-        refresh_hash: &refresh_hash,
-        refresh_expires_at: now + cx.config.refresh_token_ttl_seconds * 1000,
-        now,
-    };
+    let ttl = cx.config.refresh_token_ttl_seconds;
+    let session = accounts::NewSession::new(&session_id, &user.user_id, &refresh_hash, now, ttl);
     accounts::open_session(&db, &session).await?;
     cx.user_id = Some(user.user_id.clone());
     token_response(cx, 200, &user, &session_id, &refresh_token, now)

@@ -261,8 +261,15 @@ async fn cache_get(env: &Env, key: &str) -> Option<CachedCompletion> {
     serde_json::from_str(&text).ok()
 }
 
-async fn cache_put(env: &Env, config: &Config, key: &str, entry: &CachedCompletion) {
-    if let (Ok(kv), Ok(json)) = (bindings::cache(env), serde_json::to_string(entry)) {
+/// Stores a completed answer for replay.
+async fn cache_put(env: &Env, config: &Config, key: &str, text: &str, finish: &str, usage: Usage) {
+    let entry = CachedCompletion {
+        text: text.to_string(),
+        finish_reason: finish.into(),
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+    };
+    if let (Ok(kv), Ok(json)) = (bindings::cache(env), serde_json::to_string(&entry)) {
         if let Ok(put) = kv.put(key, json) {
             let _ = put.expiration_ttl(config.gateway_cache_ttl_seconds).execute().await;
         }
@@ -357,13 +364,7 @@ async fn complete(
     };
     let finish = finish_reason(decoded.finish_reason.as_deref().unwrap_or("stop"));
     if let (Some(key), false) = (cache_to, finish == "tool_calls") {
-        let entry = CachedCompletion {
-            text: decoded.text.clone(),
-            finish_reason: finish.into(),
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-        };
-        cache_put(&billing.env, config, key, &entry).await;
+        cache_put(&billing.env, config, key, &decoded.text, finish, usage).await;
     }
     let out = if route.provider == Provider::OpenAi {
         body
@@ -474,13 +475,7 @@ async fn relay(
         FinalStatus::Complete
     };
     if let (FinalStatus::Complete, Some(key), false) = (status, cache_to, finish == "tool_calls") {
-        let entry = CachedCompletion {
-            text: acc.text.clone(),
-            finish_reason: finish.into(),
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-        };
-        cache_put(&billing.env, config, key, &entry).await;
+        cache_put(&billing.env, config, key, &acc.text, finish, usage).await;
     }
     Outcome { status: status.as_str(), usage, estimated }
 }

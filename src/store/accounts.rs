@@ -59,6 +59,13 @@ pub struct NewSession<'a> {
     pub now: u64,
 }
 
+impl<'a> NewSession<'a> {
+    /// A session whose first refresh token lives `ttl_seconds` from `now`.
+    pub fn new(session_id: &'a str, user_id: &'a str, refresh_hash: &'a str, now: u64, ttl_seconds: u64) -> Self {
+        Self { session_id, user_id, refresh_hash, refresh_expires_at: now + ttl_seconds * 1000, now }
+    }
+}
+
 fn session_statements(db: &Db, s: &NewSession<'_>) -> Result<Vec<D1PreparedStatement>, AppError> {
     Ok(vec![
         db.stmt(INSERT_SESSION, &[text(s.session_id), text(s.user_id), num(s.now)])?,
