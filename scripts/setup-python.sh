@@ -1,52 +1,7 @@
 #!/usr/bin/env bash
-# Installs, idempotently, the Python venv that runs the official OpenAI Python SDK against the
-# gateway (tests/sdk/test_openai_python.py). The venv lives outside the clone, under
-# $EDGECHAT_TOOLS, and is named after the hash of tests/sdk/requirements.txt: changing the pins
-# makes a new venv, and an existing one costs a hash and a stat. Progress lines ("==> ...") go
-# to stderr; the venv path is the last (and only) line on stdout, so callers can do
+# The venv with the official OpenAI Python SDK for tests/sdk/test_openai_python.py; prints its
+# path last, so callers can do
 #   export EDGECHAT_PY_VENV="$(bash scripts/setup-python.sh | tail -n 1)"
 set -euo pipefail
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-req="$root/tests/sdk/requirements.txt"
-tools="${EDGECHAT_TOOLS:-$HOME/.cache/edgechat/tools}"
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-
-[ -f "$req" ] || { echo "setup-python: $req is missing" >&2; exit 1; }
-hash="$(sha256sum "$req" | cut -c1-12)"
-venv="$tools/py-sdk-$hash"
-# Written only after pip succeeded: a venv without it is a half-done install and is redone.
-stamp="$venv/.edgechat-installed"
-
-if [ -f "$stamp" ] && [ -x "$venv/bin/python" ]; then
-  say "python SDK venv: present ($venv)"
-else
-  command -v python3 >/dev/null || { echo "setup-python: python3 is required but not installed" >&2; exit 1; }
-  mkdir -p "$tools"
-  # Two setups at once (say dev and test) must not build the same venv together.
-  if command -v flock >/dev/null; then
-    exec 9>"$venv.lock"
-    flock 9
-  fi
-  if [ -f "$stamp" ] && [ -x "$venv/bin/python" ]; then
-    say "python SDK venv: present ($venv)"
-  else
-    say "creating the python SDK venv ($(python3 --version 2>&1)): $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv" >&2 || {
-      echo "setup-python: 'python3 -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
-      rm -rf "$venv"
-      exit 1
-    }
-    say "installing tests/sdk/requirements.txt into it (pip, once per machine)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req" >&2 || {
-      echo "setup-python: pip install -r tests/sdk/requirements.txt failed" >&2
-      rm -rf "$venv"
-      exit 1
-    }
-    "$venv/bin/python" -c 'import openai' >&2
-    touch "$stamp"
-    say "python SDK venv ready: openai $("$venv/bin/python" -c 'import openai; print(openai.__version__)')"
-  fi
-fi
-echo "$venv"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/setup-venv.sh" py-sdk tests/sdk/requirements.txt \
+  python -c 'import openai; print("openai", openai.__version__)'
