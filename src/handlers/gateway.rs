@@ -17,7 +17,7 @@ use edgechat_core::gateway::{
     self, cache_key, chunk_event, completion_json, finish_reason, models_json, passthrough_request, replay_pieces,
     usage_event, CachedCompletion, GatewayRequest, OpenAiError, ResponseMeta, DONE_EVENT,
 };
-use edgechat_core::llm::context::{estimate_tokens, MESSAGE_OVERHEAD_TOKENS};
+use edgechat_core::llm::context::{estimate_messages, estimate_tokens};
 use edgechat_core::llm::provider::{
     build_request, decode_completion, ChatRequest, Provider, StreamDecoder, UpstreamRequest,
 };
@@ -108,11 +108,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
         env: cx.env.clone(),
         user_id: principal.user.user_id.clone(),
         api_key_id: principal.api_key_id.clone(),
-        prompt_estimate: req
-            .messages
-            .iter()
-            .map(|m| u64::from(estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS))
-            .sum(),
+        prompt_estimate: estimate_messages(&req.messages),
     };
 
     let estimate = billing.prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));

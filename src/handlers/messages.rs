@@ -13,7 +13,7 @@ use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
-use edgechat_core::llm::context::{estimate_tokens, select_context, MESSAGE_OVERHEAD_TOKENS};
+use edgechat_core::llm::context::{estimate_messages, select_context};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::{ids, ApiError};
@@ -160,8 +160,7 @@ async fn start_turn(
     let route = &chain[0];
     let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
-    let prompt_estimate =
-        context.iter().map(|m| u64::from(estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)).sum::<u64>();
+    let prompt_estimate = estimate_messages(&context);
     let wants_sse = header(&cx.req, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let admission =
         quota::admit(cx, user, &route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse).await?;

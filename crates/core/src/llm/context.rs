@@ -23,6 +23,11 @@ fn message_cost(content: &str) -> u32 {
     estimate_tokens(content).saturating_add(MESSAGE_OVERHEAD_TOKENS)
 }
 
+/// The estimated prompt size of `messages`: each message's estimate plus its framing.
+pub fn estimate_messages(messages: &[ChatMessage]) -> u64 {
+    messages.iter().map(|m| u64::from(message_cost(&m.content))).sum()
+}
+
 /// The messages to send: the system prompt (as a [`Role::System`] message, when given and not
 /// empty) followed by the longest run of newest messages of `branch` (oldest first, ending
 /// with the new user message) whose estimated size, with the system prompt's, fits
@@ -51,6 +56,18 @@ pub fn select_context(system_prompt: Option<&str>, branch: &[ChatMessage], budge
         kept = rest;
     }
     system.map(|s| ChatMessage::new(Role::System, s)).into_iter().chain(kept.iter().cloned()).collect()
+}
+
+#[cfg(test)]
+mod estimate_messages_tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_estimate_counts_each_message_and_its_framing() {
+        let msgs = [ChatMessage::new(Role::User, "abcdefgh"), ChatMessage::new(Role::Assistant, "")];
+        assert_eq!(estimate_messages(&msgs), u64::from(2 + MESSAGE_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS));
+        assert_eq!(estimate_messages(&[]), 0);
+    }
 }
 
 #[cfg(test)]
