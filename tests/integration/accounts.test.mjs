@@ -85,9 +85,10 @@ test('malformed JSON is 400, a wrong content type 415, a chunked body over the c
 
 test('an email listed in ADMIN_EMAILS registers as admin', async () => {
   const res = await api('POST', '/api/v1/auth/register', { json: { email: 'Admin@Test.Example', password: PASSWORD } });
-  if (res.status === 409) return; // registered by an earlier run of this same stack
-  assert.equal(res.status, 201, res.text);
-  assert.equal(res.body.user.role, 'admin');
+  // Another file may have registered it first on this shared stack: then its login says the same.
+  const account = res.status === 409 ? await login('admin@test.example', PASSWORD) : res;
+  assert.ok([200, 201].includes(account.status), account.text);
+  assert.equal(account.body.user.role, 'admin');
 });
 
 test('login returns a new session; wrong password and unknown email get identical 401s', async () => {
