@@ -128,7 +128,8 @@ pub async fn run(turn: Turn, sink: Sink) {
             Err(NoStream::Failed { timed_out, message, .. }) => {
                 error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message))
             }
-            Ok(Connected { route, mut stream, controller }) => {
+            Ok(Connected { route, body, controller }) => {
+                let mut stream = body.into_stream();
                 let mut decoder = StreamDecoder::new(route.provider);
                 used = Some(route);
                 'read: loop {

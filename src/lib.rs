@@ -10,6 +10,7 @@ mod handlers;
 mod http;
 mod platform;
 mod quota;
+mod relay;
 mod store;
 mod upstream;
 

@@ -13,14 +13,14 @@ use futures_util::future::{select, Either};
 use futures_util::SinkExt;
 use std::future::Future;
 use std::time::Duration;
-use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit, ResponseBody};
 
 /// Longest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
 pub enum Attempt {
-    /// The upstream accepted: its body as a stream, and the handle that aborts it.
-    Streaming(ByteStream, AbortController),
+    /// The upstream accepted: its body, and the handle that aborts it.
+    Streaming(Body, AbortController),
     /// No stream: the HTTP status (None for a connection failure), `Retry-After`, and a
     /// message safe to show.
     Failed { status: Option<u16>, retry_after: Option<String>, message: String },
@@ -55,9 +55,9 @@ pub async fn open(env: &Env, config: &Config, provider: Provider, built: &Upstre
     };
     let status = resp.status_code();
     if (200..300).contains(&status) {
-        return match resp.stream() {
-            Ok(stream) => Attempt::Streaming(stream, controller),
-            Err(_) => failed(Some(status), "the upstream sent no body"),
+        return match resp.body() {
+            ResponseBody::Stream(stream) => Attempt::Streaming(Body::Web(stream.clone()), controller),
+            _ => failed(Some(status), "the upstream sent no body"),
         };
     }
     let retry_after = resp.headers().get("retry-after").ok().flatten();
@@ -76,7 +76,7 @@ async fn open_workers_ai(env: &Env, model: &str, body: &str) -> Attempt {
         Err(_) => return failed(None, "invalid Workers AI input"),
     };
     match ai.run_bytes(model, input).await {
-        Ok(stream) => Attempt::Streaming(stream, AbortController::default()),
+        Ok(stream) => Attempt::Streaming(Body::Bytes(stream), AbortController::default()),
         Err(e) => failed(Some(502), format!("Workers AI failed: {}", truncate(&e.to_string(), 200))),
     }
 }
@@ -162,10 +162,27 @@ pub async fn wait<F: Future + Unpin>(
     }
 }
 
+/// An upstream's answer body: the JavaScript stream of a fetch (which can be handed on to the
+/// client untouched), or a stream of bytes for Rust to read.
+pub enum Body {
+    Web(web_sys::ReadableStream),
+    Bytes(ByteStream),
+}
+
+impl Body {
+    /// The body as bytes read by Rust.
+    pub fn into_stream(self) -> ByteStream {
+        match self {
+            Body::Web(stream) => ByteStream::from(stream),
+            Body::Bytes(stream) => stream,
+        }
+    }
+}
+
 /// An upstream that answered: the model that did, its body, and the handle that aborts it.
 pub struct Connected {
     pub route: ModelRoute,
-    pub stream: ByteStream,
+    pub body: Body,
     pub controller: AbortController,
 }
 
@@ -203,8 +220,8 @@ pub async fn connect(
         for attempt in 0..=c.retry.retries {
             let open = Box::pin(open(env, c, route.provider, &built));
             match wait(open, outlet.as_deref_mut(), c.heartbeat_ms, c.first_byte_timeout_ms).await {
-                Wait::Ready(Attempt::Streaming(stream, controller)) => {
-                    return Ok(Connected { route: route.clone(), stream, controller })
+                Wait::Ready(Attempt::Streaming(body, controller)) => {
+                    return Ok(Connected { route: route.clone(), body, controller })
                 }
                 Wait::Ready(Attempt::Failed { status, retry_after, message }) => {
                     last = NoStream::Failed { timed_out: false, status, message };

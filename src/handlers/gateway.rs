@@ -7,8 +7,9 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{bytes_response, header, read_body, AppError, HandlerResult, JSON};
 use crate::quota::{self, Admission};
+use crate::relay::{Ending, Pump};
 use crate::store::{usage, Db};
-use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
+use crate::upstream::{self, wait, Body, Connected, NoStream, Outlet, Wait};
 use crate::{bindings, platform};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
@@ -27,7 +28,7 @@ use edgechat_core::{ids, request_id, ApiError};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
-use worker::{ByteStream, Env, Response};
+use worker::{AbortController, ByteStream, Env, Response, ResponseBody};
 
 const SSE_BUFFER: usize = 64;
 /// Largest non-streamed upstream answer read.
@@ -130,21 +131,32 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
         Head::Stream { cache } => {
             let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
                 .map_err(|e| AppError::platform("gateway stream", e))?;
-            let h = resp.headers();
-            let _ = h.set("content-type", "text/event-stream; charset=utf-8");
-            let _ = h.set("cache-control", "no-cache, no-transform");
-            (resp, cache)
+            (event_stream(resp), cache)
+        }
+        Head::Piped { body, cache } => {
+            let resp =
+                Response::from_body(ResponseBody::Stream(body)).map_err(|e| AppError::platform("gateway stream", e))?;
+            (event_stream(resp), cache)
         }
     };
     let _ = resp.headers().set("x-edgechat-cache", cache);
     Ok(resp)
 }
 
-/// How the response starts: an error, a whole body, or a stream to follow on the channel.
+fn event_stream(resp: Response) -> Response {
+    let h = resp.headers();
+    let _ = h.set("content-type", "text/event-stream; charset=utf-8");
+    let _ = h.set("cache-control", "no-cache, no-transform");
+    resp
+}
+
+/// How the response starts: an error, a whole body, a stream to follow on the channel, or
+/// the upstream's own stream relayed as it is.
 enum Head {
     Error(OpenAiError),
     Body { content_type: &'static str, bytes: Vec<u8>, cache: &'static str },
     Stream { cache: &'static str },
+    Piped { body: web_sys::ReadableStream, cache: &'static str },
 }
 
 /// One gateway call after admission: cache, upstream, relay or completion, usage record and
@@ -206,8 +218,12 @@ impl Call {
         };
         let cache_to = cache_key.filter(|_| !req.has_tools);
         let route = connected.route.clone();
-        let outcome = match outlet {
-            Some(outlet) => {
+        let outcome = match (outlet, connected) {
+            // The upstream already speaks the client's format: its bytes go out untouched.
+            (Some(_), Connected { route, body: Body::Web(body), controller }) if route.provider == Provider::OpenAi => {
+                pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref()).await
+            }
+            (Some(outlet), connected) => {
                 if head.send(Head::Stream { cache }).is_err() {
                     connected.controller.abort();
                     Outcome::cancelled()
@@ -215,7 +231,7 @@ impl Call {
                     relay(&config, connected, &req, &meta, outlet, &billing, cache_to.as_deref()).await
                 }
             }
-            None => {
+            (None, connected) => {
                 let (result, outcome) = complete(&config, connected, &meta, &billing, cache_to.as_deref()).await;
                 let _ = head.send(match result {
                     Ok(bytes) => Head::Body { content_type: JSON, bytes, cache },
@@ -336,7 +352,8 @@ async fn complete(
     billing: &Billing,
     cache_to: Option<&str>,
 ) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
-    let Connected { route, mut stream, controller } = connected;
+    let Connected { route, body, controller } = connected;
+    let mut stream = body.into_stream();
     let failed = Outcome { status: "error", usage: Usage::default(), estimated: false };
     let body = match read_all(&mut stream, config).await {
         Ok(b) => b,
@@ -371,8 +388,8 @@ async fn complete(
     (Ok(out), Outcome { status: "complete", usage, estimated })
 }
 
-/// A streamed answer relayed to the client while it arrives: OpenAI bytes unchanged, other
-/// providers translated chunk by chunk.
+/// A streamed answer from a provider with another format, translated chunk by chunk to
+/// OpenAI chunks while it arrives.
 async fn relay(
     config: &Config,
     connected: Connected,
@@ -382,32 +399,25 @@ async fn relay(
     billing: &Billing,
     cache_to: Option<&str>,
 ) -> Outcome {
-    let Connected { route, mut stream, controller } = connected;
-    let translate = route.provider != Provider::OpenAi;
+    let Connected { route, body, controller } = connected;
+    let mut stream = body.into_stream();
     let meta = ResponseMeta { model: route.name.clone(), ..meta.clone() };
     let include_usage = req.include_usage;
     let mut decoder = StreamDecoder::new(route.provider);
     let mut acc = Accumulator::default();
     let mut finish: Option<String> = None;
-    let mut gone = false;
     let mut error: Option<&'static str> = None;
-    if translate {
-        let first = chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage);
-        gone = !outlet.send(first.into_bytes()).await;
-    }
+    let first = chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage);
+    let mut gone = !outlet.send(first.into_bytes()).await;
     while !gone {
         match wait(stream.next(), Some(&mut outlet), config.heartbeat_ms, config.first_byte_timeout_ms).await {
             Wait::Ready(Some(Ok(bytes))) => {
-                let events = decoder.feed(&bytes);
-                if !translate && !outlet.send(bytes).await {
-                    gone = true;
-                }
-                for event in events {
+                for event in decoder.feed(&bytes) {
                     if let StreamEvent::Finish(reason) = &event {
                         finish = Some(reason.clone());
                     }
                     let delta = acc.apply(event);
-                    if let (true, Some(text)) = (translate && !gone, delta) {
+                    if let (false, Some(text)) = (gone, delta) {
                         let chunk = chunk_event(&meta, json!({ "content": text }), None, include_usage);
                         gone = !outlet.send(chunk.into_bytes()).await;
                     }
@@ -441,31 +451,45 @@ async fn relay(
         gone = true;
         error = None;
     }
-    let (usage, estimated) = acc.final_usage(billing.prompt_estimate);
     let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
     if !gone {
+        let (usage, _) = acc.final_usage(billing.prompt_estimate);
         let mut tail = String::new();
         match error {
-            Some(code) => {
-                let err = json!({ "error": { "message": "the model's stream ended early", "type": "server_error", "param": null, "code": code } });
-                tail.push_str(&format!("data: {err}\n\n"));
-            }
-            None if translate => {
+            Some(code) => tail.push_str(&stream_error_event(code)),
+            None => {
                 tail.push_str(&chunk_event(&meta, json!({}), Some(finish), include_usage));
                 if include_usage {
                     tail.push_str(&usage_event(&meta, &usage));
                 }
                 tail.push_str(DONE_EVENT);
             }
-            None => {}
         }
-        if !tail.is_empty() {
-            outlet.send(tail.into_bytes()).await;
-        }
+        outlet.send(tail.into_bytes()).await;
     }
+    settle_stream(config, billing, cache_to, &acc, finish, gone, error.is_some()).await
+}
+
+/// The SSE event that ends a stream the model broke off.
+fn stream_error_event(code: &str) -> String {
+    let err = json!({ "error": { "message": "the model's stream ended early", "type": "server_error", "param": null, "code": code } });
+    format!("data: {err}\n\n")
+}
+
+/// How a streamed call ended, and its answer cached when it completed.
+async fn settle_stream(
+    config: &Config,
+    billing: &Billing,
+    cache_to: Option<&str>,
+    acc: &Accumulator,
+    finish: &str,
+    gone: bool,
+    failed: bool,
+) -> Outcome {
+    let (usage, estimated) = acc.final_usage(billing.prompt_estimate);
     let status = if gone {
         FinalStatus::Cancelled
-    } else if error.is_some() {
+    } else if failed {
         FinalStatus::Error
     } else {
         FinalStatus::Complete
@@ -474,4 +498,56 @@ async fn relay(
         cache_put(&billing.env, config, key, &acc.text, finish, usage).await;
     }
     Outcome { status: status.as_str(), usage, estimated }
+}
+
+/// A streamed answer from an OpenAI-compatible upstream: its bytes go to the client as they
+/// are, through the JavaScript pump (no wasm work per chunk); Rust reads them once at the end
+/// for the usage record and the cache, and adds an error event if the model broke off.
+async fn pass_through(
+    config: &Config,
+    body: web_sys::ReadableStream,
+    controller: AbortController,
+    head: oneshot::Sender<Head>,
+    cache: &'static str,
+    billing: &Billing,
+    cache_to: Option<&str>,
+) -> Outcome {
+    let pump = Pump::start(&body, config.first_byte_timeout_ms, config.heartbeat_ms, MAX_COMPLETION_BYTES);
+    if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
+        controller.abort();
+        pump.finish(&[]);
+        return Outcome::cancelled();
+    }
+    let ending = pump.ended().await;
+    if ending != Ending::End {
+        controller.abort();
+    }
+    let (bytes, truncated) = pump.relayed();
+    let mut decoder = StreamDecoder::new(Provider::OpenAi);
+    let mut acc = Accumulator::default();
+    let mut finish: Option<String> = None;
+    let mut events = decoder.feed(&bytes);
+    events.extend(decoder.finish());
+    for event in events {
+        if let StreamEvent::Finish(reason) = &event {
+            finish = Some(reason.clone());
+        }
+        acc.apply(event);
+    }
+    let mut error = match ending {
+        Ending::Stalled => Some("upstream_timeout"),
+        Ending::Broken => Some("upstream_error"),
+        Ending::End if !truncated && acc.status() == FinalStatus::Error => Some("upstream_error"),
+        Ending::End | Ending::Gone => None,
+    };
+    let mut gone = ending == Ending::Gone;
+    let tail = error.map(stream_error_event).unwrap_or_default();
+    // A client that left also breaks the upstream read: ask the client before blaming the model.
+    if !pump.finish(tail.as_bytes()) && error.is_some() {
+        gone = true;
+        error = None;
+    }
+    let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+    let cache_to = cache_to.filter(|_| !truncated);
+    settle_stream(config, billing, cache_to, &acc, finish, gone, error.is_some()).await
 }

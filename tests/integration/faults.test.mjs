@@ -15,7 +15,15 @@ import { startBareWorker } from '../support/miniflare.mjs';
 let worker;
 let BASE;
 before(async () => {
-  worker = await startBareWorker({ ...TEST_VARS, OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL });
+  // Two paces of their own: gaps longer than the heartbeat (300 ms) but shorter than the stall
+  // timeout (1,500 ms), and a gap longer than the stall timeout.
+  const routes = JSON.parse(TEST_VARS.MODEL_ROUTES);
+  routes.models.paced = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=700' };
+  routes.models.stall = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=2500' };
+  worker = await startBareWorker({
+    ...TEST_VARS, MODEL_ROUTES: JSON.stringify(routes),
+    OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL,
+  });
   BASE = worker.url;
 });
 after(() => worker?.stop());
@@ -62,14 +70,14 @@ async function lastUsage(userId, count) {
   }, { what: 'usage records', timeoutMs: 20000 });
 }
 
-async function gatewayCall(token, model, content, { stream = false, abortAfterMs } = {}) {
+async function gatewayCall(token, model, content, { stream = false, abortAfterMs, extra = {} } = {}) {
   const controller = new AbortController();
   const timer = abortAfterMs ? setTimeout(() => controller.abort(), abortAfterMs) : null;
   try {
     const res = await fetch(`${BASE}/v1/chat/completions`, {
       method: 'POST', signal: controller.signal,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ model, stream, messages: [{ role: 'user', content }] }),
+      body: JSON.stringify({ model, stream, messages: [{ role: 'user', content }], ...extra }),
     });
     return { status: res.status, text: await res.text() };
   } catch (err) {
@@ -147,4 +155,42 @@ test('gateway: a client leaving a stream is recorded as cancelled and frees its 
   // The default plan allows 2 concurrent streams: both slots were released.
   const again = await Promise.all([1, 2].map(() => gatewayCall(u.access_token, 'sim-small', unique('after'), { stream: true })));
   assert.deepEqual(again.map((r) => r.status), [200, 200]);
+});
+
+/** The SSE events of a stream's text: each is either data lines or comment lines, never a mix. */
+function events(text) {
+  return text.split('\n\n').filter(Boolean).map((e) => {
+    const lines = e.split('\n');
+    const kinds = new Set(lines.map((l) => (l.startsWith(':') ? 'comment' : l.startsWith('data: ') ? 'data' : 'other')));
+    assert.equal(kinds.size, 1, `an event mixes kinds: ${JSON.stringify(e)}`);
+    return { kind: [...kinds][0], data: lines.map((l) => l.slice(6)).join('\n') };
+  });
+}
+
+test('gateway: a passed-through stream gets heartbeats only between events, and stays valid', async () => {
+  const u = await registerUser();
+  const res = await gatewayCall(u.access_token, 'paced', unique('paced stream'), {
+    stream: true, extra: { stream_options: { include_usage: true } },
+  });
+  assert.equal(res.status, 200);
+  const evs = events(res.text);
+  assert.ok(evs.filter((e) => e.kind === 'comment').length >= 2, `heartbeats in the 700 ms gaps: ${res.text}`);
+  const data = evs.filter((e) => e.kind === 'data').map((e) => e.data);
+  assert.equal(data.at(-1), '[DONE]');
+  const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+  assert.equal(chunks.at(-1).usage.completion_tokens, 3);
+  const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+  assert.equal(text.trim().split(/\s+/).length, 3, 'all three tokens arrived');
+  const [row] = await lastUsage(u.user.user_id, 1);
+  assert.deepEqual([row.model, row.status, row.completion_tokens], ['paced', 'complete', 3]);
+});
+
+test('gateway: a passed-through stream that stalls ends with a timeout error event', async () => {
+  const u = await registerUser();
+  const res = await gatewayCall(u.access_token, 'stall', unique('stalled stream'), { stream: true });
+  assert.equal(res.status, 200);
+  const data = events(res.text).filter((e) => e.kind === 'data').map((e) => JSON.parse(e.data));
+  assert.equal(data.at(-1).error?.code, 'upstream_timeout', res.text);
+  const [row] = await lastUsage(u.user.user_id, 1);
+  assert.equal(row.status, 'error');
 });
