@@ -69,6 +69,7 @@ function streamRows(push, scen, mine, js, sim) {
   push(scen, 'inter-chunk gap p99, 256 concurrent streams (see note)', mine.many?.gap?.p99, 'JS worker', js.many?.gap?.p99);
   push(scen, 'tokens lost, 256 concurrent streams (of 16,384)', mine.many?.lostTokens, 'JS worker', js.many?.lostTokens, num);
   push(scen, 'workerd CPU per chunk (256 streams, raw)', mine.many?.cpuPerChunkMs, 'JS worker', js.many?.cpuPerChunkMs, (v) => ms(v, 4));
+  push(scen, 'workerd CPU per extra chunk (64- vs 8-chunk streams)', mine.cpuPerExtraChunkMs, 'JS worker', js.cpuPerExtraChunkMs, (v) => ms(v, 4));
 }
 
 function budgetRows(r) {
@@ -98,6 +99,12 @@ function budgetRows(r) {
     if (!t?.many || !st.js?.many) continue;
     const clean = t.many.completed === t.many.streams;
     rows.push([`${name} CPU per chunk at or below the JS worker (256 streams)`, clean ? `${ms(t.many.cpuPerChunkMs, 4)} vs ${ms(st.js.many.cpuPerChunkMs, 4)}` : `only ${t.many.completed} of ${t.many.streams} streams completed`, clean ? atMost(t.many.cpuPerChunkMs, st.js.many.cpuPerChunkMs) : 'n/a']);
+  }
+  // The per-chunk figure itself: per-request work cancels out between long and short streams.
+  const extra = st.edgechat?.cpuPerExtraChunkMs;
+  const jsExtra = st.js?.cpuPerExtraChunkMs;
+  if (extra != null && jsExtra != null) {
+    rows.push(['streamed `/v1/chat/completions` (pass-through) CPU per extra chunk at or below the JS worker (no per-chunk wasm work)', `${ms(extra, 4)} vs ${ms(jsExtra, 4)}`, atMost(extra, jsExtra)]);
   }
   return rows;
 }
@@ -151,13 +158,14 @@ function streamTargetRows(r) {
   const all = [...Object.entries(r.scenarios.completionsStream ?? {}).map(([id, t]) => [r.labels[id] ?? id, '`/v1/chat/completions`', t]),
     ...Object.entries(r.scenarios.chatTurn ?? {}).map(([id, t]) => [r.labels[id] ?? id, 'chat turn (`event: delta`)', t])];
   for (const [label, what, t] of all) {
-    if (t.notImplemented || t.error) { rows.push([label, what, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', '', '', '', '', '']); continue; }
+    if (t.notImplemented || t.error) { rows.push([label, what, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', '', '', '', '', '', '']); continue; }
     const addedTtft = t === sim ? '—' : ms((t.one?.ttft?.p50 ?? NaN) - (sim?.one?.ttft?.p50 ?? NaN));
     rows.push([label, what, ms(t.one?.ttft?.p50), addedTtft, ms(t.one?.gap?.p99),
       t.many ? `${num(t.many.receivedTokens)} / ${num(t.many.expectedTokens)} (${num(t.many.lostTokens)} lost)` : '—',
       t.many ? `${t.many.completed} / ${t.many.streams}` : '—',
       ms(t.many?.ttft?.p50, 0), ms(t.many?.ttft?.p99, 0), ms(t.many?.lastToken?.p99, 0), ms(t.many?.gap?.p99),
-      t.many?.cpuPerChunkMs === null || t.many?.cpuPerChunkMs === undefined ? '—' : `${ms(t.many.cpuPerChunkMs, 4)} (${ms(t.many.cpuPerStreamMs, 2)}/stream)`]);
+      t.many?.cpuPerChunkMs === null || t.many?.cpuPerChunkMs === undefined ? '—' : `${ms(t.many.cpuPerChunkMs, 4)} (${ms(t.many.cpuPerStreamMs, 2)}/stream)`,
+      t.cpuPerExtraChunkMs == null ? '—' : ms(t.cpuPerExtraChunkMs, 4)]);
   }
   return rows;
 }
@@ -181,8 +189,8 @@ export function renderMarkdown(r) {
   out.push('One connection for latency (sequential keep-alive requests after a warm-up); then closed-loop load stepped through concurrency ' + r.method.steps.join(', ') + ` (${r.method.stepSeconds} s each) until p99 > ${r.method.p99LimitMs} ms or an error. CPU per request: user+system CPU of the target\'s own processes (workerd for the two workers) over the measured one-connection requests, divided by their count; raw, nothing subtracted. Under Miniflare, D1 and KV run inside the same workerd process, so edgechat\'s CPU includes its database and cache work (on Cloudflare they are separate services).`, '');
   out.push(table(['scenario', 'target', 'p50', 'p99', 'added p50', 'added p99', 'best req/s, p99 < 10 ms', 'CPU / request', 'errors'], targetRows(r)), '');
   out.push('## Every target: streams', '');
-  out.push(`Each stream is 64 tokens 20 ms apart from the simulator. One connection: ${r.method.sequentialStreams} streams in a row after a warm-up. Then ${r.method.concurrentStreams} streams at once (one connection each, cut off at ${r.method.concurrentTimeoutSeconds} s): tokens counted as words of the text received. CPU per chunk: CPU of the target\'s processes during the ${r.method.concurrentStreams} streams ÷ tokens received (raw: includes the requests themselves and, for chat turns, their D1 writes).`, '');
-  out.push(table(['target', 'endpoint', 'TTFT p50', 'added TTFT p50', 'gap p99, 1 conn', `tokens received, ${r.method.concurrentStreams} streams`, 'streams completed', 'TTFT p50, 256', 'TTFT p99, 256', 'last token p99, 256', 'gap p99, 256', 'CPU per chunk'], streamTargetRows(r)), '');
+  out.push(`Each stream is 64 tokens 20 ms apart from the simulator. One connection: ${r.method.sequentialStreams} streams in a row after a warm-up. Then ${r.method.concurrentStreams} streams at once (one connection each, cut off at ${r.method.concurrentTimeoutSeconds} s): tokens counted as words of the text received. CPU per chunk: CPU of the target\'s processes during the ${r.method.concurrentStreams} streams ÷ tokens received (raw: includes the requests themselves and, for chat turns, their D1 writes). CPU per extra chunk: ${r.method.marginalStreams} streams of 64 chunks at once, then ${r.method.marginalStreams} of ${r.method.shortStreamTokens} chunks (same pace), CPU difference ÷ extra chunks received: what one more chunk costs, with the per-request work cancelled out.`, '');
+  out.push(table(['target', 'endpoint', 'TTFT p50', 'added TTFT p50', 'gap p99, 1 conn', `tokens received, ${r.method.concurrentStreams} streams`, 'streams completed', 'TTFT p50, 256', 'TTFT p99, 256', 'last token p99, 256', 'gap p99, 256', 'CPU per chunk', 'CPU per extra chunk'], streamTargetRows(r)), '');
   out.push('Note: a gap p99 below 20 ms at 256 streams means tokens arrived in bursts (the stream started late and caught up), not a faster stream: read it with the TTFT and last-token columns.', '');
   out.push('## Peak memory', '');
   out.push('Peak resident memory of each target\'s processes over the whole run, after 256 concurrent streams; for the two workers this is the whole workerd process (Miniflare\'s own services, D1 and KV included).', '');

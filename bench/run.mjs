@@ -27,6 +27,9 @@ const METHOD = {
   sequentialStreams: 8,
   concurrentStreams: 256,
   concurrentTimeoutSeconds: 30,
+  // Marginal CPU per chunk: this many 64-chunk streams at once against as many 8-chunk ones.
+  marginalStreams: 64,
+  shortStreamTokens: 8,
 };
 const PROMPT = [{ role: 'user', content: 'Tell me something about rivers.' }];
 
@@ -97,6 +100,26 @@ async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = tr
   return out;
 }
 
+/**
+ * CPU per extra chunk: the CPU of `marginalStreams` 64-chunk streams minus that of as many
+ * 8-chunk ones, over the extra chunks received, so per-request work (auth, limits, records)
+ * cancels out and what is left is what each chunk costs.
+ */
+async function marginalChunkCpu(target, makeSpec) {
+  const pids = target.pids();
+  if (!pids.length) return null;
+  const run = async (which, expectedTokens) => {
+    const before = T.cpuMs(pids);
+    const r = await concurrentStreams(target.url, () => makeSpec(which), { n: METHOD.marginalStreams, expectedTokens, timeoutMs: 20_000 });
+    return { cpu: T.cpuMs(pids) - before, tokens: r.receivedTokens, complete: r.completed === r.streams };
+  };
+  await run('short', METHOD.shortStreamTokens); // warm-up
+  const long = await run('stream', T.STREAM_TOKENS);
+  const short = await run('short', METHOD.shortStreamTokens);
+  if (!long.complete || !short.complete || long.tokens <= short.tokens) return null;
+  return (long.cpu - short.cpu) / (long.tokens - short.tokens);
+}
+
 /** Sequential streams on one connection, then 256 at once with the CPU they cost. */
 async function measureStreams(target, makeSpec) {
   const one = await sequentialStreams(target.url, makeSpec, { count: METHOD.sequentialStreams, expectedTokens: T.STREAM_TOKENS });
@@ -112,14 +135,17 @@ async function measureStreams(target, makeSpec) {
     `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
     (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
   await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
-  return { one, many };
+  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpec);
+  if (cpuPerExtraChunkMs !== null) log(`  ${target.id}: CPU per extra chunk ${cpuPerExtraChunkMs.toFixed(4)} ms`);
+  return { one, many, cpuPerExtraChunkMs };
 }
 
+// which: 'fast' (8 tokens at once), 'stream' (64 tokens 20 ms apart) or 'short' (8 tokens 20 ms apart).
 const openaiSpec = (target, which, extraHeaders = {}) => ({
   method: 'POST',
   path: '/v1/chat/completions',
   headers: { ...(target.headers ?? {}), ...extraHeaders },
-  body: { model: target.models?.[which] ?? T.UPSTREAM[which], messages: PROMPT, ...(which === 'stream' ? { stream: true } : {}) },
+  body: { model: target.models?.[which] ?? T.UPSTREAM[which], messages: PROMPT, ...(which === 'fast' ? {} : { stream: true }) },
   kind: 'openai',
   check: (res) => res.status === 200 && res.headers['x-edgechat-cache'] !== 'hit',
 });
@@ -185,11 +211,11 @@ async function main() {
   const listToken = await seedUser(edgechat.url, 'list');
   await createConversations(edgechat.url, listToken, 20);
   const chatToken = await seedUser(edgechat.url, 'chat');
-  const chatConversations = await createConversations(edgechat.url, chatToken, 1 + METHOD.sequentialStreams + METHOD.concurrentStreams);
+  const chatConversations = await createConversations(edgechat.url, chatToken, 1 + METHOD.sequentialStreams + METHOD.concurrentStreams + 3 * METHOD.marginalStreams);
   const gatewayToken = await seedUser(edgechat.url, 'gateway');
   const auth = (token) => ({ authorization: `Bearer ${token}` });
   edgechat.headers = auth(gatewayToken);
-  edgechat.models = { stream: 'bench', fast: 'bench-fast' };
+  edgechat.models = { stream: 'bench', short: 'bench-short', fast: 'bench-fast' };
 
   const S = results.scenarios;
   log('scenario: GET /health');
@@ -236,15 +262,15 @@ async function main() {
   for (const t of openaiTargets) {
     if (t === edgechat && gatewayState) { S.completionsStream.edgechat = gatewayState; continue; }
     if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
-    S.completionsStream[t.id] = await measureStreams(t, () => openaiSpec(t, 'stream'));
+    S.completionsStream[t.id] = await measureStreams(t, (which = 'stream') => openaiSpec(t, which));
   }
 
   log('scenario: edgechat chat turn, SSE (64 chunks 20 ms apart, a fresh conversation per stream)');
   let next = 0;
-  S.chatTurn.edgechat = await measureStreams(edgechat, () => ({
+  S.chatTurn.edgechat = await measureStreams(edgechat, (which = 'stream') => ({
     path: `/api/v1/conversations/${chatConversations[next++ % chatConversations.length]}/messages`,
     headers: auth(chatToken),
-    body: { content: PROMPT[0].content, model: 'bench' },
+    body: { content: PROMPT[0].content, model: edgechat.models[which] },
     kind: 'edgechat',
   }));
 

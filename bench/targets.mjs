@@ -17,7 +17,7 @@ export const PORTKEY_VERSION = '1.15.2';
 const PORTKEY_HONO_NODE_SERVER = '1.13.8';
 
 /** Upstream models every OpenAI-shaped target is asked for (simulator options after `+`). */
-export const UPSTREAM = { stream: 'sim-small+tokens=64+interval=20', fast: 'sim-small+tokens=8+interval=0' };
+export const UPSTREAM = { stream: 'sim-small+tokens=64+interval=20', short: 'sim-small+tokens=8+interval=20', fast: 'sim-small+tokens=8+interval=0' };
 export const STREAM_TOKENS = 64;
 
 // ---------------------------------------------------------------------------------------
@@ -226,6 +226,7 @@ export function edgechatVars(simUrl) {
       default: 'bench',
       models: {
         bench: { provider: 'openai', upstream: UPSTREAM.stream },
+        'bench-short': { provider: 'openai', upstream: UPSTREAM.short },
         'bench-fast': { provider: 'openai', upstream: UPSTREAM.fast },
       },
     }),

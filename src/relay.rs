@@ -1,6 +1,6 @@
-//! Pass-through streams: an upstream body whose format already matches the client's goes to
-//! the client through a small JavaScript pump (src/js/relay.js), never chunk by chunk through
-//! wasm; Rust reads what was relayed once, when the stream has ended.
+//! Pass-through streams: an upstream body whose format already matches the client's is piped
+//! to the client by the runtime (src/js/relay.js tees it), never chunk by chunk through wasm;
+//! Rust reads a copy of what was relayed once, when the stream has ended.
 
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -12,7 +12,14 @@ extern "C" {
     type Relay;
 
     #[wasm_bindgen(constructor)]
-    fn new(upstream: &ReadableStream, stall_ms: f64, heartbeat_ms: f64, keep_bytes: f64) -> Relay;
+    fn new(
+        upstream: &ReadableStream,
+        stall_ms: f64,
+        heartbeat_ms: f64,
+        keep_bytes: f64,
+        stall_tail: &Uint8Array,
+        error_tail: &Uint8Array,
+    ) -> Relay;
     #[wasm_bindgen(method, getter)]
     fn readable(this: &Relay) -> ReadableStream;
     #[wasm_bindgen(method, getter)]
@@ -21,8 +28,6 @@ extern "C" {
     fn truncated(this: &Relay) -> bool;
     #[wasm_bindgen(method)]
     fn bytes(this: &Relay) -> Uint8Array;
-    #[wasm_bindgen(method)]
-    fn finish(this: &Relay, tail: &Uint8Array) -> bool;
 }
 
 /// How a relayed stream ended.
@@ -30,9 +35,9 @@ extern "C" {
 pub enum Ending {
     /// The upstream finished.
     End,
-    /// The client left, or stopped reading for the stall timeout.
+    /// The client left.
     Gone,
-    /// The upstream sent nothing for the stall timeout.
+    /// The upstream sent nothing for the stall timeout (the caller aborts it).
     Stalled,
     /// The upstream's body broke off.
     Broken,
@@ -44,9 +49,18 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// Starts relaying `upstream`; `keep_bytes` bounds the copy kept for [`Pump::relayed`].
-    pub fn start(upstream: &ReadableStream, stall_ms: u64, heartbeat_ms: u64, keep_bytes: usize) -> Self {
-        Self { relay: Relay::new(upstream, stall_ms as f64, heartbeat_ms as f64, keep_bytes as f64) }
+    /// Starts relaying `upstream`: heartbeats every `heartbeat_ms` until its first bytes, then
+    /// `tails.0` (an error event) if they take `stall_ms` or `tails.1` if the upstream breaks
+    /// off first; `keep_bytes` bounds the copy kept for [`Pump::relayed`].
+    pub fn start(
+        upstream: &ReadableStream,
+        stall_ms: u64,
+        heartbeat_ms: u64,
+        keep_bytes: usize,
+        tails: (&[u8], &[u8]),
+    ) -> Self {
+        let (stall, error) = (Uint8Array::from(tails.0), Uint8Array::from(tails.1));
+        Self { relay: Relay::new(upstream, stall_ms as f64, heartbeat_ms as f64, keep_bytes as f64, &stall, &error) }
     }
 
     /// The stream to give the client as its response body.
@@ -67,10 +81,5 @@ impl Pump {
     /// Everything relayed so far (up to `keep_bytes`), and whether more was relayed than kept.
     pub fn relayed(&self) -> (Vec<u8>, bool) {
         (self.relay.bytes().to_vec(), self.relay.truncated())
-    }
-
-    /// Sends `tail` and closes the client's stream; false if the client has gone.
-    pub fn finish(&self, tail: &[u8]) -> bool {
-        self.relay.finish(&Uint8Array::from(tail))
     }
 }

@@ -500,9 +500,9 @@ async fn settle_stream(
     Outcome { status: status.as_str(), usage, estimated }
 }
 
-/// A streamed answer from an OpenAI-compatible upstream: its bytes go to the client as they
-/// are, through the JavaScript pump (no wasm work per chunk); Rust reads them once at the end
-/// for the usage record and the cache, and adds an error event if the model broke off.
+/// A streamed answer from an OpenAI-compatible upstream: its bytes are piped to the client
+/// by the runtime (no wasm work per chunk); Rust reads a copy once at the end for the usage
+/// record and the cache. A model that breaks off or stalls cuts the client's stream off.
 async fn pass_through(
     config: &Config,
     body: web_sys::ReadableStream,
@@ -512,10 +512,16 @@ async fn pass_through(
     billing: &Billing,
     cache_to: Option<&str>,
 ) -> Outcome {
-    let pump = Pump::start(&body, config.first_byte_timeout_ms, config.heartbeat_ms, MAX_COMPLETION_BYTES);
+    let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
+    let pump = Pump::start(
+        &body,
+        config.first_byte_timeout_ms,
+        config.heartbeat_ms,
+        MAX_COMPLETION_BYTES,
+        (tails.0.as_bytes(), tails.1.as_bytes()),
+    );
     if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
         controller.abort();
-        pump.finish(&[]);
         return Outcome::cancelled();
     }
     let ending = pump.ended().await;
@@ -534,20 +540,15 @@ async fn pass_through(
         }
         acc.apply(event);
     }
-    let mut error = match ending {
-        Ending::Stalled => Some("upstream_timeout"),
-        Ending::Broken => Some("upstream_error"),
-        Ending::End if !truncated && acc.status() == FinalStatus::Error => Some("upstream_error"),
-        Ending::End | Ending::Gone => None,
+    // The client already has the upstream's bytes as they were, a cut-off included: what is
+    // left is how the call counts.
+    let failed = match ending {
+        Ending::Stalled | Ending::Broken => true,
+        Ending::End => !truncated && acc.status() == FinalStatus::Error,
+        Ending::Gone => false,
     };
-    let mut gone = ending == Ending::Gone;
-    let tail = error.map(stream_error_event).unwrap_or_default();
-    // A client that left also breaks the upstream read: ask the client before blaming the model.
-    if !pump.finish(tail.as_bytes()) && error.is_some() {
-        gone = true;
-        error = None;
-    }
+    let gone = ending == Ending::Gone;
     let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
     let cache_to = cache_to.filter(|_| !truncated);
-    settle_stream(config, billing, cache_to, &acc, finish, gone, error.is_some()).await
+    settle_stream(config, billing, cache_to, &acc, finish, gone, failed).await
 }

@@ -1,93 +1,145 @@
-// The byte pump behind pass-through streams (src/relay.rs): upstream chunks go to the client
-// here, in JavaScript, so a stream whose format already matches the client's costs no wasm
-// work per chunk. It keeps a copy of what it relayed for Rust to read once at the end, sends
-// SSE heartbeats only between whole events, and tells Rust how the stream ended: "end" (the
-// upstream finished), "gone" (the client left or stopped reading for stallMs), "stalled" (the
-// upstream sent nothing for stallMs) or "error" (the upstream broke off).
+// The byte path behind pass-through streams (src/relay.rs). The upstream body is teed. Until
+// its first bytes arrive, the client gets SSE heartbeats (one it does not take means it left),
+// then `stallTail` if nothing came within stallMs, or `errorTail` if the upstream broke off
+// (both error events). From the first bytes on,
+// one branch is piped to the client by the runtime: native code, no JavaScript and no wasm
+// per chunk. The other branch is drained a few times a second, in whole buffered runs, into
+// a copy that Rust reads once at the end for usage and the cache; the drain also notices an
+// upstream that stalls mid-stream. `ended` says how the stream ended: "end" (the upstream
+// finished), "gone" (the client left), "stalled" (nothing for stallMs; the caller aborts the
+// upstream) or "error" (the upstream broke off). Once piping, a broken or stalled upstream
+// cuts the client's stream off without its final `data: [DONE]`, as a direct connection to the
+// upstream would.
 
+const TIMEOUT = Symbol('timeout');
 const PING = new TextEncoder().encode(': ping\n\n');
+const sleep = (ms) => new Promise((resolve) => { setTimeout(() => resolve(TIMEOUT), ms); });
 
 export class Relay {
-  constructor(upstream, stallMs, heartbeatMs, keepBytes) {
-    this.reader = upstream.getReader();
+  constructor(upstream, stallMs, heartbeatMs, keepBytes, stallTail, errorTail) {
+    const [toClient, toCopy] = upstream.tee();
+    const pipe = new IdentityTransformStream();
+    this.readable = pipe.readable;
+    this.writable = pipe.writable;
+    this.toClient = toClient;
+    this.reader = toCopy.getReader();
+    this.pending = null;
     this.chunks = [];
     this.kept = 0;
     this.keepBytes = keepBytes;
     this.truncated = false;
-    this.boundary = true;
-    this.waiting = false;
-    this.lastRead = Date.now();
-    this.lastSent = this.lastRead;
+    this.lastProgress = Date.now();
     this.state = '';
-    this.open = true;
+    this.timer = null;
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
-    this.finished = new Promise((resolve) => { this.resolveFinished = resolve; });
-    this.readable = new ReadableStream({
-      start: (controller) => { this.controller = controller; },
-      pull: (controller) => this.pull(controller),
-      cancel: () => { this.open = false; this.settle('gone'); },
-    }, { highWaterMark: 0 });
-    const tick = Math.max(50, Math.min(stallMs, heartbeatMs) / 4);
-    this.timer = setInterval(() => this.tick(stallMs, heartbeatMs), tick);
+    this.start(stallMs, heartbeatMs, stallTail, errorTail);
+  }
+
+  async start(stallMs, heartbeatMs, stallTail, errorTail) {
+    const writer = this.writable.getWriter();
+    // A write the client does not take within stallMs means it has gone.
+    const send = (bytes) => Promise.race([writer.write(bytes).then(() => true, () => false), sleep(stallMs).then(() => false)]);
+    const end = async (tail, state) => {
+      const here = await send(tail);
+      if (here) await writer.close().catch(() => {});
+      this.settle(here ? state : 'gone');
+    };
+    const deadline = Date.now() + stallMs;
+    for (;;) {
+      this.pending ??= this.reader.read();
+      let read;
+      try {
+        read = await Promise.race([this.pending, sleep(Math.min(heartbeatMs, Math.max(1, deadline - Date.now())))]);
+      } catch {
+        this.pending = null;
+        return end(errorTail, 'error');
+      }
+      if (read !== TIMEOUT) {
+        this.pending = null;
+        if (!read.done) this.keep(read.value);
+        break;
+      }
+      if (Date.now() >= deadline) return end(stallTail, 'stalled');
+      if (!(await send(PING))) return this.settle('gone');
+    }
+    writer.releaseLock();
+    const tickMs = Math.max(20, Math.min(250, stallMs / 4));
+    this.timer = setInterval(() => this.tick(stallMs), tickMs);
+    // preventCancel: the client leaving must not cancel the upstream before the copy is drained.
+    this.toClient.pipeTo(this.writable, { preventCancel: true }).then(
+      () => this.pipeEnded(true),
+      (err) => this.pipeEnded(false, err),
+    );
+  }
+
+  keep(chunk) {
+    this.lastProgress = Date.now();
+    if (this.kept + chunk.byteLength <= this.keepBytes) {
+      this.chunks.push(chunk);
+      this.kept += chunk.byteLength;
+    } else {
+      this.truncated = true;
+    }
+  }
+
+  /**
+   * Takes what is buffered on the copy: reads until one takes longer than `waitMs` (the
+   * runtime hands buffered bytes over in a few large reads). Resolves true once the copy has
+   * ended; rejects if the upstream broke off.
+   */
+  async drain(waitMs) {
+    for (;;) {
+      this.pending ??= this.reader.read();
+      const read = await Promise.race([this.pending, sleep(waitMs)]);
+      if (read === TIMEOUT) return false;
+      this.pending = null;
+      if (read.done) return true;
+      this.keep(read.value);
+    }
+  }
+
+  async tick(stallMs) {
+    if (this.draining || this.state) return;
+    this.draining = true;
+    try {
+      await this.drain(5);
+    } catch {
+      // The upstream broke off: the pipe reports it.
+    } finally {
+      this.draining = false;
+    }
+    if (!this.state && Date.now() - this.lastProgress >= stallMs) this.settle('stalled');
   }
 
   settle(state) {
     if (this.state) return;
     this.state = state;
     clearInterval(this.timer);
-    if (state !== 'end') this.reader.cancel().catch(() => {});
+    if (state !== 'end') {
+      this.reader.cancel().catch(() => {});
+      this.toClient.cancel().catch(() => {});
+    }
     this.resolveEnded(state);
   }
 
-  async pull(controller) {
-    if (this.state) return this.finished;
-    this.waiting = true;
-    let read;
+  async pipeEnded(finished, err) {
+    if (this.state) return;
+    // The client's side was cancelled: it left.
+    if (err?.name === 'AbortError') {
+      await this.drain(20).catch(() => {});
+      return this.settle('gone');
+    }
     try {
-      read = await this.reader.read();
+      // After a finished pipe everything is buffered on the copy and it ends at once; after
+      // a failed one, a copy that still reads means the upstream is fine: the client left.
+      const ended = await this.drain(finished ? 60_000 : 20);
+      this.settle(finished || ended ? 'end' : 'gone');
     } catch {
-      this.waiting = false;
       this.settle('error');
-      return this.finished;
-    }
-    this.waiting = false;
-    this.lastRead = Date.now();
-    if (this.state) return this.finished;
-    if (read.done) {
-      this.settle('end');
-      return this.finished;
-    }
-    const chunk = read.value;
-    const n = chunk.byteLength;
-    if (n === 0) return;
-    if (this.kept + n <= this.keepBytes) {
-      this.chunks.push(chunk.slice());
-      this.kept += n;
-    } else {
-      this.truncated = true;
-    }
-    this.boundary = n >= 2 ? chunk[n - 1] === 10 && chunk[n - 2] === 10 : this.boundary && chunk[0] === 10;
-    this.lastSent = this.lastRead;
-    controller.enqueue(chunk);
-  }
-
-  tick(stallMs, heartbeatMs) {
-    const now = Date.now();
-    if (this.waiting && now - this.lastRead >= stallMs) return this.settle('stalled');
-    // Not waiting on the upstream means the client has not asked for more.
-    if (!this.waiting && now - this.lastRead >= stallMs) return this.settle('gone');
-    if (this.waiting && this.boundary && now - this.lastSent >= heartbeatMs) {
-      this.lastSent = now;
-      try {
-        this.controller.enqueue(PING);
-      } catch {
-        this.open = false;
-        this.settle('gone');
-      }
     }
   }
 
-  /** Everything relayed (up to keepBytes), as one array. */
+  /** Everything copied (up to keepBytes), as one array. */
   bytes() {
     const out = new Uint8Array(this.kept);
     let at = 0;
@@ -97,21 +149,5 @@ export class Relay {
     }
     this.chunks = [];
     return out;
-  }
-
-  /** Sends `tail` (may be empty) and closes the client's stream; false if the client is gone. */
-  finish(tail) {
-    let delivered = this.open;
-    if (this.open) {
-      try {
-        if (tail.byteLength > 0) this.controller.enqueue(tail);
-        this.controller.close();
-      } catch {
-        delivered = false;
-      }
-    }
-    this.open = false;
-    this.resolveFinished();
-    return delivered;
   }
 }
