@@ -1,11 +1,14 @@
 //! Access tokens: issuing and verifying short-lived HS256 JWTs (algorithm pinned, time passed in).
 
-use chrono::{DateTime, TimeZone, Utc};
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::ValidationError::{InvalidSignature, InvalidSignatureLen};
-use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
+use base64ct::{Base64UrlUnpadded as B64, Encoding};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Sha256;
+use std::fmt;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -85,20 +88,130 @@ impl TokenError {
     }
 }
 
-// Every field optional so that a missing claim surfaces as our own error after the signature
-// check, rather than as a parse failure; `aud` may be a string or an array.
-#[derive(Serialize, Deserialize, Default)]
-#[serde(default)]
-struct Custom {
-    sub: Option<String>,
-    sid: Option<String>,
-    iss: Option<String>,
-    aud: Option<Value>,
-    typ: Option<String>,
+/// The one header this module writes: `{"alg":"HS256","typ":"JWT"}`.
+const HEADER_JSON: &str = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+/// An HMAC-SHA256 tag is 32 bytes.
+const SIGNATURE_LEN: usize = 32;
+/// The unix-seconds range a timestamp claim may take (that of a proleptic Gregorian
+/// date-time with a year in -262143..=262142): anything outside it is malformed, and issuing
+/// saturates at its top.
+const MIN_TIMESTAMP: i64 = -8_334_601_228_800;
+const MAX_TIMESTAMP: i64 = 8_210_266_876_799;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The claims written, in the order they are serialized.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    sub: &'a str,
+    sid: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    typ: &'a str,
 }
 
-fn to_datetime(seconds: u64) -> DateTime<Utc> {
-    i64::try_from(seconds).ok().and_then(|s| Utc.timestamp_opt(s, 0).single()).unwrap_or(DateTime::<Utc>::MAX_UTC)
+// The registered header parameters are type-checked even though only `alg` and `cty` decide
+// anything, so that an ill-typed header is malformed whatever its signature.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ReceivedHeader {
+    alg: String,
+    #[serde(default)]
+    cty: Option<String>,
+    #[serde(default)]
+    jku: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    x5u: Option<String>,
+    #[serde(default)]
+    x5t: Option<String>,
+    #[serde(default, rename = "x5t#S256")]
+    x5t_s256: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
+
+// Every field optional so that a missing claim surfaces as our own error after the signature
+// check, rather than as a parse failure; `aud` may be a string or an array. A timestamp claim
+// may be absent but not null.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ReceivedClaims {
+    #[serde(default, deserialize_with = "timestamp")]
+    exp: Option<i64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    nbf: Option<i64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    iat: Option<i64>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Value>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
+
+/// A NumericDate: an integer, or a number truncated to one, within the timestamp range.
+fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct Seconds;
+    impl Visitor<'_> for Seconds {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a timestamp")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            if (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&v) {
+                Ok(v)
+            } else {
+                Err(E::custom("timestamp out of range"))
+            }
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            self.visit_i64(i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            self.visit_i64(v as i64)
+        }
+    }
+    deserializer.deserialize_i64(Seconds).map(Some)
+}
+
+/// Parses a JSON object. Unknown members are parsed too (an out-of-range number anywhere makes
+/// the whole malformed), and the flattened catch-all means an array is no substitute.
+fn parse_object<T: DeserializeOwned>(json: &[u8]) -> Result<T, TokenError> {
+    serde_json::from_slice(json).map_err(|_| TokenError::Malformed)
+}
+
+/// An `x5t`/`x5t#S256` value must be base64url (up to two `=` tolerated) of exactly `len`
+/// bytes, or of more bytes that are UTF-8.
+fn thumbprint_ok(value: &str, len: usize) -> bool {
+    let value = value.strip_suffix('=').unwrap_or(value);
+    let value = value.strip_suffix('=').unwrap_or(value);
+    match (value.len() * 3 / 4).cmp(&len) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => B64::decode(value, &mut [0u8; 32][..len]).is_ok(),
+        std::cmp::Ordering::Greater => B64::decode_vec(value).is_ok_and(|b| String::from_utf8(b).is_ok()),
+    }
+}
+
+fn mac(secret: &[u8]) -> Option<HmacSha256> {
+    <HmacSha256 as KeyInit>::new_from_slice(secret).ok()
+}
+
+fn to_timestamp(seconds: u64) -> i64 {
+    i64::try_from(seconds).map_or(MAX_TIMESTAMP, |s| s.min(MAX_TIMESTAMP))
 }
 
 /// Signs an access token: header alg HS256 (pinned) and typ "JWT"; claims sub=user_id,
@@ -106,20 +219,28 @@ fn to_datetime(seconds: u64) -> DateTime<Utc> {
 /// typ = "access".
 pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &str, now_ms: u64) -> String {
     let iat = now_ms / 1000;
-    let mut claims = Claims::new(Custom {
-        sub: Some(user_id.to_owned()),
-        sid: Some(session_id.to_owned()),
-        iss: Some(settings.issuer.to_owned()),
-        aud: Some(Value::String(settings.audience.to_owned())),
-        typ: Some(ACCESS_TYPE.to_owned()),
-    });
-    claims.issued_at = Some(to_datetime(iat));
-    claims.not_before = claims.issued_at;
-    claims.expiration = Some(to_datetime(iat.saturating_add(settings.access_ttl_seconds)));
-    let header = Header::empty().with_token_type("JWT");
-    let key = Hs256Key::new(settings.secret);
-    // Serialising strings and integers to JSON cannot fail; an empty token would never verify.
-    Hs256.token(&header, &claims, &key).unwrap_or_default()
+    let claims = IssuedClaims {
+        exp: to_timestamp(iat.saturating_add(settings.access_ttl_seconds)),
+        nbf: to_timestamp(iat),
+        iat: to_timestamp(iat),
+        sub: user_id,
+        sid: session_id,
+        iss: settings.issuer,
+        aud: settings.audience,
+        typ: ACCESS_TYPE,
+    };
+    // Serialising strings and integers to JSON cannot fail, nor can keying an HMAC; an empty
+    // token would never verify.
+    let (Ok(claims), Some(mut mac)) = (serde_json::to_vec(&claims), mac(settings.secret)) else {
+        return String::new();
+    };
+    let mut token = B64::encode_string(HEADER_JSON.as_bytes());
+    token.push('.');
+    token.push_str(&B64::encode_string(&claims));
+    mac.update(token.as_bytes());
+    token.push('.');
+    token.push_str(&B64::encode_string(&mac.finalize().into_bytes()));
+    token
 }
 
 /// Verifies: length <= MAX_TOKEN_LEN, three dot-separated base64url segments, header alg
@@ -129,39 +250,48 @@ pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &
 pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -> Result<AccessClaims, TokenError> {
     use TokenError::*;
     ensure(token.len() <= MAX_TOKEN_LEN, TooLong)?;
-    let untrusted = UntrustedToken::new(token).map_err(|_| Malformed)?;
-    ensure(untrusted.algorithm() == ALGORITHM, WrongAlgorithm)?;
-    let key = Hs256Key::new(settings.secret);
-    let verified = Hs256.validator::<Custom>(&key).validate(&untrusted);
-    let verified = verified.map_err(|e| match e {
-        InvalidSignature | InvalidSignatureLen { .. } => BadSignature,
-        _ => Malformed,
-    })?;
-    let claims = verified.claims();
+    let mut parts = token.splitn(4, '.');
+    let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Malformed);
+    };
+    let header = B64::decode_vec(header).map_err(|_| Malformed)?;
+    let claims = B64::decode_vec(claims).map_err(|_| Malformed)?;
+    let signature = B64::decode_vec(signature).map_err(|_| Malformed)?;
+    let header: ReceivedHeader = parse_object(&header)?;
+    ensure(header.cty.as_deref().is_none_or(|cty| cty.eq_ignore_ascii_case("json")), Malformed)?;
+    ensure(header.x5t.as_deref().is_none_or(|t| thumbprint_ok(t, 20)), Malformed)?;
+    ensure(header.x5t_s256.as_deref().is_none_or(|t| thumbprint_ok(t, 32)), Malformed)?;
+    ensure(header.alg == ALGORITHM, WrongAlgorithm)?;
+    ensure(signature.len() == SIGNATURE_LEN, BadSignature)?;
+    // Parsing the claims is cheaper than the HMAC; neither is trusted until the HMAC matches.
+    let claims: ReceivedClaims = parse_object(&claims)?;
+    let signed = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+    let mut mac = mac(settings.secret).ok_or(BadSignature)?;
+    mac.update(signed.as_bytes());
+    mac.verify_slice(&signature).map_err(|_| BadSignature)?;
 
-    // Time checks in plain saturating integers: jwt-compact's `validate_maturity` computes
-    // `nbf - leeway` with chrono's panicking `Sub`, and a signed token could carry an extreme nbf.
+    // Time checks in plain saturating integers: a signed token could carry an extreme nbf.
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let leeway = i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX);
-    let exp = claims.expiration.ok_or(MissingClaim)?.timestamp();
+    let exp = claims.exp.ok_or(MissingClaim)?;
     ensure(now <= exp.saturating_add(leeway), Expired)?;
-    let nbf = claims.not_before.map_or(i64::MIN, |nbf| nbf.timestamp());
+    let nbf = claims.nbf.unwrap_or(i64::MIN);
     ensure(now >= nbf.saturating_sub(leeway), NotYetValid)?;
 
-    let custom = &claims.custom;
-    ensure(custom.iss.as_deref() == Some(settings.issuer), WrongIssuer)?;
-    let audience_ok = match &custom.aud {
+    ensure(claims.iss.as_deref() == Some(settings.issuer), WrongIssuer)?;
+    let audience_ok = match &claims.aud {
         Some(Value::String(aud)) => aud == settings.audience,
         Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(settings.audience)),
         _ => false,
     };
     ensure(audience_ok, WrongAudience)?;
-    ensure(custom.typ.as_deref() == Some(ACCESS_TYPE), WrongType)?;
-    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty()).ok_or(MissingClaim);
-    let iat = claims.issued_at.ok_or(MissingClaim)?.timestamp();
+    ensure(claims.typ.as_deref() == Some(ACCESS_TYPE), WrongType)?;
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty()).ok_or(MissingClaim);
+    let iat = claims.iat.ok_or(MissingClaim)?;
     Ok(AccessClaims {
-        user_id: non_empty(&custom.sub)?,
-        session_id: non_empty(&custom.sid)?,
+        user_id: non_empty(claims.sub)?,
+        session_id: non_empty(claims.sid)?,
         issued_at: u64::try_from(iat).map_err(|_| Malformed)?,
         expires_at: u64::try_from(exp).map_err(|_| Malformed)?,
     })
@@ -312,6 +442,29 @@ mod tests {
     }
 
     #[test]
+    fn ill_typed_or_out_of_range_contents_are_malformed_even_when_signed() {
+        let hs256 = json!({"alg": "HS256"});
+        let signed = |header: &Value, payload: &Value| sign::<Hmac<Sha256>>(header, payload, SECRET);
+        for header in [json!(["HS256"]), json!({"alg": "HS256", "cty": "cbor"}), json!({"alg": "HS256", "kid": 1})] {
+            assert_eq!(verify(&signed(&header, &good_payload())), Err(Malformed), "{header}");
+        }
+        assert!(verify(&signed(&json!({"alg": "HS256", "cty": "JSON"}), &good_payload())).is_ok());
+        assert_eq!(verify(&signed(&hs256, &json!(["u1"]))), Err(Malformed));
+        let mut null_exp = good_payload();
+        null_exp["exp"] = Value::Null;
+        assert_eq!(verify(&signed(&hs256, &null_exp)), Err(Malformed));
+        let max = 8_210_266_876_799_i64;
+        for (key, value) in [("exp", json!("1")), ("exp", json!(max + 1)), ("iat", json!(-1))] {
+            assert_eq!(verify(&craft(key, value.clone())), Err(Malformed), "{key}: {value}");
+        }
+        // A fractional NumericDate is truncated; a huge ttl saturates at the top of the range.
+        assert_eq!(verify(&craft("exp", json!(NOW as f64 + 900.9))).map(|c| c.expires_at), Ok(NOW + 900));
+        let forever = TokenSettings { access_ttl_seconds: u64::MAX, ..SETTINGS };
+        let token = issue_access_token(&forever, "u", "s", NOW_MS);
+        assert_eq!(verify_access_token(&forever, &token, NOW_MS).map(|c| c.expires_at), Ok(max as u64));
+    }
+
+    #[test]
     fn a_token_over_8_kb_is_too_long() {
         let huge = craft("pad", json!("x".repeat(MAX_TOKEN_LEN)));
         assert_eq!(verify(&huge), Err(TooLong));
@@ -343,7 +496,7 @@ mod tests {
             };
             let _ = verify(&String::from_utf8_lossy(&bytes));
         }
-        // Extreme but validly signed timestamps must not reach chrono's panicking arithmetic.
+        // Extreme but validly signed timestamps must not panic in the time arithmetic.
         for t in [-8_334_601_228_800_i64, 8_210_298_412_799, i64::MIN, i64::MAX] {
             for key in ["exp", "nbf", "iat"] {
                 let _ = verify_access_token(&SETTINGS, &craft(key, json!(t)), u64::MAX);
