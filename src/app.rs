@@ -17,7 +17,7 @@ pub struct Ctx<'a> {
     pub req: Request,
     pub env: &'a Env,
     pub worker_ctx: &'a Context,
-    pub config: &'a Config,
+    pub config: Rc<Config>,
     pub request_id: &'a str,
     pub params: Vec<(&'static str, String)>,
     /// Set by authentication so the log line can name the user.
@@ -59,7 +59,7 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
         Some(id) => id.to_string(),
         None => request_id::generate(platform::random_bytes().unwrap_or_default()),
     };
-    let config = Config::from_lookup(|name| bindings::var(&env, name));
+    let config = bindings::config(&env);
     // The raw method: worker's Method enum maps methods it does not know to GET.
     let method = req.inner().method();
     let path = req.path();
@@ -69,7 +69,7 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
         req,
         env: &env,
         worker_ctx: &worker_ctx,
-        config: &config,
+        config: config.clone(),
         request_id: &request_id,
         params: Vec::new(),
         user_id: None,

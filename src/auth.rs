@@ -73,7 +73,7 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
         }
         Principal { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) }
     } else {
-        let settings = token_settings(cx.config)?;
+        let settings = token_settings(&cx.config)?;
         let claims = token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
         let user =
             accounts::live_session_user(&db, &claims.session_id, &claims.user_id).await?.ok_or_else(invalid_token)?;

@@ -18,12 +18,13 @@ use edgechat_core::log::failure_line;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
+use std::rc::Rc;
 use worker::{console_log, Env};
 
 /// Everything a turn needs, owned, so it can outlive the request.
 pub struct Turn {
     pub env: Env,
-    pub config: Config,
+    pub config: Rc<Config>,
     pub request_id: String,
     pub user_id: String,
     /// The API key the turn was requested with, for its usage record.

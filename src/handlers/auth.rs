@@ -36,7 +36,7 @@ fn token_response(
     refresh_token: &str,
     now: u64,
 ) -> HandlerResult {
-    let settings = token_settings(cx.config)?;
+    let settings = token_settings(&cx.config)?;
     let access_token = token::issue_access_token(&settings, &user.user_id, session_id, now);
     let resp = json(
         status,
@@ -58,7 +58,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     let email = core_accounts::normalize_email(&req.email)?;
     password::validate(&req.password)?;
     let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
-    token_settings(cx.config)?;
+    token_settings(&cx.config)?;
     let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
     let now = platform::now_ms();
     let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) { "admin" } else { "user" };
@@ -99,7 +99,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
 pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: LoginRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
     let email = core_accounts::normalize_email(&req.email)?;
-    token_settings(cx.config)?;
+    token_settings(&cx.config)?;
     let db = cx.db()?;
     let now = platform::now_ms();
     let limits = cx.config.login_limits;

@@ -28,6 +28,7 @@ use edgechat_core::{ids, request_id, ApiError};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
+use std::rc::Rc;
 use worker::{AbortController, ByteStream, Env, Response, ResponseBody};
 
 const SSE_BUFFER: usize = 64;
@@ -93,7 +94,8 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let bytes = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
     let req = gateway::parse_request(&bytes)?;
-    let routes = &cx.config.routes;
+    let config = cx.config.clone();
+    let routes = &config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
     let chain: Vec<ModelRoute> = routes.chain(&route.name).into_iter().cloned().collect();
     if req.has_tools && route.provider != Provider::OpenAi {
@@ -162,7 +164,7 @@ enum Head {
 /// One gateway call after admission: cache, upstream, relay or completion, usage record and
 /// limit settlement.
 struct Call {
-    config: Config,
+    config: Rc<Config>,
     req: GatewayRequest,
     chain: Vec<ModelRoute>,
     meta: ResponseMeta,
