@@ -10,11 +10,13 @@ use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
 use edgechat_core::{body, request_id, security, ApiError};
 use std::rc::Rc;
-use worker::{console_log, Context, Env, Request, Response};
+use worker::{console_log, Context, Env, Response};
 
 /// Everything a handler may use for one request.
 pub struct Ctx<'a> {
-    pub req: Request,
+    pub req: web_sys::Request,
+    /// The request URL, read once.
+    pub url: String,
     pub env: &'a Env,
     pub worker_ctx: &'a Context,
     pub config: Rc<Config>,
@@ -38,12 +40,12 @@ impl Ctx<'_> {
 
     /// The request's query string (without `?`).
     pub fn query(&self) -> String {
-        edgechat_core::url::query(&self.req.inner().url()).to_string()
+        edgechat_core::url::query(&self.url).to_string()
     }
 
     /// The request URL's own origin (`scheme://host[:port]`).
     pub fn own_origin(&self) -> String {
-        edgechat_core::url::origin(&self.req.inner().url()).to_string()
+        edgechat_core::url::origin(&self.url).to_string()
     }
 
     /// A path parameter captured by the route pattern.
@@ -52,7 +54,7 @@ impl Ctx<'_> {
     }
 }
 
-pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
+pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> Response {
     let started = platform::now_ms();
     let incoming_id = header(&req, "x-request-id");
     let request_id = match request_id::accept(incoming_id.as_deref()) {
@@ -61,12 +63,14 @@ pub async fn handle(req: Request, env: Env, worker_ctx: Context) -> Response {
     };
     let config = bindings::config(&env);
     // The raw method: worker's Method enum maps methods it does not know to GET.
-    let method = req.inner().method();
-    let path = req.path();
+    let method = req.method();
+    let url = req.url();
+    let path = edgechat_core::url::path(&url).to_string();
     let origin = header(&req, "origin");
 
     let mut cx = Ctx {
         req,
+        url,
         env: &env,
         worker_ctx: &worker_ctx,
         config: config.clone(),

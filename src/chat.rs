@@ -232,16 +232,24 @@ pub async fn run(turn: Turn, sink: Sink) {
                 is_cache_hit: false,
                 created_at: now,
             };
-            match usage::insert_statement(&db, &record) {
-                Ok(stmt) => {
+            // The usage record and the plan settlement go in the same batch as the answer.
+            let used = usage.prompt_tokens + usage.completion_tokens;
+            let also = usage::insert_statement(&db, &record).and_then(|insert| {
+                let mut also = vec![insert];
+                also.extend(turn.admission.settle_statements(&db, used)?);
+                Ok(also)
+            });
+            match also {
+                Ok(also) => {
                     let title = turn.auto_title.as_deref();
-                    messages::finalize(&db, &turn.conversation_id, &turn.user_id, &fin, title, now, stmt).await
+                    messages::finalize(&db, &turn.conversation_id, &turn.user_id, &fin, title, now, also).await
                 }
                 Err(e) => Err(e),
             }
         }
         Err(e) => Err(e),
     };
+    let settled = stored.is_ok();
     let message = match stored {
         Ok(m) => m,
         Err(e) => {
@@ -280,7 +288,9 @@ pub async fn run(turn: Turn, sink: Sink) {
             }
         };
     }
-    turn.admission.settle(&turn.env, usage.prompt_tokens + usage.completion_tokens).await;
+    if !settled {
+        turn.admission.settle(&turn.env, usage.prompt_tokens + usage.completion_tokens).await;
+    }
     if let Some(tx) = json_tx {
         let _ = tx.send(TurnResult { message, error });
     }

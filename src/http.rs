@@ -3,7 +3,7 @@
 use edgechat_core::{body, ApiError};
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::{Request, Response, ResponseBuilder};
+use worker::{ByteStream, Response, ResponseBuilder};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 /// An oversized chunked body is read and discarded up to this many times the cap.
@@ -78,16 +78,16 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Response {
     resp
 }
 
-pub fn header(req: &Request, name: &str) -> Option<String> {
+pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
 /// Reads the body, stopping with 413 as soon as it passes `cap` (chunked bodies included).
-pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError> {
+pub async fn read_body(req: &web_sys::Request, cap: u64) -> Result<Vec<u8>, AppError> {
     body::check_declared_length(header(req, "content-length").as_deref(), cap)?;
-    let mut stream = match req.stream() {
-        Ok(s) => s,
-        Err(_) => return Ok(Vec::new()),
+    let mut stream = match req.body() {
+        Some(s) => ByteStream::from(s),
+        None => return Ok(Vec::new()),
     };
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -110,7 +110,7 @@ pub async fn read_body(req: &mut Request, cap: u64) -> Result<Vec<u8>, AppError>
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, cap: u64) -> Result<T, AppError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(req: &web_sys::Request, cap: u64) -> Result<T, AppError> {
     let content_type = header(req, "content-type");
     if !body::is_json_content_type(content_type.as_deref()) {
         return Err(ApiError::unsupported_media_type().into());

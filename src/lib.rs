@@ -14,7 +14,7 @@ mod relay;
 mod store;
 mod upstream;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Response, Result};
 
 #[event(start)]
 fn start() {
@@ -22,6 +22,6 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
     Ok(app::handle(req, env, ctx).await)
 }

@@ -9,7 +9,7 @@ use crate::{bindings, platform};
 use edgechat_core::accounts::User;
 use edgechat_core::plans::{day_window, limit_headers, minute_window};
 use edgechat_core::{ids, ApiError};
-use worker::Env;
+use worker::{D1PreparedStatement, Env};
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -86,14 +86,24 @@ pub async fn admit(
 }
 
 impl Admission {
-    /// Replaces the reservation by the tokens really used and frees the stream slot.
-    pub async fn settle(self, env: &Env, used_tokens: u64) {
+    /// The writes that replace the reservation by the tokens really used and free the stream
+    /// slot, to batch with the call's other final writes.
+    pub fn settle_statements(&self, db: &Db, used_tokens: u64) -> Result<Vec<D1PreparedStatement>, AppError> {
+        let delta = used_tokens as i64 - self.reserved as i64;
+        quotas::settle_statements(db, &self.user_id, &self.day, delta, self.stream_id.as_deref())
+    }
+
+    /// Settles in one D1 batch together with `also` (e.g. the call's usage record).
+    pub async fn settle_with(self, env: &Env, used_tokens: u64, also: Option<D1PreparedStatement>) {
         let Ok(d1) = bindings::d1(env) else { return };
         let db = Db::new(d1);
-        let delta = used_tokens as i64 - self.reserved as i64;
-        let _ = quotas::settle_tokens(&db, &self.user_id, &self.day, delta).await;
-        if let Some(id) = &self.stream_id {
-            let _ = quotas::release_stream(&db, id).await;
-        }
+        let Ok(mut statements) = self.settle_statements(&db, used_tokens) else { return };
+        statements.extend(also);
+        let _ = db.batch("settle", statements).await;
+    }
+
+    /// Settles on its own.
+    pub async fn settle(self, env: &Env, used_tokens: u64) {
+        self.settle_with(env, used_tokens, None).await;
     }
 }

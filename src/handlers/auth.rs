@@ -54,7 +54,7 @@ fn token_response(
 }
 
 pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: RegisterRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: RegisterRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     password::validate(&req.password)?;
     let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
@@ -97,7 +97,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: LoginRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: LoginRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     token_settings(&cx.config)?;
     let db = cx.db()?;
@@ -161,7 +161,7 @@ fn same_site_origin(cx: &Ctx<'_>) -> bool {
 }
 
 pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: RefreshRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: RefreshRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
     let presented = match req.refresh_token {
         Some(t) => t,
         None => {

@@ -55,35 +55,42 @@ struct Billing {
     prompt_estimate: u64,
 }
 
+/// How a call ended, for its usage record.
+struct Record {
+    model: String,
+    provider: Option<&'static str>,
+    status: &'static str,
+    usage: Usage,
+    estimated: bool,
+    cache_hit: bool,
+}
+
 impl Billing {
-    /// Writes the usage record (after the response, under `wait_until`).
-    async fn record(
-        self,
-        model: String,
-        provider: Option<&'static str>,
-        status: &'static str,
-        usage: Usage,
-        estimated: bool,
-        cache_hit: bool,
-    ) {
-        let Ok(d1) = bindings::d1(&self.env) else { return };
-        let Ok(random) = platform::random_bytes() else { return };
-        let id = ids::new_id("use", random);
-        let record = usage::UsageRecord {
-            usage_record_id: &id,
-            user_id: &self.user_id,
-            api_key_id: self.api_key_id.as_deref(),
-            source: "gateway",
-            model: &model,
-            provider,
-            status,
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            is_usage_estimated: estimated,
-            is_cache_hit: cache_hit,
-            created_at: platform::now_ms(),
+    /// Writes the usage record and settles the admission with `used_tokens`, in one D1 batch
+    /// (after the response, under `wait_until`).
+    async fn close(self, admission: Admission, used_tokens: u64, r: Record) {
+        let record = match (bindings::d1(&self.env), platform::random_bytes()) {
+            (Ok(d1), Ok(random)) => {
+                let id = ids::new_id("use", random);
+                let record = usage::UsageRecord {
+                    usage_record_id: &id,
+                    user_id: &self.user_id,
+                    api_key_id: self.api_key_id.as_deref(),
+                    source: "gateway",
+                    model: &r.model,
+                    provider: r.provider,
+                    status: r.status,
+                    prompt_tokens: r.usage.prompt_tokens,
+                    completion_tokens: r.usage.completion_tokens,
+                    is_usage_estimated: r.estimated,
+                    is_cache_hit: r.cache_hit,
+                    created_at: platform::now_ms(),
+                };
+                usage::insert_statement(&Db::new(d1), &record).ok()
+            }
+            _ => None,
         };
-        let _ = usage::record(&Db::new(d1), &record).await;
+        admission.settle_with(&self.env, used_tokens, record).await;
     }
 }
 
@@ -92,7 +99,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     if !is_json_content_type(header(&cx.req, "content-type").as_deref()) {
         return Err(ApiError::unsupported_media_type().into());
     }
-    let bytes = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
+    let bytes = read_body(&cx.req, cx.config.max_body_bytes).await?;
     let req = gateway::parse_request(&bytes)?;
     let config = cx.config.clone();
     let routes = &config.routes;
@@ -187,8 +194,16 @@ impl Call {
             if let Some(hit) = cache_get(&env, key).await {
                 let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
                 let _ = head.send(replay(&req, &meta, &hit));
-                admission.settle(&env, 0).await;
-                billing.record(first.name.clone(), Some(first.provider.as_str()), "cached", usage, false, true).await;
+                let provider = Some(first.provider.as_str());
+                let record = Record {
+                    model: first.name.clone(),
+                    provider,
+                    status: "cached",
+                    usage,
+                    estimated: false,
+                    cache_hit: true,
+                };
+                billing.close(admission, 0, record).await;
                 return;
             }
         }
@@ -213,8 +228,16 @@ impl Call {
             Ok(c) => c,
             Err(failure) => {
                 let _ = head.send(Head::Error(connect_error(failure)));
-                admission.settle(&env, 0).await;
-                billing.record(first.name.clone(), None, "error", Usage::default(), false, false).await;
+                let usage = Usage::default();
+                let record = Record {
+                    model: first.name.clone(),
+                    provider: None,
+                    status: "error",
+                    usage,
+                    estimated: false,
+                    cache_hit: false,
+                };
+                billing.close(admission, 0, record).await;
                 return;
             }
         };
@@ -242,17 +265,16 @@ impl Call {
                 outcome
             }
         };
-        admission.settle(&env, outcome.usage.prompt_tokens + outcome.usage.completion_tokens).await;
-        billing
-            .record(
-                route.name.clone(),
-                Some(route.provider.as_str()),
-                outcome.status,
-                outcome.usage,
-                outcome.estimated,
-                false,
-            )
-            .await;
+        let used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
+        let record = Record {
+            model: route.name.clone(),
+            provider: Some(route.provider.as_str()),
+            status: outcome.status,
+            usage: outcome.usage,
+            estimated: outcome.estimated,
+            cache_hit: false,
+        };
+        billing.close(admission, used, record).await;
     }
 }
 

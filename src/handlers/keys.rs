@@ -13,7 +13,7 @@ use worker::Response;
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: CreateKeyRequest = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: CreateKeyRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
     let name = normalize_key_name(&req.name)?;
     let key = secret::api_key(platform::random_bytes()?);
     let now = platform::now_ms();

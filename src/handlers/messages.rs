@@ -63,7 +63,7 @@ fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: PostMessage = read_json(&mut cx.req, cx.config.max_body_bytes).await?;
+    let req: PostMessage = read_json(&cx.req, cx.config.max_body_bytes).await?;
     validate_content(&req.content, &cx.config.conversation_limits)?;
     let user_id = principal.user.user_id.clone();
     let conversation = owned_conversation(cx, &user_id).await?;
@@ -114,7 +114,7 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let bytes = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
+    let bytes = read_body(&cx.req, cx.config.max_body_bytes).await?;
     let req: Regenerate = if bytes.iter().all(u8::is_ascii_whitespace) {
         Regenerate::default()
     } else {

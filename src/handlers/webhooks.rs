@@ -11,7 +11,7 @@ use serde_json::json as j;
 
 pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     let secret = cx.config.stripe_webhook_secret()?.to_string();
-    let body = read_body(&mut cx.req, cx.config.max_body_bytes).await?;
+    let body = read_body(&cx.req, cx.config.max_body_bytes).await?;
     let now = platform::now_ms();
     stripe::verify_signature(header(&cx.req, "stripe-signature").as_deref(), &body, &secret, now / 1000)
         .map_err(|e| ApiError::bad_request(e.code(), e.message()))?;

@@ -130,7 +130,8 @@ pub struct Final<'a> {
 }
 
 /// Finalizes the assistant message, touches the conversation (setting `auto_title` when it
-/// has none), bumps the owner's cache version and records the usage, in one transaction.
+/// has none), bumps the owner's cache version and runs `also` (the usage record and the plan
+/// settlement), in one transaction.
 pub async fn finalize(
     db: &Db,
     conversation_id: &str,
@@ -138,10 +139,10 @@ pub async fn finalize(
     f: &Final<'_>,
     auto_title: Option<&str>,
     now: u64,
-    usage_record: worker::D1PreparedStatement,
+    also: Vec<worker::D1PreparedStatement>,
 ) -> Result<Option<Message>, AppError> {
     let ttft = f.time_to_first_token_ms.map_or(wasm_bindgen::JsValue::NULL, num);
-    let statements = vec![
+    let mut statements = vec![
         db.stmt(
             FINALIZE_ASSISTANT,
             &[
@@ -159,8 +160,8 @@ pub async fn finalize(
         )?,
         db.stmt(TOUCH_CONVERSATION, &[text(conversation_id), num(now), opt_text(auto_title)])?,
         db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?,
-        usage_record,
     ];
+    statements.extend(also);
     let results = db.batch("finalize turn", statements).await?;
     match results.first() {
         Some(r) => Ok(rows::<Message>("finalize turn", r)?.into_iter().next()),

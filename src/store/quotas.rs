@@ -4,6 +4,7 @@
 
 use super::{num, rows, text, Db};
 use crate::http::AppError;
+use worker::D1PreparedStatement;
 
 // The conflict branch only counts while under the limit; no row back means refused.
 const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
@@ -81,8 +82,20 @@ pub async fn acquire_stream(
     Ok(count_returned(results.get(1), "stream_id")?.is_some())
 }
 
-pub async fn release_stream(db: &Db, stream_id: &str) -> Result<(), AppError> {
-    db.run("release stream", db.stmt(RELEASE_STREAM, &[text(stream_id)])?).await.map(drop)
+/// The writes that settle a call: its reservation replaced by what was used (`delta` = used -
+/// reserved) and its stream slot, if any, freed. For a batch with the call's other writes.
+pub fn settle_statements(
+    db: &Db,
+    user_id: &str,
+    day: &str,
+    delta: i64,
+    stream_id: Option<&str>,
+) -> Result<Vec<D1PreparedStatement>, AppError> {
+    let mut statements = vec![db.stmt(SETTLE_TOKENS, &[text(user_id), text(day), super::signed(delta)])?];
+    if let Some(id) = stream_id {
+        statements.push(db.stmt(RELEASE_STREAM, &[text(id)])?);
+    }
+    Ok(statements)
 }
 
 /// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.

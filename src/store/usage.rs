@@ -46,7 +46,3 @@ pub fn insert_statement(db: &Db, r: &UsageRecord<'_>) -> Result<D1PreparedStatem
         ],
     )
 }
-
-pub async fn record(db: &Db, r: &UsageRecord<'_>) -> Result<(), AppError> {
-    db.run("record usage", insert_statement(db, r)?).await.map(drop)
-}

@@ -1,10 +1,21 @@
-//! The parts of a request URL the API reads (query string, origin), taken from the runtime's
+//! The parts of a request URL the API reads (path, query string, origin), taken from the runtime's
 //! already-normalized URL string without a URL parser (the `url` crate costs ~25 KB of wasm).
 
 /// The query string (without `?` and any fragment), or "".
 pub fn query(url: &str) -> &str {
     let without_fragment = url.split('#').next().unwrap_or("");
     without_fragment.split_once('?').map_or("", |(_, q)| q)
+}
+
+/// The path (without query and fragment), "/" when empty.
+pub fn path(url: &str) -> &str {
+    let rest = &url[origin(url).len()..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    if end == 0 {
+        "/"
+    } else {
+        &rest[..end]
+    }
 }
 
 /// `scheme://host[:port]`, or "" when `url` has no scheme.
@@ -25,6 +36,15 @@ mod tests {
         assert_eq!(query("http://h/p"), "");
         assert_eq!(query("http://h/p?"), "");
         assert_eq!(query("http://h/p#x?y"), "");
+    }
+
+    #[test]
+    fn the_path_excludes_origin_query_and_fragment() {
+        assert_eq!(path("http://127.0.0.1:8787/api/v1/x?y=1"), "/api/v1/x");
+        assert_eq!(path("https://chat.example.com"), "/");
+        assert_eq!(path("https://chat.example.com?q"), "/");
+        assert_eq!(path("https://h/a%20b/c#frag"), "/a%20b/c");
+        assert_eq!(path("https://h/"), "/");
     }
 
     #[test]
