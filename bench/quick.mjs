@@ -21,7 +21,9 @@ async function cpu(name, spec, n = 500) {
   console.log(`${name}: ${r.cpu.toFixed(3)} ms CPU/request, p50 ${r.p50.toFixed(2)} ms, errors ${r.errors}`);
 }
 await cpu('/health', { path: '/health' });
-await cpu('conversations (KV hit)', { path: '/api/v1/conversations', headers: auth, check: (r) => r.status === 200 });
+const hit = (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit';
+await cpu('conversations (KV hit)', { path: '/api/v1/conversations', headers: auth, check: hit });
+await cpu('the same in plain JS', { path: '/reference/api/v1/conversations', headers: auth, check: hit });
 const completion = { method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: 'bench-fast', messages: PROMPT }, kind: 'openai', check: (r) => r.status === 200 };
 await cpu('completion, not streamed', completion, 300);
 

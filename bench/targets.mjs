@@ -165,11 +165,11 @@ function childWorkerds() {
 async function startMiniflare(options) {
   const before = new Set(childWorkerds());
   let stderr = '';
+  const single = options.workers ? {} : { compatibilityDate: COMPAT_DATE, modules: true };
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
-    compatibilityDate: COMPAT_DATE,
-    modules: true,
+    ...single,
     // Worker logs (one JSON line per request for edgechat) are produced but not printed.
     handleRuntimeStdio(out, err) { out.resume(); err.on('data', (c) => { stderr = (stderr + c).slice(-8192); }); },
     ...options,
@@ -239,13 +239,26 @@ export function edgechatVars(simUrl) {
   };
 }
 
+/**
+ * edgechat in bare workerd, and beside it in the same process the JavaScript reference
+ * (bench/reference-worker.js, answering under /reference/) bound to the same D1 database and
+ * KV namespace.
+ */
 export async function startEdgechat(simUrl) {
+  const vars = edgechatVars(simUrl);
+  const storage = { d1Databases: { DB: 'bench-db' }, kvNamespaces: { CACHE: 'bench-kv' } };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
-    scriptPath: path.join(ROOT, 'build/index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    d1Databases: { DB: 'bench-db' },
-    kvNamespaces: ['CACHE'],
-    bindings: edgechatVars(simUrl),
+    workers: [
+      {
+        name: 'edgechat', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: vars,
+        scriptPath: path.join(ROOT, 'build/index.js'),
+        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+      },
+      {
+        name: 'reference', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { JWT_SECRET: vars.JWT_SECRET },
+        scriptPath: path.join(BENCH, 'reference-worker.js'), routes: ['*/reference/*'],
+      },
+    ],
   });
   try {
     await applyMigrations(mf);
@@ -253,7 +266,9 @@ export async function startEdgechat(simUrl) {
     await stop();
     throw err;
   }
-  return { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
+  const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
+  edgechat.reference = { id: 'reference', label: 'the same request in plain JS (bench/reference-worker.js, same workerd, D1 and KV)', url: `${url}/reference`, pids: () => pids };
+  return edgechat;
 }
 
 export async function startJsWorker(simUrl) {
