@@ -51,19 +51,25 @@ pub async fn admit(
     let now = platform::now_ms();
     let (window, reset) = minute_window(now);
     let rpm = u64::from(plan.requests_per_minute);
-    if quotas::hit_rate_window(&db, &user.user_id, window, rpm).await?.is_none() {
-        return Err(refused(
-            "rate_limited",
-            format!("at most {rpm} requests per minute on the {} plan", plan.name),
-            rpm,
-            reset,
-        ));
-    }
     let (day, day_reset) = day_window(now);
-    if quotas::reserve_tokens(&db, &user.user_id, &day, estimate, plan.tokens_per_day).await?.is_none() {
-        let message =
-            format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
-        return Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_reset));
+    let limits = quotas::Limits {
+        window_start: window,
+        requests_per_minute: rpm,
+        day: &day,
+        estimate,
+        tokens_per_day: plan.tokens_per_day,
+    };
+    match quotas::count_request(&db, &user.user_id, &limits).await? {
+        quotas::Counted::Admitted => {}
+        quotas::Counted::RateLimited => {
+            let message = format!("at most {rpm} requests per minute on the {} plan", plan.name);
+            return Err(refused("rate_limited", message, rpm, reset));
+        }
+        quotas::Counted::OverBudget => {
+            let message =
+                format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
+            return Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_reset));
+        }
     }
     let mut admission = Admission { user_id: user.user_id.clone(), day, reserved: estimate, stream_id: None };
     if streaming {

@@ -1,15 +1,14 @@
 // The byte path behind pass-through streams (src/relay.rs). The upstream body is teed. Until
 // its first bytes arrive, the client gets SSE heartbeats (one it does not take means it left),
 // then `stallTail` if nothing came within stallMs, or `errorTail` if the upstream broke off
-// (both error events). From the first bytes on,
-// one branch is piped to the client by the runtime: native code, no JavaScript and no wasm
-// per chunk. The other branch is drained a few times a second, in whole buffered runs, into
-// a copy that Rust reads once at the end for usage and the cache; the drain also notices an
-// upstream that stalls mid-stream. `ended` says how the stream ended: "end" (the upstream
-// finished), "gone" (the client left), "stalled" (nothing for stallMs; the caller aborts the
-// upstream) or "error" (the upstream broke off). Once piping, a broken or stalled upstream
-// cuts the client's stream off without its final `data: [DONE]`, as a direct connection to the
-// upstream would.
+// (both error events). From the first bytes on, one branch is piped to the client by the
+// runtime: native code, no JavaScript and no wasm per chunk. The other branch is drained a few
+// times a second (what it buffered since) into a copy that Rust reads once at the end for
+// usage and the cache; the drain also notices an upstream that stalls mid-stream. `ended`
+// says how the stream ended: "end" (the upstream finished), "gone" (the client left),
+// "stalled" (nothing for stallMs; the caller aborts the upstream) or "error" (the upstream
+// broke off). Once piping, a broken or stalled upstream ends the client's stream without its
+// final `data: [DONE]`, as a direct connection to the upstream would.
 
 const TIMEOUT = Symbol('timeout');
 const PING = new TextEncoder().encode(': ping\n\n');
@@ -74,6 +73,7 @@ export class Relay {
 
   keep(chunk) {
     this.lastProgress = Date.now();
+    if (chunk.byteLength === 0) return;
     if (this.kept + chunk.byteLength <= this.keepBytes) {
       this.chunks.push(chunk);
       this.kept += chunk.byteLength;
@@ -83,9 +83,9 @@ export class Relay {
   }
 
   /**
-   * Takes what is buffered on the copy: reads until one takes longer than `waitMs` (the
-   * runtime hands buffered bytes over in a few large reads). Resolves true once the copy has
-   * ended; rejects if the upstream broke off.
+   * Takes what is buffered on the copy: reads until one takes longer than `waitMs` (a
+   * buffered chunk comes back at once). Resolves true once the copy has ended; rejects if the
+   * upstream broke off.
    */
   async drain(waitMs) {
     for (;;) {

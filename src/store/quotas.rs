@@ -1,19 +1,21 @@
 //! Exact counters in D1 for plan limits: requests per minute, tokens per day, concurrent
-//! streams. Each check-and-count is one conditional statement, so concurrent requests can
-//! never both take the last unit (D1 runs statements one at a time).
+//! streams. Each check-and-count is a conditional statement, so concurrent requests can never
+//! both take the last unit (D1 runs statements one at a time); a request's minute and day are
+//! counted in one batch.
 
 use super::{num, rows, text, Db};
 use crate::http::AppError;
 use worker::D1PreparedStatement;
 
-// The conflict branch only counts while under the limit; no row back means refused.
+// Every request counts in its minute; it is admitted when its count is within the limit.
 const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
-     ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 WHERE request_count < ?3 \
-     RETURNING request_count";
+     ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count";
 const FORGET_OLD_WINDOWS: &str = "DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2";
-// Admits while the day's total is under the budget, counting the request's estimate at
-// once, so at most one request's worth can go past the budget.
-const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens) VALUES (?1, ?2, ?3) \
+// Runs right after HIT_RATE_WINDOW in the same batch: only a request admitted by the minute
+// (?5 window, ?6 limit) reserves, and only while the day's total is under the budget,
+// counting the request's estimate at once (at most one request's worth goes past it).
+const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens) SELECT ?1, ?2, ?3 \
+     WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 \
      ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens";
 const SETTLE_TOKENS: &str = "UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2";
 const TOKENS_USED: &str = "SELECT tokens FROM daily_tokens WHERE user_id = ?1 AND day = ?2";
@@ -29,27 +31,50 @@ pub const DELETE_ALL_OF_USER: &[&str] = &[
     "DELETE FROM active_streams WHERE user_id = ?1",
 ];
 
-/// Counts a request in its minute; the count, or None when the limit was already reached.
-pub async fn hit_rate_window(db: &Db, user_id: &str, window_start: u64, limit: u64) -> Result<Option<u64>, AppError> {
-    let statements = vec![
-        db.stmt(FORGET_OLD_WINDOWS, &[text(user_id), num(window_start)])?,
-        db.stmt(HIT_RATE_WINDOW, &[text(user_id), num(window_start), num(limit)])?,
-    ];
-    let results = db.batch("rate window", statements).await?;
-    count_returned(results.get(1), "request_count")
+/// Where a request stands against its minute and its day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Admitted,
+    RateLimited,
+    OverBudget,
 }
 
-/// Reserves `estimate` tokens of the day's budget; the new total, or None when over budget.
-pub async fn reserve_tokens(
-    db: &Db,
-    user_id: &str,
-    day: &str,
-    estimate: u64,
-    limit: u64,
-) -> Result<Option<u64>, AppError> {
-    let stmt = db.stmt(RESERVE_TOKENS, &[text(user_id), text(day), num(estimate), num(limit)])?;
-    let returned: Vec<serde_json::Value> = db.all("reserve tokens", stmt).await?;
-    Ok(returned.first().and_then(|r| r.get("tokens")).and_then(serde_json::Value::as_u64))
+/// The minute's window and the day's budget a request is counted against.
+pub struct Limits<'a> {
+    pub window_start: u64,
+    pub requests_per_minute: u64,
+    pub day: &'a str,
+    pub estimate: u64,
+    pub tokens_per_day: u64,
+}
+
+/// Counts a request in its minute and reserves its estimated tokens of the day's budget, in
+/// one batch (one round trip): the reservation happens only if the minute admitted it.
+pub async fn count_request(db: &Db, user_id: &str, l: &Limits<'_>) -> Result<Counted, AppError> {
+    let statements = vec![
+        db.stmt(FORGET_OLD_WINDOWS, &[text(user_id), num(l.window_start)])?,
+        db.stmt(HIT_RATE_WINDOW, &[text(user_id), num(l.window_start)])?,
+        db.stmt(
+            RESERVE_TOKENS,
+            &[
+                text(user_id),
+                text(l.day),
+                num(l.estimate),
+                num(l.tokens_per_day),
+                num(l.window_start),
+                num(l.requests_per_minute),
+            ],
+        )?,
+    ];
+    let results = db.batch("count request", statements).await?;
+    let count = count_returned(results.get(1), "request_count")?.unwrap_or(u64::MAX);
+    if count > l.requests_per_minute {
+        return Ok(Counted::RateLimited);
+    }
+    Ok(match count_returned(results.get(2), "tokens")? {
+        Some(_) => Counted::Admitted,
+        None => Counted::OverBudget,
+    })
 }
 
 /// Replaces a reservation by what was really used (`delta` = used - reserved).
