@@ -120,8 +120,12 @@ async function marginalChunkCpu(target, makeSpec) {
   return (long.cpu - short.cpu) / (long.tokens - short.tokens);
 }
 
-/** Sequential streams on one connection, then 256 at once with the CPU they cost. */
-async function measureStreams(target, makeSpec) {
+/**
+ * Sequential streams on one connection, then 256 at once with the CPU they cost, then the
+ * CPU per extra chunk. `makeSpec(which)` gives a request for 'stream' (64 chunks) or 'short'.
+ */
+async function measureStreams(target, makeSpecFor) {
+  const makeSpec = () => makeSpecFor('stream');
   const one = await sequentialStreams(target.url, makeSpec, { count: METHOD.sequentialStreams, expectedTokens: T.STREAM_TOKENS });
   const pids = target.pids();
   const before = T.cpuMs(pids);
@@ -135,7 +139,7 @@ async function measureStreams(target, makeSpec) {
     `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
     (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
   await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
-  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpec);
+  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpecFor);
   if (cpuPerExtraChunkMs !== null) log(`  ${target.id}: CPU per extra chunk ${cpuPerExtraChunkMs.toFixed(4)} ms`);
   return { one, many, cpuPerExtraChunkMs };
 }
@@ -266,12 +270,12 @@ async function main() {
   for (const t of openaiTargets) {
     if (t === edgechat && gatewayState) { S.completionsStream.edgechat = gatewayState; continue; }
     if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
-    S.completionsStream[t.id] = await measureStreams(t, (which = 'stream') => openaiSpec(t, which));
+    S.completionsStream[t.id] = await measureStreams(t, (which) => openaiSpec(t, which));
   }
 
   log('scenario: edgechat chat turn, SSE (64 chunks 20 ms apart, a fresh conversation per stream)');
   let next = 0;
-  S.chatTurn.edgechat = await measureStreams(edgechat, (which = 'stream') => ({
+  S.chatTurn.edgechat = await measureStreams(edgechat, (which) => ({
     path: `/api/v1/conversations/${chatConversations[next++ % chatConversations.length]}/messages`,
     headers: auth(chatToken),
     body: { content: PROMPT[0].content, model: edgechat.models[which] },

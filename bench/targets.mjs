@@ -32,13 +32,18 @@ function spawnGroup(cmd, args, { env = {}, cwd = ROOT } = {}) {
   const collect = (c) => { output = (output + c).slice(-65536); };
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
-  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  let failed = false;
+  const exited = new Promise((r) => {
+    child.once('exit', (code, signal) => r({ code, signal }));
+    // A command that cannot start (missing binary) ends the same way, with the reason in the output.
+    child.once('error', (err) => { failed = true; collect(`${err.message}\n`); r({ code: 127, signal: null }); });
+  });
   const handle = {
     pid: child.pid,
     child,
     exited,
     output: () => output,
-    running: () => child.exitCode === null && child.signalCode === null,
+    running: () => !failed && child.exitCode === null && child.signalCode === null,
     async stop() {
       live.delete(handle);
       if (!handle.running()) return;
@@ -293,9 +298,12 @@ export async function startWranglerDev(simUrl) {
 export async function ensureLiteLLM({ timeoutMs = 240_000 } = {}) {
   const venv = path.join(BENCH, '.venv');
   const stamp = path.join(venv, `.bench-litellm-${LITELLM_VERSION}`);
-  if (existsSync(stamp)) return { ok: true, installed: false };
+  const whole = ['bin/python3', 'bin/litellm'].every((f) => existsSync(path.join(venv, f)));
+  if (existsSync(stamp) && whole) return { ok: true, installed: false };
   const started = Date.now();
-  if (!existsSync(path.join(venv, 'bin/pip'))) {
+  // A venv without its stamp, its interpreter or its litellm script is half-made: start again.
+  rmSync(venv, { recursive: true, force: true });
+  {
     const r = await runBounded('python3', ['-m', 'venv', venv], { timeoutMs: 60_000 });
     if (!r.ok) return { ok: false, reason: `python3 -m venv failed: ${lastLine(r.output)}` };
   }
