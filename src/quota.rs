@@ -52,12 +52,20 @@ pub async fn admit(
     let (window, reset) = minute_window(now);
     let rpm = u64::from(plan.requests_per_minute);
     let (day, day_reset) = day_window(now);
+    let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
+    let streams = u64::from(plan.concurrent_streams);
     let limits = quotas::Limits {
         window_start: window,
         requests_per_minute: rpm,
         day: &day,
         estimate,
         tokens_per_day: plan.tokens_per_day,
+        stream: stream_id.as_deref().map(|id| quotas::StreamSlot {
+            stream_id: id,
+            now,
+            expired_before: now.saturating_sub(STREAM_LEASE_MS),
+            limit: streams,
+        }),
     };
     match quotas::count_request(&db, &user.user_id, &limits).await? {
         quotas::Counted::Admitted => {}
@@ -70,25 +78,12 @@ pub async fn admit(
                 format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
             return Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_reset));
         }
-    }
-    let mut admission = Admission { user_id: user.user_id.clone(), day, reserved: estimate, stream_id: None };
-    if streaming {
-        let stream_id = ids::new_id("str", platform::random_bytes()?);
-        let limit = u64::from(plan.concurrent_streams);
-        if !quotas::acquire_stream(&db, &stream_id, &user.user_id, now, now.saturating_sub(STREAM_LEASE_MS), limit)
-            .await?
-        {
-            quotas::settle_tokens(&db, &user.user_id, &admission.day, -(estimate as i64)).await?;
-            return Err(refused(
-                "too_many_streams",
-                format!("at most {limit} streams at once on the {} plan", plan.name),
-                limit,
-                1,
-            ));
+        quotas::Counted::TooManyStreams => {
+            let message = format!("at most {streams} streams at once on the {} plan", plan.name);
+            return Err(refused("too_many_streams", message, streams, 1));
         }
-        admission.stream_id = Some(stream_id);
     }
-    Ok(admission)
+    Ok(Admission { user_id: user.user_id.clone(), day, reserved: estimate, stream_id })
 }
 
 impl Admission {

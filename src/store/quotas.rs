@@ -20,8 +20,10 @@ const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens) SE
 const SETTLE_TOKENS: &str = "UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2";
 const TOKENS_USED: &str = "SELECT tokens FROM daily_tokens WHERE user_id = ?1 AND day = ?2";
 const EXPIRE_STREAMS: &str = "DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2";
+// Like RESERVE_TOKENS, only for a request the minute (?5 window, ?6 limit) admitted.
 const ACQUIRE_STREAM: &str = "INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 \
-     WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 RETURNING stream_id";
+     WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 \
+     AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 RETURNING stream_id";
 const RELEASE_STREAM: &str = "DELETE FROM active_streams WHERE stream_id = ?1";
 
 /// A user's counters, deleted with their account.
@@ -37,21 +39,34 @@ pub enum Counted {
     Admitted,
     RateLimited,
     OverBudget,
+    TooManyStreams,
 }
 
-/// The minute's window and the day's budget a request is counted against.
+/// The minute's window and the day's budget a request is counted against, and for a stream
+/// the slot it takes.
 pub struct Limits<'a> {
     pub window_start: u64,
     pub requests_per_minute: u64,
     pub day: &'a str,
     pub estimate: u64,
     pub tokens_per_day: u64,
+    pub stream: Option<StreamSlot<'a>>,
 }
 
-/// Counts a request in its minute and reserves its estimated tokens of the day's budget, in
-/// one batch (one round trip): the reservation happens only if the minute admitted it.
+/// A stream slot to take: leases older than `expired_before` are dropped first.
+pub struct StreamSlot<'a> {
+    pub stream_id: &'a str,
+    pub now: u64,
+    pub expired_before: u64,
+    pub limit: u64,
+}
+
+/// Counts a request in its minute, reserves its estimated tokens of the day's budget and, for
+/// a stream, takes a slot, in one batch (one round trip). The reservation and the slot happen
+/// only if the minute admitted the request; whatever was taken for a request refused on
+/// another count is given back here (a second round trip, on refusal only).
 pub async fn count_request(db: &Db, user_id: &str, l: &Limits<'_>) -> Result<Counted, AppError> {
-    let statements = vec![
+    let mut statements = vec![
         db.stmt(FORGET_OLD_WINDOWS, &[text(user_id), num(l.window_start)])?,
         db.stmt(HIT_RATE_WINDOW, &[text(user_id), num(l.window_start)])?,
         db.stmt(
@@ -66,15 +81,41 @@ pub async fn count_request(db: &Db, user_id: &str, l: &Limits<'_>) -> Result<Cou
             ],
         )?,
     ];
+    if let Some(s) = &l.stream {
+        statements.push(db.stmt(EXPIRE_STREAMS, &[text(user_id), num(s.expired_before)])?);
+        statements.push(db.stmt(
+            ACQUIRE_STREAM,
+            &[
+                text(s.stream_id),
+                text(user_id),
+                num(s.now),
+                num(s.limit),
+                num(l.window_start),
+                num(l.requests_per_minute),
+            ],
+        )?);
+    }
     let results = db.batch("count request", statements).await?;
     let count = count_returned(results.get(1), "request_count")?.unwrap_or(u64::MAX);
     if count > l.requests_per_minute {
         return Ok(Counted::RateLimited);
     }
-    Ok(match count_returned(results.get(2), "tokens")? {
-        Some(_) => Counted::Admitted,
-        None => Counted::OverBudget,
-    })
+    let reserved = count_returned(results.get(2), "tokens")?.is_some();
+    let slot = match &l.stream {
+        Some(s) => count_returned(results.get(4), "stream_id")?.map(|_| s.stream_id),
+        None => None,
+    };
+    if !reserved {
+        if let Some(id) = slot {
+            db.run("release stream", db.stmt(RELEASE_STREAM, &[text(id)])?).await?;
+        }
+        return Ok(Counted::OverBudget);
+    }
+    if l.stream.is_some() && slot.is_none() {
+        settle_tokens(db, user_id, l.day, -(l.estimate as i64)).await?;
+        return Ok(Counted::TooManyStreams);
+    }
+    Ok(Counted::Admitted)
 }
 
 /// Replaces a reservation by what was really used (`delta` = used - reserved).
@@ -87,24 +128,6 @@ pub async fn tokens_used(db: &Db, user_id: &str, day: &str) -> Result<u64, AppEr
     let row: Option<serde_json::Value> =
         db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
     Ok(row.and_then(|r| r.get("tokens").and_then(serde_json::Value::as_u64)).unwrap_or(0))
-}
-
-/// Takes a stream slot unless the user already holds `limit` live ones (leases older than
-/// `expired_before` are dropped first).
-pub async fn acquire_stream(
-    db: &Db,
-    stream_id: &str,
-    user_id: &str,
-    now: u64,
-    expired_before: u64,
-    limit: u64,
-) -> Result<bool, AppError> {
-    let statements = vec![
-        db.stmt(EXPIRE_STREAMS, &[text(user_id), num(expired_before)])?,
-        db.stmt(ACQUIRE_STREAM, &[text(stream_id), text(user_id), num(now), num(limit)])?,
-    ];
-    let results = db.batch("acquire stream", statements).await?;
-    Ok(count_returned(results.get(1), "stream_id")?.is_some())
 }
 
 /// The writes that settle a call: its reservation replaced by what was used (`delta` = used -

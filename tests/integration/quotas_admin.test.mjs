@@ -76,6 +76,22 @@ test('a user over the daily token budget gets 429 with Retry-After and no upstre
   const content = unique('over budget');
   expectError(assert, await call('POST', path, { token: u.access_token, json: { content } }), 429);
   assert.deepEqual(await simRequests(content), []);
+  // Streamed calls over budget are refused for the budget every time: the stream slot each
+  // one takes in the same batch is given back (the plan allows 5 at once).
+  for (let i = 0; i < 7; i++) {
+    const res = await call('POST', '/v1/chat/completions', {
+      token: u.access_token, json: { model: 'sim-small', stream: true, messages: [{ role: 'user', content }] },
+    });
+    assert.equal(res.status, 429, res.text);
+    assert.match(res.body.error.message, /daily budget/, `attempt ${i + 1}: ${res.text}`);
+  }
+  // With budget again, every slot is there: none was kept by the refused calls.
+  await setPlan(admin, u, 'roomy');
+  const streams = await Promise.all([1, 2, 3, 4, 5].map(() => call('POST', '/v1/chat/completions', {
+    token: u.access_token, json: { model: 'sim-small', stream: true, messages: [{ role: 'user', content: unique('back') }] },
+  })));
+  assert.deepEqual(streams.map((r) => r.status), [200, 200, 200, 200, 200]);
+  await setPlan(admin, u, 'metered');
   const usage = await call('GET', '/api/v1/usage', { token: u.access_token });
   assert.equal(usage.body.plan.name, 'metered');
   assert.ok(usage.body.today.tokens_used >= 50);
