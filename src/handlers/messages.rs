@@ -79,13 +79,11 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
             }
             (Some(id), path)
         }
-        None => match store::latest_message_id(&db, &conversation.conversation_id, &user_id).await? {
-            Some(id) => {
-                let path = branch(cx, &conversation, &user_id, &id).await?;
-                (Some(id), path)
-            }
-            None => (None, Vec::new()),
-        },
+        None => {
+            let max = cx.config.conversation_limits.messages_per_conversation;
+            let path = conv_store::latest_path(&db, &conversation.conversation_id, &user_id, max).await?;
+            (path.last().map(|m| m.message_id.clone()), path)
+        }
     };
     let mut history = to_chat(&path);
     history.push(ChatMessage::new(Role::User, req.content.clone()));

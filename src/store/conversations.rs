@@ -60,14 +60,31 @@ const LIST_MESSAGES_AFTER: &str =
      FROM messages WHERE conversation_id = ?1 AND user_id = ?2 \
      AND (created_at > ?3 OR (created_at = ?3 AND message_id > ?4)) ORDER BY created_at, message_id LIMIT ?5";
 // The branch from the root to one message, walking parent links (bounded by ?4).
-const MESSAGE_PATH: &str = "WITH RECURSIVE path (message_id, parent_id, depth) AS ( \
-       SELECT message_id, parent_id, 0 FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3 \
-       UNION ALL \
-       SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id \
-       WHERE p.depth < ?4) \
-     SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, \
-     m.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, m.created_at \
-     FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC";
+/// The root-to-leaf path query from the leaf the `$leaf` condition picks, `$depth` being the
+/// placeholder of the depth limit.
+macro_rules! path_query {
+    ($leaf:literal, $depth:literal) => {
+        concat!(
+            "WITH RECURSIVE path (message_id, parent_id, depth) AS ( \
+             SELECT message_id, parent_id, 0 FROM messages WHERE ",
+            $leaf,
+            " UNION ALL \
+             SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id \
+             WHERE p.depth < ",
+            $depth,
+            ") SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, \
+             m.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, \
+             m.created_at FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC"
+        )
+    };
+}
+const MESSAGE_PATH: &str = path_query!("message_id = ?1 AND conversation_id = ?2 AND user_id = ?3", "?4");
+// The same from the conversation's newest message.
+const LATEST_PATH: &str = path_query!(
+    "message_id = (SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 \
+     ORDER BY created_at DESC, message_id DESC LIMIT 1)",
+    "?3"
+);
 
 /// Everything a user owns in this module, deleted with their account.
 pub const DELETE_ALL_OF_USER: &[&str] =
@@ -210,6 +227,18 @@ pub async fn message_path(
 ) -> Result<Vec<Message>, AppError> {
     let stmt = db.stmt(MESSAGE_PATH, &[text(leaf_id), text(conversation_id), text(user_id), num(max_depth)])?;
     db.all("message path", stmt).await
+}
+
+/// The root-to-leaf path ending at the conversation's newest message, root first; empty when
+/// it has none. One round trip.
+pub async fn latest_path(
+    db: &Db,
+    conversation_id: &str,
+    user_id: &str,
+    max_depth: u64,
+) -> Result<Vec<Message>, AppError> {
+    let stmt = db.stmt(LATEST_PATH, &[text(conversation_id), text(user_id), num(max_depth)])?;
+    db.all("latest path", stmt).await
 }
 
 /// True when a `RETURNING` statement in a batch returned a row: the write happened. (D1's

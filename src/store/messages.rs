@@ -5,8 +5,6 @@ use super::{num, opt_text, rows, text, Db};
 use crate::http::AppError;
 use edgechat_core::conversations::Message;
 
-const LATEST_MESSAGE: &str = "SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 \
-     ORDER BY created_at DESC, message_id DESC LIMIT 1";
 const FIND_MESSAGE: &str = "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
      prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at \
      FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3";
@@ -32,16 +30,6 @@ const TOUCH_CONVERSATION: &str = "UPDATE conversations SET updated_at = ?2, \
      title = CASE WHEN title = '' AND ?3 IS NOT NULL THEN ?3 ELSE title END WHERE conversation_id = ?1";
 
 /// The id of the conversation's newest message (the default parent of a new one).
-pub async fn latest_message_id(db: &Db, conversation_id: &str, user_id: &str) -> Result<Option<String>, AppError> {
-    #[derive(serde::Deserialize)]
-    struct Row {
-        message_id: String,
-    }
-    let row: Option<Row> =
-        db.first("latest message", db.stmt(LATEST_MESSAGE, &[text(conversation_id), text(user_id)])?).await?;
-    Ok(row.map(|r| r.message_id))
-}
-
 pub async fn find(
     db: &Db,
     message_id: &str,
