@@ -28,6 +28,9 @@ const METHOD = {
   concurrentStreams: 256,
   concurrentTimeoutSeconds: 30,
   // Marginal CPU per chunk: this many 64-chunk streams at once against as many 8-chunk ones.
+  // CPU per request for the head-to-head pairs: alternating rounds, median.
+  cpuRounds: 5,
+  cpuRoundRequests: 300,
   marginalStreams: 64,
   marginalRepeats: 3,
   shortStreamTokens: 8,
@@ -125,6 +128,31 @@ async function marginalChunkCpu(target, makeSpec) {
   }
   samples.sort((a, b) => a - b);
   return samples[Math.floor(samples.length / 2)];
+}
+
+/**
+ * CPU per request of targets compared with each other, measured in alternating rounds
+ * (`cpuRounds` of `cpuRoundRequests` requests each) so that the machine's drift hits both
+ * alike; each target's figure becomes the median of its rounds.
+ */
+async function interleavedCpu(pairs) {
+  const samples = pairs.map(() => []);
+  for (let round = 0; round < METHOD.cpuRounds; round++) {
+    for (const [i, [target, spec]] of pairs.entries()) {
+      const pids = target.pids();
+      const around = { before: () => T.cpuMs(pids), after: (b, count) => ({ cpu: (T.cpuMs(pids) - b) / count }) };
+      const r = await latencyRun(target.url, spec, { n: METHOD.cpuRoundRequests, warmup: 20, around });
+      if (r.errors === 0) samples[i].push(r.cpu);
+    }
+  }
+  for (const [i, [, , result]] of pairs.entries()) {
+    const sorted = samples[i].sort((a, b) => a - b);
+    if (result && sorted.length) {
+      result.cpuPerRequestMs = sorted[Math.floor(sorted.length / 2)];
+      result.cpuRoundsMs = sorted;
+    }
+  }
+  log(`  CPU per request, median of ${METHOD.cpuRounds} alternating rounds: ${pairs.map(([t, , r]) => `${t.id} ${r?.cpuPerRequestMs?.toFixed(3)} ms`).join(', ')}`);
 }
 
 /**
@@ -233,6 +261,7 @@ async function main() {
   S.health.sim = await measureRequests(sim, { path: '/health' }, { rate: false });
   S.health.js = await measureRequests(js, { path: '/health' });
   S.health.edgechat = await measureRequests(edgechat, { path: '/health' });
+  await interleavedCpu([[js, { path: '/health' }, S.health.js], [edgechat, { path: '/health' }, S.health.edgechat]]);
 
   log('scenario: GET /api/v1/conversations');
   const list = { path: '/api/v1/conversations', headers: auth(listToken) };
@@ -246,6 +275,10 @@ async function main() {
   // The same request as a plain JavaScript Worker on the same D1 and KV: the floor for it.
   ran(edgechat.reference, ' (same workerd process, D1 database and KV namespace as edgechat)');
   S.conversationsHit.reference = await measureRequests(edgechat.reference, { ...list, check: hit });
+  await interleavedCpu([
+    [edgechat, { ...list, check: hit }, S.conversationsHit.edgechat],
+    [edgechat.reference, { ...list, check: hit }, S.conversationsHit.reference],
+  ]);
   // A cursor placed before every row gives the same 20 rows from D1; cursor pages are never cached.
   const cursor = Buffer.from(`1${Number.MAX_SAFE_INTEGER}:zzzzzzzz`).toString('base64url');
   S.conversationsMiss.edgechat = await measureRequests(edgechat, {
