@@ -4,7 +4,7 @@
 // (add --js for the JS pass-through worker's marginal CPU per chunk).
 import * as T from './targets.mjs';
 import { api, latencyRun } from './load.mjs';
-import { concurrentStreams } from './sse-client.mjs';
+import { cpuAround, marginalChunkCpu } from './cpu.mjs';
 
 const PROMPT = [{ role: 'user', content: 'Say something.' }];
 const sim = await T.startSimulator();
@@ -15,10 +15,8 @@ for (let i = 0; i < 20; i++) await api(w.url, 'POST', '/api/v1/conversations', {
 const auth = { authorization: `Bearer ${token}` };
 
 async function cpu(name, spec, n = 500) {
-  const pids = w.pids();
-  const around = { before: () => T.cpuMs(pids), after: (b, count) => ({ cpu: (T.cpuMs(pids) - b) / count }) };
-  const r = await latencyRun(w.url, spec, { n, warmup: 100, around });
-  console.log(`${name}: ${r.cpu.toFixed(3)} ms CPU/request, p50 ${r.p50.toFixed(2)} ms, errors ${r.errors}`);
+  const r = await latencyRun(w.url, spec, { n, warmup: 100, around: cpuAround(w.pids()) });
+  console.log(`${name}: ${r.cpuPerRequestMs.toFixed(3)} ms CPU/request, p50 ${r.p50.toFixed(2)} ms, errors ${r.errors}`);
 }
 await cpu('/health', { path: '/health' });
 const hit = (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit';
@@ -27,23 +25,14 @@ await cpu('the same in plain JS', { path: '/reference/api/v1/conversations', hea
 const completion = { method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: 'bench-fast', messages: PROMPT }, kind: 'openai', check: (r) => r.status === 200 };
 await cpu('completion, not streamed', completion, 300);
 
-// Marginal CPU per chunk: 64-chunk streams against 8-chunk streams, so the per-request costs
-// (auth, limits, usage record) cancel out.
-async function streams(target, model, expectedTokens) {
-  const before = T.cpuMs(target.pids());
-  const spec = () => ({ method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model, messages: PROMPT, stream: true }, kind: 'openai' });
-  const many = await concurrentStreams(target.url, spec, { n: 32, expectedTokens, timeoutMs: 30000 });
-  return { cpu: T.cpuMs(target.pids()) - before, tokens: many.receivedTokens, streams: many.streams };
+// Marginal CPU per chunk (per-request costs cancel out): 32 streams of 64 chunks against
+// 32 of 8, once.
+async function marginal(target, models) {
+  const spec = (which) => ({ method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: models[which], messages: PROMPT, stream: true }, kind: 'openai' });
+  const perChunk = await marginalChunkCpu(target, spec, { streams: 32, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: 8 });
+  console.log(`${target.id} streams: ${perChunk?.toFixed(4) ?? '(incomplete)'} ms CPU per extra chunk`);
 }
-async function marginal(target, longModel, shortModel) {
-  await streams(target, shortModel, 8);
-  const long = await streams(target, longModel, 64);
-  const short = await streams(target, shortModel, 8);
-  const perChunk = (long.cpu - short.cpu) / (long.tokens - short.tokens);
-  console.log(`${target.id} streams: ${(long.cpu / long.streams).toFixed(2)} ms CPU per 64-chunk stream, ` +
-    `${(short.cpu / short.streams).toFixed(2)} ms per 8-chunk stream: ${perChunk.toFixed(4)} ms per extra chunk`);
-}
-await marginal(w, 'bench', 'bench-short');
-if (process.argv.includes('--js')) await marginal(await T.startJsWorker(sim.url), T.UPSTREAM.stream, T.UPSTREAM.short);
+await marginal(w, { stream: 'bench', short: 'bench-short' });
+if (process.argv.includes('--js')) await marginal(await T.startJsWorker(sim.url), T.UPSTREAM);
 await T.stopAll();
 process.exit(0);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { api, latencyRun, rateSteps } from './load.mjs';
 import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
+import { cpuAround, marginalChunkCpu } from './cpu.mjs';
 import { writeReports } from './report.mjs';
 import * as T from './targets.mjs';
 
@@ -89,7 +90,7 @@ function wasmSize() {
 /** One-connection latency (with CPU of the target's processes), then the load steps. */
 async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = true } = {}) {
   const pids = target.pids();
-  const around = pids.length ? { before: () => T.cpuMs(pids), after: (b, count) => ({ cpuPerRequestMs: (T.cpuMs(pids) - b) / count }) } : undefined;
+  const around = pids.length ? cpuAround(pids) : undefined;
   const { cpuPerRequestMs = null, ...latency } = await latencyRun(target.url, spec, { n, warmup, around });
   if (latency.errors) log(`  ${target.id}: ${latency.errors} errors, first: ${latency.firstError}`);
   if (latency.count === 0) return { error: latency.firstError, cpuPerRequestMs };
@@ -105,32 +106,6 @@ async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = tr
 }
 
 /**
- * CPU per extra chunk: the CPU of `marginalStreams` 64-chunk streams minus that of as many
- * 8-chunk ones, over the extra chunks received, so per-request work (auth, limits, records)
- * cancels out and what is left is what each chunk costs. Measured `marginalRepeats` times;
- * the median is the figure (process CPU on a shared machine is noisy).
- */
-async function marginalChunkCpu(target, makeSpec) {
-  const pids = target.pids();
-  if (!pids.length) return null;
-  const run = async (which, expectedTokens) => {
-    const before = T.cpuMs(pids);
-    const r = await concurrentStreams(target.url, () => makeSpec(which), { n: METHOD.marginalStreams, expectedTokens, timeoutMs: 20_000 });
-    return { cpu: T.cpuMs(pids) - before, tokens: r.receivedTokens, complete: r.completed === r.streams };
-  };
-  await run('short', METHOD.shortStreamTokens); // warm-up
-  const samples = [];
-  for (let i = 0; i < METHOD.marginalRepeats; i++) {
-    const long = await run('stream', T.STREAM_TOKENS);
-    const short = await run('short', METHOD.shortStreamTokens);
-    if (!long.complete || !short.complete || long.tokens <= short.tokens) return null;
-    samples.push((long.cpu - short.cpu) / (long.tokens - short.tokens));
-  }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
-}
-
-/**
  * CPU per request of targets compared with each other, measured in alternating rounds
  * (`cpuRounds` of `cpuRoundRequests` requests each) so that the machine's drift hits both
  * alike; each target's figure becomes the median of its rounds.
@@ -139,10 +114,9 @@ async function interleavedCpu(pairs) {
   const samples = pairs.map(() => []);
   for (let round = 0; round < METHOD.cpuRounds; round++) {
     for (const [i, [target, spec]] of pairs.entries()) {
-      const pids = target.pids();
-      const around = { before: () => T.cpuMs(pids), after: (b, count) => ({ cpu: (T.cpuMs(pids) - b) / count }) };
+      const around = cpuAround(target.pids());
       const r = await latencyRun(target.url, spec, { n: METHOD.cpuRoundRequests, warmup: 20, around });
-      if (r.errors === 0) samples[i].push(r.cpu);
+      if (r.errors === 0) samples[i].push(r.cpuPerRequestMs);
     }
   }
   for (const [i, [, , result]] of pairs.entries()) {
@@ -174,7 +148,9 @@ async function measureStreams(target, makeSpecFor) {
     `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
     (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
   await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
-  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpecFor);
+  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpecFor, {
+    streams: METHOD.marginalStreams, repeats: METHOD.marginalRepeats, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
+  });
   if (cpuPerExtraChunkMs !== null) log(`  ${target.id}: CPU per extra chunk ${cpuPerExtraChunkMs.toFixed(4)} ms`);
   return { one, many, cpuPerExtraChunkMs };
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { applyMigrations } from '../tests/support/miniflare.mjs';
 import { freePort, startWorker } from '../tests/support/stack.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -185,42 +186,6 @@ async function startMiniflare(options) {
   return { mf, url, pids, stderr: () => stderr, stop };
 }
 
-/**
- * Splits a migration file into statements: `;` ends a statement except inside a
- * CREATE TRIGGER ... BEGIN ... END; block. `--` comments are dropped.
- */
-export function splitSql(sql) {
-  const statements = [];
-  let current = '';
-  for (const raw of sql.split('\n')) {
-    const line = raw.replace(/--.*$/, '').trimEnd();
-    if (!line.trim()) continue;
-    current += `${line}\n`;
-    const text = current.trim();
-    const inTrigger = /^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(text);
-    if (text.endsWith(';') && (!inTrigger || /\bEND;$/i.test(text))) {
-      statements.push(text);
-      current = '';
-    }
-  }
-  if (current.trim()) statements.push(current.trim());
-  return statements;
-}
-
-async function applyMigrations(mf) {
-  const db = await mf.getD1Database('DB');
-  const dir = path.join(ROOT, 'migrations');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
-    const statements = splitSql(readFileSync(path.join(dir, file), 'utf8'));
-    await db.batch(statements.map((s) => db.prepare(s)));
-  }
-  const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
-  const tables = new Set(results.map((r) => r.name));
-  for (const t of ['users', 'sessions', 'conversations', 'messages']) {
-    if (!tables.has(t)) throw new Error(`migrations did not create table ${t}`);
-  }
-}
-
 /** The worker's vars; `simUrl` is the simulator every provider points at. */
 export function edgechatVars(simUrl) {
   return {
@@ -266,7 +231,7 @@ export async function startEdgechat(simUrl) {
     ],
   });
   try {
-    await applyMigrations(mf);
+    await applyMigrations(await mf.getD1Database('DB'));
   } catch (err) {
     await stop();
     throw err;

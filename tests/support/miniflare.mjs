@@ -6,21 +6,39 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT } from './stack.mjs';
 
-/** Statements of a migration file; a CREATE TRIGGER ... END; block stays whole. */
-function statements(sql) {
-  const out = [];
+/**
+ * Splits a migration file into statements: `;` ends a statement except inside a
+ * CREATE TRIGGER ... BEGIN ... END; block. `--` comments are dropped.
+ */
+export function splitSql(sql) {
+  const statements = [];
   let current = '';
   for (const raw of sql.split('\n')) {
     const line = raw.replace(/--.*$/, '').trimEnd();
     if (!line.trim()) continue;
     current += `${line}\n`;
     const text = current.trim();
-    if (text.endsWith(';') && (!/^CREATE\s+TRIGGER\b/i.test(text) || /\bEND;$/i.test(text))) {
-      out.push(text);
+    const inTrigger = /^CREATE\s+(TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(text);
+    if (text.endsWith(';') && (!inTrigger || /\bEND;$/i.test(text))) {
+      statements.push(text);
       current = '';
     }
   }
-  return out;
+  if (current.trim()) statements.push(current.trim());
+  return statements;
+}
+
+/** Applies migrations/*.sql in order to a Miniflare D1 database and checks the main tables exist. */
+export async function applyMigrations(db) {
+  const dir = path.join(ROOT, 'migrations');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    await db.batch(splitSql(readFileSync(path.join(dir, file), 'utf8')).map((s) => db.prepare(s)));
+  }
+  const { results } = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+  const tables = new Set(results.map((r) => r.name));
+  for (const t of ['users', 'sessions', 'conversations', 'messages']) {
+    if (!tables.has(t)) throw new Error(`migrations did not create table ${t}`);
+  }
 }
 
 /** workerd processes started by this Node process. */
@@ -66,10 +84,7 @@ export async function startBareWorker(vars) {
   });
   const url = (await mf.ready).href.replace(/\/$/, '');
   const db = await mf.getD1Database('DB');
-  const dir = path.join(ROOT, 'migrations');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
-    await db.batch(statements(readFileSync(path.join(dir, file), 'utf8')).map((s) => db.prepare(s)));
-  }
+  await applyMigrations(db);
   const pids = childWorkerds().filter((p) => !before.has(p));
   return { url, db, pids, wasmMemoryKib: () => wasmKib, stop: () => mf.dispose() };
 }
