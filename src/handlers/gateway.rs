@@ -129,7 +129,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let stream = req.stream;
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
-    let call = Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass };
+    let call = Call { config, req, chain, meta, billing, admission, cache_key, bypass };
     // The call runs to its end whatever the client does, so usage and limits are always settled.
     let stall_ms = cx.config.first_byte_timeout_ms;
     cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx, stall_ms))));

@@ -53,6 +53,13 @@ async fn branch(
     conv_store::message_path(&db, &conversation.conversation_id, user_id, leaf_id, max).await
 }
 
+/// The branch ending at the conversation's newest message (empty when it has none).
+async fn latest_branch(cx: &mut Ctx<'_>, conversation: &Conversation, user_id: &str) -> Result<Vec<Message>, AppError> {
+    let db = cx.db()?;
+    let max = cx.config.conversation_limits.messages_per_conversation;
+    conv_store::latest_path(&db, &conversation.conversation_id, user_id, max).await
+}
+
 fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
     messages
         .iter()
@@ -68,7 +75,6 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let user_id = principal.user.user_id.clone();
     let conversation = owned_conversation(cx, &user_id).await?;
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
-    let db = cx.db()?;
 
     let (parent_id, path) = match req.parent_id {
         Some(id) => {
@@ -80,8 +86,7 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
             (Some(id), path)
         }
         None => {
-            let max = cx.config.conversation_limits.messages_per_conversation;
-            let path = conv_store::latest_path(&db, &conversation.conversation_id, &user_id, max).await?;
+            let path = latest_branch(cx, &conversation, &user_id).await?;
             (path.last().map(|m| m.message_id.clone()), path)
         }
     };

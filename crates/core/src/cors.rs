@@ -39,7 +39,7 @@ impl CorsPolicy {
         let mut list = Vec::new();
         for origin in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if !is_origin(origin) {
-                return Err(format!("must be * or a comma-separated list of origins like https://app.example.com"));
+                return Err("must be * or a comma-separated list of origins like https://app.example.com".to_string());
             }
             list.push(origin.trim_end_matches('/').to_ascii_lowercase());
         }
