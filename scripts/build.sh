@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Worker into build/ (release, size-tuned) unless it is already newer than every
-# source file; prints the wasm size raw and gzipped.
+# source file; prints the wasm size raw and gzipped. Steps: cargo (wasm32), the wasm-bindgen
+# CLI (JS glue), wasm-opt (size), esbuild (one main module, build/index.js, importing
+# build/index_bg.wasm).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
@@ -10,22 +12,30 @@ if [ -f "$stamp" ] && [ -z "$(find src crates Cargo.toml Cargo.lock -newer "$sta
   say "worker build is up to date"
   exit 0
 fi
-for bin in "$WORKER_BUILD_BIN" "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
+for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$bin" ] || { echo "build: $bin is missing: run npm run setup" >&2; exit 1; }
 done
 say "building the worker (release, wasm)"
 start=$(date +%s)
-"$WORKER_BUILD_BIN" --release
-wasm=$(find build -name '*.wasm' -print -quit)
-# worker-build has already run wasm-opt once; running it again to a fixed point (--converge)
-# takes ~2.5 KB more off the gzip size. worker-build also keeps the wasm name section
-# (readable stack traces) at ~20 KB gzip; it is dropped unless EDGECHAT_KEEP_WASM_NAMES=1.
+cargo build --release --target wasm32-unknown-unknown --lib
+rm -rf build && mkdir -p build/bindgen
+# --experimental-reset-state-function: src/js/entry.js starts a fresh instance after a trap.
+"$WASM_BINDGEN_BIN" "${CARGO_TARGET_DIR:-target}"/wasm32-unknown-unknown/release/edgechat.wasm --out-dir build/bindgen \
+  --out-name edgechat --target web --no-typescript --omit-default-module-path \
+  --experimental-reset-state-function
+# The name section (readable stack traces, ~20 KB gzip) is dropped unless
+# EDGECHAT_KEEP_WASM_NAMES=1.
 features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
-names=(--strip-debug)
+names=(--strip-debug --strip-producers)
 [ "${EDGECHAT_KEEP_WASM_NAMES:-0}" = 1 ] && names=(--debuginfo)
-"$WASM_OPT_BIN" "$wasm" -Oz --converge "${names[@]}" "${features[@]/#/--enable-}" -o "$wasm.opt"
-mv "$wasm.opt" "$wasm"
+"$WASM_OPT_BIN" build/bindgen/edgechat_bg.wasm -Oz --converge "${names[@]}" "${features[@]/#/--enable-}" \
+  -o build/index_bg.wasm
+rm build/bindgen/edgechat_bg.wasm
+cp src/js/entry.js build/entry.js
+"$ESBUILD_BIN" build/entry.js --bundle --format=esm --minify --log-level=warning --log-override:duplicate-object-key=silent \
+  --external:./index_bg.wasm --outfile=build/index.js
+rm -r build/entry.js build/bindgen
 touch "$stamp"
-raw=$(wc -c <"$wasm")
-gz=$(gzip -9 -c "$wasm" | wc -c)
-say "built in $(( $(date +%s) - start )) s: $wasm $raw bytes raw, $gz bytes gzip"
+raw=$(wc -c <build/index_bg.wasm)
+gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
+say "built in $(( $(date +%s) - start )) s: build/index_bg.wasm $raw bytes raw, $gz bytes gzip"

@@ -4,12 +4,9 @@ EDGECHAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export EDGECHAT_ROOT
 # Tools are installed once per machine, by version, outside the clone.
 export EDGECHAT_TOOLS="${EDGECHAT_TOOLS:-$HOME/.cache/edgechat/tools}"
-export WORKER_BUILD_VERSION="0.8.7"
 # The wasm-bindgen CLI must be exactly the library version in Cargo.lock.
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$EDGECHAT_ROOT/Cargo.lock")"
 export WASM_BINDGEN_VERSION
-export WORKER_BUILD_BIN="$EDGECHAT_TOOLS/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
-# worker-build downloads these from the internet unless told where they are.
 export WASM_BINDGEN_BIN="$EDGECHAT_TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
 export WASM_OPT_BIN="$EDGECHAT_ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$EDGECHAT_ROOT/node_modules/.bin/esbuild"

@@ -15,23 +15,16 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
-# The two cargo installs take minutes on a fresh machine, so they run side by side.
+# The wasm-bindgen CLI takes a few minutes to install on a fresh machine; npm runs meanwhile.
 pids=()
 install_crate() { # name version root
   local name=$1 version=$2 root=$3 log="$EDGECHAT_TOOLS/$1-$2.log"
   mkdir -p "$EDGECHAT_TOOLS"
   say "installing $name $version (a few minutes, once per machine; log: $log)"
   # wasm-bindgen-cli's own lockfile pins a crate the registry lacks: no --locked for it.
-  local locked=(--locked)
-  [ "$name" = wasm-bindgen-cli ] && locked=()
-  cargo install "$name" --version "=$version" "${locked[@]}" --root "$root" >"$log" 2>&1 \
+  cargo install "$name" --version "=$version" --root "$root" >"$log" 2>&1 \
     || { echo "setup: installing $name failed; last lines of $log:" >&2; tail -n 30 "$log" >&2; return 1; }
 }
-if [ -x "$WORKER_BUILD_BIN" ]; then
-  say "worker-build $WORKER_BUILD_VERSION: present"
-else
-  install_crate worker-build "$WORKER_BUILD_VERSION" "$EDGECHAT_TOOLS/worker-build-$WORKER_BUILD_VERSION" & pids+=($!)
-fi
 if [ -x "$WASM_BINDGEN_BIN" ]; then
   say "wasm-bindgen-cli $WASM_BINDGEN_VERSION: present"
 else
@@ -51,5 +44,4 @@ fi
 
 for pid in "${pids[@]}"; do wait "$pid"; done
 "$WASM_BINDGEN_BIN" --version >/dev/null
-"$WORKER_BUILD_BIN" --version >/dev/null
 say "setup complete"

@@ -1,7 +1,9 @@
 //! The request pipeline every route goes through: request id, CORS, body cap, routing,
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
-use crate::http::{error_response, header, openai_error_response, AppError, HandlerResult};
+use crate::http::{error_response, header, openai_error_response, AppError, HandlerResult, Reply};
+use crate::platform::env::{Context, Env};
+use crate::platform::fetch::build_response;
 use crate::store::Db;
 use crate::{bindings, handlers, platform};
 use edgechat_core::config::Config;
@@ -10,7 +12,6 @@ use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
 use edgechat_core::{body, request_id, security, ApiError};
 use std::rc::Rc;
-use worker::{console_log, Context, Env, Response};
 
 /// Everything a handler may use for one request.
 pub struct Ctx<'a> {
@@ -54,7 +55,7 @@ impl Ctx<'_> {
     }
 }
 
-pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> Response {
+pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web_sys::Response {
     let started = platform::now_ms();
     let incoming_id = header(&req, "x-request-id");
     let request_id = match request_id::accept(incoming_id.as_deref()) {
@@ -92,33 +93,29 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> Res
             error_response(&err, &request_id)
         }
     };
-    let (resp, error_code) = match result {
-        Ok(resp) => (resp, None),
+    let (reply, error_code) = match result {
+        Ok(reply) => (reply, None),
         Err(AppError::Api(err)) => (api_error(err.clone()), Some(err.code)),
         Err(AppError::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
         Err(AppError::Platform { context, cause }) => {
-            console_log!("{}", failure_line(&request_id, context, &cause));
+            platform::log(&failure_line(&request_id, context, &cause));
             let err = ApiError::internal();
             (api_error(err.clone()), Some(err.code))
         }
     };
-    let headers = resp.headers();
-    let _ = headers.set("x-request-id", &request_id);
-    for (name, value) in security::HEADERS {
-        let _ = headers.set(name, value);
-    }
-    for (name, value) in config.cors.response_headers(origin.as_deref()) {
-        let _ = headers.set(name, &value);
-    }
-    console_log!(
-        "{}",
-        RequestLog {
+    let cors = config.cors.response_headers(origin.as_deref());
+    let mut headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    headers.push(("x-request-id", &request_id));
+    headers.extend(security::HEADERS.iter().copied());
+    headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+    platform::log(
+        &RequestLog {
             level: "info",
             msg: "request",
             request_id: &request_id,
             method: &method,
             route: pattern,
-            status: resp.status_code(),
+            status: reply.status,
             duration_ms: platform::now_ms().saturating_sub(started),
             user_id: user_id.as_deref(),
             error_code,
@@ -126,9 +123,9 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> Res
             d1_rows_written,
             wasm_memory_kib: platform::wasm_memory_kib(),
         }
-        .to_line()
+        .to_line(),
     );
-    resp
+    build_response(reply.status, reply.payload, &headers)
 }
 
 /// Preflight, body cap and route resolution, then the handler.
@@ -161,11 +158,7 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
     }
     let requested = header(&cx.req, "access-control-request-headers");
     let grants = cx.config.cors.preflight(origin, wanted, requested.as_deref())?;
-    let resp = Response::empty().map_err(|e| AppError::platform("preflight", e))?.with_status(204);
-    for (name, value) in grants {
-        let _ = resp.headers().set(name, &value);
-    }
-    Ok(resp)
+    Ok(Reply { headers: grants, ..Reply::empty(204) })
 }
 
 async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {

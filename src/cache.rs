@@ -6,7 +6,7 @@ use crate::bindings;
 /// The cached body under `key`, if any (a KV failure counts as a miss).
 pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<String> {
     let kv = bindings::cache(cx.env).ok()?;
-    kv.get(key).text().await.ok().flatten()
+    kv.text(key).await.ok().flatten()
 }
 
 /// Stores `body` under `key` once the response is on its way.
@@ -15,9 +15,7 @@ pub fn put_later(cx: &Ctx<'_>, key: String, body: String) {
     let env = cx.env.clone();
     cx.worker_ctx.wait_until(async move {
         if let Ok(kv) = bindings::cache(&env) {
-            if let Ok(put) = kv.put(&key, body) {
-                let _ = put.expiration_ttl(ttl).execute().await;
-            }
+            let _ = kv.put(&key, &body, ttl).await;
         }
     });
 }

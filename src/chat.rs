@@ -2,6 +2,8 @@
 //! answer as SSE events while it arrives, and finalizes the assistant message in D1 whatever
 //! happens, running under `wait_until` so a departed client still gets its answer stored.
 
+use crate::platform::env::Env;
+use crate::platform::streams::ByteStream;
 use crate::quota::Admission;
 use crate::store::{messages, usage, Db};
 use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
@@ -19,7 +21,6 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
-use worker::{console_log, Env};
 
 /// Everything a turn needs, owned, so it can outlive the request.
 pub struct Turn {
@@ -130,7 +131,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                 error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message))
             }
             Ok(Connected { route, body, controller }) => {
-                let mut stream = body.into_stream();
+                let mut stream = ByteStream::new(body);
                 let mut decoder = StreamDecoder::new(route.provider);
                 used = Some(route);
                 'read: loop {
@@ -254,21 +255,21 @@ pub async fn run(turn: Turn, sink: Sink) {
         Ok(m) => m,
         Err(e) => {
             if let crate::http::AppError::Platform { context, cause } = &e {
-                console_log!("{}", failure_line(&turn.request_id, context, cause));
+                platform::log(&failure_line(&turn.request_id, context, cause));
             }
             error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));
             None
         }
     };
-    console_log!(
-        "{}",
-        json!({
+    platform::log(
+        &json!({
             "level": "info", "msg": "turn", "request_id": turn.request_id, "user_id": turn.user_id,
             "status": status.as_str(), "model": fin.model, "provider": fin.provider,
             "time_to_first_token_ms": fin.time_to_first_token_ms, "duration_ms": fin.duration_ms,
             "completion_tokens": usage.completion_tokens, "malformed_chunks": acc.malformed,
             "error_code": error.as_ref().map(|(k, _)| k.code()),
         })
+        .to_string(),
     );
 
     if let Some(o) = out.as_mut() {

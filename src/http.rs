@@ -1,9 +1,10 @@
 //! HTTP plumbing at the edge: the handler error type, JSON responses, and capped body reads.
 
+use crate::platform::fetch::Payload;
+use crate::platform::streams::ByteStream;
 use edgechat_core::{body, ApiError};
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::{ByteStream, Response, ResponseBuilder};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 /// An oversized chunked body is read and discarded up to this many times the cap.
@@ -46,36 +47,65 @@ impl From<edgechat_core::config::ConfigError> for AppError {
     }
 }
 
-pub type HandlerResult = Result<Response, AppError>;
+/// A handler's answer, as plain data: the pipeline adds its headers and makes the runtime's
+/// response from it in one call.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub payload: Payload,
+}
+
+impl Reply {
+    /// A response without a body (204 and the like).
+    pub fn empty(status: u16) -> Self {
+        Self { status, headers: Vec::new(), payload: Payload::Empty }
+    }
+
+    pub fn bytes(status: u16, content_type: &str, bytes: Vec<u8>) -> Self {
+        Self { status, headers: vec![("content-type", content_type.to_string())], payload: Payload::Bytes(bytes) }
+    }
+
+    /// A Server-Sent Events stream.
+    pub fn event_stream(body: web_sys::ReadableStream) -> Self {
+        let headers = vec![
+            ("content-type", "text/event-stream; charset=utf-8".to_string()),
+            ("cache-control", "no-cache, no-transform".to_string()),
+        ];
+        Self { status: 200, headers, payload: Payload::Stream(body) }
+    }
+
+    /// Sets a header (over an earlier one of the same name).
+    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.set(name, value);
+        self
+    }
+}
+
+pub type HandlerResult = Result<Reply, AppError>;
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> HandlerResult {
     let bytes = serde_json::to_vec(value).map_err(|e| AppError::platform("serialize", e))?;
-    Ok(bytes_response(status, JSON, bytes))
-}
-
-pub fn bytes_response(status: u16, content_type: &str, bytes: Vec<u8>) -> Response {
-    let resp = ResponseBuilder::new().with_status(status).fixed(bytes);
-    let _ = resp.headers().set("content-type", content_type);
-    resp
+    Ok(Reply::bytes(status, JSON, bytes))
 }
 
 /// The one place an OpenAI-shaped error becomes a response.
-pub fn openai_error_response(err: &edgechat_core::gateway::OpenAiError, extra: &[(&'static str, String)]) -> Response {
-    let resp = bytes_response(err.status, JSON, err.body().into_bytes());
-    for (name, value) in extra {
-        let _ = resp.headers().set(name, value);
-    }
-    resp
+pub fn openai_error_response(err: &edgechat_core::gateway::OpenAiError, extra: &[(&'static str, String)]) -> Reply {
+    let mut reply = Reply::bytes(err.status, JSON, err.body().into_bytes());
+    reply.headers.extend(extra.iter().cloned());
+    reply
 }
 
 /// The one place an [`ApiError`] becomes a response.
-pub fn error_response(err: &ApiError, request_id: &str) -> Response {
-    let resp = bytes_response(err.status, JSON, err.body(request_id).into_bytes());
-    for (name, value) in &err.headers {
-        let _ = resp.headers().set(name, value);
-    }
-    resp
+pub fn error_response(err: &ApiError, request_id: &str) -> Reply {
+    let mut reply = Reply::bytes(err.status, JSON, err.body(request_id).into_bytes());
+    reply.headers.extend(err.headers.iter().cloned());
+    reply
 }
 
 pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
@@ -86,7 +116,7 @@ pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
 pub async fn read_body(req: &web_sys::Request, cap: u64) -> Result<Vec<u8>, AppError> {
     body::check_declared_length(header(req, "content-length").as_deref(), cap)?;
     let mut stream = match req.body() {
-        Some(s) => ByteStream::from(s),
+        Some(s) => ByteStream::new(s),
         None => return Ok(Vec::new()),
     };
     let mut buf = Vec::new();

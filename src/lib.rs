@@ -14,14 +14,15 @@ mod relay;
 mod store;
 mod upstream;
 
-use worker::{event, Context, Env, Response, Result};
+use wasm_bindgen::prelude::*;
 
-#[event(start)]
+#[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
-    Ok(app::handle(req, env, ctx).await)
+/// The fetch handler (called by src/js/entry.js with the runtime's request, env and context).
+#[wasm_bindgen]
+pub async fn fetch(req: web_sys::Request, env: platform::env::Env, ctx: platform::env::Context) -> web_sys::Response {
+    app::handle(req, env, ctx).await
 }

@@ -4,12 +4,13 @@
 
 use crate::app::Ctx;
 use crate::http::AppError;
+use crate::platform::d1::D1PreparedStatement;
+use crate::platform::env::Env;
 use crate::store::{quotas, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
 use edgechat_core::plans::{day_window, limit_headers, minute_window};
 use edgechat_core::{ids, ApiError};
-use worker::{D1PreparedStatement, Env};
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;

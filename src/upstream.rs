@@ -2,6 +2,10 @@
 //! built, with an abort handle), and the retry/fallback loop around attempts, with
 //! heartbeats to the client and a first-byte deadline while waiting.
 
+use crate::platform::env::Env;
+use crate::platform::fetch::fetch;
+use crate::platform::streams::ByteStream;
+use crate::platform::Delay;
 use crate::{bindings, platform};
 use edgechat_core::chat::{is_retryable, retry_delay_ms};
 use edgechat_core::config::Config;
@@ -10,17 +14,17 @@ use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_comment;
 use futures_channel::mpsc;
 use futures_util::future::{select, Either};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
-use std::time::Duration;
-use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit, ResponseBody};
+use web_sys::{AbortController, Headers, ReadableStream, Request, RequestInit};
 
 /// Longest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
 pub enum Attempt {
-    /// The upstream accepted: its body, and the handle that aborts it.
-    Streaming(Body, AbortController),
+    /// The upstream accepted: its body (a fetch's or Workers AI's stream, which can be handed
+    /// on to the client untouched or read by Rust), and the handle that aborts it.
+    Streaming(ReadableStream, AbortController),
     /// No stream: the HTTP status (None for a connection failure), `Retry-After`, and a
     /// message safe to show.
     Failed { status: Option<u16>, retry_after: Option<String>, message: String },
@@ -36,49 +40,63 @@ pub async fn open(env: &Env, config: &Config, provider: Provider, built: &Upstre
     if provider == Provider::WorkersAi {
         return open_workers_ai(env, &built.path, &built.body).await;
     }
-    let headers = Headers::new();
+    let Ok(headers) = Headers::new() else { return failed(None, "invalid upstream header") };
     for (name, value) in &built.headers {
         if headers.set(name, value).is_err() {
             return failed(None, "invalid upstream header");
         }
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(built.body.as_str().into()));
-    let request = match Request::new_with_init(&format!("{base}{}", built.path), &init) {
+    let Ok(controller) = AbortController::new() else { return failed(None, "no abort controller") };
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&built.body.as_str().into());
+    init.set_signal(Some(&controller.signal()));
+    let request = match Request::new_with_str_and_init(&format!("{base}{}", built.path), &init) {
         Ok(r) => r,
         Err(_) => return failed(None, "invalid upstream URL"),
     };
-    let controller = AbortController::default();
-    let mut resp = match Fetch::Request(request).send_with_signal(&controller.signal()).await {
+    let resp = match fetch(&request).await {
         Ok(r) => r,
         Err(_) => return failed(None, "could not connect to the upstream"),
     };
-    let status = resp.status_code();
+    let status = resp.status();
     if (200..300).contains(&status) {
         return match resp.body() {
-            ResponseBody::Stream(stream) => Attempt::Streaming(Body::Web(stream.clone()), controller),
-            _ => failed(Some(status), "the upstream sent no body"),
+            Some(stream) => Attempt::Streaming(stream, controller),
+            None => failed(Some(status), "the upstream sent no body"),
         };
     }
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = read_error_body(resp.body()).await;
     let body = &body[..body.len().min(MAX_ERROR_BODY)];
     Attempt::Failed { status: Some(status), retry_after, message: upstream_error_message(provider, status, body) }
 }
 
 /// Workers AI through the `AI` binding (not available under local `wrangler dev`).
 async fn open_workers_ai(env: &Env, model: &str, body: &str) -> Attempt {
-    let Ok(ai) = env.ai(bindings::AI) else {
+    let Ok(ai) = bindings::ai(env) else {
         return failed(Some(503), "the AI binding is not configured for the workers-ai provider");
     };
-    let input: serde_json::Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        Err(_) => return failed(None, "invalid Workers AI input"),
-    };
-    match ai.run_bytes(model, input).await {
-        Ok(stream) => Attempt::Streaming(Body::Bytes(stream), AbortController::default()),
-        Err(e) => failed(Some(502), format!("Workers AI failed: {}", truncate(&e.to_string(), 200))),
+    let Ok(controller) = AbortController::new() else { return failed(None, "no abort controller") };
+    match ai.run_stream(model, body).await {
+        Ok(stream) => Attempt::Streaming(stream, controller),
+        Err(e) => failed(Some(502), format!("Workers AI failed: {}", truncate(&e, 200))),
     }
+}
+
+/// An error answer's body, up to [`MAX_ERROR_BODY`] (and whatever a failed read gave).
+async fn read_error_body(body: Option<ReadableStream>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let Some(body) = body else { return bytes };
+    let mut stream = ByteStream::new(body);
+    while let Some(Ok(chunk)) = stream.next().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    bytes
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -111,7 +129,7 @@ impl Outlet {
             Err(e) if e.is_disconnected() => return false,
             Err(e) => e.into_inner(),
         };
-        let stall = Delay::from(Duration::from_millis(self.stall_ms));
+        let stall = Delay::ms(self.stall_ms);
         match select(Box::pin(self.tx.send(bytes)), stall).await {
             Either::Left((sent, _)) => sent.is_ok(),
             Either::Right(_) => false,
@@ -144,7 +162,7 @@ pub async fn wait<F: Future + Unpin>(
         if remaining == 0 {
             return Wait::TimedOut;
         }
-        let tick = Delay::from(Duration::from_millis(remaining.min(heartbeat_ms)));
+        let tick = Delay::ms(remaining.min(heartbeat_ms));
         match select(fut, tick).await {
             Either::Left((value, _)) => return Wait::Ready(value),
             Either::Right((_, pending)) => {
@@ -162,27 +180,10 @@ pub async fn wait<F: Future + Unpin>(
     }
 }
 
-/// An upstream's answer body: the JavaScript stream of a fetch (which can be handed on to the
-/// client untouched), or a stream of bytes for Rust to read.
-pub enum Body {
-    Web(web_sys::ReadableStream),
-    Bytes(ByteStream),
-}
-
-impl Body {
-    /// The body as bytes read by Rust.
-    pub fn into_stream(self) -> ByteStream {
-        match self {
-            Body::Web(stream) => ByteStream::from(stream),
-            Body::Bytes(stream) => stream,
-        }
-    }
-}
-
 /// An upstream that answered: the model that did, its body, and the handle that aborts it.
 pub struct Connected {
     pub route: ModelRoute,
-    pub body: Body,
+    pub body: ReadableStream,
     pub controller: AbortController,
 }
 
@@ -229,7 +230,7 @@ pub async fn connect(
                         break;
                     }
                     let delay = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
-                    let pause = Box::pin(Delay::from(Duration::from_millis(delay)));
+                    let pause = Box::pin(Delay::ms(delay));
                     if let Wait::ClientGone =
                         wait(pause, outlet.as_deref_mut(), c.heartbeat_ms, delay + c.heartbeat_ms).await
                     {

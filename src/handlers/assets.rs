@@ -2,13 +2,12 @@
 //! they carry the security headers.
 
 use crate::app::Ctx;
-use crate::http::{AppError, HandlerResult};
+use crate::bindings;
+use crate::http::{AppError, HandlerResult, Reply};
+use crate::platform::fetch::Payload;
 
 pub async fn serve(cx: &mut Ctx<'_>) -> HandlerResult {
-    let assets = cx.env.assets("ASSETS").map_err(|e| AppError::platform("binding ASSETS", e))?;
-    let req = cx.req.clone().map_err(|e| AppError::platform("assets request", worker::Error::from(e)))?;
-    let resp = assets.fetch_request(worker::Request::from(req)).await.map_err(|e| AppError::platform("assets", e))?;
-    // A fetched response's headers are immutable: copy them so the pipeline can add ours.
-    let headers = resp.headers().clone();
-    Ok(resp.with_headers(headers))
+    let assets = bindings::assets(cx.env)?;
+    let resp = assets.fetch(&cx.req).await.map_err(|e| AppError::platform("assets", e))?;
+    Ok(Reply { status: resp.status(), headers: Vec::new(), payload: Payload::Fetched(resp) })
 }

@@ -2,7 +2,7 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
-use crate::http::{header, json, read_json, AppError, HandlerResult};
+use crate::http::{header, json, read_json, AppError, HandlerResult, Reply};
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
 use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
@@ -10,7 +10,6 @@ use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
 use edgechat_core::{cookie, ids, throttle, token, ApiError};
 use serde_json::json as j;
-use worker::Response;
 
 fn invalid_credentials() -> AppError {
     ApiError::new(401, "invalid_credentials", "email or password is incorrect").into()
@@ -48,9 +47,9 @@ fn token_response(
             "expires_in": cx.config.access_token_ttl_seconds,
         }),
     )?;
-    let _ = resp.headers().set("set-cookie", &cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds));
-    let _ = resp.headers().set("cache-control", "no-store");
-    Ok(resp)
+    Ok(resp
+        .with("set-cookie", cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds))
+        .with("cache-control", "no-store"))
 }
 
 pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -206,7 +205,5 @@ pub async fn logout(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let db = cx.db()?;
     accounts::revoke_session(&db, &session_id, platform::now_ms()).await?;
-    let resp = Response::empty().map_err(|e| AppError::platform("logout", e))?.with_status(204);
-    let _ = resp.headers().set("set-cookie", &cookie::clear_refresh());
-    Ok(resp)
+    Ok(Reply::empty(204).with("set-cookie", cookie::clear_refresh()))
 }

@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::cache;
-use crate::http::{bytes_response, json, read_json, AppError, HandlerResult, JSON};
+use crate::http::{json, read_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, NewConversation};
 use edgechat_core::conversations::{
@@ -14,7 +14,6 @@ use edgechat_core::conversations::{
 use edgechat_core::cursor::{self, Cursor};
 use edgechat_core::{ids, search, ApiError};
 use serde::Serialize;
-use worker::Response;
 
 /// Cursor id marking a search page (its key is the offset into the ranked results).
 const SEARCH_CURSOR_ID: &str = "search";
@@ -39,10 +38,8 @@ fn not_found() -> AppError {
 }
 
 /// A JSON body served from or stored in the cache, with `x-edgechat-cache`.
-fn cached_json(body: String, hit: bool) -> Response {
-    let resp = bytes_response(200, JSON, body.into_bytes());
-    let _ = resp.headers().set("x-edgechat-cache", if hit { "hit" } else { "miss" });
-    resp
+fn cached_json(body: String, hit: bool) -> Reply {
+    Reply::bytes(200, JSON, body.into_bytes()).with("x-edgechat-cache", if hit { "hit" } else { "miss" })
 }
 
 pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -146,7 +143,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
             cache::put_later(cx, key, body.clone());
             Ok(cached_json(body, false))
         }
-        None => Ok(bytes_response(200, JSON, body.into_bytes())),
+        None => Ok(Reply::bytes(200, JSON, body.into_bytes())),
     }
 }
 
@@ -222,7 +219,7 @@ pub async fn delete_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     if !ids::is_valid("cnv", &id) || !store::delete(&db, &id, &principal.user.user_id).await? {
         return Err(not_found());
     }
-    Ok(Response::empty().map_err(|e| AppError::platform("delete conversation", e))?.with_status(204))
+    Ok(Reply::empty(204))
 }
 
 pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {

@@ -5,11 +5,13 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate;
-use crate::http::{bytes_response, header, read_body, AppError, HandlerResult, JSON};
+use crate::http::{header, read_body, AppError, HandlerResult, Reply, JSON};
+use crate::platform::env::Env;
+use crate::platform::streams::{self, ByteStream};
 use crate::quota::{self, Admission};
 use crate::relay::{Ending, Pump};
 use crate::store::{usage, Db};
-use crate::upstream::{self, wait, Body, Connected, NoStream, Outlet, Wait};
+use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
 use crate::{bindings, platform};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
@@ -29,7 +31,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
-use worker::{AbortController, ByteStream, Env, Response, ResponseBody};
+use web_sys::AbortController;
 
 const SSE_BUFFER: usize = 64;
 /// Largest non-streamed upstream answer read.
@@ -43,7 +45,7 @@ pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
         .into_iter()
         .map(|name| (name, routes.resolve(Some(name)).map_or("edgechat", |r| r.provider.as_str())))
         .collect();
-    Ok(bytes_response(200, JSON, models_json(&models).into_bytes()))
+    Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
 }
 
 /// Who a gateway request is billed to, for its usage record.
@@ -134,29 +136,13 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let stall_ms = cx.config.first_byte_timeout_ms;
     cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx, stall_ms))));
     let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
-    let (resp, cache) = match head {
+    let (reply, cache) = match head {
         Head::Error(e) => return Err(e.into()),
-        Head::Body { content_type, bytes, cache } => (bytes_response(200, content_type, bytes), cache),
-        Head::Stream { cache } => {
-            let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
-                .map_err(|e| AppError::platform("gateway stream", e))?;
-            (event_stream(resp), cache)
-        }
-        Head::Piped { body, cache } => {
-            let resp =
-                Response::from_body(ResponseBody::Stream(body)).map_err(|e| AppError::platform("gateway stream", e))?;
-            (event_stream(resp), cache)
-        }
+        Head::Body { content_type, bytes, cache } => (Reply::bytes(200, content_type, bytes), cache),
+        Head::Stream { cache } => (Reply::event_stream(streams::readable(rx)), cache),
+        Head::Piped { body, cache } => (Reply::event_stream(body), cache),
     };
-    let _ = resp.headers().set("x-edgechat-cache", cache);
-    Ok(resp)
-}
-
-fn event_stream(resp: Response) -> Response {
-    let h = resp.headers();
-    let _ = h.set("content-type", "text/event-stream; charset=utf-8");
-    let _ = h.set("cache-control", "no-cache, no-transform");
-    resp
+    Ok(reply.with("x-edgechat-cache", cache))
 }
 
 /// How the response starts: an error, a whole body, a stream to follow on the channel, or
@@ -245,7 +231,7 @@ impl Call {
         let route = connected.route.clone();
         let outcome = match (outlet, connected) {
             // The upstream already speaks the client's format: its bytes go out untouched.
-            (Some(_), Connected { route, body: Body::Web(body), controller }) if route.provider == Provider::OpenAi => {
+            (Some(_), Connected { route, body, controller }) if route.provider == Provider::OpenAi => {
                 pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref()).await
             }
             (Some(outlet), connected) => {
@@ -293,7 +279,7 @@ impl Outcome {
 
 async fn cache_get(env: &Env, key: &str) -> Option<CachedCompletion> {
     let kv = bindings::cache(env).ok()?;
-    let text = kv.get(key).text().await.ok().flatten()?;
+    let text = kv.text(key).await.ok().flatten()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -306,9 +292,7 @@ async fn cache_put(env: &Env, config: &Config, key: &str, text: &str, finish: &s
         completion_tokens: usage.completion_tokens,
     };
     if let (Ok(kv), Ok(json)) = (bindings::cache(env), serde_json::to_string(&entry)) {
-        if let Ok(put) = kv.put(key, json) {
-            let _ = put.expiration_ttl(config.gateway_cache_ttl_seconds).execute().await;
-        }
+        let _ = kv.put(key, &json, config.gateway_cache_ttl_seconds).await;
     }
 }
 
@@ -377,7 +361,7 @@ async fn complete(
     cache_to: Option<&str>,
 ) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
     let Connected { route, body, controller } = connected;
-    let mut stream = body.into_stream();
+    let mut stream = ByteStream::new(body);
     let failed = Outcome { status: "error", usage: Usage::default(), estimated: false };
     let body = match read_all(&mut stream, config).await {
         Ok(b) => b,
@@ -424,7 +408,7 @@ async fn relay(
     cache_to: Option<&str>,
 ) -> Outcome {
     let Connected { route, body, controller } = connected;
-    let mut stream = body.into_stream();
+    let mut stream = ByteStream::new(body);
     let meta = ResponseMeta { model: route.name.clone(), ..meta.clone() };
     let include_usage = req.include_usage;
     let mut decoder = StreamDecoder::new(route.provider);

@@ -3,13 +3,12 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate;
-use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::http::{json, read_json, HandlerResult, Reply};
 use crate::platform;
 use crate::store::api_keys;
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::{ids, secret, ApiError};
 use serde_json::json as j;
-use worker::Response;
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
@@ -44,9 +43,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
         )
         .into());
     }
-    let resp = json(201, &stored.view(Some(&key)))?;
-    let _ = resp.headers().set("cache-control", "no-store");
-    Ok(resp)
+    Ok(json(201, &stored.view(Some(&key)))?.with("cache-control", "no-store"))
 }
 
 pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -66,5 +63,5 @@ pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     if !revoked {
         return Err(ApiError::not_found("API key").into());
     }
-    Ok(Response::empty().map_err(|e| AppError::platform("delete key", e))?.with_status(204))
+    Ok(Reply::empty(204))
 }

@@ -6,7 +6,8 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::owned_conversation;
-use crate::http::{header, json, read_body, read_json, AppError, HandlerResult};
+use crate::http::{header, json, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::platform::streams;
 use crate::store::{conversations as conv_store, messages as store};
 use crate::{platform, quota};
 use edgechat_core::accounts::User;
@@ -18,9 +19,7 @@ use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::{ids, ApiError};
 use futures_channel::{mpsc, oneshot};
-use futures_util::StreamExt;
 use serde_json::json as j;
-use worker::Response;
 
 /// Events buffered between the turn and a slow client before the turn waits.
 const SSE_BUFFER: usize = 64;
@@ -221,13 +220,7 @@ async fn start_turn(
         let first_event =
             j!({ "user_message": user_message.view(), "assistant_message_id": assistant_message_id }).to_string();
         cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { tx, first_event }));
-        let resp = Response::from_stream(rx.map(Ok::<Vec<u8>, worker::Error>))
-            .map_err(|e| AppError::platform("sse response", e))?;
-        let h = resp.headers();
-        let _ = h.set("content-type", "text/event-stream; charset=utf-8");
-        let _ = h.set("cache-control", "no-cache, no-transform");
-        let _ = h.set("x-accel-buffering", "no");
-        return Ok(resp);
+        return Ok(Reply::event_stream(streams::readable(rx)).with("x-accel-buffering", "no"));
     }
     let (tx, rx) = oneshot::channel::<TurnResult>();
     cx.worker_ctx.wait_until(chat::run(turn, Sink::Json(tx)));

@@ -2,13 +2,12 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate;
-use crate::http::{json, read_json, AppError, HandlerResult};
+use crate::http::{json, read_json, AppError, HandlerResult, Reply};
 use crate::store::accounts;
 use crate::{crypto, platform};
 use edgechat_core::accounts::{normalize_display_name, UpdateMeRequest};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::ApiError;
-use worker::Response;
 
 pub async fn get_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
@@ -65,5 +64,5 @@ pub async fn delete_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let db = cx.db()?;
     accounts::delete_account(&db, &principal.user.user_id).await?;
-    Ok(Response::empty().map_err(|e| AppError::platform("delete me", e))?.with_status(204))
+    Ok(Reply::empty(204))
 }

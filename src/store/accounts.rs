@@ -1,10 +1,10 @@
 //! Users, sessions (refresh-token families) and refresh tokens in D1.
 
-use super::{num, opt_text, rows, text, Db};
+use super::{num, opt_text, text, Db};
 use crate::http::AppError;
+use crate::platform::d1::D1PreparedStatement;
 use edgechat_core::accounts::User;
 use serde::Deserialize;
-use worker::D1PreparedStatement;
 
 const INSERT_USER: &str =
     "INSERT INTO users (user_id, email, display_name, password_hash, role, plan, is_disabled, created_at, updated_at) \
@@ -148,10 +148,7 @@ pub async fn rotate_refresh(
     ];
     let results = db.batch("rotate refresh token", statements).await?;
     // The row comes back only to the request whose mark won: the check is the statement itself.
-    match results.first() {
-        Some(r) => Ok(!rows::<serde_json::Value>("rotate refresh token", r)?.is_empty()),
-        None => Ok(false),
-    }
+    Ok(super::returned_a_row(results.first()))
 }
 
 pub async fn revoke_session(db: &Db, session_id: &str, now: u64) -> Result<(), AppError> {

@@ -1,7 +1,7 @@
 //! The admin API's reads and writes: user search, user changes with their audit rows,
 //! usage aggregates, and the webhook and audit logs.
 
-use super::{num, opt_text, rows, signed, text, Db};
+use super::{num, opt_text, signed, text, Db};
 use crate::http::AppError;
 use edgechat_core::accounts::User;
 use edgechat_core::admin::UsageGroup;
@@ -77,10 +77,7 @@ pub async fn update_user(
         statements.push(db.stmt(REVOKE_SESSIONS, &[text(target_user_id), num(now)])?);
     }
     let results = db.batch("admin update user", statements).await?;
-    match results.first() {
-        Some(r) => Ok(!rows::<serde_json::Value>("admin update user", r)?.is_empty()),
-        None => Ok(false),
-    }
+    Ok(super::returned_a_row(results.first()))
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]

@@ -4,8 +4,8 @@
 
 use super::{is_unique_violation, num, opt_text, text, Db};
 use crate::http::AppError;
+use crate::platform::d1::D1PreparedStatement;
 use edgechat_core::stripe::{Action, Event};
-use worker::D1PreparedStatement;
 
 const INSERT_EVENT: &str = "INSERT INTO webhook_events \
      (webhook_event_id, source, event_type, event_created_at, outcome, received_at) VALUES (?1, 'stripe', ?2, ?3, ?4, ?5)";

@@ -1,7 +1,7 @@
 //! Conversations and messages in D1: owner-scoped reads and writes, keyset pages, full-text
 //! search, and the per-user counters (limits, cache version) kept in the same transactions.
 
-use super::{num, opt_text, rows, signed, text, Db};
+use super::{num, opt_text, signed, text, Db};
 use crate::http::AppError;
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::cursor::Cursor;
@@ -125,7 +125,7 @@ pub async fn create(db: &Db, c: &NewConversation<'_>, max_conversations: u64) ->
         statements.push(db.stmt(INSERT_IMPORTED_MESSAGES, &[text(c.conversation_id), text(c.user_id), text(json)])?);
     }
     let results = db.batch("create conversation", statements).await?;
-    returned_a_row("create conversation", results.first())
+    Ok(super::returned_a_row(results.first()))
 }
 
 pub async fn find(db: &Db, conversation_id: &str, user_id: &str) -> Result<Option<Conversation>, AppError> {
@@ -180,7 +180,7 @@ pub async fn update(
             ],
         )
         .await?;
-    returned_a_row("update conversation", results.first())
+    Ok(super::returned_a_row(results.first()))
 }
 
 /// Deletes the conversation and its messages; false when the user has no such conversation.
@@ -196,7 +196,7 @@ pub async fn delete(db: &Db, conversation_id: &str, user_id: &str) -> Result<boo
             ],
         )
         .await?;
-    returned_a_row("delete conversation", results.get(2))
+    Ok(super::returned_a_row(results.get(2)))
 }
 
 /// One page of a conversation's messages, oldest first (`limit + 1` rows fetched).
@@ -239,11 +239,4 @@ pub async fn latest_path(
 ) -> Result<Vec<Message>, AppError> {
     let stmt = db.stmt(LATEST_PATH, &[text(conversation_id), text(user_id), num(max_depth)])?;
     db.all("latest path", stmt).await
-}
-
-/// True when a `RETURNING` statement in a batch returned a row: the write happened. (D1's
-/// `changes` is not reliable for statements that fire the FTS triggers.)
-fn returned_a_row(context: &'static str, result: Option<&worker::D1Result>) -> Result<bool, AppError> {
-    let Some(result) = result else { return Ok(false) };
-    Ok(!rows::<serde_json::Value>(context, result)?.is_empty())
 }

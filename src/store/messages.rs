@@ -127,7 +127,7 @@ pub async fn finalize(
     f: &Final<'_>,
     auto_title: Option<&str>,
     now: u64,
-    also: Vec<worker::D1PreparedStatement>,
+    also: Vec<crate::platform::d1::D1PreparedStatement>,
 ) -> Result<Option<Message>, AppError> {
     let ttft = f.time_to_first_token_ms.map_or(wasm_bindgen::JsValue::NULL, num);
     let mut statements = vec![

@@ -12,10 +12,10 @@ pub mod throttle;
 pub mod usage;
 
 use crate::http::AppError;
+use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, D1Result};
 
 const PING: &str = "SELECT 1 AS ok";
 
@@ -41,14 +41,12 @@ impl Db {
 
     /// Prepares `sql` with positional arguments.
     pub fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, AppError> {
-        self.inner.prepare(sql).bind(args).map_err(|e| AppError::platform("d1 bind", e))
+        self.inner.statement(sql, args).map_err(|e| AppError::platform("d1 bind", e))
     }
 
     fn record(&self, result: &D1Result) {
-        if let Ok(Some(meta)) = result.meta() {
-            self.rows_read.set(self.rows_read.get() + meta.rows_read.unwrap_or(0) as u64);
-            self.rows_written.set(self.rows_written.get() + meta.rows_written.unwrap_or(0) as u64);
-        }
+        self.rows_read.set(self.rows_read.get() + result.rows_read);
+        self.rows_written.set(self.rows_written.get() + result.rows_written);
     }
 
     /// Every row of a query.
@@ -57,12 +55,15 @@ impl Db {
         context: &'static str,
         stmt: D1PreparedStatement,
     ) -> Result<Vec<T>, AppError> {
+        let result = self.query(context, stmt).await?;
+        rows(context, &result)
+    }
+
+    /// Runs one statement (not generic, so each row type adds only its decoding).
+    async fn query(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<D1Result, AppError> {
         let result = stmt.all().await.map_err(failed(context))?;
         self.record(&result);
-        if let Some(err) = result.error() {
-            return Err(AppError::platform(context, err));
-        }
-        result.results().map_err(failed(context))
+        Ok(result)
     }
 
     /// The first row of a query, if any.
@@ -97,7 +98,10 @@ impl Db {
 
 /// True when D1 answers a trivial query.
 pub async fn ping(db: &Db) -> bool {
-    db.first::<serde_json::Value>("ping", db.inner.prepare(PING)).await.is_ok_and(|v| v.is_some())
+    match db.stmt(PING, &[]) {
+        Ok(stmt) => db.query("ping", stmt).await.is_ok_and(|r| r.has_rows()),
+        Err(_) => false,
+    }
 }
 
 pub(crate) fn text(v: &str) -> JsValue {
@@ -118,18 +122,24 @@ pub(crate) fn opt_text(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
 }
 
-fn failed(context: &'static str) -> impl Fn(worker::Error) -> AppError {
+fn failed(context: &'static str) -> impl Fn(String) -> AppError {
     move |e| AppError::platform(context, e)
 }
 
 /// Rows changed by a write statement.
 pub(crate) fn changes(result: &D1Result) -> usize {
-    result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
+    result.changes as usize
 }
 
 /// Rows a statement inside a batch returned.
 pub(crate) fn rows<T: DeserializeOwned>(context: &'static str, result: &D1Result) -> Result<Vec<T>, AppError> {
-    result.results().map_err(failed(context))
+    result.rows().map_err(failed(context))
+}
+
+/// True when a `RETURNING` statement in a batch returned a row: the write happened. (D1's
+/// `changes` is not reliable for statements that fire the FTS triggers.)
+pub(crate) fn returned_a_row(result: Option<&D1Result>) -> bool {
+    result.is_some_and(D1Result::has_rows)
 }
 
 /// True when a D1 error is a UNIQUE violation on `column` (e.g. `users.email`).

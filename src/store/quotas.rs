@@ -5,7 +5,7 @@
 
 use super::{num, rows, text, Db};
 use crate::http::AppError;
-use worker::D1PreparedStatement;
+use crate::platform::d1::D1PreparedStatement;
 
 // Every request counts in its minute; it is admitted when its count is within the limit.
 const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
@@ -147,7 +147,7 @@ pub fn settle_statements(
 }
 
 /// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
-fn count_returned(result: Option<&worker::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
+fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
     let Some(result) = result else { return Ok(None) };
     let returned: Vec<serde_json::Value> = rows("quota", result)?;
     Ok(returned.first().map(|r| r.get(column).and_then(serde_json::Value::as_u64).unwrap_or(1)))

@@ -1,0 +1,95 @@
+//! D1 through its JavaScript binding: statements bound with positional values, and results
+//! handed to Rust as one string each (counts, then rows as JSON) so rows decode with
+//! serde_json in a single pass.
+
+use super::error_text;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    pub type D1Database;
+    #[wasm_bindgen(method, catch)]
+    fn prepare(this: &D1Database, sql: &str) -> Result<D1PreparedStatement, JsValue>;
+
+    pub type D1PreparedStatement;
+    #[wasm_bindgen(method, catch, variadic)]
+    fn bind(this: &D1PreparedStatement, values: &js_sys::Array) -> Result<D1PreparedStatement, JsValue>;
+}
+
+#[wasm_bindgen(module = "/src/js/platform.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = d1All)]
+    fn d1_all(statement: &D1PreparedStatement) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = d1Run)]
+    fn d1_run(statement: &D1PreparedStatement) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = d1Batch)]
+    fn d1_batch(db: &D1Database, statements: &js_sys::Array) -> js_sys::Promise;
+}
+
+/// One statement's result: what D1 reports reading, writing and changing, and its rows.
+pub struct D1Result {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub changes: u64,
+    rows: String,
+}
+
+impl D1Result {
+    fn unpack(packed: &str) -> Self {
+        let mut parts = packed.splitn(4, ' ');
+        let mut count = || parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let (rows_read, rows_written, changes) = (count(), count(), count());
+        let rows = parts.next().unwrap_or("[]").to_string();
+        Self { rows_read, rows_written, changes, rows }
+    }
+
+    /// Whether the statement returned any row.
+    pub fn has_rows(&self) -> bool {
+        self.rows.trim() != "[]"
+    }
+
+    /// The rows, decoded.
+    pub fn rows<T: DeserializeOwned>(&self) -> Result<Vec<T>, String> {
+        serde_json::from_str(&self.rows).map_err(|e| format!("D1 row decode: {e}"))
+    }
+}
+
+impl D1Database {
+    /// `sql` with `args` bound to `?1`, `?2`...
+    pub fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, String> {
+        let stmt = self.prepare(sql).map_err(|e| error_text(&e))?;
+        if args.is_empty() {
+            return Ok(stmt);
+        }
+        let values: js_sys::Array = args.iter().collect();
+        stmt.bind(&values).map_err(|e| error_text(&e))
+    }
+
+    /// Runs `statements` as one transaction (all or nothing).
+    pub async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, String> {
+        let list: js_sys::Array = statements.into_iter().map(JsValue::from).collect();
+        let packed = JsFuture::from(d1_batch(self, &list)).await.map_err(|e| error_text(&e))?;
+        let packed: js_sys::Array = packed.unchecked_into();
+        Ok(packed.iter().map(|p| D1Result::unpack(&p.as_string().unwrap_or_default())).collect())
+    }
+}
+
+impl D1PreparedStatement {
+    /// Runs a query and returns its rows.
+    pub async fn all(&self) -> Result<D1Result, String> {
+        settle(d1_all(self)).await
+    }
+
+    /// Runs a write.
+    pub async fn run(&self) -> Result<D1Result, String> {
+        settle(d1_run(self)).await
+    }
+}
+
+async fn settle(promise: js_sys::Promise) -> Result<D1Result, String> {
+    let packed = JsFuture::from(promise).await.map_err(|e| error_text(&e))?;
+    Ok(D1Result::unpack(&packed.as_string().unwrap_or_default()))
+}
