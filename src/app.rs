@@ -1,9 +1,10 @@
 //! The request pipeline every route goes through: request id, CORS, body cap, routing,
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
-use crate::http::{error_response, header, openai_error_response, AppError, HandlerResult, Reply};
+use crate::http::{error_response, openai_error_response, AppError, HandlerResult, Reply};
 use crate::platform::env::{Context, Env};
 use crate::platform::fetch::build_response;
+use crate::platform::request::RequestHead;
 use crate::store::Db;
 use crate::{bindings, handlers, platform};
 use edgechat_core::config::Config;
@@ -16,8 +17,8 @@ use std::rc::Rc;
 /// Everything a handler may use for one request.
 pub struct Ctx<'a> {
     pub req: web_sys::Request,
-    /// The request URL, read once.
-    pub url: String,
+    /// Method, URL and the headers the app reads, read once.
+    pub head: RequestHead,
     pub env: &'a Env,
     pub worker_ctx: &'a Context,
     pub config: Rc<Config>,
@@ -41,12 +42,17 @@ impl Ctx<'_> {
 
     /// The request's query string (without `?`).
     pub fn query(&self) -> String {
-        edgechat_core::url::query(&self.url).to_string()
+        edgechat_core::url::query(&self.head.url).to_string()
     }
 
     /// The request URL's own origin (`scheme://host[:port]`).
     pub fn own_origin(&self) -> String {
-        edgechat_core::url::origin(&self.url).to_string()
+        edgechat_core::url::origin(&self.head.url).to_string()
+    }
+
+    /// A request header (one of those [`RequestHead`] reads).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
     }
 
     /// A path parameter captured by the route pattern.
@@ -57,21 +63,19 @@ impl Ctx<'_> {
 
 pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web_sys::Response {
     let started = platform::now_ms();
-    let incoming_id = header(&req, "x-request-id");
-    let request_id = match request_id::accept(incoming_id.as_deref()) {
+    let head = RequestHead::read(&req);
+    let request_id = match request_id::accept(head.header("x-request-id")) {
         Some(id) => id.to_string(),
-        None => request_id::generate(platform::random_bytes().unwrap_or_default()),
+        None => platform::new_request_id(),
     };
     let config = bindings::config(&env);
-    // The raw method: worker's Method enum maps methods it does not know to GET.
-    let method = req.method();
-    let url = req.url();
-    let path = edgechat_core::url::path(&url).to_string();
-    let origin = header(&req, "origin");
+    let method = head.method.clone();
+    let path = edgechat_core::url::path(&head.url).to_string();
+    let origin = head.header("origin").map(str::to_string);
 
     let mut cx = Ctx {
         req,
-        url,
+        head,
         env: &env,
         worker_ctx: &worker_ctx,
         config: config.clone(),
@@ -131,15 +135,12 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
 /// Preflight, body cap and route resolution, then the handler.
 async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
     if method == "OPTIONS" {
-        if let (Some(origin), Some(wanted)) =
-            (header(&cx.req, "origin"), header(&cx.req, "access-control-request-method"))
-        {
-            return (routes::pattern_of(path), preflight(cx, &origin, &wanted, path));
+        if let (Some(origin), Some(wanted)) = (cx.header("origin"), cx.header("access-control-request-method")) {
+            return (routes::pattern_of(path), preflight(cx, origin, wanted, path));
         }
     }
     // The cap applies to every request, routed or not, before anything else is decided.
-    let declared = header(&cx.req, "content-length");
-    if let Err(err) = body::check_declared_length(declared.as_deref(), cx.config.max_body_bytes) {
+    if let Err(err) = body::check_declared_length(cx.header("content-length"), cx.config.max_body_bytes) {
         return (routes::pattern_of(path), Err(err.into()));
     }
     match routes::resolve(method, path) {
@@ -156,8 +157,7 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
     if routes::pattern_of(path).is_none() {
         return Err(ApiError::route_not_found().into());
     }
-    let requested = header(&cx.req, "access-control-request-headers");
-    let grants = cx.config.cors.preflight(origin, wanted, requested.as_deref())?;
+    let grants = cx.config.cors.preflight(origin, wanted, cx.header("access-control-request-headers"))?;
     Ok(Reply { headers: grants, ..Reply::empty(204) })
 }
 

@@ -2,7 +2,7 @@
 //! API key, resolved to the user it acts for.
 
 use crate::app::Ctx;
-use crate::http::{header, AppError};
+use crate::http::AppError;
 use crate::store::{accounts, api_keys};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
@@ -42,7 +42,7 @@ fn invalid_token() -> AppError {
 
 /// Authenticates the request, recording the user id for the log line.
 pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
-    let Some(raw) = header(&cx.req, "authorization") else {
+    let Some(raw) = cx.header("authorization").map(str::to_string) else {
         return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
             .with_header("www-authenticate", "Bearer")
             .into());

@@ -1,5 +1,6 @@
 //! HTTP plumbing at the edge: the handler error type, JSON responses, and capped body reads.
 
+use crate::app::Ctx;
 use crate::platform::fetch::Payload;
 use crate::platform::streams::ByteStream;
 use edgechat_core::{body, ApiError};
@@ -108,14 +109,12 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Reply {
     reply
 }
 
-pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
-
-/// Reads the body, stopping with 413 as soon as it passes `cap` (chunked bodies included).
-pub async fn read_body(req: &web_sys::Request, cap: u64) -> Result<Vec<u8>, AppError> {
-    body::check_declared_length(header(req, "content-length").as_deref(), cap)?;
-    let mut stream = match req.body() {
+/// Reads the body, stopping with 413 as soon as it passes the configured cap (chunked bodies
+/// included).
+pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
+    let cap = cx.config.max_body_bytes;
+    body::check_declared_length(cx.header("content-length"), cap)?;
+    let mut stream = match cx.req.body() {
         Some(s) => ByteStream::new(s),
         None => return Ok(Vec::new()),
     };
@@ -140,11 +139,11 @@ pub async fn read_body(req: &web_sys::Request, cap: u64) -> Result<Vec<u8>, AppE
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: serde::de::DeserializeOwned>(req: &web_sys::Request, cap: u64) -> Result<T, AppError> {
-    let content_type = header(req, "content-type");
-    if !body::is_json_content_type(content_type.as_deref()) {
+pub async fn read_json<T: serde::de::DeserializeOwned>(cx: &Ctx<'_>) -> Result<T, AppError> {
+    let content_type = cx.header("content-type");
+    if !body::is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type().into());
     }
-    let bytes = read_body(req, cap).await?;
-    Ok(body::parse_json(content_type.as_deref(), &bytes)?)
+    let bytes = read_body(cx).await?;
+    Ok(body::parse_json(content_type, &bytes)?)
 }

@@ -48,7 +48,7 @@ pub async fn list_users(cx: &mut Ctx<'_>) -> HandlerResult {
 pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
     let admin = require_admin(cx).await?;
     let target = cx.param("user_id").to_string();
-    let req: UpdateUser = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: UpdateUser = read_json(cx).await?;
     let plans = &cx.config.plans;
     req.validate(|p| plans.contains(p), target == admin.user.user_id)?;
     if !ids::is_valid("usr", &target) {

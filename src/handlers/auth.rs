@@ -2,7 +2,7 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
-use crate::http::{header, json, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_json, AppError, HandlerResult, Reply};
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
 use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
@@ -53,7 +53,7 @@ fn token_response(
 }
 
 pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: RegisterRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: RegisterRequest = read_json(cx).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     password::validate(&req.password)?;
     let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
@@ -96,14 +96,14 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: LoginRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: LoginRequest = read_json(cx).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     token_settings(&cx.config)?;
     let db = cx.db()?;
     let now = platform::now_ms();
     let limits = cx.config.login_limits;
     let email_key = throttle::email_key(&email);
-    let ip_key = throttle::ip_key(header(&cx.req, "cf-connecting-ip").as_deref().unwrap_or("unknown"));
+    let ip_key = throttle::ip_key(cx.header("cf-connecting-ip").unwrap_or("unknown"));
     let counters =
         attempts::count_attempt(&db, &[&email_key, &ip_key], now, throttle::window_cutoff(now, &limits)).await?;
     for (counter, limit) in counters.iter().zip([limits.per_email, limits.per_ip]) {
@@ -152,7 +152,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
 
 /// True when a cookie-carried request comes from this origin or an allowed CORS origin.
 fn same_site_origin(cx: &Ctx<'_>) -> bool {
-    let Some(origin) = header(&cx.req, "origin") else {
+    let Some(origin) = cx.header("origin") else {
         return true;
     };
     let own = cx.own_origin();
@@ -160,11 +160,11 @@ fn same_site_origin(cx: &Ctx<'_>) -> bool {
 }
 
 pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
-    let req: RefreshRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: RefreshRequest = read_json(cx).await?;
     let presented = match req.refresh_token {
         Some(t) => t,
         None => {
-            let cookies = header(&cx.req, "cookie").unwrap_or_default();
+            let cookies = cx.header("cookie").unwrap_or_default();
             let t = cookie::get(&cookies, cookie::REFRESH_COOKIE).map(str::to_string).ok_or_else(invalid_refresh)?;
             if !same_site_origin(cx) {
                 return Err(ApiError::forbidden("cross-site refresh is not allowed").into());

@@ -44,7 +44,7 @@ fn cached_json(body: String, hit: bool) -> Reply {
 
 pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: CreateConversation = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: CreateConversation = read_json(cx).await?;
     let limits = cx.config.conversation_limits;
     let title = validate_title(req.title.as_deref().unwrap_or(""), &limits)?;
     let model = known_model(cx, req.model.as_deref())?;
@@ -175,7 +175,7 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: UpdateConversation = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: UpdateConversation = read_json(cx).await?;
     if req.title.is_none() && req.model.is_none() && req.system_prompt.is_none() {
         return Err(ApiError::validation("nothing to update: send title, model and/or system_prompt").into());
     }

@@ -5,7 +5,7 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate;
-use crate::http::{header, read_body, AppError, HandlerResult, Reply, JSON};
+use crate::http::{read_body, AppError, HandlerResult, Reply, JSON};
 use crate::platform::env::Env;
 use crate::platform::streams::{self, ByteStream};
 use crate::quota::{self, Admission};
@@ -98,10 +98,10 @@ impl Billing {
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    if !is_json_content_type(header(&cx.req, "content-type").as_deref()) {
+    if !is_json_content_type(cx.header("content-type")) {
         return Err(ApiError::unsupported_media_type().into());
     }
-    let bytes = read_body(&cx.req, cx.config.max_body_bytes).await?;
+    let bytes = read_body(cx).await?;
     let req = gateway::parse_request(&bytes)?;
     let config = cx.config.clone();
     let routes = &config.routes;
@@ -126,7 +126,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let estimate = billing.prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
     let admission = quota::admit(cx, &principal.user, &route.name, estimate, req.stream).await?;
 
-    let bypass = header(&cx.req, "cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
+    let bypass = cx.header("cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
     let stream = req.stream;
     let (head_tx, head_rx) = oneshot::channel::<Head>();

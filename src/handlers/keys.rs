@@ -12,7 +12,7 @@ use serde_json::json as j;
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: CreateKeyRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: CreateKeyRequest = read_json(cx).await?;
     let name = normalize_key_name(&req.name)?;
     let key = secret::api_key(platform::random_bytes()?);
     let now = platform::now_ms();

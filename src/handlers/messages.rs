@@ -6,7 +6,7 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::owned_conversation;
-use crate::http::{header, json, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
 use crate::platform::streams;
 use crate::store::{conversations as conv_store, messages as store};
 use crate::{platform, quota};
@@ -69,7 +69,7 @@ fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: PostMessage = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: PostMessage = read_json(cx).await?;
     validate_content(&req.content, &cx.config.conversation_limits)?;
     let user_id = principal.user.user_id.clone();
     let conversation = owned_conversation(cx, &user_id).await?;
@@ -116,11 +116,11 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let bytes = read_body(&cx.req, cx.config.max_body_bytes).await?;
+    let bytes = read_body(cx).await?;
     let req: Regenerate = if bytes.iter().all(u8::is_ascii_whitespace) {
         Regenerate::default()
     } else {
-        parse_json(header(&cx.req, "content-type").as_deref(), &bytes)?
+        parse_json(cx.header("content-type"), &bytes)?
     };
     let user_id = principal.user.user_id.clone();
     let conversation = owned_conversation(cx, &user_id).await?;
@@ -163,7 +163,7 @@ async fn start_turn(
     let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     let prompt_estimate = estimate_messages(&context);
-    let wants_sse = header(&cx.req, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let wants_sse = cx.header("accept").is_some_and(|a| a.contains("text/event-stream"));
     let admission =
         quota::admit(cx, user, &route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse).await?;
     let started_at = platform::now_ms();

@@ -18,7 +18,7 @@ pub async fn get_me(cx: &mut Ctx<'_>) -> HandlerResult {
 /// password and signs out every other session.
 pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let req: UpdateMeRequest = read_json(&cx.req, cx.config.max_body_bytes).await?;
+    let req: UpdateMeRequest = read_json(cx).await?;
     if req.display_name.is_none() && req.password.is_none() {
         return Err(ApiError::validation("nothing to update: send display_name and/or password").into());
     }

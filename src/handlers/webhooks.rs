@@ -2,7 +2,7 @@
 //! exactly once. A failure to store answers 5xx so Stripe retries.
 
 use crate::app::Ctx;
-use crate::http::{header, json, read_body, HandlerResult};
+use crate::http::{json, read_body, HandlerResult};
 use crate::platform;
 use crate::store::billing;
 use edgechat_core::stripe::{self, Action};
@@ -11,9 +11,9 @@ use serde_json::json as j;
 
 pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     let secret = cx.config.stripe_webhook_secret()?.to_string();
-    let body = read_body(&cx.req, cx.config.max_body_bytes).await?;
+    let body = read_body(cx).await?;
     let now = platform::now_ms();
-    stripe::verify_signature(header(&cx.req, "stripe-signature").as_deref(), &body, &secret, now / 1000)
+    stripe::verify_signature(cx.header("stripe-signature"), &body, &secret, now / 1000)
         .map_err(|e| ApiError::bad_request(e.code(), e.message()))?;
     let event = stripe::parse_event(&body).map_err(|m| ApiError::bad_request("invalid_event", m))?;
     let plan = match &event.action {

@@ -30,3 +30,15 @@ export function respond(status, bytes, stream, fetched, head) {
   if (fetched) return new Response(fetched.body, { status: fetched.status, headers });
   return new Response(bytes ?? stream ?? null, { status, headers });
 }
+
+// The request's method, URL and the values of the headers named in `names` ("a\nb..."), as
+// one string: one line each, "\0" for a header that is absent.
+const nameLists = new Map();
+export function requestHead(request, names) {
+  let list = nameLists.get(names);
+  if (!list) nameLists.set(names, (list = names.split('\n')));
+  const headers = request.headers;
+  let head = `${request.method}\n${request.url}`;
+  for (const name of list) head += `\n${headers.get(name) ?? '\0'}`;
+  return head;
+}

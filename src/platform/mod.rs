@@ -6,6 +6,7 @@ pub mod d1;
 pub mod env;
 pub mod fetch;
 pub mod kv;
+pub mod request;
 pub mod streams;
 
 use crate::http::AppError;
@@ -42,6 +43,26 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     let mut buf = [0u8; N];
     getrandom::getrandom(&mut buf).map_err(|e| AppError::platform("random", e))?;
     Ok(buf)
+}
+
+thread_local! {
+    /// Random per isolate, then counted: request ids unique without a CSPRNG call each.
+    static REQUEST_IDS: Cell<(u64, u64)> = Cell::new((0, 0));
+}
+
+/// A new request id: this isolate's random prefix and a counter, as 32 hex characters.
+pub fn new_request_id() -> String {
+    REQUEST_IDS.with(|ids| {
+        let (mut prefix, count) = ids.get();
+        if count == 0 {
+            prefix = u64::from_le_bytes(random_bytes().unwrap_or_default());
+        }
+        ids.set((prefix, count + 1));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&(count + 1).to_be_bytes());
+        edgechat_core::request_id::generate(bytes)
+    })
 }
 
 /// Size of this isolate's wasm linear memory, in KiB.

@@ -1,6 +1,6 @@
 //! API keys in D1: stored as hashes, listed by prefix, revoked by timestamp.
 
-use super::{num, text, Db};
+use super::{num, rows, text, Db};
 use crate::http::AppError;
 use edgechat_core::accounts::{ApiKey, User};
 use serde::Deserialize;
@@ -54,17 +54,25 @@ pub async fn revoke(db: &Db, api_key_id: &str, user_id: &str, now: u64) -> Resul
     Ok(db.run("revoke api key", stmt).await? == 1)
 }
 
-#[derive(Deserialize)]
 pub struct KeyUser {
     pub api_key_id: String,
     pub last_used_at: Option<u64>,
-    #[serde(flatten)]
     pub user: User,
 }
 
-/// The live key with this hash and its enabled owner.
+#[derive(Deserialize)]
+struct KeyColumns {
+    api_key_id: String,
+    last_used_at: Option<u64>,
+}
+
+/// The live key with this hash and its enabled owner. (The row's key columns and user
+/// columns are decoded from it separately: no flattened struct, whose decoder is large.)
 pub async fn find_by_hash(db: &Db, key_hash: &str) -> Result<Option<KeyUser>, AppError> {
-    db.first("find api key", db.stmt(SELECT_KEY_USER, &[text(key_hash)])?).await
+    let result = db.query("find api key", db.stmt(SELECT_KEY_USER, &[text(key_hash)])?).await?;
+    let key: Option<KeyColumns> = rows("find api key", &result)?.into_iter().next();
+    let user: Option<User> = rows("find api key", &result)?.into_iter().next();
+    Ok(key.zip(user).map(|(k, user)| KeyUser { api_key_id: k.api_key_id, last_used_at: k.last_used_at, user }))
 }
 
 pub async fn touch(db: &Db, api_key_id: &str, now: u64) -> Result<(), AppError> {

@@ -60,7 +60,7 @@ impl Db {
     }
 
     /// Runs one statement (not generic, so each row type adds only its decoding).
-    async fn query(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<D1Result, AppError> {
+    pub async fn query(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<D1Result, AppError> {
         let result = stmt.all().await.map_err(failed(context))?;
         self.record(&result);
         Ok(result)

@@ -13,7 +13,8 @@ pub fn accept(incoming: Option<&str>) -> Option<&str> {
     ok.then_some(id)
 }
 
-/// A new request id from 16 random bytes: 32 lowercase hex characters.
+/// A new request id from 16 bytes (random, or an isolate's random prefix and a counter): 32
+/// lowercase hex characters.
 pub fn generate(random: [u8; 16]) -> String {
     hex(&random)
 }

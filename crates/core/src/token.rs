@@ -3,12 +3,9 @@
 use base64ct::{Base64UrlUnpadded as B64, Encoding};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use serde::de::DeserializeOwned;
-use serde::de::{Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
-use std::fmt;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -113,85 +110,38 @@ struct IssuedClaims<'a> {
     typ: &'a str,
 }
 
-// The registered header parameters are type-checked even though only `alg` and `cty` decide
-// anything, so that an ill-typed header is malformed whatever its signature.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct ReceivedHeader {
-    alg: String,
-    #[serde(default)]
-    cty: Option<String>,
-    #[serde(default)]
-    jku: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    x5u: Option<String>,
-    #[serde(default)]
-    x5t: Option<String>,
-    #[serde(default, rename = "x5t#S256")]
-    x5t_s256: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(flatten)]
-    other: serde_json::Map<String, Value>,
-}
+/// A decoded header or claims set. Parsed whole, so an out-of-range number anywhere makes the
+/// token malformed, and only a JSON object will do.
+type Object = serde_json::Map<String, Value>;
 
-// Every field optional so that a missing claim surfaces as our own error after the signature
-// check, rather than as a parse failure; `aud` may be a string or an array. A timestamp claim
-// may be absent but not null.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct ReceivedClaims {
-    #[serde(default, deserialize_with = "timestamp")]
-    exp: Option<i64>,
-    #[serde(default, deserialize_with = "timestamp")]
-    nbf: Option<i64>,
-    #[serde(default, deserialize_with = "timestamp")]
-    iat: Option<i64>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    sid: Option<String>,
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(flatten)]
-    other: serde_json::Map<String, Value>,
-}
-
-/// A NumericDate: an integer, or a number truncated to one, within the timestamp range.
-fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    struct Seconds;
-    impl Visitor<'_> for Seconds {
-        type Value = i64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a timestamp")
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
-            if (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&v) {
-                Ok(v)
-            } else {
-                Err(E::custom("timestamp out of range"))
-            }
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
-            self.visit_i64(i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?)
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
-            self.visit_i64(v as i64)
-        }
-    }
-    deserializer.deserialize_i64(Seconds).map(Some)
-}
-
-/// Parses a JSON object. Unknown members are parsed too (an out-of-range number anywhere makes
-/// the whole malformed), and the flattened catch-all means an array is no substitute.
-fn parse_object<T: DeserializeOwned>(json: &[u8]) -> Result<T, TokenError> {
+fn parse_object(json: &[u8]) -> Result<Object, TokenError> {
     serde_json::from_slice(json).map_err(|_| TokenError::Malformed)
+}
+
+/// An optional string member: absent or null is `None`, any other non-string is malformed.
+/// (The registered header parameters are type-checked this way even though only `alg` and
+/// `cty` decide anything, so an ill-typed header is malformed whatever its signature.)
+fn text<'a>(object: &'a Object, name: &str) -> Result<Option<&'a str>, TokenError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(TokenError::Malformed),
+    }
+}
+
+/// A NumericDate member: absent is `None`; otherwise an integer, or a number truncated to one,
+/// within the timestamp range (null or anything else is malformed).
+fn timestamp(object: &Object, name: &str) -> Result<Option<i64>, TokenError> {
+    let Some(value) = object.get(name) else { return Ok(None) };
+    let Value::Number(n) = value else { return Err(TokenError::Malformed) };
+    let seconds = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i,
+        (None, Some(_), _) => return Err(TokenError::Malformed),
+        (None, None, Some(f)) => f as i64,
+        (None, None, None) => return Err(TokenError::Malformed),
+    };
+    ensure((MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&seconds), TokenError::Malformed)?;
+    Ok(Some(seconds))
 }
 
 /// An `x5t`/`x5t#S256` value must be base64url (up to two `=` tolerated) of exactly `len`
@@ -258,14 +208,21 @@ pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -
     let header = B64::decode_vec(header).map_err(|_| Malformed)?;
     let claims = B64::decode_vec(claims).map_err(|_| Malformed)?;
     let signature = B64::decode_vec(signature).map_err(|_| Malformed)?;
-    let header: ReceivedHeader = parse_object(&header)?;
-    ensure(header.cty.as_deref().is_none_or(|cty| cty.eq_ignore_ascii_case("json")), Malformed)?;
-    ensure(header.x5t.as_deref().is_none_or(|t| thumbprint_ok(t, 20)), Malformed)?;
-    ensure(header.x5t_s256.as_deref().is_none_or(|t| thumbprint_ok(t, 32)), Malformed)?;
-    ensure(header.alg == ALGORITHM, WrongAlgorithm)?;
+    let header = parse_object(&header)?;
+    let alg = text(&header, "alg")?.ok_or(Malformed)?;
+    for name in ["jku", "kid", "x5u", "typ"] {
+        text(&header, name)?;
+    }
+    ensure(text(&header, "cty")?.is_none_or(|cty| cty.eq_ignore_ascii_case("json")), Malformed)?;
+    ensure(text(&header, "x5t")?.is_none_or(|t| thumbprint_ok(t, 20)), Malformed)?;
+    ensure(text(&header, "x5t#S256")?.is_none_or(|t| thumbprint_ok(t, 32)), Malformed)?;
+    ensure(alg == ALGORITHM, WrongAlgorithm)?;
     ensure(signature.len() == SIGNATURE_LEN, BadSignature)?;
     // Parsing the claims is cheaper than the HMAC; neither is trusted until the HMAC matches.
-    let claims: ReceivedClaims = parse_object(&claims)?;
+    let claims = parse_object(&claims)?;
+    let (exp, nbf, iat) = (timestamp(&claims, "exp")?, timestamp(&claims, "nbf")?, timestamp(&claims, "iat")?);
+    let (sub, sid) = (text(&claims, "sub")?, text(&claims, "sid")?);
+    let (iss, typ) = (text(&claims, "iss")?, text(&claims, "typ")?);
     let signed = token.rsplit_once('.').map_or("", |(signed, _)| signed);
     let mut mac = mac(settings.secret).ok_or(BadSignature)?;
     mac.update(signed.as_bytes());
@@ -274,24 +231,24 @@ pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -
     // Time checks in plain saturating integers: a signed token could carry an extreme nbf.
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let leeway = i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX);
-    let exp = claims.exp.ok_or(MissingClaim)?;
+    let exp = exp.ok_or(MissingClaim)?;
     ensure(now <= exp.saturating_add(leeway), Expired)?;
-    let nbf = claims.nbf.unwrap_or(i64::MIN);
+    let nbf = nbf.unwrap_or(i64::MIN);
     ensure(now >= nbf.saturating_sub(leeway), NotYetValid)?;
 
-    ensure(claims.iss.as_deref() == Some(settings.issuer), WrongIssuer)?;
-    let audience_ok = match &claims.aud {
+    ensure(iss == Some(settings.issuer), WrongIssuer)?;
+    let audience_ok = match claims.get("aud") {
         Some(Value::String(aud)) => aud == settings.audience,
         Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(settings.audience)),
         _ => false,
     };
     ensure(audience_ok, WrongAudience)?;
-    ensure(claims.typ.as_deref() == Some(ACCESS_TYPE), WrongType)?;
-    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty()).ok_or(MissingClaim);
-    let iat = claims.iat.ok_or(MissingClaim)?;
+    ensure(typ == Some(ACCESS_TYPE), WrongType)?;
+    let non_empty = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string).ok_or(MissingClaim);
+    let iat = iat.ok_or(MissingClaim)?;
     Ok(AccessClaims {
-        user_id: non_empty(claims.sub)?,
-        session_id: non_empty(claims.sid)?,
+        user_id: non_empty(sub)?,
+        session_id: non_empty(sid)?,
         issued_at: u64::try_from(iat).map_err(|_| Malformed)?,
         expires_at: u64::try_from(exp).map_err(|_| Malformed)?,
     })
