@@ -4,7 +4,7 @@
 use crate::http::{error_response, openai_error_response, AppError, HandlerResult, Reply};
 use crate::platform::env::{Context, Env};
 use crate::platform::fetch::build_response;
-use crate::platform::request::RequestHead;
+use crate::platform::request::{Header, RequestHead};
 use crate::store::Db;
 use crate::{bindings, handlers, platform};
 use edgechat_core::config::Config;
@@ -50,9 +50,9 @@ impl Ctx<'_> {
         edgechat_core::url::origin(&self.head.url).to_string()
     }
 
-    /// A request header (one of those [`RequestHead`] reads).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.header(name)
+    /// A request header.
+    pub fn header(&self, header: Header) -> Option<&str> {
+        self.head.header(header)
     }
 
     /// A path parameter captured by the route pattern.
@@ -64,14 +64,14 @@ impl Ctx<'_> {
 pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web_sys::Response {
     let started = platform::now_ms();
     let head = RequestHead::read(&req);
-    let request_id = match request_id::accept(head.header("x-request-id")) {
+    let request_id = match request_id::accept(head.header(Header::RequestId)) {
         Some(id) => id.to_string(),
         None => platform::new_request_id(),
     };
     let config = bindings::config(&env);
     let method = head.method.clone();
     let path = edgechat_core::url::path(&head.url).to_string();
-    let origin = head.header("origin").map(str::to_string);
+    let origin = head.header(Header::Origin).map(str::to_string);
 
     let mut cx = Ctx {
         req,
@@ -135,12 +135,12 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
 /// Preflight, body cap and route resolution, then the handler.
 async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
     if method == "OPTIONS" {
-        if let (Some(origin), Some(wanted)) = (cx.header("origin"), cx.header("access-control-request-method")) {
+        if let (Some(origin), Some(wanted)) = (cx.header(Header::Origin), cx.header(Header::PreflightMethod)) {
             return (routes::pattern_of(path), preflight(cx, origin, wanted, path));
         }
     }
     // The cap applies to every request, routed or not, before anything else is decided.
-    if let Err(err) = body::check_declared_length(cx.header("content-length"), cx.config.max_body_bytes) {
+    if let Err(err) = body::check_declared_length(cx.header(Header::ContentLength), cx.config.max_body_bytes) {
         return (routes::pattern_of(path), Err(err.into()));
     }
     match routes::resolve(method, path) {
@@ -157,7 +157,7 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
     if routes::pattern_of(path).is_none() {
         return Err(ApiError::route_not_found().into());
     }
-    let grants = cx.config.cors.preflight(origin, wanted, cx.header("access-control-request-headers"))?;
+    let grants = cx.config.cors.preflight(origin, wanted, cx.header(Header::PreflightHeaders))?;
     Ok(Reply { headers: grants, ..Reply::empty(204) })
 }
 

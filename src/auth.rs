@@ -3,6 +3,7 @@
 
 use crate::app::Ctx;
 use crate::http::AppError;
+use crate::platform::request::Header;
 use crate::store::{accounts, api_keys};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
@@ -42,7 +43,7 @@ fn invalid_token() -> AppError {
 
 /// Authenticates the request, recording the user id for the log line.
 pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
-    let Some(raw) = cx.header("authorization").map(str::to_string) else {
+    let Some(raw) = cx.header(Header::Authorization).map(str::to_string) else {
         return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
             .with_header("www-authenticate", "Bearer")
             .into());

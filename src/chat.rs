@@ -3,7 +3,7 @@
 //! happens, running under `wait_until` so a departed client still gets its answer stored.
 
 use crate::platform::env::Env;
-use crate::platform::streams::ByteStream;
+use crate::platform::streams::{BodyWriter, ByteStream};
 use crate::quota::Admission;
 use crate::store::{messages, usage, Db};
 use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
@@ -17,7 +17,7 @@ use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::ChatMessage;
 use edgechat_core::log::failure_line;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
@@ -44,7 +44,7 @@ pub struct Turn {
 
 /// Where the turn's output goes: SSE bytes as they are produced, or one result at the end.
 pub enum Sink {
-    Sse { tx: mpsc::Sender<Vec<u8>>, first_event: String },
+    Sse { body: BodyWriter, first_event: String },
     Json(oneshot::Sender<TurnResult>),
 }
 
@@ -98,8 +98,8 @@ impl SseOut {
 /// Runs a turn to its end and stores the result; never returns early without finalizing.
 pub async fn run(turn: Turn, sink: Sink) {
     let (mut out, json_tx) = match sink {
-        Sink::Sse { tx, first_event } => {
-            let mut o = SseOut { outlet: Outlet::new(tx, turn.config.first_byte_timeout_ms), next_id: 0 };
+        Sink::Sse { body, first_event } => {
+            let mut o = SseOut { outlet: Outlet::new(body, turn.config.first_byte_timeout_ms), next_id: 0 };
             let alive = o.event("message", &first_event).await;
             (alive.then_some(o), None)
         }

@@ -2,6 +2,7 @@
 
 use crate::app::Ctx;
 use crate::platform::fetch::Payload;
+use crate::platform::request::Header;
 use crate::platform::streams::ByteStream;
 use edgechat_core::{body, ApiError};
 use futures_util::StreamExt;
@@ -113,7 +114,7 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Reply {
 /// included).
 pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
     let cap = cx.config.max_body_bytes;
-    body::check_declared_length(cx.header("content-length"), cap)?;
+    body::check_declared_length(cx.header(Header::ContentLength), cap)?;
     let mut stream = match cx.req.body() {
         Some(s) => ByteStream::new(s),
         None => return Ok(Vec::new()),
@@ -140,7 +141,7 @@ pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
 pub async fn read_json<T: serde::de::DeserializeOwned>(cx: &Ctx<'_>) -> Result<T, AppError> {
-    let content_type = cx.header("content-type");
+    let content_type = cx.header(Header::ContentType);
     if !body::is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type().into());
     }

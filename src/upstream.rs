@@ -4,7 +4,7 @@
 
 use crate::platform::env::Env;
 use crate::platform::fetch::fetch;
-use crate::platform::streams::ByteStream;
+use crate::platform::streams::{BodyWriter, ByteStream, Sent};
 use crate::platform::Delay;
 use crate::{bindings, platform};
 use edgechat_core::chat::{is_retryable, retry_delay_ms};
@@ -12,9 +12,8 @@ use edgechat_core::config::Config;
 use edgechat_core::llm::provider::{upstream_error_message, Provider, UpstreamRequest};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_comment;
-use futures_channel::mpsc;
 use futures_util::future::{select, Either};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::future::Future;
 use web_sys::{AbortController, Headers, ReadableStream, Request, RequestInit};
 
@@ -106,33 +105,38 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// Chunks a streamed response may hold for a slow client before sends wait.
+const OUTLET_BUFFER: u32 = 64;
+
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
+/// Dropping it ends the response.
 pub struct Outlet {
-    tx: mpsc::Sender<Vec<u8>>,
+    body: BodyWriter,
     stall_ms: u64,
 }
 
 impl Outlet {
     /// `stall_ms`: how long a send may wait for the client to take data before the client
     /// counts as gone.
-    pub fn new(tx: mpsc::Sender<Vec<u8>>, stall_ms: u64) -> Self {
-        Self { tx, stall_ms }
+    pub fn new(body: BodyWriter, stall_ms: u64) -> Self {
+        Self { body, stall_ms }
     }
 
     /// Sends bytes; false once the client has gone. A departed client's body stream is not
     /// always cancelled by the runtime: it may just stop being read, so a send that stays
     /// blocked for `stall_ms` also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
-        // The usual case, room in the buffer, needs no timer.
-        let bytes = match self.tx.try_send(bytes) {
-            Ok(()) => return true,
-            Err(e) if e.is_disconnected() => return false,
-            Err(e) => e.into_inner(),
-        };
-        let stall = Delay::ms(self.stall_ms);
-        match select(Box::pin(self.tx.send(bytes)), stall).await {
-            Either::Left((sent, _)) => sent.is_ok(),
-            Either::Right(_) => false,
+        match self.body.send(bytes) {
+            Sent::Gone => false,
+            // The usual case, room in the buffer, needs no timer.
+            Sent::Queued(n) if n <= OUTLET_BUFFER => true,
+            Sent::Queued(_) => {
+                let stall = Delay::ms(self.stall_ms);
+                match select(Box::pin(self.body.drained(OUTLET_BUFFER)), stall).await {
+                    Either::Left((alive, _)) => alive,
+                    Either::Right(_) => false,
+                }
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
 use crate::http::{json, read_json, AppError, HandlerResult, Reply};
+use crate::platform::request::Header;
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
 use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
@@ -103,7 +104,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let now = platform::now_ms();
     let limits = cx.config.login_limits;
     let email_key = throttle::email_key(&email);
-    let ip_key = throttle::ip_key(cx.header("cf-connecting-ip").unwrap_or("unknown"));
+    let ip_key = throttle::ip_key(cx.header(Header::ConnectingIp).unwrap_or("unknown"));
     let counters =
         attempts::count_attempt(&db, &[&email_key, &ip_key], now, throttle::window_cutoff(now, &limits)).await?;
     for (counter, limit) in counters.iter().zip([limits.per_email, limits.per_ip]) {
@@ -152,11 +153,11 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
 
 /// True when a cookie-carried request comes from this origin or an allowed CORS origin.
 fn same_site_origin(cx: &Ctx<'_>) -> bool {
-    let Some(origin) = cx.header("origin") else {
+    let Some(origin) = cx.header(Header::Origin) else {
         return true;
     };
     let own = cx.own_origin();
-    origin == own || cx.config.cors.grants(&origin)
+    origin == own || cx.config.cors.grants(origin)
 }
 
 pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -164,8 +165,8 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
     let presented = match req.refresh_token {
         Some(t) => t,
         None => {
-            let cookies = cx.header("cookie").unwrap_or_default();
-            let t = cookie::get(&cookies, cookie::REFRESH_COOKIE).map(str::to_string).ok_or_else(invalid_refresh)?;
+            let cookies = cx.header(Header::Cookie).unwrap_or_default();
+            let t = cookie::get(cookies, cookie::REFRESH_COOKIE).map(str::to_string).ok_or_else(invalid_refresh)?;
             if !same_site_origin(cx) {
                 return Err(ApiError::forbidden("cross-site refresh is not allowed").into());
             }

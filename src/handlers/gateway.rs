@@ -7,6 +7,7 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{read_body, AppError, HandlerResult, Reply, JSON};
 use crate::platform::env::Env;
+use crate::platform::request::Header;
 use crate::platform::streams::{self, ByteStream};
 use crate::quota::{self, Admission};
 use crate::relay::{Ending, Pump};
@@ -27,13 +28,12 @@ use edgechat_core::llm::provider::{
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::{ids, request_id, ApiError};
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
 use web_sys::AbortController;
 
-const SSE_BUFFER: usize = 64;
 /// Largest non-streamed upstream answer read.
 const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
 
@@ -98,7 +98,7 @@ impl Billing {
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    if !is_json_content_type(cx.header("content-type")) {
+    if !is_json_content_type(cx.header(Header::ContentType)) {
         return Err(ApiError::unsupported_media_type().into());
     }
     let bytes = read_body(cx).await?;
@@ -126,20 +126,22 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let estimate = billing.prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
     let admission = quota::admit(cx, &principal.user, &route.name, estimate, req.stream).await?;
 
-    let bypass = cx.header("cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
+    let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
-    let stream = req.stream;
     let (head_tx, head_rx) = oneshot::channel::<Head>();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
+    let (readable, body) = req.stream.then(streams::body_pipe).unzip();
     let call = Call { config, req, chain, meta, billing, admission, cache_key, bypass };
     // The call runs to its end whatever the client does, so usage and limits are always settled.
     let stall_ms = cx.config.first_byte_timeout_ms;
-    cx.worker_ctx.wait_until(call.run(head_tx, stream.then(|| Outlet::new(tx, stall_ms))));
+    cx.worker_ctx.wait_until(call.run(head_tx, body.map(|b| Outlet::new(b, stall_ms))));
     let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
     let (reply, cache) = match head {
         Head::Error(e) => return Err(e.into()),
         Head::Body { content_type, bytes, cache } => (Reply::bytes(200, content_type, bytes), cache),
-        Head::Stream { cache } => (Reply::event_stream(streams::readable(rx)), cache),
+        Head::Stream { cache } => match readable {
+            Some(readable) => (Reply::event_stream(readable), cache),
+            None => return Err(AppError::platform("gateway call", "a stream head for a request that is not streamed")),
+        },
         Head::Piped { body, cache } => (Reply::event_stream(body), cache),
     };
     Ok(reply.with("x-edgechat-cache", cache))

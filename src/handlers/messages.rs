@@ -7,6 +7,7 @@ use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::owned_conversation;
 use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::platform::request::Header;
 use crate::platform::streams;
 use crate::store::{conversations as conv_store, messages as store};
 use crate::{platform, quota};
@@ -18,11 +19,8 @@ use edgechat_core::llm::context::{estimate_messages, select_context};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::{ids, ApiError};
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use serde_json::json as j;
-
-/// Events buffered between the turn and a slow client before the turn waits.
-const SSE_BUFFER: usize = 64;
 
 fn message_not_found() -> AppError {
     ApiError::not_found("message").into()
@@ -120,7 +118,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: Regenerate = if bytes.iter().all(u8::is_ascii_whitespace) {
         Regenerate::default()
     } else {
-        parse_json(cx.header("content-type"), &bytes)?
+        parse_json(cx.header(Header::ContentType), &bytes)?
     };
     let user_id = principal.user.user_id.clone();
     let conversation = owned_conversation(cx, &user_id).await?;
@@ -163,7 +161,7 @@ async fn start_turn(
     let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     let prompt_estimate = estimate_messages(&context);
-    let wants_sse = cx.header("accept").is_some_and(|a| a.contains("text/event-stream"));
+    let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let admission =
         quota::admit(cx, user, &route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse).await?;
     let started_at = platform::now_ms();
@@ -216,11 +214,11 @@ async fn start_turn(
         admission,
     };
     if wants_sse {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(SSE_BUFFER);
+        let (readable, body) = streams::body_pipe();
         let first_event =
             j!({ "user_message": user_message.view(), "assistant_message_id": assistant_message_id }).to_string();
-        cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { tx, first_event }));
-        return Ok(Reply::event_stream(streams::readable(rx)).with("x-accel-buffering", "no"));
+        cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));
+        return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
     let (tx, rx) = oneshot::channel::<TurnResult>();
     cx.worker_ctx.wait_until(chat::run(turn, Sink::Json(tx)));

@@ -4,6 +4,7 @@
 use crate::app::Ctx;
 use crate::http::{json, read_body, HandlerResult};
 use crate::platform;
+use crate::platform::request::Header;
 use crate::store::billing;
 use edgechat_core::stripe::{self, Action};
 use edgechat_core::ApiError;
@@ -13,7 +14,7 @@ pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     let secret = cx.config.stripe_webhook_secret()?.to_string();
     let body = read_body(cx).await?;
     let now = platform::now_ms();
-    stripe::verify_signature(cx.header("stripe-signature"), &body, &secret, now / 1000)
+    stripe::verify_signature(cx.header(Header::StripeSignature), &body, &secret, now / 1000)
         .map_err(|e| ApiError::bad_request(e.code(), e.message()))?;
     let event = stripe::parse_event(&body).map_err(|m| ApiError::bad_request("invalid_event", m))?;
     let plan = match &event.action {

@@ -42,3 +42,49 @@ export function requestHead(request, names) {
   for (const name of list) head += `\n${headers.get(name) ?? '\0'}`;
   return head;
 }
+
+// A response body written from Rust: an IdentityTransformStream whose writer takes each
+// chunk as it is produced (no Rust object is handed to JavaScript, so nothing waits on the
+// garbage collector to be freed). A write resolves once the client has taken the chunk.
+export class BodyPipe {
+  constructor() {
+    const { readable, writable } = new IdentityTransformStream();
+    this.readable = readable;
+    this.writer = writable.getWriter();
+    this.pending = 0;
+    this.gone = false;
+    this.waiter = null;
+    this.writer.closed.catch(() => this.fail());
+  }
+
+  // Queues `bytes`; returns how many chunks the client has yet to take, or -1 once it is gone.
+  send(bytes) {
+    if (this.gone) return -1;
+    this.pending++;
+    this.writer.write(bytes).then(() => { this.pending--; this.wake(); }, () => this.fail());
+    return this.pending;
+  }
+
+  // Resolves true once at most `room` chunks are waiting, false if the client goes first.
+  drained(room) {
+    return new Promise((resolve) => { this.waiter = { room, resolve }; this.wake(); });
+  }
+
+  close() {
+    if (!this.gone) this.writer.close().catch(() => {});
+    this.gone = true;
+  }
+
+  fail() {
+    this.gone = true;
+    this.wake();
+  }
+
+  wake() {
+    const w = this.waiter;
+    if (w && (this.gone || this.pending <= w.room)) {
+      this.waiter = null;
+      w.resolve(!this.gone);
+    }
+  }
+}

@@ -47,7 +47,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
 
 thread_local! {
     /// Random per isolate, then counted: request ids unique without a CSPRNG call each.
-    static REQUEST_IDS: Cell<(u64, u64)> = Cell::new((0, 0));
+    static REQUEST_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// A new request id: this isolate's random prefix and a counter, as 32 hex characters.

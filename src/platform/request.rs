@@ -9,8 +9,25 @@ extern "C" {
     fn request_head(request: &web_sys::Request, names: &str) -> String;
 }
 
-/// Every request header the app reads (lowercase, one per line). A name missing here reads as
-/// absent.
+/// Every request header the app reads: a closed set, so none can be asked for without being
+/// fetched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Header {
+    RequestId,
+    Origin,
+    ContentLength,
+    ContentType,
+    Authorization,
+    Accept,
+    CacheControl,
+    Cookie,
+    ConnectingIp,
+    StripeSignature,
+    PreflightMethod,
+    PreflightHeaders,
+}
+
+/// The headers' names, in [`Header`] order, one per line.
 const NAMES: &str = "x-request-id\norigin\ncontent-length\ncontent-type\nauthorization\naccept\ncache-control\n\
                      cookie\ncf-connecting-ip\nstripe-signature\naccess-control-request-method\n\
                      access-control-request-headers";
@@ -31,9 +48,8 @@ impl RequestHead {
         Self { method, url, values }
     }
 
-    /// The value of header `name` (one of the names above, lowercase), if sent.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let i = NAMES.split('\n').position(|n| n == name)?;
-        self.values.get(i)?.as_deref()
+    /// The header's value, if sent.
+    pub fn header(&self, header: Header) -> Option<&str> {
+        self.values.get(header as usize)?.as_deref()
     }
 }

@@ -1,11 +1,12 @@
 //! Byte streams between Rust and the runtime: a JavaScript `ReadableStream` read as chunks
-//! of bytes, and a Rust channel of bytes offered as a `ReadableStream` (a response body).
+//! of bytes, and a response body written chunk by chunk from Rust.
 
 use super::error_text;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
 /// A JavaScript byte stream read from Rust.
@@ -32,8 +33,56 @@ impl Stream for ByteStream {
     }
 }
 
-/// A `ReadableStream` that yields each chunk `chunks` produces, and ends when it does.
-pub fn readable(chunks: impl Stream<Item = Vec<u8>> + 'static) -> ReadableStream {
-    let values = chunks.map(|bytes| Ok::<JsValue, JsValue>(js_sys::Uint8Array::from(bytes.as_slice()).into()));
-    wasm_streams::ReadableStream::from_stream(values).into_raw()
+#[wasm_bindgen(module = "/src/js/platform.js")]
+extern "C" {
+    type BodyPipe;
+    #[wasm_bindgen(constructor)]
+    fn new() -> BodyPipe;
+    #[wasm_bindgen(method, getter)]
+    fn readable(this: &BodyPipe) -> ReadableStream;
+    #[wasm_bindgen(method)]
+    fn send(this: &BodyPipe, bytes: Vec<u8>) -> i32;
+    #[wasm_bindgen(method)]
+    fn drained(this: &BodyPipe, room: u32) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn close(this: &BodyPipe);
+}
+
+/// The writing end of a response body: bytes go to the client in order; closed on drop.
+pub struct BodyWriter {
+    pipe: BodyPipe,
+}
+
+/// A response body and the writer that fills it.
+pub fn body_pipe() -> (ReadableStream, BodyWriter) {
+    let pipe = BodyPipe::new();
+    (pipe.readable(), BodyWriter { pipe })
+}
+
+/// What a write found.
+pub enum Sent {
+    /// Taken; this many chunks wait for the client.
+    Queued(u32),
+    /// The client has gone.
+    Gone,
+}
+
+impl BodyWriter {
+    pub fn send(&self, bytes: Vec<u8>) -> Sent {
+        match self.pipe.send(bytes) {
+            n if n < 0 => Sent::Gone,
+            n => Sent::Queued(n as u32),
+        }
+    }
+
+    /// Resolves true once at most `room` chunks wait, false if the client leaves first.
+    pub async fn drained(&self, room: u32) -> bool {
+        JsFuture::from(self.pipe.drained(room)).await.ok().and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        self.pipe.close();
+    }
 }
