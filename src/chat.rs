@@ -6,7 +6,7 @@ use crate::platform::env::Env;
 use crate::platform::streams::{BodyWriter, ByteStream};
 use crate::quota::Admission;
 use crate::store::{messages, usage, Db};
-use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
+use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
 use crate::{bindings, platform};
 use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
@@ -18,7 +18,6 @@ use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::ChatMessage;
 use edgechat_core::log::failure_line;
 use futures_channel::oneshot;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
 
@@ -133,10 +132,11 @@ pub async fn run(turn: Turn, sink: Sink) {
             Ok(Connected { route, body, controller }) => {
                 let mut stream = ByteStream::new(body);
                 let mut decoder = StreamDecoder::new(route.provider);
+                let mut paced = Paced::new(c.heartbeat_ms, c.first_byte_timeout_ms);
                 used = Some(route);
                 'read: loop {
                     let outlet = out.as_mut().map(|o| &mut o.outlet);
-                    match wait(stream.next(), outlet, c.heartbeat_ms, c.first_byte_timeout_ms).await {
+                    match paced.next(&mut stream, outlet).await {
                         Wait::Ready(Some(Ok(bytes))) => {
                             for event in decoder.feed(&bytes) {
                                 let Some(text) = acc.apply(event) else { continue };

@@ -13,7 +13,7 @@ use edgechat_core::llm::provider::{upstream_error_message, Provider, UpstreamReq
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_comment;
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use std::future::Future;
 use web_sys::{AbortController, Headers, ReadableStream, Request, RequestInit};
 
@@ -177,6 +177,63 @@ pub async fn wait<F: Future + Unpin>(
                 if let Some(o) = outlet.as_deref_mut() {
                     if !o.ping().await {
                         return Wait::ClientGone;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads one upstream body item by item with a single timer kept across items (a timer per
+/// item would cost a runtime timer per chunk): heartbeats go to the client after
+/// `heartbeat_ms` without input, and the body counts as stalled after `timeout_ms` without
+/// input, as [`wait`] does for one future.
+pub struct Paced {
+    heartbeat_ms: u64,
+    timeout_ms: u64,
+    timer: Option<Delay>,
+    last_input: u64,
+    last_beat: u64,
+}
+
+impl Paced {
+    pub fn new(heartbeat_ms: u64, timeout_ms: u64) -> Self {
+        let now = platform::now_ms();
+        Self { heartbeat_ms, timeout_ms, timer: None, last_input: now, last_beat: now }
+    }
+
+    /// The stream's next item, unless it stalls or the client leaves first.
+    pub async fn next<S: Stream + Unpin>(
+        &mut self,
+        stream: &mut S,
+        mut outlet: Option<&mut Outlet>,
+    ) -> Wait<Option<S::Item>> {
+        loop {
+            let now = platform::now_ms();
+            let deadline = self.last_input.saturating_add(self.timeout_ms);
+            if now >= deadline {
+                return Wait::TimedOut;
+            }
+            let beat = self.last_beat.max(self.last_input).saturating_add(self.heartbeat_ms);
+            let wake_at = if outlet.is_some() { deadline.min(beat) } else { deadline };
+            // A timer armed earlier fires no later than needed: on firing it is re-armed.
+            let timer = self.timer.get_or_insert_with(|| Delay::ms(wake_at.saturating_sub(now).max(1)));
+            match select(stream.next(), timer).await {
+                Either::Left((item, _)) => {
+                    self.last_input = platform::now_ms();
+                    return Wait::Ready(item);
+                }
+                Either::Right(_) => {
+                    self.timer = None;
+                    let now = platform::now_ms();
+                    if now >= deadline {
+                        return Wait::TimedOut;
+                    }
+                    if let (Some(o), true) = (outlet.as_deref_mut(), now >= beat) {
+                        if !o.ping().await {
+                            return Wait::ClientGone;
+                        }
+                        self.last_beat = platform::now_ms();
                     }
                 }
             }

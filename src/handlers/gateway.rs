@@ -12,7 +12,7 @@ use crate::platform::streams::{self, ByteStream};
 use crate::quota::{self, Admission};
 use crate::relay::{Ending, Pump};
 use crate::store::{usage, Db};
-use crate::upstream::{self, wait, Connected, NoStream, Outlet, Wait};
+use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
 use crate::{bindings, platform};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
@@ -29,7 +29,6 @@ use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::{ids, request_id, ApiError};
 use futures_channel::oneshot;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::rc::Rc;
 use web_sys::AbortController;
@@ -338,8 +337,9 @@ fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> 
 /// Reads a whole upstream body, giving up when it stalls.
 async fn read_all(stream: &mut ByteStream, config: &Config) -> Result<Vec<u8>, OpenAiError> {
     let mut body = Vec::new();
+    let mut paced = Paced::new(config.heartbeat_ms, config.first_byte_timeout_ms);
     loop {
-        match wait(stream.next(), None, config.heartbeat_ms, config.first_byte_timeout_ms).await {
+        match paced.next(stream, None).await {
             Wait::Ready(Some(Ok(bytes))) if body.len() + bytes.len() <= MAX_COMPLETION_BYTES => body.extend(bytes),
             Wait::Ready(None) => return Ok(body),
             Wait::TimedOut => {
@@ -419,8 +419,9 @@ async fn relay(
     let mut error: Option<&'static str> = None;
     let first = chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage);
     let mut gone = !outlet.send(first.into_bytes()).await;
+    let mut paced = Paced::new(config.heartbeat_ms, config.first_byte_timeout_ms);
     while !gone {
-        match wait(stream.next(), Some(&mut outlet), config.heartbeat_ms, config.first_byte_timeout_ms).await {
+        match paced.next(&mut stream, Some(&mut outlet)).await {
             Wait::Ready(Some(Ok(bytes))) => {
                 for event in decoder.feed(&bytes) {
                     if let StreamEvent::Finish(reason) = &event {

@@ -165,6 +165,31 @@ test('gateway: a client leaving a stream is recorded as cancelled and frees its 
   assert.deepEqual(again.map((r) => r.status), [200, 200]);
 });
 
+test('chat: a turn whose model pauses longer than the heartbeat gets pings between deltas and completes', async () => {
+  const u = await registerUser();
+  const { a, sse } = await chatTurn(u.access_token, 'paced', unique('paced turn'));
+  const events = sse.split('\n\n');
+  const firstDelta = events.findIndex((e) => e.includes('event: delta'));
+  const lastDelta = events.findLastIndex((e) => e.includes('event: delta'));
+  const pingsBetween = events.slice(firstDelta, lastDelta).filter((e) => e.startsWith(': ping')).length;
+  assert.ok(pingsBetween >= 2, `${pingsBetween} heartbeats during the 700 ms gaps (heartbeat 300 ms)`);
+  assert.match(sse, /event: done/);
+  assert.equal(a.status, 'complete');
+  assert.equal(a.content.trim().split(/\s+/).length, 3, 'all three tokens stored');
+});
+
+test('chat: a turn whose model stalls mid-stream ends with upstream_timeout at the stall timeout, keeping what came', async () => {
+  const u = await registerUser();
+  const started = Date.now();
+  const { a, sse } = await chatTurn(u.access_token, 'stall', unique('stalled turn'));
+  const took = Date.now() - started;
+  assert.match(sse, /event: delta/, 'the first token was relayed');
+  assert.match(sse, /event: error\n[^]*"code":"upstream_timeout"/);
+  assert.ok(took < 2400, `ended at the 1,500 ms stall timeout, not at the upstream's next chunk (${took} ms)`);
+  assert.equal(a.status, 'error');
+  assert.ok(a.content.trim().length > 0, 'the partial answer is kept');
+});
+
 /** The data payloads of a stream's SSE events. */
 const dataOf = (text) => text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
 
