@@ -154,40 +154,24 @@ pub enum Wait<T> {
 /// Awaits `fut`, sending heartbeats to `outlet` every `heartbeat_ms` and giving up after
 /// `timeout_ms`.
 pub async fn wait<F: Future + Unpin>(
-    mut fut: F,
+    fut: F,
     outlet: Option<&mut Outlet>,
     heartbeat_ms: u64,
     timeout_ms: u64,
 ) -> Wait<F::Output> {
-    let mut outlet = outlet;
-    let deadline = platform::now_ms() + timeout_ms;
-    loop {
-        let remaining = deadline.saturating_sub(platform::now_ms());
-        if remaining == 0 {
-            return Wait::TimedOut;
-        }
-        let tick = Delay::ms(remaining.min(heartbeat_ms));
-        match select(fut, tick).await {
-            Either::Left((value, _)) => return Wait::Ready(value),
-            Either::Right((_, pending)) => {
-                fut = pending;
-                if platform::now_ms() >= deadline {
-                    return Wait::TimedOut;
-                }
-                if let Some(o) = outlet.as_deref_mut() {
-                    if !o.ping().await {
-                        return Wait::ClientGone;
-                    }
-                }
-            }
-        }
+    let mut once = futures_util::stream::once(fut);
+    match Paced::new(heartbeat_ms, timeout_ms).next(&mut once, outlet).await {
+        Wait::Ready(Some(value)) => Wait::Ready(value),
+        // A one-item stream ends only after its item.
+        Wait::Ready(None) | Wait::TimedOut => Wait::TimedOut,
+        Wait::ClientGone => Wait::ClientGone,
     }
 }
 
 /// Reads one upstream body item by item with a single timer kept across items (a timer per
 /// item would cost a runtime timer per chunk): heartbeats go to the client after
 /// `heartbeat_ms` without input, and the body counts as stalled after `timeout_ms` without
-/// input, as [`wait`] does for one future.
+/// input ([`wait`] is the same for one future).
 pub struct Paced {
     heartbeat_ms: u64,
     timeout_ms: u64,

@@ -1,5 +1,6 @@
-// The few runtime calls that are cheaper as one JavaScript call than as several from wasm:
-// a D1 result packed into one string, and a response built with all its headers at once.
+// The runtime calls that are cheaper as one JavaScript call than as several from wasm (a D1
+// result packed into one string, a response built with all its headers at once, a request's
+// method, URL and headers read at once), and response bodies written from Rust (BodyPipe).
 
 // A D1 result as "rows_read rows_written changes <rows as JSON>".
 function pack(result) {
