@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| platform::log_error(&info.to_string())));
 }
 
 /// The fetch handler (called by src/js/entry.js with the runtime's request, env and context).

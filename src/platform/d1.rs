@@ -1,9 +1,8 @@
 //! D1 through its JavaScript binding: statements bound with positional values, and results
-//! handed to Rust as one string each (counts, then rows as JSON) so rows decode with
-//! serde_json in a single pass.
+//! handed to Rust as one string each (counts, then rows as JSON) so rows decode in a
+//! single pass.
 
 use super::error_text;
-use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -51,9 +50,9 @@ impl D1Result {
         self.rows.trim() != "[]"
     }
 
-    /// The rows, decoded.
-    pub fn rows<T: DeserializeOwned>(&self) -> Result<Vec<T>, String> {
-        serde_json::from_str(&self.rows).map_err(|e| format!("D1 row decode: {e}"))
+    /// The rows as D1 gave them: a JSON array of objects.
+    pub fn rows_json(&self) -> &str {
+        &self.rows
     }
 }
 

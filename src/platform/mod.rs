@@ -22,15 +22,24 @@ use wasm_bindgen::JsCast;
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = log)]
     fn console_log(line: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(line: &str);
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(callback: &js_sys::Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
+    fn get_random_values(buf: &mut [u8]) -> Result<(), JsValue>;
 }
 
 /// Writes one log line (the runtime's log stream).
 pub fn log(line: &str) {
     console_log(line);
+}
+
+/// Writes one line to the runtime's error log (a panic's message, before the trap).
+pub fn log_error(line: &str) {
+    console_error(line);
 }
 
 /// Milliseconds since the Unix epoch (`Date.now()`; `SystemTime` panics on wasm).
@@ -41,7 +50,7 @@ pub fn now_ms() -> u64 {
 /// `N` bytes from the runtime's CSPRNG (`crypto.getRandomValues`).
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     let mut buf = [0u8; N];
-    getrandom::getrandom(&mut buf).map_err(|e| AppError::platform("random", e))?;
+    get_random_values(&mut buf).map_err(|e| AppError::platform("random", error_text(&e)))?;
     Ok(buf)
 }
 

@@ -1,10 +1,9 @@
 //! Users, sessions (refresh-token families) and refresh tokens in D1.
 
-use super::{num, opt_text, text, Db};
+use super::{num, opt_text, text, Db, FromRow, Row};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
 use edgechat_core::accounts::User;
-use serde::Deserialize;
 
 const INSERT_USER: &str =
     "INSERT INTO users (user_id, email, display_name, password_hash, role, plan, is_disabled, created_at, updated_at) \
@@ -90,11 +89,32 @@ pub async fn open_session(db: &Db, session: &NewSession<'_>) -> Result<(), AppEr
     db.batch("open session", session_statements(db, session)?).await.map(drop)
 }
 
-#[derive(Deserialize)]
 pub struct LoginRow {
     pub user_id: String,
     pub password_hash: String,
     pub is_disabled: i64,
+}
+
+impl FromRow for LoginRow {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self { user_id: r.text("user_id")?, password_hash: r.text("password_hash")?, is_disabled: r.int("is_disabled")? })
+    }
+}
+
+impl FromRow for User {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            user_id: r.text("user_id")?,
+            email: r.text("email")?,
+            display_name: r.opt_text("display_name")?,
+            role: r.text("role")?,
+            plan: r.text("plan")?,
+            is_disabled: r.int("is_disabled")?,
+            created_at: r.uint("created_at")?,
+            updated_at: r.uint("updated_at")?,
+            cache_version: r.opt_uint("cache_version")?.unwrap_or(0),
+        })
+    }
 }
 
 pub async fn find_login(db: &Db, email: &str) -> Result<Option<LoginRow>, AppError> {
@@ -115,7 +135,6 @@ pub async fn find_user(db: &Db, user_id: &str) -> Result<Option<User>, AppError>
     db.first("find user", db.stmt(SELECT_USER, &[text(user_id)])?).await
 }
 
-#[derive(Deserialize)]
 pub struct RefreshRow {
     pub session_id: String,
     pub used_at: Option<u64>,
@@ -123,6 +142,19 @@ pub struct RefreshRow {
     pub user_id: String,
     pub revoked_at: Option<u64>,
     pub is_disabled: i64,
+}
+
+impl FromRow for RefreshRow {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            session_id: r.text("session_id")?,
+            used_at: r.opt_uint("used_at")?,
+            expires_at: r.uint("expires_at")?,
+            user_id: r.text("user_id")?,
+            revoked_at: r.opt_uint("revoked_at")?,
+            is_disabled: r.int("is_disabled")?,
+        })
+    }
 }
 
 pub async fn find_refresh(db: &Db, refresh_hash: &str) -> Result<Option<RefreshRow>, AppError> {
@@ -161,12 +193,8 @@ pub async fn update_display_name(db: &Db, user_id: &str, name: Option<&str>, now
 }
 
 pub async fn password_hash(db: &Db, user_id: &str) -> Result<Option<String>, AppError> {
-    #[derive(Deserialize)]
-    struct Row {
-        password_hash: String,
-    }
     let row: Option<Row> = db.first("read password hash", db.stmt(SELECT_PASSWORD_HASH, &[text(user_id)])?).await?;
-    Ok(row.map(|r| r.password_hash))
+    row.map(|mut r| r.text("password_hash")).transpose().map_err(|e| AppError::platform("read password hash", e))
 }
 
 /// Sets a new password and revokes every session but `keep_session_id`, atomically.

@@ -1,12 +1,11 @@
 //! The admin API's reads and writes: user search, user changes with their audit rows,
 //! usage aggregates, and the webhook and audit logs.
 
-use super::{num, opt_text, signed, text, Db};
+use super::{num, opt_text, signed, text, Db, FromRow, Row};
 use crate::http::AppError;
 use edgechat_core::accounts::User;
 use edgechat_core::admin::UsageGroup;
 use edgechat_core::cursor::Cursor;
-use serde::Deserialize;
 
 const LIST_USERS: &str = "SELECT user_id, email, display_name, role, plan, is_disabled, created_at, updated_at, cache_version \
      FROM users WHERE email LIKE ?1 ESCAPE '\\' AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND user_id < ?3)) \
@@ -80,12 +79,23 @@ pub async fn update_user(
     Ok(super::returned_a_row(results.first()))
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct UsageRow {
     pub key: Option<String>,
     pub requests: u64,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+}
+
+impl FromRow for UsageRow {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            key: r.opt_text("key")?,
+            requests: r.uint("requests")?,
+            prompt_tokens: r.opt_uint("prompt_tokens")?,
+            completion_tokens: r.opt_uint("completion_tokens")?,
+        })
+    }
 }
 
 pub async fn usage(db: &Db, group: UsageGroup, since: u64) -> Result<Vec<UsageRow>, AppError> {
@@ -97,7 +107,7 @@ pub async fn usage(db: &Db, group: UsageGroup, since: u64) -> Result<Vec<UsageRo
     db.all("admin usage", db.stmt(sql, &[num(since)])?).await
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct UserUsageRow {
     pub day: String,
     pub model: String,
@@ -106,11 +116,23 @@ pub struct UserUsageRow {
     pub completion_tokens: u64,
 }
 
+impl FromRow for UserUsageRow {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            day: r.text("day")?,
+            model: r.text("model")?,
+            requests: r.uint("requests")?,
+            prompt_tokens: r.uint("prompt_tokens")?,
+            completion_tokens: r.uint("completion_tokens")?,
+        })
+    }
+}
+
 pub async fn user_usage(db: &Db, user_id: &str, since: u64) -> Result<Vec<UserUsageRow>, AppError> {
     db.all("user usage", db.stmt(USER_USAGE, &[text(user_id), num(since)])?).await
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct WebhookEvent {
     pub webhook_event_id: String,
     pub source: String,
@@ -120,12 +142,25 @@ pub struct WebhookEvent {
     pub received_at: u64,
 }
 
+impl FromRow for WebhookEvent {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            webhook_event_id: r.text("webhook_event_id")?,
+            source: r.text("source")?,
+            event_type: r.text("event_type")?,
+            event_created_at: r.uint("event_created_at")?,
+            outcome: r.text("outcome")?,
+            received_at: r.uint("received_at")?,
+        })
+    }
+}
+
 pub async fn webhook_events(db: &Db, cursor: Option<&Cursor>, fetch: u32) -> Result<Vec<WebhookEvent>, AppError> {
     let [k, id] = after(cursor);
     db.all("webhook events", db.stmt(WEBHOOK_EVENTS, &[k, id, num(fetch.into())])?).await
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct AuditRow {
     pub admin_audit_id: String,
     pub admin_user_id: String,
@@ -133,6 +168,19 @@ pub struct AuditRow {
     pub action: String,
     pub detail: String,
     pub created_at: u64,
+}
+
+impl FromRow for AuditRow {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            admin_audit_id: r.text("admin_audit_id")?,
+            admin_user_id: r.text("admin_user_id")?,
+            target_user_id: r.text("target_user_id")?,
+            action: r.text("action")?,
+            detail: r.text("detail")?,
+            created_at: r.uint("created_at")?,
+        })
+    }
 }
 
 pub async fn audit(db: &Db, cursor: Option<&Cursor>, fetch: u32) -> Result<Vec<AuditRow>, AppError> {

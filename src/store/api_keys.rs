@@ -1,9 +1,8 @@
 //! API keys in D1: stored as hashes, listed by prefix, revoked by timestamp.
 
-use super::{num, rows, text, Db};
+use super::{num, text, Db, FromRow, Row};
 use crate::http::AppError;
 use edgechat_core::accounts::{ApiKey, User};
-use serde::Deserialize;
 
 /// Most live keys one user may hold (the list endpoint returns them in one page).
 pub const MAX_KEYS_PER_USER: u64 = 100;
@@ -60,19 +59,27 @@ pub struct KeyUser {
     pub user: User,
 }
 
-#[derive(Deserialize)]
-struct KeyColumns {
-    api_key_id: String,
-    last_used_at: Option<u64>,
+impl FromRow for ApiKey {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self {
+            api_key_id: r.text("api_key_id")?,
+            name: r.text("name")?,
+            key_prefix: r.text("key_prefix")?,
+            created_at: r.uint("created_at")?,
+            last_used_at: r.opt_uint("last_used_at")?,
+        })
+    }
 }
 
-/// The live key with this hash and its enabled owner. (The row's key columns and user
-/// columns are decoded from it separately: no flattened struct, whose decoder is large.)
+impl FromRow for KeyUser {
+    fn from_row(r: &mut Row) -> Result<Self, String> {
+        Ok(Self { api_key_id: r.text("api_key_id")?, last_used_at: r.opt_uint("last_used_at")?, user: User::from_row(r)? })
+    }
+}
+
+/// The live key with this hash and its enabled owner.
 pub async fn find_by_hash(db: &Db, key_hash: &str) -> Result<Option<KeyUser>, AppError> {
-    let result = db.query("find api key", db.stmt(SELECT_KEY_USER, &[text(key_hash)])?).await?;
-    let key: Option<KeyColumns> = rows("find api key", &result)?.into_iter().next();
-    let user: Option<User> = rows("find api key", &result)?.into_iter().next();
-    Ok(key.zip(user).map(|(k, user)| KeyUser { api_key_id: k.api_key_id, last_used_at: k.last_used_at, user }))
+    db.first("find api key", db.stmt(SELECT_KEY_USER, &[text(key_hash)])?).await
 }
 
 pub async fn touch(db: &Db, api_key_id: &str, now: u64) -> Result<(), AppError> {

@@ -96,11 +96,7 @@ pub async fn insert_turn(
     )?);
     statements.push(db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?);
     let results = db.batch("insert turn", statements).await?;
-    let placeholder = match results.get(placeholder_at) {
-        Some(r) => rows::<serde_json::Value>("insert turn", r)?,
-        None => Vec::new(),
-    };
-    Ok(!placeholder.is_empty())
+    Ok(super::returned_a_row(results.get(placeholder_at)))
 }
 
 /// The final state of an assistant message.

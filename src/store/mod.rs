@@ -8,12 +8,13 @@ pub mod billing;
 pub mod conversations;
 pub mod messages;
 pub mod quotas;
+pub mod row;
 pub mod throttle;
 pub mod usage;
 
 use crate::http::AppError;
 use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
-use serde::de::DeserializeOwned;
+pub use row::{FromRow, Row};
 use std::cell::Cell;
 use wasm_bindgen::JsValue;
 
@@ -50,7 +51,7 @@ impl Db {
     }
 
     /// Every row of a query.
-    pub async fn all<T: DeserializeOwned>(
+    pub async fn all<T: FromRow>(
         &self,
         context: &'static str,
         stmt: D1PreparedStatement,
@@ -67,7 +68,7 @@ impl Db {
     }
 
     /// The first row of a query, if any.
-    pub async fn first<T: DeserializeOwned>(
+    pub async fn first<T: FromRow>(
         &self,
         context: &'static str,
         stmt: D1PreparedStatement,
@@ -132,8 +133,8 @@ pub(crate) fn changes(result: &D1Result) -> usize {
 }
 
 /// Rows a statement inside a batch returned.
-pub(crate) fn rows<T: DeserializeOwned>(context: &'static str, result: &D1Result) -> Result<Vec<T>, AppError> {
-    result.rows().map_err(failed(context))
+pub(crate) fn rows<T: FromRow>(context: &'static str, result: &D1Result) -> Result<Vec<T>, AppError> {
+    row::decode(result.rows_json()).map_err(|e| AppError::platform(context, e))
 }
 
 /// True when a `RETURNING` statement in a batch returned a row: the write happened. (D1's

@@ -3,7 +3,7 @@
 //! both take the last unit (D1 runs statements one at a time); a request's minute and day are
 //! counted in one batch.
 
-use super::{num, rows, text, Db};
+use super::{num, rows, text, Db, Row};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
 
@@ -125,9 +125,8 @@ pub async fn settle_tokens(db: &Db, user_id: &str, day: &str, delta: i64) -> Res
 }
 
 pub async fn tokens_used(db: &Db, user_id: &str, day: &str) -> Result<u64, AppError> {
-    let row: Option<serde_json::Value> =
-        db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
-    Ok(row.and_then(|r| r.get("tokens").and_then(serde_json::Value::as_u64)).unwrap_or(0))
+    let row: Option<Row> = db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
+    Ok(row.and_then(|mut r| r.uint("tokens").ok()).unwrap_or(0))
 }
 
 /// The writes that settle a call: its reservation replaced by what was used (`delta` = used -
@@ -149,6 +148,6 @@ pub fn settle_statements(
 /// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
 fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
     let Some(result) = result else { return Ok(None) };
-    let returned: Vec<serde_json::Value> = rows("quota", result)?;
-    Ok(returned.first().map(|r| r.get(column).and_then(serde_json::Value::as_u64).unwrap_or(1)))
+    let returned: Vec<Row> = rows("quota", result)?;
+    Ok(returned.into_iter().next().map(|mut r| r.uint(column).unwrap_or(1)))
 }

@@ -98,7 +98,7 @@ pub fn is_admin_email(email: &str, admin_emails: &[String]) -> bool {
 }
 
 /// A user as stored (epoch-ms timestamps), without the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub user_id: String,
     pub email: String,
@@ -110,7 +110,6 @@ pub struct User {
     pub updated_at: u64,
     /// Bumped by every write to the user's conversations: part of every cache key, so a
     /// cached read can never be older than the user's last write.
-    #[serde(default)]
     pub cache_version: u64,
 }
 
@@ -141,7 +140,7 @@ impl User {
 }
 
 /// An API key as stored (never the key itself).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct ApiKey {
     pub api_key_id: String,
     pub name: String,

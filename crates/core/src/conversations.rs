@@ -164,7 +164,7 @@ pub fn plan_import(messages: Vec<ImportMessage>, limits: &Limits) -> Result<Vec<
 }
 
 /// A conversation as stored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Conversation {
     pub conversation_id: String,
     pub title: String,
@@ -201,7 +201,7 @@ impl Conversation {
 }
 
 /// A message as stored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub message_id: String,
     pub conversation_id: String,
