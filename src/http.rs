@@ -140,7 +140,7 @@ pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: serde::de::DeserializeOwned>(cx: &Ctx<'_>) -> Result<T, AppError> {
+pub async fn read_json<T: body::FromJson>(cx: &Ctx<'_>) -> Result<T, AppError> {
     let content_type = cx.header(Header::ContentType);
     if !body::is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type().into());

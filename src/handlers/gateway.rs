@@ -281,7 +281,7 @@ impl Outcome {
 async fn cache_get(env: &Env, key: &str) -> Option<CachedCompletion> {
     let kv = bindings::cache(env).ok()?;
     let text = kv.text(key).await.ok().flatten()?;
-    serde_json::from_str(&text).ok()
+    CachedCompletion::decode(&text)
 }
 
 /// Stores a completed answer for replay.

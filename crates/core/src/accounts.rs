@@ -1,52 +1,77 @@
 //! Accounts: the request bodies of the auth, profile and key endpoints, their validation,
 //! and the user and key representations the API returns.
 
+use crate::body::{Fields, FromJson};
 use crate::{time::rfc3339, ApiError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 pub const MAX_KEY_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RegisterRequest {
     pub email: String,
     pub password: String,
-    #[serde(default)]
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for RegisterRequest {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { email: f.text("email")?, password: f.text("password")?, display_name: f.opt_text("display_name")? })
+    }
+}
+
+#[derive(Debug)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for LoginRequest {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { email: f.text("email")?, password: f.text("password")? })
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct RefreshRequest {
     /// Absent when the refresh token travels in the HttpOnly cookie.
-    #[serde(default)]
     pub refresh_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for RefreshRequest {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { refresh_token: f.opt_text("refresh_token")? })
+    }
+}
+
+#[derive(Debug)]
 pub struct UpdateMeRequest {
-    #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
     pub password: Option<String>,
-    #[serde(default)]
     pub current_password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for UpdateMeRequest {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self {
+            display_name: f.opt_text("display_name")?,
+            password: f.opt_text("password")?,
+            current_password: f.opt_text("current_password")?,
+        })
+    }
+}
+
+#[derive(Debug)]
 pub struct CreateKeyRequest {
     pub name: String,
+}
+
+impl FromJson for CreateKeyRequest {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { name: f.text("name")? })
+    }
 }
 
 /// Trims and lowercases (ASCII letters; other characters compare exactly) an email and

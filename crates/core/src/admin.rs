@@ -2,17 +2,19 @@
 //! escaping for `LIKE`, and the usage grouping parameter.
 
 use crate::ApiError;
-use serde::Deserialize;
+use crate::body::{Fields, FromJson};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct UpdateUser {
-    #[serde(default)]
     pub role: Option<String>,
-    #[serde(default)]
     pub plan: Option<String>,
-    #[serde(default)]
     pub is_disabled: Option<bool>,
+}
+
+impl FromJson for UpdateUser {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { role: f.opt_text("role")?, plan: f.opt_text("plan")?, is_disabled: f.opt_bool("is_disabled")? })
+    }
 }
 
 impl UpdateUser {

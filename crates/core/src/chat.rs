@@ -3,25 +3,32 @@
 
 use crate::llm::context::estimate_tokens;
 use crate::llm::{StreamEvent, Usage};
-use serde::Deserialize;
+use crate::body::{Fields, FromJson};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct PostMessage {
     pub content: String,
-    #[serde(default)]
     pub model: Option<String>,
     /// The message this one answers; absent means the conversation's latest message, and an
     /// earlier id starts a new branch (edit and resend).
-    #[serde(default)]
     pub parent_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for PostMessage {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { content: f.text("content")?, model: f.opt_text("model")?, parent_id: f.opt_text("parent_id")? })
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Regenerate {
-    #[serde(default)]
     pub model: Option<String>,
+}
+
+impl FromJson for Regenerate {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { model: f.opt_text("model")? })
+    }
 }
 
 /// Retries before the first byte, per model in the fallback chain.

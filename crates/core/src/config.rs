@@ -181,9 +181,9 @@ impl Config {
             });
         let stripe_price_plans = match get("STRIPE_PRICE_PLANS") {
             None => Vec::new(),
-            Some(raw) => match serde_json::from_str::<std::collections::BTreeMap<String, String>>(&raw) {
-                Ok(map) => map.into_iter().collect(),
-                Err(_) => {
+            Some(raw) => match price_plans(&raw) {
+                Some(pairs) => pairs,
+                None => {
                     p.push(ConfigError {
                         variable: "STRIPE_PRICE_PLANS",
                         problem: "must be a JSON object of price id to plan name".into(),
@@ -270,6 +270,17 @@ impl Config {
         }
         all
     }
+}
+
+/// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in price id order.
+fn price_plans(raw: &str) -> Option<Vec<(String, String)>> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(raw) else { return None };
+    map.into_iter()
+        .map(|(price, plan)| match plan {
+            serde_json::Value::String(plan) => Some((price, plan)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! and the views the API returns.
 
 use crate::time::rfc3339;
+use crate::body::{Fields, FromJson};
 use crate::ApiError;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 /// Size and count limits (configurable through variables, see `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,47 +28,63 @@ impl Default for Limits {
     }
 }
 
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn explicit_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct CreateConversation {
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub model: Option<String>,
-    #[serde(default)]
     pub system_prompt: Option<String>,
     /// History to import, oldest first.
-    #[serde(default)]
     pub messages: Vec<ImportMessage>,
+}
+
+impl FromJson for CreateConversation {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self {
+            title: f.opt_text("title")?,
+            model: f.opt_text("model")?,
+            system_prompt: f.opt_text("system_prompt")?,
+            messages: f.list("messages")?,
+        })
+    }
 }
 
 /// One imported turn. `id` is a label local to the request; `parent_id` names an earlier
 /// item's label, `null` makes a root, and absent means "the previous item".
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ImportMessage {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "explicit_null")]
     pub parent_id: Option<Option<String>>,
     pub role: String,
     pub content: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for ImportMessage {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self {
+            id: f.opt_text("id")?,
+            parent_id: f.nullable_text("parent_id")?,
+            role: f.text("role")?,
+            content: f.text("content")?,
+        })
+    }
+}
+
+/// A partial update: `system_prompt` tells absent (keep) from `null` (clear).
+#[derive(Debug, Default)]
 pub struct UpdateConversation {
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub model: Option<String>,
-    #[serde(default, deserialize_with = "explicit_null")]
     pub system_prompt: Option<Option<String>>,
+}
+
+impl FromJson for UpdateConversation {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self {
+            title: f.opt_text("title")?,
+            model: f.opt_text("model")?,
+            system_prompt: f.nullable_text("system_prompt")?,
+        })
+    }
 }
 
 /// A title: trimmed, at most `limits.title_chars` characters, no control characters.

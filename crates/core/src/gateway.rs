@@ -97,20 +97,21 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
     let messages = parse_messages(body.get("messages"))?;
-    let number = |name: &str, min: f64, max: f64| -> Result<Option<f64>, OpenAiError> {
+    // The bounds also come as text: formatting an f64 would link ~14 KB of float printing.
+    let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
-                _ => Err(OpenAiError::invalid(name, format!("{name} must be between {min} and {max}"))),
+                _ => Err(OpenAiError::invalid(name, format!("{name} must be between {bounds}"))),
             },
             Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a number"))),
         }
     };
-    let temperature = number("temperature", 0.0, 2.0)?;
-    number("top_p", 0.0, 1.0)?;
-    number("presence_penalty", -2.0, 2.0)?;
-    number("frequency_penalty", -2.0, 2.0)?;
+    let temperature = number("temperature", (0.0, 2.0), "0 and 2")?;
+    number("top_p", (0.0, 1.0), "0 and 1")?;
+    number("presence_penalty", (-2.0, 2.0), "-2 and 2")?;
+    number("frequency_penalty", (-2.0, 2.0), "-2 and 2")?;
     let positive_int = |name: &str| -> Result<Option<u32>, OpenAiError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -292,12 +293,30 @@ pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
 }
 
 /// A cached completion: what is needed to answer again in either mode.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CachedCompletion {
     pub text: String,
     pub finish_reason: String,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+}
+
+impl crate::body::FromJson for CachedCompletion {
+    fn from_json(f: &mut crate::body::Fields) -> Result<Self, String> {
+        Ok(Self {
+            text: f.text("text")?,
+            finish_reason: f.text("finish_reason")?,
+            prompt_tokens: f.uint("prompt_tokens", u64::MAX)?,
+            completion_tokens: f.uint("completion_tokens", u64::MAX)?,
+        })
+    }
+}
+
+impl CachedCompletion {
+    /// A cache entry as stored; `None` for anything else (an entry from another version).
+    pub fn decode(stored: &str) -> Option<Self> {
+        crate::body::Fields::read(serde_json::from_str(stored).ok()?, "cache entry").ok()
+    }
 }
 
 /// Identity of a response: `chatcmpl-…` id, creation time (s), and the model it reports.
@@ -402,6 +421,15 @@ mod tests {
         let mut b = base();
         b[field] = value;
         b
+    }
+
+    #[test]
+    fn cache_entries_round_trip_and_foreign_entries_are_misses() {
+        let entry = CachedCompletion { text: "hi".into(), finish_reason: "stop".into(), prompt_tokens: 3, completion_tokens: 1 };
+        assert_eq!(CachedCompletion::decode(&serde_json::to_string(&entry).unwrap()), Some(entry));
+        assert_eq!(CachedCompletion::decode("not json"), None);
+        assert_eq!(CachedCompletion::decode(r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3}"#), None);
+        assert_eq!(CachedCompletion::decode(r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3,"completion_tokens":1,"v":2}"#), None);
     }
 
     #[test]

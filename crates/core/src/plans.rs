@@ -1,7 +1,7 @@
 //! Plans and their limits (requests per minute, tokens per day, concurrent streams, allowed
 //! models), and the window arithmetic and headers of rate-limited answers.
 
-use serde::Deserialize;
+use crate::body::{object_entries, Fields, FromJson};
 use std::collections::BTreeMap;
 
 /// Plans used when `PLANS` is unset.
@@ -12,16 +12,28 @@ pub const DEFAULT_PLANS: &str = r#"{
 /// The plan every user starts on, and falls back to when theirs is not configured.
 pub const FREE: &str = "free";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
-    #[serde(skip_deserializing)]
     pub name: String,
     pub requests_per_minute: u32,
     pub tokens_per_day: u64,
     pub concurrent_streams: u32,
     /// Model names this plan may use; `"*"` allows all.
     pub models: Vec<String>,
+}
+
+impl FromJson for Plan {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        let max = u64::from(u32::MAX);
+        f.require("models")?;
+        Ok(Self {
+            name: String::new(),
+            requests_per_minute: f.uint("requests_per_minute", max)? as u32,
+            tokens_per_day: f.uint("tokens_per_day", u64::MAX)?,
+            concurrent_streams: f.uint("concurrent_streams", max)? as u32,
+            models: f.texts("models")?,
+        })
+    }
 }
 
 impl Plan {
@@ -38,9 +50,9 @@ pub struct Plans {
 impl Plans {
     /// Parses `PLANS`: an object of plan name -> limits; must define `free`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let raw: BTreeMap<String, Plan> =
-            serde_json::from_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
-        if !raw.contains_key(FREE) {
+        let value = serde_json::from_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
+        let raw: Vec<(String, Plan)> = object_entries(value, "PLANS")?;
+        if !raw.iter().any(|(name, _)| name == FREE) {
             return Err("must define a \"free\" plan".into());
         }
         let mut plans = BTreeMap::new();

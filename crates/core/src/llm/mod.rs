@@ -14,10 +14,10 @@ mod anthropic;
 mod openai;
 mod workers_ai;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use crate::body::{Fields, FromJson};
 
 use super::provider::Provider;
 
@@ -41,22 +41,36 @@ pub struct Routes {
     models: BTreeMap<String, ModelRoute>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoutes {
     default: String,
-    models: BTreeMap<String, RawRoute>,
+    models: Vec<(String, RawRoute)>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for RawRoutes {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self { default: f.text("default")?, models: f.entries("models")? })
+    }
+}
+
 struct RawRoute {
     provider: String,
     upstream: Option<String>,
     context_tokens: Option<u32>,
     max_output_tokens: Option<u32>,
-    #[serde(default)]
     fallbacks: Vec<String>,
+}
+
+impl FromJson for RawRoute {
+    fn from_json(f: &mut Fields) -> Result<Self, String> {
+        let max = u64::from(u32::MAX);
+        Ok(Self {
+            provider: f.text("provider")?,
+            upstream: f.opt_text("upstream")?,
+            context_tokens: f.opt_uint("context_tokens", max)?.map(|n| n as u32),
+            max_output_tokens: f.opt_uint("max_output_tokens", max)?.map(|n| n as u32),
+            fallbacks: f.texts("fallbacks")?,
+        })
+    }
 }
 
 impl Routes {
@@ -65,10 +79,9 @@ impl Routes {
     /// itself, no models, a zero limit). Fallback cycles are allowed: [`Routes::chain`] does
     /// not follow fallbacks of fallbacks.
     pub fn parse(json: &str) -> Result<Routes, String> {
-        let raw: RawRoutes = serde_json::from_str(json).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => format!("MODEL_ROUTES has the wrong shape: {e}"),
-            _ => format!("MODEL_ROUTES is not valid JSON: {e}"),
-        })?;
+        let value = serde_json::from_str(json).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
+        let raw: RawRoutes =
+            Fields::read(value, "MODEL_ROUTES").map_err(|e| format!("MODEL_ROUTES has the wrong shape: {e}"))?;
         if raw.models.is_empty() {
             return Err("MODEL_ROUTES lists no models".into());
         }
