@@ -18,11 +18,18 @@ impl FromRow for Row {
     }
 }
 
-/// The rows of a D1 result (a JSON array of objects), decoded as `T`.
+/// The rows of a D1 result (a JSON array of objects), decoded as `T`. (Parsed as a `Value`
+/// and matched: decoding into typed containers would link serde's type-mismatch messages.)
 pub fn decode<T: FromRow>(json: &str) -> Result<Vec<T>, String> {
-    let rows: Vec<Map<String, Value>> =
-        serde_json::from_str(json).map_err(|e| format!("D1 row decode: {e}"))?;
-    rows.into_iter().map(|r| T::from_row(&mut Row(r))).collect()
+    let Value::Array(rows) = serde_json::from_str(json).map_err(|e| format!("D1 row decode: {e}"))? else {
+        return Err("D1 row decode: not an array of rows".into());
+    };
+    rows.into_iter()
+        .map(|r| match r {
+            Value::Object(columns) => T::from_row(&mut Row(columns)),
+            _ => Err("D1 row decode: a row is not an object".into()),
+        })
+        .collect()
 }
 
 fn wrong(column: &str) -> String {

@@ -115,7 +115,12 @@ struct IssuedClaims<'a> {
 type Object = serde_json::Map<String, Value>;
 
 fn parse_object(json: &[u8]) -> Result<Object, TokenError> {
-    serde_json::from_slice(json).map_err(|_| TokenError::Malformed)
+    // Parsed as a `Value` then matched: decoding into a map type directly would link serde's
+    // type-mismatch messages (and float formatting with them) for no gain.
+    match serde_json::from_slice(json) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(TokenError::Malformed),
+    }
 }
 
 /// An optional string member: absent or null is `None`, any other non-string is malformed.
