@@ -17,7 +17,7 @@ fn subtle() -> Result<SubtleCrypto, AppError> {
 
 /// PBKDF2-HMAC-SHA256 of `password` with `salt`, `iterations` rounds, 32 bytes out.
 pub async fn pbkdf2(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, AppError> {
-    let fail = |e: wasm_bindgen::JsValue| AppError::platform("pbkdf2", format!("{e:?}"));
+    let fail = |e: wasm_bindgen::JsValue| AppError::platform("pbkdf2", crate::platform::error_text(&e));
     let subtle = subtle()?;
     let usages = Array::of1(&"deriveBits".into());
     let key_data = Uint8Array::from(password.as_bytes());

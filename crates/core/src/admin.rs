@@ -34,7 +34,7 @@ impl UpdateUser {
         }
         if let Some(plan) = &self.plan {
             if !plan_exists(plan) {
-                return Err(ApiError::validation(format!("unknown plan {plan:?}")));
+                return Err(ApiError::validation(format!("unknown plan \"{plan}\"")));
             }
         }
         if is_self && self.is_disabled == Some(true) {

@@ -61,7 +61,7 @@ impl Plans {
                 || name.len() > 50
                 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
-                return Err(format!("plan name {name:?} must be 1 to 50 letters, digits, _ or -"));
+                return Err(format!("plan name \"{name}\" must be 1 to 50 letters, digits, _ or -"));
             }
             if plan.requests_per_minute == 0 || plan.concurrent_streams == 0 {
                 return Err(format!("plan {name}: limits must be at least 1"));
