@@ -106,7 +106,7 @@ pub async fn audit(cx: &mut Ctx<'_>) -> HandlerResult {
         .map(|a| {
             j!({ "admin_audit_id": a.admin_audit_id, "admin_user_id": a.admin_user_id,
                       "target_user_id": a.target_user_id, "action": a.action,
-                      "detail": serde_json::from_str::<serde_json::Value>(&a.detail).unwrap_or_default(),
+                      "detail": serde_json::from_slice::<serde_json::Value>(a.detail.as_bytes()).unwrap_or_default(),
                       "created_at": rfc3339(a.created_at) })
         })
         .collect();

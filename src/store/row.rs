@@ -21,7 +21,7 @@ impl FromRow for Row {
 /// The rows of a D1 result (a JSON array of objects), decoded as `T`. (Parsed as a `Value`
 /// and matched: decoding into typed containers would link serde's type-mismatch messages.)
 pub fn decode<T: FromRow>(json: &str) -> Result<Vec<T>, String> {
-    let Value::Array(rows) = serde_json::from_str(json).map_err(|e| format!("D1 row decode: {e}"))? else {
+    let Value::Array(rows) = serde_json::from_slice(json.as_bytes()).map_err(|e| format!("D1 row decode: {e}"))? else {
         return Err("D1 row decode: not an array of rows".into());
     };
     rows.into_iter()

@@ -274,7 +274,7 @@ impl Config {
 
 /// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in price id order.
 fn price_plans(raw: &str) -> Option<Vec<(String, String)>> {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(raw) else { return None };
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(raw.as_bytes()) else { return None };
     map.into_iter()
         .map(|(price, plan)| match plan {
             serde_json::Value::String(plan) => Some((price, plan)),

@@ -315,7 +315,7 @@ impl crate::body::FromJson for CachedCompletion {
 impl CachedCompletion {
     /// A cache entry as stored; `None` for anything else (an entry from another version).
     pub fn decode(stored: &str) -> Option<Self> {
-        crate::body::Fields::read(serde_json::from_str(stored).ok()?, "cache entry").ok()
+        crate::body::Fields::read(serde_json::from_slice(stored.as_bytes()).ok()?, "cache entry").ok()
     }
 }
 

@@ -50,7 +50,7 @@ pub struct Plans {
 impl Plans {
     /// Parses `PLANS`: an object of plan name -> limits; must define `free`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let value = serde_json::from_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
+        let value = serde_json::from_slice(json.as_bytes()).map_err(|e| format!("not valid plans JSON: {e}"))?;
         let raw: Vec<(String, Plan)> = object_entries(value, "PLANS")?;
         if !raw.iter().any(|(name, _)| name == FREE) {
             return Err("must define a \"free\" plan".into());
