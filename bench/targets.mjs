@@ -212,16 +212,16 @@ export function edgechatVars(simUrl) {
 /**
  * edgechat in bare workerd, and beside it in the same process the JavaScript reference
  * (bench/reference-worker.js, answering under /reference/) bound to the same D1 database and
- * KV namespace.
+ * KV namespace. `build` is the directory of the built worker (another build, for an A/B run).
  */
-export async function startEdgechat(simUrl) {
+export async function startEdgechat(simUrl, { build = 'build' } = {}) {
   const vars = edgechatVars(simUrl);
   const storage = { d1Databases: { DB: 'bench-db' }, kvNamespaces: { CACHE: 'bench-kv' } };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
     workers: [
       {
         name: 'edgechat', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: vars,
-        scriptPath: path.join(ROOT, 'build/index.js'),
+        scriptPath: path.join(ROOT, build, 'index.js'),
         modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       },
       {
