@@ -54,12 +54,24 @@ pub fn is_retryable(status: u16) -> bool {
 /// Wait before retry number `attempt` (0-based): `Retry-After` seconds when given, else
 /// exponential backoff; never above the policy's cap.
 pub fn retry_delay_ms(attempt: u32, retry_after: Option<&str>, policy: &RetryPolicy) -> u64 {
-    let asked = retry_after.and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0);
-    let delay = match asked {
-        Some(seconds) => (seconds * 1000.0) as u64,
+    let delay = match retry_after.and_then(seconds_as_ms) {
+        Some(ms) => ms,
         None => policy.base_delay_ms.saturating_mul(1u64 << attempt.min(16)),
     };
     delay.min(policy.max_delay_ms)
+}
+
+/// `Retry-After` seconds (`12`, or `0.5` as some providers send) in milliseconds; `None` for
+/// anything else. Read digit by digit: a float parser would add kilobytes to the wasm.
+fn seconds_as_ms(value: &str) -> Option<u64> {
+    let (whole, fraction) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
+    if whole.len() + fraction.len() == 0 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Past about 584 million years the delay saturates (the cap applies anyway).
+    let seconds = whole.bytes().fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+    let millis = fraction.bytes().chain(std::iter::repeat(b'0')).take(3).fold(0, |n, b| n * 10 + u64::from(b - b'0'));
+    Some(seconds.saturating_mul(1000).saturating_add(millis))
 }
 
 /// How a turn ended, as stored in the assistant message's `status`.
@@ -191,6 +203,14 @@ mod tests {
         assert_eq!(retry_delay_ms(40, None, &p), 3_000);
         assert_eq!(retry_delay_ms(1, Some("soon"), &p), 200, "an unreadable header falls back to backoff");
         assert_eq!(retry_delay_ms(1, Some("-5"), &p), 200);
+        assert_eq!(retry_delay_ms(0, Some(" 2.25 "), &p), 2_250);
+        assert_eq!(retry_delay_ms(0, Some("0.0019"), &p), 1, "past milliseconds is dropped");
+        assert_eq!(retry_delay_ms(0, Some("99999999999999999999999"), &p), 3_000);
+        assert_eq!(retry_delay_ms(0, Some("1."), &p), 1_000);
+        assert_eq!(retry_delay_ms(0, Some(".5"), &p), 500);
+        for bad in ["", ".", " ", "1e3", "+1", "1.2.3", "inf", "NaN", "1 2"] {
+            assert_eq!(retry_delay_ms(1, Some(bad), &p), 200, "{bad:?}");
+        }
     }
 
     #[test]
