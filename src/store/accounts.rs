@@ -96,24 +96,8 @@ pub struct LoginRow {
 }
 
 impl FromRow for LoginRow {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self { user_id: r.text("user_id")?, password_hash: r.text("password_hash")?, is_disabled: r.int("is_disabled")? })
-    }
-}
-
-impl FromRow for User {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            user_id: r.text("user_id")?,
-            email: r.text("email")?,
-            display_name: r.opt_text("display_name")?,
-            role: r.text("role")?,
-            plan: r.text("plan")?,
-            is_disabled: r.int("is_disabled")?,
-            created_at: r.uint("created_at")?,
-            updated_at: r.uint("updated_at")?,
-            cache_version: r.opt_uint("cache_version")?.unwrap_or(0),
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self { user_id: r.text("user_id"), password_hash: r.text("password_hash"), is_disabled: r.int("is_disabled") }
     }
 }
 
@@ -145,15 +129,15 @@ pub struct RefreshRow {
 }
 
 impl FromRow for RefreshRow {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            session_id: r.text("session_id")?,
-            used_at: r.opt_uint("used_at")?,
-            expires_at: r.uint("expires_at")?,
-            user_id: r.text("user_id")?,
-            revoked_at: r.opt_uint("revoked_at")?,
-            is_disabled: r.int("is_disabled")?,
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            session_id: r.text("session_id"),
+            used_at: r.opt_uint("used_at"),
+            expires_at: r.uint("expires_at"),
+            user_id: r.text("user_id"),
+            revoked_at: r.opt_uint("revoked_at"),
+            is_disabled: r.int("is_disabled"),
+        }
     }
 }
 
@@ -194,7 +178,12 @@ pub async fn update_display_name(db: &Db, user_id: &str, name: Option<&str>, now
 
 pub async fn password_hash(db: &Db, user_id: &str) -> Result<Option<String>, AppError> {
     let row: Option<Row> = db.first("read password hash", db.stmt(SELECT_PASSWORD_HASH, &[text(user_id)])?).await?;
-    row.map(|mut r| r.text("password_hash")).transpose().map_err(|e| AppError::platform("read password hash", e))
+    let Some(mut row) = row else { return Ok(None) };
+    let hash = row.text("password_hash");
+    match row.wrong_column() {
+        None => Ok(Some(hash)),
+        Some(column) => Err(AppError::platform("read password hash", format!("column {column} is not text"))),
+    }
 }
 
 /// Sets a new password and revokes every session but `keep_session_id`, atomically.

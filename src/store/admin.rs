@@ -88,13 +88,13 @@ pub struct UsageRow {
 }
 
 impl FromRow for UsageRow {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            key: r.opt_text("key")?,
-            requests: r.uint("requests")?,
-            prompt_tokens: r.opt_uint("prompt_tokens")?,
-            completion_tokens: r.opt_uint("completion_tokens")?,
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            key: r.opt_text("key"),
+            requests: r.uint("requests"),
+            prompt_tokens: r.opt_uint("prompt_tokens"),
+            completion_tokens: r.opt_uint("completion_tokens"),
+        }
     }
 }
 
@@ -117,14 +117,14 @@ pub struct UserUsageRow {
 }
 
 impl FromRow for UserUsageRow {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            day: r.text("day")?,
-            model: r.text("model")?,
-            requests: r.uint("requests")?,
-            prompt_tokens: r.uint("prompt_tokens")?,
-            completion_tokens: r.uint("completion_tokens")?,
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            day: r.text("day"),
+            model: r.text("model"),
+            requests: r.uint("requests"),
+            prompt_tokens: r.uint("prompt_tokens"),
+            completion_tokens: r.uint("completion_tokens"),
+        }
     }
 }
 
@@ -143,15 +143,15 @@ pub struct WebhookEvent {
 }
 
 impl FromRow for WebhookEvent {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            webhook_event_id: r.text("webhook_event_id")?,
-            source: r.text("source")?,
-            event_type: r.text("event_type")?,
-            event_created_at: r.uint("event_created_at")?,
-            outcome: r.text("outcome")?,
-            received_at: r.uint("received_at")?,
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            webhook_event_id: r.text("webhook_event_id"),
+            source: r.text("source"),
+            event_type: r.text("event_type"),
+            event_created_at: r.uint("event_created_at"),
+            outcome: r.text("outcome"),
+            received_at: r.uint("received_at"),
+        }
     }
 }
 
@@ -171,15 +171,15 @@ pub struct AuditRow {
 }
 
 impl FromRow for AuditRow {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            admin_audit_id: r.text("admin_audit_id")?,
-            admin_user_id: r.text("admin_user_id")?,
-            target_user_id: r.text("target_user_id")?,
-            action: r.text("action")?,
-            detail: r.text("detail")?,
-            created_at: r.uint("created_at")?,
-        })
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            admin_audit_id: r.text("admin_audit_id"),
+            admin_user_id: r.text("admin_user_id"),
+            target_user_id: r.text("target_user_id"),
+            action: r.text("action"),
+            detail: r.text("detail"),
+            created_at: r.uint("created_at"),
+        }
     }
 }
 

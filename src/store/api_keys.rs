@@ -59,21 +59,9 @@ pub struct KeyUser {
     pub user: User,
 }
 
-impl FromRow for ApiKey {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            api_key_id: r.text("api_key_id")?,
-            name: r.text("name")?,
-            key_prefix: r.text("key_prefix")?,
-            created_at: r.uint("created_at")?,
-            last_used_at: r.opt_uint("last_used_at")?,
-        })
-    }
-}
-
 impl FromRow for KeyUser {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self { api_key_id: r.text("api_key_id")?, last_used_at: r.opt_uint("last_used_at")?, user: User::from_row(r)? })
+    fn from_row(r: &mut Row) -> Self {
+        Self { api_key_id: r.text("api_key_id"), last_used_at: r.opt_uint("last_used_at"), user: User::from_row(r) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Conversations and messages in D1: owner-scoped reads and writes, keyset pages, full-text
 //! search, and the per-user counters (limits, cache version) kept in the same transactions.
 
-use super::{num, opt_text, signed, text, Db, FromRow, Row};
+use super::{num, opt_text, signed, text, Db};
 use crate::http::AppError;
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::cursor::Cursor;
@@ -126,41 +126,6 @@ pub async fn create(db: &Db, c: &NewConversation<'_>, max_conversations: u64) ->
     }
     let results = db.batch("create conversation", statements).await?;
     Ok(super::returned_a_row(results.first()))
-}
-
-impl FromRow for Conversation {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            conversation_id: r.text("conversation_id")?,
-            title: r.text("title")?,
-            model: r.text("model")?,
-            system_prompt: r.opt_text("system_prompt")?,
-            message_count: r.uint("message_count")?,
-            created_at: r.uint("created_at")?,
-            updated_at: r.uint("updated_at")?,
-        })
-    }
-}
-
-impl FromRow for Message {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self {
-            message_id: r.text("message_id")?,
-            conversation_id: r.text("conversation_id")?,
-            parent_id: r.opt_text("parent_id")?,
-            role: r.text("role")?,
-            content: r.text("content")?,
-            status: r.text("status")?,
-            model: r.opt_text("model")?,
-            provider: r.opt_text("provider")?,
-            prompt_tokens: r.opt_uint("prompt_tokens")?,
-            completion_tokens: r.opt_uint("completion_tokens")?,
-            is_usage_estimated: r.int("is_usage_estimated")?,
-            time_to_first_token_ms: r.opt_uint("time_to_first_token_ms")?,
-            duration_ms: r.opt_uint("duration_ms")?,
-            created_at: r.uint("created_at")?,
-        })
-    }
 }
 
 pub async fn find(db: &Db, conversation_id: &str, user_id: &str) -> Result<Option<Conversation>, AppError> {

@@ -8,13 +8,12 @@ pub mod billing;
 pub mod conversations;
 pub mod messages;
 pub mod quotas;
-pub mod row;
 pub mod throttle;
 pub mod usage;
 
 use crate::http::AppError;
 use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
-pub use row::{FromRow, Row};
+pub use edgechat_core::row::{self, FromRow, Row};
 use std::cell::Cell;
 use wasm_bindgen::JsValue;
 
@@ -51,11 +50,7 @@ impl Db {
     }
 
     /// Every row of a query.
-    pub async fn all<T: FromRow>(
-        &self,
-        context: &'static str,
-        stmt: D1PreparedStatement,
-    ) -> Result<Vec<T>, AppError> {
+    pub async fn all<T: FromRow>(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<Vec<T>, AppError> {
         let result = self.query(context, stmt).await?;
         rows(context, &result)
     }

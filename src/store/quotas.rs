@@ -126,7 +126,7 @@ pub async fn settle_tokens(db: &Db, user_id: &str, day: &str, delta: i64) -> Res
 
 pub async fn tokens_used(db: &Db, user_id: &str, day: &str) -> Result<u64, AppError> {
     let row: Option<Row> = db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
-    Ok(row.and_then(|mut r| r.uint("tokens").ok()).unwrap_or(0))
+    Ok(row.and_then(|mut r| r.opt_uint("tokens")).unwrap_or(0))
 }
 
 /// The writes that settle a call: its reservation replaced by what was used (`delta` = used -
@@ -149,5 +149,5 @@ pub fn settle_statements(
 fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
     let Some(result) = result else { return Ok(None) };
     let returned: Vec<Row> = rows("quota", result)?;
-    Ok(returned.into_iter().next().map(|mut r| r.uint(column).unwrap_or(1)))
+    Ok(returned.into_iter().next().map(|mut r| r.opt_uint(column).unwrap_or(1)))
 }

@@ -22,8 +22,8 @@ pub struct Counter {
 }
 
 impl FromRow for Counter {
-    fn from_row(r: &mut Row) -> Result<Self, String> {
-        Ok(Self { attempt_count: r.uint("attempt_count")?, window_started_at: r.uint("window_started_at")? })
+    fn from_row(r: &mut Row) -> Self {
+        Self { attempt_count: r.uint("attempt_count"), window_started_at: r.uint("window_started_at") }
     }
 }
 

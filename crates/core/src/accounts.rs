@@ -2,6 +2,7 @@
 //! and the user and key representations the API returns.
 
 use crate::body::{Fields, FromJson};
+use crate::row::{FromRow, Row};
 use crate::{time::rfc3339, ApiError};
 use serde::Serialize;
 
@@ -138,6 +139,22 @@ pub struct User {
     pub cache_version: u64,
 }
 
+impl FromRow for User {
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            user_id: r.text("user_id"),
+            email: r.text("email"),
+            display_name: r.opt_text("display_name"),
+            role: r.text("role"),
+            plan: r.text("plan"),
+            is_disabled: r.int("is_disabled"),
+            created_at: r.uint("created_at"),
+            updated_at: r.uint("updated_at"),
+            cache_version: r.opt_uint("cache_version").unwrap_or(0),
+        }
+    }
+}
+
 /// The API's view of a user.
 #[derive(Debug, Serialize)]
 pub struct UserView<'a> {
@@ -172,6 +189,18 @@ pub struct ApiKey {
     pub key_prefix: String,
     pub created_at: u64,
     pub last_used_at: Option<u64>,
+}
+
+impl FromRow for ApiKey {
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            api_key_id: r.text("api_key_id"),
+            name: r.text("name"),
+            key_prefix: r.text("key_prefix"),
+            created_at: r.uint("created_at"),
+            last_used_at: r.opt_uint("last_used_at"),
+        }
+    }
 }
 
 /// The API's view of a key; `key` is present only in the creation response.

@@ -1,8 +1,8 @@
 //! The admin API's pure parts: the user-update body and its validation, search-prefix
 //! escaping for `LIKE`, and the usage grouping parameter.
 
-use crate::ApiError;
 use crate::body::{Fields, FromJson};
+use crate::ApiError;
 
 #[derive(Debug, Default)]
 pub struct UpdateUser {

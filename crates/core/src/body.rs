@@ -237,11 +237,17 @@ mod tests {
         assert_eq!(unknown.status, 422);
         assert_eq!(unknown.message, "unknown field `role` in request body");
         let mistyped = parse_json::<Sample>(JSON, b"{\"name\":5}").unwrap_err();
-        assert_eq!((mistyped.status, mistyped.message.as_str()), (422, "field `name` in request body must be a string, not a number"));
+        assert_eq!(
+            (mistyped.status, mistyped.message.as_str()),
+            (422, "field `name` in request body must be a string, not a number")
+        );
         let missing = parse_json::<Sample>(JSON, b"{}").unwrap_err();
         assert_eq!((missing.status, missing.message.as_str()), (422, "missing field `name` in request body"));
         let not_object = parse_json::<Sample>(JSON, b"[1]").unwrap_err();
-        assert_eq!((not_object.status, not_object.message.as_str()), (422, "request body must be a JSON object, not an array"));
+        assert_eq!(
+            (not_object.status, not_object.message.as_str()),
+            (422, "request body must be a JSON object, not an array")
+        );
         let sample = parse_json::<Sample>(JSON, b"{\"name\":\"a\"}").unwrap();
         assert_eq!((sample.name.as_str(), sample.tags.len(), sample.note), ("a", 0, None));
     }
@@ -254,7 +260,11 @@ mod tests {
 
     impl FromJson for Limits {
         fn from_json(f: &mut Fields) -> Result<Self, String> {
-            Ok(Self { per_minute: f.uint("per_minute", 1000)?, burst: f.opt_uint("burst", 10)?, models: f.texts("models")? })
+            Ok(Self {
+                per_minute: f.uint("per_minute", 1000)?,
+                burst: f.opt_uint("burst", 10)?,
+                models: f.texts("models")?,
+            })
         }
     }
 
@@ -269,22 +279,39 @@ mod tests {
         assert_eq!((read[0].1.per_minute, read[0].1.burst, read[0].1.models.len()), (1000, None, 0));
         assert_eq!((read[1].1.per_minute, &read[1].1.models[..]), (5, &["x".to_string(), "y".to_string()][..]));
         let err = |json| limits(json).err().unwrap();
-        assert_eq!(err(r#"{"a":{"per_minute":1001}}"#), "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number");
-        assert_eq!(err(r#"{"a":{"per_minute":-1}}"#), "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number");
-        assert_eq!(err(r#"{"a":{"per_minute":1.5}}"#), "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number");
-        assert_eq!(err(r#"{"a":{"per_minute":"5"}}"#), "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a string");
+        assert_eq!(
+            err(r#"{"a":{"per_minute":1001}}"#),
+            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
+        );
+        assert_eq!(
+            err(r#"{"a":{"per_minute":-1}}"#),
+            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
+        );
+        assert_eq!(
+            err(r#"{"a":{"per_minute":1.5}}"#),
+            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
+        );
+        assert_eq!(
+            err(r#"{"a":{"per_minute":"5"}}"#),
+            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a string"
+        );
         assert_eq!(err(r#"{"a":{"burst":1}}"#), "missing field `per_minute` in PLANS.a");
-        assert_eq!(err(r#"{"a":{"per_minute":1,"models":["x",2]}}"#), "field `models` in PLANS.a must be an array of strings, not a number");
+        assert_eq!(
+            err(r#"{"a":{"per_minute":1,"models":["x",2]}}"#),
+            "field `models` in PLANS.a must be an array of strings, not a number"
+        );
         assert_eq!(err(r#"{"a":[]}"#), "PLANS.a must be a JSON object, not an array");
         assert_eq!(err(r#"[]"#), "PLANS must be a JSON object, not an array");
     }
 
     #[test]
     fn nested_objects_are_read_and_named_in_errors() {
-        let s = parse_json::<Sample>(JSON, br#"{"name":"a","tags":[{"label":"x"},{"label":"y"}],"note":null}"#).unwrap();
+        let s =
+            parse_json::<Sample>(JSON, br#"{"name":"a","tags":[{"label":"x"},{"label":"y"}],"note":null}"#).unwrap();
         assert_eq!(s.tags.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(s.note, Some(None));
-        let bad = parse_json::<Sample>(JSON, br#"{"name":"a","tags":[{"label":"x"},{"label":"y","z":1}]}"#).unwrap_err();
+        let bad =
+            parse_json::<Sample>(JSON, br#"{"name":"a","tags":[{"label":"x"},{"label":"y","z":1}]}"#).unwrap_err();
         assert_eq!(bad.message, "unknown field `z` in tags[1]");
         let bad = parse_json::<Sample>(JSON, br#"{"name":"a","tags":[{"label":3}]}"#).unwrap_err();
         assert_eq!(bad.message, "field `label` in tags[0] must be a string, not a number");

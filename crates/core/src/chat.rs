@@ -1,9 +1,9 @@
 //! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
 //! stream events into the stored answer and its final status, and automatic titles.
 
+use crate::body::{Fields, FromJson};
 use crate::llm::context::estimate_tokens;
 use crate::llm::{StreamEvent, Usage};
-use crate::body::{Fields, FromJson};
 
 #[derive(Debug)]
 pub struct PostMessage {

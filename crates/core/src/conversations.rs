@@ -1,8 +1,9 @@
 //! Conversations and message trees: request bodies, limits and validation, the import plan,
 //! and the views the API returns.
 
-use crate::time::rfc3339;
 use crate::body::{Fields, FromJson};
+use crate::row::{FromRow, Row};
+use crate::time::rfc3339;
 use crate::ApiError;
 use serde::Serialize;
 
@@ -192,6 +193,20 @@ pub struct Conversation {
     pub updated_at: u64,
 }
 
+impl FromRow for Conversation {
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            conversation_id: r.text("conversation_id"),
+            title: r.text("title"),
+            model: r.text("model"),
+            system_prompt: r.opt_text("system_prompt"),
+            message_count: r.uint("message_count"),
+            created_at: r.uint("created_at"),
+            updated_at: r.uint("updated_at"),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ConversationView<'a> {
     pub conversation_id: &'a str,
@@ -234,6 +249,27 @@ pub struct Message {
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub created_at: u64,
+}
+
+impl FromRow for Message {
+    fn from_row(r: &mut Row) -> Self {
+        Self {
+            message_id: r.text("message_id"),
+            conversation_id: r.text("conversation_id"),
+            parent_id: r.opt_text("parent_id"),
+            role: r.text("role"),
+            content: r.text("content"),
+            status: r.text("status"),
+            model: r.opt_text("model"),
+            provider: r.opt_text("provider"),
+            prompt_tokens: r.opt_uint("prompt_tokens"),
+            completion_tokens: r.opt_uint("completion_tokens"),
+            is_usage_estimated: r.int("is_usage_estimated"),
+            time_to_first_token_ms: r.opt_uint("time_to_first_token_ms"),
+            duration_ms: r.opt_uint("duration_ms"),
+            created_at: r.uint("created_at"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -425,11 +425,21 @@ mod tests {
 
     #[test]
     fn cache_entries_round_trip_and_foreign_entries_are_misses() {
-        let entry = CachedCompletion { text: "hi".into(), finish_reason: "stop".into(), prompt_tokens: 3, completion_tokens: 1 };
+        let entry = CachedCompletion {
+            text: "hi".into(),
+            finish_reason: "stop".into(),
+            prompt_tokens: 3,
+            completion_tokens: 1,
+        };
         assert_eq!(CachedCompletion::decode(&serde_json::to_string(&entry).unwrap()), Some(entry));
         assert_eq!(CachedCompletion::decode("not json"), None);
         assert_eq!(CachedCompletion::decode(r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3}"#), None);
-        assert_eq!(CachedCompletion::decode(r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3,"completion_tokens":1,"v":2}"#), None);
+        assert_eq!(
+            CachedCompletion::decode(
+                r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3,"completion_tokens":1,"v":2}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -79,7 +79,8 @@ impl Routes {
     /// itself, no models, a zero limit). Fallback cycles are allowed: [`Routes::chain`] does
     /// not follow fallbacks of fallbacks.
     pub fn parse(json: &str) -> Result<Routes, String> {
-        let value = serde_json::from_slice(json.as_bytes()).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
+        let value =
+            serde_json::from_slice(json.as_bytes()).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
         let raw: RawRoutes =
             Fields::read(value, "MODEL_ROUTES").map_err(|e| format!("MODEL_ROUTES has the wrong shape: {e}"))?;
         if raw.models.is_empty() {
