@@ -13,9 +13,17 @@ export function summarize(samples) {
   return { count: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.at(-1) ?? null, mean };
 }
 
+/**
+ * `path` under `base`, which may carry a path of its own (`http://127.0.0.1:8787/reference`):
+ * joined as text, because `new URL('/x', base)` would drop the base's path.
+ */
+export function targetUrl(base, path) {
+  return new URL(base.replace(/\/$/, '') + path);
+}
+
 /** One HTTP request over `agent`; resolves { status, headers, body, ms } (body as a string). */
 export function request(agent, base, { method = 'GET', path = '/', headers = {}, body, timeoutMs = 10_000 } = {}) {
-  const url = new URL(path, base);
+  const url = targetUrl(base, path);
   if (url.hostname !== '127.0.0.1') throw new Error(`refusing to send load to ${url.hostname}`);
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const h = { ...headers };

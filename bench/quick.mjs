@@ -1,6 +1,7 @@
 // A quick CPU check while working on the worker (not part of the report, ~1 minute):
 // edgechat in bare workerd, CPU per request for /health, a KV-hit conversations list and a
-// non-streamed completion, and the marginal CPU per streamed chunk. Run: node bench/quick.mjs
+// non-streamed completion (each beside its storage floor, bench/floor-worker.js), and the
+// marginal CPU per streamed chunk. Run: node bench/quick.mjs
 // (add --js for the JS pass-through worker's marginal CPU per chunk).
 import * as T from './targets.mjs';
 import { api, latencyRun } from './load.mjs';
@@ -22,8 +23,12 @@ await cpu('/health', { path: '/health' });
 const hit = (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit';
 await cpu('conversations (KV hit)', { path: '/api/v1/conversations', headers: auth, check: hit });
 await cpu('the same in plain JS', { path: '/reference/api/v1/conversations', headers: auth, check: hit });
+const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+const floor = { 'x-floor-session': claims.sid, 'x-floor-user': claims.sub };
+await cpu('its storage floor', { path: '/floor/conversations-hit', headers: floor, check: (r) => r.status === 200 && r.body.length > 100 });
 const completion = { method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: 'bench-fast', messages: PROMPT }, kind: 'openai', check: (r) => r.status === 200 };
 await cpu('completion, not streamed', completion, 300);
+await cpu('its storage floor', { method: 'POST', path: '/floor/completion', headers: floor, body: { model: T.UPSTREAM.fast, messages: PROMPT }, check: (r) => r.status === 200 }, 300);
 
 // Marginal CPU per chunk (per-request costs cancel out): 32 streams of 64 chunks against
 // 32 of 8, once.

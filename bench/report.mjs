@@ -19,6 +19,14 @@ export function added(target, floor, key) {
   return a === null || a === undefined || b === null || b === undefined ? null : a - b;
 }
 
+/** Scenarios measured against the storage floor (bench/floor-worker.js): [key, name]. */
+const FLOORED = [
+  ['conversationsHit', '`GET /api/v1/conversations` with KV cache hit'],
+  ['conversationsMiss', '`GET /api/v1/conversations` without cache (cursor page, D1)'],
+  ['conversationsFirstMiss', '`GET /api/v1/conversations` first-page miss (KV miss + D1 + KV put)'],
+  ['completions', '`POST /v1/chat/completions` (8 tokens, not streamed)'],
+];
+
 /** Builds the rows of "edgechat against its baselines": [scenario, figure, edgechat, baseline name, baseline value, ratio]. */
 function headlineRows(r) {
   const s = r.scenarios;
@@ -49,6 +57,13 @@ function headlineRows(r) {
     push(scen, 'latency p99, 1 connection', c.latency.p99, 'JS worker /health', h.js.latency.p99);
     if (c.rate) push(scen, 'best req/s with p99 < 10 ms, no errors', c.rate.best?.rps, 'JS worker /health', h.js.rate?.best?.rps, num);
     push(scen, 'workerd CPU per request', c.cpuPerRequestMs, 'JS worker /health', h.js.cpuPerRequestMs, (v) => ms(v, 3));
+  }
+  for (const [key, scen] of FLOORED) {
+    const t = s[key]?.edgechat;
+    const floor = s[key]?.floor;
+    if (t?.cpuPerRequestMs !== undefined && floor?.cpuPerRequestMs !== undefined) {
+      push(scen, 'workerd CPU per request', t.cpuPerRequestMs, 'storage floor (same D1, KV and upstream calls only)', floor.cpuPerRequestMs, (v) => ms(v, 3));
+    }
   }
   const c = s.completions ?? {};
   const scen = '`POST /v1/chat/completions` (8 tokens, not streamed)';
@@ -88,9 +103,16 @@ function budgetRows(r) {
   const cpu = [['`GET /health`', s.health?.edgechat], ['conversations, KV hit', s.conversationsHit?.edgechat], ['conversations, cursor page (D1)', s.conversationsMiss?.edgechat], ['conversations, first-page miss', s.conversationsFirstMiss?.edgechat], ['`/v1/chat/completions` not streamed', s.completions?.edgechat]];
   for (const [name, t] of cpu) {
     const v = t?.cpuPerRequestMs;
-    const refCpu = t === s.conversationsHit?.edgechat ? s.conversationsHit?.reference?.cpuPerRequestMs : null;
-    const note = refCpu != null ? ` (the same request in plain JS: ${ms(refCpu, 3)}; edgechat's own share ${ms(v - refCpu, 3)})` : '';
-    rows.push([`<= 1 ms CPU per non-streaming request: ${name}`, t?.error ? `failed: ${t.error}` : `${ms(v, 3)}${note}`, t?.error ? 'n/a' : atMost(v, 1)]);
+    rows.push([`<= 1 ms CPU per non-streaming request, as measured (Miniflare's D1 and KV included): ${name}`, t?.error ? `failed: ${t.error}` : ms(v, 3), t?.error ? 'n/a' : atMost(v, 1)]);
+  }
+  // On Cloudflare D1 and KV run elsewhere: the worker's own CPU is what it costs above the
+  // same storage calls made by a worker that does nothing else.
+  for (const [key, name] of FLOORED) {
+    const t = s[key]?.edgechat;
+    const floor = s[key]?.floor?.cpuPerRequestMs;
+    if (!known(t?.cpuPerRequestMs, floor)) continue;
+    const own = t.cpuPerRequestMs - floor;
+    rows.push([`<= 1 ms own CPU per non-streaming request (above the storage floor): ${name}`, `${ms(own, 3)} (${ms(t.cpuPerRequestMs, 3)} − floor ${ms(floor, 3)})`, atMost(own, 1)]);
   }
   const ref = s.conversationsHit ?? {};
   if (ref.edgechat && ref.reference) {

@@ -165,6 +165,12 @@ const openaiSpec = (target, which, extraHeaders = {}) => ({
   check: (res) => res.status === 200 && res.headers['x-edgechat-cache'] !== 'hit',
 });
 
+/** The headers that name a token's session and user to bench/floor-worker.js. */
+function floorHeaders(token) {
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  return { 'x-floor-session': claims.sid, 'x-floor-user': claims.sub };
+}
+
 async function seedUser(url, tag) {
   const reg = await api(url, 'POST', '/api/v1/auth/register', { json: { email: `${tag}-${Date.now()}@bench.example`, password: 'correct horse battery staple' } });
   if (reg.status !== 201) throw new Error(`register failed: HTTP ${reg.status} ${reg.text.slice(0, 200)}`);
@@ -185,6 +191,8 @@ async function main() {
   log('setup and build');
   sh('scripts/setup.sh');
   sh('scripts/build.sh');
+  const drift = await T.floorSqlMismatches();
+  if (drift.length) throw new Error(`bench/floor-worker.js no longer makes edgechat's calls: ${drift.join(', ')} differ from src/store/`);
   measuringFrom = performance.now();
   armWatchdog();
   const cpuBefore = { machine: T.machineBusyMs(), own: T.ownCpuMs() };
@@ -251,20 +259,34 @@ async function main() {
   // The same request as a plain JavaScript Worker on the same D1 and KV: the floor for it.
   ran(edgechat.reference, ' (same workerd process, D1 database and KV namespace as edgechat)');
   S.conversationsHit.reference = await measureRequests(edgechat.reference, { ...list, check: hit });
+  // The storage floor: only edgechat's D1 and KV calls for the same request.
+  ran(edgechat.floor, ' (same workerd process, D1 database and KV namespace as edgechat)');
+  const listFloor = floorHeaders(listToken);
+  const floorOk = (r) => r.status === 200;
+  const floorHit = { path: '/conversations-hit', headers: listFloor, check: (r) => r.status === 200 && r.body.length > 100 };
+  S.conversationsHit.floor = await measureRequests(edgechat.floor, floorHit, { rate: false });
   await interleavedCpu([
     [edgechat, { ...list, check: hit }, S.conversationsHit.edgechat],
     [edgechat.reference, { ...list, check: hit }, S.conversationsHit.reference],
+    [edgechat.floor, floorHit, S.conversationsHit.floor],
   ]);
   // A cursor placed before every row gives the same 20 rows from D1; cursor pages are never cached.
   const cursor = Buffer.from(`1${Number.MAX_SAFE_INTEGER}:zzzzzzzz`).toString('base64url');
-  S.conversationsMiss.edgechat = await measureRequests(edgechat, {
+  const cursorPage = {
     path: `/api/v1/conversations?cursor=${cursor}`, headers: list.headers,
     check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] !== 'hit' && JSON.parse(r.body).data.length === 20,
-  });
+  };
+  S.conversationsMiss.edgechat = await measureRequests(edgechat, cursorPage);
+  const floorPage = { path: '/conversations-page', headers: { ...listFloor, 'x-floor-after-key': String(Number.MAX_SAFE_INTEGER), 'x-floor-after-id': 'zzzzzzzz' }, check: floorOk };
+  S.conversationsMiss.floor = await measureRequests(edgechat.floor, floorPage, { rate: false });
+  await interleavedCpu([[edgechat, cursorPage, S.conversationsMiss.edgechat], [edgechat.floor, floorPage, S.conversationsMiss.floor]]);
   // Genuine first-page misses: limits 21..100 are new cache keys with the same 20 rows.
   S.conversationsFirstMiss.edgechat = await measureRequests(edgechat, (i) => ({
     path: `/api/v1/conversations?limit=${21 + i}`, headers: list.headers,
     check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'miss',
+  }), { n: 80, warmup: 0, rate: false });
+  S.conversationsFirstMiss.floor = await measureRequests(edgechat.floor, (i) => ({
+    path: '/conversations-first', headers: { ...listFloor, 'x-floor-limit': String(21 + i) }, check: floorOk,
   }), { n: 80, warmup: 0, rate: false });
 
   log('probing edgechat POST /v1/chat/completions');
@@ -280,6 +302,11 @@ async function main() {
     if (t === edgechat && gatewayState) { S.completions.edgechat = gatewayState; continue; }
     if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, not streamed`, 'skipped: run time limit'); continue; }
     S.completions[t.id] = await measureRequests(t, openaiSpec(t, 'fast'), { n: 500 });
+  }
+  if (!gatewayState) {
+    const floorCall = { method: 'POST', path: '/completion', headers: floorHeaders(gatewayToken), body: { model: T.UPSTREAM.fast, messages: PROMPT }, kind: 'openai', check: floorOk };
+    S.completions.floor = await measureRequests(edgechat.floor, floorCall, { n: 500, rate: false });
+    await interleavedCpu([[edgechat, openaiSpec(edgechat, 'fast'), S.completions.edgechat], [edgechat.floor, floorCall, S.completions.floor]]);
   }
 
   log('scenario: POST /v1/chat/completions streamed, 64 chunks 20 ms apart');

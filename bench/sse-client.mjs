@@ -1,6 +1,6 @@
 // bench/sse-client.mjs — a small SSE client that timestamps every event: time to first token, inter-chunk gaps, tokens received.
 import http from 'node:http';
-import { summarize } from './load.mjs';
+import { summarize, targetUrl } from './load.mjs';
 
 /**
  * Reads one streamed answer. `kind` says how tokens arrive: 'openai' (`data:` chunks with
@@ -10,7 +10,7 @@ import { summarize } from './load.mjs';
  * { status, ttftMs, lastTokenMs, gaps, tokens, contentEvents, done, error } (times in ms from the request).
  */
 export function streamOnce(agent, base, { path, headers = {}, body, kind, timeoutMs = 30_000 }) {
-  const url = new URL(path, base);
+  const url = targetUrl(base, path);
   if (url.hostname !== '127.0.0.1') throw new Error(`refusing to stream from ${url.hostname}`);
   const payload = JSON.stringify(body);
   const out = { status: null, ttftMs: null, lastTokenMs: null, gaps: [], tokens: 0, contentEvents: 0, done: false, error: null };

@@ -186,6 +186,23 @@ async function startMiniflare(options) {
   return { mf, url, pids, stderr: () => stderr, stop };
 }
 
+/**
+ * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
+ * floor must make exactly edgechat's calls. Rust string constants are read with their line
+ * continuations (a backslash-newline and the next line's indent vanish).
+ */
+export async function floorSqlMismatches() {
+  const { SQL } = await import('./floor-worker.js');
+  const dir = path.join(ROOT, 'src/store');
+  const rust = new Map();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.rs'))) {
+    for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/const (\w+): &str =\s*"((?:[^"\\]|\\.)*)";/gs)) {
+      rust.set(m[1], m[2].replace(/\\\n\s*/g, '').replace(/\\"/g, '"'));
+    }
+  }
+  return Object.entries(SQL).filter(([name, sql]) => rust.get(name) !== sql).map(([name]) => name);
+}
+
 /** The worker's vars; `simUrl` is the simulator every provider points at. */
 export function edgechatVars(simUrl) {
   return {
@@ -228,6 +245,10 @@ export async function startEdgechat(simUrl, { build = 'build' } = {}) {
         name: 'reference', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { JWT_SECRET: vars.JWT_SECRET },
         scriptPath: path.join(BENCH, 'reference-worker.js'), routes: ['*/reference/*'],
       },
+      {
+        name: 'floor', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { UPSTREAM: simUrl },
+        scriptPath: path.join(BENCH, 'floor-worker.js'), routes: ['*/floor/*'],
+      },
     ],
   });
   try {
@@ -238,6 +259,7 @@ export async function startEdgechat(simUrl, { build = 'build' } = {}) {
   }
   const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
   edgechat.reference = { id: 'reference', label: 'the same request in plain JS (bench/reference-worker.js, same workerd, D1 and KV)', url: `${url}/reference`, pids: () => pids };
+  edgechat.floor = { id: 'floor', label: 'the storage floor: only the same D1, KV and upstream calls (bench/floor-worker.js, same workerd, D1 and KV)', url: `${url}/floor`, pids: () => pids };
   return edgechat;
 }
 

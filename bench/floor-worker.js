@@ -1,0 +1,72 @@
+// bench/floor-worker.js — the storage floor: for each authenticated scenario, only the D1, KV
+// and upstream calls edgechat makes for it, with the same SQL (checked against src/store/ at
+// the start of every run) on the same D1 database and KV namespace, in the same workerd
+// process. No token check, no validation, no JSON built: ids and values come in as headers
+// (the user's session and id: `x-floor-session`, `x-floor-user`).
+// What edgechat costs above this is its own CPU, the part the budget of 1 ms per request is
+// about (on Cloudflare, D1 and KV run elsewhere and are not billed as the worker's CPU).
+
+/** The statements used, by the name of the Rust constant they mirror. */
+export const SQL = {
+  SELECT_LIVE_SESSION_USER: 'SELECT u.user_id, u.email, u.display_name, u.role, u.plan, u.is_disabled, ' +
+    'u.created_at, u.updated_at, u.cache_version ' +
+    'FROM sessions s JOIN users u ON u.user_id = s.user_id ' +
+    'WHERE s.session_id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND u.is_disabled = 0',
+  LIST_FIRST_PAGE: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
+    'FROM conversations WHERE user_id = ?1 ORDER BY updated_at DESC, conversation_id DESC LIMIT ?2',
+  LIST_AFTER: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
+    'FROM conversations WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND conversation_id < ?3)) ' +
+    'ORDER BY updated_at DESC, conversation_id DESC LIMIT ?4',
+  FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2',
+  HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) ' +
+    'ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count',
+  RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens) SELECT ?1, ?2, ?3 ' +
+    'WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
+    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens',
+  SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
+  INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
+    'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
+    'VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)',
+};
+
+const ok = () => new Response('ok');
+
+export default {
+  async fetch(request, env, ctx) {
+    const h = (name) => request.headers.get(name);
+    const url = new URL(request.url);
+    const sessionUser = () => env.DB.prepare(SQL.SELECT_LIVE_SESSION_USER).bind(h('x-floor-session'), h('x-floor-user')).first();
+    const user = await sessionUser();
+    switch (url.pathname) {
+      case '/floor/conversations-hit': // KV hit: the session check, then the cached page
+        return new Response(await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:20`));
+      case '/floor/conversations-page': // cursor page: the session check, then D1
+        await env.DB.prepare(SQL.LIST_AFTER).bind(user.user_id, Number(h('x-floor-after-key')), h('x-floor-after-id'), 21).all();
+        return ok();
+      case '/floor/conversations-first': { // first-page miss: D1, then the page stored in KV
+        const { results } = await env.DB.prepare(SQL.LIST_FIRST_PAGE).bind(user.user_id, Number(h('x-floor-limit')) + 1).all();
+        ctx.waitUntil(env.CACHE.put(`v1:floor:${user.user_id}:${h('x-floor-limit')}`, String(results.length), { expirationTtl: 300 }));
+        return ok();
+      }
+      case '/floor/completion': { // gateway call: admission batch, upstream, then settlement and usage record
+        const now = Date.now();
+        const window = now - (now % 60_000);
+        const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
+        await env.DB.batch([
+          env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(user.user_id, window),
+          env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(user.user_id, window),
+          env.DB.prepare(SQL.RESERVE_TOKENS).bind(user.user_id, day, 100, 1e15, window, 1e8),
+        ]);
+        const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });
+        const body = await upstream.arrayBuffer();
+        ctx.waitUntil(env.DB.batch([
+          env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, -50),
+          env.DB.prepare(SQL.INSERT_USAGE).bind(`use_floor_${now}_${Math.random()}`, user.user_id, null, 'gateway', 'bench-fast', 'openai', 'ok', 10, 8, 0, 0, now),
+        ]));
+        return new Response(body, { headers: { 'content-type': 'application/json' } });
+      }
+      default:
+        return new Response('unknown floor scenario', { status: 404 });
+    }
+  },
+};
