@@ -3,9 +3,8 @@
 use crate::app::Ctx;
 use crate::platform::fetch::Payload;
 use crate::platform::request::Header;
-use crate::platform::streams::ByteStream;
+use crate::platform::streams::{read_whole, Whole};
 use edgechat_core::{body, ApiError};
-use futures_util::StreamExt;
 use serde::Serialize;
 
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -115,28 +114,14 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Reply {
 pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
     let cap = cx.config.max_body_bytes;
     body::check_declared_length(cx.header(Header::ContentLength), cap)?;
-    let mut stream = match cx.req.body() {
-        Some(s) => ByteStream::new(s),
-        None => return Ok(Vec::new()),
-    };
-    let mut buf = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| AppError::platform("read body", e))?;
-        if (buf.len() + chunk.len()) as u64 > cap {
-            // Drain (bounded) before answering: a body abandoned mid-upload makes clients
-            // and the wrangler dev proxy see a reset instead of the 413.
-            let mut drained = buf.len() as u64;
-            while drained <= cap.saturating_mul(DRAIN_FACTOR) {
-                match stream.next().await {
-                    Some(Ok(more)) => drained += more.len() as u64,
-                    _ => break,
-                }
-            }
-            return Err(ApiError::payload_too_large(cap).into());
-        }
-        buf.extend_from_slice(&chunk);
+    let Some(stream) = cx.req.body() else { return Ok(Vec::new()) };
+    // Past the cap the body is drained (bounded) before answering: a body abandoned
+    // mid-upload makes clients and the wrangler dev proxy see a reset instead of the 413.
+    match read_whole(&stream, cap, cap.saturating_mul(DRAIN_FACTOR), 0).await {
+        Ok(Whole::Bytes(bytes)) => Ok(bytes),
+        Ok(_) => Err(ApiError::payload_too_large(cap).into()),
+        Err(e) => Err(AppError::platform("read body", e)),
     }
-    Ok(buf)
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).

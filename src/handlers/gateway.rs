@@ -8,7 +8,7 @@ use crate::auth::authenticate;
 use crate::http::{read_body, AppError, HandlerResult, Reply, JSON};
 use crate::platform::env::Env;
 use crate::platform::request::Header;
-use crate::platform::streams::{self, ByteStream};
+use crate::platform::streams::{self, ByteStream, Whole};
 use crate::quota::{self, Admission};
 use crate::relay::{Ending, Pump};
 use crate::store::{usage, Db};
@@ -334,24 +334,16 @@ fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> 
     Head::Body { content_type: "text/event-stream; charset=utf-8", bytes: body.into_bytes(), cache: "hit" }
 }
 
-/// Reads a whole upstream body, giving up when it stalls.
-async fn read_all(stream: &mut ByteStream, config: &Config) -> Result<Vec<u8>, OpenAiError> {
-    let mut body = Vec::new();
-    let mut paced = Paced::new(config.heartbeat_ms, config.first_byte_timeout_ms);
-    loop {
-        match paced.next(stream, None).await {
-            Wait::Ready(Some(Ok(bytes))) if body.len() + bytes.len() <= MAX_COMPLETION_BYTES => body.extend(bytes),
-            Wait::Ready(None) => return Ok(body),
-            Wait::TimedOut => {
-                let message = "the model stopped answering".into();
-                return Err(connect_error(NoStream::Failed { timed_out: true, status: None, message }));
-            }
-            _ => {
-                let message = "the model's answer broke off".into();
-                return Err(connect_error(NoStream::Failed { timed_out: false, status: None, message }));
-            }
-        }
-    }
+/// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing
+/// into wasm for the whole answer).
+async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, OpenAiError> {
+    let cap = MAX_COMPLETION_BYTES as u64;
+    let (timed_out, message) = match streams::read_whole(body, cap, cap, config.first_byte_timeout_ms).await {
+        Ok(Whole::Bytes(bytes)) => return Ok(bytes),
+        Ok(Whole::Stalled) => (true, "the model stopped answering"),
+        Ok(Whole::TooLarge) | Err(_) => (false, "the model's answer broke off"),
+    };
+    Err(connect_error(NoStream::Failed { timed_out, status: None, message: message.into() }))
 }
 
 /// A non-streamed answer: OpenAI bytes as they came, other providers translated.
@@ -363,9 +355,8 @@ async fn complete(
     cache_to: Option<&str>,
 ) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
     let Connected { route, body, controller } = connected;
-    let mut stream = ByteStream::new(body);
     let failed = Outcome { status: "error", usage: Usage::default(), estimated: false };
-    let body = match read_all(&mut stream, config).await {
+    let body = match read_all(&body, config).await {
         Ok(b) => b,
         Err(e) => {
             controller.abort();

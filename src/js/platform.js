@@ -1,6 +1,7 @@
 // The runtime calls that are cheaper as one JavaScript call than as several from wasm (a D1
 // result packed into one string, a response built with all its headers at once, a request's
-// method, URL and headers read at once), and response bodies written from Rust (BodyPipe).
+// method, URL and headers read at once, a body read whole), and response bodies written from
+// Rust (BodyPipe).
 
 // A D1 result as "rows_read rows_written changes <rows as JSON>".
 function pack(result) {
@@ -88,4 +89,49 @@ export class BodyPipe {
       w.resolve(!this.gone);
     }
   }
+}
+
+const STALLED = Symbol('stalled');
+
+/**
+ * Reads a byte stream whole in JavaScript and resolves one Uint8Array: one crossing into wasm
+ * instead of several per chunk. Past `cap` bytes it reads on, discarding, up to `drainCap`
+ * bytes in all (a client cut off mid-upload would see a reset instead of the answer), then
+ * resolves "too_large". When `stallMs` > 0 and no chunk comes for that long, it cancels the
+ * stream and resolves "stalled". Rejects when the stream errors.
+ */
+export async function readWhole(stream, cap, drainCap, stallMs) {
+  const reader = stream.getReader();
+  const chunks = [];
+  let size = 0;
+  let timer;
+  const stall = () => new Promise((resolve) => { timer = setTimeout(() => resolve(STALLED), stallMs); });
+  for (;;) {
+    const read = stallMs > 0 ? await Promise.race([reader.read(), stall()]) : await reader.read();
+    clearTimeout(timer);
+    if (read === STALLED) {
+      reader.cancel().catch(() => {});
+      return 'stalled';
+    }
+    if (read.done) break;
+    size += read.value.byteLength;
+    if (size > cap) {
+      while (size <= drainCap) {
+        const more = await reader.read();
+        if (more.done) break;
+        size += more.value.byteLength;
+      }
+      reader.releaseLock();
+      return 'too_large';
+    }
+    chunks.push(read.value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
 }

@@ -35,6 +35,9 @@ impl Stream for ByteStream {
 
 #[wasm_bindgen(module = "/src/js/platform.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = readWhole)]
+    fn read_whole_js(stream: &ReadableStream, cap: f64, drain_cap: f64, stall_ms: f64) -> js_sys::Promise;
+
     type BodyPipe;
     #[wasm_bindgen(constructor)]
     fn new() -> BodyPipe;
@@ -46,6 +49,28 @@ extern "C" {
     fn drained(this: &BodyPipe, room: u32) -> js_sys::Promise;
     #[wasm_bindgen(method)]
     fn close(this: &BodyPipe);
+}
+
+/// A stream read whole.
+pub enum Whole {
+    Bytes(Vec<u8>),
+    /// Longer than the cap (read on and discarded up to the drain cap).
+    TooLarge,
+    /// No chunk came within the stall time.
+    Stalled,
+}
+
+/// Reads `stream` whole in JavaScript (one crossing into wasm, not one per chunk): at most
+/// `cap` bytes kept, up to `drain_cap` read and discarded past it, and given up after
+/// `stall_ms` without a chunk (0: no limit). Errs with the stream's error.
+pub async fn read_whole(stream: &ReadableStream, cap: u64, drain_cap: u64, stall_ms: u64) -> Result<Whole, String> {
+    let read = read_whole_js(stream, cap as f64, drain_cap as f64, stall_ms as f64);
+    let value = JsFuture::from(read).await.map_err(|e| error_text(&e))?;
+    Ok(match value.as_string().as_deref() {
+        Some("too_large") => Whole::TooLarge,
+        Some("stalled") => Whole::Stalled,
+        _ => Whole::Bytes(js_sys::Uint8Array::new(&value).to_vec()),
+    })
 }
 
 /// The writing end of a response body: bytes go to the client in order; closed on drop.
