@@ -280,14 +280,28 @@ async function main() {
   const floorPage = { path: '/conversations-page', headers: { ...listFloor, 'x-floor-after-key': String(Number.MAX_SAFE_INTEGER), 'x-floor-after-id': 'zzzzzzzz' }, check: floorOk };
   S.conversationsMiss.floor = await measureRequests(edgechat.floor, floorPage, { rate: false });
   await interleavedCpu([[edgechat, cursorPage, S.conversationsMiss.edgechat], [edgechat.floor, floorPage, S.conversationsMiss.floor]]);
-  // Genuine first-page misses: limits 21..100 are new cache keys with the same 20 rows.
-  S.conversationsFirstMiss.edgechat = await measureRequests(edgechat, (i) => ({
-    path: `/api/v1/conversations?limit=${21 + i}`, headers: list.headers,
+  // Genuine first-page misses: limits 21..100 are new cache keys; a write (a new
+  // conversation) bumps the user's cache version, which makes all 80 keys new again.
+  const firstMiss = (i) => ({
+    path: `/api/v1/conversations?limit=${21 + (i % 80)}`, headers: list.headers,
     check: (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'miss',
-  }), { n: 80, warmup: 0, rate: false });
-  S.conversationsFirstMiss.floor = await measureRequests(edgechat.floor, (i) => ({
-    path: '/conversations-first', headers: { ...listFloor, 'x-floor-limit': String(21 + i) }, check: floorOk,
-  }), { n: 80, warmup: 0, rate: false });
+  });
+  const floorFirst = (i) => ({ path: '/conversations-first', headers: { ...listFloor, 'x-floor-limit': String(21 + (i % 80)) }, check: floorOk });
+  S.conversationsFirstMiss.edgechat = await measureRequests(edgechat, firstMiss, { n: 80, warmup: 0, rate: false });
+  S.conversationsFirstMiss.floor = await measureRequests(edgechat.floor, floorFirst, { n: 80, warmup: 0, rate: false });
+  const missRounds = [[], []];
+  for (let round = 0; round < METHOD.cpuRounds; round++) {
+    await createConversations(edgechat.url, listToken, 1);
+    for (const [k, [target, spec]] of [[edgechat, firstMiss], [edgechat.floor, floorFirst]].entries()) {
+      const r = await latencyRun(target.url, spec, { n: 80, warmup: 0, around: cpuAround(target.pids()) });
+      if (r.errors === 0) missRounds[k].push(r.cpuPerRequestMs);
+    }
+  }
+  for (const [k, result] of [S.conversationsFirstMiss.edgechat, S.conversationsFirstMiss.floor].entries()) {
+    const sorted = missRounds[k].sort((a, b) => a - b);
+    if (sorted.length) Object.assign(result, { cpuPerRequestMs: sorted[Math.floor(sorted.length / 2)], cpuRoundsMs: sorted });
+  }
+  log(`  first-page misses, CPU per request, median of ${METHOD.cpuRounds} alternating rounds of 80: edgechat ${S.conversationsFirstMiss.edgechat.cpuPerRequestMs?.toFixed(3)} ms, floor ${S.conversationsFirstMiss.floor.cpuPerRequestMs?.toFixed(3)} ms`);
 
   log('probing edgechat POST /v1/chat/completions');
   const probe = await api(edgechat.url, 'POST', '/v1/chat/completions', { token: gatewayToken, json: { model: 'bench-fast', messages: PROMPT } });
