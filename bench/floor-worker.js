@@ -43,9 +43,12 @@ export default {
       case '/floor/conversations-page': // cursor page: the session check, then D1
         await env.DB.prepare(SQL.LIST_AFTER).bind(user.user_id, Number(h('x-floor-after-key')), h('x-floor-after-id'), 21).all();
         return ok();
-      case '/floor/conversations-first': { // first-page miss: D1, then the page stored in KV
+      case '/floor/conversations-first': { // first-page miss: KV miss, D1, then the page stored in KV
+        const key = `v1:floor:${user.user_id}:${user.cache_version}:first:${h('x-floor-limit')}`;
+        await env.CACHE.get(key);
         const { results } = await env.DB.prepare(SQL.LIST_FIRST_PAGE).bind(user.user_id, Number(h('x-floor-limit')) + 1).all();
-        ctx.waitUntil(env.CACHE.put(`v1:floor:${user.user_id}:${h('x-floor-limit')}`, String(results.length), { expirationTtl: 300 }));
+        // A value of about the size edgechat stores (the page as JSON).
+        ctx.waitUntil(env.CACHE.put(key, JSON.stringify(results), { expirationTtl: 300 }));
         return ok();
       }
       case '/floor/completion': { // gateway call: admission batch, upstream, then settlement and usage record
