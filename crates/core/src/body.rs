@@ -317,8 +317,6 @@ mod tests {
         assert_eq!(bad.message, "field `label` in tags[0] must be a string, not a number");
         let bad = parse_json::<Sample>(JSON, br#"{"name":"a","tags":{}}"#).unwrap_err();
         assert_eq!(bad.message, "field `tags` in request body must be an array, not an object");
-        let bad = parse_json::<Sample>(JSON, br#"{"name":"a","tags":{}}"#).unwrap_err();
-        assert_eq!(bad.message, "field `tags` in request body must be an array, not an object");
         assert_eq!(parse_json::<Sample>(JSON, br#"{"name":"a","note":7}"#).unwrap_err().status, 422);
     }
 }
