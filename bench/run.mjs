@@ -107,15 +107,17 @@ async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = tr
 
 /**
  * CPU per request of targets compared with each other, measured in alternating rounds
- * (`cpuRounds` of `cpuRoundRequests` requests each) so that the machine's drift hits both
- * alike; each target's figure becomes the median of its rounds.
+ * (`cpuRounds` of `n` requests each, `cpuRoundRequests` by default) so that the machine's
+ * drift hits both alike; each target's figure becomes the median of its rounds.
+ * `beforeRound` (optional) runs before each round.
  */
-async function interleavedCpu(pairs) {
+async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20, beforeRound } = {}) {
   const samples = pairs.map(() => []);
   for (let round = 0; round < METHOD.cpuRounds; round++) {
+    await beforeRound?.();
     for (const [i, [target, spec]] of pairs.entries()) {
       const around = cpuAround(target.pids());
-      const r = await latencyRun(target.url, spec, { n: METHOD.cpuRoundRequests, warmup: 20, around });
+      const r = await latencyRun(target.url, spec, { n, warmup, around });
       if (r.errors === 0) samples[i].push(r.cpuPerRequestMs);
     }
   }
@@ -164,12 +166,6 @@ const openaiSpec = (target, which, extraHeaders = {}) => ({
   kind: 'openai',
   check: (res) => res.status === 200 && res.headers['x-edgechat-cache'] !== 'hit',
 });
-
-/** The headers that name a token's session and user to bench/floor-worker.js. */
-function floorHeaders(token) {
-  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
-  return { 'x-floor-session': claims.sid, 'x-floor-user': claims.sub };
-}
 
 async function seedUser(url, tag) {
   const reg = await api(url, 'POST', '/api/v1/auth/register', { json: { email: `${tag}-${Date.now()}@bench.example`, password: 'correct horse battery staple' } });
@@ -261,7 +257,7 @@ async function main() {
   S.conversationsHit.reference = await measureRequests(edgechat.reference, { ...list, check: hit });
   // The storage floor: only edgechat's D1 and KV calls for the same request.
   ran(edgechat.floor, ' (same workerd process, D1 database and KV namespace as edgechat)');
-  const listFloor = floorHeaders(listToken);
+  const listFloor = T.floorHeaders(listToken);
   const floorOk = (r) => r.status === 200;
   const floorHit = { path: '/conversations-hit', headers: listFloor, check: (r) => r.status === 200 && r.body.length > 100 };
   S.conversationsHit.floor = await measureRequests(edgechat.floor, floorHit, { rate: false });
@@ -289,19 +285,9 @@ async function main() {
   const floorFirst = (i) => ({ path: '/conversations-first', headers: { ...listFloor, 'x-floor-limit': String(21 + (i % 80)) }, check: floorOk });
   S.conversationsFirstMiss.edgechat = await measureRequests(edgechat, firstMiss, { n: 80, warmup: 0, rate: false });
   S.conversationsFirstMiss.floor = await measureRequests(edgechat.floor, floorFirst, { n: 80, warmup: 0, rate: false });
-  const missRounds = [[], []];
-  for (let round = 0; round < METHOD.cpuRounds; round++) {
-    await createConversations(edgechat.url, listToken, 1);
-    for (const [k, [target, spec]] of [[edgechat, firstMiss], [edgechat.floor, floorFirst]].entries()) {
-      const r = await latencyRun(target.url, spec, { n: 80, warmup: 0, around: cpuAround(target.pids()) });
-      if (r.errors === 0) missRounds[k].push(r.cpuPerRequestMs);
-    }
-  }
-  for (const [k, result] of [S.conversationsFirstMiss.edgechat, S.conversationsFirstMiss.floor].entries()) {
-    const sorted = missRounds[k].sort((a, b) => a - b);
-    if (sorted.length) Object.assign(result, { cpuPerRequestMs: sorted[Math.floor(sorted.length / 2)], cpuRoundsMs: sorted });
-  }
-  log(`  first-page misses, CPU per request, median of ${METHOD.cpuRounds} alternating rounds of 80: edgechat ${S.conversationsFirstMiss.edgechat.cpuPerRequestMs?.toFixed(3)} ms, floor ${S.conversationsFirstMiss.floor.cpuPerRequestMs?.toFixed(3)} ms`);
+  await interleavedCpu([[edgechat, firstMiss, S.conversationsFirstMiss.edgechat], [edgechat.floor, floorFirst, S.conversationsFirstMiss.floor]], {
+    n: 80, warmup: 0, beforeRound: () => createConversations(edgechat.url, listToken, 1),
+  });
 
   log('probing edgechat POST /v1/chat/completions');
   const probe = await api(edgechat.url, 'POST', '/v1/chat/completions', { token: gatewayToken, json: { model: 'bench-fast', messages: PROMPT } });
@@ -318,7 +304,7 @@ async function main() {
     S.completions[t.id] = await measureRequests(t, openaiSpec(t, 'fast'), { n: 500 });
   }
   if (!gatewayState) {
-    const floorCall = { method: 'POST', path: '/completion', headers: floorHeaders(gatewayToken), body: { model: T.UPSTREAM.fast, messages: PROMPT }, kind: 'openai', check: floorOk };
+    const floorCall = { method: 'POST', path: '/completion', headers: T.floorHeaders(gatewayToken), body: { model: T.UPSTREAM.fast, messages: PROMPT }, kind: 'openai', check: floorOk };
     S.completions.floor = await measureRequests(edgechat.floor, floorCall, { n: 500, rate: false });
     await interleavedCpu([[edgechat, openaiSpec(edgechat, 'fast'), S.completions.edgechat], [edgechat.floor, floorCall, S.completions.floor]]);
   }

@@ -186,6 +186,12 @@ async function startMiniflare(options) {
   return { mf, url, pids, stderr: () => stderr, stop };
 }
 
+/** The headers that name an access token's session and user to bench/floor-worker.js. */
+export function floorHeaders(token) {
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  return { 'x-floor-session': claims.sid, 'x-floor-user': claims.sub };
+}
+
 /**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
  * floor must make exactly edgechat's calls. Rust string constants are read with their line
