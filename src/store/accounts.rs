@@ -30,7 +30,8 @@ const REVOKE_OTHER_SESSIONS: &str =
     "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 AND session_id != ?2 AND revoked_at IS NULL";
 const UPDATE_DISPLAY_NAME: &str = "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE user_id = ?1";
 const UPDATE_PASSWORD: &str = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE user_id = ?1";
-const SELECT_PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE user_id = ?1";
+// The login row's columns, so both reads decode as one row type.
+const SELECT_PASSWORD_HASH: &str = "SELECT u.user_id, u.password_hash, u.is_disabled FROM users u WHERE u.user_id = ?1";
 const SELECT_USER: &str = "SELECT u.user_id, u.email, u.display_name, u.role, u.plan, u.is_disabled, \
      u.created_at, u.updated_at, u.cache_version FROM users u WHERE u.user_id = ?1";
 const DELETE_USER_REFRESH_TOKENS: &str =
@@ -177,13 +178,9 @@ pub async fn update_display_name(db: &Db, user_id: &str, name: Option<&str>, now
 }
 
 pub async fn password_hash(db: &Db, user_id: &str) -> Result<Option<String>, AppError> {
-    let row: Option<Row> = db.first("read password hash", db.stmt(SELECT_PASSWORD_HASH, &[text(user_id)])?).await?;
-    let Some(mut row) = row else { return Ok(None) };
-    let hash = row.text("password_hash");
-    match row.wrong_column() {
-        None => Ok(Some(hash)),
-        Some(column) => Err(AppError::platform("read password hash", format!("column {column} is not text"))),
-    }
+    let row: Option<LoginRow> =
+        db.first("read password hash", db.stmt(SELECT_PASSWORD_HASH, &[text(user_id)])?).await?;
+    Ok(row.map(|r| r.password_hash))
 }
 
 /// Sets a new password and revokes every session but `keep_session_id`, atomically.

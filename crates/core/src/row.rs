@@ -54,11 +54,6 @@ impl Row {
         }
     }
 
-    /// The first column read wrongly, if any (for callers reading a [`Row`] by hand).
-    pub fn wrong_column(&self) -> Option<&str> {
-        self.wrong.as_deref()
-    }
-
     /// A text column.
     pub fn text(&mut self, column: &str) -> String {
         match self.take(column) {
@@ -173,6 +168,6 @@ mod tests {
             (None, None, Some(5), 1)
         );
         let mut r = Row::from_row(&mut Row { columns: serde_json::from_str(r#"{"n":"x"}"#).unwrap(), wrong: None });
-        assert_eq!((r.opt_uint("n"), r.wrong_column()), (None, Some("n")));
+        assert_eq!((r.opt_uint("n"), r.wrong.as_deref()), (None, Some("n")));
     }
 }
