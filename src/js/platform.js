@@ -1,7 +1,7 @@
 // The runtime calls that are cheaper as one JavaScript call than as several from wasm (a D1
 // result packed into one string, a response built with all its headers at once, a request's
-// method, URL and headers read at once, a body read whole), and response bodies written from
-// Rust (BodyPipe).
+// method, URL and headers read at once, a body read whole), byte streams read chunk by chunk
+// from Rust (ChunkReader) and response bodies written from Rust (BodyPipe).
 
 // A D1 result as "rows_read rows_written changes <rows as JSON>".
 function pack(result) {
@@ -43,6 +43,22 @@ export function requestHead(request, names) {
   let head = `${request.method}\n${request.url}`;
   for (const name of list) head += `\n${headers.get(name) ?? '\0'}`;
   return head;
+}
+
+// A byte stream read from Rust (ByteStream in src/platform/streams.rs): `next` resolves the
+// next chunk, or null at the end; `cancel` gives the stream up.
+export class ChunkReader {
+  constructor(stream) {
+    this.reader = stream.getReader();
+  }
+
+  next() {
+    return this.reader.read().then((read) => (read.done ? null : read.value));
+  }
+
+  cancel() {
+    this.reader.cancel().catch(() => {});
+  }
 }
 
 // A response body written from Rust: an IdentityTransformStream whose writer takes each

@@ -3,20 +3,23 @@
 
 use super::error_text;
 use futures_util::Stream;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
-/// A JavaScript byte stream read from Rust.
+/// A JavaScript byte stream read from Rust, one chunk per read. Dropped before its end, it
+/// cancels the stream (an upstream body: the runtime stops fetching it).
 pub struct ByteStream {
-    inner: Pin<Box<wasm_streams::readable::IntoStream<'static>>>,
+    reader: Option<ChunkReader>,
+    pending: Option<JsFuture>,
 }
 
 impl ByteStream {
     pub fn new(raw: ReadableStream) -> Self {
-        Self { inner: Box::pin(wasm_streams::ReadableStream::from_raw(raw).into_stream()) }
+        Self { reader: Some(ChunkReader::new(&raw)), pending: None }
     }
 }
 
@@ -24,12 +27,30 @@ impl Stream for ByteStream {
     type Item = Result<Vec<u8>, String>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx).map(|item| {
-            item.map(|chunk| match chunk {
-                Ok(value) => Ok(js_sys::Uint8Array::new(&value).to_vec()),
-                Err(e) => Err(error_text(&e)),
-            })
+        let this = &mut *self;
+        let Some(reader) = &this.reader else { return Poll::Ready(None) };
+        let read = this.pending.get_or_insert_with(|| JsFuture::from(reader.next()));
+        let Poll::Ready(result) = Pin::new(read).poll(cx) else { return Poll::Pending };
+        this.pending = None;
+        Poll::Ready(match result {
+            Ok(chunk) if chunk.is_null() => {
+                this.reader = None;
+                None
+            }
+            Ok(chunk) => Some(Ok(js_sys::Uint8Array::new(&chunk).to_vec())),
+            Err(e) => {
+                this.reader = None;
+                Some(Err(error_text(&e)))
+            }
         })
+    }
+}
+
+impl Drop for ByteStream {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.cancel();
+        }
     }
 }
 
@@ -37,6 +58,14 @@ impl Stream for ByteStream {
 extern "C" {
     #[wasm_bindgen(js_name = readWhole)]
     fn read_whole_js(stream: &ReadableStream, cap: f64, drain_cap: f64, stall_ms: f64) -> js_sys::Promise;
+
+    type ChunkReader;
+    #[wasm_bindgen(constructor)]
+    fn new(stream: &ReadableStream) -> ChunkReader;
+    #[wasm_bindgen(method)]
+    fn next(this: &ChunkReader) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn cancel(this: &ChunkReader);
 
     type BodyPipe;
     #[wasm_bindgen(constructor)]
