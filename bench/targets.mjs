@@ -235,12 +235,14 @@ export function edgechatVars(simUrl) {
 /**
  * edgechat in bare workerd, and beside it in the same process the JavaScript reference
  * (bench/reference-worker.js, answering under /reference/) bound to the same D1 database and
- * KV namespace. `build` is the directory of the built worker (another build, for an A/B run).
+ * KV namespace. `build` is the directory of the built worker (another build, for an A/B run);
+ * `inspectorPort` opens workerd's V8 inspector (bench/profile.mjs).
  */
-export async function startEdgechat(simUrl, { build = 'build' } = {}) {
+export async function startEdgechat(simUrl, { build = 'build', inspectorPort } = {}) {
   const vars = edgechatVars(simUrl);
   const storage = { d1Databases: { DB: 'bench-db' }, kvNamespaces: { CACHE: 'bench-kv' } };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
+    ...(inspectorPort ? { inspectorPort } : {}),
     workers: [
       {
         name: 'edgechat', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: vars,
