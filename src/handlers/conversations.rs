@@ -6,10 +6,10 @@ use crate::auth::authenticate;
 use crate::cache;
 use crate::http::{json, read_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
-use crate::store::conversations::{self as store, ConversationUpdate, NewConversation};
+use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use edgechat_core::conversations::{
     cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
-    CreateConversation, MessageView, UpdateConversation,
+    CreateConversation, Message, MessageView, UpdateConversation,
 };
 use edgechat_core::cursor::{self, Cursor};
 use edgechat_core::{ids, search, ApiError};
@@ -157,6 +157,22 @@ pub async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conve
     store::find(&db, &id, user_id).await?.ok_or_else(not_found)
 }
 
+/// The path's conversation if it is the user's (404 otherwise), with `messages` of it read in
+/// the same round trip.
+pub async fn owned_conversation_with(
+    cx: &mut Ctx<'_>,
+    user_id: &str,
+    messages: Messages<'_>,
+) -> Result<(Conversation, Vec<Message>), AppError> {
+    let id = cx.param("conversation_id").to_string();
+    if !ids::is_valid("cnv", &id) {
+        return Err(not_found());
+    }
+    let db = cx.db()?;
+    let max_depth = cx.config.conversation_limits.messages_per_conversation;
+    store::find_with_messages(&db, &id, user_id, messages, max_depth).await?.ok_or_else(not_found)
+}
+
 pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let id = cx.param("conversation_id").to_string();
@@ -228,24 +244,19 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
     let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref())?;
     let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
     let leaf = cursor::query_param(&q, "leaf");
-    let conversation = owned_conversation(cx, &principal.user.user_id).await?;
-    let db = cx.db()?;
     let user_id = &principal.user.user_id;
 
     if let Some(leaf) = leaf {
-        let path = if ids::is_valid("msg", &leaf) {
-            let max_depth = cx.config.conversation_limits.messages_per_conversation;
-            store::message_path(&db, &conversation.conversation_id, user_id, &leaf, max_depth).await?
-        } else {
-            Vec::new()
-        };
+        let messages = if ids::is_valid("msg", &leaf) { Messages::PathTo(&leaf) } else { Messages::None };
+        let (_, path) = owned_conversation_with(cx, user_id, messages).await?;
         if path.is_empty() {
             return Err(ApiError::not_found("message").into());
         }
         let data: Vec<MessageView<'_>> = path.iter().map(|m| m.view()).collect();
         return json(200, &Page { data, next_cursor: None });
     }
-    let rows = store::list_messages(&db, &conversation.conversation_id, user_id, after.as_ref(), limit + 1).await?;
+    let page = Messages::Page { after: after.as_ref(), fetch: limit + 1 };
+    let (_, rows) = owned_conversation_with(cx, user_id, page).await?;
     let (rows, next_cursor) =
         cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();

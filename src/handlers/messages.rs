@@ -5,11 +5,12 @@
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
-use crate::handlers::conversations::owned_conversation;
+use crate::handlers::conversations::owned_conversation_with;
 use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::platform::streams;
-use crate::store::{conversations as conv_store, messages as store};
+use crate::store::conversations::Messages;
+use crate::store::messages as store;
 use crate::{platform, quota};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
@@ -38,25 +39,6 @@ fn model_chain(
     Ok(routes.chain(&route.name).into_iter().cloned().collect())
 }
 
-/// The branch from the root to `leaf_id` as chat messages (empty answers left out).
-async fn branch(
-    cx: &mut Ctx<'_>,
-    conversation: &Conversation,
-    user_id: &str,
-    leaf_id: &str,
-) -> Result<Vec<Message>, AppError> {
-    let db = cx.db()?;
-    let max = cx.config.conversation_limits.messages_per_conversation;
-    conv_store::message_path(&db, &conversation.conversation_id, user_id, leaf_id, max).await
-}
-
-/// The branch ending at the conversation's newest message (empty when it has none).
-async fn latest_branch(cx: &mut Ctx<'_>, conversation: &Conversation, user_id: &str) -> Result<Vec<Message>, AppError> {
-    let db = cx.db()?;
-    let max = cx.config.conversation_limits.messages_per_conversation;
-    conv_store::latest_path(&db, &conversation.conversation_id, user_id, max).await
-}
-
 fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
     messages
         .iter()
@@ -70,22 +52,18 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: PostMessage = read_json(cx).await?;
     validate_content(&req.content, &cx.config.conversation_limits)?;
     let user_id = principal.user.user_id.clone();
-    let conversation = owned_conversation(cx, &user_id).await?;
+    let messages = match req.parent_id.as_deref() {
+        Some(id) if ids::is_valid("msg", id) => Messages::PathTo(id),
+        Some(_) => Messages::None,
+        None => Messages::LatestPath,
+    };
+    let (conversation, path) = owned_conversation_with(cx, &user_id, messages).await?;
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
 
-    let (parent_id, path) = match req.parent_id {
-        Some(id) => {
-            let path =
-                if ids::is_valid("msg", &id) { branch(cx, &conversation, &user_id, &id).await? } else { Vec::new() };
-            if path.is_empty() {
-                return Err(message_not_found());
-            }
-            (Some(id), path)
-        }
-        None => {
-            let path = latest_branch(cx, &conversation, &user_id).await?;
-            (path.last().map(|m| m.message_id.clone()), path)
-        }
+    let parent_id = match req.parent_id {
+        Some(_) if path.is_empty() => return Err(message_not_found()),
+        Some(id) => Some(id),
+        None => path.last().map(|m| m.message_id.clone()),
     };
     let mut history = to_chat(&path);
     history.push(ChatMessage::new(Role::User, req.content.clone()));
@@ -121,24 +99,20 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
         parse_json(cx.header(Header::ContentType), &bytes)?
     };
     let user_id = principal.user.user_id.clone();
-    let conversation = owned_conversation(cx, &user_id).await?;
     let target_id = cx.param("message_id").to_string();
-    if !ids::is_valid("msg", &target_id) {
-        return Err(message_not_found());
-    }
-    let db = cx.db()?;
-    let target =
-        store::find(&db, &target_id, &conversation.conversation_id, &user_id).await?.ok_or_else(message_not_found)?;
-    // Regenerating an answer makes a sibling of it; regenerating a question answers it anew.
-    let question_id = match (target.role.as_str(), &target.parent_id) {
-        ("assistant", Some(parent)) => parent.clone(),
-        ("assistant", None) => {
-            return Err(ApiError::validation("this answer has no question to regenerate from").into())
+    // The branch ending at the target: its last message is the target itself.
+    let messages = if ids::is_valid("msg", &target_id) { Messages::PathTo(&target_id) } else { Messages::None };
+    let (conversation, mut path) = owned_conversation_with(cx, &user_id, messages).await?;
+    let target = path.last().ok_or_else(message_not_found)?;
+    // Regenerating an answer makes a sibling of it (its question is the message before it);
+    // regenerating a question answers it anew.
+    if target.role == "assistant" {
+        if target.parent_id.is_none() {
+            return Err(ApiError::validation("this answer has no question to regenerate from").into());
         }
-        _ => target.message_id.clone(),
-    };
+        path.pop();
+    }
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
-    let path = branch(cx, &conversation, &user_id, &question_id).await?;
     let question = path.last().cloned().ok_or_else(message_not_found)?;
     let history = to_chat(&path);
     start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, question, false, None).await

@@ -1,7 +1,7 @@
 //! Conversations and messages in D1: owner-scoped reads and writes, keyset pages, full-text
 //! search, and the per-user counters (limits, cache version) kept in the same transactions.
 
-use super::{num, opt_text, signed, text, Db};
+use super::{num, opt_text, rows, signed, text, Db};
 use crate::http::AppError;
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::cursor::Cursor;
@@ -199,44 +199,49 @@ pub async fn delete(db: &Db, conversation_id: &str, user_id: &str) -> Result<boo
     Ok(super::returned_a_row(results.get(2)))
 }
 
-/// One page of a conversation's messages, oldest first (`limit + 1` rows fetched).
-pub async fn list_messages(
+/// Messages read in the same round trip as their conversation ([`find_with_messages`]).
+pub enum Messages<'a> {
+    None,
+    /// The root-to-leaf path ending at this message, root first; empty when no such message.
+    PathTo(&'a str),
+    /// The root-to-leaf path ending at the conversation's newest message; empty when it has none.
+    LatestPath,
+    /// One page, oldest first (`fetch` rows: the caller asks for one more than it shows).
+    Page {
+        after: Option<&'a Cursor>,
+        fetch: u32,
+    },
+}
+
+/// The user's conversation and some of its messages, in one round trip (one D1 batch); None
+/// when the conversation is not the user's. Every message query is owner-scoped on its own.
+pub async fn find_with_messages(
     db: &Db,
     conversation_id: &str,
     user_id: &str,
-    after: Option<&Cursor>,
-    fetch: u32,
-) -> Result<Vec<Message>, AppError> {
-    let stmt = match after {
-        None => db.stmt(LIST_MESSAGES_FIRST, &[text(conversation_id), text(user_id), num(fetch.into())])?,
-        Some(c) => db.stmt(
-            LIST_MESSAGES_AFTER,
-            &[text(conversation_id), text(user_id), signed(c.key), text(&c.id), num(fetch.into())],
-        )?,
+    messages: Messages<'_>,
+    max_depth: u64,
+) -> Result<Option<(Conversation, Vec<Message>)>, AppError> {
+    let (c, u) = (text(conversation_id), text(user_id));
+    let mut statements = vec![db.stmt(SELECT_CONVERSATION, &[c.clone(), u.clone()])?];
+    statements.extend(match messages {
+        Messages::None => None,
+        Messages::PathTo(leaf) => Some(db.stmt(MESSAGE_PATH, &[text(leaf), c, u, num(max_depth)])?),
+        Messages::LatestPath => Some(db.stmt(LATEST_PATH, &[c, u, num(max_depth)])?),
+        Messages::Page { after: None, fetch } => Some(db.stmt(LIST_MESSAGES_FIRST, &[c, u, num(fetch.into())])?),
+        Messages::Page { after: Some(a), fetch } => {
+            Some(db.stmt(LIST_MESSAGES_AFTER, &[c, u, signed(a.key), text(&a.id), num(fetch.into())])?)
+        }
+    });
+    let results = db.batch("conversation and messages", statements).await?;
+    let found: Vec<Conversation> = match results.first() {
+        Some(r) => rows("find conversation", r)?,
+        None => Vec::new(),
     };
-    db.all("list messages", stmt).await
-}
-
-/// The root-to-leaf path ending at `leaf_id`, root first; empty when no such message.
-pub async fn message_path(
-    db: &Db,
-    conversation_id: &str,
-    user_id: &str,
-    leaf_id: &str,
-    max_depth: u64,
-) -> Result<Vec<Message>, AppError> {
-    let stmt = db.stmt(MESSAGE_PATH, &[text(leaf_id), text(conversation_id), text(user_id), num(max_depth)])?;
-    db.all("message path", stmt).await
-}
-
-/// The root-to-leaf path ending at the conversation's newest message, root first; empty when
-/// it has none. One round trip.
-pub async fn latest_path(
-    db: &Db,
-    conversation_id: &str,
-    user_id: &str,
-    max_depth: u64,
-) -> Result<Vec<Message>, AppError> {
-    let stmt = db.stmt(LATEST_PATH, &[text(conversation_id), text(user_id), num(max_depth)])?;
-    db.all("latest path", stmt).await
+    let Some(conversation) = found.into_iter().next() else { return Ok(None) };
+    let messages = match results.get(1) {
+        Some(r) => rows("messages", r)?,
+        None => Vec::new(),
+    };
+    Ok(Some((conversation, messages)))
 }

@@ -5,9 +5,6 @@ use super::{num, opt_text, rows, text, Db};
 use crate::http::AppError;
 use edgechat_core::conversations::Message;
 
-const FIND_MESSAGE: &str = "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
-     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at \
-     FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3";
 // Inserted only while the conversation has room for `?9` more messages.
 const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
      (message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) \
@@ -28,16 +25,6 @@ const FINALIZE_ASSISTANT: &str = "UPDATE messages SET content = ?2, status = ?3,
      prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at";
 const TOUCH_CONVERSATION: &str = "UPDATE conversations SET updated_at = ?2, \
      title = CASE WHEN title = '' AND ?3 IS NOT NULL THEN ?3 ELSE title END WHERE conversation_id = ?1";
-
-/// The id of the conversation's newest message (the default parent of a new one).
-pub async fn find(
-    db: &Db,
-    message_id: &str,
-    conversation_id: &str,
-    user_id: &str,
-) -> Result<Option<Message>, AppError> {
-    db.first("find message", db.stmt(FIND_MESSAGE, &[text(message_id), text(conversation_id), text(user_id)])?).await
-}
 
 /// A new message of a turn.
 pub struct NewMessage<'a> {

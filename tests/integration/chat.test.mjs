@@ -252,6 +252,53 @@ test('bad chat input is rejected before anything is stored', async () => {
   assert.ok(u);
 });
 
+test('regenerate answers from its own branch: the question and what precedes it, nothing else', async () => {
+  const u = await registerUser();
+  const token = u.access_token;
+  const q1 = unique('First question');
+  const q2 = unique('Second question');
+  const imported = await api('POST', '/api/v1/conversations', {
+    token,
+    json: {
+      messages: [
+        { id: 'hello', role: 'assistant', content: 'Hello, ask me anything.' },
+        { id: 'q1', parent_id: 'hello', role: 'user', content: q1 },
+        { id: 'a1', role: 'assistant', content: 'First answer.' },
+        { id: 'q2', role: 'user', content: q2 },
+        { id: 'a2', role: 'assistant', content: 'Second answer.' },
+        { id: 'other', parent_id: 'q1', role: 'assistant', content: 'Another first answer.' },
+      ],
+    },
+  });
+  assert.equal(imported.status, 201, imported.text);
+  const path = `/api/v1/conversations/${imported.body.conversation_id}`;
+  const byContent = new Map((await messages(token, path)).map((m) => [m.content, m]));
+
+  // An answer: a sibling, with the branch up to its question as context.
+  const a2 = byContent.get('Second answer.');
+  const again = await api('POST', `${path}/messages/${a2.message_id}/regenerate`, { token });
+  assert.equal(again.status, 201, again.text);
+  assert.equal(again.body.assistant_message.parent_id, byContent.get(q2).message_id);
+  const [sent] = await simRequests(q2);
+  // (The greeting before the first question is left out: the context starts at a user turn.)
+  assert.deepEqual(sent.body.messages.map((m) => m.content), [q1, 'First answer.', q2]);
+
+  // A question: answered anew from its own branch (the other answer to q1 is not in it).
+  const anew = await api('POST', `${path}/messages/${byContent.get(q1).message_id}/regenerate`, { token });
+  assert.equal(anew.status, 201, anew.text);
+  assert.equal(anew.body.assistant_message.parent_id, byContent.get(q1).message_id);
+
+  // An answer with no question before it cannot be regenerated.
+  expectError(assert, await api('POST', `${path}/messages/${byContent.get('Hello, ask me anything.').message_id}/regenerate`, { token }), 422, 'validation_failed');
+
+  // A message of another of the user's conversations is not found here, and nothing is sent.
+  const elsewhere = await api('POST', '/api/v1/conversations', { token, json: {} });
+  const before = (await simRequests(q2)).length;
+  expectError(assert, await api('POST', `/api/v1/conversations/${elsewhere.body.conversation_id}/messages/${a2.message_id}/regenerate`, { token }), 404, 'not_found');
+  assert.equal((await simRequests(q2)).length, before);
+  assert.equal((await messages(token, path)).length, 8, 'two answers were added, nothing else');
+});
+
 test('the context window keeps the newest messages that fit the model budget', async () => {
   const { token, path } = await setup('tiny');
   const old = unique('old '.repeat(120));
