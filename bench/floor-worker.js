@@ -35,14 +35,16 @@ export default {
   async fetch(request, env, ctx) {
     const h = (name) => request.headers.get(name);
     const url = new URL(request.url);
-    const sessionUser = () => env.DB.prepare(SQL.SELECT_LIVE_SESSION_USER).bind(h('x-floor-session'), h('x-floor-user')).first();
-    const user = await sessionUser();
+    const session = env.DB.prepare(SQL.SELECT_LIVE_SESSION_USER).bind(h('x-floor-session'), h('x-floor-user'));
+    if (url.pathname === '/floor/conversations-page') { // cursor page: the session check and the page in one batch
+      const after = env.DB.prepare(SQL.LIST_AFTER).bind(h('x-floor-user'), Number(h('x-floor-after-key')), h('x-floor-after-id'), 21);
+      await env.DB.batch([session, after]);
+      return ok();
+    }
+    const user = await session.first();
     switch (url.pathname) {
       case '/floor/conversations-hit': // KV hit: the session check, then the cached page
         return new Response(await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:20`));
-      case '/floor/conversations-page': // cursor page: the session check, then D1
-        await env.DB.prepare(SQL.LIST_AFTER).bind(user.user_id, Number(h('x-floor-after-key')), h('x-floor-after-id'), 21).all();
-        return ok();
       case '/floor/conversations-first': { // first-page miss: KV miss, D1, then the page stored in KV
         const key = `v1:floor:${user.user_id}:${user.cache_version}:first:${h('x-floor-limit')}`;
         await env.CACHE.get(key);

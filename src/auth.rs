@@ -3,8 +3,9 @@
 
 use crate::app::Ctx;
 use crate::http::AppError;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 use crate::platform::request::Header;
-use crate::store::{accounts, api_keys};
+use crate::store::{self, accounts, api_keys, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
 use edgechat_core::config::Config;
@@ -41,8 +42,24 @@ fn invalid_token() -> AppError {
         .into()
 }
 
+/// Statements built for the user a request acts for ([`authenticate_with`]).
+pub type Reads<'a> = dyn Fn(&Db, &str) -> Result<Vec<D1PreparedStatement>, AppError> + 'a;
+
 /// Authenticates the request, recording the user id for the log line.
 pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
+    authenticate_with(cx, &|_, _| Ok(Vec::new())).await.map(|(principal, _)| principal)
+}
+
+/// Authenticates the request and runs `reads`, statements built for the user it acts for, in
+/// the same D1 round trip when it can: an access token names its user before any lookup, so
+/// its session check and the reads go in one batch (an API key is looked up first). The
+/// reads' results come back in order, and are dropped when the request does not
+/// authenticate. Reads only: nothing may be written before the session is known to be live.
+/// (`reads` is a trait object so that this function is compiled once, not once per caller.)
+pub async fn authenticate_with(
+    cx: &mut Ctx<'_>,
+    reads: &Reads<'_>,
+) -> Result<(Principal, Vec<D1Result>), AppError> {
     let Some(raw) = cx.header(Header::Authorization).map(str::to_string) else {
         return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
             .with_header("www-authenticate", "Bearer")
@@ -58,7 +75,7 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
     let token = token.trim();
     let db = cx.db()?;
     let now = platform::now_ms();
-    let principal = if token.starts_with(API_KEY_PREFIX) {
+    let (principal, results) = if token.starts_with(API_KEY_PREFIX) {
         if !secret::has_shape(API_KEY_PREFIX, token) {
             return Err(invalid_token());
         }
@@ -72,14 +89,29 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
                 }
             });
         }
-        Principal { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) }
+        let statements = reads(&db, &found.user.user_id)?;
+        let results = if statements.is_empty() { Vec::new() } else { db.batch("reads", statements).await? };
+        (Principal { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) }, results)
     } else {
         let settings = token_settings(&cx.config)?;
         let claims = token::verify_access_token(&settings, token, now).map_err(|_| invalid_token())?;
-        let user =
-            accounts::live_session_user(&db, &claims.session_id, &claims.user_id).await?.ok_or_else(invalid_token)?;
-        Principal { user, session_id: Some(claims.session_id), api_key_id: None }
+        let statements = reads(&db, &claims.user_id)?;
+        let (user, results) = if statements.is_empty() {
+            (accounts::live_session_user(&db, &claims.session_id, &claims.user_id).await?, Vec::new())
+        } else {
+            let mut batch = vec![accounts::live_session_user_statement(&db, &claims.session_id, &claims.user_id)?];
+            batch.extend(statements);
+            let mut results = db.batch("session and reads", batch).await?;
+            let rest = results.split_off(1);
+            let user: Option<User> = match results.first() {
+                Some(r) => store::rows("session liveness", r)?.into_iter().next(),
+                None => None,
+            };
+            (user, rest)
+        };
+        let user = user.ok_or_else(invalid_token)?;
+        (Principal { user, session_id: Some(claims.session_id), api_key_id: None }, results)
     };
     cx.user_id = Some(principal.user.user_id.clone());
-    Ok(principal)
+    Ok((principal, results))
 }

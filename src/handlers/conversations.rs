@@ -2,11 +2,12 @@
 //! signed-in user's conversations and message trees (another user's ids answer 404).
 
 use crate::app::Ctx;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
 use crate::http::{json, read_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
+use crate::store::Db;
 use edgechat_core::conversations::{
     cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
     CreateConversation, Message, MessageView, UpdateConversation,
@@ -33,7 +34,7 @@ fn known_model(cx: &Ctx<'_>, requested: Option<&str>) -> Result<String, AppError
     Ok(cx.config.routes.resolve(requested).map_err(ApiError::validation)?.name.clone())
 }
 
-fn not_found() -> AppError {
+pub(crate) fn not_found() -> AppError {
     ApiError::not_found("conversation").into()
 }
 
@@ -99,15 +100,17 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     json(201, &conversation.view())
 }
 
-pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let q = cx.query();
-    let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref())?;
-    let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
-    let db = cx.db()?;
-    let user = &principal.user;
+/// What a conversation list request asks for.
+enum Listing {
+    Search { fts: String, offset: u64, limit: u32 },
+    First { limit: u32 },
+    After { after: Cursor, limit: u32 },
+}
 
-    if let Some(text) = cursor::query_param(&q, "q") {
+fn parse_listing(q: &str) -> Result<Listing, AppError> {
+    let limit = cursor::parse_limit(cursor::query_param(q, "limit").as_deref())?;
+    let after = cursor::query_param(q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
+    if let Some(text) = cursor::query_param(q, "q") {
         let fts = search::fts_query(&text)?;
         let offset = match &after {
             None => 0,
@@ -116,35 +119,61 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
                 return Err(ApiError::bad_request("invalid_cursor", "this cursor belongs to another listing").into())
             }
         };
-        let rows = store::search(&db, &user.user_id, &fts, limit + 1, offset).await?;
-        let more = rows.len() > limit as usize;
-        let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
-        let next_cursor =
-            more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
-        return json(200, &Page { data, next_cursor });
+        return Ok(Listing::Search { fts, offset, limit });
     }
-    if after.as_ref().is_some_and(|c| c.id == SEARCH_CURSOR_ID) {
-        return Err(ApiError::bad_request("invalid_cursor", "this cursor belongs to a search").into());
-    }
-
-    let cache_key = after.is_none().then(|| cache_keys::list_first_page(&user.user_id, user.cache_version, limit));
-    if let Some(key) = &cache_key {
-        if let Some(body) = cache::get(cx, key).await {
-            return Ok(cached_json(body, true));
+    match after {
+        Some(c) if c.id == SEARCH_CURSOR_ID => {
+            Err(ApiError::bad_request("invalid_cursor", "this cursor belongs to a search").into())
         }
+        Some(after) => Ok(Listing::After { after, limit }),
+        None => Ok(Listing::First { limit }),
     }
-    let rows = store::list(&db, &user.user_id, after.as_ref(), limit + 1).await?;
+}
+
+pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
+    // A bad query is answered after authentication (401 comes first), but a good one is known
+    // before it, so that its D1 read goes in the same round trip as the session check.
+    let listing = parse_listing(&cx.query());
+    let reads = |db: &Db, user_id: &str| match &listing {
+        Ok(Listing::Search { fts, offset, limit }) => {
+            Ok(vec![store::search_statement(db, user_id, fts, limit + 1, *offset)?])
+        }
+        Ok(Listing::After { after, limit }) => Ok(vec![store::list_statement(db, user_id, Some(after), limit + 1)?]),
+        _ => Ok(Vec::new()),
+    };
+    let (principal, results) = authenticate_with(cx, &reads).await?;
+    let user = &principal.user;
+    let limit = match listing? {
+        Listing::Search { offset, limit, .. } => {
+            let rows = store::conversations(results.first())?;
+            let more = rows.len() > limit as usize;
+            let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
+            let next_cursor =
+                more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
+            return json(200, &Page { data, next_cursor });
+        }
+        Listing::After { limit, .. } => {
+            let body = conversation_page(store::conversations(results.first())?, limit)?;
+            return Ok(Reply::bytes(200, JSON, body.into_bytes()));
+        }
+        Listing::First { limit } => limit,
+    };
+    let key = cache_keys::list_first_page(&user.user_id, user.cache_version, limit);
+    if let Some(body) = cache::get(cx, &key).await {
+        return Ok(cached_json(body, true));
+    }
+    let db = cx.db()?;
+    let body = conversation_page(store::list(&db, &user.user_id, None, limit + 1).await?, limit)?;
+    cache::put_later(cx, key, body.clone());
+    Ok(cached_json(body, false))
+}
+
+/// A page of conversations as JSON, from `limit + 1` rows, newest first.
+fn conversation_page(rows: Vec<Conversation>, limit: u32) -> Result<String, AppError> {
     let (rows, next_cursor) =
         cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.clone() });
     let data: Vec<_> = rows.iter().map(Conversation::view).collect();
-    let body = serde_json::to_string(&Page { data, next_cursor }).map_err(|e| AppError::platform("serialize", e))?;
-    match cache_key {
-        Some(key) => {
-            cache::put_later(cx, key, body.clone());
-            Ok(cached_json(body, false))
-        }
-        None => Ok(Reply::bytes(200, JSON, body.into_bytes())),
-    }
+    serde_json::to_string(&Page { data, next_cursor }).map_err(|e| AppError::platform("serialize", e))
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
@@ -157,20 +186,23 @@ pub async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conve
     store::find(&db, &id, user_id).await?.ok_or_else(not_found)
 }
 
-/// The path's conversation if it is the user's (404 otherwise), with `messages` of it read in
-/// the same round trip.
-pub async fn owned_conversation_with(
+/// Authenticates the request and reads the path's conversation, if it is the user's, with
+/// `messages` of it: one round trip for an access token. Only authentication fails here, so
+/// that the caller answers its other errors in its own order.
+pub async fn authenticate_for_conversation(
     cx: &mut Ctx<'_>,
-    user_id: &str,
     messages: Messages<'_>,
-) -> Result<(Conversation, Vec<Message>), AppError> {
+) -> Result<(Principal, Option<(Conversation, Vec<Message>)>), AppError> {
     let id = cx.param("conversation_id").to_string();
-    if !ids::is_valid("cnv", &id) {
-        return Err(not_found());
-    }
-    let db = cx.db()?;
+    let valid = ids::is_valid("cnv", &id);
     let max_depth = cx.config.conversation_limits.messages_per_conversation;
-    store::find_with_messages(&db, &id, user_id, messages, max_depth).await?.ok_or_else(not_found)
+    let reads = |db: &Db, user_id: &str| match valid {
+        true => store::find_with_messages(db, &id, user_id, messages, max_depth),
+        false => Ok(Vec::new()),
+    };
+    let (principal, results) = authenticate_with(cx, &reads).await?;
+    let found = if valid { store::conversation_with_messages(&results)? } else { None };
+    Ok((principal, found))
 }
 
 pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -239,24 +271,27 @@ pub async fn delete_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
     let q = cx.query();
-    let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref())?;
-    let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose()?;
+    // Errors in the query are answered after authentication, in this order.
+    let limit = cursor::parse_limit(cursor::query_param(&q, "limit").as_deref());
+    let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose();
     let leaf = cursor::query_param(&q, "leaf");
-    let user_id = &principal.user.user_id;
-
-    if let Some(leaf) = leaf {
-        let messages = if ids::is_valid("msg", &leaf) { Messages::PathTo(&leaf) } else { Messages::None };
-        let (_, path) = owned_conversation_with(cx, user_id, messages).await?;
-        if path.is_empty() {
+    let messages = match (&limit, &after, &leaf) {
+        (Ok(_), Ok(_), Some(leaf)) if ids::is_valid("msg", leaf) => Messages::PathTo(leaf),
+        (Ok(limit), Ok(after), None) => Messages::Page { after: after.as_ref(), fetch: limit + 1 },
+        _ => Messages::None,
+    };
+    let (_, found) = authenticate_for_conversation(cx, messages).await?;
+    let limit = limit?;
+    after?;
+    let (_, rows) = found.ok_or_else(not_found)?;
+    if leaf.is_some() {
+        if rows.is_empty() {
             return Err(ApiError::not_found("message").into());
         }
-        let data: Vec<MessageView<'_>> = path.iter().map(|m| m.view()).collect();
+        let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
         return json(200, &Page { data, next_cursor: None });
     }
-    let page = Messages::Page { after: after.as_ref(), fetch: limit + 1 };
-    let (_, rows) = owned_conversation_with(cx, user_id, page).await?;
     let (rows, next_cursor) =
         cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();

@@ -3,9 +3,8 @@
 //! JSON when done.
 
 use crate::app::Ctx;
-use crate::auth::authenticate;
 use crate::chat::{self, Sink, Turn, TurnResult};
-use crate::handlers::conversations::owned_conversation_with;
+use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
 use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::platform::streams;
@@ -48,16 +47,18 @@ fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
 }
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let req: PostMessage = read_json(cx).await?;
-    validate_content(&req.content, &cx.config.conversation_limits)?;
-    let user_id = principal.user.user_id.clone();
-    let messages = match req.parent_id.as_deref() {
-        Some(id) if ids::is_valid("msg", id) => Messages::PathTo(id),
-        Some(_) => Messages::None,
-        None => Messages::LatestPath,
+    // The body is read first so that the branch it names is read in the same round trip as
+    // the session check; its errors are answered after authentication's.
+    let req = read_json::<PostMessage>(cx).await;
+    let messages = match req.as_ref().map(|r| r.parent_id.as_deref()) {
+        Ok(Some(id)) if ids::is_valid("msg", id) => Messages::PathTo(id),
+        Ok(None) => Messages::LatestPath,
+        _ => Messages::None,
     };
-    let (conversation, path) = owned_conversation_with(cx, &user_id, messages).await?;
+    let (principal, found) = authenticate_for_conversation(cx, messages).await?;
+    let req = req?;
+    validate_content(&req.content, &cx.config.conversation_limits)?;
+    let (conversation, path) = found.ok_or_else(conversation_not_found)?;
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
 
     let parent_id = match req.parent_id {
@@ -91,18 +92,18 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let bytes = read_body(cx).await?;
-    let req: Regenerate = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Regenerate::default()
-    } else {
-        parse_json(cx.header(Header::ContentType), &bytes)?
+    // As for a new message: the body first, its errors after authentication's.
+    let req = match read_body(cx).await {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Regenerate::default()),
+        Ok(bytes) => parse_json::<Regenerate>(cx.header(Header::ContentType), &bytes).map_err(AppError::from),
+        Err(e) => Err(e),
     };
-    let user_id = principal.user.user_id.clone();
     let target_id = cx.param("message_id").to_string();
     // The branch ending at the target: its last message is the target itself.
     let messages = if ids::is_valid("msg", &target_id) { Messages::PathTo(&target_id) } else { Messages::None };
-    let (conversation, mut path) = owned_conversation_with(cx, &user_id, messages).await?;
+    let (principal, found) = authenticate_for_conversation(cx, messages).await?;
+    let req = req?;
+    let (conversation, mut path) = found.ok_or_else(conversation_not_found)?;
     let target = path.last().ok_or_else(message_not_found)?;
     // Regenerating an answer makes a sibling of it (its question is the message before it);
     // regenerating a question answers it anew.

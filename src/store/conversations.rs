@@ -3,6 +3,7 @@
 
 use super::{num, opt_text, rows, signed, text, Db};
 use crate::http::AppError;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::cursor::Cursor;
 
@@ -135,17 +136,37 @@ pub async fn find(db: &Db, conversation_id: &str, user_id: &str) -> Result<Optio
 /// One page of the user's conversations, most recently updated first (`limit + 1` rows
 /// fetched so the caller can tell whether there is a next page).
 pub async fn list(db: &Db, user_id: &str, after: Option<&Cursor>, fetch: u32) -> Result<Vec<Conversation>, AppError> {
-    let stmt = match after {
-        None => db.stmt(LIST_FIRST_PAGE, &[text(user_id), num(fetch.into())])?,
-        Some(c) => db.stmt(LIST_AFTER, &[text(user_id), signed(c.key), text(&c.id), num(fetch.into())])?,
-    };
-    db.all("list conversations", stmt).await
+    db.all("list conversations", list_statement(db, user_id, after, fetch)?).await
 }
 
-/// Ranked search over titles and message text; `fts` must come from `search::fts_query`.
-pub async fn search(db: &Db, user_id: &str, fts: &str, fetch: u32, offset: u64) -> Result<Vec<Conversation>, AppError> {
-    let stmt = db.stmt(SEARCH, &[text(user_id), text(fts), num(fetch.into()), num(offset)])?;
-    db.all("search conversations", stmt).await
+/// The query behind [`list`], to batch with others.
+pub fn list_statement(
+    db: &Db,
+    user_id: &str,
+    after: Option<&Cursor>,
+    fetch: u32,
+) -> Result<D1PreparedStatement, AppError> {
+    match after {
+        None => db.stmt(LIST_FIRST_PAGE, &[text(user_id), num(fetch.into())]),
+        Some(c) => db.stmt(LIST_AFTER, &[text(user_id), signed(c.key), text(&c.id), num(fetch.into())]),
+    }
+}
+
+/// Ranked search over titles and message text; `fts` must come from `search::fts_query`. To
+/// batch with others; its rows decode as [`Conversation`]s.
+pub fn search_statement(
+    db: &Db,
+    user_id: &str,
+    fts: &str,
+    fetch: u32,
+    offset: u64,
+) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(SEARCH, &[text(user_id), text(fts), num(fetch.into()), num(offset)])
+}
+
+/// Conversations a batched statement returned.
+pub fn conversations(result: Option<&D1Result>) -> Result<Vec<Conversation>, AppError> {
+    result.map_or(Ok(Vec::new()), |r| rows("conversations", r))
 }
 
 pub struct ConversationUpdate<'a> {
@@ -199,7 +220,8 @@ pub async fn delete(db: &Db, conversation_id: &str, user_id: &str) -> Result<boo
     Ok(super::returned_a_row(results.get(2)))
 }
 
-/// Messages read in the same round trip as their conversation ([`find_with_messages`]).
+/// Messages read in the same round trip as their conversation.
+#[derive(Clone, Copy)]
 pub enum Messages<'a> {
     None,
     /// The root-to-leaf path ending at this message, root first; empty when no such message.
@@ -213,15 +235,16 @@ pub enum Messages<'a> {
     },
 }
 
-/// The user's conversation and some of its messages, in one round trip (one D1 batch); None
-/// when the conversation is not the user's. Every message query is owner-scoped on its own.
-pub async fn find_with_messages(
+/// Reads the user's conversation, then some of its messages, to run as one batch (one round
+/// trip); [`conversation_with_messages`] decodes the results. Every message query is
+/// owner-scoped on its own.
+pub fn find_with_messages(
     db: &Db,
     conversation_id: &str,
     user_id: &str,
     messages: Messages<'_>,
     max_depth: u64,
-) -> Result<Option<(Conversation, Vec<Message>)>, AppError> {
+) -> Result<Vec<D1PreparedStatement>, AppError> {
     let (c, u) = (text(conversation_id), text(user_id));
     let mut statements = vec![db.stmt(SELECT_CONVERSATION, &[c.clone(), u.clone()])?];
     statements.extend(match messages {
@@ -233,12 +256,12 @@ pub async fn find_with_messages(
             Some(db.stmt(LIST_MESSAGES_AFTER, &[c, u, signed(a.key), text(&a.id), num(fetch.into())])?)
         }
     });
-    let results = db.batch("conversation and messages", statements).await?;
-    let found: Vec<Conversation> = match results.first() {
-        Some(r) => rows("find conversation", r)?,
-        None => Vec::new(),
-    };
-    let Some(conversation) = found.into_iter().next() else { return Ok(None) };
+    Ok(statements)
+}
+
+/// What [`find_with_messages`] read: None when the conversation is not the user's.
+pub fn conversation_with_messages(results: &[D1Result]) -> Result<Option<(Conversation, Vec<Message>)>, AppError> {
+    let Some(conversation) = conversations(results.first())?.into_iter().next() else { return Ok(None) };
     let messages = match results.get(1) {
         Some(r) => rows("messages", r)?,
         None => Vec::new(),

@@ -4,11 +4,49 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { PASSWORD, login, registerUser } from '../support/accounts.mjs';
+import { simRequests } from '../support/sim.mjs';
 import { logLine } from '../support/logs.mjs';
 import { startWorker, TEST_VARS } from '../support/stack.mjs';
 
 const create = (token, json) => api('POST', '/api/v1/conversations', { token, json });
+
+test('a logged-out token reads nothing, also where the reads share a round trip with the session check', async () => {
+  const u = await registerUser();
+  const token = u.access_token;
+  const word = `w${randomBytes(4).toString('hex')}`;
+  const c = (await create(token, { title: word, messages: [{ role: 'user', content: `about ${word}` }, { role: 'assistant', content: 'an answer' }] })).body;
+  await create(token, { title: 'second' });
+  const page = await api('GET', '/api/v1/conversations?limit=1', { token });
+  assert.ok(page.body.next_cursor, page.text);
+  const msgs = (await api('GET', `/api/v1/conversations/${c.conversation_id}/messages`, { token })).body.data;
+  assert.equal(msgs.length, 2);
+  assert.equal((await api('POST', '/api/v1/auth/logout', { token })).status, 204);
+
+  const path = `/api/v1/conversations/${c.conversation_id}`;
+  const content = `after logout ${word}`;
+  for (const [method, url, json] of [
+    ['GET', `/api/v1/conversations?limit=1&cursor=${page.body.next_cursor}`],
+    ['GET', `/api/v1/conversations?q=${word}`],
+    ['GET', `${path}/messages`],
+    ['GET', `${path}/messages?leaf=${msgs[1].message_id}`],
+    ['POST', `${path}/messages`, { content }],
+    ['POST', `${path}/messages/${msgs[1].message_id}/regenerate`, {}],
+  ]) {
+    const res = await api(method, url, { token, json });
+    expectError(assert, res, 401, 'invalid_token');
+    assert.ok(!res.text.includes(word) && !res.text.includes('an answer'), `${method} ${url} leaked data: ${res.text}`);
+  }
+  assert.deepEqual(await simRequests(content), [], 'nothing went upstream');
+  const again = (await login(u.user.email, PASSWORD)).body.access_token;
+  assert.equal((await api('GET', `${path}/messages`, { token: again })).body.data.length, 2, 'nothing was stored');
+
+  // Without a token, a bad query or body is still a 401 first.
+  expectError(assert, await api('GET', '/api/v1/conversations?limit=0&cursor=junk'), 401, 'unauthorized');
+  expectError(assert, await api('GET', `${path}/messages?limit=1000`), 401, 'unauthorized');
+  expectError(assert, await api('POST', `${path}/messages`, { json: { content: '' } }), 401, 'unauthorized');
+  expectError(assert, await api('POST', `${path}/messages/junk/regenerate`, { body: '{', headers: { 'content-type': 'application/json' } }), 401, 'unauthorized');
+});
 
 test('create, read, update and delete a conversation', async () => {
   const u = await registerUser();
