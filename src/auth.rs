@@ -56,10 +56,7 @@ pub async fn authenticate(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
 /// reads' results come back in order, and are dropped when the request does not
 /// authenticate. Reads only: nothing may be written before the session is known to be live.
 /// (`reads` is a trait object so that this function is compiled once, not once per caller.)
-pub async fn authenticate_with(
-    cx: &mut Ctx<'_>,
-    reads: &Reads<'_>,
-) -> Result<(Principal, Vec<D1Result>), AppError> {
+pub async fn authenticate_with(cx: &mut Ctx<'_>, reads: &Reads<'_>) -> Result<(Principal, Vec<D1Result>), AppError> {
     let Some(raw) = cx.header(Header::Authorization).map(str::to_string) else {
         return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
             .with_header("www-authenticate", "Bearer")

@@ -2,10 +2,10 @@
 //! access, shown once at creation and stored only as hashes.
 
 use crate::app::Ctx;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_with};
 use crate::http::{json, read_json, HandlerResult, Reply};
 use crate::platform;
-use crate::store::api_keys;
+use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::{ids, secret, ApiError};
 use serde_json::json as j;
@@ -47,9 +47,9 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let db = cx.db()?;
-    let keys = api_keys::list(&db, &principal.user.user_id).await?;
+    let reads = |db: &Db, user_id: &str| Ok(vec![api_keys::list_statement(db, user_id)?]);
+    let (_, results) = authenticate_with(cx, &reads).await?;
+    let keys = api_keys::keys(results.first())?;
     let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
     json(200, &j!({ "data": data, "next_cursor": null }))
 }

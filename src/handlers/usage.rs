@@ -2,25 +2,32 @@
 //! its limits.
 
 use crate::app::Ctx;
-use crate::auth::authenticate;
+use crate::auth::authenticate_with;
 use crate::http::{json, HandlerResult};
 use crate::platform;
-use crate::store::{admin, quotas};
+use crate::store::{admin, quotas, Db};
 use edgechat_core::admin::parse_days;
 use edgechat_core::cursor::query_param;
 use edgechat_core::plans::day_window;
 use serde_json::json as j;
 
 pub async fn get_usage(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let days = parse_days(query_param(&cx.query(), "days").as_deref())?;
+    // A bad `days` is answered after authentication; a good one is read with the session check.
+    let days = parse_days(query_param(&cx.query(), "days").as_deref());
     let now = platform::now_ms();
-    let db = cx.db()?;
-    let user = &principal.user;
-    let rows = admin::user_usage(&db, &user.user_id, now.saturating_sub(days * 86_400_000)).await?;
     let (today, _) = day_window(now);
-    let used = quotas::tokens_used(&db, &user.user_id, &today).await?;
-    let plan = cx.config.plans.get(&user.plan);
+    let reads = |db: &Db, user_id: &str| match &days {
+        Ok(days) => Ok(vec![
+            admin::user_usage_statement(db, user_id, now.saturating_sub(days * 86_400_000))?,
+            quotas::tokens_used_statement(db, user_id, &today)?,
+        ]),
+        Err(_) => Ok(Vec::new()),
+    };
+    let (principal, results) = authenticate_with(cx, &reads).await?;
+    days?;
+    let rows = admin::user_usage(results.first())?;
+    let used = quotas::tokens_used(results.get(1))?;
+    let plan = cx.config.plans.get(&principal.user.plan);
     json(
         200,
         &j!({

@@ -3,6 +3,7 @@
 
 use super::{num, opt_text, signed, text, Db, FromRow, Row};
 use crate::http::AppError;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::User;
 use edgechat_core::admin::UsageGroup;
 use edgechat_core::cursor::Cursor;
@@ -128,8 +129,14 @@ impl FromRow for UserUsageRow {
     }
 }
 
-pub async fn user_usage(db: &Db, user_id: &str, since: u64) -> Result<Vec<UserUsageRow>, AppError> {
-    db.all("user usage", db.stmt(USER_USAGE, &[text(user_id), num(since)])?).await
+/// A user's calls since `since` (epoch ms) by day and model, to batch with the session check.
+pub fn user_usage_statement(db: &Db, user_id: &str, since: u64) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(USER_USAGE, &[text(user_id), num(since)])
+}
+
+/// The rows [`user_usage_statement`] returned.
+pub fn user_usage(result: Option<&D1Result>) -> Result<Vec<UserUsageRow>, AppError> {
+    result.map_or(Ok(Vec::new()), |r| super::rows("user usage", r))
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -2,6 +2,7 @@
 
 use super::{num, text, Db, FromRow, Row};
 use crate::http::AppError;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::{ApiKey, User};
 
 /// Most live keys one user may hold (the list endpoint returns them in one page).
@@ -43,8 +44,14 @@ pub async fn create(db: &Db, k: &NewKey<'_>) -> Result<bool, AppError> {
     Ok(db.run("create api key", db.stmt(INSERT_KEY, &args)?).await? == 1)
 }
 
-pub async fn list(db: &Db, user_id: &str) -> Result<Vec<ApiKey>, AppError> {
-    db.all("list api keys", db.stmt(LIST_KEYS, &[text(user_id)])?).await
+/// The user's live API keys, newest first, to batch with the session check.
+pub fn list_statement(db: &Db, user_id: &str) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(LIST_KEYS, &[text(user_id)])
+}
+
+/// The keys [`list_statement`] returned.
+pub fn keys(result: Option<&D1Result>) -> Result<Vec<ApiKey>, AppError> {
+    result.map_or(Ok(Vec::new()), |r| super::rows("list api keys", r))
 }
 
 /// Revokes the user's key; false when no such live key of theirs exists.

@@ -5,7 +5,7 @@
 
 use super::{num, rows, text, Db, Row};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 
 // Every request counts in its minute; it is admitted when its count is within the limit.
 const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
@@ -124,9 +124,16 @@ pub async fn settle_tokens(db: &Db, user_id: &str, day: &str, delta: i64) -> Res
     db.run("settle tokens", stmt).await.map(drop)
 }
 
-pub async fn tokens_used(db: &Db, user_id: &str, day: &str) -> Result<u64, AppError> {
-    let row: Option<Row> = db.first("tokens used", db.stmt(TOKENS_USED, &[text(user_id), text(day)])?).await?;
-    Ok(row.and_then(|mut r| r.opt_uint("tokens")).unwrap_or(0))
+/// The tokens counted for the user's `day`, to batch with the session check.
+pub fn tokens_used_statement(db: &Db, user_id: &str, day: &str) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(TOKENS_USED, &[text(user_id), text(day)])
+}
+
+/// The day's tokens [`tokens_used_statement`] found (0 when none were counted).
+pub fn tokens_used(result: Option<&D1Result>) -> Result<u64, AppError> {
+    let Some(result) = result else { return Ok(0) };
+    let found: Vec<Row> = rows("tokens used", result)?;
+    Ok(found.into_iter().next().and_then(|mut r| r.opt_uint("tokens")).unwrap_or(0))
 }
 
 /// The writes that settle a call: its reservation replaced by what was used (`delta` = used -

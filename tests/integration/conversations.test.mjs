@@ -21,6 +21,7 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
   assert.ok(page.body.next_cursor, page.text);
   const msgs = (await api('GET', `/api/v1/conversations/${c.conversation_id}/messages`, { token })).body.data;
   assert.equal(msgs.length, 2);
+  const apiKey = (await api('POST', '/api/v1/keys', { token, json: { name: 'reads' } })).body.key;
   assert.equal((await api('POST', '/api/v1/auth/logout', { token })).status, 204);
 
   const path = `/api/v1/conversations/${c.conversation_id}`;
@@ -32,6 +33,8 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
     ['GET', `${path}/messages?leaf=${msgs[1].message_id}`],
     ['POST', `${path}/messages`, { content }],
     ['POST', `${path}/messages/${msgs[1].message_id}/regenerate`, {}],
+    ['GET', '/api/v1/keys'],
+    ['GET', '/api/v1/usage?days=7'],
   ]) {
     const res = await api(method, url, { token, json });
     expectError(assert, res, 401, 'invalid_token');
@@ -41,9 +44,16 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
   const again = (await login(u.user.email, PASSWORD)).body.access_token;
   assert.equal((await api('GET', `${path}/messages`, { token: again })).body.data.length, 2, 'nothing was stored');
 
+  // An API key (looked up first, then the reads) does not depend on the session.
+  assert.deepEqual((await api('GET', `${path}/messages`, { token: apiKey })).body.data.map((m) => m.content), [`about ${word}`, 'an answer']);
+  assert.equal((await api('GET', `/api/v1/conversations?limit=1&cursor=${page.body.next_cursor}`, { token: apiKey })).body.data.length, 1);
+  assert.equal((await api('GET', '/api/v1/keys', { token: apiKey })).body.data[0].name, 'reads');
+  assert.equal((await api('GET', '/api/v1/usage?days=7', { token: apiKey })).status, 200);
+
   // Without a token, a bad query or body is still a 401 first.
   expectError(assert, await api('GET', '/api/v1/conversations?limit=0&cursor=junk'), 401, 'unauthorized');
   expectError(assert, await api('GET', `${path}/messages?limit=1000`), 401, 'unauthorized');
+  expectError(assert, await api('GET', '/api/v1/usage?days=0'), 401, 'unauthorized');
   expectError(assert, await api('POST', `${path}/messages`, { json: { content: '' } }), 401, 'unauthorized');
   expectError(assert, await api('POST', `${path}/messages/junk/regenerate`, { body: '{', headers: { 'content-type': 'application/json' } }), 401, 'unauthorized');
 });
