@@ -222,8 +222,11 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
-    let req: UpdateConversation = read_json(cx).await?;
+    // The body first, its errors after authentication's; the conversation is read with the
+    // session check.
+    let req = read_json::<UpdateConversation>(cx).await;
+    let (principal, found) = authenticate_for_conversation(cx, Messages::None).await?;
+    let req = req?;
     if req.title.is_none() && req.model.is_none() && req.system_prompt.is_none() {
         return Err(ApiError::validation("nothing to update: send title, model and/or system_prompt").into());
     }
@@ -236,7 +239,7 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         Some(p) => Some(validate_system_prompt(p.as_deref(), &limits)?),
         None => None,
     };
-    let mut conversation = owned_conversation(cx, &principal.user.user_id).await?;
+    let (mut conversation, _) = found.ok_or_else(not_found)?;
     if let Some(t) = title {
         conversation.title = t;
     }

@@ -33,6 +33,7 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
     ['GET', `${path}/messages?leaf=${msgs[1].message_id}`],
     ['POST', `${path}/messages`, { content }],
     ['POST', `${path}/messages/${msgs[1].message_id}/regenerate`, {}],
+    ['PATCH', path, { title: 'renamed after logout' }],
     ['GET', '/api/v1/keys'],
     ['GET', '/api/v1/usage?days=7'],
   ]) {
@@ -43,6 +44,7 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
   assert.deepEqual(await simRequests(content), [], 'nothing went upstream');
   const again = (await login(u.user.email, PASSWORD)).body.access_token;
   assert.equal((await api('GET', `${path}/messages`, { token: again })).body.data.length, 2, 'nothing was stored');
+  assert.equal((await api('GET', path, { token: again })).body.title, word, 'nothing was changed');
 
   // An API key (looked up first, then the reads) does not depend on the session.
   assert.deepEqual((await api('GET', `${path}/messages`, { token: apiKey })).body.data.map((m) => m.content), [`about ${word}`, 'an answer']);
@@ -54,6 +56,7 @@ test('a logged-out token reads nothing, also where the reads share a round trip 
   expectError(assert, await api('GET', '/api/v1/conversations?limit=0&cursor=junk'), 401, 'unauthorized');
   expectError(assert, await api('GET', `${path}/messages?limit=1000`), 401, 'unauthorized');
   expectError(assert, await api('GET', '/api/v1/usage?days=0'), 401, 'unauthorized');
+  expectError(assert, await api('PATCH', path, { json: { role: 'admin' } }), 401, 'unauthorized');
   expectError(assert, await api('POST', `${path}/messages`, { json: { content: '' } }), 401, 'unauthorized');
   expectError(assert, await api('POST', `${path}/messages/junk/regenerate`, { body: '{', headers: { 'content-type': 'application/json' } }), 401, 'unauthorized');
 });
