@@ -100,10 +100,7 @@ pub async fn authenticate_with(cx: &mut Ctx<'_>, reads: &Reads<'_>) -> Result<(P
             batch.extend(statements);
             let mut results = db.batch("session and reads", batch).await?;
             let rest = results.split_off(1);
-            let user: Option<User> = match results.first() {
-                Some(r) => store::rows("session liveness", r)?.into_iter().next(),
-                None => None,
-            };
+            let user: Option<User> = store::rows("session liveness", results.first())?.into_iter().next();
             (user, rest)
         };
         let user = user.ok_or_else(invalid_token)?;

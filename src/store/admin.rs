@@ -136,7 +136,7 @@ pub fn user_usage_statement(db: &Db, user_id: &str, since: u64) -> Result<D1Prep
 
 /// The rows [`user_usage_statement`] returned.
 pub fn user_usage(result: Option<&D1Result>) -> Result<Vec<UserUsageRow>, AppError> {
-    result.map_or(Ok(Vec::new()), |r| super::rows("user usage", r))
+    super::rows("user usage", result)
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -51,7 +51,7 @@ pub fn list_statement(db: &Db, user_id: &str) -> Result<D1PreparedStatement, App
 
 /// The keys [`list_statement`] returned.
 pub fn keys(result: Option<&D1Result>) -> Result<Vec<ApiKey>, AppError> {
-    result.map_or(Ok(Vec::new()), |r| super::rows("list api keys", r))
+    super::rows("list api keys", result)
 }
 
 /// Revokes the user's key; false when no such live key of theirs exists.

@@ -166,7 +166,7 @@ pub fn search_statement(
 
 /// Conversations a batched statement returned.
 pub fn conversations(result: Option<&D1Result>) -> Result<Vec<Conversation>, AppError> {
-    result.map_or(Ok(Vec::new()), |r| rows("conversations", r))
+    rows("conversations", result)
 }
 
 pub struct ConversationUpdate<'a> {
@@ -262,9 +262,5 @@ pub fn find_with_messages(
 /// What [`find_with_messages`] read: None when the conversation is not the user's.
 pub fn conversation_with_messages(results: &[D1Result]) -> Result<Option<(Conversation, Vec<Message>)>, AppError> {
     let Some(conversation) = conversations(results.first())?.into_iter().next() else { return Ok(None) };
-    let messages = match results.get(1) {
-        Some(r) => rows("messages", r)?,
-        None => Vec::new(),
-    };
-    Ok(Some((conversation, messages)))
+    Ok(Some((conversation, rows("messages", results.get(1))?)))
 }

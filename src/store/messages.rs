@@ -134,8 +134,5 @@ pub async fn finalize(
     ];
     statements.extend(also);
     let results = db.batch("finalize turn", statements).await?;
-    match results.first() {
-        Some(r) => Ok(rows::<Message>("finalize turn", r)?.into_iter().next()),
-        None => Ok(None),
-    }
+    Ok(rows::<Message>("finalize turn", results.first())?.into_iter().next())
 }

@@ -52,7 +52,7 @@ impl Db {
     /// Every row of a query.
     pub async fn all<T: FromRow>(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<Vec<T>, AppError> {
         let result = self.query(context, stmt).await?;
-        rows(context, &result)
+        rows(context, Some(&result))
     }
 
     /// Runs one statement (not generic, so each row type adds only its decoding).
@@ -127,8 +127,9 @@ pub(crate) fn changes(result: &D1Result) -> usize {
     result.changes as usize
 }
 
-/// Rows a statement inside a batch returned.
-pub(crate) fn rows<T: FromRow>(context: &'static str, result: &D1Result) -> Result<Vec<T>, AppError> {
+/// Rows a statement inside a batch returned (none when the batch has no result for it).
+pub(crate) fn rows<T: FromRow>(context: &'static str, result: Option<&D1Result>) -> Result<Vec<T>, AppError> {
+    let Some(result) = result else { return Ok(Vec::new()) };
     row::decode(result.rows_json()).map_err(|e| AppError::platform(context, e))
 }
 

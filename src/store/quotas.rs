@@ -131,7 +131,6 @@ pub fn tokens_used_statement(db: &Db, user_id: &str, day: &str) -> Result<D1Prep
 
 /// The day's tokens [`tokens_used_statement`] found (0 when none were counted).
 pub fn tokens_used(result: Option<&D1Result>) -> Result<u64, AppError> {
-    let Some(result) = result else { return Ok(0) };
     let found: Vec<Row> = rows("tokens used", result)?;
     Ok(found.into_iter().next().and_then(|mut r| r.opt_uint("tokens")).unwrap_or(0))
 }
@@ -154,7 +153,6 @@ pub fn settle_statements(
 
 /// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
 fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
-    let Some(result) = result else { return Ok(None) };
     let returned: Vec<Row> = rows("quota", result)?;
     Ok(returned.into_iter().next().map(|mut r| r.opt_uint(column).unwrap_or(1)))
 }

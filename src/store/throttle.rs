@@ -36,7 +36,7 @@ pub async fn count_attempt(db: &Db, keys: &[&str], now: u64, cutoff: u64) -> Res
     let results = db.batch("count login attempt", statements).await?;
     let mut counters = Vec::new();
     for r in results {
-        let mut returned: Vec<Counter> = rows("count login attempt", &r)?;
+        let mut returned: Vec<Counter> = rows("count login attempt", Some(&r))?;
         counters.push(returned.pop().ok_or_else(|| AppError::platform("count login attempt", "no row returned"))?);
     }
     Ok(counters)
