@@ -17,11 +17,17 @@ export const SQL = {
   LIST_AFTER: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
     'FROM conversations WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND conversation_id < ?3)) ' +
     'ORDER BY updated_at DESC, conversation_id DESC LIMIT ?4',
-  FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2',
-  HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) ' +
+  FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2 ' +
+    'AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
+    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))',
+  HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) SELECT ?1, ?2, 1 ' +
+    'WHERE (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
+    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5)) ' +
     'ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count',
   RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens) SELECT ?1, ?2, ?3 ' +
     'WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
+    'AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
+    'WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) ' +
     'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens',
   SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
@@ -30,6 +36,29 @@ export const SQL = {
 };
 
 const ok = () => new Response('ok');
+
+/** Gateway call: the session check with the gated admission batch, the upstream, then the settlement and usage record. */
+async function completion(request, env, ctx, h, session) {
+  const now = Date.now();
+  const window = now - (now % 60_000);
+  const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
+  const [uid, gate] = [h('x-floor-user'), ['session', h('x-floor-session'), 'free']];
+  const [found] = await env.DB.batch([
+    session,
+    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(uid, window, ...gate),
+    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(uid, window, ...gate),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, ...gate),
+  ]);
+  const user = found.results[0];
+  const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });
+  const body = await upstream.arrayBuffer();
+  ctx.waitUntil(env.DB.batch([
+    env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, -50),
+    env.DB.prepare(SQL.INSERT_USAGE).bind(`use_floor_${now}_${Math.random()}`, user.user_id, null, 'gateway', 'bench-fast', 'openai', 'ok', 10, 8, 0, 0, now),
+  ]));
+  return new Response(body, { headers: { 'content-type': 'application/json' } });
+}
+
 
 export default {
   async fetch(request, env, ctx) {
@@ -41,6 +70,7 @@ export default {
       await env.DB.batch([session, after]);
       return ok();
     }
+    if (url.pathname === '/floor/completion') return completion(request, env, ctx, h, session);
     const user = await session.first();
     switch (url.pathname) {
       case '/floor/conversations-hit': // KV hit: the session check, then the cached page
@@ -52,23 +82,6 @@ export default {
         // A value of about the size edgechat stores (the page as JSON).
         ctx.waitUntil(env.CACHE.put(key, JSON.stringify(results), { expirationTtl: 300 }));
         return ok();
-      }
-      case '/floor/completion': { // gateway call: admission batch, upstream, then settlement and usage record
-        const now = Date.now();
-        const window = now - (now % 60_000);
-        const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
-        await env.DB.batch([
-          env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(user.user_id, window),
-          env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(user.user_id, window),
-          env.DB.prepare(SQL.RESERVE_TOKENS).bind(user.user_id, day, 100, 1e15, window, 1e8),
-        ]);
-        const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });
-        const body = await upstream.arrayBuffer();
-        ctx.waitUntil(env.DB.batch([
-          env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, -50),
-          env.DB.prepare(SQL.INSERT_USAGE).bind(`use_floor_${now}_${Math.random()}`, user.user_id, null, 'gateway', 'bench-fast', 'openai', 'ok', 10, 8, 0, 0, now),
-        ]));
-        return new Response(body, { headers: { 'content-type': 'application/json' } });
       }
       default:
         return new Response('unknown floor scenario', { status: 404 });

@@ -3,13 +3,14 @@
 //! really used afterwards.
 
 use crate::app::Ctx;
+use crate::auth::{self, Principal};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
 use crate::platform::env::Env;
 use crate::store::{quotas, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
-use edgechat_core::plans::{day_window, limit_headers, minute_window};
+use edgechat_core::plans::{day_window, limit_headers, minute_window, Plan, FREE};
 use edgechat_core::{ids, ApiError};
 
 /// A stream slot whose release was lost frees itself after this long.
@@ -29,62 +30,112 @@ fn refused(code: &'static str, message: String, limit: u64, reset: u64) -> AppEr
     err.into()
 }
 
-/// Checks and counts the user's plan limits for one call of `model` estimated at
-/// `estimate` tokens; 403 for a model outside the plan, 429 with `Retry-After` and
-/// `RateLimit-*` for any exhausted limit.
-pub async fn admit(
-    cx: &mut Ctx<'_>,
-    user: &User,
-    model: &str,
+/// One call to admit: its model, its estimated tokens, and whether it streams. The minute,
+/// the day and the stream slot's id are fixed when it is made, so that statements built
+/// for a guessed plan and those built after count the same.
+pub struct Call<'a> {
+    model: &'a str,
     estimate: u64,
-    streaming: bool,
-) -> Result<Admission, AppError> {
-    let plan = cx.config.plans.get(&user.plan).clone();
-    if !plan.allows_model(model) {
-        return Err(ApiError::new(
-            403,
-            "model_not_in_plan",
-            format!("the {} plan does not include model {model}", plan.name),
-        )
-        .into());
+    now: u64,
+    day: String,
+    stream_id: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
+        let now = platform::now_ms();
+        let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
+        Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
     }
+
+    fn limits(&self, plan: &Plan) -> quotas::Limits<'_> {
+        quotas::Limits {
+            window_start: minute_window(self.now).0,
+            requests_per_minute: u64::from(plan.requests_per_minute),
+            day: &self.day,
+            estimate: self.estimate,
+            tokens_per_day: plan.tokens_per_day,
+            stream: self.stream_id.as_deref().map(|id| quotas::StreamSlot {
+                stream_id: id,
+                now: self.now,
+                expired_before: self.now.saturating_sub(STREAM_LEASE_MS),
+                limit: u64::from(plan.concurrent_streams),
+            }),
+        }
+    }
+
+    /// 403 when the plan does not include the model.
+    fn check_model(&self, plan: &Plan) -> Result<(), AppError> {
+        if plan.allows_model(self.model) {
+            return Ok(());
+        }
+        let message = format!("the {} plan does not include model {}", plan.name, self.model);
+        Err(ApiError::new(403, "model_not_in_plan", message).into())
+    }
+
+    /// The admission, or the 429 for the limit the counts say is exhausted.
+    fn verdict(self, counted: quotas::Counted, plan: &Plan, user_id: &str) -> Result<Admission, AppError> {
+        let (rpm, streams) = (u64::from(plan.requests_per_minute), u64::from(plan.concurrent_streams));
+        match counted {
+            quotas::Counted::Admitted => Ok(Admission {
+                user_id: user_id.to_owned(),
+                day: self.day,
+                reserved: self.estimate,
+                stream_id: self.stream_id,
+            }),
+            quotas::Counted::RateLimited => {
+                let message = format!("at most {rpm} requests per minute on the {} plan", plan.name);
+                Err(refused("rate_limited", message, rpm, minute_window(self.now).1))
+            }
+            quotas::Counted::OverBudget => {
+                let message =
+                    format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
+                Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_window(self.now).1))
+            }
+            quotas::Counted::TooManyStreams => {
+                let message = format!("at most {streams} streams at once on the {} plan", plan.name);
+                Err(refused("too_many_streams", message, streams, 1))
+            }
+        }
+    }
+}
+
+/// Checks and counts the user's plan limits for `call`: 403 for a model outside the plan,
+/// 429 with `Retry-After` and `RateLimit-*` for any exhausted limit.
+pub async fn admit(cx: &mut Ctx<'_>, user: &User, call: Call<'_>) -> Result<Admission, AppError> {
+    let config = cx.config.clone();
+    let plan = config.plans.get(&user.plan);
+    call.check_model(plan)?;
     let db = cx.db()?;
-    let now = platform::now_ms();
-    let (window, reset) = minute_window(now);
-    let rpm = u64::from(plan.requests_per_minute);
-    let (day, day_reset) = day_window(now);
-    let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
-    let streams = u64::from(plan.concurrent_streams);
-    let limits = quotas::Limits {
-        window_start: window,
-        requests_per_minute: rpm,
-        day: &day,
-        estimate,
-        tokens_per_day: plan.tokens_per_day,
-        stream: stream_id.as_deref().map(|id| quotas::StreamSlot {
-            stream_id: id,
-            now,
-            expired_before: now.saturating_sub(STREAM_LEASE_MS),
-            limit: streams,
-        }),
+    let limits = call.limits(plan);
+    let counted = quotas::count_request(&db, &user.user_id, &limits).await?;
+    call.verdict(counted, plan, &user.user_id)
+}
+
+/// Authenticates the request and admits `call` ([`admit`]), in one D1 round trip when the
+/// user's plan is the one this isolate last saw for the credential (or, for an access token
+/// not seen yet, the free plan): the counting statements ride with the liveness check,
+/// gated on it. Otherwise they are made after authentication, as [`admit`] makes them.
+pub async fn authenticate_and_admit(cx: &mut Ctx<'_>, call: Call<'_>) -> Result<(Principal, Admission), AppError> {
+    let config = cx.config.clone();
+    let (principal, results) = auth::authenticate_and_write(cx, FREE, &|db, user_id, gate| {
+        let plan = config.plans.get(gate.plan);
+        if !plan.allows_model(call.model) {
+            return Ok(Vec::new());
+        }
+        quotas::count_statements(db, user_id, &call.limits(plan), gate)
+    })
+    .await?;
+    let Some(results) = results else {
+        let admission = admit(cx, &principal.user, call).await?;
+        return Ok((principal, admission));
     };
-    match quotas::count_request(&db, &user.user_id, &limits).await? {
-        quotas::Counted::Admitted => {}
-        quotas::Counted::RateLimited => {
-            let message = format!("at most {rpm} requests per minute on the {} plan", plan.name);
-            return Err(refused("rate_limited", message, rpm, reset));
-        }
-        quotas::Counted::OverBudget => {
-            let message =
-                format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
-            return Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_reset));
-        }
-        quotas::Counted::TooManyStreams => {
-            let message = format!("at most {streams} streams at once on the {} plan", plan.name);
-            return Err(refused("too_many_streams", message, streams, 1));
-        }
-    }
-    Ok(Admission { user_id: user.user_id.clone(), day, reserved: estimate, stream_id })
+    let plan = config.plans.get(&principal.user.plan);
+    let db = cx.db()?;
+    let limits = call.limits(plan);
+    let counted = quotas::counted(&db, &principal.user.user_id, &limits, &results).await?;
+    let admission = call.verdict(counted, plan, &principal.user.user_id)?;
+    Ok((principal, admission))
 }
 
 impl Admission {

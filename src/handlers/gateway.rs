@@ -95,20 +95,38 @@ impl Billing {
     }
 }
 
-pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
-    let principal = authenticate(cx).await?;
+/// The request's body, read and checked: the call and the routes it may take.
+async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), AppError> {
     if !is_json_content_type(cx.header(Header::ContentType)) {
         return Err(ApiError::unsupported_media_type().into());
     }
     let bytes = read_body(cx).await?;
     let req = gateway::parse_request(&bytes)?;
-    let config = cx.config.clone();
-    let routes = &config.routes;
+    let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
-    let chain: Vec<ModelRoute> = routes.chain(&route.name).into_iter().cloned().collect();
     if req.has_tools && route.provider != Provider::OpenAi {
         return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
     }
+    let chain = routes.chain(&route.name).into_iter().cloned().collect();
+    Ok((req, chain))
+}
+
+pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
+    // The body comes first, so that the call's admission can share a D1 round trip with the
+    // authentication; its errors are answered after authentication's.
+    let (req, chain) = match read_call(cx).await {
+        Ok(call) => call,
+        Err(e) => {
+            authenticate(cx).await?;
+            return Err(e);
+        }
+    };
+    let config = cx.config.clone();
+    let route = &chain[0];
+    let prompt_estimate = estimate_messages(&req.messages);
+    let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
+    let call = quota::Call::new(&route.name, estimate, req.stream)?;
+    let (principal, admission) = quota::authenticate_and_admit(cx, call).await?;
     let now = platform::now_ms();
     let meta = ResponseMeta {
         id: format!("chatcmpl-{}", request_id::hex(&platform::random_bytes::<12>()?)),
@@ -119,11 +137,8 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
         env: cx.env.clone(),
         user_id: principal.user.user_id.clone(),
         api_key_id: principal.api_key_id.clone(),
-        prompt_estimate: estimate_messages(&req.messages),
+        prompt_estimate,
     };
-
-    let estimate = billing.prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
-    let admission = quota::admit(cx, &principal.user, &route.name, estimate, req.stream).await?;
 
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));

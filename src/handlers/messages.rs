@@ -137,8 +137,8 @@ async fn start_turn(
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     let prompt_estimate = estimate_messages(&context);
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
-    let admission =
-        quota::admit(cx, user, &route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse).await?;
+    let call = quota::Call::new(&route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse)?;
+    let admission = quota::admit(cx, user, call).await?;
     let started_at = platform::now_ms();
     let assistant_message_id = ids::new_id("msg", platform::random_bytes()?);
     let db = cx.db()?;

@@ -110,13 +110,8 @@ pub async fn set_password_hash(db: &Db, user_id: &str, hash: &str) -> Result<(),
     db.run("rehash", db.stmt(UPDATE_PASSWORD_HASH, &[text(user_id), text(hash)])?).await.map(drop)
 }
 
-/// The session's user, when the session is live and the user enabled: the per-request
-/// liveness check behind every access token (one primary-key lookup).
-pub async fn live_session_user(db: &Db, session_id: &str, user_id: &str) -> Result<Option<User>, AppError> {
-    db.first("session liveness", live_session_user_statement(db, session_id, user_id)?).await
-}
-
-/// The liveness check, to batch with reads ([`live_session_user`]).
+/// The session's user (a [`User`] row), when the session is live and the user enabled: the
+/// per-request liveness check behind every access token (one primary-key lookup).
 pub fn live_session_user_statement(db: &Db, session_id: &str, user_id: &str) -> Result<D1PreparedStatement, AppError> {
     db.stmt(SELECT_LIVE_SESSION_USER, &[text(session_id), text(user_id)])
 }

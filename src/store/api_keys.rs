@@ -72,9 +72,9 @@ impl FromRow for KeyUser {
     }
 }
 
-/// The live key with this hash and its enabled owner.
-pub async fn find_by_hash(db: &Db, key_hash: &str) -> Result<Option<KeyUser>, AppError> {
-    db.first("find api key", db.stmt(SELECT_KEY_USER, &[text(key_hash)])?).await
+/// The live key with this hash and its enabled owner (decoded as [`KeyUser`]).
+pub fn find_by_hash_statement(db: &Db, key_hash: &str) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(SELECT_KEY_USER, &[text(key_hash)])
 }
 
 pub async fn touch(db: &Db, api_key_id: &str, now: u64) -> Result<(), AppError> {

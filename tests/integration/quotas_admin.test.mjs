@@ -126,6 +126,85 @@ test('concurrent streams are capped by the plan and freed when a stream ends', a
   assert.equal(third.status, 200, 'the slot is released when the first stream ends');
 });
 
+// A gateway call's counting rides in the D1 batch that checks its credential, gated on the
+// credential being live and on the plan this worker last saw for it. These drive both sides
+// of each gate: a dead credential, and a plan that changed since.
+const completion = (token, content, model = 'tiny') =>
+  call('POST', '/v1/chat/completions', { token, json: { model, messages: [{ role: 'user', content }] } });
+// Counts per minute: a test that counts calls starts well inside a minute.
+async function awayFromMinuteEdge() {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 10_000) await new Promise((r) => setTimeout(r, left + 100));
+}
+/** The OpenAI error shape of /v1 (401 is `invalid_api_key`, every 429 `rate_limit_exceeded`). */
+function expectOpenAiError(res, status, code) {
+  assert.equal(res.status, status, res.text);
+  assert.deepEqual(Object.keys(res.body.error).sort(), ['code', 'message', 'param', 'type']);
+  assert.equal(res.body.error.code, code);
+}
+const tokensToday = async (u) => (await call('GET', '/api/v1/usage', { token: u.access_token })).body.today.tokens_used;
+
+test('gateway calls with a dead token or key count nothing and reach no upstream', async () => {
+  await awayFromMinuteEdge();
+  const admin = await user('admin@test.example');
+  const u = await user();
+  const key = (await call('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'gw' } })).body.key;
+  const content = unique('dead credential');
+  assert.equal((await completion(key, unique('key seen once'))).status, 200, 'the key works (and this worker has seen it)');
+  // A logged-out session and a revoked key, each used after this worker has seen them live.
+  const session = await call('POST', '/api/v1/auth/login', { json: { email: u.user.email, password: PASSWORD } });
+  assert.equal((await completion(session.body.access_token, unique('session seen once'))).status, 200);
+  assert.equal((await call('POST', '/api/v1/auth/logout', { token: session.body.access_token, json: { refresh_token: session.body.refresh_token } })).status, 204);
+  const keys = (await call('GET', '/api/v1/keys', { token: u.access_token })).body.data;
+  assert.equal((await call('DELETE', `/api/v1/keys/${keys[0].api_key_id}`, { token: u.access_token })).status, 204);
+  const before = await tokensToday(u);
+  for (let i = 0; i < 4; i++) {
+    expectOpenAiError(await completion(session.body.access_token, content), 401, 'invalid_api_key');
+    expectOpenAiError(await completion(key, content), 401, 'invalid_api_key');
+  }
+  assert.deepEqual(await simRequests(content), [], 'nothing went upstream');
+  assert.equal(await tokensToday(u), before, 'no tokens were reserved');
+  // The minute (5 calls on free; 2 used above) still has exactly 3 calls left.
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push((await completion(u.access_token, unique(`after ${i}`))).status);
+  assert.deepEqual(statuses, [200, 200, 200, 429]);
+  // A disabled user's live token, seen by this worker, counts nothing either.
+  const v = await user();
+  assert.equal((await completion(v.access_token, unique('before disabling'))).status, 200);
+  await call('PATCH', `/api/v1/admin/users/${v.user.user_id}`, { token: admin.access_token, json: { is_disabled: true } });
+  expectOpenAiError(await completion(v.access_token, content), 401, 'invalid_api_key');
+  assert.deepEqual(await simRequests(content), []);
+});
+
+test('gateway calls are counted against the plan the user has now, not the one last seen', async () => {
+  await awayFromMinuteEdge();
+  const admin = await user('admin@test.example');
+  const u = await user();
+  const key = (await call('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'gw' } })).body.key;
+  // Roomy allows 1000 calls a minute; free (what a new session is guessed to be on) allows 5.
+  await setPlan(admin, u, 'roomy');
+  const statuses = [];
+  for (let i = 0; i < 8; i++) statuses.push((await completion(i % 2 ? key : u.access_token, unique(`roomy ${i}`))).status);
+  assert.deepEqual(statuses, Array(8).fill(200));
+  // Back on free with 8 calls in the minute already: both credentials were last seen on
+  // roomy, and both are now refused by free's limit.
+  await setPlan(admin, u, 'free');
+  for (const credential of [u.access_token, key]) {
+    const res = await completion(credential, unique('free again'));
+    expectOpenAiError(res, 429, 'rate_limit_exceeded');
+    assert.equal(res.headers.get('ratelimit-limit'), '5');
+  }
+  // Metered does not include the model: 403, with nothing counted or sent.
+  await setPlan(admin, u, 'metered');
+  const content = unique('not in plan');
+  const before = await tokensToday(u);
+  for (const credential of [u.access_token, key]) {
+    expectOpenAiError(await completion(credential, content, 'sim-large'), 403, 'model_not_in_plan');
+  }
+  assert.deepEqual(await simRequests(content), []);
+  assert.equal(await tokensToday(u), before, 'no tokens were reserved');
+});
+
 test('admin endpoints answer 403 to everyone but admins', async () => {
   const u = await user();
   for (const [method, path] of [
