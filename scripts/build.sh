@@ -17,6 +17,12 @@ for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
 done
 say "building the worker (release, wasm)"
 start=$(date +%s)
+# Panic locations name their source files: the build machine's paths (the clone, the
+# toolchain, cargo's registry directory) are rewritten so that none ends up in the wasm.
+cargo fetch --quiet
+remap=(--remap-path-prefix="$EDGECHAT_ROOT/=" --remap-path-prefix="$(rustc --print sysroot)/=rust/")
+for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do remap+=(--remap-path-prefix="$dir=deps/"); done
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap[*]}"
 cargo build --release --target wasm32-unknown-unknown --lib
 rm -rf build && mkdir -p build/bindgen
 # --experimental-reset-state-function: src/js/entry.js starts a fresh instance after a trap.
