@@ -12,13 +12,13 @@ use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
 use edgechat_core::ids;
+use edgechat_core::json_out::{Object, ToJson};
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::ChatMessage;
 use edgechat_core::log::failure_line;
 use futures_channel::oneshot;
-use serde_json::json;
 use std::rc::Rc;
 
 /// Everything a turn needs, owned, so it can outlive the request.
@@ -142,7 +142,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                                 let Some(text) = acc.apply(event) else { continue };
                                 first_token_at.get_or_insert_with(platform::now_ms);
                                 if let Some(o) = out.as_mut() {
-                                    if !o.event("delta", &json!({ "text": text }).to_string()).await {
+                                    if !o.event("delta", &Object::new().str("text", &text).end()).await {
                                         client_gone = true;
                                         break 'read;
                                     }
@@ -262,30 +262,37 @@ pub async fn run(turn: Turn, sink: Sink) {
         }
     };
     platform::log(
-        &json!({
-            "level": "info", "msg": "turn", "request_id": turn.request_id, "user_id": turn.user_id,
-            "status": status.as_str(), "model": fin.model, "provider": fin.provider,
-            "time_to_first_token_ms": fin.time_to_first_token_ms, "duration_ms": fin.duration_ms,
-            "completion_tokens": usage.completion_tokens, "malformed_chunks": acc.malformed,
-            "error_code": error.as_ref().map(|(k, _)| k.code()),
-        })
-        .to_string(),
+        &Object::new()
+            .str("level", "info")
+            .str("msg", "turn")
+            .str("request_id", &turn.request_id)
+            .str("user_id", &turn.user_id)
+            .str("status", status.as_str())
+            .str("model", fin.model)
+            .opt_str("provider", fin.provider)
+            .opt_num("time_to_first_token_ms", fin.time_to_first_token_ms)
+            .num("duration_ms", fin.duration_ms)
+            .num("completion_tokens", usage.completion_tokens)
+            .num("malformed_chunks", acc.malformed.into())
+            .opt_str("error_code", error.as_ref().map(|(k, _)| k.code()))
+            .end(),
     );
 
     if let Some(o) = out.as_mut() {
         let _ = match (&error, &message) {
-            (None, Some(m)) => o.event("done", &json!({ "assistant_message": m.view() }).to_string()).await,
+            (None, Some(m)) => {
+                o.event("done", &Object::new().raw("assistant_message", &m.view().to_json()).end()).await
+            }
             (Some((kind, text)), _) => {
-                let body = json!({ "error": { "code": kind.code(), "message": text }, "assistant_message": message.as_ref().map(Message::view) });
-                o.event("error", &body.to_string()).await
+                let error = Object::new().str("code", kind.code()).str("message", text).end();
+                let view = message.as_ref().map(Message::view);
+                o.event("error", &Object::new().raw("error", &error).opt_json("assistant_message", view.as_ref()).end())
+                    .await
             }
             (None, None) => {
-                o.event(
-                    "error",
-                    &json!({ "error": { "code": "internal_error", "message": "the answer could not be stored" } })
-                        .to_string(),
-                )
-                .await
+                let error =
+                    Object::new().str("code", "internal_error").str("message", "the answer could not be stored");
+                o.event("error", &Object::new().raw("error", &error.end()).end()).await
             }
         };
     }

@@ -4,8 +4,8 @@ use crate::app::Ctx;
 use crate::platform::fetch::Payload;
 use crate::platform::request::Header;
 use crate::platform::streams::{read_whole, Whole};
+use edgechat_core::json_out::{Object, ToJson};
 use edgechat_core::{body, ApiError};
-use serde::Serialize;
 
 pub const JSON: &str = "application/json; charset=utf-8";
 /// An oversized chunked body is read and discarded up to this many times the cap.
@@ -90,9 +90,18 @@ impl Reply {
 pub type HandlerResult = Result<Reply, AppError>;
 
 /// A JSON response with `status`.
-pub fn json<T: Serialize>(status: u16, value: &T) -> HandlerResult {
-    let bytes = serde_json::to_vec(value).map_err(|e| AppError::platform("serialize", e))?;
-    Ok(Reply::bytes(status, JSON, bytes))
+pub fn json<T: ToJson + ?Sized>(status: u16, value: &T) -> HandlerResult {
+    Ok(json_text(status, value.to_json()))
+}
+
+/// A response with `status` whose body is JSON text already written.
+pub fn json_text(status: u16, text: String) -> Reply {
+    Reply::bytes(status, JSON, text.into_bytes())
+}
+
+/// A page of a list: `{"data": [...], "next_cursor": ...}`.
+pub fn page<T: ToJson + ?Sized>(data: &T, next_cursor: Option<&str>) -> String {
+    Object::new().raw("data", &data.to_json()).opt_str("next_cursor", next_cursor).end()
 }
 
 /// The one place an OpenAI-shaped error becomes a response.

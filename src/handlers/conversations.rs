@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
-use crate::http::{json, read_json, AppError, HandlerResult, Reply, JSON};
+use crate::http::{json, json_text, page, read_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::Db;
@@ -13,17 +13,11 @@ use edgechat_core::conversations::{
     CreateConversation, Message, MessageView, UpdateConversation,
 };
 use edgechat_core::cursor::{self, Cursor};
+use edgechat_core::json_out::{array, Object, ToJson};
 use edgechat_core::{ids, search, ApiError};
-use serde::Serialize;
 
 /// Cursor id marking a search page (its key is the offset into the ranked results).
 const SEARCH_CURSOR_ID: &str = "search";
-
-#[derive(Serialize)]
-struct Page<T: Serialize> {
-    data: Vec<T>,
-    next_cursor: Option<String>,
-}
 
 /// The routed model name for `requested` (the default when absent); 422 listing the valid
 /// names when unknown.
@@ -57,19 +51,15 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     for _ in &plan {
         message_ids.push(ids::new_id("msg", platform::random_bytes()?));
     }
-    let rows: Vec<serde_json::Value> = plan
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            serde_json::json!({
-                "message_id": message_ids[i],
-                "parent_id": m.parent_index.map(|p| message_ids[p].as_str()),
-                "role": m.role,
-                "content": m.content,
-                "created_at": now + i as u64,
-            })
-        })
-        .collect();
+    let rows = plan.iter().enumerate().map(|(i, m)| {
+        Object::new()
+            .str("message_id", &message_ids[i])
+            .opt_str("parent_id", m.parent_index.map(|p| message_ids[p].as_str()))
+            .str("role", m.role)
+            .str("content", &m.content)
+            .num("created_at", now + i as u64)
+            .end()
+    });
     let conversation = Conversation {
         conversation_id: ids::new_id("cnv", platform::random_bytes()?),
         title,
@@ -86,7 +76,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         title: &conversation.title,
         model: &conversation.model,
         system_prompt: conversation.system_prompt.as_deref(),
-        messages_json: (!rows.is_empty()).then(|| serde_json::Value::Array(rows).to_string()),
+        messages_json: (!plan.is_empty()).then(|| array(rows)),
         message_count: conversation.message_count,
         now,
     };
@@ -150,7 +140,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
             let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
             let next_cursor =
                 more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
-            return json(200, &Page { data, next_cursor });
+            return Ok(json_text(200, page(&data, next_cursor.as_deref())));
         }
         Listing::After { limit, .. } => {
             let body = conversation_page(store::conversations(results.first())?, limit)?;
@@ -173,7 +163,7 @@ fn conversation_page(rows: Vec<Conversation>, limit: u32) -> Result<String, AppE
     let (rows, next_cursor) =
         cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.clone() });
     let data: Vec<_> = rows.iter().map(Conversation::view).collect();
-    serde_json::to_string(&Page { data, next_cursor }).map_err(|e| AppError::platform("serialize", e))
+    Ok(page(&data, next_cursor.as_deref()))
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
@@ -216,7 +206,7 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         return Ok(cached_json(body, true));
     }
     let conversation = owned_conversation(cx, &principal.user.user_id).await?;
-    let body = serde_json::to_string(&conversation.view()).map_err(|e| AppError::platform("serialize", e))?;
+    let body = conversation.view().to_json();
     cache::put_later(cx, key, body.clone());
     Ok(cached_json(body, false))
 }
@@ -293,10 +283,10 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
             return Err(ApiError::not_found("message").into());
         }
         let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-        return json(200, &Page { data, next_cursor: None });
+        return Ok(json_text(200, page(&data, None)));
     }
     let (rows, next_cursor) =
         cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-    json(200, &Page { data, next_cursor })
+    Ok(json_text(200, page(&data, next_cursor.as_deref())))
 }

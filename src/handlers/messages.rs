@@ -5,7 +5,7 @@
 use crate::app::Ctx;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
-use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json_text, read_body, read_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::platform::streams;
 use crate::store::conversations::Messages;
@@ -15,12 +15,12 @@ use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
+use edgechat_core::json_out::{Object, ToJson};
 use edgechat_core::llm::context::{estimate_messages, select_context};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::{ids, ApiError};
 use futures_channel::oneshot;
-use serde_json::json as j;
 
 fn message_not_found() -> AppError {
     ApiError::not_found("message").into()
@@ -190,8 +190,10 @@ async fn start_turn(
     };
     if wants_sse {
         let (readable, body) = streams::body_pipe();
-        let first_event =
-            j!({ "user_message": user_message.view(), "assistant_message_id": assistant_message_id }).to_string();
+        let first_event = Object::new()
+            .raw("user_message", &user_message.view().to_json())
+            .str("assistant_message_id", &assistant_message_id)
+            .end();
         cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));
         return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
@@ -200,7 +202,8 @@ async fn start_turn(
     let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
     match (result.error, result.message) {
         (None, Some(assistant)) => {
-            json(201, &j!({ "user_message": user_message.view(), "assistant_message": assistant.view() }))
+            let body = Object::new().raw("user_message", &user_message.view().to_json());
+            Ok(json_text(201, body.raw("assistant_message", &assistant.view().to_json()).end()))
         }
         (Some((kind, message)), _) => Err(ApiError::new(kind.status(), kind.code(), message).into()),
         (None, None) => Err(ApiError::internal().into()),

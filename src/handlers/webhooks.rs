@@ -2,13 +2,13 @@
 //! exactly once. A failure to store answers 5xx so Stripe retries.
 
 use crate::app::Ctx;
-use crate::http::{json, read_body, HandlerResult};
+use crate::http::{json_text, read_body, HandlerResult};
 use crate::platform;
 use crate::platform::request::Header;
 use crate::store::billing;
+use edgechat_core::json_out::Object;
 use edgechat_core::stripe::{self, Action};
 use edgechat_core::ApiError;
-use serde_json::json as j;
 
 pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     let secret = cx.config.stripe_webhook_secret()?.to_string();
@@ -26,5 +26,5 @@ pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let db = cx.db()?;
     let applied = billing::apply(&db, &event, plan.as_deref(), now).await?;
-    json(200, &j!({ "received": true, "duplicate": !applied }))
+    Ok(json_text(200, Object::new().bool("received", true).bool("duplicate", !applied).end()))
 }

@@ -7,6 +7,7 @@ use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::User;
 use edgechat_core::admin::UsageGroup;
 use edgechat_core::cursor::Cursor;
+use edgechat_core::json_out::{Object, ToJson};
 
 const LIST_USERS: &str = "SELECT user_id, email, display_name, role, plan, is_disabled, created_at, updated_at, cache_version \
      FROM users WHERE email LIKE ?1 ESCAPE '\\' AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND user_id < ?3)) \
@@ -80,12 +81,23 @@ pub async fn update_user(
     Ok(super::returned_a_row(results.first()))
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct UsageRow {
     pub key: Option<String>,
     pub requests: u64,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+}
+
+impl ToJson for UsageRow {
+    fn to_json(&self) -> String {
+        Object::new()
+            .opt_str("key", self.key.as_deref())
+            .num("requests", self.requests)
+            .opt_num("prompt_tokens", self.prompt_tokens)
+            .opt_num("completion_tokens", self.completion_tokens)
+            .end()
+    }
 }
 
 impl FromRow for UsageRow {
@@ -108,13 +120,25 @@ pub async fn usage(db: &Db, group: UsageGroup, since: u64) -> Result<Vec<UsageRo
     db.all("admin usage", db.stmt(sql, &[num(since)])?).await
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct UserUsageRow {
     pub day: String,
     pub model: String,
     pub requests: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+}
+
+impl ToJson for UserUsageRow {
+    fn to_json(&self) -> String {
+        Object::new()
+            .str("day", &self.day)
+            .str("model", &self.model)
+            .num("requests", self.requests)
+            .num("prompt_tokens", self.prompt_tokens)
+            .num("completion_tokens", self.completion_tokens)
+            .end()
+    }
 }
 
 impl FromRow for UserUsageRow {
@@ -139,7 +163,7 @@ pub fn user_usage(result: Option<&D1Result>) -> Result<Vec<UserUsageRow>, AppErr
     super::rows("user usage", result)
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct WebhookEvent {
     pub webhook_event_id: String,
     pub source: String,
@@ -167,7 +191,7 @@ pub async fn webhook_events(db: &Db, cursor: Option<&Cursor>, fetch: u32) -> Res
     db.all("webhook events", db.stmt(WEBHOOK_EVENTS, &[k, id, num(fetch.into())])?).await
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct AuditRow {
     pub admin_audit_id: String,
     pub admin_user_id: String,

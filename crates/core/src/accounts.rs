@@ -2,9 +2,9 @@
 //! and the user and key representations the API returns.
 
 use crate::body::{Fields, FromJson};
+use crate::json_out::{Object, ToJson};
 use crate::row::{FromRow, Row};
 use crate::{time::rfc3339, ApiError};
-use serde::Serialize;
 
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
@@ -156,7 +156,7 @@ impl FromRow for User {
 }
 
 /// The API's view of a user.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct UserView<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
@@ -165,6 +165,26 @@ pub struct UserView<'a> {
     pub plan: &'a str,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl UserView<'_> {
+    /// The view's fields, for a caller that adds more before `end()`.
+    pub fn object(&self) -> Object {
+        Object::new()
+            .str("user_id", self.user_id)
+            .str("email", self.email)
+            .opt_str("display_name", self.display_name)
+            .str("role", self.role)
+            .str("plan", self.plan)
+            .str("created_at", &self.created_at)
+            .str("updated_at", &self.updated_at)
+    }
+}
+
+impl ToJson for UserView<'_> {
+    fn to_json(&self) -> String {
+        self.object().end()
+    }
 }
 
 impl User {
@@ -204,15 +224,29 @@ impl FromRow for ApiKey {
 }
 
 /// The API's view of a key; `key` is present only in the creation response.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ApiKeyView<'a> {
     pub api_key_id: &'a str,
     pub name: &'a str,
     pub key_prefix: &'a str,
     pub created_at: String,
     pub last_used_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
+}
+
+impl ToJson for ApiKeyView<'_> {
+    fn to_json(&self) -> String {
+        let o = Object::new()
+            .str("api_key_id", self.api_key_id)
+            .str("name", self.name)
+            .str("key_prefix", self.key_prefix)
+            .str("created_at", &self.created_at)
+            .opt_str("last_used_at", self.last_used_at.as_deref());
+        match self.key {
+            Some(key) => o.str("key", key).end(),
+            None => o.end(),
+        }
+    }
 }
 
 impl ApiKey {

@@ -2,10 +2,10 @@
 //! and the views the API returns.
 
 use crate::body::{Fields, FromJson};
+use crate::json_out::{Object, ToJson};
 use crate::row::{FromRow, Row};
 use crate::time::rfc3339;
 use crate::ApiError;
-use serde::Serialize;
 
 /// Size and count limits (configurable through variables, see `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +207,7 @@ impl FromRow for Conversation {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ConversationView<'a> {
     pub conversation_id: &'a str,
     pub title: &'a str,
@@ -216,6 +216,20 @@ pub struct ConversationView<'a> {
     pub message_count: u64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl ToJson for ConversationView<'_> {
+    fn to_json(&self) -> String {
+        Object::new()
+            .str("conversation_id", self.conversation_id)
+            .str("title", self.title)
+            .str("model", self.model)
+            .opt_str("system_prompt", self.system_prompt)
+            .num("message_count", self.message_count)
+            .str("created_at", &self.created_at)
+            .str("updated_at", &self.updated_at)
+            .end()
+    }
 }
 
 impl Conversation {
@@ -272,7 +286,7 @@ impl FromRow for Message {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct UsageView {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -280,7 +294,18 @@ pub struct UsageView {
     pub is_estimated: bool,
 }
 
-#[derive(Debug, Serialize)]
+impl ToJson for UsageView {
+    fn to_json(&self) -> String {
+        Object::new()
+            .num("prompt_tokens", self.prompt_tokens)
+            .num("completion_tokens", self.completion_tokens)
+            .num("total_tokens", self.total_tokens)
+            .bool("is_estimated", self.is_estimated)
+            .end()
+    }
+}
+
+#[derive(Debug)]
 pub struct MessageView<'a> {
     pub message_id: &'a str,
     pub conversation_id: &'a str,
@@ -294,6 +319,25 @@ pub struct MessageView<'a> {
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub created_at: String,
+}
+
+impl ToJson for MessageView<'_> {
+    fn to_json(&self) -> String {
+        Object::new()
+            .str("message_id", self.message_id)
+            .str("conversation_id", self.conversation_id)
+            .opt_str("parent_id", self.parent_id)
+            .str("role", self.role)
+            .str("content", self.content)
+            .str("status", self.status)
+            .opt_str("model", self.model)
+            .opt_str("provider", self.provider)
+            .opt_json("usage", self.usage.as_ref())
+            .opt_num("time_to_first_token_ms", self.time_to_first_token_ms)
+            .opt_num("duration_ms", self.duration_ms)
+            .str("created_at", &self.created_at)
+            .end()
+    }
 }
 
 impl Message {

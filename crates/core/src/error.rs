@@ -1,7 +1,5 @@
 //! The one error type of the HTTP API and the one JSON body every error becomes.
 
-use serde::Serialize;
-
 /// An error a handler returns; the edge turns it into a response with [`ApiError::body`].
 ///
 /// `message` is shown to the client. 5xx constructors use fixed messages so internals never
@@ -13,18 +11,6 @@ pub struct ApiError {
     pub message: String,
     /// Extra response headers (`Allow` on 405, `Retry-After` on 429/503).
     pub headers: Vec<(&'static str, String)>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    request_id: &'a str,
 }
 
 impl ApiError {
@@ -105,8 +91,9 @@ impl ApiError {
 
     /// The JSON body of this error, tagged with the request id.
     pub fn body(&self, request_id: &str) -> String {
-        let body = Body { error: Inner { code: self.code, message: &self.message, request_id } };
-        serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
+        use crate::json_out::Object;
+        let error = Object::new().str("code", self.code).str("message", &self.message).str("request_id", request_id);
+        Object::new().raw("error", &error.end()).end()
     }
 
     pub fn is_server_error(&self) -> bool {

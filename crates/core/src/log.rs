@@ -2,10 +2,10 @@
 //!
 //! Only metadata is ever logged: never bodies, passwords, tokens, keys or message content.
 
-use serde::Serialize;
+use crate::json_out::Object;
 
 /// The one line written for every request.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct RequestLog<'a> {
     pub level: &'static str,
     pub msg: &'static str,
@@ -15,9 +15,8 @@ pub struct RequestLog<'a> {
     pub route: Option<&'static str>,
     pub status: u16,
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when there is none, as is `error_code`.
     pub user_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'a str>,
     /// Rows D1 reported reading and writing for this request.
     pub d1_rows_read: u64,
@@ -28,21 +27,36 @@ pub struct RequestLog<'a> {
 
 impl RequestLog<'_> {
     pub fn to_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut o = Object::new()
+            .str("level", self.level)
+            .str("msg", self.msg)
+            .str("request_id", self.request_id)
+            .str("method", self.method)
+            .opt_str("route", self.route)
+            .num("status", self.status.into())
+            .num("duration_ms", self.duration_ms);
+        if let Some(user_id) = self.user_id {
+            o = o.str("user_id", user_id);
+        }
+        if let Some(code) = self.error_code {
+            o = o.str("error_code", code);
+        }
+        o.num("d1_rows_read", self.d1_rows_read)
+            .num("d1_rows_written", self.d1_rows_written)
+            .num("wasm_memory_kib", self.wasm_memory_kib)
+            .end()
     }
 }
 
 /// A line recording the cause of a 5xx, written once, by the edge.
 pub fn failure_line(request_id: &str, context: &str, cause: &str) -> String {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        level: &'static str,
-        msg: &'static str,
-        request_id: &'a str,
-        context: &'a str,
-        cause: &'a str,
-    }
-    serde_json::to_string(&Line { level: "error", msg: "failure", request_id, context, cause }).unwrap_or_default()
+    Object::new()
+        .str("level", "error")
+        .str("msg", "failure")
+        .str("request_id", request_id)
+        .str("context", context)
+        .str("cause", cause)
+        .end()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub const DEFAULT_PLANS: &str = r#"{
 /// The plan every user starts on, and falls back to when theirs is not configured.
 pub const FREE: &str = "free";
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub name: String,
     pub requests_per_minute: u32,
@@ -20,6 +20,18 @@ pub struct Plan {
     pub concurrent_streams: u32,
     /// Model names this plan may use; `"*"` allows all.
     pub models: Vec<String>,
+}
+
+impl crate::json_out::ToJson for Plan {
+    fn to_json(&self) -> String {
+        crate::json_out::Object::new()
+            .str("name", &self.name)
+            .num("requests_per_minute", self.requests_per_minute.into())
+            .num("tokens_per_day", self.tokens_per_day)
+            .num("concurrent_streams", self.concurrent_streams.into())
+            .raw("models", &crate::json_out::array(self.models.iter().map(|m| crate::json_out::string(m))))
+            .end()
+    }
 }
 
 impl FromJson for Plan {
