@@ -24,11 +24,12 @@ export const SQL = {
     'WHERE (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
     'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5)) ' +
     'ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count',
-  RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens) SELECT ?1, ?2, ?3 ' +
+  RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?10 ' +
     'WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
     'AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
     'WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) ' +
-    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens',
+    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?10 WHERE tokens < ?4 ' +
+    'RETURNING tokens',
   SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
     'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
@@ -47,7 +48,7 @@ async function completion(request, env, ctx, h, session) {
     session,
     env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(uid, window, ...gate),
     env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(uid, window, ...gate),
-    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, ...gate),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, ...gate, null),
   ]);
   const user = found.results[0];
   const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });

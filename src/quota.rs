@@ -6,7 +6,9 @@ use crate::app::Ctx;
 use crate::auth::{self, Principal};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
+use crate::platform::d1::D1Result;
 use crate::platform::env::Env;
+use crate::store::quotas::{Gate, Reservation};
 use crate::store::{quotas, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
@@ -55,6 +57,7 @@ impl<'a> Call<'a> {
             day: &self.day,
             estimate: self.estimate,
             tokens_per_day: plan.tokens_per_day,
+            marker: None,
             stream: self.stream_id.as_deref().map(|id| quotas::StreamSlot {
                 stream_id: id,
                 now: self.now,
@@ -100,16 +103,43 @@ impl<'a> Call<'a> {
     }
 }
 
+/// Writes that must happen only if their call is admitted ([`admit_with`]).
+pub type IfAdmitted<'a> = dyn Fn(&Db, &Reservation<'_>) -> Result<Vec<D1PreparedStatement>, AppError> + 'a;
+
 /// Checks and counts the user's plan limits for `call`: 403 for a model outside the plan,
 /// 429 with `Retry-After` and `RateLimit-*` for any exhausted limit.
 pub async fn admit(cx: &mut Ctx<'_>, user: &User, call: Call<'_>) -> Result<Admission, AppError> {
+    admit_with(cx, user, call, "", &|_, _| Ok(Vec::new())).await.map(|(admission, _)| admission)
+}
+
+/// [`admit`], with `writes` in the same D1 batch after the counts (one round trip). Each write
+/// must require the call's [`Reservation`], marked with `marker` (a unique id of the call):
+/// then a refused call writes nothing. The writes' results come back in order.
+pub async fn admit_with(
+    cx: &mut Ctx<'_>,
+    user: &User,
+    call: Call<'_>,
+    marker: &str,
+    writes: &IfAdmitted<'_>,
+) -> Result<(Admission, Vec<D1Result>), AppError> {
     let config = cx.config.clone();
     let plan = config.plans.get(&user.plan);
     call.check_model(plan)?;
     let db = cx.db()?;
-    let limits = call.limits(plan);
-    let counted = quotas::count_request(&db, &user.user_id, &limits).await?;
-    call.verdict(counted, plan, &user.user_id)
+    let mut limits = call.limits(plan);
+    let reservation = Reservation { marker, day: &call.day, stream_id: call.stream_id.as_deref() };
+    let extra = writes(&db, &reservation)?;
+    if !extra.is_empty() {
+        limits.marker = Some(marker);
+    }
+    let mut statements = quotas::count_statements(&db, &user.user_id, &limits, Gate::NONE)?;
+    let counts = statements.len();
+    statements.extend(extra);
+    let mut results = db.batch("count request", statements).await?;
+    let written = results.split_off(counts.min(results.len()));
+    let counted = quotas::counted(&db, &user.user_id, &limits, &results).await?;
+    let admission = call.verdict(counted, plan, &user.user_id)?;
+    Ok((admission, written))
 }
 
 /// Authenticates the request and admits `call` ([`admit`]), in one D1 round trip when the

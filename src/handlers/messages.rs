@@ -10,6 +10,8 @@ use crate::platform::request::Header;
 use crate::platform::streams;
 use crate::store::conversations::Messages;
 use crate::store::messages as store;
+use crate::store::quotas::Reservation;
+use crate::store::Db;
 use crate::{platform, quota};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
@@ -138,10 +140,8 @@ async fn start_turn(
     let prompt_estimate = estimate_messages(&context);
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let call = quota::Call::new(&route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse)?;
-    let admission = quota::admit(cx, user, call).await?;
     let started_at = platform::now_ms();
     let assistant_message_id = ids::new_id("msg", platform::random_bytes()?);
-    let db = cx.db()?;
     let new_user = store::NewMessage {
         message_id: &user_message.message_id,
         parent_id: user_message.parent_id.as_deref(),
@@ -157,16 +157,21 @@ async fn start_turn(
         created_at: started_at.max(user_message.created_at + 1),
     };
     let cap = cx.config.conversation_limits.messages_per_conversation;
-    let stored = store::insert_turn(
-        &db,
-        &conversation.conversation_id,
-        &user.user_id,
-        store_user_message.then_some(&new_user),
-        &placeholder,
-        cap,
-    )
-    .await?;
-    if !stored {
+    // The turn's messages are stored in the batch that counts it, only if it is admitted.
+    let insert = |db: &Db, reservation: &Reservation<'_>| {
+        let user_message = store_user_message.then_some(&new_user);
+        store::turn_statements(
+            db,
+            &conversation.conversation_id,
+            &user.user_id,
+            user_message,
+            &placeholder,
+            cap,
+            reservation,
+        )
+    };
+    let (admission, written) = quota::admit_with(cx, user, call, &assistant_message_id, &insert).await?;
+    if !store::turn_stored(&written) {
         admission.settle(cx.env, 0).await;
         return Err(
             ApiError::conflict("message_limit_reached", format!("at most {cap} messages per conversation")).into()

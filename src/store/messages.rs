@@ -1,23 +1,33 @@
 //! Chat turns in D1: the user message and the assistant placeholder stored before the
 //! upstream call, and the assistant message finalized when the stream ends.
 
-use super::{num, opt_text, rows, text, Db};
+use super::{num, opt_text, quotas::Reservation, rows, text, Db};
 use crate::http::AppError;
+use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::conversations::Message;
 
+// A turn's messages go in the batch that counts the turn against the plan: each insert
+// requires the call's reservation to be the last of the user's day (the day's row marked
+// with the call's id) and, for a stream, its slot to be taken. A refused turn stores nothing.
 // Inserted only while the conversation has room for `?9` more messages.
 const INSERT_USER_MESSAGE: &str = "INSERT INTO messages \
      (message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) \
      SELECT ?1, ?2, ?3, ?4, 'user', ?5, 'complete', ?6, ?7 \
-     WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?9 <= ?8";
+     WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?9 <= ?8 \
+     AND EXISTS (SELECT 1 FROM daily_tokens WHERE user_id = ?3 AND day = ?11 AND last_reservation = ?10) \
+     AND (?12 IS NULL OR EXISTS (SELECT 1 FROM active_streams WHERE stream_id = ?12))";
 const INSERT_ASSISTANT_PLACEHOLDER: &str = "INSERT INTO messages \
      (message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) \
      SELECT ?1, ?2, ?3, ?4, 'assistant', '', 'streaming', ?5, ?6 \
      WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?8 <= ?7 \
+     AND EXISTS (SELECT 1 FROM daily_tokens WHERE user_id = ?3 AND day = ?10 AND last_reservation = ?9) \
+     AND (?11 IS NULL OR EXISTS (SELECT 1 FROM active_streams WHERE stream_id = ?11)) \
      RETURNING message_id";
 const COUNT_TURN: &str = "UPDATE conversations SET message_count = message_count + ?4, updated_at = ?5 \
      WHERE conversation_id = ?1 AND user_id = ?2 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?3)";
 const BUMP_CACHE_VERSION: &str = "UPDATE users SET cache_version = cache_version + 1 WHERE user_id = ?1";
+const BUMP_CACHE_VERSION_IF_STORED: &str = "UPDATE users SET cache_version = cache_version + 1 \
+     WHERE user_id = ?1 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?2)";
 const FINALIZE_ASSISTANT: &str = "UPDATE messages SET content = ?2, status = ?3, model = ?4, provider = ?5, \
      prompt_tokens = ?6, completion_tokens = ?7, is_usage_estimated = ?8, time_to_first_token_ms = ?9, duration_ms = ?10 \
      WHERE message_id = ?1 \
@@ -35,16 +45,19 @@ pub struct NewMessage<'a> {
     pub created_at: u64,
 }
 
-/// Stores a turn's user message (absent when regenerating) and the assistant placeholder
-/// (`streaming`) atomically, under the per-conversation message cap. False when full.
-pub async fn insert_turn(
+/// The statements that store a turn's user message (absent when regenerating) and the
+/// assistant placeholder (`streaming`), under the per-conversation message cap and only if
+/// the call's `reservation` was made in the same batch, before them. See [`turn_stored`].
+pub fn turn_statements(
     db: &Db,
     conversation_id: &str,
     user_id: &str,
     user_message: Option<&NewMessage<'_>>,
     assistant: &NewMessage<'_>,
     max_messages: u64,
-) -> Result<bool, AppError> {
+    reservation: &Reservation<'_>,
+) -> Result<Vec<D1PreparedStatement>, AppError> {
+    let [marker, day, stream] = [text(reservation.marker), text(reservation.day), opt_text(reservation.stream_id)];
     let adding = 1 + u64::from(user_message.is_some());
     let mut statements = Vec::new();
     if let Some(u) = user_message {
@@ -60,6 +73,9 @@ pub async fn insert_turn(
                 num(u.created_at),
                 num(max_messages),
                 num(adding),
+                marker.clone(),
+                day.clone(),
+                stream.clone(),
             ],
         )?);
     }
@@ -74,16 +90,23 @@ pub async fn insert_turn(
             num(assistant.created_at),
             num(max_messages),
             num(adding),
+            marker,
+            day,
+            stream,
         ],
     )?);
-    let placeholder_at = statements.len() - 1;
     statements.push(db.stmt(
         COUNT_TURN,
         &[text(conversation_id), text(user_id), text(assistant.message_id), num(adding), num(assistant.created_at)],
     )?);
-    statements.push(db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?);
-    let results = db.batch("insert turn", statements).await?;
-    Ok(super::returned_a_row(results.get(placeholder_at)))
+    statements.push(db.stmt(BUMP_CACHE_VERSION_IF_STORED, &[text(user_id), text(assistant.message_id)])?);
+    Ok(statements)
+}
+
+/// True when [`turn_statements`] (whose `results` these are) stored the turn: its
+/// placeholder, the last insert, returned its row.
+pub fn turn_stored(results: &[D1Result]) -> bool {
+    super::returned_a_row(results.len().checked_sub(3).and_then(|at| results.get(at)))
 }
 
 /// The final state of an assistant message.

@@ -22,12 +22,16 @@ const FORGET_OLD_WINDOWS: &str = "DELETE FROM rate_windows WHERE user_id = ?1 AN
      WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))";
 // Runs right after HIT_RATE_WINDOW in the same batch: only a request admitted by the minute
 // (?5 window, ?6 limit) reserves, and only while the day's total is under the budget,
-// counting the request's estimate at once (at most one request's worth goes past it).
-const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens) SELECT ?1, ?2, ?3 \
+// counting the request's estimate at once (at most one request's worth goes past it). The
+// reservation is marked with ?10, the call's id when later statements of the batch ask
+// whether it happened (see TURN_ADMITTED in messages.rs), else NULL.
+const RESERVE_TOKENS: &str =
+    "INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?10 \
      WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 \
      AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
      WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) \
-     ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3 WHERE tokens < ?4 RETURNING tokens";
+     ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?10 WHERE tokens < ?4 \
+     RETURNING tokens";
 const SETTLE_TOKENS: &str = "UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2";
 const TOKENS_USED: &str = "SELECT tokens FROM daily_tokens WHERE user_id = ?1 AND day = ?2";
 const EXPIRE_STREAMS: &str = "DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2 \
@@ -66,6 +70,16 @@ pub struct Limits<'a> {
     pub estimate: u64,
     pub tokens_per_day: u64,
     pub stream: Option<StreamSlot<'a>>,
+    /// The call's id, marking its reservation for later statements of the same batch.
+    pub marker: Option<&'a str>,
+}
+
+/// A call's marks in D1, for statements that must run only if it was admitted: its id (on
+/// the day's row it reserved from) and its stream slot, if any.
+pub struct Reservation<'a> {
+    pub marker: &'a str,
+    pub day: &'a str,
+    pub stream_id: Option<&'a str>,
 }
 
 /// A stream slot to take: leases older than `expired_before` are dropped first.
@@ -104,13 +118,15 @@ pub fn count_statements(
     gate: Gate<'_>,
 ) -> Result<Vec<D1PreparedStatement>, AppError> {
     let [kind, credential, plan] = gate.params();
-    let gated = |sql: &str, mut args: Vec<JsValue>| {
+    // The gate's parameters follow each statement's own (and precede RESERVE_TOKENS' marker).
+    let gated = |sql: &str, mut args: Vec<JsValue>, marker: Option<JsValue>| {
         args.extend([kind.clone(), credential.clone(), plan.clone()]);
+        args.extend(marker);
         db.stmt(sql, &args)
     };
     let mut statements = vec![
-        gated(FORGET_OLD_WINDOWS, vec![text(user_id), num(l.window_start)])?,
-        gated(HIT_RATE_WINDOW, vec![text(user_id), num(l.window_start)])?,
+        gated(FORGET_OLD_WINDOWS, vec![text(user_id), num(l.window_start)], None)?,
+        gated(HIT_RATE_WINDOW, vec![text(user_id), num(l.window_start)], None)?,
         gated(
             RESERVE_TOKENS,
             vec![
@@ -121,10 +137,11 @@ pub fn count_statements(
                 num(l.window_start),
                 num(l.requests_per_minute),
             ],
+            Some(opt_text(l.marker)),
         )?,
     ];
     if let Some(s) = &l.stream {
-        statements.push(gated(EXPIRE_STREAMS, vec![text(user_id), num(s.expired_before)])?);
+        statements.push(gated(EXPIRE_STREAMS, vec![text(user_id), num(s.expired_before)], None)?);
         statements.push(gated(
             ACQUIRE_STREAM,
             vec![
@@ -135,16 +152,10 @@ pub fn count_statements(
                 num(l.window_start),
                 num(l.requests_per_minute),
             ],
+            None,
         )?);
     }
     Ok(statements)
-}
-
-/// Counts a request in one batch (one round trip); see [`counted`].
-pub async fn count_request(db: &Db, user_id: &str, l: &Limits<'_>) -> Result<Counted, AppError> {
-    let statements = count_statements(db, user_id, l, Gate::NONE)?;
-    let results = db.batch("count request", statements).await?;
-    counted(db, user_id, l, &results).await
 }
 
 /// Where the request stands, from the results of [`count_statements`]. Whatever was taken

@@ -113,9 +113,12 @@ test('concurrent streams are capped by the plan and freed when a stream ends', a
   const firstRes = await first;
   const reader = firstRes.body.getReader();
   await reader.read();
-  const second = await streamTurn(path, { token: u.access_token, json: { content: unique('second') }, base });
+  const secondContent = unique('second');
+  const second = await streamTurn(path, { token: u.access_token, json: { content: secondContent }, base });
   assert.equal(second.status, 429);
   assert.equal(second.body.error.code, 'too_many_streams');
+  const stored = (await call('GET', `${path}?limit=100`, { token: u.access_token })).body.data;
+  assert.ok(!stored.some((m) => m.content === secondContent), 'a turn refused a stream slot stores nothing');
   controller.abort();
   let third;
   for (let i = 0; i < 40; i++) {
@@ -203,6 +206,39 @@ test('gateway calls are counted against the plan the user has now, not the one l
   }
   assert.deepEqual(await simRequests(content), []);
   assert.equal(await tokensToday(u), before, 'no tokens were reserved');
+});
+
+test('a chat turn refused by the plan stores no message and leaves the conversation as it was', async () => {
+  await awayFromMinuteEdge();
+  const admin = await user('admin@test.example');
+  const u = await user();
+  const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: {} })).body;
+  const path = `/api/v1/conversations/${conv.conversation_id}/messages`;
+  const sent = [];
+  for (let i = 0; i < 5; i++) {
+    const content = unique(`kept ${i}`);
+    sent.push(content);
+    assert.equal((await call('POST', path, { token: u.access_token, json: { content } })).status, 201);
+  }
+  const stored = async () => (await call('GET', `${path}?limit=100`, { token: u.access_token })).body.data;
+  const before = await stored();
+  assert.equal(before.length, 10);
+  const listed = async () => (await call('GET', `/api/v1/conversations/${conv.conversation_id}`, { token: u.access_token })).body;
+  const convBefore = await listed();
+  // The minute's sixth turn (free: 5 a minute), then over the day's budget (metered: 50 tokens).
+  const refusedRate = unique('refused by the minute');
+  expectError(assert, await call('POST', path, { token: u.access_token, json: { content: refusedRate } }), 429, 'rate_limited');
+  await setPlan(admin, u, 'metered');
+  const refusedBudget = unique('refused by the budget');
+  expectError(assert, await call('POST', path, { token: u.access_token, json: { content: refusedBudget, model: 'tiny' } }), 429, 'token_budget_exceeded');
+  const after = await stored();
+  assert.deepEqual(after.map((m) => m.message_id), before.map((m) => m.message_id), 'no message was added');
+  assert.ok(!after.some((m) => m.content === refusedRate || m.content === refusedBudget));
+  const convAfter = await listed();
+  assert.equal(convAfter.message_count, 10);
+  assert.equal(convAfter.updated_at, convBefore.updated_at);
+  assert.deepEqual(await simRequests(refusedRate), []);
+  assert.deepEqual(await simRequests(refusedBudget), []);
 });
 
 test('admin endpoints answer 403 to everyone but admins', async () => {
