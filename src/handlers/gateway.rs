@@ -18,8 +18,8 @@ use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{
-    self, cache_key, chunk_event, completion_json, finish_reason, models_json, passthrough_request, replay_pieces,
-    usage_event, CachedCompletion, GatewayRequest, OpenAiError, ResponseMeta, DONE_EVENT,
+    self, cache_key, chunk_event, completion_json, delta, finish_reason, models_json, passthrough_request,
+    replay_pieces, usage_event, CachedCompletion, GatewayRequest, OpenAiError, ResponseMeta, DONE_EVENT,
 };
 use edgechat_core::llm::context::{estimate_messages, estimate_tokens};
 use edgechat_core::llm::provider::{
@@ -29,7 +29,6 @@ use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::{ids, request_id, ApiError};
 use futures_channel::oneshot;
-use serde_json::json;
 use std::rc::Rc;
 use web_sys::AbortController;
 
@@ -307,7 +306,8 @@ async fn cache_put(env: &Env, config: &Config, key: &str, text: &str, finish: &s
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
     };
-    if let (Ok(kv), Ok(json)) = (bindings::cache(env), serde_json::to_string(&entry)) {
+    if let Ok(kv) = bindings::cache(env) {
+        let json = entry.encode();
         let _ = kv.put(key, &json, config.gateway_cache_ttl_seconds).await;
     }
 }
@@ -337,11 +337,11 @@ fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> 
         let body = completion_json(meta, &hit.text, &hit.finish_reason, &usage);
         return Head::Body { content_type: JSON, bytes: body.into_bytes(), cache: "hit" };
     }
-    let mut body = chunk_event(meta, json!({ "role": "assistant", "content": "" }), None, req.include_usage);
+    let mut body = chunk_event(meta, &delta(Some("assistant"), Some("")), None, req.include_usage);
     for piece in replay_pieces(&hit.text) {
-        body.push_str(&chunk_event(meta, json!({ "content": piece }), None, req.include_usage));
+        body.push_str(&chunk_event(meta, &delta(None, Some(piece)), None, req.include_usage));
     }
-    body.push_str(&chunk_event(meta, json!({}), Some(&hit.finish_reason), req.include_usage));
+    body.push_str(&chunk_event(meta, "{}", Some(&hit.finish_reason), req.include_usage));
     if req.include_usage {
         body.push_str(&usage_event(meta, &usage));
     }
@@ -423,7 +423,7 @@ async fn relay(
     let mut acc = Accumulator::default();
     let mut finish: Option<String> = None;
     let mut error: Option<&'static str> = None;
-    let first = chunk_event(&meta, json!({ "role": "assistant", "content": "" }), None, include_usage);
+    let first = chunk_event(&meta, &delta(Some("assistant"), Some("")), None, include_usage);
     let mut gone = !outlet.send(first.into_bytes()).await;
     let mut paced = Paced::new(config.heartbeat_ms, config.first_byte_timeout_ms);
     while !gone {
@@ -435,7 +435,7 @@ async fn relay(
                     }
                     let delta = acc.apply(event);
                     if let (false, Some(text)) = (gone, delta) {
-                        let chunk = chunk_event(&meta, json!({ "content": text }), None, include_usage);
+                        let chunk = chunk_event(&meta, &gateway::delta(None, Some(&text)), None, include_usage);
                         gone = !outlet.send(chunk.into_bytes()).await;
                     }
                 }
@@ -475,7 +475,7 @@ async fn relay(
         match error {
             Some(code) => tail.push_str(&stream_error_event(code)),
             None => {
-                tail.push_str(&chunk_event(&meta, json!({}), Some(finish), include_usage));
+                tail.push_str(&chunk_event(&meta, "{}", Some(finish), include_usage));
                 if include_usage {
                     tail.push_str(&usage_event(&meta, &usage));
                 }
@@ -488,9 +488,15 @@ async fn relay(
 }
 
 /// The SSE event that ends a stream the model broke off.
-fn stream_error_event(code: &str) -> String {
-    let err = json!({ "error": { "message": "the model's stream ended early", "type": "server_error", "param": null, "code": code } });
-    format!("data: {err}\n\n")
+fn stream_error_event(code: &'static str) -> String {
+    let err = OpenAiError {
+        status: 502,
+        message: "the model's stream ended early".into(),
+        kind: "server_error",
+        param: None,
+        code: Some(code),
+    };
+    format!("data: {}\n\n", err.body())
 }
 
 /// How a streamed call ended, and its answer cached when it completed.

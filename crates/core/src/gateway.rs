@@ -2,10 +2,11 @@
 //! through untouched), OpenAI error bodies, the response-cache key, and OpenAI-format output
 //! for answers that did not come from an OpenAI-format upstream (translation, cache replay).
 
+use crate::json_out::{array, Object};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{ChatMessage, Role, Usage};
 use crate::ApiError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -41,8 +42,12 @@ impl OpenAiError {
 
     /// `{"error": {"message", "type", "param", "code"}}`.
     pub fn body(&self) -> String {
-        json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })
-            .to_string()
+        let error = Object::new()
+            .str("message", &self.message)
+            .str("type", self.kind)
+            .opt_str("param", self.param.as_deref())
+            .opt_str("code", self.code);
+        Object::new().raw("error", &error.end()).end()
     }
 }
 
@@ -293,7 +298,7 @@ pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
 }
 
 /// A cached completion: what is needed to answer again in either mode.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedCompletion {
     pub text: String,
     pub finish_reason: String,
@@ -313,6 +318,16 @@ impl crate::body::FromJson for CachedCompletion {
 }
 
 impl CachedCompletion {
+    /// The entry as stored.
+    pub fn encode(&self) -> String {
+        Object::new()
+            .str("text", &self.text)
+            .str("finish_reason", &self.finish_reason)
+            .num("prompt_tokens", self.prompt_tokens)
+            .num("completion_tokens", self.completion_tokens)
+            .end()
+    }
+
     /// A cache entry as stored; `None` for anything else (an entry from another version).
     pub fn decode(stored: &str) -> Option<Self> {
         crate::body::Fields::read(serde_json::from_slice(stored.as_bytes()).ok()?, "cache entry").ok()
@@ -337,40 +352,56 @@ pub fn finish_reason(provider_reason: &str) -> &'static str {
     }
 }
 
-fn usage_json(u: &Usage) -> Value {
-    json!({ "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.prompt_tokens + u.completion_tokens })
+fn usage_json(u: &Usage) -> String {
+    Object::new()
+        .num("prompt_tokens", u.prompt_tokens)
+        .num("completion_tokens", u.completion_tokens)
+        .num("total_tokens", u.prompt_tokens + u.completion_tokens)
+        .end()
+}
+
+/// The fields every response object starts with.
+fn head(meta: &ResponseMeta, object: &str) -> Object {
+    Object::new().str("id", &meta.id).str("object", object).num("created", meta.created).str("model", &meta.model)
 }
 
 /// A `chat.completion` object.
 pub fn completion_json(meta: &ResponseMeta, text: &str, finish: &str, usage: &Usage) -> String {
-    json!({
-        "id": meta.id, "object": "chat.completion", "created": meta.created, "model": meta.model,
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text, "refusal": null },
-                      "logprobs": null, "finish_reason": finish }],
-        "usage": usage_json(usage),
-    })
-    .to_string()
+    let message = Object::new().str("role", "assistant").str("content", text).raw("refusal", "null").end();
+    let choice =
+        Object::new().num("index", 0).raw("message", &message).raw("logprobs", "null").str("finish_reason", finish);
+    let choices = array([choice.end()]);
+    head(meta, "chat.completion").raw("choices", &choices).raw("usage", &usage_json(usage)).end()
 }
 
-/// One `data: {chat.completion.chunk}` SSE event. `delta` is the choice's delta object.
-pub fn chunk_event(meta: &ResponseMeta, delta: Value, finish: Option<&str>, include_usage: bool) -> String {
-    let mut chunk = json!({
-        "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
-        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
-    });
+/// One `data: {chat.completion.chunk}` SSE event. `delta` is the choice's delta object, as
+/// JSON text ([`delta`]).
+pub fn chunk_event(meta: &ResponseMeta, delta: &str, finish: Option<&str>, include_usage: bool) -> String {
+    let choice =
+        Object::new().num("index", 0).raw("delta", delta).raw("logprobs", "null").opt_str("finish_reason", finish);
+    let mut chunk = head(meta, "chat.completion.chunk").raw("choices", &array([choice.end()]));
     if include_usage {
-        chunk["usage"] = Value::Null;
+        chunk = chunk.raw("usage", "null");
     }
-    format!("data: {chunk}\n\n")
+    format!("data: {}\n\n", chunk.end())
+}
+
+/// A chunk's delta: the assistant's role (on the first chunk), text, or neither (`{}`).
+pub fn delta(role: Option<&str>, content: Option<&str>) -> String {
+    let mut d = Object::new();
+    if let Some(role) = role {
+        d = d.str("role", role);
+    }
+    if let Some(content) = content {
+        d = d.str("content", content);
+    }
+    d.end()
 }
 
 /// The final usage chunk (`choices: []`) sent when the client asked for `include_usage`.
 pub fn usage_event(meta: &ResponseMeta, usage: &Usage) -> String {
-    let chunk = json!({
-        "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
-        "choices": [], "usage": usage_json(usage),
-    });
-    format!("data: {chunk}\n\n")
+    let chunk = head(meta, "chat.completion.chunk").raw("choices", "[]").raw("usage", &usage_json(usage));
+    format!("data: {}\n\n", chunk.end())
 }
 
 pub const DONE_EVENT: &str = "data: [DONE]\n\n";
@@ -394,11 +425,10 @@ pub fn replay_pieces(text: &str) -> Vec<&str> {
 
 /// `GET /v1/models` for the routed model names.
 pub fn models_json(models: &[(&str, &str)]) -> String {
-    let data: Vec<Value> = models
-        .iter()
-        .map(|(id, owner)| json!({ "id": id, "object": "model", "created": 0, "owned_by": owner }))
-        .collect();
-    json!({ "object": "list", "data": data }).to_string()
+    let data = array(models.iter().map(|(id, owner)| {
+        Object::new().str("id", id).str("object", "model").num("created", 0).str("owned_by", owner).end()
+    }));
+    Object::new().str("object", "list").raw("data", &data).end()
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -408,6 +438,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> Result<GatewayRequest, OpenAiError> {
         parse_request(v.to_string().as_bytes())
@@ -431,7 +462,7 @@ mod tests {
             prompt_tokens: 3,
             completion_tokens: 1,
         };
-        assert_eq!(CachedCompletion::decode(&serde_json::to_string(&entry).unwrap()), Some(entry));
+        assert_eq!(CachedCompletion::decode(&entry.encode()), Some(entry));
         assert_eq!(CachedCompletion::decode("not json"), None);
         assert_eq!(CachedCompletion::decode(r#"{"text":"hi","finish_reason":"stop","prompt_tokens":3}"#), None);
         assert_eq!(
@@ -558,7 +589,7 @@ mod tests {
         assert_eq!(c["object"], "chat.completion");
         assert_eq!(c["choices"][0]["message"]["content"], "hi");
         assert_eq!(c["usage"]["total_tokens"], 3);
-        let chunk = chunk_event(&meta, json!({ "content": "x" }), None, true);
+        let chunk = chunk_event(&meta, &json!({ "content": "x" }).to_string(), None, true);
         assert!(chunk.starts_with("data: {") && chunk.ends_with("}\n\n"));
         let v: Value = serde_json::from_str(&chunk[6..chunk.len() - 2]).unwrap();
         assert_eq!(v["choices"][0]["delta"]["content"], "x");
@@ -570,6 +601,45 @@ mod tests {
         assert_eq!(u["choices"], json!([]));
         assert_eq!(finish_reason("end_turn"), "stop");
         assert_eq!(finish_reason("max_tokens"), "length");
+    }
+
+    #[test]
+    fn openai_bodies_are_whole_objects_of_openai_shape() {
+        let meta = ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "m \"q\"".into() };
+        let usage = Usage { prompt_tokens: 2, completion_tokens: 1 };
+        let read =
+            |text: &str| -> Value { serde_json::from_str(text.trim_start_matches("data: ").trim_end()).unwrap() };
+        let head = json!({ "id": "chatcmpl-1", "created": 5, "model": "m \"q\"" });
+        let with = |mut v: Value| {
+            v.as_object_mut().unwrap().extend(head.as_object().unwrap().clone());
+            v
+        };
+        let usage_json = json!({ "prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3 });
+        assert_eq!(
+            read(&completion_json(&meta, "hi\n", "stop", &usage)),
+            with(json!({ "object": "chat.completion", "usage": usage_json,
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": "hi\n", "refusal": null },
+                              "logprobs": null, "finish_reason": "stop" }] }))
+        );
+        assert_eq!(
+            read(&chunk_event(&meta, &delta(Some("assistant"), Some("")), None, false)),
+            with(json!({ "object": "chat.completion.chunk",
+                "choices": [{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }] }))
+        );
+        assert_eq!(
+            read(&chunk_event(&meta, "{}", Some("length"), true)),
+            with(json!({ "object": "chat.completion.chunk", "usage": null,
+                "choices": [{ "index": 0, "delta": {}, "logprobs": null, "finish_reason": "length" }] }))
+        );
+        assert_eq!(
+            read(&usage_event(&meta, &usage)),
+            with(json!({ "object": "chat.completion.chunk", "choices": [], "usage": usage_json }))
+        );
+        let err = OpenAiError { status: 502, message: "m".into(), kind: "server_error", param: None, code: Some("c") };
+        assert_eq!(
+            read(&err.body()),
+            json!({ "error": { "message": "m", "type": "server_error", "param": null, "code": "c" } })
+        );
     }
 
     #[test]
