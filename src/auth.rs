@@ -99,7 +99,7 @@ const LAST_SEEN_MAX: usize = 256;
 
 thread_local! {
     /// The user and plan this isolate last saw for a credential (a session id or an API key
-    /// hash), oldest first: the guess that lets a request's statements ride with its
+    /// hash), first seen first: the guess that lets a request's statements ride with its
     /// authentication. Never trusted: the batch's own liveness check says whether it held.
     static LAST_SEEN: RefCell<Vec<[String; 3]>> = const { RefCell::new(Vec::new()) };
 }
@@ -110,10 +110,17 @@ fn last_seen(credential: &str) -> Option<(String, String)> {
     })
 }
 
+/// Called on every authenticated request: allocates only when the credential is new or its
+/// user's plan changed.
 fn remember(credential: &str, user: &User) {
     LAST_SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
-        seen.retain(|[c, ..]| c != credential);
+        if let Some([_, user_id, plan]) = seen.iter_mut().find(|[c, ..]| c == credential) {
+            if *user_id != user.user_id || *plan != user.plan {
+                (*user_id, *plan) = (user.user_id.clone(), user.plan.clone());
+            }
+            return;
+        }
         if seen.len() >= LAST_SEEN_MAX {
             seen.remove(0);
         }

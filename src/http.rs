@@ -99,9 +99,9 @@ pub fn json_text(status: u16, text: String) -> Reply {
     Reply::bytes(status, JSON, text.into_bytes())
 }
 
-/// A page of a list: `{"data": [...], "next_cursor": ...}`.
-pub fn page<T: ToJson + ?Sized>(data: &T, next_cursor: Option<&str>) -> String {
-    Object::new().raw("data", &data.to_json()).opt_str("next_cursor", next_cursor).end()
+/// A page of a list: `{"data": [...], "next_cursor": ...}`, from the items as a JSON array.
+pub fn list_page(data: &str, next_cursor: Option<&str>) -> String {
+    Object::new().raw("data", data).opt_str("next_cursor", next_cursor).end()
 }
 
 /// The one place an OpenAI-shaped error becomes a response.

@@ -3,7 +3,7 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, Principal};
-use crate::http::{json_text, read_json, AppError, HandlerResult};
+use crate::http::{json_text, list_page, read_json, AppError, HandlerResult};
 use crate::platform;
 use crate::store::admin::{self as store, UserChange};
 use edgechat_core::admin::{like_prefix, parse_days, UpdateUser, UsageGroup};
@@ -35,7 +35,7 @@ pub async fn list_users(cx: &mut Ctx<'_>) -> HandlerResult {
     let rows = store::list_users(&db, &like_prefix(&prefix), cursor.as_ref(), limit + 1).await?;
     let (rows, next_cursor) = page(rows, limit, |u| Cursor { key: u.created_at as i64, id: u.user_id.clone() });
     let data = array(rows.iter().map(admin_view));
-    Ok(json_text(200, list(&data, next_cursor.as_deref())))
+    Ok(json_text(200, list_page(&data, next_cursor.as_deref())))
 }
 
 pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -67,10 +67,6 @@ fn admin_view(user: &edgechat_core::accounts::User) -> String {
     user.view().object().bool("is_disabled", user.is_disabled != 0).end()
 }
 
-fn list(data: &str, next_cursor: Option<&str>) -> String {
-    Object::new().raw("data", data).opt_str("next_cursor", next_cursor).end()
-}
-
 pub async fn usage(cx: &mut Ctx<'_>) -> HandlerResult {
     require_admin(cx).await?;
     let q = cx.query();
@@ -99,7 +95,7 @@ pub async fn webhook_events(cx: &mut Ctx<'_>) -> HandlerResult {
             .str("received_at", &rfc3339(e.received_at))
             .end()
     }));
-    Ok(json_text(200, list(&data, next_cursor.as_deref())))
+    Ok(json_text(200, list_page(&data, next_cursor.as_deref())))
 }
 
 pub async fn audit(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -121,5 +117,5 @@ pub async fn audit(cx: &mut Ctx<'_>) -> HandlerResult {
             .str("created_at", &rfc3339(a.created_at))
             .end()
     }));
-    Ok(json_text(200, list(&data, next_cursor.as_deref())))
+    Ok(json_text(200, list_page(&data, next_cursor.as_deref())))
 }

@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
-use crate::http::{json, json_text, page, read_json, AppError, HandlerResult, Reply, JSON};
+use crate::http::{json, json_text, list_page, read_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::Db;
@@ -140,7 +140,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
             let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
             let next_cursor =
                 more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
-            return Ok(json_text(200, page(&data, next_cursor.as_deref())));
+            return Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())));
         }
         Listing::After { limit, .. } => {
             let body = conversation_page(store::conversations(results.first())?, limit)?;
@@ -163,7 +163,7 @@ fn conversation_page(rows: Vec<Conversation>, limit: u32) -> Result<String, AppE
     let (rows, next_cursor) =
         cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.clone() });
     let data: Vec<_> = rows.iter().map(Conversation::view).collect();
-    Ok(page(&data, next_cursor.as_deref()))
+    Ok(list_page(&data.to_json(), next_cursor.as_deref()))
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
@@ -283,10 +283,10 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
             return Err(ApiError::not_found("message").into());
         }
         let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-        return Ok(json_text(200, page(&data, None)));
+        return Ok(json_text(200, list_page(&data.to_json(), None)));
     }
     let (rows, next_cursor) =
         cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-    Ok(json_text(200, page(&data, next_cursor.as_deref())))
+    Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())))
 }

@@ -95,6 +95,7 @@ pub fn turn_statements(
             stream,
         ],
     )?);
+    // TURN_AFTER_PLACEHOLDER statements follow the placeholder.
     statements.push(db.stmt(
         COUNT_TURN,
         &[text(conversation_id), text(user_id), text(assistant.message_id), num(adding), num(assistant.created_at)],
@@ -103,10 +104,15 @@ pub fn turn_statements(
     Ok(statements)
 }
 
+/// How many of [`turn_statements`] come after the placeholder's insert (the count and the
+/// cache version).
+const TURN_AFTER_PLACEHOLDER: usize = 2;
+
 /// True when [`turn_statements`] (whose `results` these are) stored the turn: its
 /// placeholder, the last insert, returned its row.
 pub fn turn_stored(results: &[D1Result]) -> bool {
-    super::returned_a_row(results.len().checked_sub(3).and_then(|at| results.get(at)))
+    let placeholder_at = results.len().checked_sub(TURN_AFTER_PLACEHOLDER + 1);
+    super::returned_a_row(placeholder_at.and_then(|at| results.get(at)))
 }
 
 /// The final state of an assistant message.
