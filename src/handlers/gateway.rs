@@ -220,7 +220,7 @@ impl Call {
                 model: &r.upstream,
                 messages: &req.messages,
                 max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
-                temperature: req.temperature,
+                temperature: req.temperature.as_ref(),
                 stream: req.stream,
             };
             Ok(build_request(r.provider, api_key, &chat))

@@ -2,7 +2,7 @@
 //! which part of the input is wrong (400 for syntax, 415 for type, 422 for shape).
 
 use crate::ApiError;
-use serde_json::{Map, Value};
+use crate::json::{self, Map, Value};
 
 /// Checks a declared `Content-Length` against the cap before any byte is read.
 pub fn check_declared_length(content_length: Option<&str>, cap: u64) -> Result<(), ApiError> {
@@ -40,20 +40,20 @@ pub fn parse_json<T: FromJson>(content_type: Option<&str>, bytes: &[u8]) -> Resu
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "request body is empty"));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(ApiError::invalid_json)?;
+    let value = json::parse(bytes).map_err(ApiError::invalid_json)?;
     Fields::read(value, "request body").map_err(ApiError::validation)
 }
 
 /// One JSON object's members, taken one by one by the type being read; any member left
 /// over is an unknown field.
 pub struct Fields {
-    members: Map<String, Value>,
+    members: Map,
     /// Where the object sits, for messages (`request body`, `messages[2]`).
     at: String,
 }
 
-/// A JSON object whose members are each read as `T` (`at` names it in messages), in name
-/// order.
+/// A JSON object whose members are each read as `T` (`at` names it in messages), in the order
+/// given.
 pub fn object_entries<T: FromJson>(value: Value, at: &str) -> Result<Vec<(String, T)>, String> {
     let Value::Object(members) = value else {
         return Err(format!("{at} must be a JSON object, not {}", kind(&value)));
@@ -80,10 +80,8 @@ impl Fields {
         };
         let mut fields = Fields { members, at: at.to_string() };
         let out = T::from_json(&mut fields)?;
-        match fields.members.keys().next() {
-            Some(unknown) => Err(format!("unknown field `{unknown}` in {}", fields.at)),
-            None => Ok(out),
-        }
+        let unknown = fields.members.keys().next().map(|name| format!("unknown field `{name}` in {}", fields.at));
+        unknown.map_or(Ok(out), Err)
     }
 
     fn wrong(&self, name: &str, expected: &str, found: &Value) -> String {
@@ -162,7 +160,7 @@ impl Fields {
         }
     }
 
-    /// A required object whose members are each read as `T`, in name order.
+    /// A required object whose members are each read as `T`, in the order given.
     pub fn entries<T: FromJson>(&mut self, name: &str) -> Result<Vec<(String, T)>, String> {
         match self.members.remove(name) {
             None => Err(format!("missing field `{name}` in {}", self.at)),
@@ -269,15 +267,15 @@ mod tests {
     }
 
     fn limits(json: &str) -> Result<Vec<(String, Limits)>, String> {
-        object_entries(serde_json::from_str(json).unwrap(), "PLANS")
+        object_entries(json::parse_str(json).unwrap(), "PLANS")
     }
 
     #[test]
     fn numbers_string_lists_and_named_entries() {
         let read = limits(r#"{"b":{"per_minute":5,"models":["x","y"]},"a":{"per_minute":1000,"burst":null}}"#).unwrap();
-        assert_eq!(read.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!((read[0].1.per_minute, read[0].1.burst, read[0].1.models.len()), (1000, None, 0));
-        assert_eq!((read[1].1.per_minute, &read[1].1.models[..]), (5, &["x".to_string(), "y".to_string()][..]));
+        assert_eq!(read.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!((read[1].1.per_minute, read[1].1.burst, read[1].1.models.len()), (1000, None, 0));
+        assert_eq!((read[0].1.per_minute, &read[0].1.models[..]), (5, &["x".to_string(), "y".to_string()][..]));
         let err = |json| limits(json).err().unwrap();
         assert_eq!(
             err(r#"{"a":{"per_minute":1001}}"#),

@@ -272,12 +272,12 @@ impl Config {
     }
 }
 
-/// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in price id order.
+/// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in the order given.
 fn price_plans(raw: &str) -> Option<Vec<(String, String)>> {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(raw.as_bytes()) else { return None };
+    let Ok(crate::json::Value::Object(map)) = crate::json::parse_str(raw) else { return None };
     map.into_iter()
         .map(|(price, plan)| match plan {
-            serde_json::Value::String(plan) => Some((price, plan)),
+            crate::json::Value::String(plan) => Some((price, plan)),
             _ => None,
         })
         .collect()

@@ -6,7 +6,7 @@ use crate::json_out::{array, Object};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{ChatMessage, Role, Usage};
 use crate::ApiError;
-use serde_json::{Map, Value};
+use crate::json::{self, Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -73,7 +73,7 @@ impl From<&ApiError> for OpenAiError {
 #[derive(Debug, Clone)]
 pub struct GatewayRequest {
     /// The body as sent, for pass-through to OpenAI-compatible upstreams.
-    pub body: Map<String, Value>,
+    pub body: Map,
     pub model: String,
     pub stream: bool,
     pub include_usage: bool,
@@ -81,7 +81,7 @@ pub struct GatewayRequest {
     pub deterministic: bool,
     pub has_tools: bool,
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f64>,
+    pub temperature: Option<Number>,
     /// The messages as text, for translation to other providers and token estimates.
     pub messages: Vec<ChatMessage>,
 }
@@ -90,7 +90,7 @@ const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "fu
 
 /// Parses and validates a `POST /v1/chat/completions` body.
 pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| OpenAiError {
+    let value = json::parse(bytes).map_err(|e| OpenAiError {
         param: None,
         ..OpenAiError::invalid("", format!("We could not parse the JSON body of your request: {e}"))
     })?;
@@ -103,11 +103,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     };
     let messages = parse_messages(body.get("messages"))?;
     // The bounds also come as text: formatting an f64 would link ~14 KB of float printing.
-    let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
+    let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<Number>, OpenAiError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
-                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                Some(v) if (min..=max).contains(&v) => Ok(Some(n.clone())),
                 _ => Err(OpenAiError::invalid(name, format!("{name} must be between {bounds}"))),
             },
             Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a number"))),
@@ -155,7 +155,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     }
     let seed = match body.get("seed") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(()),
+        Some(Value::Number(n)) if n.is_integer() => Some(()),
         Some(_) => return Err(OpenAiError::invalid("seed", "seed must be an integer")),
     };
     if !matches!(body.get("user"), None | Some(Value::Null) | Some(Value::String(_))) {
@@ -173,7 +173,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
             ))
         }
     }
-    let deterministic = temperature == Some(0.0) || seed.is_some();
+    let deterministic = temperature.as_ref().and_then(Number::as_f64) == Some(0.0) || seed.is_some();
     Ok(GatewayRequest {
         body,
         model,
@@ -243,7 +243,7 @@ fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, OpenAiError
     Ok(out)
 }
 
-fn check_tools(body: &Map<String, Value>) -> Result<bool, OpenAiError> {
+fn check_tools(body: &Map) -> Result<bool, OpenAiError> {
     match body.get("tool_choice") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
@@ -274,7 +274,7 @@ fn check_tools(body: &Map<String, Value>) -> Result<bool, OpenAiError> {
 pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
     let mut body = req.body.clone();
     body.insert("model".into(), Value::String(upstream_model.to_string()));
-    Value::Object(body).to_string()
+    Value::Object(body).to_json()
 }
 
 /// The upstream request for an OpenAI-compatible provider: the client's body with the routed
@@ -293,7 +293,7 @@ pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
     let mut body = req.body.clone();
     body.remove("stream");
     body.remove("stream_options");
-    let digest = Sha256::digest(Value::Object(body).to_string().as_bytes());
+    let digest = Sha256::digest(Value::Object(body).to_canonical_json().as_bytes());
     format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&digest))
 }
 
@@ -330,7 +330,7 @@ impl CachedCompletion {
 
     /// A cache entry as stored; `None` for anything else (an entry from another version).
     pub fn decode(stored: &str) -> Option<Self> {
-        crate::body::Fields::read(serde_json::from_slice(stored.as_bytes()).ok()?, "cache entry").ok()
+        crate::body::Fields::read(json::parse_str(stored).ok()?, "cache entry").ok()
     }
 }
 
@@ -438,7 +438,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn parse(v: Value) -> Result<GatewayRequest, OpenAiError> {
         parse_request(v.to_string().as_bytes())

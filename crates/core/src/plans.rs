@@ -2,7 +2,6 @@
 //! models), and the window arithmetic and headers of rate-limited answers.
 
 use crate::body::{object_entries, Fields, FromJson};
-use std::collections::BTreeMap;
 
 /// Plans used when `PLANS` is unset.
 pub const DEFAULT_PLANS: &str = r#"{
@@ -56,18 +55,19 @@ impl Plan {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plans {
-    plans: BTreeMap<String, Plan>,
+    /// In configuration order, names unique (they were a JSON object's).
+    plans: Vec<Plan>,
 }
 
 impl Plans {
     /// Parses `PLANS`: an object of plan name -> limits; must define `free`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let value = serde_json::from_slice(json.as_bytes()).map_err(|e| format!("not valid plans JSON: {e}"))?;
+        let value = crate::json::parse_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
         let raw: Vec<(String, Plan)> = object_entries(value, "PLANS")?;
         if !raw.iter().any(|(name, _)| name == FREE) {
             return Err("must define a \"free\" plan".into());
         }
-        let mut plans = BTreeMap::new();
+        let mut plans = Vec::with_capacity(raw.len());
         for (name, mut plan) in raw {
             if name.is_empty()
                 || name.len() > 50
@@ -78,23 +78,28 @@ impl Plans {
             if plan.requests_per_minute == 0 || plan.concurrent_streams == 0 {
                 return Err(format!("plan {name}: limits must be at least 1"));
             }
-            plan.name = name.clone();
-            plans.insert(name, plan);
+            plan.name = name;
+            plans.push(plan);
         }
         Ok(Self { plans })
     }
 
     /// The named plan, or `free` when the name is not configured.
     pub fn get(&self, name: &str) -> &Plan {
-        self.plans.get(name).or_else(|| self.plans.get(FREE)).unwrap_or_else(|| unreachable!("parse requires free"))
+        self.find(name).or_else(|| self.find(FREE)).unwrap_or_else(|| unreachable!("parse requires free"))
+    }
+
+    fn find(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name)
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.plans.contains_key(name)
+        self.find(name).is_some()
     }
 
+    /// The plan names in configuration order.
     pub fn names(&self) -> Vec<&str> {
-        self.plans.keys().map(String::as_str).collect()
+        self.plans.iter().map(|p| p.name.as_str()).collect()
     }
 }
 

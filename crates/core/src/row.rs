@@ -1,12 +1,12 @@
 //! Database rows read column by column (D1 hands rows over as a JSON array of objects):
-//! every row type decodes through this one reader instead of a serde visitor of its own (each
-//! derived visitor added kilobytes to the wasm).
+//! every row type decodes through this one reader instead of a decoder of its own (each
+//! serde-derived visitor added kilobytes to the wasm).
 
-use serde_json::{Map, Value};
+use crate::json::{self, Map, Value};
 
 /// One row of a D1 result: its columns by name, and the first column that could not be read.
 pub struct Row {
-    columns: Map<String, Value>,
+    columns: Map,
     wrong: Option<String>,
 }
 
@@ -24,10 +24,9 @@ impl FromRow for Row {
     }
 }
 
-/// The rows of a D1 result (a JSON array of objects), decoded as `T`. (Parsed as a `Value`
-/// and matched: decoding into typed containers would link serde's type-mismatch messages.)
-pub fn decode<T: FromRow>(json: &str) -> Result<Vec<T>, String> {
-    let Value::Array(rows) = serde_json::from_slice(json.as_bytes()).map_err(|e| format!("D1 row decode: {e}"))? else {
+/// The rows of a D1 result (a JSON array of objects), decoded as `T`.
+pub fn decode<T: FromRow>(text: &str) -> Result<Vec<T>, String> {
+    let Value::Array(rows) = json::parse_str(text).map_err(|e| format!("D1 row decode: {e}"))? else {
         return Err("D1 row decode: not an array of rows".into());
     };
     let mut out = Vec::with_capacity(rows.len());
@@ -167,7 +166,7 @@ mod tests {
             (m.parent_id.as_deref(), m.prompt_tokens, m.completion_tokens, m.is_usage_estimated),
             (None, None, Some(5), 1)
         );
-        let mut r = Row::from_row(&mut Row { columns: serde_json::from_str(r#"{"n":"x"}"#).unwrap(), wrong: None });
+        let mut r = Row::from_row(&mut Row { columns: json::parse_str(r#"{"n":"x"}"#).unwrap().as_object().unwrap().clone(), wrong: None });
         assert_eq!((r.opt_uint("n"), r.wrong.as_deref()), (None, Some("n")));
     }
 }

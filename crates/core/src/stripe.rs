@@ -1,7 +1,7 @@
 //! Stripe webhooks: `Stripe-Signature` verification, event parsing, and the plan a subscription gives.
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use crate::json::{self, Value};
 use sha2::Sha256;
 
 /// Largest accepted gap, in either direction, between a signature's timestamp and now.
@@ -145,7 +145,7 @@ fn id_of(v: Option<&Value>) -> Option<String> {
 /// Parses an event JSON body. Errors (the edge answers 400) carry a short message: body not
 /// JSON, missing id/type/created, or a handled type whose `data.object` lacks what it needs.
 pub fn parse_event(body: &[u8]) -> Result<Event, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON".to_owned())?;
+    let v = json::parse(body).map_err(|_| "body is not JSON".to_owned())?;
     let id = text(v.get("id")).ok_or("event has no id")?;
     let event_type = text(v.get("type")).ok_or("event has no type")?;
     let created = v.get("created").and_then(Value::as_u64).ok_or("event has no created")?;

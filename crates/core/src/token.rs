@@ -3,8 +3,8 @@
 use base64ct::{Base64UrlUnpadded as B64, Encoding};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
-use serde_json::Value;
+use crate::json::{self, Map, Value};
+use crate::json_out::Object as JsonObject;
 use sha2::Sha256;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
@@ -97,27 +97,11 @@ const MAX_TIMESTAMP: i64 = 8_210_266_876_799;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The claims written, in the order they are serialized.
-#[derive(Serialize)]
-struct IssuedClaims<'a> {
-    exp: i64,
-    nbf: i64,
-    iat: i64,
-    sub: &'a str,
-    sid: &'a str,
-    iss: &'a str,
-    aud: &'a str,
-    typ: &'a str,
-}
+/// A decoded header or claims set. Parsed whole, so only a JSON object will do.
+type Object = Map;
 
-/// A decoded header or claims set. Parsed whole, so an out-of-range number anywhere makes the
-/// token malformed, and only a JSON object will do.
-type Object = serde_json::Map<String, Value>;
-
-fn parse_object(json: &[u8]) -> Result<Object, TokenError> {
-    // Parsed as a `Value` then matched: decoding into a map type directly would link serde's
-    // type-mismatch messages (and float formatting with them) for no gain.
-    match serde_json::from_slice(json) {
+fn parse_object(text: &[u8]) -> Result<Object, TokenError> {
+    match json::parse(text) {
         Ok(Value::Object(object)) => Ok(object),
         _ => Err(TokenError::Malformed),
     }
@@ -165,8 +149,8 @@ fn mac(secret: &[u8]) -> Option<HmacSha256> {
     <HmacSha256 as KeyInit>::new_from_slice(secret).ok()
 }
 
-fn to_timestamp(seconds: u64) -> i64 {
-    i64::try_from(seconds).map_or(MAX_TIMESTAMP, |s| s.min(MAX_TIMESTAMP))
+fn to_timestamp(seconds: u64) -> u64 {
+    seconds.min(MAX_TIMESTAMP as u64)
 }
 
 /// Signs an access token: header alg HS256 (pinned) and typ "JWT"; claims sub=user_id,
@@ -174,24 +158,23 @@ fn to_timestamp(seconds: u64) -> i64 {
 /// typ = "access".
 pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &str, now_ms: u64) -> String {
     let iat = now_ms / 1000;
-    let claims = IssuedClaims {
-        exp: to_timestamp(iat.saturating_add(settings.access_ttl_seconds)),
-        nbf: to_timestamp(iat),
-        iat: to_timestamp(iat),
-        sub: user_id,
-        sid: session_id,
-        iss: settings.issuer,
-        aud: settings.audience,
-        typ: ACCESS_TYPE,
-    };
-    // Serialising strings and integers to JSON cannot fail, nor can keying an HMAC; an empty
-    // token would never verify.
-    let (Ok(claims), Some(mut mac)) = (serde_json::to_vec(&claims), mac(settings.secret)) else {
+    let claims = JsonObject::new()
+        .num("exp", to_timestamp(iat.saturating_add(settings.access_ttl_seconds)))
+        .num("nbf", to_timestamp(iat))
+        .num("iat", to_timestamp(iat))
+        .str("sub", user_id)
+        .str("sid", session_id)
+        .str("iss", settings.issuer)
+        .str("aud", settings.audience)
+        .str("typ", ACCESS_TYPE)
+        .end();
+    // Keying an HMAC cannot fail; an empty token would never verify.
+    let Some(mut mac) = mac(settings.secret) else {
         return String::new();
     };
     let mut token = B64::encode_string(HEADER_JSON.as_bytes());
     token.push('.');
-    token.push_str(&B64::encode_string(&claims));
+    token.push_str(&B64::encode_string(claims.as_bytes()));
     mac.update(token.as_bytes());
     token.push('.');
     token.push_str(&B64::encode_string(&mac.finalize().into_bytes()));
@@ -269,7 +252,7 @@ mod tests {
     use super::*;
     use base64ct::{Base64UrlUnpadded as B64, Encoding};
     use hmac::{digest::KeyInit, Hmac, Mac};
-    use serde_json::json;
+    use serde_json::{json, Value};
     use sha2::{Sha256, Sha384, Sha512};
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";

@@ -1,8 +1,8 @@
 //! The Anthropic Messages wire format: request body (system prompt and turn rules), stream
 //! events and `message` answers.
 
-use serde::Serialize;
-use serde_json::Value;
+use crate::json::Value;
+use crate::json_out::{array, Object};
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
@@ -22,19 +22,6 @@ pub(super) const CONVERSATION_START: &str = "(conversation start)";
 /// without looking at its data.
 const DECODED_EVENTS: &[&str] = &["message_start", "content_block_delta", "message_delta", "message_stop", "error"];
 
-#[derive(Serialize)]
-struct Body<'a> {
-    model: &'a str,
-    max_tokens: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
-    messages: Vec<Turn>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-    stream: bool,
-}
-
-#[derive(Serialize)]
 struct Turn {
     role: Role,
     content: String,
@@ -61,21 +48,24 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
     if turns.first().map(|t| t.role) != Some(Role::User) {
         turns.insert(0, Turn { role: Role::User, content: CONVERSATION_START.to_owned() });
     }
-    let body = Body {
-        model: req.model,
-        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
-        messages: turns,
-        temperature: req.temperature,
-        stream: req.stream,
-    };
+    let mut body =
+        Object::new().str("model", req.model).num("max_tokens", req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into());
+    if !system.is_empty() {
+        body = body.str("system", &system.join("\n\n"));
+    }
+    let turns = turns.iter().map(|t| Object::new().str("role", t.role.as_str()).str("content", &t.content).end());
+    body = body.raw("messages", &array(turns));
+    if let Some(t) = req.temperature {
+        body = body.raw("temperature", t.as_str());
+    }
+    let body = body.bool("stream", req.stream).end();
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("x-api-key".to_owned(), key.to_owned()));
     }
     headers.push(("anthropic-version".to_owned(), API_VERSION.to_owned()));
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body: serde_json::to_string(&body).unwrap_or_default() }
+    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body }
 }
 
 /// One stream event, named by its `event:` field or else by its data's `type`.
@@ -207,11 +197,12 @@ mod tests {
 
     #[test]
     fn temperature_is_sent_when_set() {
+        let quarter = "0.25".parse().unwrap();
         let req = ChatRequest {
             model: "m",
             messages: &[ChatMessage::new(Role::User, "hi")],
             max_tokens: Some(5),
-            temperature: Some(0.25),
+            temperature: Some(&quarter),
             stream: false,
         };
         assert_eq!(

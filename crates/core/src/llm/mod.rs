@@ -14,15 +14,26 @@ mod anthropic;
 mod openai;
 mod workers_ai;
 
-use serde::Serialize;
+use crate::json::Value;
+use crate::json_out::{array, Object};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     System,
     User,
     Assistant,
+}
+
+impl Role {
+    /// The role as the wire formats name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
 }
 
 /// One message of a conversation.
@@ -40,7 +51,7 @@ impl ChatMessage {
 }
 
 /// Token counts as the upstream reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -71,37 +82,35 @@ pub struct Completion {
     pub finish_reason: Option<String>,
 }
 
-/// `{"role": .., "content": ..}` as OpenAI-style APIs take it.
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: Role,
-    content: &'a str,
+/// Messages as OpenAI-style APIs take them: `[{"role": .., "content": ..}, ..]`.
+fn wire_messages(messages: &[ChatMessage]) -> String {
+    array(messages.iter().map(|m| Object::new().str("role", m.role.as_str()).str("content", &m.content).end()))
 }
 
 /// A u64 at `pointer` in `value`, if there is one.
-fn u64_at(value: &serde_json::Value, pointer: &str) -> Option<u64> {
-    value.pointer(pointer).and_then(serde_json::Value::as_u64)
+fn u64_at(value: &Value, pointer: &str) -> Option<u64> {
+    value.pointer(pointer).and_then(Value::as_u64)
 }
 
 /// A string at `pointer` in `value`, if there is one.
-fn str_at<'v>(value: &'v serde_json::Value, pointer: &str) -> Option<&'v str> {
-    value.pointer(pointer).and_then(serde_json::Value::as_str)
+fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
 }
 
 /// The message of an `{"error": {"message": ..}}` or `{"error": "..."}` body.
-fn error_message(value: &serde_json::Value) -> Option<&str> {
+fn error_message(value: &Value) -> Option<&str> {
     let error = value.get("error")?;
     error.as_str().or_else(|| str_at(error, "/message"))
 }
 
 /// True when `value` carries a non-null `error` member.
-fn has_error(value: &serde_json::Value) -> bool {
+fn has_error(value: &Value) -> bool {
     value.get("error").is_some_and(|e| !e.is_null())
 }
 
 /// `data` as a JSON object, or `None` when it is anything else.
-fn json_object(data: &[u8]) -> Option<serde_json::Value> {
-    serde_json::from_slice::<serde_json::Value>(data).ok().filter(serde_json::Value::is_object)
+fn json_object(data: &[u8]) -> Option<Value> {
+    crate::json::parse(data).ok().filter(Value::is_object)
 }
 
 /// Longest upstream message passed on, in characters.

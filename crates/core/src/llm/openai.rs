@@ -1,43 +1,27 @@
 //! The OpenAI Chat Completions wire format (and compatible APIs): request body, stream chunks
 //! and `chat.completion` answers.
 
-use serde::Serialize;
-use serde_json::Value;
+use crate::json::Value;
+use crate::json_out::Object;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, WireMessage};
+use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages};
 use super::{Completion, StreamEvent, Usage};
-
-#[derive(Serialize)]
-struct Body<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
 
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
-    let body = Body {
-        model: req.model,
-        messages: req.messages.iter().map(|m| WireMessage { role: m.role, content: &m.content }).collect(),
-        stream: req.stream,
+    let mut body = Object::new().str("model", req.model).raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
+    if req.stream {
         // Without it a stream reports no usage at all.
-        stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
-        max_tokens: req.max_tokens,
-        temperature: req.temperature,
-    };
+        body = body.raw("stream_options", r#"{"include_usage":true}"#);
+    }
+    if let Some(n) = req.max_tokens {
+        body = body.num("max_tokens", n.into());
+    }
+    if let Some(t) = req.temperature {
+        body = body.raw("temperature", t.as_str());
+    }
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
@@ -46,7 +30,7 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
     UpstreamRequest {
         path: "/chat/completions".to_owned(),
         headers,
-        body: serde_json::to_string(&body).unwrap_or_default(),
+        body: body.end(),
     }
 }
 
@@ -103,11 +87,12 @@ mod tests {
     #[test]
     fn a_streaming_request_asks_for_usage_and_sends_the_key_as_a_bearer_token() {
         let messages = conversation();
+        let half = "0.5".parse().unwrap();
         let req = ChatRequest {
             model: "gpt-4o-mini",
             messages: &messages,
             max_tokens: Some(256),
-            temperature: Some(0.5),
+            temperature: Some(&half),
             stream: true,
         };
         let built = build(Some("sk-test"), &req);

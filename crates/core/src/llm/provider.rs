@@ -2,6 +2,7 @@
 //! request, decode a stream, decode a whole answer, word an error) that dispatches to the
 //! provider's wire-format module.
 
+use crate::json::Number;
 use super::sse::{SseEvent, SseParser};
 use super::{anthropic, clean_message, json_object, openai, workers_ai};
 use super::{ChatMessage, Completion, StreamEvent, Usage};
@@ -45,7 +46,8 @@ pub struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [ChatMessage],
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f64>,
+    /// As the client wrote it.
+    pub temperature: Option<&'a Number>,
     pub stream: bool,
 }
 

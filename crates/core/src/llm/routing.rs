@@ -9,8 +9,6 @@
 //!                        "context_tokens": 200000}}}
 //! ```
 
-use std::collections::BTreeMap;
-
 use crate::body::{Fields, FromJson};
 
 use super::provider::Provider;
@@ -38,7 +36,8 @@ pub struct ModelRoute {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     default: String,
-    models: BTreeMap<String, ModelRoute>,
+    /// In configuration order, names unique (they were a JSON object's).
+    models: Vec<ModelRoute>,
 }
 
 struct RawRoutes {
@@ -79,34 +78,34 @@ impl Routes {
     /// itself, no models, a zero limit). Fallback cycles are allowed: [`Routes::chain`] does
     /// not follow fallbacks of fallbacks.
     pub fn parse(json: &str) -> Result<Routes, String> {
-        let value =
-            serde_json::from_slice(json.as_bytes()).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
+        let value = crate::json::parse_str(json).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
         let raw: RawRoutes =
             Fields::read(value, "MODEL_ROUTES").map_err(|e| format!("MODEL_ROUTES has the wrong shape: {e}"))?;
         if raw.models.is_empty() {
             return Err("MODEL_ROUTES lists no models".into());
         }
-        let mut models = BTreeMap::new();
-        for (name, route) in raw.models {
-            let route = check_route(name.clone(), route)?;
-            models.insert(name, route);
-        }
-        for route in models.values() {
-            if let Some(unknown) = route.fallbacks.iter().find(|f| !models.contains_key(*f)) {
+        let models = raw.models.into_iter().map(|(name, route)| check_route(name, route)).collect::<Result<Vec<_>, _>>()?;
+        let routes = Routes { default: raw.default, models };
+        for route in &routes.models {
+            if let Some(unknown) = route.fallbacks.iter().find(|f| routes.get(f).is_none()) {
                 return Err(format!(
                     "MODEL_ROUTES model \"{}\" has fallback \"{unknown}\", which is not a model",
                     route.name
                 ));
             }
         }
-        if !models.contains_key(&raw.default) {
+        if routes.get(&routes.default).is_none() {
             return Err(format!(
                 "MODEL_ROUTES default \"{}\" is not one of the models ({})",
-                raw.default,
-                join_names(models.keys())
+                routes.default,
+                routes.names().join(", ")
             ));
         }
-        Ok(Routes { default: raw.default, models })
+        Ok(routes)
+    }
+
+    fn get(&self, name: &str) -> Option<&ModelRoute> {
+        self.models.iter().find(|m| m.name == name)
     }
 
     /// The model used when a request names none.
@@ -114,30 +113,30 @@ impl Routes {
         &self.default
     }
 
-    /// Every model name, sorted.
+    /// Every model name, in configuration order.
     pub fn names(&self) -> Vec<&str> {
-        self.models.keys().map(String::as_str).collect()
+        self.models.iter().map(|m| m.name.as_str()).collect()
     }
 
     /// The route for `requested`, or the default's for `None`.
     pub fn resolve(&self, requested: Option<&str>) -> Result<&ModelRoute, String> {
         let name = requested.unwrap_or(&self.default);
-        self.models.get(name).ok_or_else(|| {
+        self.get(name).ok_or_else(|| {
             // The name comes from a client: keep the message short.
             let shown: String = name.chars().take(100).collect();
-            format!("unknown model \"{shown}\"; valid models: {}", join_names(self.models.keys()))
+            format!("unknown model \"{shown}\"; valid models: {}", self.names().join(", "))
         })
     }
 
     /// `name`'s route followed by its fallbacks in order, each at most once; names that are
     /// not models are skipped (an unknown `name` gives an empty chain).
     pub fn chain(&self, name: &str) -> Vec<&ModelRoute> {
-        let Some(first) = self.models.get(name) else {
+        let Some(first) = self.get(name) else {
             return Vec::new();
         };
         let mut chain = vec![first];
         for fallback in &first.fallbacks {
-            if let Some(route) = self.models.get(fallback) {
+            if let Some(route) = self.get(fallback) {
                 if !chain.iter().any(|r| r.name == route.name) {
                     chain.push(route);
                 }
@@ -167,10 +166,6 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
     Ok(ModelRoute { name, provider, upstream, context_tokens, max_output_tokens, fallbacks: raw.fallbacks })
 }
 
-fn join_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
-    names.map(String::as_str).collect::<Vec<_>>().join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,7 +188,7 @@ mod tests {
     fn a_valid_config_parses_with_defaults_filled_in() {
         let routes = routes();
         assert_eq!(routes.default_model(), "sim-small");
-        assert_eq!(routes.names(), ["claude", "llama", "sim-backup", "sim-small"]);
+        assert_eq!(routes.names(), ["sim-small", "sim-backup", "claude", "llama"]);
         let backup = routes.resolve(Some("sim-backup")).unwrap();
         assert_eq!(
             backup,
@@ -222,7 +217,7 @@ mod tests {
     fn an_unknown_model_lists_the_valid_ones() {
         assert_eq!(
             routes().resolve(Some("gpt-5")).unwrap_err(),
-            "unknown model \"gpt-5\"; valid models: claude, llama, sim-backup, sim-small"
+            "unknown model \"gpt-5\"; valid models: sim-small, sim-backup, claude, llama"
         );
     }
 

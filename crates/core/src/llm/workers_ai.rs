@@ -1,37 +1,28 @@
 //! The Cloudflare Workers AI text-generation format, as the `AI` binding takes and returns
 //! it: input object, `{"response": ..}` stream events and answers, error bodies.
 
-use serde::Serialize;
-use serde_json::Value;
+use crate::json::Value;
+use crate::json_out::Object;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, WireMessage};
+use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages};
 use super::{Completion, StreamEvent, Usage};
-
-#[derive(Serialize)]
-struct Body<'a> {
-    messages: Vec<WireMessage<'a>>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-}
 
 /// The input for `env.AI.run(model, body)`: `path` carries the model id, there are no headers
 /// (the binding authenticates itself).
 pub(super) fn build(req: &ChatRequest) -> UpstreamRequest {
-    let body = Body {
-        messages: req.messages.iter().map(|m| WireMessage { role: m.role, content: &m.content }).collect(),
-        stream: req.stream,
-        max_tokens: req.max_tokens,
-        temperature: req.temperature,
-    };
+    let mut body = Object::new().raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
+    if let Some(n) = req.max_tokens {
+        body = body.num("max_tokens", n.into());
+    }
+    if let Some(t) = req.temperature {
+        body = body.raw("temperature", t.as_str());
+    }
     UpstreamRequest {
         path: req.model.to_owned(),
         headers: Vec::new(),
-        body: serde_json::to_string(&body).unwrap_or_default(),
+        body: body.end(),
     }
 }
 
