@@ -132,6 +132,8 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     build_response(reply.status, reply.payload, &headers)
 }
 
+type Handler<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = HandlerResult> + 'a>>;
+
 /// Preflight, body cap and route resolution, then the handler.
 async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static str>, HandlerResult) {
     if method == "OPTIONS" {
@@ -166,35 +168,39 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
     if !matches!(matched.route, Route::Health | Route::HealthReady) {
         cx.config.check()?;
     }
-    match matched.route {
-        Route::Health => handlers::health::health(cx),
-        Route::HealthReady => handlers::health::ready(cx).await,
-        Route::Register => handlers::auth::register(cx).await,
-        Route::Login => handlers::auth::login(cx).await,
-        Route::Refresh => handlers::auth::refresh(cx).await,
-        Route::Logout => handlers::auth::logout(cx).await,
-        Route::GetMe => handlers::users::get_me(cx).await,
-        Route::UpdateMe => handlers::users::update_me(cx).await,
-        Route::DeleteMe => handlers::users::delete_me(cx).await,
-        Route::CreateKey => handlers::keys::create_key(cx).await,
-        Route::ListKeys => handlers::keys::list_keys(cx).await,
-        Route::DeleteKey => handlers::keys::delete_key(cx).await,
-        Route::CreateConversation => handlers::conversations::create_conversation(cx).await,
-        Route::ListConversations => handlers::conversations::list_conversations(cx).await,
-        Route::GetConversation => handlers::conversations::get_conversation(cx).await,
-        Route::UpdateConversation => handlers::conversations::update_conversation(cx).await,
-        Route::DeleteConversation => handlers::conversations::delete_conversation(cx).await,
-        Route::ListMessages => handlers::conversations::list_messages(cx).await,
-        Route::PostMessage => handlers::messages::post_message(cx).await,
-        Route::Regenerate => handlers::messages::regenerate(cx).await,
-        Route::ListModels => handlers::gateway::list_models(cx).await,
-        Route::ChatCompletions => handlers::gateway::chat_completions(cx).await,
-        Route::StripeWebhook => handlers::webhooks::stripe(cx).await,
-        Route::GetUsage => handlers::usage::get_usage(cx).await,
-        Route::AdminListUsers => handlers::admin::list_users(cx).await,
-        Route::AdminUpdateUser => handlers::admin::update_user(cx).await,
-        Route::AdminUsage => handlers::admin::usage(cx).await,
-        Route::AdminWebhookEvents => handlers::admin::webhook_events(cx).await,
-        Route::AdminAudit => handlers::admin::audit(cx).await,
-    }
+    // Each handler's future is its own boxed state machine, polled through one pointer: nested
+    // in this one, every handler's states and drop paths were inlined into the request's
+    // future (1.3 KB gzip more wasm).
+    let handler: Handler<'_> = match matched.route {
+        Route::Health => return handlers::health::health(cx),
+        Route::HealthReady => Box::pin(handlers::health::ready(cx)),
+        Route::Register => Box::pin(handlers::auth::register(cx)),
+        Route::Login => Box::pin(handlers::auth::login(cx)),
+        Route::Refresh => Box::pin(handlers::auth::refresh(cx)),
+        Route::Logout => Box::pin(handlers::auth::logout(cx)),
+        Route::GetMe => Box::pin(handlers::users::get_me(cx)),
+        Route::UpdateMe => Box::pin(handlers::users::update_me(cx)),
+        Route::DeleteMe => Box::pin(handlers::users::delete_me(cx)),
+        Route::CreateKey => Box::pin(handlers::keys::create_key(cx)),
+        Route::ListKeys => Box::pin(handlers::keys::list_keys(cx)),
+        Route::DeleteKey => Box::pin(handlers::keys::delete_key(cx)),
+        Route::CreateConversation => Box::pin(handlers::conversations::create_conversation(cx)),
+        Route::ListConversations => Box::pin(handlers::conversations::list_conversations(cx)),
+        Route::GetConversation => Box::pin(handlers::conversations::get_conversation(cx)),
+        Route::UpdateConversation => Box::pin(handlers::conversations::update_conversation(cx)),
+        Route::DeleteConversation => Box::pin(handlers::conversations::delete_conversation(cx)),
+        Route::ListMessages => Box::pin(handlers::conversations::list_messages(cx)),
+        Route::PostMessage => Box::pin(handlers::messages::post_message(cx)),
+        Route::Regenerate => Box::pin(handlers::messages::regenerate(cx)),
+        Route::ListModels => Box::pin(handlers::gateway::list_models(cx)),
+        Route::ChatCompletions => Box::pin(handlers::gateway::chat_completions(cx)),
+        Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),
+        Route::GetUsage => Box::pin(handlers::usage::get_usage(cx)),
+        Route::AdminListUsers => Box::pin(handlers::admin::list_users(cx)),
+        Route::AdminUpdateUser => Box::pin(handlers::admin::update_user(cx)),
+        Route::AdminUsage => Box::pin(handlers::admin::usage(cx)),
+        Route::AdminWebhookEvents => Box::pin(handlers::admin::webhook_events(cx)),
+        Route::AdminAudit => Box::pin(handlers::admin::audit(cx)),
+    };
+    handler.await
 }
