@@ -106,8 +106,7 @@ pub async fn audit(cx: &mut Ctx<'_>) -> HandlerResult {
     let (rows, next_cursor) = page(rows, limit, |a| Cursor { key: a.created_at as i64, id: a.admin_audit_id.clone() });
     let data = array(rows.iter().map(|a| {
         // The detail is JSON this worker wrote; anything else reads as null.
-        let detail =
-            if edgechat_core::json::parse_str(&a.detail).is_ok() { a.detail.as_str() } else { "null" };
+        let detail = if edgechat_core::json::parse_str(&a.detail).is_ok() { a.detail.as_str() } else { "null" };
         Object::new()
             .str("admin_audit_id", &a.admin_audit_id)
             .str("admin_user_id", &a.admin_user_id)

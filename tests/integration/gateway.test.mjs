@@ -67,6 +67,39 @@ test('a completion passes through the OpenAI upstream unchanged, by API key or a
   assert.equal(recs[0].model, 'sim-small+tokens=24+interval=15', 'the routed upstream model is sent');
 });
 
+test('the upstream gets the client\'s body as written: its member order, the last of a repeated name', async () => {
+  const u = await keyedUser();
+  const content = unique('Keep my order');
+  // Raw text: a repeated "user" and members in no sorted order.
+  const body = `{"stream":false,"messages":[{"content":${JSON.stringify(content)},"role":"user"}],"user":"first","model":"sim-small","metadata":{"zeta":1,"alpha":[2,{"y":true,"b":null}]},"user":"last"}`;
+  const res = await api('POST', '/v1/chat/completions', { token: u.key, body, headers: { 'content-type': 'application/json' } });
+  assert.equal(res.status, 200, res.text);
+  const [rec] = await simRequests(content);
+  assert.deepEqual(Object.keys(rec.body), ['stream', 'messages', 'user', 'model', 'metadata']);
+  assert.deepEqual(Object.keys(rec.body.messages[0]), ['content', 'role']);
+  assert.equal(rec.body.user, 'last');
+  assert.deepEqual(rec.body.metadata, { zeta: 1, alpha: [2, { y: true, b: null }] });
+  assert.deepEqual(Object.keys(rec.body.metadata), ['zeta', 'alpha']);
+});
+
+test('JSON nested deeper than 128 levels is a 400, and the worker answers the next request', async () => {
+  const u = await keyedUser();
+  const deep = (n) => '['.repeat(n) + ']'.repeat(n);
+  const gateway = (metadata) => api('POST', '/v1/chat/completions', {
+    token: u.key,
+    body: `{"model":"sim-small","messages":[{"role":"user","content":"x"}],"metadata":${metadata}}`,
+    headers: { 'content-type': 'application/json' },
+  });
+  const err = expectOpenAiError(await gateway(deep(100_000)), 400);
+  assert.match(err.message, /nested too deeply/);
+  const chat = await api('POST', '/api/v1/conversations', { token: u.access_token, body: `{"title":${deep(5000)}}`, headers: { 'content-type': 'application/json' } });
+  assert.equal(chat.status, 400, chat.text);
+  assert.equal(chat.body.error.code, 'invalid_json');
+  // 127 levels inside the body object (128 with it) still parse: the request goes on to its checks.
+  assert.equal((await gateway(deep(127))).status, 200);
+  assert.equal((await api('GET', '/health')).status, 200);
+});
+
 test('a stream ends with [DONE] and carries usage when asked', async () => {
   const u = await keyedUser();
   const content = unique('Stream it');

@@ -1,8 +1,8 @@
 //! Request bodies: the size cap, the content type, and JSON decoding with errors that say
 //! which part of the input is wrong (400 for syntax, 415 for type, 422 for shape).
 
-use crate::ApiError;
 use crate::json::{self, Map, Value};
+use crate::ApiError;
 
 /// Checks a declared `Content-Length` against the cap before any byte is read.
 pub fn check_declared_length(content_length: Option<&str>, cap: u64) -> Result<(), ApiError> {

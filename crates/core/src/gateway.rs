@@ -2,11 +2,11 @@
 //! through untouched), OpenAI error bodies, the response-cache key, and OpenAI-format output
 //! for answers that did not come from an OpenAI-format upstream (translation, cache replay).
 
+use crate::json::{self, Map, Number, Value};
 use crate::json_out::{array, Object};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{ChatMessage, Role, Usage};
 use crate::ApiError;
-use crate::json::{self, Map, Number, Value};
 use sha2::{Digest, Sha256};
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.

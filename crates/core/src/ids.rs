@@ -1,13 +1,13 @@
 //! Resource ids: random, opaque, prefixed by kind (`usr_`, `ses_`, `key_`, ...).
 
-use base64ct::{Base64UrlUnpadded, Encoding};
+use crate::base64::{self, Alphabet::UrlUnpadded};
 
 /// Length of the random part: 16 bytes in unpadded base64url.
 const RANDOM_LEN: usize = 22;
 
 /// A new id: `{prefix}_` followed by 128 random bits.
 pub fn new_id(prefix: &str, random: [u8; 16]) -> String {
-    format!("{prefix}_{}", Base64UrlUnpadded::encode_string(&random))
+    format!("{prefix}_{}", base64::encode(&random, UrlUnpadded))
 }
 
 /// True when `s` has the shape of an id of this kind; anything else cannot exist, so

@@ -636,7 +636,10 @@ mod tests {
         let text = r#"{"model":"m","n":-0.5e+3,"list":[1,true,false,null,"x"],"z":{},"a":[]}"#;
         assert_eq!(roundtrip(text), text);
         assert_eq!(roundtrip(" [ 1 , { \"b\" : 2 , \"a\" : 1 } ]\n"), r#"[1,{"b":2,"a":1}]"#);
-        assert_eq!(parse(b"{\"b\":{\"d\":1,\"c\":2},\"a\":1}").unwrap().to_canonical_json(), r#"{"a":1,"b":{"c":2,"d":1}}"#);
+        assert_eq!(
+            parse(b"{\"b\":{\"d\":1,\"c\":2},\"a\":1}").unwrap().to_canonical_json(),
+            r#"{"a":1,"b":{"c":2,"d":1}}"#
+        );
     }
 
     #[test]
@@ -650,13 +653,43 @@ mod tests {
     #[test]
     fn what_serde_json_rejects_is_rejected() {
         let bad: &[&[u8]] = &[
-            b"", b" ", b"{", b"[1,]", b"[1 2]", b"{\"a\" 1}", b"{\"a\":1,}", b"{a:1}", b"01", b"1.", b".5", b"-",
-            b"1e", b"+1", b"tru", b"nul", b"\"\\x\"", b"\"\\u12\"", b"\"\\ud800\"", b"\"\\udc00\"", b"\"\\ud800\\u0041\"",
-            b"\"a\nb\"", b"\"abc", b"[1] x", b"\xff", b"\"\xc3\x28\"", b"{\"a\":1}}", b"NaN", b"Infinity",
+            b"",
+            b" ",
+            b"{",
+            b"[1,]",
+            b"[1 2]",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"{a:1}",
+            b"01",
+            b"1.",
+            b".5",
+            b"-",
+            b"1e",
+            b"+1",
+            b"tru",
+            b"nul",
+            b"\"\\x\"",
+            b"\"\\u12\"",
+            b"\"\\ud800\"",
+            b"\"\\udc00\"",
+            b"\"\\ud800\\u0041\"",
+            b"\"a\nb\"",
+            b"\"abc",
+            b"[1] x",
+            b"\xff",
+            b"\"\xc3\x28\"",
+            b"{\"a\":1}}",
+            b"NaN",
+            b"Infinity",
         ];
         for input in bad {
             assert!(parse(input).is_err(), "{:?}", String::from_utf8_lossy(input));
-            assert!(serde_json::from_slice::<serde_json::Value>(input).is_err(), "{:?}", String::from_utf8_lossy(input));
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(input).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -707,7 +740,21 @@ mod tests {
 
     #[test]
     fn numbers_read_as_f64_like_serde_json_within_an_ulp() {
-        for t in ["0", "-0", "2", "2.0", "0.7", "0.25", "-2", "1.5", "1E-2", "12.5e1", "0.000001", "1e300", "123456789012345678901234"] {
+        for t in [
+            "0",
+            "-0",
+            "2",
+            "2.0",
+            "0.7",
+            "0.25",
+            "-2",
+            "1.5",
+            "1E-2",
+            "12.5e1",
+            "0.000001",
+            "1e300",
+            "123456789012345678901234",
+        ] {
             let ours = t.parse::<Number>().unwrap().as_f64().unwrap();
             let theirs: f64 = t.parse().unwrap();
             assert!((ours - theirs).abs() <= theirs.abs() * 4.0 * f64::EPSILON, "{t}: {ours} vs {theirs}");

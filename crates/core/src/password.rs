@@ -3,9 +3,9 @@
 //!
 //! The derivation itself runs in the runtime's WebCrypto (native code) at the edge.
 
+use crate::base64::{self, Alphabet::StandardPadded};
 use crate::secret::ct_eq;
 use crate::ApiError;
-use base64ct::{Base64, Encoding};
 
 pub const MIN_CHARS: usize = 8;
 pub const MAX_CHARS: usize = 128;
@@ -40,8 +40,8 @@ impl PasswordHash {
         format!(
             "{SCHEME}${}${}${}",
             self.iterations,
-            Base64::encode_string(&self.salt),
-            Base64::encode_string(&self.hash)
+            base64::encode(&self.salt, StandardPadded),
+            base64::encode(&self.hash, StandardPadded)
         )
     }
 
@@ -51,8 +51,8 @@ impl PasswordHash {
             return None;
         }
         let iterations = parts.next()?.parse().ok().filter(|n| *n > 0)?;
-        let salt = Base64::decode_vec(parts.next()?).ok()?;
-        let hash = Base64::decode_vec(parts.next()?).ok()?;
+        let salt = base64::decode(parts.next()?, StandardPadded)?;
+        let hash = base64::decode(parts.next()?, StandardPadded)?;
         if parts.next().is_some() || hash.len() != HASH_BYTES {
             return None;
         }

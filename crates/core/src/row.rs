@@ -166,7 +166,10 @@ mod tests {
             (m.parent_id.as_deref(), m.prompt_tokens, m.completion_tokens, m.is_usage_estimated),
             (None, None, Some(5), 1)
         );
-        let mut r = Row::from_row(&mut Row { columns: json::parse_str(r#"{"n":"x"}"#).unwrap().as_object().unwrap().clone(), wrong: None });
+        let mut r = Row::from_row(&mut Row {
+            columns: json::parse_str(r#"{"n":"x"}"#).unwrap().as_object().unwrap().clone(),
+            wrong: None,
+        });
         assert_eq!((r.opt_uint("n"), r.wrong.as_deref()), (None, Some("n")));
     }
 }

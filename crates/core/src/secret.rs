@@ -1,7 +1,7 @@
 //! Opaque secrets (refresh tokens, API keys): generation, storage hashes, display prefixes,
 //! and constant-time comparison.
 
-use base64ct::{Base64UrlUnpadded, Encoding};
+use crate::base64::{self, Alphabet::UrlUnpadded};
 use sha2::{Digest, Sha256};
 
 /// Prefix of refresh tokens.
@@ -13,12 +13,12 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 
 /// A refresh token: the prefix and 256 random bits.
 pub fn refresh_token(random: [u8; 32]) -> String {
-    format!("{REFRESH_TOKEN_PREFIX}{}", Base64UrlUnpadded::encode_string(&random))
+    format!("{REFRESH_TOKEN_PREFIX}{}", base64::encode(&random, UrlUnpadded))
 }
 
 /// An API key: the prefix and 256 random bits.
 pub fn api_key(random: [u8; 32]) -> String {
-    format!("{API_KEY_PREFIX}{}", Base64UrlUnpadded::encode_string(&random))
+    format!("{API_KEY_PREFIX}{}", base64::encode(&random, UrlUnpadded))
 }
 
 /// What is stored for a secret: SHA-256 hex. The secrets carry 256 random bits, so a fast

@@ -1,7 +1,7 @@
 //! Stripe webhooks: `Stripe-Signature` verification, event parsing, and the plan a subscription gives.
 
-use hmac::{Hmac, Mac};
 use crate::json::{self, Value};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Largest accepted gap, in either direction, between a signature's timestamp and now.

@@ -1,10 +1,10 @@
 //! Access tokens: issuing and verifying short-lived HS256 JWTs (algorithm pinned, time passed in).
 
-use base64ct::{Base64UrlUnpadded as B64, Encoding};
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use crate::base64::{self, Alphabet::UrlUnpadded};
 use crate::json::{self, Map, Value};
 use crate::json_out::Object as JsonObject;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
@@ -140,8 +140,8 @@ fn thumbprint_ok(value: &str, len: usize) -> bool {
     let value = value.strip_suffix('=').unwrap_or(value);
     match (value.len() * 3 / 4).cmp(&len) {
         std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => B64::decode(value, &mut [0u8; 32][..len]).is_ok(),
-        std::cmp::Ordering::Greater => B64::decode_vec(value).is_ok_and(|b| String::from_utf8(b).is_ok()),
+        std::cmp::Ordering::Equal => base64::decode(value, UrlUnpadded).is_some_and(|b| b.len() == len),
+        std::cmp::Ordering::Greater => base64::decode(value, UrlUnpadded).is_some_and(|b| String::from_utf8(b).is_ok()),
     }
 }
 
@@ -172,12 +172,12 @@ pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &
     let Some(mut mac) = mac(settings.secret) else {
         return String::new();
     };
-    let mut token = B64::encode_string(HEADER_JSON.as_bytes());
+    let mut token = base64::encode(HEADER_JSON.as_bytes(), UrlUnpadded);
     token.push('.');
-    token.push_str(&B64::encode_string(claims.as_bytes()));
+    token.push_str(&base64::encode(claims.as_bytes(), UrlUnpadded));
     mac.update(token.as_bytes());
     token.push('.');
-    token.push_str(&B64::encode_string(&mac.finalize().into_bytes()));
+    token.push_str(&base64::encode(&mac.finalize().into_bytes(), UrlUnpadded));
     token
 }
 
@@ -193,9 +193,9 @@ pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -
     else {
         return Err(Malformed);
     };
-    let header = B64::decode_vec(header).map_err(|_| Malformed)?;
-    let claims = B64::decode_vec(claims).map_err(|_| Malformed)?;
-    let signature = B64::decode_vec(signature).map_err(|_| Malformed)?;
+    let header = base64::decode(header, UrlUnpadded).ok_or(Malformed)?;
+    let claims = base64::decode(claims, UrlUnpadded).ok_or(Malformed)?;
+    let signature = base64::decode(signature, UrlUnpadded).ok_or(Malformed)?;
     let header = parse_object(&header)?;
     let alg = text(&header, "alg")?.ok_or(Malformed)?;
     for name in ["jku", "kid", "x5u", "typ"] {

@@ -11,7 +11,8 @@ use super::{Completion, StreamEvent, Usage};
 
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
-    let mut body = Object::new().str("model", req.model).raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
+    let mut body =
+        Object::new().str("model", req.model).raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
     if req.stream {
         // Without it a stream reports no usage at all.
         body = body.raw("stream_options", r#"{"include_usage":true}"#);
@@ -27,11 +28,7 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest {
-        path: "/chat/completions".to_owned(),
-        headers,
-        body: body.end(),
-    }
+    UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: body.end() }
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.

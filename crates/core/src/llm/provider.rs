@@ -2,10 +2,10 @@
 //! request, decode a stream, decode a whole answer, word an error) that dispatches to the
 //! provider's wire-format module.
 
-use crate::json::Number;
 use super::sse::{SseEvent, SseParser};
 use super::{anthropic, clean_message, json_object, openai, workers_ai};
 use super::{ChatMessage, Completion, StreamEvent, Usage};
+use crate::json::Number;
 
 /// An upstream API family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,7 +84,8 @@ impl Routes {
         if raw.models.is_empty() {
             return Err("MODEL_ROUTES lists no models".into());
         }
-        let models = raw.models.into_iter().map(|(name, route)| check_route(name, route)).collect::<Result<Vec<_>, _>>()?;
+        let models =
+            raw.models.into_iter().map(|(name, route)| check_route(name, route)).collect::<Result<Vec<_>, _>>()?;
         let routes = Routes { default: raw.default, models };
         for route in &routes.models {
             if let Some(unknown) = route.fallbacks.iter().find(|f| routes.get(f).is_none()) {

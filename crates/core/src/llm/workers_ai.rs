@@ -19,11 +19,7 @@ pub(super) fn build(req: &ChatRequest) -> UpstreamRequest {
     if let Some(t) = req.temperature {
         body = body.raw("temperature", t.as_str());
     }
-    UpstreamRequest {
-        path: req.model.to_owned(),
-        headers: Vec::new(),
-        body: body.end(),
-    }
+    UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: body.end() }
 }
 
 /// One `data:` event: `{"response": "text", "usage": {..}?}` or `[DONE]`. The stream names no
