@@ -5,6 +5,8 @@
 pub mod d1;
 pub mod env;
 pub mod fetch;
+#[cfg(any(target_arch = "wasm32", test))]
+pub mod heap;
 pub mod kv;
 pub mod request;
 pub mod streams;

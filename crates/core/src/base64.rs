@@ -64,7 +64,7 @@ pub fn decode(text: &str, alphabet: Alphabet) -> Option<Vec<u8>> {
     let mut s = text.as_bytes();
     if alphabet == StandardPadded {
         let padding = s.iter().rev().take_while(|&&c| c == b'=').count();
-        if s.len() % 4 != 0 || padding > 2 {
+        if !s.len().is_multiple_of(4) || padding > 2 {
             return None;
         }
         s = &s[..s.len() - padding];
