@@ -1,7 +1,7 @@
 //! The request pipeline every route goes through: request id, CORS, body cap, routing,
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
-use crate::http::{error_response, openai_error_response, AppError, HandlerResult, Reply};
+use crate::http::{error_response, openai_error_response, AppError, Failure, HandlerResult, Reply};
 use crate::platform::env::{Context, Env};
 use crate::platform::fetch::build_response;
 use crate::platform::request::{Header, RequestHead};
@@ -97,11 +97,11 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
             error_response(&err, &request_id)
         }
     };
-    let (reply, error_code) = match result {
+    let (reply, error_code) = match result.map_err(AppError::into_failure) {
         Ok(reply) => (reply, None),
-        Err(AppError::Api(err)) => (api_error(err.clone()), Some(err.code)),
-        Err(AppError::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
-        Err(AppError::Platform { context, cause }) => {
+        Err(Failure::Api(err)) => (api_error(err.clone()), Some(err.code)),
+        Err(Failure::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
+        Err(Failure::Platform { context, cause }) => {
             platform::log(&failure_line(&request_id, context, &cause));
             let err = ApiError::internal();
             (api_error(err.clone()), Some(err.code))

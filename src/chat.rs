@@ -254,7 +254,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     let message = match stored {
         Ok(m) => m,
         Err(e) => {
-            if let crate::http::AppError::Platform { context, cause } = &e {
+            if let crate::http::Failure::Platform { context, cause } = e.failure() {
                 platform::log(&failure_line(&turn.request_id, context, cause));
             }
             error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));

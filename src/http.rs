@@ -11,10 +11,15 @@ pub const JSON: &str = "application/json; charset=utf-8";
 /// An oversized chunked body is read and discarded up to this many times the cap.
 const DRAIN_FACTOR: u64 = 16;
 
-/// What a handler fails with: an API error shown as is, or a platform failure whose cause is
-/// logged once by the pipeline and answered with a generic 500.
+/// What a handler fails with (boxed: a `Result` carrying it stays one pointer wide, so each
+/// `?` moves a pointer, not the error).
 #[derive(Debug)]
-pub enum AppError {
+pub struct AppError(Box<Failure>);
+
+/// An API error shown as is, or a platform failure whose cause is logged once by the pipeline
+/// and answered with a generic 500.
+#[derive(Debug)]
+pub enum Failure {
     Api(ApiError),
     /// An error already in OpenAI's shape (the `/v1/*` gateway).
     OpenAi(edgechat_core::gateway::OpenAiError),
@@ -26,25 +31,33 @@ pub enum AppError {
 
 impl AppError {
     pub fn platform(context: &'static str, cause: impl std::fmt::Display) -> Self {
-        Self::Platform { context, cause: cause.to_string() }
+        Self(Box::new(Failure::Platform { context, cause: cause.to_string() }))
+    }
+
+    pub fn failure(&self) -> &Failure {
+        &self.0
+    }
+
+    pub fn into_failure(self) -> Failure {
+        *self.0
     }
 }
 
 impl From<edgechat_core::gateway::OpenAiError> for AppError {
     fn from(e: edgechat_core::gateway::OpenAiError) -> Self {
-        Self::OpenAi(e)
+        Self(Box::new(Failure::OpenAi(e)))
     }
 }
 
 impl From<ApiError> for AppError {
     fn from(e: ApiError) -> Self {
-        Self::Api(e)
+        Self(Box::new(Failure::Api(e)))
     }
 }
 
 impl From<edgechat_core::config::ConfigError> for AppError {
     fn from(e: edgechat_core::config::ConfigError) -> Self {
-        Self::Api(e.into())
+        ApiError::from(e).into()
     }
 }
 

@@ -141,5 +141,5 @@ pub(crate) fn returned_a_row(result: Option<&D1Result>) -> bool {
 
 /// True when a D1 error is a UNIQUE violation on `column` (e.g. `users.email`).
 pub(crate) fn is_unique_violation(err: &AppError, column: &str) -> bool {
-    matches!(err, AppError::Platform { cause, .. } if cause.contains("UNIQUE constraint failed") && cause.contains(column))
+    matches!(err.failure(), crate::http::Failure::Platform { cause, .. } if cause.contains("UNIQUE constraint failed") && cause.contains(column))
 }

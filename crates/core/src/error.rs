@@ -4,8 +4,16 @@
 ///
 /// `message` is shown to the client. 5xx constructors use fixed messages so internals never
 /// leak; the cause is logged once by the edge, not carried here.
+///
+/// Boxed: a `Result` carrying it is one pointer wider than its value at most, so each `?`
+/// moves a pointer (in the wasm, every `?` on a 36-byte error copied it, in every async state
+/// machine it passed through). Its fields are read through [`ErrorParts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorParts>);
+
+/// What an [`ApiError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorParts {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
@@ -13,9 +21,23 @@ pub struct ApiError {
     pub headers: Vec<(&'static str, String)>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorParts;
+
+    fn deref(&self) -> &ErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorParts {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), headers: Vec::new() }
+        Self(Box::new(ErrorParts { status, code, message: message.into(), headers: Vec::new() }))
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
