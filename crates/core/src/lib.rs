@@ -28,6 +28,7 @@ pub mod row;
 pub mod search;
 pub mod secret;
 pub mod security;
+pub mod sha256;
 pub mod stripe;
 pub mod throttle;
 pub mod time;

@@ -2,7 +2,7 @@
 //! and constant-time comparison.
 
 use crate::base64::{self, Alphabet::UrlUnpadded};
-use sha2::{Digest, Sha256};
+use crate::sha256::Sha256;
 
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "ec_rt_";

@@ -3,9 +3,7 @@
 use crate::base64::{self, Alphabet::UrlUnpadded};
 use crate::json::{self, Map, Value};
 use crate::json_out::Object as JsonObject;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::sha256::HmacSha256;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -95,8 +93,6 @@ const SIGNATURE_LEN: usize = 32;
 const MIN_TIMESTAMP: i64 = -8_334_601_228_800;
 const MAX_TIMESTAMP: i64 = 8_210_266_876_799;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// A decoded header or claims set. Parsed whole, so only a JSON object will do.
 type Object = Map;
 
@@ -145,10 +141,6 @@ fn thumbprint_ok(value: &str, len: usize) -> bool {
     }
 }
 
-fn mac(secret: &[u8]) -> Option<HmacSha256> {
-    <HmacSha256 as KeyInit>::new_from_slice(secret).ok()
-}
-
 fn to_timestamp(seconds: u64) -> u64 {
     seconds.min(MAX_TIMESTAMP as u64)
 }
@@ -168,16 +160,13 @@ pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &
         .str("aud", settings.audience)
         .str("typ", ACCESS_TYPE)
         .end();
-    // Keying an HMAC cannot fail; an empty token would never verify.
-    let Some(mut mac) = mac(settings.secret) else {
-        return String::new();
-    };
+    let mut mac = HmacSha256::new(settings.secret);
     let mut token = base64::encode(HEADER_JSON.as_bytes(), UrlUnpadded);
     token.push('.');
     token.push_str(&base64::encode(claims.as_bytes(), UrlUnpadded));
     mac.update(token.as_bytes());
     token.push('.');
-    token.push_str(&base64::encode(&mac.finalize().into_bytes(), UrlUnpadded));
+    token.push_str(&base64::encode(&mac.finish(), UrlUnpadded));
     token
 }
 
@@ -212,9 +201,9 @@ pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -
     let (sub, sid) = (text(&claims, "sub")?, text(&claims, "sid")?);
     let (iss, typ) = (text(&claims, "iss")?, text(&claims, "typ")?);
     let signed = token.rsplit_once('.').map_or("", |(signed, _)| signed);
-    let mut mac = mac(settings.secret).ok_or(BadSignature)?;
+    let mut mac = HmacSha256::new(settings.secret);
     mac.update(signed.as_bytes());
-    mac.verify_slice(&signature).map_err(|_| BadSignature)?;
+    ensure(mac.verify(&signature), BadSignature)?;
 
     // Time checks in plain saturating integers: a signed token could carry an extreme nbf.
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
