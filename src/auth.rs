@@ -19,8 +19,11 @@ use std::cell::RefCell;
 /// `last_used_at` of an API key is written at most this often.
 const KEY_TOUCH_INTERVAL_MS: u64 = 60_000;
 
+/// Who a request acts for (boxed: it passes through most handlers' futures).
+pub type Principal = Box<Acting>;
+
 /// Who a request acts for.
-pub struct Principal {
+pub struct Acting {
     pub user: User,
     /// The login session, when authenticated by access token.
     pub session_id: Option<String>,
@@ -208,13 +211,13 @@ async fn authenticate_batched(
                 store::rows("api key", found.as_ref())?.into_iter().next().ok_or_else(invalid_token)?;
             touch_later(cx, &found, now);
             remember(&hash, &found.user);
-            Principal { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) }
+            Box::new(Acting { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) })
         }
         Credential::Token(claims) => {
             let user: User =
                 store::rows("session liveness", found.as_ref())?.into_iter().next().ok_or_else(invalid_token)?;
             remember(&claims.session_id, &user);
-            Principal { user, session_id: Some(claims.session_id), api_key_id: None }
+            Box::new(Acting { user, session_id: Some(claims.session_id), api_key_id: None })
         }
     };
     cx.user_id = Some(principal.user.user_id.clone());
