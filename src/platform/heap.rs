@@ -14,7 +14,7 @@ const PAGE: usize = 65536;
 const MIN_CLASS: u32 = 4;
 /// Classes 2^4 .. 2^31 bytes (wasm32 addresses are 32 bits).
 const CLASSES: usize = 32;
-/// Fresh blocks are aligned to their size up to this (every Rust alignment in practice).
+/// Fresh blocks are aligned to their size up to this; a larger alignment is refused (null).
 const MAX_ALIGN: usize = 4096;
 
 /// Where more memory comes from: `grow(pages)` adds `pages` pages and returns the address
@@ -65,7 +65,7 @@ impl<G: Grow> Heap<G> {
                 state.next = at;
                 start = at.checked_add(align - 1)? & !(align - 1);
             }
-            state.end = at + pages * PAGE;
+            state.end = at.checked_add(pages.checked_mul(PAGE)?)?;
             if start.checked_add(size)? > state.end {
                 return self.carve(state, size);
             }
@@ -77,6 +77,9 @@ impl<G: Grow> Heap<G> {
 
 unsafe impl<G: Grow> GlobalAlloc for Heap<G> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() > MAX_ALIGN {
+            return null_mut();
+        }
         let Some(class) = class(&layout) else { return null_mut() };
         // SAFETY: one thread, and no allocator call re-enters another.
         let state = unsafe { &mut *self.state.get() };
@@ -236,6 +239,7 @@ mod tests {
         assert!(unsafe { heap.alloc(layout(5 * PAGE, 8)) }.is_null());
         assert!(!unsafe { heap.alloc(layout(2 * PAGE, 8)) }.is_null());
         assert!(unsafe { heap.alloc(layout(1 << 40, 8)) }.is_null(), "above the largest class");
+        assert!(unsafe { heap.alloc(layout(8192, 8192)) }.is_null(), "an alignment it cannot promise");
         let p = unsafe { heap.alloc(layout(8, 8)) };
         assert!(!p.is_null());
         let l = layout(2 * PAGE, 8);

@@ -514,6 +514,8 @@ mod tests {
             (with("messages", json!([{ "role": "user", "content": 5 }])), "messages[0].content"),
             (with("messages", json!([{ "role": "tool", "content": "x" }])), "messages[0].tool_call_id"),
             (with("temperature", json!(5)), "temperature"),
+            // Tiny but not zero: out of range, not read as -0.
+            (with("temperature", json!(-1e-303)), "temperature"),
             (with("top_p", json!("high")), "top_p"),
             (with("max_tokens", json!(0)), "max_tokens"),
             (with("stream", json!("yes")), "stream"),
