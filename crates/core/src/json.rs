@@ -595,13 +595,15 @@ impl Value {
             }
             Value::Object(map) => {
                 let entries = &map.entries;
-                let mut order: Vec<usize> = (0..entries.len()).collect();
+                // The sorted order is made only when asked for (no allocation on the pass-through path).
+                let mut order: Vec<usize> = Vec::new();
                 if sorted {
+                    order = (0..entries.len()).collect();
                     heapsort(&mut order, &|a, b| entries[a].0 < entries[b].0);
                 }
                 out.push('{');
-                for (i, &at) in order.iter().enumerate() {
-                    let (name, value) = &entries[at];
+                for i in 0..entries.len() {
+                    let (name, value) = &entries[if sorted { order[i] } else { i }];
                     if i > 0 {
                         out.push(',');
                     }

@@ -82,6 +82,18 @@ pub struct Completion {
     pub finish_reason: Option<String>,
 }
 
+/// `max_tokens` and `temperature` appended to an OpenAI-style body, each when the request sets
+/// it.
+fn with_sampling(mut body: Object, req: &provider::ChatRequest) -> Object {
+    if let Some(n) = req.max_tokens {
+        body = body.num("max_tokens", n.into());
+    }
+    if let Some(t) = req.temperature {
+        body = body.raw("temperature", t.as_str());
+    }
+    body
+}
+
 /// Messages as OpenAI-style APIs take them: `[{"role": .., "content": ..}, ..]`.
 fn wire_messages(messages: &[ChatMessage]) -> String {
     array(messages.iter().map(|m| Object::new().str("role", m.role.as_str()).str("content", &m.content).end()))

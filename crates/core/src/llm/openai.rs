@@ -6,7 +6,7 @@ use crate::json_out::Object;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages};
+use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages, with_sampling};
 use super::{Completion, StreamEvent, Usage};
 
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
@@ -17,18 +17,12 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         // Without it a stream reports no usage at all.
         body = body.raw("stream_options", r#"{"include_usage":true}"#);
     }
-    if let Some(n) = req.max_tokens {
-        body = body.num("max_tokens", n.into());
-    }
-    if let Some(t) = req.temperature {
-        body = body.raw("temperature", t.as_str());
-    }
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: body.end() }
+    UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: with_sampling(body, req).end() }
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.

@@ -6,20 +6,14 @@ use crate::json_out::Object;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages};
+use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages, with_sampling};
 use super::{Completion, StreamEvent, Usage};
 
 /// The input for `env.AI.run(model, body)`: `path` carries the model id, there are no headers
 /// (the binding authenticates itself).
 pub(super) fn build(req: &ChatRequest) -> UpstreamRequest {
-    let mut body = Object::new().raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
-    if let Some(n) = req.max_tokens {
-        body = body.num("max_tokens", n.into());
-    }
-    if let Some(t) = req.temperature {
-        body = body.raw("temperature", t.as_str());
-    }
-    UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: body.end() }
+    let body = Object::new().raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
+    UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: with_sampling(body, req).end() }
 }
 
 /// One `data:` event: `{"response": "text", "usage": {..}?}` or `[DONE]`. The stream names no
