@@ -7,8 +7,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 
-# EDGECHAT_BUILD_STD=1 builds the leaner variant (below); the stamp records which one build/ holds.
-variant="build-std=${EDGECHAT_BUILD_STD:-0}"
+# Two variants (below): lean, the default, and standard (EDGECHAT_BUILD_STD=0). The stamp
+# records which one was asked for, so that switching rebuilds.
+variant="build-std=${EDGECHAT_BUILD_STD:-1}"
 stamp=build/.edgechat-built
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$variant" ] &&
   [ -z "$(find src crates Cargo.toml Cargo.lock -newer "$stamp" -print -quit)" ]; then
@@ -25,23 +26,34 @@ start=$(date +%s)
 cargo fetch --quiet
 remap=(--remap-path-prefix="$EDGECHAT_ROOT/=" --remap-path-prefix="$(rustc --print sysroot)/=rust/")
 for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do remap+=(--remap-path-prefix="$dir=deps/"); done
-# The leaner variant, opt-in: the standard library rebuilt for size, and a panic traps at once
-# with no message (the trap is still caught by src/js/entry.js). About 12 KB gzip less. It uses
-# unstable compiler flags, enabled on the stable toolchain with RUSTC_BOOTSTRAP=1, and the
-# rust-src component: a newer toolchain may change or refuse them.
-flags=()
-std=()
-if [ "${EDGECHAT_BUILD_STD:-0}" = 1 ]; then
-  rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
-  export RUSTC_BOOTSTRAP=1
-  flags=(-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none)
-  std=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
-  say "variant: standard library rebuilt for size, panics trap without a message (EDGECHAT_BUILD_STD=1)"
+# The lean variant (the default) rebuilds the standard library for size, and a panic traps at
+# once with no message: the trap is still caught (src/js/trap.js), logged and answered with a
+# JSON 500, and the instance replaced. About 12 KB gzip less than the standard variant. It needs the rust-src
+# component and unstable compiler flags, enabled on the stable toolchain with
+# RUSTC_BOOTSTRAP=1. If either is refused (another toolchain), the build says so and makes the
+# standard variant, which uses stable flags only and logs a panic's message and location.
+# EDGECHAT_BUILD_STD=0 asks for the standard variant, e.g. to read a panic's message.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap[*]}"
+built=standard
+if [ "${EDGECHAT_BUILD_STD:-1}" = 1 ]; then
+  if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    say "adding the rust-src component (the lean build rebuilds the standard library from it)"
+    rustup component add rust-src || say "warning: rust-src could not be added"
+  fi
+  say "variant: lean (standard library rebuilt for size; a panic traps without its message)"
+  if CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap[*]} -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" \
+    RUSTC_BOOTSTRAP=1 cargo build --release --target wasm32-unknown-unknown --lib \
+    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size; then
+    built=lean
+  else
+    say "warning: the lean build failed (above); building the standard variant instead"
+  fi
+else
+  say "variant: standard (EDGECHAT_BUILD_STD=0; a panic logs its message and location)"
 fi
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap[*]} ${flags[*]}"
-cargo build --release --target wasm32-unknown-unknown --lib "${std[@]}"
+[ "$built" = lean ] || cargo build --release --target wasm32-unknown-unknown --lib
 rm -rf build && mkdir -p build/bindgen
-# --experimental-reset-state-function: src/js/entry.js starts a fresh instance after a trap.
+# --experimental-reset-state-function: src/js/trap.js starts a fresh instance after a trap.
 "$WASM_BINDGEN_BIN" "${CARGO_TARGET_DIR:-target}"/wasm32-unknown-unknown/release/edgechat.wasm --out-dir build/bindgen \
   --out-name edgechat --target web --no-typescript --omit-default-module-path \
   --experimental-reset-state-function
@@ -51,13 +63,14 @@ features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multival
 names=(--strip-debug --strip-producers)
 [ "${EDGECHAT_KEEP_WASM_NAMES:-0}" = 1 ] && names=(--debuginfo)
 "$WASM_OPT_BIN" build/bindgen/edgechat_bg.wasm -Oz --converge "${names[@]}" "${features[@]/#/--enable-}" \
-  -o build/index_bg.wasm
-rm build/bindgen/edgechat_bg.wasm
-cp src/js/entry.js build/entry.js
+  -o build/bindgen/optimized.wasm
+node scripts/shorten-imports.mjs build/bindgen/optimized.wasm build/bindgen/edgechat.js build/index_bg.wasm
+cp src/js/entry.js src/js/trap.js build/
 "$ESBUILD_BIN" build/entry.js --bundle --format=esm --minify --log-level=warning --log-override:duplicate-object-key=silent \
   --external:./index_bg.wasm --outfile=build/index.js
-rm -r build/entry.js build/bindgen
+rm -r build/entry.js build/trap.js build/bindgen
+echo "$built" >build/.edgechat-variant
 echo "$variant" >"$stamp"
 raw=$(wc -c <build/index_bg.wasm)
 gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
-say "built in $(( $(date +%s) - start )) s: build/index_bg.wasm $raw bytes raw, $gz bytes gzip"
+say "built the $built variant in $(( $(date +%s) - start )) s: build/index_bg.wasm $raw bytes raw, $gz bytes gzip"

@@ -14,6 +14,13 @@ else
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+# The lean build (the default) rebuilds the standard library from its sources.
+if rustup component list --installed | grep -q '^rust-src'; then
+  say "rust-src component: present"
+else
+  say "adding the rust-src component"
+  rustup component add rust-src || say "warning: rust-src could not be added; builds will make the standard variant"
+fi
 
 # The wasm-bindgen CLI takes a few minutes to install on a fresh machine; npm runs meanwhile.
 pids=()

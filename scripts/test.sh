@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# npm test: set up, then every suite — core unit and property tests, simulator tests,
-# integration tests against the real worker under wrangler dev (SDKs, contract, faults,
-# soak, log audit), and browser tests in headless Chromium. Ends with "N passed, M failed".
+# npm test: set up, then every suite — core unit and property tests, simulator tests, the
+# build step's and JS glue's tests, integration tests against the real worker under wrangler
+# dev (SDKs, contract, faults, soak, log audit), and browser tests in headless Chromium. Ends with "N passed, M failed".
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
@@ -27,6 +27,10 @@ say "simulator tests"
 node --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$artifacts/sim.tap" sim/test/
 
+say "build-step and JS glue tests (import renaming, the trap guard)"
+node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$artifacts/unit.tap" tests/unit/
+
 say "integration tests against the real worker"
 node tests/run.mjs "$@"
 
@@ -39,7 +43,7 @@ node -e '
 const fs = require("fs"), dir = process.argv[1];
 let passed = 0, failed = 0;
 for (const m of fs.readFileSync(`${dir}/cargo.log`, "utf8").matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) { passed += +m[1]; failed += +m[2]; }
-for (const f of ["sim.tap", "integration.tap", "audit.tap", "browser.tap"]) {
+for (const f of ["sim.tap", "unit.tap", "integration.tap", "audit.tap", "browser.tap"]) {
   const t = fs.existsSync(`${dir}/${f}`) ? fs.readFileSync(`${dir}/${f}`, "utf8") : "";
   passed += +(t.match(/^# pass (\d+)$/m)?.[1] ?? 0);
   failed += +(t.match(/^# fail (\d+)$/m)?.[1] ?? 0) + +(t.match(/^# cancelled (\d+)$/m)?.[1] ?? 0);

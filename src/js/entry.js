@@ -1,30 +1,14 @@
 // The Worker's main module: instantiates the wasm once per isolate and hands each request to
-// the Rust fetch handler. A trap (a Rust panic: the build aborts on panic) leaves the wasm
-// instance unusable, so the next request gets a fresh instance.
+// the Rust fetch handler, through the trap guard (src/js/trap.js): a trap leaves the instance
+// unusable, so the requests waiting on it get a JSON 500 and the next request a fresh instance.
 import wasmModule from './index_bg.wasm';
 import { initSync, fetch as handle, __wbg_reset_state as resetState } from './bindgen/edgechat.js';
+import { guard } from './trap.js';
 
 initSync({ module: wasmModule });
 
-let broken = false;
-const onError = (event) => {
-  const error = event?.error ?? event?.reason ?? event;
-  if (error instanceof WebAssembly.RuntimeError) broken = true;
-};
-addEventListener('error', onError);
-addEventListener('unhandledrejection', onError);
+const { fetch, trapped } = guard(handle, resetState);
+addEventListener('error', trapped);
+addEventListener('unhandledrejection', trapped);
 
-export default {
-  fetch(request, env, ctx) {
-    if (broken) {
-      broken = false;
-      resetState();
-    }
-    try {
-      return handle(request, env, ctx);
-    } catch (error) {
-      onError(error);
-      throw error;
-    }
-  },
-};
+export default { fetch };
