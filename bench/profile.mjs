@@ -73,8 +73,8 @@ const kinds = new Map();
 for (const [key, us] of self) kinds.set(key.split('  ')[0], (kinds.get(key.split('  ')[0]) ?? 0) + us);
 console.log(`${scenario}: ${n} requests (${failed} not 2xx), ${(total / 1000).toFixed(0)} ms sampled`);
 for (const [kind, us] of [...kinds].sort((a, b) => b[1] - a[1])) console.log(`  ${kind.padEnd(8)} ${((100 * us) / total).toFixed(1)}%`);
-console.log('\nself time, top 40:');
-for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+console.log('\nself time, top ${process.env.TOP ?? 40}:');
+for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 40))) {
   console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / n).toFixed(1).padStart(6)} us/req  ${key.slice(0, 140)}`);
 }
 await T.stopAll();

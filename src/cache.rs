@@ -3,10 +3,11 @@
 use crate::app::Ctx;
 use crate::bindings;
 
-/// The cached body under `key`, if any (a KV failure counts as a miss).
-pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<String> {
+/// The cached body under `key`, if any (a KV failure counts as a miss). It stays a JavaScript
+/// string: it is sent as it is, without a copy into the wasm and back.
+pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<js_sys::JsString> {
     let kv = bindings::cache(cx.env).ok()?;
-    kv.text(key).await.ok().flatten()
+    kv.js_text(key).await.ok().flatten()
 }
 
 /// Stores `body` under `key` once the response is on its way.

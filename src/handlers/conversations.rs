@@ -32,9 +32,14 @@ pub(crate) fn not_found() -> AppError {
     ApiError::not_found("conversation").into()
 }
 
-/// A JSON body served from or stored in the cache, with `x-edgechat-cache`.
-fn cached_json(body: String, hit: bool) -> Reply {
-    Reply::bytes(200, JSON, body.into_bytes()).with("x-edgechat-cache", if hit { "hit" } else { "miss" })
+/// A JSON body served from the cache, with `x-edgechat-cache: hit`.
+fn cache_hit(body: js_sys::JsString) -> Reply {
+    Reply::js_text(200, JSON, body).with("x-edgechat-cache", "hit")
+}
+
+/// A JSON body just stored in the cache, with `x-edgechat-cache: miss`.
+fn cache_miss(body: String) -> Reply {
+    Reply::bytes(200, JSON, body.into_bytes()).with("x-edgechat-cache", "miss")
 }
 
 pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -150,12 +155,12 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let key = cache_keys::list_first_page(&user.user_id, user.cache_version, limit);
     if let Some(body) = cache::get(cx, &key).await {
-        return Ok(cached_json(body, true));
+        return Ok(cache_hit(body));
     }
     let db = cx.db()?;
     let body = conversation_page(store::list(&db, &user.user_id, None, limit + 1).await?, limit)?;
     cache::put_later(cx, key, body.clone());
-    Ok(cached_json(body, false))
+    Ok(cache_miss(body))
 }
 
 /// A page of conversations as JSON, from `limit + 1` rows, newest first.
@@ -203,12 +208,12 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let key = cache_keys::conversation(&principal.user.user_id, principal.user.cache_version, &id);
     if let Some(body) = cache::get(cx, &key).await {
-        return Ok(cached_json(body, true));
+        return Ok(cache_hit(body));
     }
     let conversation = owned_conversation(cx, &principal.user.user_id).await?;
     let body = conversation.view().to_json();
     cache::put_later(cx, key, body.clone());
-    Ok(cached_json(body, false))
+    Ok(cache_miss(body))
 }
 
 pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {

@@ -23,14 +23,14 @@ export async function d1Batch(db, statements) {
 
 // `head` is "name\nvalue\nname\nvalue..." (header names and values never hold a newline).
 // A fetched response keeps its status, headers and body, with `head` added.
-export function respond(status, bytes, stream, fetched, head) {
+export function respond(status, bytes, body, fetched, head) {
   const headers = new Headers(fetched ? fetched.headers : undefined);
   if (head) {
     const parts = head.split('\n');
     for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
   }
   if (fetched) return new Response(fetched.body, { status: fetched.status, headers });
-  return new Response(bytes ?? stream ?? null, { status, headers });
+  return new Response(bytes ?? body ?? null, { status, headers });
 }
 
 // The request's method, URL and the values of the headers named in `names` ("a\nb..."), as

@@ -28,7 +28,7 @@ extern "C" {
     fn respond(
         status: u16,
         bytes: Option<Vec<u8>>,
-        stream: Option<ReadableStream>,
+        body: Option<JsValue>,
         fetched: Option<Response>,
         head: &str,
     ) -> Response;
@@ -64,6 +64,8 @@ impl Ai {
 pub enum Payload {
     Empty,
     Bytes(Vec<u8>),
+    /// Text that is already a JavaScript string (a cached body): sent without entering the wasm.
+    Text(js_sys::JsString),
     Stream(ReadableStream),
     /// A response fetched from a binding, passed on with its status, headers and body.
     Fetched(Response),
@@ -81,7 +83,8 @@ pub fn build_response(status: u16, payload: Payload, headers: &[(&str, &str)]) -
     match payload {
         Payload::Empty => respond(status, None, None, None, &head),
         Payload::Bytes(bytes) => respond(status, Some(bytes), None, None, &head),
-        Payload::Stream(stream) => respond(status, None, Some(stream), None, &head),
+        Payload::Text(text) => respond(status, None, Some(text.into()), None, &head),
+        Payload::Stream(stream) => respond(status, None, Some(stream.into()), None, &head),
         Payload::Fetched(resp) => respond(status, None, None, Some(resp), &head),
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error_text;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
@@ -18,6 +19,12 @@ impl KvNamespace {
     pub async fn text(&self, key: &str) -> Result<Option<String>, String> {
         let promise = self.get_promise(key).map_err(|e| error_text(&e))?;
         Ok(JsFuture::from(promise).await.map_err(|e| error_text(&e))?.as_string())
+    }
+
+    /// The value under `key` left as a JavaScript string, for a body sent as it is; `None` when absent.
+    pub async fn js_text(&self, key: &str) -> Result<Option<js_sys::JsString>, String> {
+        let promise = self.get_promise(key).map_err(|e| error_text(&e))?;
+        Ok(JsFuture::from(promise).await.map_err(|e| error_text(&e))?.dyn_into().ok())
     }
 
     /// Stores `value` under `key` for `ttl_seconds`.

@@ -260,6 +260,8 @@ test('odd search inputs are a result or a 400, never a 500', async () => {
 test('the list and a conversation are cached in KV and never stale after the owner writes', async () => {
   const u = await registerUser();
   const first = await create(u.access_token, { title: 'one' });
+  const snow = 'snow \u2603, \u65e5\u672c\u8a9e, \u{1F600}';
+  await create(u.access_token, { title: snow });
   const miss = await api('GET', '/api/v1/conversations', { token: u.access_token });
   assert.equal(miss.headers.get('x-edgechat-cache'), 'miss');
   let hit;
@@ -269,7 +271,13 @@ test('the list and a conversation are cached in KV and never stale after the own
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(hit.headers.get('x-edgechat-cache'), 'hit');
-  assert.deepEqual(hit.body, miss.body);
+  // A hit is sent from KV's string as it is: the same bytes, type and headers as the miss.
+  assert.equal(hit.text, miss.text);
+  assert.equal(hit.body.data[0].title, snow);
+  for (const name of ['content-type', 'x-content-type-options', 'content-security-policy']) {
+    assert.equal(hit.headers.get(name), miss.headers.get(name), name);
+  }
+  assert.equal(hit.headers.get('content-type'), 'application/json; charset=utf-8');
   const missLog = await logLine(miss.headers.get('x-request-id'));
   const hitLog = await logLine(hit.headers.get('x-request-id'));
   assert.ok(hitLog.d1_rows_read < missLog.d1_rows_read, `hit read ${hitLog.d1_rows_read} rows, miss ${missLog.d1_rows_read}`);
@@ -277,16 +285,16 @@ test('the list and a conversation are cached in KV and never stale after the own
   const second = await create(u.access_token, { title: 'two' });
   const afterCreate = await api('GET', '/api/v1/conversations', { token: u.access_token });
   assert.equal(afterCreate.headers.get('x-edgechat-cache'), 'miss');
-  assert.deepEqual(afterCreate.body.data.map((c) => c.title), ['two', 'one']);
+  assert.deepEqual(afterCreate.body.data.map((c) => c.title), ['two', snow, 'one']);
 
   const path = `/api/v1/conversations/${first.body.conversation_id}`;
   await api('GET', path, { token: u.access_token });
   await new Promise((r) => setTimeout(r, 300));
   await api('PATCH', path, { token: u.access_token, json: { title: 'one, renamed' } });
   assert.equal((await api('GET', path, { token: u.access_token })).body.title, 'one, renamed');
-  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed', 'two']);
+  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed', 'two', snow]);
   await api('DELETE', `/api/v1/conversations/${second.body.conversation_id}`, { token: u.access_token });
-  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed']);
+  assert.deepEqual((await api('GET', '/api/v1/conversations', { token: u.access_token })).body.data.map((c) => c.title), ['one, renamed', snow]);
 });
 
 test('deleting the account deletes its conversations', async () => {
