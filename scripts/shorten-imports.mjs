@@ -56,6 +56,7 @@ const short = (n) => {
 if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error(`${input} is not a wasm module`);
 const parts = [wasm.subarray(0, 8)];
 let at = 8, renamed = 0;
+const assigned = new Map(); // a name imported twice keeps one short name
 while (at < wasm.length) {
   const id = wasm[at];
   const [size, start] = leb(wasm, at + 1);
@@ -80,8 +81,10 @@ while (at < wasm.length) {
     else if (kind === 3) p += 2; // global: value type, mutability
     else throw new Error(`import ${field}: unknown kind ${kind}`);
     let newField = field;
-    if (module === './edgechat_bg.js') {
+    if (module === './edgechat_bg.js' && assigned.has(field)) newField = assigned.get(field);
+    else if (module === './edgechat_bg.js') {
       newField = short(renamed++);
+      assigned.set(field, newField);
       const key = new RegExp(`(?<![\\w$])${field.replace(/\$/g, '\\$')}(?=\\s*:)`, 'g');
       const hits = glue.match(key)?.length ?? 0;
       if (hits !== 1) throw new Error(`import ${field}: found ${hits} times as a key in ${gluePath}, expected once`);

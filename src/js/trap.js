@@ -1,7 +1,20 @@
-// What happens when the wasm traps (a Rust panic, or an allocation the heap cannot grow for):
-// the instance is unusable, so every request still waiting on it gets edgechat's JSON 500 and
-// one error log line each, and the next request starts a fresh instance. Without this, a
-// trapped request hangs until the runtime cancels it with a plain-text 500 and no log line.
+// What happens when the wasm dies: a trap (a Rust panic, or an allocation the heap cannot grow
+// for), or a JavaScript exception thrown through wasm frames (the build aborts on panic, so
+// Rust never unwinds and its state is left half-changed). The instance is unusable: it is
+// replaced at once, so no more Rust code runs on it (no write lands after its request got a
+// 500), every request still waiting on it gets edgechat's JSON 500 and an error log line, and
+// the trap itself is logged once. Without this, a trapped request hangs until the runtime
+// cancels it with a plain-text 500 and nothing is logged.
+// Not covered: a streamed body already sent stops where it was; the runtime ends it.
+
+/** A request waiting longer than this is taken as cancelled by the runtime and forgotten. */
+export const MAX_WAIT_MS = 15 * 60 * 1000;
+/** What a waiting request is resolved with when the instance dies under it. */
+class Trapped {
+  constructor(error) {
+    this.error = error;
+  }
+}
 
 /** The request id to answer with: the incoming one when it is safe to echo (as the worker does), else a new one. */
 function requestId(request) {
@@ -22,42 +35,66 @@ export function internalError(request, id) {
   });
 }
 
+/** True for what leaves the instance unusable: a trap, or an exception that crossed wasm frames. */
+export function isFatal(error) {
+  if (error instanceof WebAssembly.RuntimeError) return true;
+  const stack = typeof error?.stack === 'string' ? error.stack : '';
+  return stack.includes('wasm-function[') || stack.includes('wasm://');
+}
+
 /**
- * Wraps the wasm fetch handler. `handle(request, env, ctx)` returns a promise of a Response;
- * `reset()` starts a fresh instance; `log(line)` writes a log line. Returns `fetch` for the
+ * Wraps the wasm fetch handler. `handle(request, env, ctx)` returns a Response or a promise of
+ * one; `reset()` starts a fresh instance; `log(line)` writes a log line. Returns `fetch` for the
  * module's default export and `trapped(errorOrEvent)` for the global error listeners (a trap
  * inside a promise callback reaches only them).
  */
-export function guard(handle, reset, log = (line) => console.error(line)) {
+export function guard(handle, reset, log = (line) => console.error(line), now = Date.now) {
   let broken = false;
-  /** Requests whose response has not come: key -> [request id, method, started, answer with a 500]. */
+  /** Errors already handled: the same one can arrive twice (a rejection and its event). */
+  const seen = new WeakSet();
+  /** Requests waiting for the wasm's answer, oldest first: key -> [started, fail]. */
   const waiting = new Map();
+
+  const renew = () => {
+    try {
+      reset();
+      broken = false;
+    } catch (error) {
+      broken = true; // the next request tries again
+      log(JSON.stringify({ level: 'error', msg: 'wasm reset failed', cause: String(error) }));
+    }
+  };
+
   const trapped = (reason) => {
     const error = reason?.error ?? reason?.reason ?? reason;
-    if (!(error instanceof WebAssembly.RuntimeError)) return false;
-    broken = true;
-    for (const [id, method, started, fail] of waiting.values()) {
-      log(JSON.stringify({
-        level: 'error', msg: 'wasm trap', request_id: id, method, status: 500,
-        duration_ms: Date.now() - started, error_code: 'internal_error', cause: String(error),
-      }));
-      fail();
+    if (!isFatal(error)) return false;
+    if (typeof error === 'object' && error !== null) {
+      if (seen.has(error)) return true;
+      seen.add(error);
     }
+    log(JSON.stringify({ level: 'error', msg: 'wasm trap', cause: String(error), requests_failed: waiting.size }));
+    // Each request answers in its own continuation: a response made here would belong to the
+    // request that trapped, and the runtime refuses it to any other.
+    for (const [, fail] of waiting.values()) fail(error);
     waiting.clear();
+    renew();
     return true;
   };
+
   const fetch = (request, env, ctx) => {
-    if (broken) {
-      broken = false;
-      reset();
+    if (broken) renew();
+    const started = now();
+    for (const [key, [since]] of waiting) {
+      if (started - since < MAX_WAIT_MS) break;
+      waiting.delete(key);
     }
-    const id = requestId(request);
+    if (broken) return failed(request, started, new Error('the wasm instance could not be replaced'));
     const key = {};
     return new Promise((resolve, reject) => {
       const settle = (fn) => (value) => {
         if (waiting.delete(key)) fn(value);
       };
-      waiting.set(key, [id, request.method, Date.now(), () => resolve(internalError(request, id))]);
+      waiting.set(key, [started, (error) => resolve(new Trapped(error))]);
       let answer;
       try {
         answer = Promise.resolve(handle(request, env, ctx));
@@ -67,7 +104,18 @@ export function guard(handle, reset, log = (line) => console.error(line)) {
       answer.then(settle(resolve), (error) => {
         if (!trapped(error)) settle(reject)(error);
       });
-    });
+    }).then((value) => (value instanceof Trapped ? failed(request, started, value.error) : value));
   };
+
+  /** This request's JSON 500 and its log line, made in its own context. */
+  const failed = (request, started, error) => {
+    const id = requestId(request);
+    log(JSON.stringify({
+      level: 'error', msg: 'request', request_id: id, method: request.method, status: 500,
+      duration_ms: now() - started, error_code: 'internal_error', cause: String(error),
+    }));
+    return internalError(request, id);
+  };
+
   return { fetch, trapped };
 }

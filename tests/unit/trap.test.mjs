@@ -1,29 +1,37 @@
 // The trap guard (src/js/trap.js) around the wasm fetch handler: what a client and the log see
-// when the instance traps, and that the next request gets a fresh instance. The wasm's trap is
-// a real WebAssembly.RuntimeError; the handler it interrupts is a stand-in that never answers.
+// when the instance dies, and that a fresh instance takes over. The wasm's trap is a real
+// WebAssembly.RuntimeError; the handler it interrupts is a stand-in that never answers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { guard } from '../../src/js/trap.js';
+import { guard, isFatal, MAX_WAIT_MS } from '../../src/js/trap.js';
 
 const trap = () => new WebAssembly.RuntimeError('unreachable');
 const request = (path, id) =>
   new Request(`http://edgechat.test${path}`, { headers: id === undefined ? {} : { 'x-request-id': id } });
+const never = () => new Promise(() => {}); // the wasm never answers: its future died with the instance
 
-function harness() {
+function harness({ failResets = 0 } = {}) {
   const calls = { handled: 0, resets: 0, lines: [] };
   let behaviour = () => new Response('ok');
+  let clock = 1_000_000;
   const g = guard(
     (req) => {
       calls.handled++;
       return behaviour(req);
     },
-    () => calls.resets++,
+    () => {
+      calls.resets++;
+      if (failResets-- > 0) throw new RangeError('out of memory');
+    },
     (line) => calls.lines.push(JSON.parse(line)),
+    () => clock,
   );
-  return { g, calls, behave: (fn) => (behaviour = fn) };
+  return { g, calls, behave: (fn) => (behaviour = fn), advance: (ms) => (clock += ms) };
 }
+const requestLines = (calls) => calls.lines.filter((l) => l.msg === 'request');
+const trapLines = (calls) => calls.lines.filter((l) => l.msg === 'wasm trap');
 
-test('a trap in the handler answers the JSON 500 with the request id and logs one line', async () => {
+test('a trap in the handler answers the JSON 500 with the request id, logs it, and replaces the instance', async () => {
   const { g, calls, behave } = harness();
   behave(() => Promise.reject(trap()));
   const res = await g.fetch(request('/api/v1/conversations', 'req-1'));
@@ -31,10 +39,10 @@ test('a trap in the handler answers the JSON 500 with the request id and logs on
   assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
   assert.equal(res.headers.get('x-request-id'), 'req-1');
   assert.deepEqual(await res.json(), { error: { code: 'internal_error', message: 'internal error', request_id: 'req-1' } });
-  assert.equal(calls.lines.length, 1);
-  assert.equal(calls.lines[0].request_id, 'req-1');
-  assert.equal(calls.lines[0].status, 500);
-  assert.equal(calls.lines[0].cause, 'RuntimeError: unreachable');
+  assert.equal(trapLines(calls).length, 1);
+  assert.equal(trapLines(calls)[0].cause, 'RuntimeError: unreachable');
+  assert.deepEqual(requestLines(calls).map((l) => [l.level, l.request_id, l.status, l.error_code]), [['error', 'req-1', 500, 'internal_error']]);
+  assert.equal(calls.resets, 1, 'replaced at once, before any other Rust code runs on it');
 });
 
 test('on /v1 the 500 is in the OpenAI error shape', async () => {
@@ -49,32 +57,76 @@ test('on /v1 the 500 is in the OpenAI error shape', async () => {
   });
 });
 
-test('a trap seen by the global error listener fails every waiting request, and only the next request resets', async () => {
+test('a trap seen by the global error listener fails every waiting request, once', async () => {
   const { g, calls, behave } = harness();
-  behave(() => new Promise(() => {})); // the wasm never answers: its future died with the instance
+  behave(never);
   const waiting = [g.fetch(request('/health', 'a')), g.fetch(request('/health', 'a'))];
-  assert.equal(g.trapped({ error: trap() }), true);
+  const error = trap();
+  assert.equal(g.trapped({ error }), true);
+  assert.equal(g.trapped({ reason: error }), true, 'the same error reported again');
   const answers = await Promise.all(waiting);
   assert.deepEqual(answers.map((r) => r.status), [500, 500]);
-  assert.equal(calls.lines.length, 2);
-  assert.equal(calls.resets, 0);
-  behave(() => new Response('fresh'));
-  const next = await g.fetch(request('/health'));
-  assert.equal(await next.text(), 'fresh');
+  assert.equal(trapLines(calls).length, 1);
+  assert.equal(trapLines(calls)[0].requests_failed, 2);
+  assert.equal(requestLines(calls).length, 2);
   assert.equal(calls.resets, 1);
-  await g.fetch(request('/health'));
+  behave(() => new Response('fresh'));
+  assert.equal(await (await g.fetch(request('/health'))).text(), 'fresh');
   assert.equal(calls.resets, 1, 'a healthy instance is not reset again');
 });
 
-test('an error that is not a trap passes through without a reset or a log line', async () => {
+test('a trap with no request waiting is still logged, and the instance replaced', () => {
+  const { g, calls } = harness();
+  assert.equal(g.trapped({ error: trap() }), true);
+  assert.deepEqual(trapLines(calls).map((l) => l.requests_failed), [0]);
+  assert.equal(calls.resets, 1);
+});
+
+test('an exception that crossed wasm frames is fatal; one that did not passes through', async () => {
+  const crossed = new TypeError('invalid header value');
+  crossed.stack = 'TypeError: invalid header value\n    at respond (index.js:1:1)\n    at wasm://wasm/0012abcd:wasm-function[812]:0x4f2a1';
+  assert.equal(isFatal(crossed), true);
+  assert.equal(isFatal(trap()), true);
+  assert.equal(isFatal(new TypeError('boom')), false);
+  assert.equal(isFatal(undefined), false);
+
   const { g, calls, behave } = harness();
   behave(() => Promise.reject(new TypeError('boom')));
   await assert.rejects(g.fetch(request('/health')), TypeError);
   assert.equal(g.trapped({ error: new TypeError('other') }), false);
-  behave(() => new Response('ok'));
-  await g.fetch(request('/health'));
   assert.equal(calls.resets, 0);
   assert.equal(calls.lines.length, 0);
+  behave(() => Promise.reject(crossed));
+  assert.equal((await g.fetch(request('/health'))).status, 500);
+  assert.equal(calls.resets, 1);
+});
+
+test('when the instance cannot be replaced, requests get the JSON 500 and each one tries again', async () => {
+  const { g, calls, behave } = harness({ failResets: 2 });
+  behave(() => Promise.reject(trap()));
+  assert.equal((await g.fetch(request('/health', 'first'))).status, 500);
+  assert.equal(calls.resets, 1);
+  assert.equal(calls.lines.filter((l) => l.msg === 'wasm reset failed').length, 1);
+  behave(() => new Response('ok'));
+  const second = await g.fetch(request('/health', 'second'));
+  assert.equal(second.status, 500, 'the reset failed again');
+  assert.equal(calls.resets, 2);
+  assert.equal(calls.handled, 1, 'nothing ran on the dead instance');
+  const third = await g.fetch(request('/health', 'third'));
+  assert.equal(await third.text(), 'ok');
+  assert.equal(calls.resets, 3);
+});
+
+test('a request waiting longer than the runtime allows is forgotten, not failed by a later trap', async () => {
+  const { g, calls, behave, advance } = harness();
+  behave(never);
+  g.fetch(request('/health', 'cancelled')); // the runtime cancelled it: its promise never settles
+  advance(MAX_WAIT_MS + 1);
+  const live = g.fetch(request('/health', 'live'));
+  g.trapped({ error: trap() });
+  assert.equal((await live).status, 500);
+  assert.equal(trapLines(calls)[0].requests_failed, 1);
+  assert.deepEqual(requestLines(calls).map((l) => l.request_id), ['live']);
 });
 
 test('an unsafe incoming request id is replaced by a new one', async () => {
@@ -90,11 +142,11 @@ test('an unsafe incoming request id is replaced by a new one', async () => {
 
 test('answers that come before any trap are passed on untouched', async () => {
   const { g, calls, behave } = harness();
-  behave(async () => new Response('body', { status: 201, headers: { 'x-a': '1' } }));
+  const sent = new Response('body', { status: 201, headers: { 'x-a': '1' } });
+  behave(async () => sent);
   const res = await g.fetch(request('/health'));
-  assert.equal(res.status, 201);
-  assert.equal(res.headers.get('x-a'), '1');
+  assert.equal(res, sent);
   assert.equal(await res.text(), 'body');
   g.trapped({ error: trap() }); // nothing is waiting any more
-  assert.equal(calls.lines.length, 0);
+  assert.equal(requestLines(calls).length, 0);
 });
