@@ -83,14 +83,15 @@ export class Relay {
   }
 
   /**
-   * Takes what is buffered on the copy: reads until one takes longer than `waitMs` (a
-   * buffered chunk comes back at once). Resolves true once the copy has ended; rejects if the
-   * upstream broke off.
+   * Takes what is buffered on the copy, and what arrives within `waitMs` (a buffered chunk
+   * comes back at once). One timer per drain, not per chunk: timers are the dearest part of a
+   * read. Resolves true once the copy has ended; rejects if the upstream broke off.
    */
   async drain(waitMs) {
+    const timeout = sleep(waitMs);
     for (;;) {
       this.pending ??= this.reader.read();
-      const read = await Promise.race([this.pending, sleep(waitMs)]);
+      const read = await Promise.race([this.pending, timeout]);
       if (read === TIMEOUT) return false;
       this.pending = null;
       if (read.done) return true;
