@@ -30,7 +30,7 @@ const METHOD = {
   concurrentTimeoutSeconds: 30,
   // Marginal CPU per chunk: this many 64-chunk streams at once against as many 8-chunk ones.
   // CPU per request for the head-to-head pairs: alternating rounds, median.
-  cpuRounds: 5,
+  cpuRounds: 7,
   cpuRoundRequests: 300,
   marginalStreams: 64,
   marginalRepeats: 3,
@@ -112,7 +112,9 @@ async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = tr
 /**
  * CPU per request of targets compared with each other, measured in alternating rounds
  * (`cpuRounds` of `n` requests each, `cpuRoundRequests` by default) so that the machine's
- * drift hits both alike; each target's figure becomes the median of its rounds.
+ * drift hits both alike; each target's figure becomes the median of its rounds, and its
+ * rounds are kept in order (null for a round with errors) so that a difference between two
+ * targets can be taken round by round.
  * `beforeRound` (optional) runs before each round.
  */
 async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20, beforeRound } = {}) {
@@ -122,14 +124,14 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
     for (const [i, [target, spec]] of pairs.entries()) {
       const around = cpuAround(target.pids());
       const r = await latencyRun(target.url, spec, { n, warmup, around });
-      if (r.errors === 0) samples[i].push(r.cpuPerRequestMs);
+      samples[i].push(r.errors === 0 ? r.cpuPerRequestMs : null);
     }
   }
   for (const [i, [, , result]] of pairs.entries()) {
-    const sorted = samples[i].sort((a, b) => a - b);
+    const sorted = samples[i].filter((v) => v !== null).sort((a, b) => a - b);
     if (result && sorted.length) {
       result.cpuPerRequestMs = sorted[Math.floor(sorted.length / 2)];
-      result.cpuRoundsMs = sorted;
+      result.cpuRoundsMs = samples[i];
     }
   }
   log(`  CPU per request, median of ${METHOD.cpuRounds} alternating rounds: ${pairs.map(([t, , r]) => `${t.id} ${r?.cpuPerRequestMs?.toFixed(3)} ms`).join(', ')}`);
