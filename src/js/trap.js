@@ -2,10 +2,13 @@
 // for), or a JavaScript exception thrown through wasm frames (the build aborts on panic, so
 // Rust never unwinds and its state is left half-changed). The instance is unusable: it is
 // replaced at once, so no more Rust code runs on it (no write lands after its request got a
-// 500), every request still waiting on it gets edgechat's JSON 500 and an error log line, and
-// the trap itself is logged once. Without this, a trapped request hangs until the runtime
-// cancels it with a plain-text 500 and nothing is logged.
-// Not covered: a streamed body already sent stops where it was; the runtime ends it.
+// 500); the trap is logged once; the request that trapped gets edgechat's JSON 500 and its
+// log line. Without this, a trapped request hangs until the runtime cancels it with a
+// plain-text 500 and nothing is logged.
+// Other requests waiting on the instance are released with the JSON 500 too, each in its own
+// context. Seen in workerd: one still waiting on I/O (an upstream call) gets it at once; one
+// with no I/O left has already been taken as hung, and the runtime ends it with its plain
+// 500. A streamed body already under way stops where it was.
 
 /** A request waiting longer than this is taken as cancelled by the runtime and forgotten. */
 export const MAX_WAIT_MS = 15 * 60 * 1000;
@@ -72,7 +75,7 @@ export function guard(handle, reset, log = (line) => console.error(line), now = 
       if (seen.has(error)) return true;
       seen.add(error);
     }
-    log(JSON.stringify({ level: 'error', msg: 'wasm trap', cause: String(error), requests_failed: waiting.size }));
+    log(JSON.stringify({ level: 'error', msg: 'wasm trap', cause: String(error), requests_waiting: waiting.size }));
     // Each request answers in its own continuation: a response made here would belong to the
     // request that trapped, and the runtime refuses it to any other.
     for (const [, fail] of waiting.values()) fail(error);
@@ -89,18 +92,21 @@ export function guard(handle, reset, log = (line) => console.error(line), now = 
       waiting.delete(key);
     }
     if (broken) return failed(request, started, new Error('the wasm instance could not be replaced'));
+    let answer;
+    try {
+      answer = handle(request, env, ctx);
+    } catch (error) {
+      if (trapped(error)) return failed(request, started, error);
+      throw error;
+    }
+    // Answered without waiting (`/health`, most errors): nothing can trap under it any more.
+    if (!(answer instanceof Promise)) return answer;
     const key = {};
     return new Promise((resolve, reject) => {
       const settle = (fn) => (value) => {
         if (waiting.delete(key)) fn(value);
       };
       waiting.set(key, [started, (error) => resolve(new Trapped(error))]);
-      let answer;
-      try {
-        answer = Promise.resolve(handle(request, env, ctx));
-      } catch (error) {
-        answer = Promise.reject(error);
-      }
       answer.then(settle(resolve), (error) => {
         if (!trapped(error)) settle(reject)(error);
       });

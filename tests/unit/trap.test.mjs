@@ -67,7 +67,7 @@ test('a trap seen by the global error listener fails every waiting request, once
   const answers = await Promise.all(waiting);
   assert.deepEqual(answers.map((r) => r.status), [500, 500]);
   assert.equal(trapLines(calls).length, 1);
-  assert.equal(trapLines(calls)[0].requests_failed, 2);
+  assert.equal(trapLines(calls)[0].requests_waiting, 2);
   assert.equal(requestLines(calls).length, 2);
   assert.equal(calls.resets, 1);
   behave(() => new Response('fresh'));
@@ -78,7 +78,7 @@ test('a trap seen by the global error listener fails every waiting request, once
 test('a trap with no request waiting is still logged, and the instance replaced', () => {
   const { g, calls } = harness();
   assert.equal(g.trapped({ error: trap() }), true);
-  assert.deepEqual(trapLines(calls).map((l) => l.requests_failed), [0]);
+  assert.deepEqual(trapLines(calls).map((l) => l.requests_waiting), [0]);
   assert.equal(calls.resets, 1);
 });
 
@@ -125,7 +125,7 @@ test('a request waiting longer than the runtime allows is forgotten, not failed 
   const live = g.fetch(request('/health', 'live'));
   g.trapped({ error: trap() });
   assert.equal((await live).status, 500);
-  assert.equal(trapLines(calls)[0].requests_failed, 1);
+  assert.equal(trapLines(calls)[0].requests_waiting, 1);
   assert.deepEqual(requestLines(calls).map((l) => l.request_id), ['live']);
 });
 
@@ -147,6 +147,8 @@ test('answers that come before any trap are passed on untouched', async () => {
   const res = await g.fetch(request('/health'));
   assert.equal(res, sent);
   assert.equal(await res.text(), 'body');
+  behave(() => sent);
+  assert.equal(g.fetch(request('/health')), sent, 'a response made without waiting is returned as it is');
   g.trapped({ error: trap() }); // nothing is waiting any more
   assert.equal(requestLines(calls).length, 0);
 });
