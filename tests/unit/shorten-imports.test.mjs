@@ -1,9 +1,9 @@
 // scripts/shorten-imports.mjs: the build step that gives the wasm's imports short names in both
 // the wasm and its JS glue. Run on a small hand-assembled module with every kind of import.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -48,8 +48,12 @@ ${names.map((n) => `        ${n}: ${n === GLOBAL ? "new WebAssembly.Global({ val
 };
 `;
 
+const dirs = [];
+after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 function workdir(glue) {
   const dir = mkdtempSync(path.join(tmpdir(), 'shorten-'));
+  dirs.push(dir);
   writeFileSync(path.join(dir, 'in.wasm'), module());
   writeFileSync(path.join(dir, 'glue.mjs'), glue);
   return dir;
