@@ -15,10 +15,9 @@ extern "C" {
 }
 
 impl KvNamespace {
-    /// The text under `key`, or `None` when absent.
+    /// The text under `key`, read into Rust; `None` when absent.
     pub async fn text(&self, key: &str) -> Result<Option<String>, String> {
-        let promise = self.get_promise(key).map_err(|e| error_text(&e))?;
-        Ok(JsFuture::from(promise).await.map_err(|e| error_text(&e))?.as_string())
+        Ok(self.js_text(key).await?.map(String::from))
     }
 
     /// The value under `key` left as a JavaScript string, for a body sent as it is; `None` when absent.
