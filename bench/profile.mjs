@@ -4,7 +4,7 @@
 // showed 5-9% of samples, yet a build without it used the same CPU), so this says where to
 // look; whether a change helps is decided by CPU measured in alternating rounds (bench/run.mjs). Wasm function names need a build that keeps them:
 //   EDGECHAT_KEEP_WASM_NAMES=1 bash scripts/build.sh    (then rebuild normally afterwards)
-// Run: node bench/profile.mjs [health|hit|miss|completion] [requests] [--build=DIR]
+// Run: node bench/profile.mjs [health|hit|reference-hit|miss|completion] [requests] [--build=DIR]
 import * as T from './targets.mjs';
 import { api } from './load.mjs';
 import WebSocket from 'ws';
@@ -26,16 +26,21 @@ let limit = 0;
 const requests = {
   health: () => api(w.url, 'GET', '/health'),
   hit: () => api(w.url, 'GET', '/api/v1/conversations', { token }),
+  // The same KV-hit request answered by bench/reference-worker.js (profiled in its own isolate).
+  'reference-hit': () => api(w.url, 'GET', '/reference/api/v1/conversations', { token }),
   // Each page size has its own cache key: 1..100 are 100 misses per cache version.
   miss: () => api(w.url, 'GET', `/api/v1/conversations?limit=${(limit++ % 100) + 1}`, { token }),
   completion: () => api(w.url, 'POST', '/v1/chat/completions', { token, json: { model: 'bench-fast', messages: PROMPT } }),
 };
 const request = requests[scenario];
 if (!request) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(requests).join(', ')}`);
+// The reference only reads the page edgechat cached.
+if (scenario === 'reference-hit') { await requests.hit(); await new Promise((r) => setTimeout(r, 200)); }
 for (let i = 0; i < 50; i++) await request();
 if (scenario === 'miss') await api(w.url, 'POST', '/api/v1/conversations', { token, json: { title: 'new version' } });
 
-const ws = new WebSocket(`ws://127.0.0.1:${INSPECTOR}/core:user:edgechat`);
+const worker = scenario.startsWith('reference') ? 'reference' : 'edgechat';
+const ws = new WebSocket(`ws://127.0.0.1:${INSPECTOR}/core:user:${worker}`);
 await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
 let nextId = 1;
 const waiting = new Map();

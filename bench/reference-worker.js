@@ -1,21 +1,31 @@
-// bench/reference-worker.js — the JavaScript reference for the authenticated scenario: the same
-// `GET /api/v1/conversations` KV-hit request written as a plain JavaScript Worker, bound to the
-// same D1 database and KV namespace as edgechat. It does the same work: HS256 check (WebCrypto)
-// with the same claims, the same session query, the same KV read, and what every edgechat
-// response carries: a request id (echoed or new), the security headers, and one JSON log line
-// with the same fields. Its CPU per request is the floor for that request in this workerd,
-// database and cache simulation included.
-const SESSION_USER = 'SELECT u.user_id, u.email, u.display_name, u.role, u.plan, u.is_disabled, ' +
-  'u.created_at, u.updated_at, u.cache_version ' +
-  'FROM sessions s JOIN users u ON u.user_id = s.user_id ' +
-  'WHERE s.session_id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND u.is_disabled = 0';
+// bench/reference-worker.js — the JavaScript reference: edgechat's benchmarked requests written
+// as a plain JavaScript Worker, bound to the same D1 database and KV namespace, answering under
+// /reference/. Each does the same work as edgechat for that request, the way a JavaScript
+// Worker would do it, and what every edgechat response carries: a request id (echoed or new),
+// the security headers, and one JSON log line with the same fields.
+// - `GET /health`: the status and version as JSON.
+// - `GET /api/v1/conversations` (KV hit): the HS256 check (WebCrypto) with the same claims,
+//   the same session query, the same KV read.
+// - `POST /v1/chat/completions`, streamed or not: the token check, the body parsed and checked,
+//   the model routed, the same admission batch as edgechat (session check, rate window, token
+//   reservation: bench/floor-worker.js's statements, which the bench checks against
+//   src/store/), the client's body sent upstream under the upstream's model name, the answer
+//   relayed as the upstream gave it, then the settlement and usage record (in waitUntil). A
+//   streamed answer goes through src/js/relay.js, the same relay edgechat uses: teed, piped
+//   natively to the client, the copy read for usage once it has ended.
+// The CPU per request of each is what the same features cost without Rust and wasm.
+import { SQL } from './floor-worker.js';
+import { Relay } from '../src/js/relay.js';
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 let key;
+let routes;
 const fromB64url = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-const unauthorized = () => Response.json({ error: { code: 'invalid_token', message: 'invalid token' } }, { status: 401 });
 const SECURITY_HEADERS = [['x-content-type-options', 'nosniff'], ['referrer-policy', 'no-referrer'], ['x-frame-options', 'DENY'],
   ['content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"]];
+const JSON_TYPE = 'application/json; charset=utf-8';
+const MAX_BODY = 1 << 20;
 let counter = 0;
 let prefix; // random values cannot be made at a Worker's global scope
 
@@ -27,39 +37,156 @@ function requestId(request) {
   return prefix + (counter++).toString(16).padStart(12, '0');
 }
 
-/** The request itself: the token check, the session query and the cached page. */
-async function list(request, env, url, seen) {
+class Failure {
+  constructor(status, code, message, param = null) {
+    Object.assign(this, { status, code, message, param });
+  }
+}
+const invalidToken = () => new Failure(401, 'invalid_token', 'invalid token');
+
+/** The access token's claims once its signature and claims check out; throws a Failure. */
+async function claims(request, env) {
   const token = (request.headers.get('authorization') ?? '').replace(/^Bearer /, '');
   const [h, p, s] = token.split('.');
-  if (!s) return unauthorized();
+  if (!s) throw invalidToken();
   key ??= await crypto.subtle.importKey('raw', encoder.encode(env.JWT_SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-  if (!(await crypto.subtle.verify('HMAC', key, fromB64url(s), encoder.encode(`${h}.${p}`)))) return unauthorized();
-  const header = JSON.parse(new TextDecoder().decode(fromB64url(h)));
-  const claims = JSON.parse(new TextDecoder().decode(fromB64url(p)));
+  if (!(await crypto.subtle.verify('HMAC', key, fromB64url(s), encoder.encode(`${h}.${p}`)))) throw invalidToken();
+  const header = JSON.parse(decoder.decode(fromB64url(h)));
+  const c = JSON.parse(decoder.decode(fromB64url(p)));
   const now = Date.now() / 1000;
-  if (header.alg !== 'HS256' || !(claims.exp + 30 >= now) || (claims.nbf ?? 0) - 30 > now || claims.iss !== 'edgechat' ||
-    claims.aud !== 'edgechat' || claims.typ !== 'access' || !claims.sub || !claims.sid) return unauthorized();
-  const { results, meta } = await env.DB.prepare(SESSION_USER).bind(claims.sid, claims.sub).all();
+  if (header.alg !== 'HS256' || !(c.exp + 30 >= now) || (c.nbf ?? 0) - 30 > now || c.iss !== 'edgechat' ||
+    c.aud !== 'edgechat' || c.typ !== 'access' || !c.sub || !c.sid) throw invalidToken();
+  return c;
+}
+
+const sessionUser = (env, c) => env.DB.prepare(SQL.SELECT_LIVE_SESSION_USER).bind(c.sid, c.sub);
+
+/** `GET /api/v1/conversations`, answered from the KV cache. */
+async function list(request, env, url, seen) {
+  const c = await claims(request, env);
+  const { results, meta } = await sessionUser(env, c).all();
   seen.rowsRead = meta?.rows_read ?? 0;
   const user = results[0];
-  if (!user) return unauthorized();
+  if (!user) throw invalidToken();
   seen.userId = user.user_id;
   const limit = Number(url.searchParams.get('limit') ?? 20);
   const body = await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:${limit}`);
-  if (body === null) return Response.json({ error: { code: 'cache_miss' } }, { status: 503 });
-  return new Response(body, { headers: { 'content-type': 'application/json', 'x-edgechat-cache': 'hit' } });
+  if (body === null) throw new Failure(503, 'cache_miss', 'not cached');
+  return new Response(body, { headers: { 'content-type': JSON_TYPE, 'x-edgechat-cache': 'hit' } });
+}
+
+/** The request body as a chat completion request, checked as edgechat checks its fields. */
+async function completionRequest(request, routes) {
+  if (!(request.headers.get('content-type') ?? '').startsWith('application/json')) throw new Failure(415, 'unsupported_media_type', 'send JSON');
+  const text = await request.text();
+  if (text.length > MAX_BODY) throw new Failure(413, 'payload_too_large', 'body too large');
+  let req;
+  try { req = JSON.parse(text); } catch { throw new Failure(400, 'invalid_json', 'the body is not JSON'); }
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Failure(400, 'invalid_request_error', 'the body must be an object');
+  if (typeof req.model !== 'string') throw new Failure(400, 'invalid_request_error', 'model must be a string', 'model');
+  if (!Array.isArray(req.messages) || req.messages.length === 0) throw new Failure(400, 'invalid_request_error', 'messages must be a non-empty array', 'messages');
+  let chars = 0;
+  for (const m of req.messages) {
+    if (typeof m?.role !== 'string' || typeof m.content !== 'string') throw new Failure(400, 'invalid_request_error', 'each message needs a role and a string content', 'messages');
+    chars += m.content.length;
+  }
+  if (req.stream !== undefined && typeof req.stream !== 'boolean') throw new Failure(400, 'invalid_request_error', 'stream must be a boolean', 'stream');
+  const route = routes.models[req.model];
+  if (!route) throw new Failure(404, 'model_not_found', `The model ${req.model} does not exist`, 'model');
+  const prompt = Math.ceil(chars / 4) + 4 * req.messages.length;
+  return { req, route, prompt, estimate: prompt + (req.max_tokens ?? 4096) };
+}
+
+/** A finished stream's text and usage (estimated from the text when the upstream sent none). */
+function streamSummary(bytes, promptEstimate) {
+  let text = '';
+  let usage = null;
+  for (const line of decoder.decode(bytes).split('\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    let chunk;
+    try { chunk = JSON.parse(line.slice(6)); } catch { continue; }
+    text += chunk.choices?.[0]?.delta?.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { text, usage: usage ?? { prompt_tokens: promptEstimate, completion_tokens: Math.ceil(text.length / 4) }, estimated: !usage };
+}
+
+/** `POST /v1/chat/completions`: admission, the upstream call, settlement and usage record. */
+async function completion(request, env, ctx, seen) {
+  const c = await claims(request, env);
+  routes ??= JSON.parse(env.MODEL_ROUTES);
+  const { req, route, prompt, estimate } = await completionRequest(request, routes);
+  const now = Date.now();
+  const window = now - (now % 60_000);
+  const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
+  const gate = ['session', c.sid, 'free'];
+  const [found, , hit, reserved] = await env.DB.batch([
+    sessionUser(env, c),
+    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(c.sub, window, ...gate),
+    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(c.sub, window, ...gate),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, estimate, 1e15, window, 1e8, ...gate, now),
+  ]);
+  const user = found.results[0];
+  if (!user) throw invalidToken();
+  seen.userId = user.user_id;
+  if (!hit.results[0] || !reserved.results[0]) throw new Failure(429, 'rate_limited', 'over the plan');
+  // The client's body with the upstream's model name; the answer goes back as the upstream gave it.
+  const upstreamBody = { ...req, model: route.upstream };
+  const abort = new AbortController();
+  const upstream = await fetch(`${env.OPENAI_BASE_URL}/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(upstreamBody), signal: abort.signal,
+  });
+  if (!upstream.ok) throw new Failure(502, 'upstream_error', 'the model failed');
+  const record = (usage, status, estimated = false) => env.DB.batch([
+    env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, (usage ? usage.prompt_tokens + usage.completion_tokens : 0) - estimate),
+    env.DB.prepare(SQL.INSERT_USAGE).bind(`use_${crypto.randomUUID().replaceAll('-', '')}`, user.user_id, null, 'gateway', req.model, 'openai', status,
+      usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0, estimated || !usage ? 1 : 0, 0, now),
+  ]);
+  if (req.stream) {
+    const tail = (code) => encoder.encode(`data: ${JSON.stringify({ error: { message: 'the model stopped', type: 'server_error', param: null, code } })}\n\n`);
+    const relay = new Relay(upstream.body, 30_000, 15_000, 1 << 20, tail('upstream_timeout'), tail('upstream_error'));
+    ctx.waitUntil(relay.ended.then((state) => {
+      if (state === 'stalled') abort.abort();
+      const { usage, estimated } = streamSummary(relay.bytes(), prompt);
+      return record(usage, state === 'end' ? 'ok' : state, estimated);
+    }));
+    return new Response(relay.readable, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-edgechat-cache': 'bypass' } });
+  }
+  const answer = await upstream.text();
+  ctx.waitUntil(record(JSON.parse(answer).usage, 'ok'));
+  return new Response(answer, { headers: { 'content-type': JSON_TYPE, 'x-edgechat-cache': 'bypass' } });
+}
+
+/** The error body edgechat gives: OpenAI's shape under /v1, edgechat's elsewhere. */
+function failed(f, openai, id) {
+  const error = openai
+    ? { message: f.message, type: f.status >= 500 ? 'server_error' : 'invalid_request_error', param: f.param, code: f.code }
+    : { code: f.code, message: f.message, request_id: id };
+  return new Response(JSON.stringify({ error }), { status: f.status, headers: { 'content-type': JSON_TYPE } });
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     const started = Date.now();
     const id = requestId(request);
     const seen = { userId: undefined, rowsRead: 0 };
-    const response = await list(request, env, new URL(request.url), seen);
+    const url = new URL(request.url);
+    const path = url.pathname.slice('/reference'.length);
+    let route = path;
+    let response;
+    try {
+      if (path === '/health') response = new Response(JSON.stringify({ status: 'ok', version: env.VERSION }), { headers: { 'content-type': JSON_TYPE } });
+      else if (path === '/api/v1/conversations') response = await list(request, env, url, seen);
+      else if (path === '/v1/chat/completions' && request.method === 'POST') response = await completion(request, env, ctx, seen);
+      else { route = 'unmatched'; throw new Failure(404, 'not_found', 'no such route'); }
+    } catch (err) {
+      if (!(err instanceof Failure)) throw err;
+      response = failed(err, path.startsWith('/v1/'), id);
+    }
     response.headers.set('x-request-id', id);
     for (const [name, value] of SECURITY_HEADERS) response.headers.set(name, value);
     console.log(JSON.stringify({
-      level: 'info', msg: 'request', request_id: id, method: request.method, route: '/api/v1/conversations',
+      level: 'info', msg: 'request', request_id: id, method: request.method, route,
       status: response.status, duration_ms: Date.now() - started, user_id: seen.userId, d1_rows_read: seen.rowsRead, d1_rows_written: 0,
     }));
     return response;

@@ -17,7 +17,7 @@ const log = (msg) => console.log(`[bench ${elapsedS().toFixed(0).padStart(3)} s]
 // Bounds, counted from the end of setup and build (seconds when nothing changed; the first
 // run on a fresh machine installs the Rust tools first): optional phases are skipped past
 // SOFT_LIMIT; at HARD_LIMIT everything is stopped.
-const SOFT_LIMIT_S = 7 * 60;
+const SOFT_LIMIT_S = 8 * 60;
 const HARD_LIMIT_MS = 9.5 * 60_000;
 let measuringFrom = 0;
 const measuringS = () => (performance.now() - measuringFrom) / 1000;
@@ -138,6 +138,28 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
 }
 
 /**
+ * CPU per extra chunk of targets compared with each other: `marginalRepeats` alternating
+ * rounds of one marginal measurement each; each result gets `pairedExtraChunkRoundsMs` (in
+ * order, null for an incomplete round) and their median, `pairedExtraChunkMs`.
+ */
+async function interleavedChunkCpu(pairs) {
+  const samples = pairs.map(() => []);
+  for (let round = 0; round < METHOD.marginalRepeats; round++) {
+    for (const [i, [target]] of pairs.entries()) {
+      samples[i].push(await marginalChunkCpu(target, (which) => openaiSpec(target, which), {
+        streams: METHOD.marginalStreams, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
+      }));
+    }
+  }
+  for (const [i, [, result]] of pairs.entries()) {
+    const sorted = samples[i].filter((v) => v !== null).sort((a, b) => a - b);
+    result.pairedExtraChunkRoundsMs = samples[i];
+    result.pairedExtraChunkMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
+  }
+  log(`  CPU per extra chunk, median of ${METHOD.marginalRepeats} alternating rounds: ${pairs.map(([t, r]) => `${t.id} ${r.pairedExtraChunkMs?.toFixed(4)} ms`).join(', ')}`);
+}
+
+/**
  * Sequential streams on one connection, then 256 at once with the CPU they cost, then the
  * CPU per extra chunk. `makeSpec(which)` gives a request for 'stream' (64 chunks) or 'short'.
  */
@@ -232,6 +254,9 @@ async function main() {
     try { const t = await T.startPortkey(sim.url); peers.push(t); ran(t, ' (`@hono/node-server` pinned to 1.13.8: later versions break its streaming; its stream handler waits 25 ms before relaying the first chunk, which shows in its TTFT)'); } catch (err) { notRun('Portkey gateway', `did not start: ${err.message}`); }
   } else notRun('Portkey gateway', portkeyReady.reason);
 
+  const unlike = await T.referenceMismatches(edgechat);
+  if (unlike.length) throw new Error(`bench/reference-worker.js no longer answers like edgechat: ${unlike.join('; ')}`);
+
   log('seeding edgechat: users and conversations');
   const listToken = await seedUser(edgechat.url, 'list');
   await createConversations(edgechat.url, listToken, 20);
@@ -243,11 +268,17 @@ async function main() {
   edgechat.models = { stream: 'bench', short: 'bench-short', fast: 'bench-fast' };
 
   const S = results.scenarios;
+  // The same requests as a plain JavaScript Worker on the same D1 and KV, doing the same work.
+  ran(edgechat.reference, ' (same workerd process, D1 database and KV namespace as edgechat)');
+  edgechat.reference.headers = edgechat.headers;
+  edgechat.reference.models = edgechat.models;
   log('scenario: GET /health');
-  S.health.sim = await measureRequests(sim, { path: '/health' }, { rate: false });
-  S.health.js = await measureRequests(js, { path: '/health' });
-  S.health.edgechat = await measureRequests(edgechat, { path: '/health' });
-  await interleavedCpu([[js, { path: '/health' }, S.health.js], [edgechat, { path: '/health' }, S.health.edgechat]]);
+  const health = { path: '/health' };
+  S.health.sim = await measureRequests(sim, health, { rate: false });
+  S.health.js = await measureRequests(js, health);
+  S.health.reference = await measureRequests(edgechat.reference, health);
+  S.health.edgechat = await measureRequests(edgechat, health);
+  await interleavedCpu([[js, health, S.health.js], [edgechat.reference, health, S.health.reference], [edgechat, health, S.health.edgechat]]);
 
   log('scenario: GET /api/v1/conversations');
   const list = { path: '/api/v1/conversations', headers: auth(listToken) };
@@ -258,8 +289,6 @@ async function main() {
   }
   const hit = (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit';
   S.conversationsHit.edgechat = await measureRequests(edgechat, { ...list, check: hit });
-  // The same request as a plain JavaScript Worker on the same D1 and KV: the floor for it.
-  ran(edgechat.reference, ' (same workerd process, D1 database and KV namespace as edgechat)');
   S.conversationsHit.reference = await measureRequests(edgechat.reference, { ...list, check: hit });
   // The storage floor: only edgechat's D1 and KV calls for the same request.
   ran(edgechat.floor, ' (same workerd process, D1 database and KV namespace as edgechat)');
@@ -311,8 +340,13 @@ async function main() {
   }
   if (!gatewayState) {
     const floorCall = { method: 'POST', path: '/completion', headers: T.floorHeaders(gatewayToken), body: { model: T.UPSTREAM.fast, messages: PROMPT }, kind: 'openai', check: floorOk };
+    S.completions.reference = await measureRequests(edgechat.reference, openaiSpec(edgechat.reference, 'fast'), { n: 500, rate: false });
     S.completions.floor = await measureRequests(edgechat.floor, floorCall, { n: 500, rate: false });
-    await interleavedCpu([[edgechat, openaiSpec(edgechat, 'fast'), S.completions.edgechat], [edgechat.floor, floorCall, S.completions.floor]]);
+    await interleavedCpu([
+      [edgechat, openaiSpec(edgechat, 'fast'), S.completions.edgechat],
+      [edgechat.reference, openaiSpec(edgechat.reference, 'fast'), S.completions.reference],
+      [edgechat.floor, floorCall, S.completions.floor],
+    ]);
   }
 
   log('scenario: POST /v1/chat/completions streamed, 64 chunks 20 ms apart');
@@ -320,6 +354,14 @@ async function main() {
     if (t === edgechat && gatewayState) { S.completionsStream.edgechat = gatewayState; continue; }
     if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
     S.completionsStream[t.id] = await measureStreams(t, (which) => openaiSpec(t, which));
+  }
+  if (!gatewayState) {
+    // The same relay driven by plain JavaScript, against edgechat in alternating rounds.
+    S.completionsStream.reference = {};
+    await interleavedChunkCpu([
+      [edgechat, S.completionsStream.edgechat],
+      [edgechat.reference, S.completionsStream.reference],
+    ]);
   }
 
   log('scenario: edgechat chat turn, SSE (64 chunks 20 ms apart, a fresh conversation per stream)');

@@ -168,7 +168,7 @@ function childWorkerds() {
   return allPids().filter((p) => { const s = stat(p); return s?.ppid === process.pid && s.comm === 'workerd'; });
 }
 
-async function startMiniflare(options) {
+export async function startMiniflare(options) {
   const before = new Set(childWorkerds());
   let stderr = '';
   const single = options.workers ? {} : { compatibilityDate: COMPAT_DATE, modules: true };
@@ -193,6 +193,26 @@ export function floorHeaders(token) {
 }
 
 /**
+ * Where bench/reference-worker.js no longer answers `GET /health` as edgechat does: the body
+ * and every header but the request id differ in nothing (the security headers are copied
+ * there from crates/core/src/security.rs). An empty list when they agree.
+ */
+export async function referenceMismatches(edgechat) {
+  const get = async (url) => {
+    const r = await fetch(`${url}/health`);
+    const headers = Object.fromEntries([...r.headers].filter(([name]) => !['x-request-id', 'date'].includes(name)));
+    return { body: await r.text(), headers };
+  };
+  const [mine, theirs] = [await get(edgechat.url), await get(edgechat.reference.url)];
+  const out = [];
+  if (mine.body !== theirs.body) out.push(`body ${JSON.stringify(theirs.body)} instead of ${JSON.stringify(mine.body)}`);
+  for (const name of new Set([...Object.keys(mine.headers), ...Object.keys(theirs.headers)])) {
+    if (mine.headers[name] !== theirs.headers[name]) out.push(`header ${name}: ${JSON.stringify(theirs.headers[name] ?? null)} instead of ${JSON.stringify(mine.headers[name] ?? null)}`);
+  }
+  return out;
+}
+
+/**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
  * floor must make exactly edgechat's calls. Rust string constants are read with their line
  * continuations (a backslash-newline and the next line's indent vanish).
@@ -210,6 +230,11 @@ export async function floorSqlMismatches() {
 }
 
 /** The worker's vars; `simUrl` is the simulator every provider points at. */
+/** edgechat's version, as its `GET /health` reports it (the core crate's version). */
+function crateVersion() {
+  return readFileSync(path.join(ROOT, 'crates/core/Cargo.toml'), 'utf8').match(/^version = "([^"]+)"/m)[1];
+}
+
 export function edgechatVars(simUrl) {
   return {
     JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789abcdef',
@@ -250,8 +275,11 @@ export async function startEdgechat(simUrl, { build = 'build', inspectorPort } =
         modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
       },
       {
-        name: 'reference', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { JWT_SECRET: vars.JWT_SECRET },
-        scriptPath: path.join(BENCH, 'reference-worker.js'), routes: ['*/reference/*'],
+        name: 'reference', modules: true, compatibilityDate: COMPAT_DATE, ...storage,
+        bindings: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() },
+        // It imports src/js/relay.js, edgechat's own relay for pass-through streams.
+        scriptPath: path.join(BENCH, 'reference-worker.js'), modulesRoot: ROOT, routes: ['*/reference/*'],
+        modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }],
       },
       {
         name: 'floor', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { UPSTREAM: simUrl },
