@@ -4,7 +4,7 @@
 // showed 5-9% of samples, yet a build without it used the same CPU), so this says where to
 // look; whether a change helps is decided by CPU measured in alternating rounds (bench/run.mjs). Wasm function names need a build that keeps them:
 //   EDGECHAT_KEEP_WASM_NAMES=1 bash scripts/build.sh    (then rebuild normally afterwards)
-// Run: node bench/profile.mjs [health|hit|reference-hit|miss|completion] [requests] [--build=DIR]
+// Run: node bench/profile.mjs [health|hit|reference-hit|miss|completion|reference-completion] [requests] [--build=DIR]
 import * as T from './targets.mjs';
 import { api } from './load.mjs';
 import WebSocket from 'ws';
@@ -31,6 +31,7 @@ const requests = {
   // Each page size has its own cache key: 1..100 are 100 misses per cache version.
   miss: () => api(w.url, 'GET', `/api/v1/conversations?limit=${(limit++ % 100) + 1}`, { token }),
   completion: () => api(w.url, 'POST', '/v1/chat/completions', { token, json: { model: 'bench-fast', messages: PROMPT } }),
+  'reference-completion': () => api(w.url, 'POST', '/reference/v1/chat/completions', { token, json: { model: 'bench-fast', messages: PROMPT } }),
 };
 const request = requests[scenario];
 if (!request) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(requests).join(', ')}`);

@@ -1,31 +1,28 @@
-//! D1 through its JavaScript binding: statements bound with positional values, and results
-//! handed to Rust as one string each (counts, then rows as JSON) so rows decode in a
-//! single pass.
+//! D1 through its JavaScript binding: a statement prepared and bound in one call (its values
+//! as one JSON array), and results handed to Rust as one string each (counts, then rows as
+//! JSON; a batch's joined by newlines) so rows decode in a single pass.
 
 use super::error_text;
+use edgechat_core::sql_args::{self, SqlArg};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
     pub type D1Database;
-    #[wasm_bindgen(method, catch)]
-    fn prepare(this: &D1Database, sql: &str) -> Result<D1PreparedStatement, JsValue>;
-
     pub type D1PreparedStatement;
-    #[wasm_bindgen(method, catch, variadic)]
-    fn bind(this: &D1PreparedStatement, values: &js_sys::Array) -> Result<D1PreparedStatement, JsValue>;
 }
 
 #[wasm_bindgen(module = "/src/js/platform.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = d1Statement, catch)]
+    fn d1_statement(db: &D1Database, sql: &str, args: &str) -> Result<D1PreparedStatement, JsValue>;
     #[wasm_bindgen(js_name = d1All)]
     fn d1_all(statement: &D1PreparedStatement) -> js_sys::Promise;
     #[wasm_bindgen(js_name = d1Run)]
     fn d1_run(statement: &D1PreparedStatement) -> js_sys::Promise;
     #[wasm_bindgen(js_name = d1Batch)]
-    fn d1_batch(db: &D1Database, statements: &js_sys::Array) -> js_sys::Promise;
+    fn d1_batch(db: &D1Database, statements: Vec<JsValue>) -> js_sys::Promise;
 }
 
 /// One statement's result: what D1 reports reading, writing and changing, and its rows.
@@ -58,21 +55,22 @@ impl D1Result {
 
 impl D1Database {
     /// `sql` with `args` bound to `?1`, `?2`...
-    pub fn statement(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, String> {
-        let stmt = self.prepare(sql).map_err(|e| error_text(&e))?;
-        if args.is_empty() {
-            return Ok(stmt);
-        }
-        let values: js_sys::Array = args.iter().collect();
-        stmt.bind(&values).map_err(|e| error_text(&e))
+    pub fn statement(&self, sql: &str, args: &[SqlArg<'_>]) -> Result<D1PreparedStatement, String> {
+        let args = if args.is_empty() { String::new() } else { sql_args::to_json(args) };
+        d1_statement(self, sql, &args).map_err(|e| error_text(&e))
     }
 
     /// Runs `statements` as one transaction (all or nothing).
     pub async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, String> {
-        let list: js_sys::Array = statements.into_iter().map(JsValue::from).collect();
-        let packed = JsFuture::from(d1_batch(self, &list)).await.map_err(|e| error_text(&e))?;
-        let packed: js_sys::Array = packed.unchecked_into();
-        Ok(packed.iter().map(|p| D1Result::unpack(&p.as_string().unwrap_or_default())).collect())
+        let count = statements.len();
+        let list = statements.into_iter().map(JsValue::from).collect();
+        let packed = JsFuture::from(d1_batch(self, list)).await.map_err(|e| error_text(&e))?;
+        let packed = packed.as_string().unwrap_or_default();
+        let results: Vec<D1Result> = packed.split('\n').map(D1Result::unpack).collect();
+        if results.len() != count {
+            return Err(format!("d1 batch: {} results for {count} statements", results.len()));
+        }
+        Ok(results)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The admin API's reads and writes: user search, user changes with their audit rows,
 //! usage aggregates, and the webhook and audit logs.
 
-use super::{num, opt_text, signed, text, Db, FromRow, Row};
+use super::{num, opt_text, signed, text, Db, FromRow, Row, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::User;
@@ -37,10 +37,10 @@ const AUDIT: &str =
      WHERE (?1 IS NULL OR created_at < ?1 OR (created_at = ?1 AND admin_audit_id < ?2)) \
      ORDER BY created_at DESC, admin_audit_id DESC LIMIT ?3";
 
-fn after(c: Option<&Cursor>) -> [wasm_bindgen::JsValue; 2] {
+fn after(c: Option<&Cursor>) -> [SqlArg<'_>; 2] {
     match c {
         Some(c) => [signed(c.key), text(&c.id)],
-        None => [wasm_bindgen::JsValue::NULL, wasm_bindgen::JsValue::NULL],
+        None => [SqlArg::Null, SqlArg::Null],
     }
 }
 
@@ -66,7 +66,7 @@ pub async fn update_user(
     detail: &str,
     now: u64,
 ) -> Result<bool, AppError> {
-    let disabled = change.is_disabled.map_or(wasm_bindgen::JsValue::NULL, |d| num(u64::from(d)));
+    let disabled = change.is_disabled.map_or(SqlArg::Null, |d| num(u64::from(d)));
     let mut statements = vec![
         db.stmt(
             UPDATE_USER,

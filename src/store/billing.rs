@@ -2,7 +2,7 @@
 //! its event id, so a second delivery (sequential or concurrent) fails the key and changes
 //! nothing; subscription events older than the newest applied one are ignored.
 
-use super::{is_unique_violation, num, opt_text, text, Db};
+use super::{is_unique_violation, num, opt_text, text, Db, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
 use edgechat_core::stripe::{Action, Event};
@@ -43,7 +43,7 @@ pub async fn apply(db: &Db, event: &Event, plan: Option<&str>, now: u64) -> Resu
             statements.push(db.stmt(SYNC_USER_PLAN, &[text(customer_id), num(now)])?);
         }
         Action::Subscription { customer_id, subscription_id, status, current_period_end, updated_at, .. } => {
-            let period_end = current_period_end.map_or(wasm_bindgen::JsValue::NULL, num);
+            let period_end = current_period_end.map_or(SqlArg::Null, num);
             statements.push(db.stmt(
                 APPLY_SUBSCRIPTION,
                 &[

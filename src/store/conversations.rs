@@ -246,7 +246,7 @@ pub fn find_with_messages(
     max_depth: u64,
 ) -> Result<Vec<D1PreparedStatement>, AppError> {
     let (c, u) = (text(conversation_id), text(user_id));
-    let mut statements = vec![db.stmt(SELECT_CONVERSATION, &[c.clone(), u.clone()])?];
+    let mut statements = vec![db.stmt(SELECT_CONVERSATION, &[c, u])?];
     statements.extend(match messages {
         Messages::None => None,
         Messages::PathTo(leaf) => Some(db.stmt(MESSAGE_PATH, &[text(leaf), c, u, num(max_depth)])?),

@@ -1,7 +1,7 @@
 //! Chat turns in D1: the user message and the assistant placeholder stored before the
 //! upstream call, and the assistant message finalized when the stream ends.
 
-use super::{num, opt_text, quotas::Reservation, rows, text, Db};
+use super::{num, opt_text, quotas::Reservation, rows, text, Db, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
 use edgechat_core::conversations::Message;
@@ -73,9 +73,9 @@ pub fn turn_statements(
                 num(u.created_at),
                 num(max_messages),
                 num(adding),
-                marker.clone(),
-                day.clone(),
-                stream.clone(),
+                marker,
+                day,
+                stream,
             ],
         )?);
     }
@@ -141,7 +141,7 @@ pub async fn finalize(
     now: u64,
     also: Vec<crate::platform::d1::D1PreparedStatement>,
 ) -> Result<Option<Message>, AppError> {
-    let ttft = f.time_to_first_token_ms.map_or(wasm_bindgen::JsValue::NULL, num);
+    let ttft = f.time_to_first_token_ms.map_or(SqlArg::Null, num);
     let mut statements = vec![
         db.stmt(
             FINALIZE_ASSISTANT,

@@ -14,8 +14,8 @@ pub mod usage;
 use crate::http::AppError;
 use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
 pub use edgechat_core::row::{self, FromRow, Row};
+pub use edgechat_core::sql_args::SqlArg;
 use std::cell::Cell;
-use wasm_bindgen::JsValue;
 
 const PING: &str = "SELECT 1 AS ok";
 
@@ -40,7 +40,7 @@ impl Db {
     }
 
     /// Prepares `sql` with positional arguments.
-    pub fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, AppError> {
+    pub fn stmt(&self, sql: &str, args: &[SqlArg<'_>]) -> Result<D1PreparedStatement, AppError> {
         self.inner.statement(sql, args).map_err(|e| AppError::platform("d1 bind", e))
     }
 
@@ -100,22 +100,22 @@ pub async fn ping(db: &Db) -> bool {
     }
 }
 
-pub(crate) fn text(v: &str) -> JsValue {
-    JsValue::from_str(v)
+pub(crate) fn text(v: &str) -> SqlArg<'_> {
+    SqlArg::Text(v)
 }
 
 /// Epoch-ms and counts: exact in a JS number up to 2^53.
-pub(crate) fn num(v: u64) -> JsValue {
-    JsValue::from_f64(v as f64)
+pub(crate) fn num(v: u64) -> SqlArg<'static> {
+    SqlArg::Int(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// Cursor keys: exact in a JS number below 2^53.
-pub(crate) fn signed(v: i64) -> JsValue {
-    JsValue::from_f64(v as f64)
+pub(crate) fn signed(v: i64) -> SqlArg<'static> {
+    SqlArg::Int(v)
 }
 
-pub(crate) fn opt_text(v: Option<&str>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_str)
+pub(crate) fn opt_text(v: Option<&str>) -> SqlArg<'_> {
+    v.map_or(SqlArg::Null, SqlArg::Text)
 }
 
 fn failed(context: &'static str) -> impl Fn(String) -> AppError {

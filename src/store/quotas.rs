@@ -3,10 +3,9 @@
 //! both take the last unit (D1 runs statements one at a time); a request's minute and day are
 //! counted in one batch.
 
-use super::{num, opt_text, rows, text, Db, Row};
+use super::{num, opt_text, rows, text, Db, Row, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
-use wasm_bindgen::JsValue;
 
 // The counting statements are gated: their last three parameters (kind, credential, plan)
 // name a row of the live_credentials view that must exist for the user, or are NULL when the
@@ -100,10 +99,10 @@ pub struct Gate<'a> {
     pub plan: &'a str,
 }
 
-impl Gate<'_> {
+impl<'a> Gate<'a> {
     pub const NONE: Gate<'static> = Gate { kind: None, credential: "", plan: "" };
 
-    fn params(&self) -> [JsValue; 3] {
+    fn params(&self) -> [SqlArg<'a>; 3] {
         [opt_text(self.kind), text(self.credential), text(self.plan)]
     }
 }
@@ -119,8 +118,8 @@ pub fn count_statements(
 ) -> Result<Vec<D1PreparedStatement>, AppError> {
     let [kind, credential, plan] = gate.params();
     // The gate's parameters follow each statement's own (and precede RESERVE_TOKENS' marker).
-    let gated = |sql: &str, mut args: Vec<JsValue>, marker: Option<JsValue>| {
-        args.extend([kind.clone(), credential.clone(), plan.clone()]);
+    let gated = |sql: &str, mut args: Vec<_>, marker: Option<_>| {
+        args.extend([kind, credential, plan]);
         args.extend(marker);
         db.stmt(sql, &args)
     };

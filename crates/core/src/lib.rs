@@ -29,6 +29,7 @@ pub mod search;
 pub mod secret;
 pub mod security;
 pub mod sha256;
+pub mod sql_args;
 pub mod stripe;
 pub mod throttle;
 pub mod time;
