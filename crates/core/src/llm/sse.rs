@@ -106,7 +106,12 @@ impl SseParser {
             Some(rest) if at_start => rest,
             _ => raw.as_slice(),
         };
-        let line = String::from_utf8_lossy(bytes);
+        // Valid UTF-8 (the usual case) is checked by the faster path; only invalid lines pay
+        // for the replacement characters.
+        let line = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         if line.is_empty() {
             return self.dispatch();
         }
