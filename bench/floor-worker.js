@@ -30,6 +30,15 @@ export const SQL = {
     'WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) ' +
     'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?10 WHERE tokens < ?4 ' +
     'RETURNING tokens',
+  EXPIRE_STREAMS: 'DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2 ' +
+    'AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
+    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))',
+  ACQUIRE_STREAM: 'INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 ' +
+    'WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 ' +
+    'AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 ' +
+    'AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
+    'WHERE kind = ?7 AND credential = ?8 AND user_id = ?2 AND plan = ?9)) RETURNING stream_id',
+  RELEASE_STREAM: 'DELETE FROM active_streams WHERE stream_id = ?1',
   SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
     'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +

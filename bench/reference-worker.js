@@ -2,14 +2,14 @@
 // as a plain JavaScript Worker, bound to the same D1 database and KV namespace, answering under
 // /reference/. Each does the same work as edgechat for that request, the way a JavaScript
 // Worker would do it, and what every edgechat response carries: a request id (echoed or new),
-// the security headers, and one JSON log line with the same fields.
+// the security headers, and one JSON log line (the fields of a successful request's line).
 // - `GET /health`: the status and version as JSON.
 // - `GET /api/v1/conversations` (KV hit): the HS256 check (WebCrypto) with the same claims,
 //   the same session query, the same KV read.
 // - `POST /v1/chat/completions`, streamed or not: the token check, the body parsed and checked,
 //   the model routed, the same admission batch as edgechat (session check, rate window, token
-//   reservation: bench/floor-worker.js's statements, which the bench checks against
-//   src/store/), the client's body sent upstream under the upstream's model name, the answer
+//   reservation and, for a stream, a stream slot: bench/floor-worker.js's statements, which the
+//   bench checks against src/store/), the client's body sent upstream under the upstream's model name, the answer
 //   relayed as the upstream gave it, then the settlement and usage record (in waitUntil). A
 //   streamed answer goes through src/js/relay.js, the same relay edgechat uses: teed, piped
 //   natively to the client, the copy read for usage once it has ended.
@@ -120,16 +120,23 @@ async function completion(request, env, ctx, seen) {
   const window = now - (now % 60_000);
   const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
   const gate = ['session', c.sid, 'free'];
-  const [found, , hit, reserved] = await env.DB.batch([
+  const admission = [
     sessionUser(env, c),
     env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(c.sub, window, ...gate),
     env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(c.sub, window, ...gate),
-    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, estimate, 1e15, window, 1e8, ...gate, now),
-  ]);
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, estimate, 1e15, window, 1e8, ...gate, null),
+  ];
+  // A stream also takes one of the plan's concurrent-stream slots (leases expire after 10 min).
+  const streamId = req.stream ? `str_${crypto.randomUUID().replaceAll('-', '')}` : null;
+  if (streamId) {
+    admission.push(env.DB.prepare(SQL.EXPIRE_STREAMS).bind(c.sub, now - 600_000, ...gate));
+    admission.push(env.DB.prepare(SQL.ACQUIRE_STREAM).bind(streamId, c.sub, now, 100_000, window, 1e8, ...gate));
+  }
+  const [found, , hit, reserved, , slot] = await env.DB.batch(admission);
   const user = found.results[0];
   if (!user) throw invalidToken();
   seen.userId = user.user_id;
-  if (!hit.results[0] || !reserved.results[0]) throw new Failure(429, 'rate_limited', 'over the plan');
+  if (!hit.results[0] || !reserved.results[0] || (streamId && !slot.results[0])) throw new Failure(429, 'rate_limited', 'over the plan');
   // The client's body with the upstream's model name; the answer goes back as the upstream gave it.
   const upstreamBody = { ...req, model: route.upstream };
   const abort = new AbortController();
@@ -139,6 +146,7 @@ async function completion(request, env, ctx, seen) {
   if (!upstream.ok) throw new Failure(502, 'upstream_error', 'the model failed');
   const record = (usage, status, estimated = false) => env.DB.batch([
     env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, (usage ? usage.prompt_tokens + usage.completion_tokens : 0) - estimate),
+    ...(streamId ? [env.DB.prepare(SQL.RELEASE_STREAM).bind(streamId)] : []),
     env.DB.prepare(SQL.INSERT_USAGE).bind(`use_${crypto.randomUUID().replaceAll('-', '')}`, user.user_id, null, 'gateway', req.model, 'openai', status,
       usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0, estimated || !usage ? 1 : 0, 0, now),
   ]);

@@ -4,8 +4,8 @@ import path from 'node:path';
 
 const ms = (v, d = 2) => (v === null || v === undefined || Number.isNaN(v) ? '—' : `${v.toFixed(d)} ms`);
 const num = (v, d = 0) => (v === null || v === undefined ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
-/** A CPU difference with its sign, e.g. "+0.050 ms". */
-const signed = (v) => `${v >= 0 ? '+' : '−'}${ms(Math.abs(v), 3)}`;
+/** A CPU difference with its sign, e.g. "+0.050 ms"; "—" when unknown. */
+const signed = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? '—' : `${v >= 0 ? '+' : '−'}${ms(Math.abs(v), d)}`);
 const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
 const mib = (kib) => (kib ? `${(kib / 1024).toFixed(0)} MiB` : '—');
 const ratio = (a, b) => (a > 0 && b > 0 ? `×${(a / b).toFixed(2)}` : '—');
@@ -31,7 +31,7 @@ export function cpuAbove(a, b) {
     const d = ra.map((v, i) => (v === null || rb[i] === null ? null : v - rb[i])).filter((v) => v !== null).sort((x, y) => x - y);
     if (d.length) return d[Math.floor(d.length / 2)];
   }
-  return a.cpuPerRequestMs - b.cpuPerRequestMs;
+  return known(a?.cpuPerRequestMs, b?.cpuPerRequestMs) ? a.cpuPerRequestMs - b.cpuPerRequestMs : null;
 }
 
 /** Scenarios measured against the storage floor (bench/floor-worker.js): [key, name]. */
@@ -154,15 +154,15 @@ function budgetRows(r) {
     rows.push(['`/health` CPU per request at or below the same response in plain JS (request id, security headers, log line)', `${ms(h.edgechat.cpuPerRequestMs, 3)} vs ${ms(h.reference.cpuPerRequestMs, 3)} (per round: ${signed(d)})`, atMost(d, 0)]);
   }
   const c = s.completions ?? {};
-  if (c.edgechat?.cpuPerRequestMs !== undefined && c.reference?.cpuPerRequestMs !== undefined) {
+  if (known(c.edgechat?.cpuPerRequestMs, c.reference?.cpuPerRequestMs)) {
     const d = cpuAbove(c.edgechat, c.reference);
     rows.push(['`/v1/chat/completions` (not streamed) CPU per request at or below the same call in plain JS (token check, admission batch, upstream call, usage record; D1 included in both)', `${ms(c.edgechat.cpuPerRequestMs, 3)} vs ${ms(c.reference.cpuPerRequestMs, 3)} (per round: ${signed(d)})`, atMost(d, 0)]);
   }
   const st = s.completionsStream ?? {};
   const paired = [st.edgechat?.pairedExtraChunkRoundsMs, st.reference?.pairedExtraChunkRoundsMs];
-  if (paired.every(Array.isArray)) {
+  if (paired.every(Array.isArray) && known(st.edgechat.pairedExtraChunkMs, st.reference.pairedExtraChunkMs)) {
     const d = cpuAbove({ cpuRoundsMs: paired[0], cpuPerRequestMs: st.edgechat.pairedExtraChunkMs }, { cpuRoundsMs: paired[1], cpuPerRequestMs: st.reference.pairedExtraChunkMs });
-    rows.push(['streamed `/v1/chat/completions` CPU per extra chunk at or below the same relay in plain JS', `${ms(st.edgechat.pairedExtraChunkMs, 4)} vs ${ms(st.reference.pairedExtraChunkMs, 4)} (per round: ${signed(d)})`, atMost(d, 0)]);
+    rows.push(['streamed `/v1/chat/completions` CPU per extra chunk at or below the same relay in plain JS', `${ms(st.edgechat.pairedExtraChunkMs, 4)} vs ${ms(st.reference.pairedExtraChunkMs, 4)} (per round: ${signed(d, 4)})`, atMost(d, 0)]);
   }
   // The bare JavaScript pass-through worker is the platform floor: it answers /health with no
   // request id, headers or log line, and forwards calls with no token check, admission or record.
@@ -182,13 +182,13 @@ function budgetRows(r) {
   for (const [name, t] of [['streamed `/v1/chat/completions`', st.edgechat], ['chat turn', s.chatTurn?.edgechat]]) {
     if (!t?.many || !st.js?.many) continue;
     const clean = t.many.completed === t.many.streams;
-    rows.push([`${name} CPU per chunk at or below the bare JS pass-through worker (the platform floor) (256 streams)`, clean ? `${ms(t.many.cpuPerChunkMs, 4)} vs ${ms(st.js.many.cpuPerChunkMs, 4)}` : `only ${t.many.completed} of ${t.many.streams} streams completed`, clean ? atMost(t.many.cpuPerChunkMs, st.js.many.cpuPerChunkMs) : 'n/a']);
+    rows.push([`${name} CPU per chunk, 256 streams, at or below the bare JS pass-through worker (the platform floor)`, clean ? `${ms(t.many.cpuPerChunkMs, 4)} vs ${ms(st.js.many.cpuPerChunkMs, 4)}` : `only ${t.many.completed} of ${t.many.streams} streams completed`, clean ? atMost(t.many.cpuPerChunkMs, st.js.many.cpuPerChunkMs) : 'n/a']);
   }
   // The per-chunk figure itself: per-request work cancels out between long and short streams.
   const extra = st.edgechat?.cpuPerExtraChunkMs;
   const jsExtra = st.js?.cpuPerExtraChunkMs;
   if (extra != null && jsExtra != null) {
-    rows.push(['streamed `/v1/chat/completions` (pass-through) CPU per extra chunk at or below the bare JS pass-through worker (the platform floor) (no per-chunk wasm work)', `${ms(extra, 4)} vs ${ms(jsExtra, 4)}`, atMost(extra, jsExtra)]);
+    rows.push(['streamed `/v1/chat/completions` (pass-through) CPU per extra chunk at or below the bare JS pass-through worker (the platform floor)', `${ms(extra, 4)} vs ${ms(jsExtra, 4)}`, atMost(extra, jsExtra)]);
   }
   return rows;
 }
@@ -242,6 +242,7 @@ function streamTargetRows(r) {
   const all = [...Object.entries(r.scenarios.completionsStream ?? {}).map(([id, t]) => [r.labels[id] ?? id, '`/v1/chat/completions`', t]),
     ...Object.entries(r.scenarios.chatTurn ?? {}).map(([id, t]) => [r.labels[id] ?? id, 'chat turn (`event: delta`)', t])];
   for (const [label, what, t] of all) {
+    if (!t.one && !t.many && !t.notImplemented && !t.error) continue; // measured only in the paired rounds
     if (t.notImplemented || t.error) { rows.push([label, what, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', '', '', '', '', '', '']); continue; }
     const addedTtft = t === sim ? '—' : ms((t.one?.ttft?.p50 ?? NaN) - (sim?.one?.ttft?.p50 ?? NaN));
     rows.push([label, what, ms(t.one?.ttft?.p50), addedTtft, ms(t.one?.gap?.p99),

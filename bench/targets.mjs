@@ -168,7 +168,7 @@ function childWorkerds() {
   return allPids().filter((p) => { const s = stat(p); return s?.ppid === process.pid && s.comm === 'workerd'; });
 }
 
-export async function startMiniflare(options) {
+async function startMiniflare(options) {
   const before = new Set(childWorkerds());
   let stderr = '';
   const single = options.workers ? {} : { compatibilityDate: COMPAT_DATE, modules: true };
@@ -229,12 +229,12 @@ export async function floorSqlMismatches() {
   return Object.entries(SQL).filter(([name, sql]) => rust.get(name) !== sql).map(([name]) => name);
 }
 
-/** The worker's vars; `simUrl` is the simulator every provider points at. */
 /** edgechat's version, as its `GET /health` reports it (the core crate's version). */
 function crateVersion() {
   return readFileSync(path.join(ROOT, 'crates/core/Cargo.toml'), 'utf8').match(/^version = "([^"]+)"/m)[1];
 }
 
+/** The worker's vars; `simUrl` is the simulator every provider points at. */
 export function edgechatVars(simUrl) {
   return {
     JWT_SECRET: 'bench-only-secret-0123456789abcdef0123456789abcdef',

@@ -1,7 +1,8 @@
 // The runtime calls that are cheaper as one JavaScript call than as several from wasm (a D1
-// statement prepared and bound at once, a D1 result packed into one string, a response built with all its headers at once, a request's
-// method, URL and headers read at once, a body read whole), byte streams read chunk by chunk
-// from Rust (ChunkReader) and response bodies written from Rust (BodyPipe).
+// statement prepared and bound at once, a D1 result packed into one string, a response built
+// with all its headers at once, a request's method, URL and headers read at once, a body read
+// whole), byte streams read chunk by chunk from Rust (ChunkReader) and response bodies written
+// from Rust (BodyPipe).
 
 // A D1 result as "rows_read rows_written changes <rows as JSON>".
 function pack(result) {

@@ -63,6 +63,9 @@ impl D1Database {
     /// Runs `statements` as one transaction (all or nothing).
     pub async fn batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, String> {
         let count = statements.len();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let list = statements.into_iter().map(JsValue::from).collect();
         let packed = JsFuture::from(d1_batch(self, list)).await.map_err(|e| error_text(&e))?;
         let packed = packed.as_string().unwrap_or_default();

@@ -104,7 +104,8 @@ pub(crate) fn text(v: &str) -> SqlArg<'_> {
     SqlArg::Text(v)
 }
 
-/// Epoch-ms and counts: exact in a JS number up to 2^53.
+/// Epoch-ms and counts: exact in a JS number up to 2^53 (above i64::MAX, i64::MAX: only an
+/// unlimited plan's token allowance comes near, and JavaScript held neither exactly anyway).
 pub(crate) fn num(v: u64) -> SqlArg<'static> {
     SqlArg::Int(i64::try_from(v).unwrap_or(i64::MAX))
 }

@@ -490,11 +490,8 @@ impl Value {
         let rest = pointer.strip_prefix('/')?;
         rest.split('/').try_fold(self, |at, token| {
             // Most tokens have no escape: no copy for them.
-            let token: std::borrow::Cow<'_, str> = if token.contains('~') {
-                token.replace("~1", "/").replace("~0", "~").into()
-            } else {
-                token.into()
-            };
+            let token: std::borrow::Cow<'_, str> =
+                if token.contains('~') { token.replace("~1", "/").replace("~0", "~").into() } else { token.into() };
             match at {
                 Value::Object(map) => map.get(&token),
                 // An index is digits without a leading zero (RFC 6901).

@@ -130,7 +130,7 @@ pub fn string(value: &str) -> String {
 /// Appends `value` quoted, escaped as serde_json escapes: `"` and `\`, the short forms of
 /// backspace, form feed, newline, carriage return and tab, and `\u00XX` for the other control
 /// characters. Everything else (`/`, non-ASCII) is written as it is.
-pub fn push_string(text: &mut String, value: &str) {
+pub(crate) fn push_string(text: &mut String, value: &str) {
     text.push('"');
     let mut start = 0;
     for (i, b) in value.bytes().enumerate() {
@@ -160,7 +160,7 @@ pub fn push_string(text: &mut String, value: &str) {
     text.push('"');
 }
 
-fn push_u64(text: &mut String, mut value: u64) {
+pub(crate) fn push_u64(text: &mut String, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

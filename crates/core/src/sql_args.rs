@@ -1,8 +1,7 @@
 //! Values bound to a D1 statement's `?1`, `?2`...: written as one JSON array, so that the edge
 //! binds a statement in one call into JavaScript instead of one per value.
 
-use crate::json_out::push_string;
-use std::fmt::Write;
+use crate::json_out::{push_string, push_u64};
 
 /// One bound value: text, an integer (epoch-ms, counts and keys; JavaScript numbers hold
 /// them exactly below 2^53) or NULL. No floats: the store binds none, and writing one would
@@ -27,7 +26,10 @@ pub fn to_json(args: &[SqlArg<'_>]) -> String {
         match *arg {
             SqlArg::Text(s) => push_string(&mut out, s),
             SqlArg::Int(n) => {
-                let _ = write!(out, "{n}");
+                if n < 0 {
+                    out.push('-');
+                }
+                push_u64(&mut out, n.unsigned_abs());
             }
             SqlArg::Null => out.push_str("null"),
         }
