@@ -1,5 +1,6 @@
 // bench/targets.mjs — starts and stops every benchmark target (simulator, edgechat and the JS worker in bare workerd, wrangler dev, LiteLLM, Portkey) and reads their processes' CPU and memory.
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -186,6 +187,17 @@ async function startMiniflare(options) {
   return { mf, url, pids, stderr: () => stderr, stop };
 }
 
+/**
+ * An access token as edgechat issues it (HS256 over the same claims), for a user and session
+ * that need not exist: with bench/instant-d1.js every session is live.
+ */
+export function accessToken(secret, { userId = 'usr_benchbenchbenchbenchbe', sessionId = 'ses_benchbenchbenchbenchbe', ttlSeconds = 3600 } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ exp: now + ttlSeconds, nbf: now, iat: now, sub: userId, sid: sessionId, iss: 'edgechat', aud: 'edgechat', typ: 'access' })}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
 /** The headers that name an access token's session and user to bench/floor-worker.js. */
 export function floorHeaders(token) {
   const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
@@ -263,9 +275,11 @@ export function edgechatVars(simUrl) {
  * KV namespace. `build` is the directory of the built worker (another build, for an A/B run);
  * `inspectorPort` opens workerd's V8 inspector (bench/profile.mjs).
  */
-export async function startEdgechat(simUrl, { build = 'build', inspectorPort } = {}) {
+export async function startEdgechat(simUrl, { build = 'build', inspectorPort, instantD1 = false } = {}) {
   const vars = edgechatVars(simUrl);
-  const storage = { d1Databases: { DB: 'bench-db' }, kvNamespaces: { CACHE: 'bench-kv' } };
+  // instantD1: bench/instant-d1.js in place of Miniflare's D1 (for bench/own-cpu.mjs only).
+  const db = instantD1 ? { wrappedBindings: { DB: 'instant-d1' } } : { d1Databases: { DB: 'bench-db' } };
+  const storage = { ...db, kvNamespaces: { CACHE: 'bench-kv' } };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
     ...(inspectorPort ? { inspectorPort } : {}),
     workers: [
@@ -285,10 +299,11 @@ export async function startEdgechat(simUrl, { build = 'build', inspectorPort } =
         name: 'floor', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { UPSTREAM: simUrl },
         scriptPath: path.join(BENCH, 'floor-worker.js'), routes: ['*/floor/*'],
       },
+      ...(instantD1 ? [{ name: 'instant-d1', modules: true, scriptPath: path.join(BENCH, 'instant-d1.js') }] : []),
     ],
   });
   try {
-    await applyMigrations(await mf.getD1Database('DB'));
+    if (!instantD1) await applyMigrations(await mf.getD1Database('DB'));
   } catch (err) {
     await stop();
     throw err;
