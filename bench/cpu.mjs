@@ -32,6 +32,11 @@ export async function marginalChunkCpu(target, makeSpec, { streams, repeats, lon
     if (!long.complete || !short.complete || long.tokens <= short.tokens) return null;
     samples.push((long.cpu - short.cpu) / (long.tokens - short.tokens));
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return median(samples);
+}
+
+/** The median of the values that are not null (the upper one of an even count); null when none are. */
+export function median(values) {
+  const sorted = values.filter((v) => v !== null).sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
 }

@@ -8,7 +8,7 @@
 // Run: node bench/own-cpu.mjs [health,hit,completion] [--build=DIR[,DIR...]] [--rounds=N] [--requests=N]
 import * as T from './targets.mjs';
 import { latencyRun } from './load.mjs';
-import { cpuAround } from './cpu.mjs';
+import { cpuAround, median } from './cpu.mjs';
 
 const option = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
 const scenarios = (process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'health,hit,completion').split(',');
@@ -38,7 +38,6 @@ for (const build of builds) {
 }
 await new Promise((resolve) => setTimeout(resolve, 300));
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 console.log(`CPU per request (ms), median of ${rounds} alternating rounds of ${requests}; D1 replaced by bench/instant-d1.js`);
 for (const scenario of scenarios) {
   const spec = SPECS[scenario];
@@ -57,9 +56,9 @@ for (const scenario of scenarios) {
   }
   for (const [i, { edgechat, reference }] of runs.entries()) {
     const both = edgechat.map((e, k) => (e === null || reference[k] === null ? null : e - reference[k])).filter((d) => d !== null);
-    const fig = (values) => (values.some((v) => v !== null) ? median(values.filter((v) => v !== null)).toFixed(3) : '—');
+    const fig = (values) => median(values)?.toFixed(3) ?? '—';
     console.log(`${scenario.padEnd(10)} ${targets[i].build.padEnd(12)} edgechat ${fig(edgechat)}  plain JS ${fig(reference)}  ` +
-      `edgechat − JS per round: median ${both.length ? median(both).toFixed(3) : '—'} [${both.map((d) => d.toFixed(2)).join(', ')}]`);
+      `edgechat − JS per round: median ${median(both)?.toFixed(3) ?? '—'} [${both.map((d) => d.toFixed(2)).join(', ')}]`);
   }
 }
 await T.stopAll();

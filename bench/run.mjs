@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { api, latencyRun, rateSteps } from './load.mjs';
 import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
-import { cpuAround, marginalChunkCpu } from './cpu.mjs';
+import { cpuAround, marginalChunkCpu, median } from './cpu.mjs';
 import { writeReports } from './report.mjs';
 import * as T from './targets.mjs';
 
@@ -130,9 +130,9 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
     }
   }
   for (const [i, [, , result]] of pairs.entries()) {
-    const sorted = samples[i].filter((v) => v !== null).sort((a, b) => a - b);
-    if (result && sorted.length) {
-      result.cpuPerRequestMs = sorted[Math.floor(sorted.length / 2)];
+    const middle = median(samples[i]);
+    if (result && middle !== null) {
+      result.cpuPerRequestMs = middle;
       result.cpuRoundsMs = samples[i];
     }
   }
@@ -154,9 +154,8 @@ async function interleavedChunkCpu(pairs) {
     }
   }
   for (const [i, [, result]] of pairs.entries()) {
-    const sorted = samples[i].filter((v) => v !== null).sort((a, b) => a - b);
     result.pairedExtraChunkRoundsMs = samples[i];
-    result.pairedExtraChunkMs = sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
+    result.pairedExtraChunkMs = median(samples[i]);
   }
   log(`  CPU per extra chunk, median of ${METHOD.marginalRepeats} alternating rounds: ${pairs.map(([t, r]) => `${t.id} ${r.pairedExtraChunkMs?.toFixed(4)} ms`).join(', ')}`);
 }
