@@ -9,10 +9,11 @@
 // - `POST /v1/chat/completions`, streamed or not: the token check, the body parsed and checked,
 //   the model routed, the same admission batch as edgechat (session check, rate window, token
 //   reservation and, for a stream, a stream slot: bench/floor-worker.js's statements, which the
-//   bench checks against src/store/), the client's body sent upstream under the upstream's model name, the answer
-//   relayed as the upstream gave it, then the settlement and usage record (in waitUntil). A
-//   streamed answer goes through src/js/relay.js, the same relay edgechat uses: teed, piped
-//   natively to the client, the copy read for usage once it has ended.
+//   bench checks against src/store/), the client's body sent upstream under the upstream's
+//   model name, the answer relayed as the upstream gave it, then the settlement and usage
+//   record (in waitUntil). A streamed answer goes through src/js/relay.js, the same relay
+//   edgechat uses: teed, piped natively to the client, the copy read for usage once it has
+//   ended.
 // The CPU per request of each is what the same features cost without Rust and wasm.
 import { SQL } from './floor-worker.js';
 import { Relay } from '../src/js/relay.js';
