@@ -11,8 +11,16 @@ const mib = (kib) => (kib ? `${(kib / 1024).toFixed(0)} MiB` : '—');
 const ratio = (a, b) => (a > 0 && b > 0 ? `×${(a / b).toFixed(2)}` : '—');
 const met = (ok) => (ok === null || ok === undefined ? 'n/a' : ok ? '**met**' : '**not met**');
 const known = (...vs) => vs.every((v) => typeof v === 'number' && !Number.isNaN(v));
+/**
+ * Whether `a <= b`, or null when either is unknown. CPU figures are sums of clock ticks
+ * divided by request counts, so a value shown as 1.000 can be 1 plus a rounding error: that
+ * much is not counted against it.
+ */
+export function within(a, b) {
+  return known(a, b) ? a <= b + 1e-9 : null;
+}
 /** `a <= b` as met / not met, or n/a when either side is unknown. */
-const atMost = (a, b) => met(known(a, b) ? a <= b : null);
+const atMost = (a, b) => met(within(a, b));
 
 /** "p50 − floor p50": the added latency of a target over its floor (ms); null when unknown. */
 export function added(target, floor, key) {
@@ -260,7 +268,7 @@ export function renderMarkdown(r) {
   const out = [];
   out.push('# edgechat benchmarks', '');
   out.push('Produced by `npm run bench` (bench/run.mjs); do not edit by hand: the next run rewrites this file.', '');
-  out.push(`Last run: ${r.date}, ${r.elapsedSeconds.toFixed(0)} s end to end (${r.setupAndBuildSeconds.toFixed(0)} s of it setup and build).`, '');
+  out.push(`Last run: ${r.date}, ${r.elapsedSeconds.toFixed(0)} s end to end (${r.setupAndBuildSeconds.toFixed(0)} s of it setup, build and installing the peers).`, '');
   out.push(`edgechat measured: commit ${r.edgechat.commit}${r.edgechat.uncommittedChanges ? ' plus uncommitted changes in the working tree' : ''}.`, '');
   out.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel}, ${m.memoryGiB.toFixed(1)} GiB memory; Node ${m.node}; ${m.workerd} (npm workerd ${m.workerdPackage}, Miniflare ${m.miniflare}, wrangler ${m.wrangler}); Python ${m.python}.`, '');
   if (m.otherCpuShare !== undefined) out.push(`Other processes on the machine (not started by this run) used ${(m.otherCpuShare * 100).toFixed(0)}% of its CPU while it measured${m.otherCpuShare > 0.05 ? ': the figures are noisier than on an idle machine' : ''}.`, '');

@@ -27,7 +27,7 @@ say "simulator tests"
 node --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$artifacts/sim.tap" sim/test/
 
-say "build-step and JS glue tests (import renaming, the trap guard)"
+say "build-step, JS glue and bench report tests (import renaming, the trap guard, budget verdicts)"
 node --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$artifacts/unit.tap" tests/unit/
 

@@ -1,0 +1,44 @@
+// The benchmark report's budget verdicts (bench/report.mjs): a figure at the budget meets it,
+// one a step over does not, and a missing figure is no verdict at all.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpuAbove, within } from '../../bench/report.mjs';
+
+test('a CPU figure equal to its budget up to rounding meets it', () => {
+  // One round's difference as the bench computes it: 1,240 and 940 ms of CPU over 300
+  // requests each give 1.0000000000000004, shown as 1.000.
+  const difference = 1240 / 300 - 940 / 300;
+  assert.ok(difference > 1);
+  assert.equal(within(difference, 1), true);
+  assert.equal(within(0.1 + 0.2, 0.3), true);
+});
+
+test('a CPU figure one tick over its budget does not meet it', () => {
+  assert.equal(within(1 + 10 / 300, 1), false);
+  assert.equal(within(0.001, 0), false);
+});
+
+test('a missing figure gives no verdict', () => {
+  assert.equal(within(null, 1), null);
+  assert.equal(within(0.5, undefined), null);
+  assert.equal(within(Number.NaN, 1), null);
+});
+
+test('CPU above a baseline is the median of round-by-round differences', () => {
+  const a = { cpuRoundsMs: [1.0, 1.5, 1.2, 9.0, 1.1], cpuPerRequestMs: 1.2 };
+  const b = { cpuRoundsMs: [0.8, 1.0, 1.0, 1.0, 1.0], cpuPerRequestMs: 1.0 };
+  // Differences 0.2, 0.5, 0.2, 8.0, 0.1: the outlier round does not move the median.
+  assert.ok(Math.abs(cpuAbove(a, b) - 0.2) < 1e-9);
+});
+
+test('a round missing on either side is left out of the differences', () => {
+  const a = { cpuRoundsMs: [1.0, null, 1.4], cpuPerRequestMs: 1.2 };
+  const b = { cpuRoundsMs: [0.9, 1.0, null], cpuPerRequestMs: 1.0 };
+  assert.ok(Math.abs(cpuAbove(a, b) - 0.1) < 1e-9);
+});
+
+test('without rounds, CPU above a baseline is the difference of the figures, or unknown', () => {
+  assert.ok(Math.abs(cpuAbove({ cpuPerRequestMs: 0.5 }, { cpuPerRequestMs: 0.3 }) - 0.2) < 1e-9);
+  assert.equal(cpuAbove({ cpuPerRequestMs: 0.5 }, {}), null);
+  assert.equal(cpuAbove(undefined, { cpuPerRequestMs: 0.3 }), null);
+});
