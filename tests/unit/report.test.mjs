@@ -1,8 +1,9 @@
 // The benchmark report's budget verdicts (bench/report.mjs): a figure at the budget meets it,
-// one a step over does not, and a missing figure is no verdict at all.
+// one a step over does not, a missing figure is no verdict at all, and a CPU difference is
+// shown with the spread of the rounds it comes from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuAbove, within } from '../../bench/report.mjs';
+import { cpuAbove, perRound, within } from '../../bench/report.mjs';
 
 test('a CPU figure equal to its budget up to rounding meets it', () => {
   // One round's difference as the bench computes it: 1,240 and 940 ms of CPU over 300
@@ -41,4 +42,12 @@ test('without rounds, CPU above a baseline is the difference of the figures, or 
   assert.ok(Math.abs(cpuAbove({ cpuPerRequestMs: 0.5 }, { cpuPerRequestMs: 0.3 }) - 0.2) < 1e-9);
   assert.equal(cpuAbove({ cpuPerRequestMs: 0.5 }, {}), null);
   assert.equal(cpuAbove(undefined, { cpuPerRequestMs: 0.3 }), null);
+});
+
+test('the per-round figure shows the median difference and the range of the rounds', () => {
+  const a = { cpuRoundsMs: [1.0, 1.5, 1.2], cpuPerRequestMs: 1.2 };
+  const b = { cpuRoundsMs: [1.1, 1.0, 1.0], cpuPerRequestMs: 1.0 };
+  assert.equal(perRound(a, b), 'per round: +0.200 ms, from −0.100 ms to +0.500 ms');
+  assert.equal(perRound({ cpuPerRequestMs: 0.5 }, { cpuPerRequestMs: 0.3 }), 'per round: +0.200 ms');
+  assert.equal(perRound({}, {}), 'per round: —');
 });
