@@ -18,15 +18,7 @@ const requests = Number(option('requests', 500));
 
 const sim = await T.startSimulator();
 const token = T.accessToken(T.edgechatVars(sim.url).JWT_SECRET);
-const auth = { authorization: `Bearer ${token}` };
-const SPECS = {
-  health: { path: '/health' },
-  hit: { path: '/api/v1/conversations', headers: auth, check: (r) => r.status === 200 },
-  completion: {
-    method: 'POST', path: '/v1/chat/completions', headers: auth, kind: 'openai', check: (r) => r.status === 200,
-    body: { model: 'bench-fast', messages: [{ role: 'user', content: 'Say something.' }] },
-  },
-};
+const SPECS = T.instantD1Requests(token);
 for (const s of scenarios) if (!SPECS[s]) throw new Error(`unknown scenario ${s}: one of ${Object.keys(SPECS).join(', ')}`);
 
 const targets = [];

@@ -62,15 +62,7 @@ async function sampled(pid, url, spec) {
 
 const sim = await T.startSimulator();
 const token = T.accessToken(T.edgechatVars(sim.url).JWT_SECRET);
-const auth = { authorization: `Bearer ${token}` };
-const SPECS = {
-  health: { path: '/health' },
-  hit: { path: '/api/v1/conversations', headers: auth, check: (r) => r.status === 200 },
-  completion: {
-    method: 'POST', path: '/v1/chat/completions', headers: auth, kind: 'openai', check: (r) => r.status === 200,
-    body: { model: 'bench-fast', messages: [{ role: 'user', content: 'Say something.' }] },
-  },
-};
+const SPECS = T.instantD1Requests(token);
 const spec = SPECS[scenario];
 if (!spec) throw new Error(`unknown scenario ${scenario}: one of ${Object.keys(SPECS).join(', ')}`);
 const w = await T.startEdgechat(sim.url, { instantD1: true });

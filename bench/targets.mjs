@@ -188,6 +188,23 @@ async function startMiniflare(options) {
 }
 
 /**
+ * The requests the instant-D1 tools (bench/own-cpu.mjs, bench/perf-cpu.mjs) send, with an
+ * access token from accessToken(): `/health`, the KV-hit conversation list and a non-streamed
+ * gateway call. Each works under `/reference` too.
+ */
+export function instantD1Requests(token) {
+  const auth = { authorization: `Bearer ${token}` };
+  return {
+    health: { path: '/health' },
+    hit: { path: '/api/v1/conversations', headers: auth, check: (r) => r.status === 200 },
+    completion: {
+      method: 'POST', path: '/v1/chat/completions', headers: auth, kind: 'openai', check: (r) => r.status === 200,
+      body: { model: 'bench-fast', messages: [{ role: 'user', content: 'Say something.' }] },
+    },
+  };
+}
+
+/**
  * An access token as edgechat issues it (HS256 over the same claims), for a user and session
  * that need not exist: with bench/instant-d1.js every session is live.
  */
