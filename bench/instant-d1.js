@@ -1,8 +1,9 @@
-// bench/instant-d1.js — a stand-in for D1, for bench/own-cpu.mjs only (never for tests or the
-// report): every statement is answered at once, from memory, with the rows the benchmarked
-// requests need. With it, workerd's CPU is the worker's own: Miniflare's D1 (SQLite in the same
-// process) is what makes the figures of `npm run bench` spread by tenths of a millisecond
-// from round to round. Installed as a wrapped binding: the default export makes the binding.
+// bench/instant-d1.js — a stand-in for D1, for bench/own-cpu.mjs and bench/perf-cpu.mjs only
+// (never for tests or the report): every statement is answered at once, from memory, with the
+// rows the benchmarked requests need. With it, workerd's CPU is the worker's own: Miniflare's
+// D1 (SQLite in the same process) is what makes the figures of `npm run bench` spread by tenths
+// of a millisecond from round to round. Installed as a wrapped binding: the default export
+// makes the binding.
 
 /** The rows a statement returns: a live session's user, admitted counters, a stream slot. */
 function rows(sql, args) {

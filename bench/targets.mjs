@@ -294,7 +294,7 @@ export function edgechatVars(simUrl) {
  */
 export async function startEdgechat(simUrl, { build = 'build', inspectorPort, instantD1 = false } = {}) {
   const vars = edgechatVars(simUrl);
-  // instantD1: bench/instant-d1.js in place of Miniflare's D1 (for bench/own-cpu.mjs only).
+  // instantD1: bench/instant-d1.js in place of Miniflare's D1 (for bench/own-cpu.mjs and bench/perf-cpu.mjs only).
   const db = instantD1 ? { wrappedBindings: { DB: 'instant-d1' } } : { d1Databases: { DB: 'bench-db' } };
   const storage = { ...db, kvNamespaces: { CACHE: 'bench-kv' } };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
