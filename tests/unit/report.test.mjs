@@ -3,7 +3,7 @@
 // shown with the spread of the rounds it comes from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuAbove, perRound, within } from '../../bench/report.mjs';
+import { cpuAbove, perRound, ratioWithin, within } from '../../bench/report.mjs';
 
 test('a CPU figure equal to its budget up to rounding meets it', () => {
   // One round's difference as the bench computes it: 1,240 and 940 ms of CPU over 300
@@ -50,4 +50,12 @@ test('the per-round figure shows the median difference and the range of the roun
   assert.equal(perRound(a, b), 'per round: +0.200 ms, from −0.100 ms to +0.500 ms');
   assert.equal(perRound({ cpuPerRequestMs: 0.5 }, { cpuPerRequestMs: 0.3 }), 'per round: +0.200 ms');
   assert.equal(perRound({}, {}), 'per round: —');
+});
+
+test('a ratio budget is met at the limit and not a step above, and needs both figures', () => {
+  assert.equal(ratioWithin(1.2, 1.0, 1.2), true);
+  assert.equal(ratioWithin(0.36, 0.3, 1.2), true);
+  assert.equal(ratioWithin(1.21, 1.0, 1.2), false);
+  assert.equal(ratioWithin(1.0, 0, 1.2), null);
+  assert.equal(ratioWithin(null, 1.0, 1.2), null);
 });
