@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 bash scripts/setup.sh
+# Again: setup may just have installed the Node that env.sh puts first on PATH.
+source scripts/env.sh
 # Python venvs (the official OpenAI SDK; schemathesis) and Chromium for the browser tests.
 EDGECHAT_PY_VENV="$(bash scripts/setup-python.sh | tail -n 1)"
 EDGECHAT_CONTRACT_VENV="$(bash scripts/setup-contract.sh | tail -n 1)"
