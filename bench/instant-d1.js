@@ -2,8 +2,8 @@
 // (never for tests or the report): every statement is answered at once, from memory, with the
 // rows the benchmarked requests need. With it, workerd's CPU is the worker's own: Miniflare's
 // D1 (SQLite in the same process) is what makes the figures of `npm run bench` spread by tenths
-// of a millisecond from round to round. Installed as a wrapped binding: the default export
-// makes the binding.
+// of a millisecond from round to round. The default export makes the binding, once per
+// instance (bench/targets.mjs withInstantD1 hands it to the worker as env.DB).
 
 /** The rows a statement returns: a live session's user, admitted counters, a stream slot. */
 function rows(sql, args) {

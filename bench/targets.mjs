@@ -6,12 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { applyMigrations } from '../tests/support/miniflare.mjs';
+import { COMPAT_DATE, COMPAT_FLAGS, applyMigrations, buildManifest, workerEnv, workerManifest } from '../tests/support/miniflare.mjs';
 import { freePort, startWorker } from '../tests/support/stack.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
-export const COMPAT_DATE = '2026-04-20';
+export { COMPAT_DATE }; // wrangler.toml's, so that the bench runs the worker as deployed
 export const LITELLM_VERSION = '1.100.5'; // newest whose dependencies all resolve from the registry here
 export const PORTKEY_VERSION = '1.15.2';
 // Portkey 1.15.2 streams fail ("TypeError: immutable") with @hono/node-server > 1.13.x
@@ -169,17 +169,20 @@ function childWorkerds() {
   return allPids().filter((p) => { const s = stat(p); return s?.ppid === process.pid && s.comm === 'workerd'; });
 }
 
-async function startMiniflare(options) {
+/** `workers`: Miniflare 5 worker configs, each given wrangler.toml's compatibility date and flags. */
+async function startMiniflare({ workers, inspectorPort }) {
   const before = new Set(childWorkerds());
   let stderr = '';
-  const single = options.workers ? {} : { compatibilityDate: COMPAT_DATE, modules: true };
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
-    ...single,
-    // Worker logs (one JSON line per request for edgechat) are produced but not printed.
-    handleRuntimeStdio(out, err) { out.resume(); err.on('data', (c) => { stderr = (stderr + c).slice(-8192); }); },
-    ...options,
+    ...(inspectorPort ? { inspectorPort } : {}),
+    workers: workers.map((config) => ({ config: { compatibilityDate: COMPAT_DATE, compatibilityFlags: COMPAT_FLAGS, ...config } })),
+    // Worker logs (one JSON line per request for edgechat) are produced but not printed;
+    // warnings and errors are kept for the report.
+    handleStructuredLogs({ level, message }) {
+      if (level === 'error' || level === 'warn') stderr = `${stderr}${message}\n`.slice(-8192);
+    },
   });
   const url = (await mf.ready).href.replace(/\/$/, '');
   const pids = childWorkerds().filter((p) => !before.has(p));
@@ -295,28 +298,25 @@ export function edgechatVars(simUrl) {
 export async function startEdgechat(simUrl, { build = 'build', inspectorPort, instantD1 = false } = {}) {
   const vars = edgechatVars(simUrl);
   // instantD1: bench/instant-d1.js in place of Miniflare's D1 (for bench/own-cpu.mjs and bench/perf-cpu.mjs only).
-  const db = instantD1 ? { wrappedBindings: { DB: 'instant-d1' } } : { d1Databases: { DB: 'bench-db' } };
-  const storage = { ...db, kvNamespaces: { CACHE: 'bench-kv' } };
+  const storage = { d1: instantD1 ? {} : { DB: 'bench-db' }, kv: { CACHE: 'bench-kv' } };
+  const code = instantD1 ? withInstantD1 : (manifest) => manifest;
   const { mf, url, pids, stderr, stop } = await startMiniflare({
-    ...(inspectorPort ? { inspectorPort } : {}),
+    inspectorPort,
     workers: [
       {
-        name: 'edgechat', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: vars,
-        scriptPath: path.join(ROOT, build, 'index.js'),
-        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+        name: 'edgechat', manifest: code(buildManifest(path.join(ROOT, build))), env: workerEnv({ ...storage, vars }),
       },
       {
-        name: 'reference', modules: true, compatibilityDate: COMPAT_DATE, ...storage,
-        bindings: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() },
+        name: 'reference',
         // It imports src/js/relay.js, edgechat's own relay for pass-through streams.
-        scriptPath: path.join(BENCH, 'reference-worker.js'), modulesRoot: ROOT, routes: ['*/reference/*'],
-        modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }],
+        manifest: code(workerManifest(ROOT, 'bench/reference-worker.js', ['bench/floor-worker.js', 'src/js/relay.js'])),
+        env: workerEnv({ ...storage, vars: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() } }),
+        triggers: [{ type: 'fetch', pattern: '*/reference/*' }],
       },
       {
-        name: 'floor', modules: true, compatibilityDate: COMPAT_DATE, ...storage, bindings: { UPSTREAM: simUrl },
-        scriptPath: path.join(BENCH, 'floor-worker.js'), routes: ['*/floor/*'],
+        name: 'floor', manifest: code(workerManifest(BENCH, 'floor-worker.js')), env: workerEnv({ ...storage, vars: { UPSTREAM: simUrl } }),
+        triggers: [{ type: 'fetch', pattern: '*/floor/*' }],
       },
-      ...(instantD1 ? [{ name: 'instant-d1', modules: true, scriptPath: path.join(BENCH, 'instant-d1.js') }] : []),
     ],
   });
   try {
@@ -331,10 +331,31 @@ export async function startEdgechat(simUrl, { build = 'build', inspectorPort, in
   return edgechat;
 }
 
+/**
+ * A worker's code with bench/instant-d1.js as its `DB`: Miniflare 5 has no wrapped bindings, so
+ * a main module of a few lines hands the worker an env whose DB is the stand-in.
+ */
+function withInstantD1(manifest) {
+  const main = '__instant-d1-entry.js';
+  const entry = `import worker from './${manifest.mainModule}';
+import instantD1 from './__instant-d1.js';
+let db;
+export default { fetch: (request, env, ctx) => worker.fetch(request, { ...env, DB: (db ??= instantD1(env)) }, ctx) };
+`;
+  return {
+    ...manifest,
+    mainModule: main,
+    modules: {
+      [main]: { type: 'esm', contents: entry },
+      '__instant-d1.js': { type: 'esm', contents: readFileSync(path.join(BENCH, 'instant-d1.js'), 'utf8') },
+      ...manifest.modules,
+    },
+  };
+}
+
 export async function startJsWorker(simUrl) {
   const { url, pids, stderr, stop } = await startMiniflare({
-    scriptPath: path.join(BENCH, 'passthrough-worker.js'),
-    bindings: { UPSTREAM: simUrl },
+    workers: [{ name: 'js', manifest: workerManifest(BENCH, 'passthrough-worker.js'), env: workerEnv({ vars: { UPSTREAM: simUrl } }) }],
   });
   return { id: 'js', label: 'JS pass-through worker (bare workerd)', url, pids: () => pids, stderr, stop };
 }

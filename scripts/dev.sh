@@ -4,5 +4,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 bash scripts/setup.sh
+# Again: setup may just have installed the Node that env.sh puts first on PATH.
+source scripts/env.sh
 bash scripts/build.sh
 exec node scripts/dev.mjs

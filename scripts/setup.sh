@@ -4,22 +4,57 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 
-for tool in cargo rustup node npm; do
+for tool in cargo rustup npm; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is required but not installed" >&2; exit 1; }
 done
+
+# Node >= 22.12 for the tools: the machine's when it is that new, else Node 24 LTS in the tools
+# cache (env.sh puts it first on PATH once it is there).
+if node_fits; then
+  case "$(command -v node)" in
+  "$EDGECHAT_NODE_BIN"/*) say "Node $(node --version): present ($EDGECHAT_NODE_HOME)" ;;
+  *) say "Node $(node --version): the machine's (>= $EDGECHAT_NODE_MIN)" ;;
+  esac
+else
+  have="$(node --version 2>/dev/null || echo none)"
+  [ -n "$EDGECHAT_NODE_PACKAGE" ] || {
+    echo "setup: edgechat's tools need Node >= $EDGECHAT_NODE_MIN (this machine has $have); setup installs it" \
+      "only on Linux x64 and arm64: install Node 24 LTS and run npm run setup again" >&2
+    exit 1
+  }
+  mkdir -p "$EDGECHAT_TOOLS"
+  # Two setups at once (say dev and test) must not install it together.
+  if command -v flock >/dev/null; then
+    exec 8>"$EDGECHAT_NODE_HOME.lock"
+    flock 8
+  fi
+  if [ -x "$EDGECHAT_NODE_BIN/node" ]; then
+    say "Node $EDGECHAT_NODE_VERSION: present ($EDGECHAT_NODE_HOME)"
+  else
+    say "installing Node $EDGECHAT_NODE_VERSION (npm package $EDGECHAT_NODE_PACKAGE, the official binary) into" \
+      "$EDGECHAT_NODE_HOME: this machine's Node is $have, the tools need >= $EDGECHAT_NODE_MIN (once per machine)"
+    # Installed beside its final place and moved there whole: a cut-short install is not taken for one.
+    rm -rf "$EDGECHAT_NODE_HOME".partial.*
+    tmp="$(mktemp -d "$EDGECHAT_NODE_HOME.partial.XXXXXX")"
+    npm install --prefix "$tmp" --no-audit --no-fund --loglevel=error "$EDGECHAT_NODE_PACKAGE@$EDGECHAT_NODE_VERSION" \
+      || { rm -rf "$tmp"; echo "setup: installing $EDGECHAT_NODE_PACKAGE@$EDGECHAT_NODE_VERSION failed" >&2; exit 1; }
+    got="$("$tmp/node_modules/$EDGECHAT_NODE_PACKAGE/bin/node" --version 2>&1 || true)"
+    [ "$got" = "v$EDGECHAT_NODE_VERSION" ] \
+      || { rm -rf "$tmp"; echo "setup: the installed node says '$got', not v$EDGECHAT_NODE_VERSION" >&2; exit 1; }
+    rm -rf "$EDGECHAT_NODE_HOME"
+    mv "$tmp" "$EDGECHAT_NODE_HOME"
+  fi
+  exec 8>&-
+  export PATH="$EDGECHAT_NODE_BIN:$PATH"
+  node_fits || { echo "setup: $EDGECHAT_NODE_BIN/node does not run here" >&2; exit 1; }
+  say "from here on, edgechat's scripts run on Node $(node --version) ($EDGECHAT_NODE_BIN)"
+fi
 
 if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "wasm32-unknown-unknown target: present"
 else
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
-fi
-# The lean build (the default) rebuilds the standard library from its sources.
-if rustup component list --installed | grep -q '^rust-src'; then
-  say "rust-src component: present"
-else
-  say "adding the rust-src component"
-  rustup component add rust-src || say "warning: rust-src could not be added; builds will make the standard variant"
 fi
 
 # The wasm-bindgen CLI takes a few minutes to install on a fresh machine; npm runs meanwhile.

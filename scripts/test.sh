@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 bash scripts/setup.sh
+# Again: setup may just have installed the Node that env.sh puts first on PATH.
+source scripts/env.sh
 # Python venvs (the official OpenAI SDK; schemathesis) and Chromium for the browser tests.
 EDGECHAT_PY_VENV="$(bash scripts/setup-python.sh | tail -n 1)"
 EDGECHAT_CONTRACT_VENV="$(bash scripts/setup-contract.sh | tail -n 1)"
@@ -25,18 +27,18 @@ bash scripts/build.sh
 
 say "simulator tests"
 node --test --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$artifacts/sim.tap" sim/test/
+  --test-reporter=tap --test-reporter-destination="$artifacts/sim.tap" "sim/test/*.test.mjs"
 
 say "build-step, JS glue and bench report tests (import renaming, the trap guard, budget verdicts)"
 node --test --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$artifacts/unit.tap" tests/unit/
+  --test-reporter=tap --test-reporter-destination="$artifacts/unit.tap" "tests/unit/*.test.mjs"
 
 say "integration tests against the real worker"
 node tests/run.mjs "$@"
 
 say "browser tests (headless Chromium)"
 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$artifacts/browser.tap" tests/browser/
+  --test-reporter=tap --test-reporter-destination="$artifacts/browser.tap" "tests/browser/*.test.mjs"
 
 # One closing line over every suite.
 node -e '

@@ -164,14 +164,22 @@ async function hang(ctx) {
   await ctx.sleep(Infinity);
 }
 
-/** Drop the connection mid-response: flush what was already written, then close the socket (no HTTP terminator). */
+/**
+ * Drop the connection mid-response: flush what was already written, then close the socket (no
+ * HTTP terminator). The close comes CUT_GRACE_MS after the last bytes: a client may drop bytes
+ * that reach it together with the close (Node 24's fetch does), and a cut must lose none.
+ */
+const CUT_GRACE_MS = 20;
 function cutConnection(ctx) {
   ctx.cut = true;
   const socket = ctx.res.socket;
   if (!socket || socket.destroyed) return;
   if (ctx.rec.chunks_sent === 0) return void socket.destroy();
-  socket.once('finish', () => socket.destroy());
-  socket.end();
+  setTimeout(() => {
+    if (socket.destroyed) return;
+    socket.once('finish', () => socket.destroy());
+    socket.end();
+  }, CUT_GRACE_MS);
 }
 
 // ---------------------------------------------------------------- plumbing

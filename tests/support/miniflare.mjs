@@ -6,6 +6,45 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT } from './stack.mjs';
 
+const wranglerToml = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
+/** The worker's compatibility date and flags, as wrangler.toml sets them for wrangler dev. */
+export const COMPAT_DATE = wranglerToml.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
+export const COMPAT_FLAGS = [...(wranglerToml.match(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+
+/**
+ * A module worker's code for Miniflare 5, which finds no imports by itself: `main` (an ES
+ * module) and every other module it imports, as paths relative to `root` (their module names):
+ * `.wasm` files are compiled WebAssembly modules, the rest ES modules.
+ */
+export function workerManifest(root, main, others = []) {
+  const modules = {};
+  for (const name of [main, ...others]) {
+    const file = path.join(root, name);
+    modules[name] = name.endsWith('.wasm')
+      ? { type: 'wasm', contents: new Uint8Array(readFileSync(file)) }
+      : { type: 'esm', contents: readFileSync(file, 'utf8') };
+  }
+  return { mainModule: main, modulesRoot: root, modules };
+}
+
+/** A built worker (build/index.js and the wasm beside it) as a Miniflare 5 manifest. */
+export function buildManifest(buildDir = path.join(ROOT, 'build')) {
+  const wasm = readdirSync(buildDir).filter((f) => f.endsWith('.wasm')).sort();
+  return workerManifest(buildDir, 'index.js', wasm);
+}
+
+/**
+ * Miniflare 5's environment for a worker: each var a text (or JSON) binding, `d1` and `kv`
+ * map binding names to database / namespace ids.
+ */
+export function workerEnv({ vars = {}, d1 = {}, kv = {} } = {}) {
+  const env = {};
+  for (const [name, value] of Object.entries(vars)) env[name] = typeof value === 'string' ? { type: 'text', value } : { type: 'json', value };
+  for (const [name, id] of Object.entries(d1)) env[name] = { type: 'd1', id };
+  for (const [name, id] of Object.entries(kv)) env[name] = { type: 'kv', id };
+  return env;
+}
+
 /**
  * Splits a migration file into statements: `;` ends a statement except inside a
  * CREATE TRIGGER ... BEGIN ... END; block. `--` comments are dropped.
@@ -65,21 +104,20 @@ export async function startBareWorker(vars) {
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
-    compatibilityDate: '2026-04-20',
-    modules: true,
-    scriptPath: path.join(ROOT, 'build/index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    d1Databases: { DB: 'load-db' },
-    kvNamespaces: ['CACHE'],
-    bindings: vars,
+    workers: [{
+      config: {
+        name: 'edgechat',
+        compatibilityDate: COMPAT_DATE,
+        compatibilityFlags: COMPAT_FLAGS,
+        manifest: buildManifest(),
+        env: workerEnv({ vars, d1: { DB: 'load-db' }, kv: { CACHE: 'CACHE' } }),
+      },
+    }],
     // The worker's request log lines carry its wasm memory: keep the latest figure.
-    handleRuntimeStdio(out, err) {
-      out.on('data', (chunk) => {
-        const m = String(chunk).match(/"wasm_memory_kib":(\d+)/g);
-        if (m) wasmKib = Number(m.at(-1).split(':')[1]);
-        if (process.env.EDGECHAT_BARE_LOG) process.stderr.write(chunk);
-      });
-      err.resume();
+    handleStructuredLogs({ message }) {
+      const m = message.match(/"wasm_memory_kib":(\d+)/g);
+      if (m) wasmKib = Number(m.at(-1).split(':')[1]);
+      if (process.env.EDGECHAT_BARE_LOG) process.stderr.write(`${message}\n`);
     },
   });
   const url = (await mf.ready).href.replace(/\/$/, '');
