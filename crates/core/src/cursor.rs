@@ -152,6 +152,15 @@ mod tests {
     }
 
     #[test]
+    fn cursors_are_canonical_unpadded_base64url() {
+        assert_eq!(cursor(5, "a").encode(), "MTU6YQ");
+        assert_eq!(Cursor::decode("MTU6YQ"), Ok(cursor(5, "a")));
+        for bad in ["MTU6YQ==", "MTU6YR", "MTU6Y", "MTU+YQ", "MTU/YQ", "MTU6YQ\n", " MTU6YQ"] {
+            assert!(is_invalid_cursor(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn random_garbage_never_panics_and_is_never_accepted_unless_canonical() {
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {

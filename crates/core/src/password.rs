@@ -108,6 +108,22 @@ mod tests {
     }
 
     #[test]
+    fn salts_and_hashes_are_canonical_padded_standard_base64() {
+        let salt = |text: &str| {
+            let stored = format!("pbkdf2-sha256$10${text}${}", STANDARD.encode([2; HASH_BYTES]));
+            PasswordHash::parse(&stored).map(|h| h.salt)
+        };
+        assert_eq!(salt("Zm9vYg=="), Some(b"foob".to_vec()));
+        assert_eq!(salt("+/8="), Some(vec![0xfb, 0xff]));
+        assert_eq!(salt(""), Some(vec![]));
+        for bad in ["Zg", "Zg=", "Zg===", "Z===", "Zh==", "Zm9=", "Zm8", "Z", "Zm9v Yg==", "Zm-v", "====", "Zg==Zg=="] {
+            assert_eq!(salt(bad), None, "{bad}");
+        }
+        let h = PasswordHash { iterations: 7, salt: b"foob".to_vec(), hash: vec![0xfb; HASH_BYTES] };
+        assert!(h.encode().starts_with("pbkdf2-sha256$7$Zm9vYg==$+/v7"), "{}", h.encode());
+    }
+
+    #[test]
     fn rehash_is_needed_only_below_the_current_iterations() {
         let h = PasswordHash { iterations: 50_000, salt: vec![], hash: vec![0; HASH_BYTES] };
         assert!(h.needs_rehash(100_000));

@@ -186,8 +186,9 @@ struct Envelope<'a> {
 }
 
 #[derive(Deserialize)]
-struct Data<T> {
-    object: Option<T>,
+struct Data<'a> {
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
 }
 
 /// A reference to another object: its id, or the object itself when expanded.
@@ -257,27 +258,50 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// `data.object` read as `T`; a missing one, or one whose members have other types than
-/// Stripe documents, is an error naming the first such member.
+/// Why a JSON text did not read as the object wanted.
+enum Unreadable {
+    NotJson,
+    NotObject,
+    /// A member of another type than Stripe documents, by its path.
+    Unexpected(String),
+}
+
+/// `text` read as `T`, which must be a JSON object (serde's derives would take an array too).
+fn read_object<'a, T: Deserialize<'a>>(text: &'a [u8]) -> Result<T, Unreadable> {
+    use serde_json::error::Category;
+    let is_object = text.trim_ascii_start().starts_with(b"{");
+    let mut reader = serde_json::Deserializer::from_slice(text);
+    let read = serde_path_to_error::deserialize(&mut reader)
+        .map_err(|e| (e.inner().classify(), e.path().to_string()))
+        .and_then(|value| reader.end().map(|()| value).map_err(|e| (e.classify(), String::new())));
+    match read {
+        Ok(value) if is_object => Ok(value),
+        Err((Category::Syntax | Category::Eof | Category::Io, _)) => Err(Unreadable::NotJson),
+        Err((Category::Data, path)) if is_object => Err(Unreadable::Unexpected(path)),
+        _ => Err(Unreadable::NotObject),
+    }
+}
+
+/// `data.object` read as `T`: a missing one is an error, and so is one with a member of
+/// another type than Stripe documents, named by its path.
 fn object<T: DeserializeOwned>(data: Option<&RawValue>, event_type: &str) -> Result<T, String> {
     let missing = || format!("{event_type} without data.object");
-    let raw = data.ok_or_else(missing)?;
-    let data: Data<T> = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
-        .map_err(|e| format!("{event_type} with an unexpected data.{}", e.path()))?;
-    data.object.ok_or_else(missing)
+    let data: Data = data.map(|raw| read_object(raw.get().as_bytes())).and_then(Result::ok).ok_or_else(missing)?;
+    let raw = data.object.ok_or_else(missing)?;
+    read_object(raw.get().as_bytes()).map_err(|e| match e {
+        Unreadable::Unexpected(path) => format!("{event_type} with an unexpected data.object.{path}"),
+        Unreadable::NotJson | Unreadable::NotObject => missing(),
+    })
 }
 
 /// Parses an event JSON body. Errors (the edge answers 400) carry a short message: body not
 /// JSON, missing id/type/created, or a handled type whose `data.object` lacks what it needs.
 pub fn parse_event(body: &[u8]) -> Result<Event, String> {
-    let envelope: Envelope = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
-        .map_err(|e| match e.inner().classify() {
-            serde_json::error::Category::Data if e.path().iter().next().is_some() => {
-                format!("event with an unexpected {}", e.path())
-            }
-            serde_json::error::Category::Data => "event is not a JSON object".to_owned(),
-            _ => "body is not JSON".to_owned(),
-        })?;
+    let envelope: Envelope = read_object(body).map_err(|e| match e {
+        Unreadable::NotJson => "body is not JSON".to_owned(),
+        Unreadable::NotObject => "event is not a JSON object".to_owned(),
+        Unreadable::Unexpected(path) => format!("event with an unexpected {path}"),
+    })?;
     let id = envelope.id.and_then(non_empty).ok_or("event has no id")?;
     let event_type = envelope.event_type.and_then(non_empty).ok_or("event has no type")?;
     let created = envelope.created.ok_or("event has no created")?;
@@ -391,6 +415,20 @@ mod tests {
     }
 
     #[test]
+    fn one_wrong_and_one_right_v1_verify_in_either_order_but_only_exact_lowercase_tags_match() {
+        let v1 = good_v1();
+        let wrong = sign(BODY, "whsec_other", T).split_once(",v1=").unwrap().1.to_owned();
+        assert_eq!(verify(&format!("t={T},v1={wrong},v1={v1}"), BODY, T), Ok(T));
+        assert_eq!(verify(&format!("t={T},v1={v1},v1={wrong}"), BODY, T), Ok(T));
+        assert_eq!(verify(&format!("t={T},v1={wrong},v1={wrong}"), BODY, T), Err(SignatureError::NoMatch));
+        // A right tag under another scheme, spelled in capitals, cut short or extended is no match.
+        for other in [format!("v0={v1},v1={wrong}"), format!("v1={}", v1.to_uppercase()), format!("v1={}", &v1[..62])] {
+            assert_eq!(verify(&format!("t={T},{other}"), BODY, T), Err(SignatureError::NoMatch), "{other}");
+        }
+        assert_eq!(verify(&format!("t={T},v1={v1}00"), BODY, T), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
     fn timestamps_more_than_300_seconds_away_are_out_of_tolerance() {
         let h = sign(BODY, SECRET, T);
         for now in [T + 301, T - 301] {
@@ -463,6 +501,54 @@ mod tests {
         let o = r#"{"id":"in_1","object":"invoice","customer":"cus_9","subscription":"sub_1","attempt_count":1}"#;
         assert_eq!(action("invoice.payment_failed", o), Action::PaymentFailed { customer_id: "cus_9".into() });
         assert_eq!(action("charge.succeeded", r#"{"id":"ch_1"}"#), Action::Ignored);
+    }
+
+    #[test]
+    fn expanded_customers_item_periods_and_an_ignored_types_object_are_read_as_stripe_sends_them() {
+        let expanded = SUB.replace(r#""customer":"cus_9""#, r#""customer":{"id":"cus_9","object":"customer"}"#);
+        let got = action("customer.subscription.updated", &expanded);
+        assert!(matches!(&got, Action::Subscription { customer_id, .. } if customer_id == "cus_9"), "{got:?}");
+        let on_item = SUB
+            .replace(r#""current_period_end":1702592000,"#, "")
+            .replace(r#"{"id":"si_1","#, r#"{"id":"si_1","current_period_end":1702600000,"#);
+        let got = action("customer.subscription.updated", &on_item);
+        assert!(matches!(got, Action::Subscription { current_period_end: Some(1702600000), .. }), "{got:?}");
+        let bare = action("customer.subscription.updated", r#"{"id":"sub_1","customer":"cus_9","status":"active"}"#);
+        let expected = Action::Subscription {
+            customer_id: "cus_9".into(),
+            subscription_id: "sub_1".into(),
+            status: "active".into(),
+            current_period_end: None,
+            price_id: None,
+            plan_hint: None,
+            updated_at: 1700000100,
+        };
+        assert_eq!(bare, expected);
+        // The object of a type edgechat does not act on is never read.
+        assert_eq!(action("charge.succeeded", r#"{"customer":5,"items":"x","metadata":[]}"#), Action::Ignored);
+    }
+
+    #[test]
+    fn event_errors_say_what_is_missing_or_which_member_is_unexpected() {
+        let err = |body: &str| parse_event(body.as_bytes()).unwrap_err();
+        assert_eq!(err("not json"), "body is not JSON");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":1"#), "body is not JSON");
+        assert_eq!(err(r#"{"type":"x","created":1}"#), "event has no id");
+        assert_eq!(err(r#"{"id":"","type":"x","created":1}"#), "event has no id");
+        assert_eq!(err(r#"{"id":"e","created":1}"#), "event has no type");
+        assert_eq!(err(r#"{"id":"e","type":"x"}"#), "event has no created");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":-1}"#), "event with an unexpected created");
+        assert_eq!(err("[1]"), "event is not a JSON object");
+        assert_eq!(err(r#"["e","x",1,null]"#), "event is not a JSON object");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":1} {}"#), "body is not JSON");
+        let array_object = event("invoice.payment_failed", r#"[{"customer":"cus_9"}]"#);
+        assert_eq!(err(&array_object), "invoice.payment_failed without data.object");
+        let no_customer = event("invoice.payment_failed", r#"{"customer":null}"#);
+        assert_eq!(err(&no_customer), "invoice.payment_failed without customer");
+        let no_object = event("invoice.payment_failed", "null");
+        assert_eq!(err(&no_object), "invoice.payment_failed without data.object");
+        let odd_status = event("customer.subscription.updated", &SUB.replace(r#""status":"active""#, r#""status":7"#));
+        assert_eq!(err(&odd_status), "customer.subscription.updated with an unexpected data.object.status");
     }
 
     #[test]

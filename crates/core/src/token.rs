@@ -355,6 +355,107 @@ mod tests {
         assert_eq!(verify_access_token(&forever, &token, NOW_MS).map(|c| c.expires_at), Ok(max as u64));
     }
 
+    /// A token made by jwt-compact directly (not through `issue_access_token`) with these
+    /// claims besides exp, nbf and iat, signed with `secret`.
+    fn foreign(custom: Value, secret: &[u8]) -> String {
+        use jwt_compact::{alg::Hs256Key, Claims, Header};
+        let mut claims = Claims::new(custom);
+        claims.expiration = DateTime::from_timestamp(NOW as i64 + 900, 0);
+        claims.not_before = DateTime::from_timestamp(NOW as i64, 0);
+        claims.issued_at = claims.not_before;
+        Hs256.token(&Header::empty().with_token_type("JWT"), &claims, &Hs256Key::new(secret)).expect("signs")
+    }
+
+    fn our_claims() -> Value {
+        json!({"sub": "u1", "sid": "s1", "iss": "edgechat", "aud": "edgechat", "typ": "access"})
+    }
+
+    #[test]
+    fn issued_tokens_are_standard_jwts_and_standard_jwts_with_our_claims_verify() {
+        let token = issue();
+        let header = B64.decode(token.split('.').next().expect("a header")).expect("base64url");
+        assert_eq!(header, br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims: Value = serde_json::from_slice(&B64.decode(token.split('.').nth(1).expect("claims")).expect("b64"))
+            .expect("JSON claims");
+        let expected = json!({"exp": NOW + 900, "nbf": NOW, "iat": NOW, "sub": "user-1", "sid": "sess-1",
+                              "iss": "edgechat", "aud": "edgechat", "typ": "access"});
+        assert_eq!(claims, expected);
+        let claims = verify(&foreign(our_claims(), SECRET)).expect("a standard HS256 JWT verifies");
+        assert_eq!((claims.user_id.as_str(), claims.expires_at), ("u1", NOW + 900));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_a_bad_signature() {
+        let other = TokenSettings { secret: b"another-secret-of-at-least-32-bytes", ..SETTINGS };
+        let token = issue_access_token(&other, "user-1", "sess-1", NOW_MS);
+        assert!(verify_access_token(&other, &token, NOW_MS).is_ok());
+        assert_eq!(verify(&token), Err(BadSignature));
+        assert_eq!(verify(&foreign(our_claims(), b"another-secret-of-at-least-32-bytes")), Err(BadSignature));
+        // A key that is a prefix of ours is another key.
+        assert_eq!(verify(&foreign(our_claims(), &SECRET[..32])), Err(BadSignature));
+    }
+
+    #[test]
+    fn an_alg_none_token_is_refused_with_or_without_a_signature() {
+        let payload = b64(&good_payload());
+        let real = issue();
+        let real_signature = real.rsplit_once('.').map_or("", |(_, s)| s);
+        for alg in ["none", "None", "NONE", "hs256", "HS256 "] {
+            let header = b64(&json!({"alg": alg, "typ": "JWT"}));
+            for signature in ["", real_signature] {
+                let token = format!("{header}.{payload}.{signature}");
+                assert_eq!(verify(&token), Err(WrongAlgorithm), "{token}");
+            }
+        }
+        let no_alg = format!("{}.{payload}.", b64(&json!({"typ": "JWT"})));
+        assert_eq!(verify(&no_alg), Err(Malformed));
+    }
+
+    #[test]
+    fn a_wrong_or_missing_type_audience_or_issuer_is_refused_even_with_our_key() {
+        let with = |key: &str, value: Value| {
+            let mut claims = our_claims();
+            match value {
+                Value::Null => claims.as_object_mut().map(|o| o.remove(key)),
+                value => claims.as_object_mut().map(|o| o.insert(key.into(), value)),
+            };
+            verify(&foreign(claims, SECRET))
+        };
+        assert_eq!(with("typ", json!("refresh")), Err(WrongType));
+        assert_eq!(with("typ", json!("Access")), Err(WrongType));
+        assert_eq!(with("typ", Value::Null), Err(WrongType));
+        assert_eq!(with("aud", json!("edgechat-admin")), Err(WrongAudience));
+        assert_eq!(with("aud", json!(5)), Err(WrongAudience));
+        assert_eq!(with("aud", Value::Null), Err(WrongAudience));
+        assert_eq!(with("iss", json!("https://evil.example")), Err(WrongIssuer));
+        assert_eq!(with("iss", Value::Null), Err(WrongIssuer));
+        assert_eq!(with("sid", json!("")), Err(MissingClaim));
+        assert_eq!(with("sid", json!(7)), Err(Malformed));
+        let other_issuer = TokenSettings { issuer: "someone-else", ..SETTINGS };
+        assert_eq!(verify(&issue_access_token(&other_issuer, "u", "s", NOW_MS)), Err(WrongIssuer));
+        let other_audience = TokenSettings { audience: "another-app", ..SETTINGS };
+        assert_eq!(verify(&issue_access_token(&other_audience, "u", "s", NOW_MS)), Err(WrongAudience));
+    }
+
+    #[test]
+    fn expired_beyond_the_leeway_or_not_yet_valid_is_refused_to_the_second() {
+        let token = issue();
+        let at_ms = |ms: u64| verify_access_token(&SETTINGS, &token, ms);
+        assert!(at_ms((NOW + 900 + LEEWAY) * 1000 + 999).is_ok(), "the last second of the leeway");
+        assert_eq!(at_ms((NOW + 900 + LEEWAY + 1) * 1000), Err(Expired));
+        assert_eq!(at_ms(u64::MAX), Err(Expired));
+        let strict = TokenSettings { leeway_seconds: 0, ..SETTINGS };
+        assert_eq!(verify_access_token(&strict, &token, (NOW + 901) * 1000), Err(Expired));
+        // Issued 31 s in the future (a clock ahead of ours): not yet valid, however long it lives.
+        let ahead = issue_access_token(&SETTINGS, "u", "s", (NOW + LEEWAY + 1) * 1000);
+        assert_eq!(verify(&ahead), Err(NotYetValid));
+        assert!(verify(&issue_access_token(&SETTINGS, "u", "s", (NOW + LEEWAY) * 1000)).is_ok());
+        assert_eq!(
+            verify_access_token(&strict, &issue_access_token(&strict, "u", "s", NOW_MS + 1000), NOW_MS),
+            Err(NotYetValid)
+        );
+    }
+
     #[test]
     fn a_token_over_8_kb_is_too_long() {
         let huge = craft("pad", json!("x".repeat(MAX_TOKEN_LEN)));
