@@ -568,6 +568,12 @@ mod tests {
     }
 
     #[test]
+    fn the_receipt_says_received_and_whether_it_was_a_duplicate() {
+        assert_eq!(Receipt::json(false), r#"{"received":true,"duplicate":false}"#);
+        assert_eq!(Receipt::json(true), r#"{"received":true,"duplicate":true}"#);
+    }
+
+    #[test]
     fn plan_for_follows_status_then_config_then_hint() {
         let plans = vec![("price_pro_m".to_owned(), "pro".to_owned())];
         let plan = |s, p, h| plan_for(s, p, h, &plans);
