@@ -6,8 +6,7 @@ use crate::http::{json_text, read_body, HandlerResult};
 use crate::platform;
 use crate::platform::request::Header;
 use crate::store::billing;
-use edgechat_core::json_out::Object;
-use edgechat_core::stripe::{self, Action};
+use edgechat_core::stripe::{self, Action, Receipt};
 use edgechat_core::ApiError;
 
 pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -26,5 +25,5 @@ pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let db = cx.db()?;
     let applied = billing::apply(&db, &event, plan.as_deref(), now).await?;
-    Ok(json_text(200, Object::new().bool("received", true).bool("duplicate", !applied).end()))
+    Ok(json_text(200, Receipt::json(!applied)))
 }

@@ -1,7 +1,8 @@
 //! Keyset pagination: opaque `cursor` tokens, the `limit` parameter and query-string reading.
 
-use crate::base64::{self, Alphabet::UrlUnpadded};
 use crate::ApiError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
@@ -22,7 +23,7 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque, URL-safe token: unpadded base64url of `1{key}:{id}`.
     pub fn encode(&self) -> String {
-        base64::encode(format!("{VERSION}{}:{}", self.key, self.id).as_bytes(), UrlUnpadded)
+        URL_SAFE_NO_PAD.encode(format!("{VERSION}{}:{}", self.key, self.id))
     }
 
     /// Reads a token made by [`Cursor::encode`]; anything else is a 400 `invalid_cursor`.
@@ -39,7 +40,7 @@ impl Cursor {
         if raw.len() > MAX_RAW_CHARS {
             return None;
         }
-        let bytes = base64::decode(raw, UrlUnpadded)?;
+        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (key_text, id) = text.strip_prefix(VERSION)?.split_once(':')?;
         let key: i64 = key_text.parse().ok()?;
@@ -143,10 +144,19 @@ mod tests {
         let forged = ["2:5:a", "1five:a", "1+5:a", "105:a", "15:", "15", "15:a b", "15:a/b"]
             .iter()
             .chain(&overflow_and_long)
-            .map(|text| base64::encode(text.as_bytes(), UrlUnpadded));
+            .map(|text| URL_SAFE_NO_PAD.encode(text));
         let garbage = ["", "!!!", "MTU6YQ==", &"A".repeat(MAX_RAW_CHARS + 1)].map(String::from);
         for raw in forged.chain(garbage) {
             assert!(is_invalid_cursor(&raw), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn cursors_are_canonical_unpadded_base64url() {
+        assert_eq!(cursor(5, "a").encode(), "MTU6YQ");
+        assert_eq!(Cursor::decode("MTU6YQ"), Ok(cursor(5, "a")));
+        for bad in ["MTU6YQ==", "MTU6YR", "MTU6Y", "MTU+YQ", "MTU/YQ", "MTU6YQ\n", " MTU6YQ"] {
+            assert!(is_invalid_cursor(bad), "{bad:?}");
         }
     }
 
@@ -170,7 +180,7 @@ mod tests {
                 if let Some(first) = bytes.first_mut() {
                     *first = if round % 3 == 0 { b'1' } else { *first };
                 }
-                base64::encode(&bytes, UrlUnpadded)
+                URL_SAFE_NO_PAD.encode(&bytes)
             };
             if let Ok(c) = Cursor::decode(&raw) {
                 assert_eq!(c.encode(), raw);

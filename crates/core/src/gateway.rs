@@ -6,8 +6,8 @@ use crate::json::{self, Map, Number, Value};
 use crate::json_out::{array, Object};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{ChatMessage, Role, Usage};
-use crate::sha256::Sha256;
 use crate::ApiError;
+use sha2::{Digest, Sha256};
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
 #[derive(Debug, Clone, PartialEq, Eq)]

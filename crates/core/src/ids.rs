@@ -1,13 +1,13 @@
 //! Resource ids: random, opaque, prefixed by kind (`usr_`, `ses_`, `key_`, ...).
 
-use crate::base64::{self, Alphabet::UrlUnpadded};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 /// Length of the random part: 16 bytes in unpadded base64url.
 const RANDOM_LEN: usize = 22;
 
 /// A new id: `{prefix}_` followed by 128 random bits.
 pub fn new_id(prefix: &str, random: [u8; 16]) -> String {
-    format!("{prefix}_{}", base64::encode(&random, UrlUnpadded))
+    format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(random))
 }
 
 /// True when `s` has the shape of an id of this kind; anything else cannot exist, so

@@ -5,7 +5,6 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod base64;
 pub mod body;
 pub mod chat;
 pub mod config;
@@ -28,7 +27,6 @@ pub mod row;
 pub mod search;
 pub mod secret;
 pub mod security;
-pub mod sha256;
 pub mod sql_args;
 pub mod stripe;
 pub mod throttle;

@@ -3,9 +3,10 @@
 //!
 //! The derivation itself runs in the runtime's WebCrypto (native code) at the edge.
 
-use crate::base64::{self, Alphabet::StandardPadded};
 use crate::secret::ct_eq;
 use crate::ApiError;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
 pub const MIN_CHARS: usize = 8;
 pub const MAX_CHARS: usize = 128;
@@ -37,12 +38,7 @@ pub struct PasswordHash {
 
 impl PasswordHash {
     pub fn encode(&self) -> String {
-        format!(
-            "{SCHEME}${}${}${}",
-            self.iterations,
-            base64::encode(&self.salt, StandardPadded),
-            base64::encode(&self.hash, StandardPadded)
-        )
+        format!("{SCHEME}${}${}${}", self.iterations, STANDARD.encode(&self.salt), STANDARD.encode(&self.hash))
     }
 
     pub fn parse(stored: &str) -> Option<Self> {
@@ -51,8 +47,8 @@ impl PasswordHash {
             return None;
         }
         let iterations = parts.next()?.parse().ok().filter(|n| *n > 0)?;
-        let salt = base64::decode(parts.next()?, StandardPadded)?;
-        let hash = base64::decode(parts.next()?, StandardPadded)?;
+        let salt = STANDARD.decode(parts.next()?).ok()?;
+        let hash = STANDARD.decode(parts.next()?).ok()?;
         if parts.next().is_some() || hash.len() != HASH_BYTES {
             return None;
         }
@@ -109,6 +105,22 @@ mod tests {
         ] {
             assert_eq!(PasswordHash::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn salts_and_hashes_are_canonical_padded_standard_base64() {
+        let salt = |text: &str| {
+            let stored = format!("pbkdf2-sha256$10${text}${}", STANDARD.encode([2; HASH_BYTES]));
+            PasswordHash::parse(&stored).map(|h| h.salt)
+        };
+        assert_eq!(salt("Zm9vYg=="), Some(b"foob".to_vec()));
+        assert_eq!(salt("+/8="), Some(vec![0xfb, 0xff]));
+        assert_eq!(salt(""), Some(vec![]));
+        for bad in ["Zg", "Zg=", "Zg===", "Z===", "Zh==", "Zm9=", "Zm8", "Z", "Zm9v Yg==", "Zm-v", "====", "Zg==Zg=="] {
+            assert_eq!(salt(bad), None, "{bad}");
+        }
+        let h = PasswordHash { iterations: 7, salt: b"foob".to_vec(), hash: vec![0xfb; HASH_BYTES] };
+        assert!(h.encode().starts_with("pbkdf2-sha256$7$Zm9vYg==$+/v7"), "{}", h.encode());
     }
 
     #[test]

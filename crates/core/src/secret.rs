@@ -1,8 +1,10 @@
 //! Opaque secrets (refresh tokens, API keys): generation, storage hashes, display prefixes,
 //! and constant-time comparison.
 
-use crate::base64::{self, Alphabet::UrlUnpadded};
-use crate::sha256::Sha256;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Prefix of refresh tokens.
 pub const REFRESH_TOKEN_PREFIX: &str = "ec_rt_";
@@ -13,12 +15,12 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 
 /// A refresh token: the prefix and 256 random bits.
 pub fn refresh_token(random: [u8; 32]) -> String {
-    format!("{REFRESH_TOKEN_PREFIX}{}", base64::encode(&random, UrlUnpadded))
+    format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random))
 }
 
 /// An API key: the prefix and 256 random bits.
 pub fn api_key(random: [u8; 32]) -> String {
-    format!("{API_KEY_PREFIX}{}", base64::encode(&random, UrlUnpadded))
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random))
 }
 
 /// What is stored for a secret: SHA-256 hex. The secrets carry 256 random bits, so a fast
@@ -38,12 +40,9 @@ pub fn has_shape(prefix: &str, s: &str) -> bool {
         .is_some_and(|r| r.len() == 43 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
-/// Compares in time independent of where the inputs differ.
+/// Compares in time independent of where the inputs differ (the lengths are not secret).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Stripe webhooks: `Stripe-Signature` verification, event parsing, and the plan a subscription gives.
 
-use crate::json::{self, Value};
-use crate::sha256::HmacSha256;
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::Sha256;
 
 /// Largest accepted gap, in either direction, between a signature's timestamp and now.
 pub const TOLERANCE_SECONDS: u64 = 300;
@@ -39,13 +42,32 @@ impl SignatureError {
     }
 }
 
-/// Hex HMAC-SHA256 of `"{t}.{body}"` keyed with the whole secret string (`whsec_` prefix included).
-fn expected_v1(body: &[u8], secret: &str, timestamp: u64) -> Option<String> {
-    let mut mac = HmacSha256::new(secret.as_bytes());
+/// The HMAC-SHA256 of `"{t}.{body}"` keyed with the whole secret string (`whsec_` prefix
+/// included), ready to finalize or verify. (HMAC takes a key of any length: never `None`.)
+fn v1_mac(body: &[u8], secret: &str, timestamp: u64) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(crate::request_id::hex(&mac.finish()))
+    Some(mac)
+}
+
+/// The 32 bytes a `v1` value spells in lowercase hex (as Stripe sends it), or `None`.
+fn v1_bytes(value: &str) -> Option<[u8; 32]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let hex = value.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Verifies a `Stripe-Signature` header (`t=<unix seconds>,v1=<hex>[,v1=...]`, items in any
@@ -74,9 +96,11 @@ pub fn verify_signature(
         }
     }
     let timestamp = timestamp.filter(|_| !candidates.is_empty()).ok_or(SignatureError::Malformed)?;
-    let expected = expected_v1(body, secret, timestamp).ok_or(SignatureError::NoMatch)?;
-    // Every candidate is compared, so timing does not reveal which one matched.
-    let matched = candidates.iter().fold(false, |acc, c| acc | crate::secret::ct_eq(c.as_bytes(), expected.as_bytes()));
+    let mac = v1_mac(body, secret, timestamp).ok_or(SignatureError::NoMatch)?;
+    // Every candidate is checked (in constant time), so timing does not reveal which matched.
+    let matched = candidates
+        .iter()
+        .fold(false, |acc, c| acc | v1_bytes(c).is_some_and(|tag| mac.clone().verify_slice(&tag).is_ok()));
     if !matched {
         return Err(SignatureError::NoMatch);
     }
@@ -88,7 +112,8 @@ pub fn verify_signature(
 
 /// A helper for tests and tools: the `Stripe-Signature` value Stripe would send.
 pub fn sign(body: &[u8], secret: &str, timestamp: u64) -> String {
-    format!("t={timestamp},v1={}", expected_v1(body, secret, timestamp).unwrap_or_default())
+    let tag = v1_mac(body, secret, timestamp).map(|mac| crate::request_id::hex(&mac.finalize().into_bytes()));
+    format!("t={timestamp},v1={}", tag.unwrap_or_default())
 }
 
 /// A Stripe event edgechat acts on; every other type parses as `Action::Ignored` (and is
@@ -131,60 +156,190 @@ pub enum Action {
     Ignored,
 }
 
-/// A non-empty string at `v`.
-fn text(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+/// The answer to a delivery: `{"received": true, "duplicate": ...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub received: bool,
+    /// True when the event had already been processed.
+    pub duplicate: bool,
 }
 
-/// An id given either as a string or as an expanded object with an `id`.
-fn id_of(v: Option<&Value>) -> Option<String> {
-    text(v).or_else(|| text(v.and_then(|o| o.get("id"))))
+impl Receipt {
+    /// The receipt for an event, as JSON text.
+    pub fn json(duplicate: bool) -> String {
+        // Two booleans always serialize.
+        serde_json::to_string(&Receipt { received: true, duplicate }).unwrap_or_default()
+    }
+}
+
+/// The envelope of every event. `data.object` stays unparsed until the type says which
+/// object it is, so an ignored type's object is never read. Each member is optional here so
+/// that a missing one is reported by name.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    created: Option<u64>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
+}
+
+/// A reference to another object: its id, or the object itself when expanded.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Expandable {
+    Id(String),
+    Object { id: Option<String> },
+}
+
+impl Expandable {
+    fn id(self) -> Option<String> {
+        match self {
+            Self::Id(id) | Self::Object { id: Some(id) } => non_empty(id),
+            Self::Object { id: None } => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    user_id: Option<String>,
+    plan: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CheckoutSession {
+    customer: Option<Expandable>,
+    client_reference_id: Option<String>,
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    id: Option<String>,
+    customer: Option<Expandable>,
+    status: Option<String>,
+    current_period_end: Option<u64>,
+    metadata: Option<Metadata>,
+    items: Option<List<SubscriptionItem>>,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    data: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct SubscriptionItem {
+    /// Newer API versions carry the period on the item rather than the subscription.
+    current_period_end: Option<u64>,
+    price: Option<Price>,
+}
+
+#[derive(Deserialize)]
+struct Price {
+    id: Option<String>,
+    lookup_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Invoice {
+    customer: Option<Expandable>,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Why a JSON text did not read as the object wanted.
+enum Unreadable {
+    NotJson,
+    NotObject,
+    /// A member of another type than Stripe documents.
+    Unexpected,
+}
+
+/// `text` read as `T`, which must be a JSON object (serde's derives would take an array too).
+fn read_object<'a, T: Deserialize<'a>>(text: &'a [u8]) -> Result<T, Unreadable> {
+    use serde_json::error::Category;
+    let is_object = text.trim_ascii_start().starts_with(b"{");
+    match serde_json::from_slice(text).map_err(|e| e.classify()) {
+        Ok(value) if is_object => Ok(value),
+        Err(Category::Syntax | Category::Eof | Category::Io) => Err(Unreadable::NotJson),
+        Err(Category::Data) if is_object => Err(Unreadable::Unexpected),
+        _ => Err(Unreadable::NotObject),
+    }
+}
+
+/// `data.object` read as `T`: a missing one is an error, and so is one with a member of
+/// another type than Stripe documents.
+fn object<T: DeserializeOwned>(data: Option<&RawValue>, event_type: &str) -> Result<T, String> {
+    let missing = || format!("{event_type} without data.object");
+    let data: Data = data.map(|raw| read_object(raw.get().as_bytes())).and_then(Result::ok).ok_or_else(missing)?;
+    let raw = data.object.ok_or_else(missing)?;
+    read_object(raw.get().as_bytes()).map_err(|e| match e {
+        Unreadable::Unexpected => format!("{event_type} with a member of an unexpected type in data.object"),
+        Unreadable::NotJson | Unreadable::NotObject => missing(),
+    })
 }
 
 /// Parses an event JSON body. Errors (the edge answers 400) carry a short message: body not
 /// JSON, missing id/type/created, or a handled type whose `data.object` lacks what it needs.
 pub fn parse_event(body: &[u8]) -> Result<Event, String> {
-    let v = json::parse(body).map_err(|_| "body is not JSON".to_owned())?;
-    let id = text(v.get("id")).ok_or("event has no id")?;
-    let event_type = text(v.get("type")).ok_or("event has no type")?;
-    let created = v.get("created").and_then(Value::as_u64).ok_or("event has no created")?;
-    let object = v.pointer("/data/object").filter(|o| o.is_object());
+    let envelope: Envelope = read_object(body).map_err(|e| match e {
+        Unreadable::NotJson => "body is not JSON".to_owned(),
+        Unreadable::NotObject => "event is not a JSON object".to_owned(),
+        Unreadable::Unexpected => "event has a member of an unexpected type".to_owned(),
+    })?;
+    let id = envelope.id.and_then(non_empty).ok_or("event has no id")?;
+    let event_type = envelope.event_type.and_then(non_empty).ok_or("event has no type")?;
+    let created = envelope.created.ok_or("event has no created")?;
     let need = |what: &str| format!("{event_type} without {what}");
     let action = match event_type.as_str() {
         "checkout.session.completed" => {
-            let o = object.ok_or_else(|| need("data.object"))?;
-            let customer_id = id_of(o.get("customer")).ok_or_else(|| need("customer"))?;
-            let user_id = text(o.get("client_reference_id"))
-                .or_else(|| text(o.pointer("/metadata/user_id")))
+            let o: CheckoutSession = object(envelope.data, &event_type)?;
+            let customer_id = o.customer.and_then(Expandable::id).ok_or_else(|| need("customer"))?;
+            let user_id = o
+                .client_reference_id
+                .and_then(non_empty)
+                .or_else(|| o.metadata.and_then(|m| m.user_id).and_then(non_empty))
                 .ok_or_else(|| need("a user reference"))?;
             Action::LinkCustomer { customer_id, user_id }
         }
         "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
-            let o = object.ok_or_else(|| need("data.object"))?;
-            let item = o.pointer("/items/data/0");
+            let o: Subscription = object(envelope.data, &event_type)?;
+            let item = o.items.and_then(|items| items.data.into_iter().next());
+            let (item_period_end, price) = item.map_or((None, None), |i| (i.current_period_end, i.price));
+            let (price_id, lookup_key) = price.map_or((None, None), |p| (p.id, p.lookup_key));
             let status = if event_type.ends_with(".deleted") {
                 "canceled".to_owned()
             } else {
-                text(o.get("status")).ok_or_else(|| need("status"))?
+                o.status.and_then(non_empty).ok_or_else(|| need("status"))?
             };
             Action::Subscription {
-                customer_id: id_of(o.get("customer")).ok_or_else(|| need("customer"))?,
-                subscription_id: text(o.get("id")).ok_or_else(|| need("id"))?,
+                customer_id: o.customer.and_then(Expandable::id).ok_or_else(|| need("customer"))?,
+                subscription_id: o.id.and_then(non_empty).ok_or_else(|| need("id"))?,
                 status,
-                // Newer API versions carry the period on the item rather than the subscription.
-                current_period_end: o
-                    .get("current_period_end")
-                    .and_then(Value::as_u64)
-                    .or_else(|| item.and_then(|i| i.get("current_period_end")).and_then(Value::as_u64)),
-                price_id: text(item.and_then(|i| i.pointer("/price/id"))),
-                plan_hint: text(o.pointer("/metadata/plan"))
-                    .or_else(|| text(item.and_then(|i| i.pointer("/price/lookup_key")))),
+                current_period_end: o.current_period_end.or(item_period_end),
+                price_id: price_id.and_then(non_empty),
+                plan_hint: o
+                    .metadata
+                    .and_then(|m| m.plan)
+                    .and_then(non_empty)
+                    .or_else(|| lookup_key.and_then(non_empty)),
                 updated_at: created,
             }
         }
         "invoice.payment_failed" => {
-            let o = object.ok_or_else(|| need("data.object"))?;
-            Action::PaymentFailed { customer_id: id_of(o.get("customer")).ok_or_else(|| need("customer"))? }
+            let o: Invoice = object(envelope.data, &event_type)?;
+            Action::PaymentFailed { customer_id: o.customer.and_then(Expandable::id).ok_or_else(|| need("customer"))? }
         }
         _ => Action::Ignored,
     };
@@ -253,6 +408,20 @@ mod tests {
         assert_eq!(verify(&sign(BODY, SECRET, T), &body, T), Err(SignatureError::NoMatch));
         assert_eq!(verify(&sign(BODY, "test_secret", T), BODY, T), Err(SignatureError::NoMatch));
         assert_eq!(verify(&format!("t={T},v0={}", good_v1()), BODY, T), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn one_wrong_and_one_right_v1_verify_in_either_order_but_only_exact_lowercase_tags_match() {
+        let v1 = good_v1();
+        let wrong = sign(BODY, "whsec_other", T).split_once(",v1=").unwrap().1.to_owned();
+        assert_eq!(verify(&format!("t={T},v1={wrong},v1={v1}"), BODY, T), Ok(T));
+        assert_eq!(verify(&format!("t={T},v1={v1},v1={wrong}"), BODY, T), Ok(T));
+        assert_eq!(verify(&format!("t={T},v1={wrong},v1={wrong}"), BODY, T), Err(SignatureError::NoMatch));
+        // A right tag under another scheme, spelled in capitals, cut short or extended is no match.
+        for other in [format!("v0={v1},v1={wrong}"), format!("v1={}", v1.to_uppercase()), format!("v1={}", &v1[..62])] {
+            assert_eq!(verify(&format!("t={T},{other}"), BODY, T), Err(SignatureError::NoMatch), "{other}");
+        }
+        assert_eq!(verify(&format!("t={T},v1={v1}00"), BODY, T), Err(SignatureError::NoMatch));
     }
 
     #[test]
@@ -331,6 +500,55 @@ mod tests {
     }
 
     #[test]
+    fn expanded_customers_item_periods_and_an_ignored_types_object_are_read_as_stripe_sends_them() {
+        let expanded = SUB.replace(r#""customer":"cus_9""#, r#""customer":{"id":"cus_9","object":"customer"}"#);
+        let got = action("customer.subscription.updated", &expanded);
+        assert!(matches!(&got, Action::Subscription { customer_id, .. } if customer_id == "cus_9"), "{got:?}");
+        let on_item = SUB
+            .replace(r#""current_period_end":1702592000,"#, "")
+            .replace(r#"{"id":"si_1","#, r#"{"id":"si_1","current_period_end":1702600000,"#);
+        let got = action("customer.subscription.updated", &on_item);
+        assert!(matches!(got, Action::Subscription { current_period_end: Some(1702600000), .. }), "{got:?}");
+        let bare = action("customer.subscription.updated", r#"{"id":"sub_1","customer":"cus_9","status":"active"}"#);
+        let expected = Action::Subscription {
+            customer_id: "cus_9".into(),
+            subscription_id: "sub_1".into(),
+            status: "active".into(),
+            current_period_end: None,
+            price_id: None,
+            plan_hint: None,
+            updated_at: 1700000100,
+        };
+        assert_eq!(bare, expected);
+        // The object of a type edgechat does not act on is never read.
+        assert_eq!(action("charge.succeeded", r#"{"customer":5,"items":"x","metadata":[]}"#), Action::Ignored);
+    }
+
+    #[test]
+    fn event_errors_say_what_is_missing_or_unexpected() {
+        let err = |body: &str| parse_event(body.as_bytes()).unwrap_err();
+        assert_eq!(err("not json"), "body is not JSON");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":1"#), "body is not JSON");
+        assert_eq!(err(r#"{"type":"x","created":1}"#), "event has no id");
+        assert_eq!(err(r#"{"id":"","type":"x","created":1}"#), "event has no id");
+        assert_eq!(err(r#"{"id":"e","created":1}"#), "event has no type");
+        assert_eq!(err(r#"{"id":"e","type":"x"}"#), "event has no created");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":-1}"#), "event has a member of an unexpected type");
+        assert_eq!(err("[1]"), "event is not a JSON object");
+        assert_eq!(err(r#"["e","x",1,null]"#), "event is not a JSON object");
+        assert_eq!(err(r#"{"id":"e","type":"x","created":1} {}"#), "body is not JSON");
+        let array_object = event("invoice.payment_failed", r#"[{"customer":"cus_9"}]"#);
+        assert_eq!(err(&array_object), "invoice.payment_failed without data.object");
+        let no_customer = event("invoice.payment_failed", r#"{"customer":null}"#);
+        assert_eq!(err(&no_customer), "invoice.payment_failed without customer");
+        let no_object = event("invoice.payment_failed", "null");
+        assert_eq!(err(&no_object), "invoice.payment_failed without data.object");
+        let odd_status = event("customer.subscription.updated", &SUB.replace(r#""status":"active""#, r#""status":7"#));
+        let unexpected = "customer.subscription.updated with a member of an unexpected type in data.object";
+        assert_eq!(err(&odd_status), unexpected);
+    }
+
+    #[test]
     fn malformed_events_are_errors() {
         let no_user = event("checkout.session.completed", r#"{"customer":"cus_9","metadata":{}}"#);
         let no_customer = event("checkout.session.completed", r#"{"client_reference_id":"usr_1","customer":null}"#);
@@ -347,6 +565,12 @@ mod tests {
         for body in bad {
             assert!(parse_event(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn the_receipt_says_received_and_whether_it_was_a_duplicate() {
+        assert_eq!(Receipt::json(false), r#"{"received":true,"duplicate":false}"#);
+        assert_eq!(Receipt::json(true), r#"{"received":true,"duplicate":true}"#);
     }
 
     #[test]

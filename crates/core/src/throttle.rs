@@ -1,7 +1,7 @@
 //! Login brute-force protection: the keys attempts are counted under and the lockout
 //! arithmetic. The counting itself is one atomic D1 upsert at the edge.
 
-use crate::sha256::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Limits on failed logins inside one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

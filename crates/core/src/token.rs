@@ -1,16 +1,17 @@
-//! Access tokens: issuing and verifying short-lived HS256 JWTs (algorithm pinned, time passed in).
+//! Access tokens: short-lived HS256 JWTs signed and verified by jwt-compact (algorithm pinned,
+//! time passed in), with edgechat's own claim checks on top.
 
-use crate::base64::{self, Alphabet::UrlUnpadded};
-use crate::json::{self, Map, Value};
-use crate::json_out::Object as JsonObject;
-use crate::sha256::HmacSha256;
+use chrono::{DateTime, TimeDelta, Utc};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
 pub const MAX_TOKEN_LEN: usize = 8192;
 /// Default clock-skew allowance, in seconds, for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 
-const ALGORITHM: &str = "HS256";
 const ACCESS_TYPE: &str = "access";
 
 /// What issuing and verifying need: the signing secret and the expected claims.
@@ -83,151 +84,107 @@ impl TokenError {
     }
 }
 
-/// The one header this module writes: `{"alg":"HS256","typ":"JWT"}`.
-const HEADER_JSON: &str = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-/// An HMAC-SHA256 tag is 32 bytes.
-const SIGNATURE_LEN: usize = 32;
-/// The unix-seconds range a timestamp claim may take (that of a proleptic Gregorian
-/// date-time with a year in -262143..=262142): anything outside it is malformed, and issuing
-/// saturates at its top.
-const MIN_TIMESTAMP: i64 = -8_334_601_228_800;
-const MAX_TIMESTAMP: i64 = 8_210_266_876_799;
-
-/// A decoded header or claims set. Parsed whole, so only a JSON object will do.
-type Object = Map;
-
-fn parse_object(text: &[u8]) -> Result<Object, TokenError> {
-    match json::parse(text) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(TokenError::Malformed),
-    }
+/// The claims written beside `exp`, `nbf` and `iat` (which jwt-compact's [`Claims`] carries).
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    sid: &'a str,
+    iss: &'a str,
+    /// A single string; an array is accepted on the way in.
+    aud: &'a str,
+    typ: &'a str,
 }
 
-/// An optional string member: absent or null is `None`, any other non-string is malformed.
-/// (The registered header parameters are type-checked this way even though only `alg` and
-/// `cty` decide anything, so an ill-typed header is malformed whatever its signature.)
-fn text<'a>(object: &'a Object, name: &str) -> Result<Option<&'a str>, TokenError> {
-    match object.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(TokenError::Malformed),
-    }
+/// The same claims as presented: each optional, so a missing one is reported as missing
+/// rather than malformed. A present one of the wrong type is malformed.
+#[derive(Deserialize)]
+struct PresentedClaims {
+    sub: Option<String>,
+    sid: Option<String>,
+    iss: Option<String>,
+    /// A string or an array; any other value is simply not our audience.
+    aud: Option<Value>,
+    typ: Option<String>,
 }
 
-/// A NumericDate member: absent is `None`; otherwise an integer, or a number truncated to one,
-/// within the timestamp range (null or anything else is malformed).
-fn timestamp(object: &Object, name: &str) -> Result<Option<i64>, TokenError> {
-    let Some(value) = object.get(name) else { return Ok(None) };
-    let Value::Number(n) = value else { return Err(TokenError::Malformed) };
-    let seconds = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i,
-        (None, Some(_), _) => return Err(TokenError::Malformed),
-        (None, None, Some(f)) => f as i64,
-        (None, None, None) => return Err(TokenError::Malformed),
-    };
-    ensure((MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&seconds), TokenError::Malformed)?;
-    Ok(Some(seconds))
+/// Unix `seconds` as a time, saturating at the top of the range jwt-compact's timestamps can
+/// take (year 262142): a claim beyond it is malformed on the way in, and issuing stops there.
+fn time(seconds: u64) -> DateTime<Utc> {
+    i64::try_from(seconds).ok().and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// An `x5t`/`x5t#S256` value must be base64url (up to two `=` tolerated) of exactly `len`
-/// bytes, or of more bytes that are UTF-8.
-fn thumbprint_ok(value: &str, len: usize) -> bool {
-    let value = value.strip_suffix('=').unwrap_or(value);
-    let value = value.strip_suffix('=').unwrap_or(value);
-    match (value.len() * 3 / 4).cmp(&len) {
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => base64::decode(value, UrlUnpadded).is_some_and(|b| b.len() == len),
-        std::cmp::Ordering::Greater => base64::decode(value, UrlUnpadded).is_some_and(|b| String::from_utf8(b).is_ok()),
-    }
-}
-
-fn to_timestamp(seconds: u64) -> u64 {
-    seconds.min(MAX_TIMESTAMP as u64)
+/// `seconds` as a duration, saturating (chrono's own constructors panic past their range).
+fn span(seconds: u64) -> TimeDelta {
+    i64::try_from(seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX)
 }
 
 /// Signs an access token: header alg HS256 (pinned) and typ "JWT"; claims sub=user_id,
 /// sid=session_id, iat, nbf (= iat), exp (= iat + ttl), iss, aud (a single string),
 /// typ = "access".
 pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &str, now_ms: u64) -> String {
-    let iat = now_ms / 1000;
-    let claims = JsonObject::new()
-        .num("exp", to_timestamp(iat.saturating_add(settings.access_ttl_seconds)))
-        .num("nbf", to_timestamp(iat))
-        .num("iat", to_timestamp(iat))
-        .str("sub", user_id)
-        .str("sid", session_id)
-        .str("iss", settings.issuer)
-        .str("aud", settings.audience)
-        .str("typ", ACCESS_TYPE)
-        .end();
-    let mut mac = HmacSha256::new(settings.secret);
-    let mut token = base64::encode(HEADER_JSON.as_bytes(), UrlUnpadded);
-    token.push('.');
-    token.push_str(&base64::encode(claims.as_bytes(), UrlUnpadded));
-    mac.update(token.as_bytes());
-    token.push('.');
-    token.push_str(&base64::encode(&mac.finish(), UrlUnpadded));
-    token
+    let issued_at = time(now_ms / 1000);
+    let custom =
+        IssuedClaims { sub: user_id, sid: session_id, iss: settings.issuer, aud: settings.audience, typ: ACCESS_TYPE };
+    let mut claims = Claims::new(custom);
+    claims.expiration =
+        Some(issued_at.checked_add_signed(span(settings.access_ttl_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC));
+    claims.not_before = Some(issued_at);
+    claims.issued_at = Some(issued_at);
+    let header = Header::empty().with_token_type("JWT");
+    // Only strings and integers are serialized, which cannot fail; an empty token would
+    // simply not verify.
+    Hs256.token(&header, &claims, &Hs256Key::new(settings.secret)).unwrap_or_default()
 }
 
-/// Verifies: length <= MAX_TOKEN_LEN, three dot-separated base64url segments, header alg
-/// exactly HS256, HMAC signature (constant-time), exp (required, leeway applied), nbf (optional,
-/// leeway applied), iss, aud (a string or an array containing it), typ == "access", non-empty
-/// sub and sid, and iat present.
+/// Verifies: length <= MAX_TOKEN_LEN; then jwt-compact checks three base64url segments, the
+/// header's shape, alg exactly HS256 and the HMAC (constant-time); then ours: exp (required,
+/// leeway applied), nbf (optional, leeway applied), iss, aud (a string or an array containing
+/// it), typ == "access", non-empty sub and sid, and iat present.
 pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -> Result<AccessClaims, TokenError> {
     use TokenError::*;
     ensure(token.len() <= MAX_TOKEN_LEN, TooLong)?;
-    let mut parts = token.splitn(4, '.');
-    let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Malformed);
-    };
-    let header = base64::decode(header, UrlUnpadded).ok_or(Malformed)?;
-    let claims = base64::decode(claims, UrlUnpadded).ok_or(Malformed)?;
-    let signature = base64::decode(signature, UrlUnpadded).ok_or(Malformed)?;
-    let header = parse_object(&header)?;
-    let alg = text(&header, "alg")?.ok_or(Malformed)?;
-    for name in ["jku", "kid", "x5u", "typ"] {
-        text(&header, name)?;
+    let untrusted = UntrustedToken::new(token).map_err(|_| Malformed)?;
+    let key = Hs256Key::new(settings.secret);
+    let verified = Hs256.validator::<PresentedClaims>(&key).validate(&untrusted).map_err(|e| match e {
+        ValidationError::AlgorithmMismatch { .. } => WrongAlgorithm,
+        ValidationError::InvalidSignatureLen { .. }
+        | ValidationError::MalformedSignature(_)
+        | ValidationError::InvalidSignature => BadSignature,
+        _ => Malformed,
+    })?;
+    let claims = verified.claims();
+
+    let now = time(now_ms / 1000);
+    let options = TimeOptions::new(span(settings.leeway_seconds), move || now);
+    claims.validate_expiration(&options).map_err(|e| match e {
+        ValidationError::Expired => Expired,
+        _ => MissingClaim,
+    })?;
+    // Not jwt-compact's maturity check: it subtracts the leeway unchecked, which panics for a
+    // signed but extreme nbf.
+    if let Some(nbf) = claims.not_before {
+        let earliest = nbf.checked_sub_signed(options.leeway).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        ensure((options.clock_fn)() >= earliest, NotYetValid)?;
     }
-    ensure(text(&header, "cty")?.is_none_or(|cty| cty.eq_ignore_ascii_case("json")), Malformed)?;
-    ensure(text(&header, "x5t")?.is_none_or(|t| thumbprint_ok(t, 20)), Malformed)?;
-    ensure(text(&header, "x5t#S256")?.is_none_or(|t| thumbprint_ok(t, 32)), Malformed)?;
-    ensure(alg == ALGORITHM, WrongAlgorithm)?;
-    ensure(signature.len() == SIGNATURE_LEN, BadSignature)?;
-    // Parsing the claims is cheaper than the HMAC; neither is trusted until the HMAC matches.
-    let claims = parse_object(&claims)?;
-    let (exp, nbf, iat) = (timestamp(&claims, "exp")?, timestamp(&claims, "nbf")?, timestamp(&claims, "iat")?);
-    let (sub, sid) = (text(&claims, "sub")?, text(&claims, "sid")?);
-    let (iss, typ) = (text(&claims, "iss")?, text(&claims, "typ")?);
-    let signed = token.rsplit_once('.').map_or("", |(signed, _)| signed);
-    let mut mac = HmacSha256::new(settings.secret);
-    mac.update(signed.as_bytes());
-    ensure(mac.verify(&signature), BadSignature)?;
 
-    // Time checks in plain saturating integers: a signed token could carry an extreme nbf.
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-    let leeway = i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX);
-    let exp = exp.ok_or(MissingClaim)?;
-    ensure(now <= exp.saturating_add(leeway), Expired)?;
-    let nbf = nbf.unwrap_or(i64::MIN);
-    ensure(now >= nbf.saturating_sub(leeway), NotYetValid)?;
-
-    ensure(iss == Some(settings.issuer), WrongIssuer)?;
-    let audience_ok = match claims.get("aud") {
+    let custom = &claims.custom;
+    ensure(custom.iss.as_deref() == Some(settings.issuer), WrongIssuer)?;
+    let audience_ok = match &custom.aud {
         Some(Value::String(aud)) => aud == settings.audience,
         Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(settings.audience)),
         _ => false,
     };
     ensure(audience_ok, WrongAudience)?;
-    ensure(typ == Some(ACCESS_TYPE), WrongType)?;
-    let non_empty = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string).ok_or(MissingClaim);
-    let iat = iat.ok_or(MissingClaim)?;
+    ensure(custom.typ.as_deref() == Some(ACCESS_TYPE), WrongType)?;
+    let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned).ok_or(MissingClaim);
+    let (user_id, session_id) = (non_empty(&custom.sub)?, non_empty(&custom.sid)?);
+    let issued_at = claims.issued_at.ok_or(MissingClaim)?;
+    let expires_at = claims.expiration.ok_or(MissingClaim)?;
     Ok(AccessClaims {
-        user_id: non_empty(sub)?,
-        session_id: non_empty(sid)?,
-        issued_at: u64::try_from(iat).map_err(|_| Malformed)?,
-        expires_at: u64::try_from(exp).map_err(|_| Malformed)?,
+        user_id,
+        session_id,
+        issued_at: u64::try_from(issued_at.timestamp()).map_err(|_| Malformed)?,
+        expires_at: u64::try_from(expires_at.timestamp()).map_err(|_| Malformed)?,
     })
 }
 
@@ -239,7 +196,7 @@ fn ensure(ok: bool, err: TokenError) -> Result<(), TokenError> {
 mod tests {
     use super::TokenError::*;
     use super::*;
-    use base64ct::{Base64UrlUnpadded as B64, Encoding};
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
     use hmac::{digest::KeyInit, Hmac, Mac};
     use serde_json::{json, Value};
     use sha2::{Sha256, Sha384, Sha512};
@@ -265,14 +222,14 @@ mod tests {
     }
 
     fn b64(json: &Value) -> String {
-        B64::encode_string(json.to_string().as_bytes())
+        B64.encode(json.to_string())
     }
 
     fn sign<M: Mac + KeyInit>(header: &Value, payload: &Value, secret: &[u8]) -> String {
         let signed = format!("{}.{}", b64(header), b64(payload));
         let mut mac = <M as KeyInit>::new_from_slice(secret).expect("any key length");
         mac.update(signed.as_bytes());
-        let signature = B64::encode_string(&mac.finalize().into_bytes());
+        let signature = B64.encode(mac.finalize().into_bytes());
         format!("{signed}.{signature}")
     }
 
@@ -396,6 +353,107 @@ mod tests {
         let forever = TokenSettings { access_ttl_seconds: u64::MAX, ..SETTINGS };
         let token = issue_access_token(&forever, "u", "s", NOW_MS);
         assert_eq!(verify_access_token(&forever, &token, NOW_MS).map(|c| c.expires_at), Ok(max as u64));
+    }
+
+    /// A token made by jwt-compact directly (not through `issue_access_token`) with these
+    /// claims besides exp, nbf and iat, signed with `secret`.
+    fn foreign(custom: Value, secret: &[u8]) -> String {
+        use jwt_compact::{alg::Hs256Key, Claims, Header};
+        let mut claims = Claims::new(custom);
+        claims.expiration = DateTime::from_timestamp(NOW as i64 + 900, 0);
+        claims.not_before = DateTime::from_timestamp(NOW as i64, 0);
+        claims.issued_at = claims.not_before;
+        Hs256.token(&Header::empty().with_token_type("JWT"), &claims, &Hs256Key::new(secret)).expect("signs")
+    }
+
+    fn our_claims() -> Value {
+        json!({"sub": "u1", "sid": "s1", "iss": "edgechat", "aud": "edgechat", "typ": "access"})
+    }
+
+    #[test]
+    fn issued_tokens_are_standard_jwts_and_standard_jwts_with_our_claims_verify() {
+        let token = issue();
+        let header = B64.decode(token.split('.').next().expect("a header")).expect("base64url");
+        assert_eq!(header, br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims: Value = serde_json::from_slice(&B64.decode(token.split('.').nth(1).expect("claims")).expect("b64"))
+            .expect("JSON claims");
+        let expected = json!({"exp": NOW + 900, "nbf": NOW, "iat": NOW, "sub": "user-1", "sid": "sess-1",
+                              "iss": "edgechat", "aud": "edgechat", "typ": "access"});
+        assert_eq!(claims, expected);
+        let claims = verify(&foreign(our_claims(), SECRET)).expect("a standard HS256 JWT verifies");
+        assert_eq!((claims.user_id.as_str(), claims.expires_at), ("u1", NOW + 900));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_a_bad_signature() {
+        let other = TokenSettings { secret: b"another-secret-of-at-least-32-bytes", ..SETTINGS };
+        let token = issue_access_token(&other, "user-1", "sess-1", NOW_MS);
+        assert!(verify_access_token(&other, &token, NOW_MS).is_ok());
+        assert_eq!(verify(&token), Err(BadSignature));
+        assert_eq!(verify(&foreign(our_claims(), b"another-secret-of-at-least-32-bytes")), Err(BadSignature));
+        // A key that is a prefix of ours is another key.
+        assert_eq!(verify(&foreign(our_claims(), &SECRET[..32])), Err(BadSignature));
+    }
+
+    #[test]
+    fn an_alg_none_token_is_refused_with_or_without_a_signature() {
+        let payload = b64(&good_payload());
+        let real = issue();
+        let real_signature = real.rsplit_once('.').map_or("", |(_, s)| s);
+        for alg in ["none", "None", "NONE", "hs256", "HS256 "] {
+            let header = b64(&json!({"alg": alg, "typ": "JWT"}));
+            for signature in ["", real_signature] {
+                let token = format!("{header}.{payload}.{signature}");
+                assert_eq!(verify(&token), Err(WrongAlgorithm), "{token}");
+            }
+        }
+        let no_alg = format!("{}.{payload}.", b64(&json!({"typ": "JWT"})));
+        assert_eq!(verify(&no_alg), Err(Malformed));
+    }
+
+    #[test]
+    fn a_wrong_or_missing_type_audience_or_issuer_is_refused_even_with_our_key() {
+        let with = |key: &str, value: Value| {
+            let mut claims = our_claims();
+            match value {
+                Value::Null => claims.as_object_mut().map(|o| o.remove(key)),
+                value => claims.as_object_mut().map(|o| o.insert(key.into(), value)),
+            };
+            verify(&foreign(claims, SECRET))
+        };
+        assert_eq!(with("typ", json!("refresh")), Err(WrongType));
+        assert_eq!(with("typ", json!("Access")), Err(WrongType));
+        assert_eq!(with("typ", Value::Null), Err(WrongType));
+        assert_eq!(with("aud", json!("edgechat-admin")), Err(WrongAudience));
+        assert_eq!(with("aud", json!(5)), Err(WrongAudience));
+        assert_eq!(with("aud", Value::Null), Err(WrongAudience));
+        assert_eq!(with("iss", json!("https://evil.example")), Err(WrongIssuer));
+        assert_eq!(with("iss", Value::Null), Err(WrongIssuer));
+        assert_eq!(with("sid", json!("")), Err(MissingClaim));
+        assert_eq!(with("sid", json!(7)), Err(Malformed));
+        let other_issuer = TokenSettings { issuer: "someone-else", ..SETTINGS };
+        assert_eq!(verify(&issue_access_token(&other_issuer, "u", "s", NOW_MS)), Err(WrongIssuer));
+        let other_audience = TokenSettings { audience: "another-app", ..SETTINGS };
+        assert_eq!(verify(&issue_access_token(&other_audience, "u", "s", NOW_MS)), Err(WrongAudience));
+    }
+
+    #[test]
+    fn expired_beyond_the_leeway_or_not_yet_valid_is_refused_to_the_second() {
+        let token = issue();
+        let at_ms = |ms: u64| verify_access_token(&SETTINGS, &token, ms);
+        assert!(at_ms((NOW + 900 + LEEWAY) * 1000 + 999).is_ok(), "the last second of the leeway");
+        assert_eq!(at_ms((NOW + 900 + LEEWAY + 1) * 1000), Err(Expired));
+        assert_eq!(at_ms(u64::MAX), Err(Expired));
+        let strict = TokenSettings { leeway_seconds: 0, ..SETTINGS };
+        assert_eq!(verify_access_token(&strict, &token, (NOW + 901) * 1000), Err(Expired));
+        // Issued 31 s in the future (a clock ahead of ours): not yet valid, however long it lives.
+        let ahead = issue_access_token(&SETTINGS, "u", "s", (NOW + LEEWAY + 1) * 1000);
+        assert_eq!(verify(&ahead), Err(NotYetValid));
+        assert!(verify(&issue_access_token(&SETTINGS, "u", "s", (NOW + LEEWAY) * 1000)).is_ok());
+        assert_eq!(
+            verify_access_token(&strict, &issue_access_token(&strict, "u", "s", NOW_MS + 1000), NOW_MS),
+            Err(NotYetValid)
+        );
     }
 
     #[test]

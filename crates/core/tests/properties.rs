@@ -5,8 +5,8 @@ use edgechat_core::cursor::Cursor;
 use edgechat_core::gateway::parse_request;
 use edgechat_core::llm::provider::{Provider, StreamDecoder};
 use edgechat_core::llm::sse::{encode_event, SseParser};
-use edgechat_core::stripe::{sign, verify_signature};
-use edgechat_core::token::{issue_access_token, verify_access_token, TokenSettings};
+use edgechat_core::stripe::{sign, verify_signature, SignatureError};
+use edgechat_core::token::{issue_access_token, verify_access_token, TokenError, TokenSettings};
 use edgechat_core::{body, search};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -107,6 +107,30 @@ proptest! {
         prop_assert_eq!(claims.user_id, user);
         prop_assert_eq!(claims.session_id, sid);
         prop_assert!(verify_access_token(&settings(), &token, now + 3_600_000).is_err());
+    }
+
+    #[test]
+    fn a_token_verifies_only_under_the_key_it_was_signed_with(other in prop::collection::vec(any::<u8>(), 32..80), now in 1_000_000_000_000u64..4_000_000_000_000) {
+        prop_assume!(other.as_slice() != SECRET);
+        let foreign = TokenSettings { secret: &other, ..settings() };
+        let token = issue_access_token(&foreign, "usr_1", "ses_1", now);
+        prop_assert!(verify_access_token(&foreign, &token, now).is_ok());
+        prop_assert_eq!(verify_access_token(&settings(), &token, now), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_stripe_header_verifies_when_any_one_of_its_v1_tags_is_right(wrong in prop::collection::vec("[0-9a-f]{64}", 0..4), at in any::<usize>(), body in prop::collection::vec(any::<u8>(), 0..100), t in 0u64..4_000_000_000) {
+        let right = sign(&body, "whsec_test", t).split_once(",v1=").map(|(_, v1)| v1.to_owned()).unwrap_or_default();
+        prop_assume!(!wrong.contains(&right));
+        let only_wrong = wrong.iter().map(|v1| format!(",v1={v1}")).collect::<String>();
+        let mut tags = wrong.clone();
+        tags.insert(at % (wrong.len() + 1), right);
+        let with_right = tags.iter().map(|v1| format!(",v1={v1}")).collect::<String>();
+        prop_assert_eq!(verify_signature(Some(&format!("t={t}{with_right}")), &body, "whsec_test", t), Ok(t));
+        if !wrong.is_empty() {
+            let refused = verify_signature(Some(&format!("t={t}{only_wrong}")), &body, "whsec_test", t);
+            prop_assert_eq!(refused, Err(SignatureError::NoMatch));
+        }
     }
 
     #[test]
