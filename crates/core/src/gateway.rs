@@ -49,12 +49,8 @@ impl OpenAiError {
 
     /// `{"error": {"message", "type", "param", "code"}}`.
     pub fn body(&self) -> String {
-        let error = ErrorDetail {
-            message: &self.message,
-            kind: self.kind,
-            param: self.param.as_deref(),
-            code: self.code,
-        };
+        let error =
+            ErrorDetail { message: &self.message, kind: self.kind, param: self.param.as_deref(), code: self.code };
         to_json(&ErrorBody { error })
     }
 }
@@ -128,10 +124,12 @@ impl RawObject {
         self.places.get(name).map(|&i| &*self.members[i].1)
     }
 
-    /// The value of member `name` read as a JSON value; `None` when absent.
-    fn value(&self, name: &str) -> Option<Value> {
-        // A member's text is JSON serde_json already accepted: reading it again cannot fail.
-        self.get(name).map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+    /// Member `name` read as a JSON value to be checked; `None` when absent. A value that
+    /// cannot be read is a 400 naming it: raw values let through one thing values refuse, an
+    /// escaped lone surrogate.
+    fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
+        let value = self.get(name).map(|raw| serde_json::from_str(raw.get())).transpose();
+        value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
     }
 
     /// Members by name: (decoded name, place).
@@ -182,9 +180,12 @@ impl<'de> Deserialize<'de> for RawObject {
                 let mut object = RawObject::default();
                 while let Some((name, value)) = map.next_entry::<Box<RawValue>, Box<RawValue>>()? {
                     let text = name.get();
-                    let decoded = match text.contains('\\') {
-                        true => serde_json::from_str::<String>(text).map_err(serde::de::Error::custom)?,
-                        false => text[1..text.len() - 1].to_owned(),
+                    let quoted = &text[1..text.len() - 1];
+                    // A name that does not decode (an escaped lone surrogate) matches no member
+                    // this gateway reads, and passes through as written all the same.
+                    let decoded = match quoted.contains('\\') {
+                        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()),
+                        false => quoted.to_owned(),
                     };
                     match object.places.get(&decoded) {
                         Some(&i) => object.members[i].1 = value,
@@ -216,13 +217,13 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         };
         OpenAiError { param: None, ..OpenAiError::invalid("", message) }
     })?;
-    let model = match body.value("model") {
+    let model = match body.checked("model")? {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let messages = parse_messages(body.value("messages"))?;
+    let messages = parse_messages(body.checked("messages")?)?;
     let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
-        match body.value(name) {
+        match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
@@ -236,7 +237,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     number("presence_penalty", (-2.0, 2.0), "-2 and 2")?;
     number("frequency_penalty", (-2.0, 2.0), "-2 and 2")?;
     let positive_int = |name: &str| -> Result<Option<u32>, OpenAiError> {
-        match body.value(name) {
+        match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(v) if v >= 1 => Ok(Some(v.min(u64::from(u32::MAX)) as u32)),
@@ -247,12 +248,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     };
     let max_tokens = positive_int("max_completion_tokens")?.or(positive_int("max_tokens")?);
     positive_int("n")?;
-    let stream = match body.value("stream") {
+    let stream = match body.checked("stream")? {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.value("stream_options") {
+    let include_usage = match body.checked("stream_options")? {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) if stream => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -266,22 +267,22 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         }
         Some(_) => return Err(OpenAiError::invalid("stream_options", "stream_options must be an object")),
     };
-    match body.value("stop") {
+    match body.checked("stop")? {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
         Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
         Some(_) => return Err(OpenAiError::invalid("stop", "stop must be a string or up to 4 strings")),
     }
-    let seed = match body.value("seed") {
+    let seed = match body.checked("seed")? {
         None | Some(Value::Null) => None,
         // Written as a whole number that fits an i64 or a u64.
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(()),
         Some(_) => return Err(OpenAiError::invalid("seed", "seed must be an integer")),
     };
-    if !matches!(body.value("user"), None | Some(Value::Null) | Some(Value::String(_))) {
+    if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
         return Err(OpenAiError::invalid("user", "user must be a string"));
     }
     let has_tools = check_tools(&body)?;
-    match body.value("response_format") {
+    match body.checked("response_format")? {
         None | Some(Value::Null) => {}
         Some(Value::Object(o))
             if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object" | "json_schema")) => {}
@@ -364,7 +365,7 @@ fn parse_messages(value: Option<Value>) -> Result<Vec<ChatMessage>, OpenAiError>
 }
 
 fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
-    match body.value("tool_choice") {
+    match body.checked("tool_choice")? {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
@@ -372,7 +373,7 @@ fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
             return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
         }
     }
-    let tools = match body.value("tools") {
+    let tools = match body.checked("tools")? {
         None | Some(Value::Null) => return Ok(false),
         Some(Value::Array(t)) => t,
         Some(_) => return Err(OpenAiError::invalid("tools", "tools must be an array")),
@@ -415,11 +416,15 @@ pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: 
 /// The request is hashed as canonical JSON (members sorted by name at every level, no
 /// whitespace), so equal requests written differently share an entry.
 pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
-    let members: Vec<(&str, Value)> = req
+    let members: Vec<(&str, Result<Value, &RawValue>)> = req
         .body
         .names()
         .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
-        .filter_map(|(name, _)| Some((name, req.body.value(name)?)))
+        .filter_map(|(name, _)| {
+            // A value serde_json cannot read as a Value is hashed as written.
+            let raw = req.body.get(name)?;
+            Some((name, serde_json::from_str(raw.get()).map_err(|_| raw)))
+        })
         .collect();
     let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
     format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&Sha256::digest(&canonical)))
@@ -429,8 +434,8 @@ pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
 /// type keeps them in.
 enum Canonical<'a> {
     Value(&'a Value),
-    /// Top-level members, already sorted.
-    Members(&'a [(&'a str, Value)]),
+    /// Top-level members, already sorted; each read as a Value or, failing that, as written.
+    Members(&'a [(&'a str, Result<Value, &'a RawValue>)]),
 }
 
 impl Serialize for Canonical<'_> {
@@ -439,7 +444,10 @@ impl Serialize for Canonical<'_> {
             Canonical::Members(members) => {
                 let mut map = serializer.serialize_map(Some(members.len()))?;
                 for (name, value) in members.iter() {
-                    map.serialize_entry(name, &Canonical::Value(value))?;
+                    match value {
+                        Ok(value) => map.serialize_entry(name, &Canonical::Value(value))?,
+                        Err(raw) => map.serialize_entry(name, raw)?,
+                    }
                 }
                 map.end()
             }
@@ -731,6 +739,82 @@ mod tests {
         assert_eq!(out["metadata"]["trace"], "x");
     }
 
+    /// The pass-through body for `text` with the model routed to `upstream`.
+    fn passed_through(text: &str, upstream: &str) -> String {
+        passthrough_body(&parse_request(text.as_bytes()).unwrap(), upstream)
+    }
+
+    #[test]
+    fn the_body_reaches_the_upstream_byte_for_byte_but_the_model() {
+        let sent = concat!(
+            r#"{"temperature":1.10,"model":"m","messages":[{"role":"user","content":"caf\u00e9 a\/b \ud83d\ude00"}],"#,
+            r#""seed":12345678901234567890,"x_big":123456789012345678901234567890,"x_exp":1e2,"x_zero":-0,"#,
+            r#""x_frac":0.10000000000000000001,"metadata":{ "b" : [1.0, 2E-3] ,"a":"\"q\""},"z":null}"#
+        );
+        let expected = sent.replace(r#""model":"m""#, r#""model":"up \"1\"""#);
+        assert_eq!(passed_through(sent, "up \"1\""), expected);
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.temperature.as_deref().map(RawValue::get), Some("1.10"));
+        assert_eq!(r.messages[0].content, "café a/b 😀");
+        assert!(r.deterministic, "a seed that fits a u64 is a seed");
+    }
+
+    #[test]
+    fn whitespace_between_members_goes_but_whitespace_inside_values_stays() {
+        let sent = "{ \"model\" : \"m\" ,\n \"messages\": [ {\"role\":\"user\", \"content\":\"hi\"} ] }\n";
+        assert_eq!(passed_through(sent, "m"), r#"{"model":"m","messages":[ {"role":"user", "content":"hi"} ]}"#);
+    }
+
+    #[test]
+    fn a_repeated_member_keeps_its_first_place_and_last_value() {
+        let sent = r#"{"model":"a","messages":[{"role":"user","content":"hi"}],"model":"b","x":1,"x":[2]}"#;
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.model, "b");
+        assert_eq!(passthrough_body(&r, "up"), r#"{"model":"up","messages":[{"role":"user","content":"hi"}],"x":[2]}"#);
+    }
+
+    #[test]
+    fn member_names_are_matched_decoded_and_passed_on_as_written() {
+        let sent = r#"{"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/","\ud800":1}"#;
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.model, "m");
+        assert_eq!(
+            passthrough_body(&r, "up"),
+            r#"{"mod\u0065l":"up","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/","\ud800":1}"#
+        );
+    }
+
+    #[test]
+    fn what_is_not_json_is_a_400_without_a_param() {
+        let bad: &[&[u8]] = &[
+            b"",
+            b"{",
+            b"{\"model\":\"m\",}",
+            b"{\"model\":01}",
+            b"{\"model\":\"a\nb\"}",
+            b"{\"model\":\"\\x\"}",
+            b"{\"model\":\"m\"} x",
+            b"{\"model\":\"\xc3\x28\"}",
+            b"{\"model\":NaN}",
+            b"{\"model\":\"m\"}}",
+        ];
+        for input in bad {
+            let err = parse_request(input).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None), "{:?}", String::from_utf8_lossy(input));
+            assert!(err.message.starts_with("We could not parse the JSON body"), "{}", err.message);
+        }
+        for not_object in [&b"[1]"[..], b"\"m\"", b"null"] {
+            let err = parse_request(not_object).unwrap_err();
+            assert_eq!((err.status, err.message.as_str()), (400, "The request body must be a JSON object."));
+        }
+        // Raw values let an escaped lone surrogate through; a checked member holding one is
+        // named, an unchecked one passes on as sent.
+        let lone = parse_request(br#"{"model":"m","messages":[{"role":"user","content":"\ud800"}]}"#).unwrap_err();
+        assert_eq!((lone.status, lone.param.as_deref()), (400, Some("messages")));
+        let passed = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x":"\ud800"}"#;
+        assert_eq!(passed_through(passed, "m"), passed);
+    }
+
     #[test]
     fn text_parts_and_roles_become_chat_messages() {
         let v = json!({ "model": "m", "messages": [
@@ -804,6 +888,22 @@ mod tests {
         let mut other = with("temperature", json!(0));
         other["messages"] = json!([{ "role": "user", "content": "bye" }]);
         assert_ne!(cache_key("u1", &a), cache_key("u1", &parse(other).unwrap()));
+    }
+
+    #[test]
+    fn the_cache_key_ignores_member_order_and_whitespace_at_every_level() {
+        let a =
+            br#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}],"metadata":{"a":1,"b":2}}"#;
+        let b = b"{\"metadata\":{\"b\":2, \"a\":1},\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"temperature\":0,\"model\":\"m\"}";
+        let key = |body: &[u8]| cache_key("u1", &parse_request(body).unwrap());
+        assert_eq!(key(a), key(b));
+        assert!(key(a).starts_with("v1:gateway:u1:") && key(a).len() == "v1:gateway:u1:".len() + 64);
+        // Values the canonical form cannot read are hashed as written, not dropped.
+        let lone = |s: &str| {
+            key(format!(r#"{{"model":"m","seed":1,"messages":[{{"role":"user","content":"hi"}}],"x":"{s}"}}"#)
+                .as_bytes())
+        };
+        assert_ne!(lone("\\ud800"), lone("\\ud801"));
     }
 
     #[test]

@@ -177,7 +177,8 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
         return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
     let blocks = body.content.ok_or("upstream answer has no content")?;
-    let text = blocks.into_iter().filter(|block| block.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
+    let text =
+        blocks.into_iter().filter(|block| block.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
     Ok(Completion {
         text,
         usage: body.usage.map(|u| Usage {
