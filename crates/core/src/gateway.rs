@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::llm::provider::UpstreamRequest;
-use crate::llm::{ChatMessage, Role, Usage};
+use crate::llm::{to_json, ChatMessage, Role, Usage};
 use crate::ApiError;
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -121,7 +121,7 @@ pub struct RawObject {
 impl RawObject {
     /// The value of member `name` as written.
     pub fn get(&self, name: &str) -> Option<&RawValue> {
-        self.places.get(name).map(|&i| &*self.members[i].1)
+        self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
     }
 
     /// Member `name` read as a JSON value to be checked; `None` when absent. A value that
@@ -132,33 +132,28 @@ impl RawObject {
         value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
     }
 
-    /// Members by name: (decoded name, place).
-    pub fn names(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.places.iter().map(|(name, &i)| (name.as_str(), i))
+    /// The members sorted by decoded name: (name, value as written).
+    fn by_name(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.places.iter().filter_map(|(name, &i)| Some((name.as_str(), &*self.members.get(i)?.1)))
     }
 
-    /// The object as JSON text: every member as it was written, in its place, except those
-    /// named in `replace`, whose values are swapped for the given JSON text.
+    /// The object as JSON text: every member as it was written, in its place, except member
+    /// `name`, whose value is `value`.
     ///
     /// Written piece by piece because serde_json serializes a member name only from a decoded
     /// string, which would re-escape names the client wrote with escapes.
-    fn write_with(&self, replace: &[(&str, &RawValue)]) -> String {
-        let mut swap: Vec<Option<&RawValue>> = vec![None; self.members.len()];
-        for (name, value) in replace {
-            if let Some(&i) = self.places.get(*name) {
-                swap[i] = Some(value);
-            }
-        }
+    fn write_replacing(&self, name: &str, value: &RawValue) -> String {
+        let replaced = self.places.get(name).copied();
         let size = self.members.iter().map(|(n, v)| n.get().len() + v.get().len() + 2).sum::<usize>();
-        let mut out = String::with_capacity(size + 2);
+        let mut out = String::with_capacity(size + value.get().len() + 2);
         out.push('{');
-        for (i, (name, value)) in self.members.iter().enumerate() {
+        for (i, (member, text)) in self.members.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(name.get());
+            out.push_str(member.get());
             out.push(':');
-            out.push_str(swap[i].unwrap_or(value).get());
+            out.push_str(if replaced == Some(i) { value.get() } else { text.get() });
         }
         out.push('}');
         out
@@ -180,15 +175,16 @@ impl<'de> Deserialize<'de> for RawObject {
                 let mut object = RawObject::default();
                 while let Some((name, value)) = map.next_entry::<Box<RawValue>, Box<RawValue>>()? {
                     let text = name.get();
-                    let quoted = &text[1..text.len() - 1];
+                    // A member name is a JSON string: its text is quoted.
+                    let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
                     // A name that does not decode (an escaped lone surrogate) matches no member
                     // this gateway reads, and passes through as written all the same.
                     let decoded = match quoted.contains('\\') {
                         true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()),
                         false => quoted.to_owned(),
                     };
-                    match object.places.get(&decoded) {
-                        Some(&i) => object.members[i].1 = value,
+                    match object.places.get(&decoded).and_then(|&i| object.members.get_mut(i)) {
+                        Some((_, old)) => *old = value,
                         None => {
                             object.places.insert(decoded, object.members.len());
                             object.members.push((name, value));
@@ -394,11 +390,9 @@ fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
 /// The body for an OpenAI-compatible upstream: the client's, byte for byte, with the routed
 /// model name.
 pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
-    let model = RawValue::from_string(to_json(&upstream_model)).ok();
-    match &model {
-        Some(model) => req.body.write_with(&[("model", model)]),
-        None => req.body.write_with(&[]),
-    }
+    // A string always serializes: the fallback, `""`, is never sent.
+    let model = serde_json::value::to_raw_value(upstream_model).unwrap_or_default();
+    req.body.write_replacing("model", &model)
 }
 
 /// The upstream request for an OpenAI-compatible provider: the client's body with the routed
@@ -418,13 +412,10 @@ pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: 
 pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
     let members: Vec<(&str, Result<Value, &RawValue>)> = req
         .body
-        .names()
+        .by_name()
         .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
-        .filter_map(|(name, _)| {
-            // A value serde_json cannot read as a Value is hashed as written.
-            let raw = req.body.get(name)?;
-            Some((name, serde_json::from_str(raw.get()).map_err(|_| raw)))
-        })
+        // A value serde_json cannot read as a Value is hashed as written.
+        .map(|(name, raw)| (name, serde_json::from_str(raw.get()).map_err(|_| raw)))
         .collect();
     let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
     format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&Sha256::digest(&canonical)))
@@ -672,12 +663,6 @@ struct ModelJson<'a> {
 pub fn models_json(models: &[(&str, &str)]) -> String {
     let data = models.iter().map(|&(id, owned_by)| ModelJson { id, object: "model", created: 0, owned_by }).collect();
     to_json(&ModelList { object: "list", data })
-}
-
-/// `value` as JSON text. The bodies written here are derived structs with string keys, which
-/// serde_json always serializes: the empty fallback is never taken.
-fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -110,9 +110,9 @@ impl Counts {
     }
 }
 
-/// `value` as JSON text. The bodies written here are derived structs with string keys, which
-/// serde_json always serializes: the empty fallback is never taken.
-fn to_json<T: Serialize>(value: &T) -> String {
+/// `value` as JSON text. The bodies written with it are derived structs with string keys,
+/// which serde_json always serializes: the empty fallback is never taken.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 

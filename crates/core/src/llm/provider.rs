@@ -349,6 +349,32 @@ mod tests {
     }
 
     #[test]
+    fn json_arrays_are_malformed_even_where_they_would_fill_a_struct() {
+        for provider in [Provider::OpenAi, Provider::Anthropic, Provider::WorkersAi] {
+            let outcome = decode_pieces(provider, &[b"data: [null,null,null]\n\ndata: []\n\n"]);
+            assert_eq!(outcome.malformed, 2, "{provider:?}");
+            assert!(decode_completion(provider, b"[null,null,null,null,null]").is_err(), "{provider:?}");
+        }
+    }
+
+    #[test]
+    fn escaped_text_and_unknown_members_decode() {
+        let openai = decode_pieces(
+            Provider::OpenAi,
+            &[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\\u00e9 \\\"a\\/b\\\"\"},\"logprobs\":{\"x\":[1]}}],\"new\":{}}\n\n"],
+        );
+        assert_eq!(openai.text, "caf\u{e9} \"a/b\"");
+        let anthropic = decode_pieces(
+            Provider::Anthropic,
+            &[b"event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7,\"cache_read_input_tokens\":0}}\n\n"],
+        );
+        assert_eq!(
+            (anthropic.finishes, anthropic.last_usage),
+            (vec!["max_tokens".to_owned()], Some(Usage { prompt_tokens: 0, completion_tokens: 7 }))
+        );
+    }
+
+    #[test]
     fn workers_ai_answers_come_bare_or_wrapped_in_result() {
         let bare = br#"{"response":"hi","usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
         let wrapped =

@@ -281,6 +281,26 @@ mod tests {
     }
 
     #[test]
+    fn shape_errors_name_where_in_the_config() {
+        let negative = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","context_tokens":-5}}}"#);
+        assert!(negative.starts_with("MODEL_ROUTES has the wrong shape at models.a.context_tokens: "), "{negative}");
+        let list = parse_err(r#"{"default":"a","models":[]}"#);
+        assert!(list.starts_with("MODEL_ROUTES has the wrong shape at models: "), "{list}");
+        assert!(parse_err(r#"{"default":"a","models":{"a":{"provider":"openai"}}} x"#)
+            .starts_with("MODEL_ROUTES is not valid JSON"));
+    }
+
+    #[test]
+    fn a_model_named_twice_keeps_its_first_place_and_last_value() {
+        let routes = Routes::parse(
+            r#"{"default":"a","models":{"a":{"provider":"openai"},"b":{"provider":"openai"},"a":{"provider":"anthropic"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(routes.names(), ["a", "b"]);
+        assert_eq!(routes.resolve(Some("a")).unwrap().provider, Provider::Anthropic);
+    }
+
+    #[test]
     fn config_mistakes_are_named() {
         let cases = [
             (r#"{"default":"a","models":{}}"#, "MODEL_ROUTES lists no models"),
