@@ -124,12 +124,23 @@ impl RawObject {
         self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
     }
 
-    /// Member `name` read as a JSON value to be checked; `None` when absent. A value that
-    /// cannot be read is a 400 naming it: raw values let through one thing values refuse, an
-    /// escaped lone surrogate.
+    /// Member `name` read as a JSON value to be checked; `None` when absent. (Members passed
+    /// [`RawObject::check`]: a value that cannot be read here would be a 400 naming it.)
     fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
         let value = self.get(name).map(|raw| serde_json::from_str(raw.get())).transpose();
         value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
+    }
+
+    /// Reads every member whole, the way serde_json reads a value it keeps: raw values are
+    /// read without its nesting limit and let escaped lone surrogates through, and nothing a
+    /// value would refuse may reach an upstream. The limit counts from each member, so a body
+    /// may nest 128 levels with its own object.
+    fn check(&self) -> Result<(), OpenAiError> {
+        for (name, value) in &self.members {
+            serde_json::from_str::<Checked>(name.get()).map_err(unreadable)?;
+            serde_json::from_str::<Checked>(value.get()).map_err(unreadable)?;
+        }
+        Ok(())
     }
 
     /// The members sorted by decoded name: (name, value as written).
@@ -177,8 +188,7 @@ impl<'de> Deserialize<'de> for RawObject {
                     let text = name.get();
                     // A member name is a JSON string: its text is quoted.
                     let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
-                    // A name that does not decode (an escaped lone surrogate) matches no member
-                    // this gateway reads, and passes through as written all the same.
+                    // A name that does not decode is refused by `check`.
                     let decoded = match quoted.contains('\\') {
                         true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()),
                         false => quoted.to_owned(),
@@ -206,13 +216,8 @@ const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "fu
 /// Only the members checked here are read (each from its own text); the body itself is kept
 /// as sent for [`passthrough_body`].
 pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
-    let body: RawObject = serde_json::from_slice(bytes).map_err(|e| {
-        let message = match e.is_data() {
-            true => "The request body must be a JSON object.".to_owned(),
-            false => format!("We could not parse the JSON body of your request: {e}"),
-        };
-        OpenAiError { param: None, ..OpenAiError::invalid("", message) }
-    })?;
+    let body: RawObject = serde_json::from_slice(bytes).map_err(unreadable)?;
+    body.check()?;
     let model = match body.checked("model")? {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
@@ -302,6 +307,71 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         temperature,
         messages,
     })
+}
+
+/// Any JSON value, read whole only to be checked the way serde_json checks a value it keeps
+/// (nesting limit, string escapes), keeping nothing.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `deserialize_any` is where serde_json counts nesting; `IgnoredAny` skips the count.
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// The 400 for a body that is not JSON, or not an object.
+fn unreadable(e: serde_json::Error) -> OpenAiError {
+    let message = if e.is_data() {
+        "The request body must be a JSON object.".to_owned()
+    } else if e.to_string().starts_with("recursion limit exceeded") {
+        format!("We could not parse the JSON body of your request: it is nested too deeply ({e})")
+    } else {
+        format!("We could not parse the JSON body of your request: {e}")
+    };
+    OpenAiError { param: None, ..OpenAiError::invalid("", message) }
 }
 
 fn parse_messages(value: Option<Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
@@ -414,7 +484,7 @@ pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
         .body
         .by_name()
         .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
-        // A value serde_json cannot read as a Value is hashed as written.
+        // Every value reads (members passed `check`); were one not to, it is hashed as written.
         .map(|(name, raw)| (name, serde_json::from_str(raw.get()).map_err(|_| raw)))
         .collect();
     let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
@@ -760,12 +830,12 @@ mod tests {
 
     #[test]
     fn member_names_are_matched_decoded_and_passed_on_as_written() {
-        let sent = r#"{"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/","\ud800":1}"#;
+        let sent = r#"{"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/"}"#;
         let r = parse_request(sent.as_bytes()).unwrap();
         assert_eq!(r.model, "m");
         assert_eq!(
             passthrough_body(&r, "up"),
-            r#"{"mod\u0065l":"up","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/","\ud800":1}"#
+            r#"{"mod\u0065l":"up","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/"}"#
         );
     }
 
@@ -792,12 +862,27 @@ mod tests {
             let err = parse_request(not_object).unwrap_err();
             assert_eq!((err.status, err.message.as_str()), (400, "The request body must be a JSON object."));
         }
-        // Raw values let an escaped lone surrogate through; a checked member holding one is
-        // named, an unchecked one passes on as sent.
-        let lone = parse_request(br#"{"model":"m","messages":[{"role":"user","content":"\ud800"}]}"#).unwrap_err();
-        assert_eq!((lone.status, lone.param.as_deref()), (400, Some("messages")));
-        let passed = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x":"\ud800"}"#;
-        assert_eq!(passed_through(passed, "m"), passed);
+        // Raw values alone would let an escaped lone surrogate through, in a value or a name.
+        for lone in [r#""x":"\ud800""#, r#""\udc00":1"#, r#""x":["\ud800\u0041"]"#] {
+            let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],{lone}}}"#);
+            let err = parse_request(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None), "{lone}");
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_128_levels_is_a_400_anywhere_in_the_body() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = |metadata: &str| {
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"metadata":{metadata}}}"#)
+        };
+        // 127 levels inside the body object, 128 with it.
+        assert!(parse_request(body(&deep(127)).as_bytes()).is_ok());
+        for n in [128, 100_000] {
+            let err = parse_request(body(&deep(n)).as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None));
+            assert!(err.message.contains("nested too deeply"), "{}", err.message);
+        }
     }
 
     #[test]
@@ -883,12 +968,6 @@ mod tests {
         let key = |body: &[u8]| cache_key("u1", &parse_request(body).unwrap());
         assert_eq!(key(a), key(b));
         assert!(key(a).starts_with("v1:gateway:u1:") && key(a).len() == "v1:gateway:u1:".len() + 64);
-        // Values the canonical form cannot read are hashed as written, not dropped.
-        let lone = |s: &str| {
-            key(format!(r#"{{"model":"m","seed":1,"messages":[{{"role":"user","content":"hi"}}],"x":"{s}"}}"#)
-                .as_bytes())
-        };
-        assert_ne!(lone("\\ud800"), lone("\\ud801"));
     }
 
     #[test]
