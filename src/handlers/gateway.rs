@@ -220,7 +220,7 @@ impl Call {
                 model: &r.upstream,
                 messages: &req.messages,
                 max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
-                temperature: req.temperature.as_ref(),
+                temperature: req.temperature.as_deref(),
                 stream: req.stream,
             };
             Ok(build_request(r.provider, api_key, &chat))
@@ -341,7 +341,7 @@ fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> 
     for piece in replay_pieces(&hit.text) {
         body.push_str(&chunk_event(meta, &delta(None, Some(piece)), None, req.include_usage));
     }
-    body.push_str(&chunk_event(meta, "{}", Some(&hit.finish_reason), req.include_usage));
+    body.push_str(&chunk_event(meta, &delta(None, None), Some(&hit.finish_reason), req.include_usage));
     if req.include_usage {
         body.push_str(&usage_event(meta, &usage));
     }
@@ -475,7 +475,7 @@ async fn relay(
         match error {
             Some(code) => tail.push_str(&stream_error_event(code)),
             None => {
-                tail.push_str(&chunk_event(&meta, "{}", Some(finish), include_usage));
+                tail.push_str(&chunk_event(&meta, &delta(None, None), Some(finish), include_usage));
                 if include_usage {
                     tail.push_str(&usage_event(&meta, &usage));
                 }

@@ -2,12 +2,19 @@
 //! through untouched), OpenAI error bodies, the response-cache key, and OpenAI-format output
 //! for answers that did not come from an OpenAI-format upstream (translation, cache replay).
 
-use crate::json::{self, Map, Number, Value};
-use crate::json_out::{array, Object};
-use crate::llm::provider::UpstreamRequest;
-use crate::llm::{ChatMessage, Role, Usage};
-use crate::ApiError;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::llm::provider::UpstreamRequest;
+use crate::llm::{to_json, ChatMessage, Role, Usage};
+use crate::ApiError;
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +49,25 @@ impl OpenAiError {
 
     /// `{"error": {"message", "type", "param", "code"}}`.
     pub fn body(&self) -> String {
-        let error = Object::new()
-            .str("message", &self.message)
-            .str("type", self.kind)
-            .opt_str("param", self.param.as_deref())
-            .opt_str("code", self.code);
-        Object::new().raw("error", &error.end()).end()
+        let error =
+            ErrorDetail { message: &self.message, kind: self.kind, param: self.param.as_deref(), code: self.code };
+        to_json(&ErrorBody { error })
     }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+/// OpenAI's error object: `param` and `code` are `null` when unset, never left out.
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
 }
 
 impl From<&ApiError> for OpenAiError {
@@ -73,7 +92,7 @@ impl From<&ApiError> for OpenAiError {
 #[derive(Debug, Clone)]
 pub struct GatewayRequest {
     /// The body as sent, for pass-through to OpenAI-compatible upstreams.
-    pub body: Map,
+    pub body: RawObject,
     pub model: String,
     pub stream: bool,
     pub include_usage: bool,
@@ -81,33 +100,134 @@ pub struct GatewayRequest {
     pub deterministic: bool,
     pub has_tools: bool,
     pub max_tokens: Option<u32>,
-    pub temperature: Option<Number>,
+    /// As the client wrote it (a JSON number).
+    pub temperature: Option<Box<RawValue>>,
     /// The messages as text, for translation to other providers and token estimates.
     pub messages: Vec<ChatMessage>,
+}
+
+/// A JSON object whose members keep the client's bytes: each name and value as its raw text
+/// (number text, string escapes and whitespace inside a value untouched), in the order sent.
+/// A name given twice keeps its first place and its last value, so that no upstream sees a
+/// member twice.
+#[derive(Debug, Clone, Default)]
+pub struct RawObject {
+    /// (name as written, quotes included; value as written).
+    members: Vec<(Box<RawValue>, Box<RawValue>)>,
+    /// Each decoded name's place in `members`, by name.
+    places: BTreeMap<String, usize>,
+}
+
+impl RawObject {
+    /// The value of member `name` as written.
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
+    }
+
+    /// Member `name` read as a JSON value to be checked; `None` when absent. (Members passed
+    /// [`RawObject::check`]: a value that cannot be read here would be a 400 naming it.)
+    fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
+        let value = self.get(name).map(|raw| serde_json::from_str(raw.get())).transpose();
+        value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
+    }
+
+    /// Reads every member whole, the way serde_json reads a value it keeps: raw values are
+    /// read without its nesting limit and let escaped lone surrogates through, and nothing a
+    /// value would refuse may reach an upstream. The limit counts from each member, so a body
+    /// may nest 128 levels with its own object.
+    fn check(&self) -> Result<(), OpenAiError> {
+        for (name, value) in &self.members {
+            serde_json::from_str::<Checked>(name.get()).map_err(unreadable)?;
+            serde_json::from_str::<Checked>(value.get()).map_err(unreadable)?;
+        }
+        Ok(())
+    }
+
+    /// The members sorted by decoded name: (name, value as written).
+    fn by_name(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.places.iter().filter_map(|(name, &i)| Some((name.as_str(), &*self.members.get(i)?.1)))
+    }
+
+    /// The object as JSON text: every member as it was written, in its place, except member
+    /// `name`, whose value is `value`.
+    ///
+    /// Written piece by piece because serde_json serializes a member name only from a decoded
+    /// string, which would re-escape names the client wrote with escapes.
+    fn write_replacing(&self, name: &str, value: &RawValue) -> String {
+        let replaced = self.places.get(name).copied();
+        let size = self.members.iter().map(|(n, v)| n.get().len() + v.get().len() + 2).sum::<usize>();
+        let mut out = String::with_capacity(size + value.get().len() + 2);
+        out.push('{');
+        for (i, (member, text)) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(member.get());
+            out.push(':');
+            out.push_str(if replaced == Some(i) { value.get() } else { text.get() });
+        }
+        out.push('}');
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawObject;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
+                let mut object = RawObject::default();
+                while let Some((name, value)) = map.next_entry::<Box<RawValue>, Box<RawValue>>()? {
+                    let text = name.get();
+                    // A member name is a JSON string: its text is quoted.
+                    let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+                    // A name that does not decode is refused by `check`.
+                    let decoded = match quoted.contains('\\') {
+                        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()),
+                        false => quoted.to_owned(),
+                    };
+                    match object.places.get(&decoded).and_then(|&i| object.members.get_mut(i)) {
+                        Some((_, old)) => *old = value,
+                        None => {
+                            object.places.insert(decoded, object.members.len());
+                            object.members.push((name, value));
+                        }
+                    }
+                }
+                Ok(object)
+            }
+        }
+
+        deserializer.deserialize_map(Members)
+    }
 }
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 /// Parses and validates a `POST /v1/chat/completions` body.
+///
+/// Only the members checked here are read (each from its own text); the body itself is kept
+/// as sent for [`passthrough_body`].
 pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
-    let value = json::parse(bytes).map_err(|e| OpenAiError {
-        param: None,
-        ..OpenAiError::invalid("", format!("We could not parse the JSON body of your request: {e}"))
-    })?;
-    let Value::Object(body) = value else {
-        return Err(OpenAiError { param: None, ..OpenAiError::invalid("", "The request body must be a JSON object.") });
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+    let body: RawObject = serde_json::from_slice(bytes).map_err(unreadable)?;
+    body.check()?;
+    let model = match body.checked("model")? {
+        Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let messages = parse_messages(body.get("messages"))?;
-    // The bounds also come as text: formatting an f64 would link ~14 KB of float printing.
-    let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<Number>, OpenAiError> {
-        match body.get(name) {
+    let messages = parse_messages(body.checked("messages")?)?;
+    let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
+        match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
-                Some(v) if (min..=max).contains(&v) => Ok(Some(n.clone())),
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
                 _ => Err(OpenAiError::invalid(name, format!("{name} must be between {bounds}"))),
             },
             Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a number"))),
@@ -118,7 +238,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     number("presence_penalty", (-2.0, 2.0), "-2 and 2")?;
     number("frequency_penalty", (-2.0, 2.0), "-2 and 2")?;
     let positive_int = |name: &str| -> Result<Option<u32>, OpenAiError> {
-        match body.get(name) {
+        match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(v) if v >= 1 => Ok(Some(v.min(u64::from(u32::MAX)) as u32)),
@@ -129,12 +249,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     };
     let max_tokens = positive_int("max_completion_tokens")?.or(positive_int("max_tokens")?);
     positive_int("n")?;
-    let stream = match body.get("stream") {
+    let stream = match body.checked("stream")? {
         None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.get("stream_options") {
+    let include_usage = match body.checked("stream_options")? {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) if stream => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -148,21 +268,22 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         }
         Some(_) => return Err(OpenAiError::invalid("stream_options", "stream_options must be an object")),
     };
-    match body.get("stop") {
+    match body.checked("stop")? {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
         Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
         Some(_) => return Err(OpenAiError::invalid("stop", "stop must be a string or up to 4 strings")),
     }
-    let seed = match body.get("seed") {
+    let seed = match body.checked("seed")? {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.is_integer() => Some(()),
+        // Written as a whole number that fits an i64 or a u64.
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(()),
         Some(_) => return Err(OpenAiError::invalid("seed", "seed must be an integer")),
     };
-    if !matches!(body.get("user"), None | Some(Value::Null) | Some(Value::String(_))) {
+    if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
         return Err(OpenAiError::invalid("user", "user must be a string"));
     }
     let has_tools = check_tools(&body)?;
-    match body.get("response_format") {
+    match body.checked("response_format")? {
         None | Some(Value::Null) => {}
         Some(Value::Object(o))
             if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object" | "json_schema")) => {}
@@ -173,7 +294,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
             ))
         }
     }
-    let deterministic = temperature.as_ref().and_then(Number::as_f64) == Some(0.0) || seed.is_some();
+    let deterministic = temperature == Some(0.0) || seed.is_some();
+    let temperature = temperature.and(body.get("temperature")).map(RawValue::to_owned);
     Ok(GatewayRequest {
         body,
         model,
@@ -187,7 +309,72 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     })
 }
 
-fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
+/// Any JSON value, read whole only to be checked the way serde_json checks a value it keeps
+/// (nesting limit, string escapes), keeping nothing.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `deserialize_any` is where serde_json counts nesting; `IgnoredAny` skips the count.
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// The 400 for a body that is not JSON, or not an object.
+fn unreadable(e: serde_json::Error) -> OpenAiError {
+    let message = if e.is_data() {
+        "The request body must be a JSON object.".to_owned()
+    } else if e.to_string().starts_with("recursion limit exceeded") {
+        format!("We could not parse the JSON body of your request: it is nested too deeply ({e})")
+    } else {
+        format!("We could not parse the JSON body of your request: {e}")
+    };
+    OpenAiError { param: None, ..OpenAiError::invalid("", message) }
+}
+
+fn parse_messages(value: Option<Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
     let Some(Value::Array(items)) = value else {
         return Err(OpenAiError::invalid("messages", "messages must be an array of message objects"));
     };
@@ -243,8 +430,8 @@ fn parse_messages(value: Option<&Value>) -> Result<Vec<ChatMessage>, OpenAiError
     Ok(out)
 }
 
-fn check_tools(body: &Map) -> Result<bool, OpenAiError> {
-    match body.get("tool_choice") {
+fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
+    match body.checked("tool_choice")? {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
@@ -252,7 +439,7 @@ fn check_tools(body: &Map) -> Result<bool, OpenAiError> {
             return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
         }
     }
-    let tools = match body.get("tools") {
+    let tools = match body.checked("tools")? {
         None | Some(Value::Null) => return Ok(false),
         Some(Value::Array(t)) => t,
         Some(_) => return Err(OpenAiError::invalid("tools", "tools must be an array")),
@@ -270,11 +457,12 @@ fn check_tools(body: &Map) -> Result<bool, OpenAiError> {
     Ok(!tools.is_empty())
 }
 
-/// The body for an OpenAI-compatible upstream: the client's, with the routed model name.
+/// The body for an OpenAI-compatible upstream: the client's, byte for byte, with the routed
+/// model name.
 pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
-    let mut body = req.body.clone();
-    body.insert("model".into(), Value::String(upstream_model.to_string()));
-    Value::Object(body).to_json()
+    // A string always serializes: the fallback, `""`, is never sent.
+    let model = serde_json::value::to_raw_value(upstream_model).unwrap_or_default();
+    req.body.write_replacing("model", &model)
 }
 
 /// The upstream request for an OpenAI-compatible provider: the client's body with the routed
@@ -289,16 +477,59 @@ pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: 
 
 /// KV key of a cached response: the user, and a hash of the request without its transport
 /// fields (`stream`, `stream_options`), so a stream can be answered from a non-stream entry.
+/// The request is hashed as canonical JSON (members sorted by name at every level, no
+/// whitespace), so equal requests written differently share an entry.
 pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
-    let mut body = req.body.clone();
-    body.remove("stream");
-    body.remove("stream_options");
-    let digest = Sha256::digest(Value::Object(body).to_canonical_json().as_bytes());
-    format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&digest))
+    let members: Vec<(&str, Result<Value, &RawValue>)> = req
+        .body
+        .by_name()
+        .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
+        // Every value reads (members passed `check`); were one not to, it is hashed as written.
+        .map(|(name, raw)| (name, serde_json::from_str(raw.get()).map_err(|_| raw)))
+        .collect();
+    let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
+    format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&Sha256::digest(&canonical)))
+}
+
+/// A JSON value written with every object's members sorted by name, whatever order the map
+/// type keeps them in.
+enum Canonical<'a> {
+    Value(&'a Value),
+    /// Top-level members, already sorted; each read as a Value or, failing that, as written.
+    Members(&'a [(&'a str, Result<Value, &'a RawValue>)]),
+}
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Canonical::Members(members) => {
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (name, value) in members.iter() {
+                    match value {
+                        Ok(value) => map.serialize_entry(name, &Canonical::Value(value))?,
+                        Err(raw) => map.serialize_entry(name, raw)?,
+                    }
+                }
+                map.end()
+            }
+            Canonical::Value(Value::Object(object)) => {
+                let mut members: Vec<(&String, &Value)> = object.iter().collect();
+                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (name, value) in members {
+                    map.serialize_entry(name, &Canonical::Value(value))?;
+                }
+                map.end()
+            }
+            Canonical::Value(Value::Array(items)) => serializer.collect_seq(items.iter().map(Canonical::Value)),
+            Canonical::Value(other) => other.serialize(serializer),
+        }
+    }
 }
 
 /// A cached completion: what is needed to answer again in either mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CachedCompletion {
     pub text: String,
     pub finish_reason: String,
@@ -306,31 +537,15 @@ pub struct CachedCompletion {
     pub completion_tokens: u64,
 }
 
-impl crate::body::FromJson for CachedCompletion {
-    fn from_json(f: &mut crate::body::Fields) -> Result<Self, String> {
-        Ok(Self {
-            text: f.text("text")?,
-            finish_reason: f.text("finish_reason")?,
-            prompt_tokens: f.uint("prompt_tokens", u64::MAX)?,
-            completion_tokens: f.uint("completion_tokens", u64::MAX)?,
-        })
-    }
-}
-
 impl CachedCompletion {
     /// The entry as stored.
     pub fn encode(&self) -> String {
-        Object::new()
-            .str("text", &self.text)
-            .str("finish_reason", &self.finish_reason)
-            .num("prompt_tokens", self.prompt_tokens)
-            .num("completion_tokens", self.completion_tokens)
-            .end()
+        to_json(self)
     }
 
     /// A cache entry as stored; `None` for anything else (an entry from another version).
     pub fn decode(stored: &str) -> Option<Self> {
-        crate::body::Fields::read(json::parse_str(stored).ok()?, "cache entry").ok()
+        serde_json::from_str(stored).ok()
     }
 }
 
@@ -352,56 +567,131 @@ pub fn finish_reason(provider_reason: &str) -> &'static str {
     }
 }
 
-fn usage_json(u: &Usage) -> String {
-    Object::new()
-        .num("prompt_tokens", u.prompt_tokens)
-        .num("completion_tokens", u.completion_tokens)
-        .num("total_tokens", u.prompt_tokens + u.completion_tokens)
-        .end()
+/// OpenAI's `usage` object.
+#[derive(Serialize)]
+struct UsageJson {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
 }
 
-/// The fields every response object starts with.
-fn head(meta: &ResponseMeta, object: &str) -> Object {
-    Object::new().str("id", &meta.id).str("object", object).num("created", meta.created).str("model", &meta.model)
+impl From<&Usage> for UsageJson {
+    fn from(u: &Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+        }
+    }
+}
+
+/// A `chat.completion` object.
+#[derive(Serialize)]
+struct CompletionJson<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: UsageJson,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    /// Always `null`.
+    logprobs: (),
+    finish_reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    /// Always `null`.
+    refusal: (),
+}
+
+/// A `chat.completion.chunk` object.
+#[derive(Serialize)]
+struct ChunkJson<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [ChunkChoice<'a>],
+    /// Left out, `null` (when the client asked for usage, on every chunk but the last), or the
+    /// usage (the last chunk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageJson>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: &'a Delta<'a>,
+    /// Always `null`.
+    logprobs: (),
+    finish_reason: Option<&'a str>,
+}
+
+/// A chunk's delta: the assistant's role (on the first chunk), text, or neither (`{}`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
 }
 
 /// A `chat.completion` object.
 pub fn completion_json(meta: &ResponseMeta, text: &str, finish: &str, usage: &Usage) -> String {
-    let message = Object::new().str("role", "assistant").str("content", text).raw("refusal", "null").end();
-    let choice =
-        Object::new().num("index", 0).raw("message", &message).raw("logprobs", "null").str("finish_reason", finish);
-    let choices = array([choice.end()]);
-    head(meta, "chat.completion").raw("choices", &choices).raw("usage", &usage_json(usage)).end()
+    to_json(&CompletionJson {
+        id: &meta.id,
+        object: "chat.completion",
+        created: meta.created,
+        model: &meta.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: AssistantMessage { role: "assistant", content: text, refusal: () },
+            logprobs: (),
+            finish_reason: finish,
+        }],
+        usage: usage.into(),
+    })
 }
 
-/// One `data: {chat.completion.chunk}` SSE event. `delta` is the choice's delta object, as
-/// JSON text ([`delta`]).
-pub fn chunk_event(meta: &ResponseMeta, delta: &str, finish: Option<&str>, include_usage: bool) -> String {
-    let choice =
-        Object::new().num("index", 0).raw("delta", delta).raw("logprobs", "null").opt_str("finish_reason", finish);
-    let mut chunk = head(meta, "chat.completion.chunk").raw("choices", &array([choice.end()]));
-    if include_usage {
-        chunk = chunk.raw("usage", "null");
-    }
-    format!("data: {}\n\n", chunk.end())
+/// One `data: {chat.completion.chunk}` SSE event with one choice whose delta is `delta`.
+pub fn chunk_event(meta: &ResponseMeta, delta: &Delta, finish: Option<&str>, include_usage: bool) -> String {
+    let choices = [ChunkChoice { index: 0, delta, logprobs: (), finish_reason: finish }];
+    let chunk = ChunkJson {
+        id: &meta.id,
+        object: "chat.completion.chunk",
+        created: meta.created,
+        model: &meta.model,
+        choices: &choices,
+        usage: include_usage.then_some(None),
+    };
+    format!("data: {}\n\n", to_json(&chunk))
 }
 
 /// A chunk's delta: the assistant's role (on the first chunk), text, or neither (`{}`).
-pub fn delta(role: Option<&str>, content: Option<&str>) -> String {
-    let mut d = Object::new();
-    if let Some(role) = role {
-        d = d.str("role", role);
-    }
-    if let Some(content) = content {
-        d = d.str("content", content);
-    }
-    d.end()
+pub fn delta<'a>(role: Option<&'a str>, content: Option<&'a str>) -> Delta<'a> {
+    Delta { role, content }
 }
 
 /// The final usage chunk (`choices: []`) sent when the client asked for `include_usage`.
 pub fn usage_event(meta: &ResponseMeta, usage: &Usage) -> String {
-    let chunk = head(meta, "chat.completion.chunk").raw("choices", "[]").raw("usage", &usage_json(usage));
-    format!("data: {}\n\n", chunk.end())
+    let chunk = ChunkJson {
+        id: &meta.id,
+        object: "chat.completion.chunk",
+        created: meta.created,
+        model: &meta.model,
+        choices: &[],
+        usage: Some(Some(usage.into())),
+    };
+    format!("data: {}\n\n", to_json(&chunk))
 }
 
 pub const DONE_EVENT: &str = "data: [DONE]\n\n";
@@ -423,12 +713,26 @@ pub fn replay_pieces(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// `GET /v1/models`'s list.
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelJson<'a>>,
+}
+
+/// One model in OpenAI's shape.
+#[derive(Serialize)]
+struct ModelJson<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'a str,
+}
+
 /// `GET /v1/models` for the routed model names.
 pub fn models_json(models: &[(&str, &str)]) -> String {
-    let data = array(models.iter().map(|(id, owner)| {
-        Object::new().str("id", id).str("object", "model").num("created", 0).str("owned_by", owner).end()
-    }));
-    Object::new().str("object", "list").raw("data", &data).end()
+    let data = models.iter().map(|&(id, owned_by)| ModelJson { id, object: "model", created: 0, owned_by }).collect();
+    to_json(&ModelList { object: "list", data })
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -488,6 +792,97 @@ mod tests {
         assert_eq!(out["model"], "upstream-m");
         assert_eq!(out["logit_bias"]["50256"], -100);
         assert_eq!(out["metadata"]["trace"], "x");
+    }
+
+    /// The pass-through body for `text` with the model routed to `upstream`.
+    fn passed_through(text: &str, upstream: &str) -> String {
+        passthrough_body(&parse_request(text.as_bytes()).unwrap(), upstream)
+    }
+
+    #[test]
+    fn the_body_reaches_the_upstream_byte_for_byte_but_the_model() {
+        let sent = concat!(
+            r#"{"temperature":1.10,"model":"m","messages":[{"role":"user","content":"caf\u00e9 a\/b \ud83d\ude00"}],"#,
+            r#""seed":12345678901234567890,"x_big":123456789012345678901234567890,"x_exp":1e2,"x_zero":-0,"#,
+            r#""x_frac":0.10000000000000000001,"metadata":{ "b" : [1.0, 2E-3] ,"a":"\"q\""},"z":null}"#
+        );
+        let expected = sent.replace(r#""model":"m""#, r#""model":"up \"1\"""#);
+        assert_eq!(passed_through(sent, "up \"1\""), expected);
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.temperature.as_deref().map(RawValue::get), Some("1.10"));
+        assert_eq!(r.messages[0].content, "café a/b 😀");
+        assert!(r.deterministic, "a seed that fits a u64 is a seed");
+    }
+
+    #[test]
+    fn whitespace_between_members_goes_but_whitespace_inside_values_stays() {
+        let sent = "{ \"model\" : \"m\" ,\n \"messages\": [ {\"role\":\"user\", \"content\":\"hi\"} ] }\n";
+        assert_eq!(passed_through(sent, "m"), r#"{"model":"m","messages":[ {"role":"user", "content":"hi"} ]}"#);
+    }
+
+    #[test]
+    fn a_repeated_member_keeps_its_first_place_and_last_value() {
+        let sent = r#"{"model":"a","messages":[{"role":"user","content":"hi"}],"model":"b","x":1,"x":[2]}"#;
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.model, "b");
+        assert_eq!(passthrough_body(&r, "up"), r#"{"model":"up","messages":[{"role":"user","content":"hi"}],"x":[2]}"#);
+    }
+
+    #[test]
+    fn member_names_are_matched_decoded_and_passed_on_as_written() {
+        let sent = r#"{"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/"}"#;
+        let r = parse_request(sent.as_bytes()).unwrap();
+        assert_eq!(r.model, "m");
+        assert_eq!(
+            passthrough_body(&r, "up"),
+            r#"{"mod\u0065l":"up","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/"}"#
+        );
+    }
+
+    #[test]
+    fn what_is_not_json_is_a_400_without_a_param() {
+        let bad: &[&[u8]] = &[
+            b"",
+            b"{",
+            b"{\"model\":\"m\",}",
+            b"{\"model\":01}",
+            b"{\"model\":\"a\nb\"}",
+            b"{\"model\":\"\\x\"}",
+            b"{\"model\":\"m\"} x",
+            b"{\"model\":\"\xc3\x28\"}",
+            b"{\"model\":NaN}",
+            b"{\"model\":\"m\"}}",
+        ];
+        for input in bad {
+            let err = parse_request(input).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None), "{:?}", String::from_utf8_lossy(input));
+            assert!(err.message.starts_with("We could not parse the JSON body"), "{}", err.message);
+        }
+        for not_object in [&b"[1]"[..], b"\"m\"", b"null"] {
+            let err = parse_request(not_object).unwrap_err();
+            assert_eq!((err.status, err.message.as_str()), (400, "The request body must be a JSON object."));
+        }
+        // Raw values alone would let an escaped lone surrogate through, in a value or a name.
+        for lone in [r#""x":"\ud800""#, r#""\udc00":1"#, r#""x":["\ud800\u0041"]"#] {
+            let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],{lone}}}"#);
+            let err = parse_request(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None), "{lone}");
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_128_levels_is_a_400_anywhere_in_the_body() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = |metadata: &str| {
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"metadata":{metadata}}}"#)
+        };
+        // 127 levels inside the body object, 128 with it.
+        assert!(parse_request(body(&deep(127)).as_bytes()).is_ok());
+        for n in [128, 100_000] {
+            let err = parse_request(body(&deep(n)).as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.param.as_deref()), (400, None));
+            assert!(err.message.contains("nested too deeply"), "{}", err.message);
+        }
     }
 
     #[test]
@@ -566,6 +961,16 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_key_ignores_member_order_and_whitespace_at_every_level() {
+        let a =
+            br#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}],"metadata":{"a":1,"b":2}}"#;
+        let b = b"{\"metadata\":{\"b\":2, \"a\":1},\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"temperature\":0,\"model\":\"m\"}";
+        let key = |body: &[u8]| cache_key("u1", &parse_request(body).unwrap());
+        assert_eq!(key(a), key(b));
+        assert!(key(a).starts_with("v1:gateway:u1:") && key(a).len() == "v1:gateway:u1:".len() + 64);
+    }
+
+    #[test]
     fn our_errors_map_to_openai_statuses_and_types() {
         let e = OpenAiError::from(&ApiError::validation("x"));
         assert_eq!((e.status, e.kind), (400, "invalid_request_error"));
@@ -591,7 +996,7 @@ mod tests {
         assert_eq!(c["object"], "chat.completion");
         assert_eq!(c["choices"][0]["message"]["content"], "hi");
         assert_eq!(c["usage"]["total_tokens"], 3);
-        let chunk = chunk_event(&meta, &json!({ "content": "x" }).to_string(), None, true);
+        let chunk = chunk_event(&meta, &delta(None, Some("x")), None, true);
         assert!(chunk.starts_with("data: {") && chunk.ends_with("}\n\n"));
         let v: Value = serde_json::from_str(&chunk[6..chunk.len() - 2]).unwrap();
         assert_eq!(v["choices"][0]["delta"]["content"], "x");
@@ -629,7 +1034,7 @@ mod tests {
                 "choices": [{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }] }))
         );
         assert_eq!(
-            read(&chunk_event(&meta, "{}", Some("length"), true)),
+            read(&chunk_event(&meta, &delta(None, None), Some("length"), true)),
             with(json!({ "object": "chat.completion.chunk", "usage": null,
                 "choices": [{ "index": 0, "delta": {}, "logprobs": null, "finish_reason": "length" }] }))
         );

@@ -2,7 +2,7 @@
 //! the encoders round-trip through their parsers whatever the chunking.
 
 use edgechat_core::cursor::Cursor;
-use edgechat_core::gateway::parse_request;
+use edgechat_core::gateway::{parse_request, passthrough_body};
 use edgechat_core::llm::provider::{Provider, StreamDecoder};
 use edgechat_core::llm::sse::{encode_event, SseParser};
 use edgechat_core::stripe::{sign, verify_signature, SignatureError};
@@ -147,6 +147,14 @@ proptest! {
         let _ = body::parse_json::<edgechat_core::accounts::RegisterRequest>(Some("application/json"), &bytes);
         let _ = body::parse_json::<edgechat_core::conversations::CreateConversation>(Some("application/json"), value.to_string().as_bytes());
         let _ = edgechat_core::stripe::parse_event(value.to_string().as_bytes());
+    }
+
+    #[test]
+    fn any_extra_member_reaches_the_upstream_as_sent(value in json(), spaced in any::<bool>()) {
+        let text = if spaced { serde_json::to_string_pretty(&value).unwrap() } else { value.to_string() };
+        let body = format!(r#"{{"model":"m","extra":{text},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+        let req = parse_request(body.as_bytes()).map_err(|e| TestCaseError::fail(e.message))?;
+        prop_assert_eq!(passthrough_body(&req, "m"), body);
     }
 
     #[test]

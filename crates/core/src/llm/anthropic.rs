@@ -1,12 +1,13 @@
 //! The Anthropic Messages wire format: request body (system prompt and turn rules), stream
 //! events and `message` answers.
 
-use crate::json::Value;
-use crate::json_out::{array, Object};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at};
+use super::{error_text, json_object, to_json};
 use super::{Completion, Role, StreamEvent, Usage};
 
 /// The API version the request and decoders are written against.
@@ -22,9 +23,25 @@ pub(super) const CONVERSATION_START: &str = "(conversation start)";
 /// without looking at its data.
 const DECODED_EVENTS: &[&str] = &["message_start", "content_block_delta", "message_delta", "message_stop", "error"];
 
+/// One turn of the `messages` array.
+#[derive(Serialize)]
 struct Turn {
     role: Role,
     content: String,
+}
+
+/// A Messages API request body.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<Turn>,
+    /// As the client wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<&'a RawValue>,
+    stream: bool,
 }
 
 /// `POST {base}/v1/messages`, for base URLs without `/v1`.
@@ -48,24 +65,54 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
     if turns.first().map(|t| t.role) != Some(Role::User) {
         turns.insert(0, Turn { role: Role::User, content: CONVERSATION_START.to_owned() });
     }
-    let mut body =
-        Object::new().str("model", req.model).num("max_tokens", req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into());
-    if !system.is_empty() {
-        body = body.str("system", &system.join("\n\n"));
-    }
-    let turns = turns.iter().map(|t| Object::new().str("role", t.role.as_str()).str("content", &t.content).end());
-    body = body.raw("messages", &array(turns));
-    if let Some(t) = req.temperature {
-        body = body.raw("temperature", t.as_str());
-    }
-    let body = body.bool("stream", req.stream).end();
+    let body = Body {
+        model: req.model,
+        max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages: turns,
+        temperature: req.temperature,
+        stream: req.stream,
+    };
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("x-api-key".to_owned(), key.to_owned()));
     }
     headers.push(("anthropic-version".to_owned(), API_VERSION.to_owned()));
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body }
+    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body: to_json(&body) }
+}
+
+/// Input and output tokens, each as reported.
+#[derive(Deserialize)]
+struct Tokens {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+/// The data of any decoded stream event; each event type fills the members it has.
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// `message_start`'s message, read for its usage.
+    message: Option<EventMessage>,
+    delta: Option<EventDelta>,
+    usage: Option<Tokens>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EventMessage {
+    usage: Option<Tokens>,
+}
+
+/// A `content_block_delta`'s delta (type and text) or a `message_delta`'s (stop reason).
+#[derive(Deserialize)]
+struct EventDelta {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+    stop_reason: Option<String>,
 }
 
 /// One stream event, named by its `event:` field or else by its data's `type`.
@@ -75,52 +122,70 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
             return;
         }
     }
-    let Some(data) = json_object(event.data.as_bytes()) else {
+    let Some(data) = json_object::<Event>(event.data.as_bytes()) else {
         return sink.push(StreamEvent::Malformed);
     };
-    let name = event.event.as_deref().or_else(|| str_at(&data, "/type"));
+    let name = event.event.as_deref().or(data.kind.as_deref());
     match name.unwrap_or_default() {
         "message_start" => {
-            sink.usage(u64_at(&data, "/message/usage/input_tokens"), u64_at(&data, "/message/usage/output_tokens"))
+            let usage = data.message.and_then(|m| m.usage);
+            let usage = usage.as_ref();
+            sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens))
         }
         "content_block_delta" => {
             // Other delta types (tool input JSON, thinking) add no answer text.
-            let text = str_at(&data, "/delta/text").filter(|t| !t.is_empty());
-            if let (Some("text_delta"), Some(text)) = (str_at(&data, "/delta/type"), text) {
-                sink.push(StreamEvent::Delta(text.to_owned()));
+            if let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta {
+                if kind == "text_delta" && !text.is_empty() {
+                    sink.push(StreamEvent::Delta(text));
+                }
             }
         }
         "message_delta" => {
-            if let Some(reason) = str_at(&data, "/delta/stop_reason") {
-                sink.push(StreamEvent::Finish(reason.to_owned()));
+            if let Some(reason) = data.delta.and_then(|d| d.stop_reason) {
+                sink.push(StreamEvent::Finish(reason));
             }
             // Output tokens are cumulative; input tokens, when present, repeat message_start's.
-            sink.usage(u64_at(&data, "/usage/input_tokens"), u64_at(&data, "/usage/output_tokens"));
+            let usage = data.usage.as_ref();
+            sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens));
         }
         "message_stop" => sink.push(StreamEvent::Done),
-        "error" => sink.error(error_message(&data)),
+        "error" => sink.error(data.error.as_ref().and_then(error_text)),
         _ => {}
     }
 }
 
+/// A `message` object (or an error body).
+#[derive(Deserialize)]
+pub(super) struct Message {
+    content: Option<Vec<Block>>,
+    usage: Option<Tokens>,
+    stop_reason: Option<String>,
+    error: Option<Value>,
+}
+
+/// A content block: text, or a kind that adds no text (tool use, thinking).
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+}
+
 /// A `message` object: its text blocks concatenated, `stop_reason` and usage.
-pub(super) fn decode_completion(body: &Value) -> Result<Completion, String> {
-    if has_error(body) {
-        return Err(error_message(body).unwrap_or("upstream reported an error").to_owned());
+pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
+    if let Some(error) = &body.error {
+        return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
-    let blocks = body.get("content").and_then(Value::as_array).ok_or("upstream answer has no content")?;
-    let text = blocks
-        .iter()
-        .filter(|block| str_at(block, "/type") == Some("text"))
-        .filter_map(|block| str_at(block, "/text"))
-        .collect();
+    let blocks = body.content.ok_or("upstream answer has no content")?;
+    let text =
+        blocks.into_iter().filter(|block| block.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
     Ok(Completion {
         text,
-        usage: body.get("usage").filter(|u| u.is_object()).map(|u| Usage {
-            prompt_tokens: u64_at(u, "/input_tokens").unwrap_or(0),
-            completion_tokens: u64_at(u, "/output_tokens").unwrap_or(0),
+        usage: body.usage.map(|u| Usage {
+            prompt_tokens: u.input_tokens.unwrap_or(0),
+            completion_tokens: u.output_tokens.unwrap_or(0),
         }),
-        finish_reason: str_at(body, "/stop_reason").map(str::to_owned),
+        finish_reason: body.stop_reason,
     })
 }
 
@@ -197,7 +262,7 @@ mod tests {
 
     #[test]
     fn temperature_is_sent_when_set() {
-        let quarter = "0.25".parse().unwrap();
+        let quarter = RawValue::from_string("0.25".into()).unwrap();
         let req = ChatRequest {
             model: "m",
             messages: &[ChatMessage::new(Role::User, "hi")],

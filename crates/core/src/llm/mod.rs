@@ -14,11 +14,13 @@ mod anthropic;
 mod openai;
 mod workers_ai;
 
-use crate::json::Value;
-use crate::json_out::{array, Object};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
     User,
@@ -82,47 +84,56 @@ pub struct Completion {
     pub finish_reason: Option<String>,
 }
 
-/// `max_tokens` and `temperature` appended to an OpenAI-style body, each when the request sets
-/// it.
-fn with_sampling(mut body: Object, req: &provider::ChatRequest) -> Object {
-    if let Some(n) = req.max_tokens {
-        body = body.num("max_tokens", n.into());
+/// A message as OpenAI-style APIs take it: `{"role": .., "content": ..}`.
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: Role,
+    content: &'a str,
+}
+
+/// The messages of a request as OpenAI-style APIs take them.
+fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
+    messages.iter().map(|m| WireMessage { role: m.role, content: &m.content }).collect()
+}
+
+/// OpenAI-style token counts (`usage` of OpenAI and Workers AI), each as reported.
+#[derive(Deserialize)]
+struct Counts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl Counts {
+    /// Whole-answer usage: a count the upstream left out is 0.
+    fn usage(&self) -> Usage {
+        Usage { prompt_tokens: self.prompt_tokens.unwrap_or(0), completion_tokens: self.completion_tokens.unwrap_or(0) }
     }
-    if let Some(t) = req.temperature {
-        body = body.raw("temperature", t.as_str());
-    }
-    body
 }
 
-/// Messages as OpenAI-style APIs take them: `[{"role": .., "content": ..}, ..]`.
-fn wire_messages(messages: &[ChatMessage]) -> String {
-    array(messages.iter().map(|m| Object::new().str("role", m.role.as_str()).str("content", &m.content).end()))
+/// `value` as JSON text. The bodies written with it are derived structs with string keys,
+/// which serde_json always serializes: the empty fallback is never taken.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
-/// A u64 at `pointer` in `value`, if there is one.
-fn u64_at(value: &Value, pointer: &str) -> Option<u64> {
-    value.pointer(pointer).and_then(Value::as_u64)
-}
-
-/// A string at `pointer` in `value`, if there is one.
-fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value.pointer(pointer).and_then(Value::as_str)
+/// The message of an `error` member: `"..."` or `{"message": "..."}`.
+fn error_text(error: &Value) -> Option<&str> {
+    error.as_str().or_else(|| error.get("message").and_then(Value::as_str))
 }
 
 /// The message of an `{"error": {"message": ..}}` or `{"error": "..."}` body.
 fn error_message(value: &Value) -> Option<&str> {
-    let error = value.get("error")?;
-    error.as_str().or_else(|| str_at(error, "/message"))
+    error_text(value.get("error")?)
 }
 
-/// True when `value` carries a non-null `error` member.
-fn has_error(value: &Value) -> bool {
-    value.get("error").is_some_and(|e| !e.is_null())
-}
-
-/// `data` as a JSON object, or `None` when it is anything else.
-fn json_object(data: &[u8]) -> Option<Value> {
-    crate::json::parse(data).ok().filter(Value::is_object)
+/// `data` decoded as `T`, when it is a JSON object of `T`'s shape; `None` for anything else
+/// (other JSON values included, which a derived struct would otherwise read as a sequence).
+fn json_object<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
+    let first = data.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(data).ok()
 }
 
 /// Longest upstream message passed on, in characters.

@@ -1,28 +1,72 @@
 //! The OpenAI Chat Completions wire format (and compatible APIs): request body, stream chunks
 //! and `chat.completion` answers.
 
-use crate::json::Value;
-use crate::json_out::Object;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages, with_sampling};
-use super::{Completion, StreamEvent, Usage};
+use super::{error_text, json_object, to_json, wire_messages, Counts, WireMessage};
+use super::{Completion, StreamEvent};
+
+/// A Chat Completions request body.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// As the client wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
 
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
-    let mut body =
-        Object::new().str("model", req.model).raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
-    if req.stream {
+    let body = Body {
+        model: req.model,
+        messages: wire_messages(req.messages),
+        stream: req.stream,
         // Without it a stream reports no usage at all.
-        body = body.raw("stream_options", r#"{"include_usage":true}"#);
-    }
+        stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+    };
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: with_sampling(body, req).end() }
+    UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: to_json(&body) }
+}
+
+/// A `chat.completion.chunk`, or an in-stream `{"error": ..}`; only the first choice is read.
+#[derive(Deserialize)]
+struct Chunk {
+    choices: Option<Vec<ChunkChoice>>,
+    usage: Option<Counts>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    delta: Option<ChunkDelta>,
+    finish_reason: Option<String>,
+}
+
+/// Role, refusal and tool-call members are not read: they add no text.
+#[derive(Deserialize)]
+struct ChunkDelta {
+    content: Option<String>,
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.
@@ -32,37 +76,55 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     if data == "[DONE]" {
         return sink.push(StreamEvent::Done);
     }
-    let Some(chunk) = json_object(data.as_bytes()) else {
+    let Some(chunk) = json_object::<Chunk>(data.as_bytes()) else {
         return sink.push(StreamEvent::Malformed);
     };
-    if has_error(&chunk) {
-        return sink.error(error_message(&chunk));
+    if let Some(error) = &chunk.error {
+        return sink.error(error_text(error));
     }
-    if let Some(text) = str_at(&chunk, "/choices/0/delta/content").filter(|t| !t.is_empty()) {
-        sink.push(StreamEvent::Delta(text.to_owned()));
+    if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
+        if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
+            sink.push(StreamEvent::Delta(text));
+        }
+        if let Some(reason) = choice.finish_reason {
+            sink.push(StreamEvent::Finish(reason));
+        }
     }
-    if let Some(reason) = str_at(&chunk, "/choices/0/finish_reason") {
-        sink.push(StreamEvent::Finish(reason.to_owned()));
+    if let Some(usage) = chunk.usage {
+        sink.usage(usage.prompt_tokens, usage.completion_tokens);
     }
-    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-        sink.usage(u64_at(usage, "/prompt_tokens"), u64_at(usage, "/completion_tokens"));
-    }
+}
+
+/// A `chat.completion` object (or an error body).
+#[derive(Deserialize)]
+pub(super) struct Answer {
+    choices: Option<Vec<AnswerChoice>>,
+    usage: Option<Counts>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AnswerChoice {
+    message: Option<AnswerMessage>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AnswerMessage {
+    content: Option<String>,
 }
 
 /// A `chat.completion` object: the first choice's text (empty for tool calls), its finish
 /// reason and the usage.
-pub(super) fn decode_completion(body: &Value) -> Result<Completion, String> {
-    if has_error(body) {
-        return Err(error_message(body).unwrap_or("upstream reported an error").to_owned());
+pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
+    if let Some(error) = &body.error {
+        return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
-    let choice = body.pointer("/choices/0").ok_or("upstream answer has no choices")?;
+    let choice = body.choices.and_then(|c| c.into_iter().next()).ok_or("upstream answer has no choices")?;
     Ok(Completion {
-        text: str_at(choice, "/message/content").unwrap_or_default().to_owned(),
-        usage: body.get("usage").filter(|u| u.is_object()).map(|u| Usage {
-            prompt_tokens: u64_at(u, "/prompt_tokens").unwrap_or(0),
-            completion_tokens: u64_at(u, "/completion_tokens").unwrap_or(0),
-        }),
-        finish_reason: str_at(choice, "/finish_reason").map(str::to_owned),
+        text: choice.message.and_then(|m| m.content).unwrap_or_default(),
+        usage: body.usage.as_ref().map(Counts::usage),
+        finish_reason: choice.finish_reason,
     })
 }
 
@@ -78,7 +140,7 @@ mod tests {
     #[test]
     fn a_streaming_request_asks_for_usage_and_sends_the_key_as_a_bearer_token() {
         let messages = conversation();
-        let half = "0.5".parse().unwrap();
+        let half = RawValue::from_string("0.5".into()).unwrap();
         let req = ChatRequest {
             model: "gpt-4o-mini",
             messages: &messages,

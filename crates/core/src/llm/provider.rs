@@ -5,7 +5,8 @@
 use super::sse::{SseEvent, SseParser};
 use super::{anthropic, clean_message, json_object, openai, workers_ai};
 use super::{ChatMessage, Completion, StreamEvent, Usage};
-use crate::json::Number;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// An upstream API family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +47,8 @@ pub struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [ChatMessage],
     pub max_tokens: Option<u32>,
-    /// As the client wrote it.
-    pub temperature: Option<&'a Number>,
+    /// As the client wrote it (a JSON number).
+    pub temperature: Option<&'a RawValue>,
     pub stream: bool,
 }
 
@@ -151,11 +152,11 @@ impl Sink {
 
 /// Decodes a non-streamed JSON answer; `Err` carries a short, safe reason.
 pub fn decode_completion(provider: Provider, body: &[u8]) -> Result<Completion, String> {
-    let value = json_object(body).ok_or("upstream answer is not a JSON object")?;
+    const NOT_AN_ANSWER: &str = "upstream answer is not a JSON object of the expected shape";
     let decoded = match provider {
-        Provider::OpenAi => openai::decode_completion(&value),
-        Provider::Anthropic => anthropic::decode_completion(&value),
-        Provider::WorkersAi => workers_ai::decode_completion(&value),
+        Provider::OpenAi => openai::decode_completion(json_object(body).ok_or(NOT_AN_ANSWER)?),
+        Provider::Anthropic => anthropic::decode_completion(json_object(body).ok_or(NOT_AN_ANSWER)?),
+        Provider::WorkersAi => workers_ai::decode_completion(json_object(body).ok_or(NOT_AN_ANSWER)?),
     };
     decoded.map_err(|message| clean_message(&message).unwrap_or_else(|| "upstream error".into()))
 }
@@ -163,7 +164,7 @@ pub fn decode_completion(provider: Provider, body: &[u8]) -> Result<Completion, 
 /// A short message for a failed upstream call: the provider's own error message when the body
 /// has one (cleaned, at most 300 characters), else `upstream returned HTTP {status}`.
 pub fn upstream_error_message(provider: Provider, status: u16, body: &[u8]) -> String {
-    json_object(body)
+    json_object::<Value>(body)
         .and_then(|value| {
             let message = match provider {
                 Provider::OpenAi | Provider::Anthropic => super::error_message(&value),
@@ -345,6 +346,32 @@ mod tests {
     fn non_object_json_data_is_malformed() {
         let outcome = decode_pieces(Provider::WorkersAi, &[b"data: 42\n\ndata: {\"response\":\"ok\"}\n\n"]);
         assert_eq!((outcome.malformed, outcome.text.as_str()), (1, "ok"));
+    }
+
+    #[test]
+    fn json_arrays_are_malformed_even_where_they_would_fill_a_struct() {
+        for provider in [Provider::OpenAi, Provider::Anthropic, Provider::WorkersAi] {
+            let outcome = decode_pieces(provider, &[b"data: [null,null,null]\n\ndata: []\n\n"]);
+            assert_eq!(outcome.malformed, 2, "{provider:?}");
+            assert!(decode_completion(provider, b"[null,null,null,null,null]").is_err(), "{provider:?}");
+        }
+    }
+
+    #[test]
+    fn escaped_text_and_unknown_members_decode() {
+        let openai = decode_pieces(
+            Provider::OpenAi,
+            &[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\\u00e9 \\\"a\\/b\\\"\"},\"logprobs\":{\"x\":[1]}}],\"new\":{}}\n\n"],
+        );
+        assert_eq!(openai.text, "caf\u{e9} \"a/b\"");
+        let anthropic = decode_pieces(
+            Provider::Anthropic,
+            &[b"event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7,\"cache_read_input_tokens\":0}}\n\n"],
+        );
+        assert_eq!(
+            (anthropic.finishes, anthropic.last_usage),
+            (vec!["max_tokens".to_owned()], Some(Usage { prompt_tokens: 0, completion_tokens: 7 }))
+        );
     }
 
     #[test]

@@ -9,7 +9,11 @@
 //!                        "context_tokens": 200000}}}
 //! ```
 
-use crate::body::{Fields, FromJson};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 
 use super::provider::Provider;
 
@@ -40,35 +44,53 @@ pub struct Routes {
     models: Vec<ModelRoute>,
 }
 
+/// `MODEL_ROUTES` as written, before its cross-references are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRoutes {
     default: String,
-    models: Vec<(String, RawRoute)>,
+    models: Ordered<RawRoute>,
 }
 
-impl FromJson for RawRoutes {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { default: f.text("default")?, models: f.entries("models")? })
-    }
-}
-
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRoute {
     provider: String,
     upstream: Option<String>,
     context_tokens: Option<u32>,
     max_output_tokens: Option<u32>,
+    #[serde(default)]
     fallbacks: Vec<String>,
 }
 
-impl FromJson for RawRoute {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        let max = u64::from(u32::MAX);
-        Ok(Self {
-            provider: f.text("provider")?,
-            upstream: f.opt_text("upstream")?,
-            context_tokens: f.opt_uint("context_tokens", max)?.map(|n| n as u32),
-            max_output_tokens: f.opt_uint("max_output_tokens", max)?.map(|n| n as u32),
-            fallbacks: f.texts("fallbacks")?,
-        })
+/// A JSON object's members in configuration order (a serde map would sort them); a name
+/// given twice keeps its first place and its last value.
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Members<T> {
+            type Value = Ordered<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of models")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(String, T)> = Vec::new();
+                while let Some((name, value)) = map.next_entry::<String, T>()? {
+                    match members.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, old)) => *old = value,
+                        None => members.push((name, value)),
+                    }
+                }
+                Ok(Ordered(members))
+            }
+        }
+
+        deserializer.deserialize_map(Members(PhantomData))
     }
 }
 
@@ -78,14 +100,12 @@ impl Routes {
     /// itself, no models, a zero limit). Fallback cycles are allowed: [`Routes::chain`] does
     /// not follow fallbacks of fallbacks.
     pub fn parse(json: &str) -> Result<Routes, String> {
-        let value = crate::json::parse_str(json).map_err(|e| format!("MODEL_ROUTES is not valid JSON: {e}"))?;
-        let raw: RawRoutes =
-            Fields::read(value, "MODEL_ROUTES").map_err(|e| format!("MODEL_ROUTES has the wrong shape: {e}"))?;
-        if raw.models.is_empty() {
+        let raw = read_raw(json)?;
+        if raw.models.0.is_empty() {
             return Err("MODEL_ROUTES lists no models".into());
         }
         let models =
-            raw.models.into_iter().map(|(name, route)| check_route(name, route)).collect::<Result<Vec<_>, _>>()?;
+            raw.models.0.into_iter().map(|(name, route)| check_route(name, route)).collect::<Result<Vec<_>, _>>()?;
         let routes = Routes { default: raw.default, models };
         for route in &routes.models {
             if let Some(unknown) = route.fallbacks.iter().find(|f| routes.get(f).is_none()) {
@@ -145,6 +165,25 @@ impl Routes {
         }
         chain
     }
+}
+
+/// `MODEL_ROUTES` read through its derives; the error tells bad JSON from a wrong shape and
+/// names where the shape is wrong (`models.a`).
+fn read_raw(json: &str) -> Result<RawRoutes, String> {
+    let syntax = |e: &serde_json::Error| format!("MODEL_ROUTES is not valid JSON: {e}");
+    let mut de = serde_json::Deserializer::from_str(json);
+    let raw: RawRoutes = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let (path, inner) = (e.path().to_string(), e.inner());
+        if inner.is_syntax() || inner.is_eof() {
+            syntax(inner)
+        } else if path == "." {
+            format!("MODEL_ROUTES has the wrong shape: {inner}")
+        } else {
+            format!("MODEL_ROUTES has the wrong shape at {path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(raw)
 }
 
 fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
@@ -239,6 +278,26 @@ mod tests {
         assert!(parse_err(r#"{"models":{}}"#).contains("missing field `default`"));
         let typo = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","context_token":5}}}"#);
         assert!(typo.contains("unknown field `context_token`"), "{typo}");
+    }
+
+    #[test]
+    fn shape_errors_name_where_in_the_config() {
+        let negative = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","context_tokens":-5}}}"#);
+        assert!(negative.starts_with("MODEL_ROUTES has the wrong shape at models.a.context_tokens: "), "{negative}");
+        let list = parse_err(r#"{"default":"a","models":[]}"#);
+        assert!(list.starts_with("MODEL_ROUTES has the wrong shape at models: "), "{list}");
+        assert!(parse_err(r#"{"default":"a","models":{"a":{"provider":"openai"}}} x"#)
+            .starts_with("MODEL_ROUTES is not valid JSON"));
+    }
+
+    #[test]
+    fn a_model_named_twice_keeps_its_first_place_and_last_value() {
+        let routes = Routes::parse(
+            r#"{"default":"a","models":{"a":{"provider":"openai"},"b":{"provider":"openai"},"a":{"provider":"anthropic"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(routes.names(), ["a", "b"]);
+        assert_eq!(routes.resolve(Some("a")).unwrap().provider, Provider::Anthropic);
     }
 
     #[test]

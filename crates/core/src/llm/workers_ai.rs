@@ -1,19 +1,52 @@
 //! The Cloudflare Workers AI text-generation format, as the `AI` binding takes and returns
 //! it: input object, `{"response": ..}` stream events and answers, error bodies.
 
-use crate::json::Value;
-use crate::json_out::Object;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_message, has_error, json_object, str_at, u64_at, wire_messages, with_sampling};
-use super::{Completion, StreamEvent, Usage};
+use super::{error_message, error_text, json_object, to_json, wire_messages, Counts, WireMessage};
+use super::{Completion, StreamEvent};
+
+/// The binding's input object.
+#[derive(Serialize)]
+struct Input<'a> {
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// As the client wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<&'a RawValue>,
+}
 
 /// The input for `env.AI.run(model, body)`: `path` carries the model id, there are no headers
 /// (the binding authenticates itself).
 pub(super) fn build(req: &ChatRequest) -> UpstreamRequest {
-    let body = Object::new().raw("messages", &wire_messages(req.messages)).bool("stream", req.stream);
-    UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: with_sampling(body, req).end() }
+    let input = Input {
+        messages: wire_messages(req.messages),
+        stream: req.stream,
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+    };
+    UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: to_json(&input) }
+}
+
+/// Text and usage: a stream event, a binding answer, or a REST answer's `result`.
+#[derive(Deserialize)]
+struct Text {
+    response: Option<String>,
+    usage: Option<Counts>,
+}
+
+/// A stream event: text and usage, or an error.
+#[derive(Deserialize)]
+struct Event {
+    response: Option<String>,
+    usage: Option<Counts>,
+    error: Option<Value>,
 }
 
 /// One `data:` event: `{"response": "text", "usage": {..}?}` or `[DONE]`. The stream names no
@@ -23,41 +56,49 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     if data == "[DONE]" {
         return sink.push(StreamEvent::Done);
     }
-    let Some(chunk) = json_object(data.as_bytes()) else {
+    let Some(chunk) = json_object::<Event>(data.as_bytes()) else {
         return sink.push(StreamEvent::Malformed);
     };
-    if has_error(&chunk) {
-        return sink.error(error_message(&chunk));
+    if let Some(error) = &chunk.error {
+        return sink.error(error_text(error));
     }
-    if let Some(text) = str_at(&chunk, "/response").filter(|t| !t.is_empty()) {
-        sink.push(StreamEvent::Delta(text.to_owned()));
+    if let Some(text) = chunk.response.filter(|t| !t.is_empty()) {
+        sink.push(StreamEvent::Delta(text));
     }
-    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-        sink.usage(u64_at(usage, "/prompt_tokens"), u64_at(usage, "/completion_tokens"));
+    if let Some(usage) = chunk.usage {
+        sink.usage(usage.prompt_tokens, usage.completion_tokens);
     }
 }
 
+/// A whole answer: the binding's `{"response": ..}`, the REST API's `{"result": {..}}`, or an
+/// error body.
+#[derive(Deserialize)]
+pub(super) struct Answer {
+    response: Option<String>,
+    usage: Option<Counts>,
+    result: Option<Text>,
+    errors: Option<Vec<Value>>,
+    error: Option<Value>,
+}
+
 /// A whole answer: the binding's `{"response": ..}` or the REST API's `{"result": {..}}`.
-pub(super) fn decode_completion(body: &Value) -> Result<Completion, String> {
-    if has_error(body) || body.pointer("/errors/0").is_some() {
-        let message = rest_error_message(body).unwrap_or("upstream reported an error");
-        return Err(message.to_owned());
+pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
+    let first_error = body.errors.as_ref().and_then(|e| e.first());
+    if body.error.is_some() || first_error.is_some() {
+        let message = first_error
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .or_else(|| body.error.as_ref().and_then(error_text));
+        return Err(message.unwrap_or("upstream reported an error").to_owned());
     }
-    let result = body.get("result").filter(|r| r.is_object()).unwrap_or(body);
-    let text = str_at(result, "/response").ok_or("upstream answer has no response")?;
-    Ok(Completion {
-        text: text.to_owned(),
-        usage: result.get("usage").filter(|u| u.is_object()).map(|u| Usage {
-            prompt_tokens: u64_at(u, "/prompt_tokens").unwrap_or(0),
-            completion_tokens: u64_at(u, "/completion_tokens").unwrap_or(0),
-        }),
-        finish_reason: None,
-    })
+    let Text { response, usage } = body.result.unwrap_or(Text { response: body.response, usage: body.usage });
+    let text = response.ok_or("upstream answer has no response")?;
+    Ok(Completion { text, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
 }
 
 /// The message of a REST error body (`{"errors": [{"message": ..}]}`) or an `error` member.
 pub(super) fn rest_error_message(body: &Value) -> Option<&str> {
-    str_at(body, "/errors/0/message").or_else(|| error_message(body))
+    body.pointer("/errors/0/message").and_then(Value::as_str).or_else(|| error_message(body))
 }
 
 #[cfg(test)]
