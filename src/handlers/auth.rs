@@ -2,12 +2,13 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
-use crate::http::{json_text, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
-use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
-use edgechat_core::json_out::{Object, ToJson};
+use edgechat_core::accounts::{
+    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, User,
+};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
 use edgechat_core::{cookie, ids, throttle, token, ApiError};
@@ -38,13 +39,14 @@ fn token_response(
 ) -> HandlerResult {
     let settings = token_settings(&cx.config)?;
     let access_token = token::issue_access_token(&settings, &user.user_id, session_id, now);
-    let body = Object::new()
-        .raw("user", &user.view().to_json())
-        .str("access_token", &access_token)
-        .str("refresh_token", refresh_token)
-        .str("token_type", "Bearer")
-        .num("expires_in", cx.config.access_token_ttl_seconds);
-    Ok(json_text(status, body.end())
+    let body = TokenResponse {
+        user: user.view(),
+        access_token: &access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: cx.config.access_token_ttl_seconds,
+    };
+    Ok(json(status, &body)?
         .with("set-cookie", cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds))
         .with("cache-control", "no-store"))
 }

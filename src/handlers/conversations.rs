@@ -4,16 +4,16 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
-use crate::http::{json, json_text, list_page, read_json, AppError, HandlerResult, Reply, JSON};
+use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::Db;
 use edgechat_core::conversations::{
     cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
-    CreateConversation, Message, MessageView, UpdateConversation,
+    CreateConversation, ImportedRow, Message, MessageView, UpdateConversation,
 };
 use edgechat_core::cursor::{self, Cursor};
-use edgechat_core::json_out::{array, Object, ToJson};
+use edgechat_core::views::Page;
 use edgechat_core::{ids, search, ApiError};
 
 /// Cursor id marking a search page (its key is the offset into the ranked results).
@@ -56,15 +56,17 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     for _ in &plan {
         message_ids.push(ids::new_id("msg", platform::random_bytes()?));
     }
-    let rows = plan.iter().enumerate().map(|(i, m)| {
-        Object::new()
-            .str("message_id", &message_ids[i])
-            .opt_str("parent_id", m.parent_index.map(|p| message_ids[p].as_str()))
-            .str("role", m.role)
-            .str("content", &m.content)
-            .num("created_at", now + i as u64)
-            .end()
-    });
+    let rows: Vec<ImportedRow<'_>> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ImportedRow {
+            message_id: &message_ids[i],
+            parent_id: m.parent_index.map(|p| message_ids[p].as_str()),
+            role: m.role,
+            content: &m.content,
+            created_at: now + i as u64,
+        })
+        .collect();
     let conversation = Conversation {
         conversation_id: ids::new_id("cnv", platform::random_bytes()?),
         title,
@@ -81,7 +83,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         title: &conversation.title,
         model: &conversation.model,
         system_prompt: conversation.system_prompt.as_deref(),
-        messages_json: (!plan.is_empty()).then(|| array(rows)),
+        messages_json: if rows.is_empty() { None } else { Some(to_json(&rows)?) },
         message_count: conversation.message_count,
         now,
     };
@@ -145,7 +147,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
             let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
             let next_cursor =
                 more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
-            return Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())));
+            return list_page(200, &data, next_cursor);
         }
         Listing::After { limit, .. } => {
             let body = conversation_page(store::conversations(results.first())?, limit)?;
@@ -168,7 +170,7 @@ fn conversation_page(rows: Vec<Conversation>, limit: u32) -> Result<String, AppE
     let (rows, next_cursor) =
         cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.clone() });
     let data: Vec<_> = rows.iter().map(Conversation::view).collect();
-    Ok(list_page(&data.to_json(), next_cursor.as_deref()))
+    to_json(&Page::new(data, next_cursor))
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
@@ -211,7 +213,7 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         return Ok(cache_hit(body));
     }
     let conversation = owned_conversation(cx, &principal.user.user_id).await?;
-    let body = conversation.view().to_json();
+    let body = to_json(&conversation.view())?;
     cache::put_later(cx, key, body.clone());
     Ok(cache_miss(body))
 }
@@ -288,10 +290,10 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
             return Err(ApiError::not_found("message").into());
         }
         let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-        return Ok(json_text(200, list_page(&data.to_json(), None)));
+        return list_page(200, &data, None);
     }
     let (rows, next_cursor) =
         cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-    Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())))
+    list_page(200, &data, next_cursor)
 }

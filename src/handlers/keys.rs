@@ -3,11 +3,10 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with};
-use crate::http::{json, json_text, list_page, read_json, HandlerResult, Reply};
+use crate::http::{json, list_page, read_json, HandlerResult, Reply};
 use crate::platform;
 use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
-use edgechat_core::json_out::ToJson;
 use edgechat_core::{ids, secret, ApiError};
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -51,7 +50,7 @@ pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
     let (_, results) = authenticate_with(cx, &reads).await?;
     let keys = api_keys::keys(results.first())?;
     let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
-    Ok(json_text(200, list_page(&data.to_json(), None)))
+    list_page(200, &data, None)
 }
 
 pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {

@@ -5,7 +5,7 @@
 use crate::app::Ctx;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
-use crate::http::{json_text, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_body, read_json, to_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::platform::streams;
 use crate::store::conversations::Messages;
@@ -15,9 +15,8 @@ use crate::store::Db;
 use crate::{platform, quota};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
-use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
+use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
-use edgechat_core::json_out::{Object, ToJson};
 use edgechat_core::llm::context::{estimate_messages, select_context};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
@@ -195,10 +194,8 @@ async fn start_turn(
     };
     if wants_sse {
         let (readable, body) = streams::body_pipe();
-        let first_event = Object::new()
-            .raw("user_message", &user_message.view().to_json())
-            .str("assistant_message_id", &assistant_message_id)
-            .end();
+        let first_event =
+            to_json(&TurnStarted { user_message: user_message.view(), assistant_message_id: &assistant_message_id })?;
         cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));
         return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
@@ -207,8 +204,7 @@ async fn start_turn(
     let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
     match (result.error, result.message) {
         (None, Some(assistant)) => {
-            let body = Object::new().raw("user_message", &user_message.view().to_json());
-            Ok(json_text(201, body.raw("assistant_message", &assistant.view().to_json()).end()))
+            json(201, &TurnAnswer { user_message: user_message.view(), assistant_message: assistant.view() })
         }
         (Some((kind, message)), _) => Err(ApiError::new(kind.status(), kind.code(), message).into()),
         (None, None) => Err(ApiError::internal().into()),

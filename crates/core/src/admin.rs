@@ -1,20 +1,21 @@
 //! The admin API's pure parts: the user-update body and its validation, search-prefix
-//! escaping for `LIKE`, and the usage grouping parameter.
+//! escaping for `LIKE`, the usage grouping parameter, and the rows and views of the usage,
+//! webhook and audit reports.
 
-use crate::body::{Fields, FromJson};
+use crate::accounts::{User, UserView};
+use crate::plans::Plan;
+use crate::time::rfc3339;
 use crate::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-#[derive(Debug, Default)]
+/// A change to a user; serialized as it is into the audit row's `detail`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct UpdateUser {
     pub role: Option<String>,
     pub plan: Option<String>,
     pub is_disabled: Option<bool>,
-}
-
-impl FromJson for UpdateUser {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { role: f.opt_text("role")?, plan: f.opt_text("plan")?, is_disabled: f.opt_bool("is_disabled")? })
-    }
 }
 
 impl UpdateUser {
@@ -84,6 +85,132 @@ pub fn parse_days(raw: Option<&str>) -> Result<u64, ApiError> {
             Ok(n) if (1..=366).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_request("invalid_days", "days must be a whole number from 1 to 366")),
         },
+    }
+}
+
+/// A user as admins see it: the API's view and whether the account is disabled.
+#[derive(Debug, Serialize)]
+pub struct AdminUserView<'a> {
+    #[serde(flatten)]
+    pub user: UserView<'a>,
+    pub is_disabled: bool,
+}
+
+impl User {
+    pub fn admin_view(&self) -> AdminUserView<'_> {
+        AdminUserView { user: self.view(), is_disabled: self.is_disabled != 0 }
+    }
+}
+
+/// One group of `GET /admin/usage` (a day, a model or a user; `key` is null for calls
+/// without one).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct UsageRow {
+    pub key: Option<String>,
+    pub requests: u64,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// `GET /admin/usage`.
+#[derive(Debug, Serialize)]
+pub struct UsageReport<'a> {
+    pub group: &'a str,
+    pub days: u64,
+    pub data: &'a [UsageRow],
+}
+
+/// One day and model of a user's usage.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct UserUsageRow {
+    pub day: String,
+    pub model: String,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// `GET /usage`: the user's plan, today's tokens against its budget, and usage by day and model.
+#[derive(Debug, Serialize)]
+pub struct UserUsage<'a> {
+    pub plan: &'a Plan,
+    pub today: Today<'a>,
+    pub usage: &'a [UserUsageRow],
+}
+
+#[derive(Debug, Serialize)]
+pub struct Today<'a> {
+    pub day: &'a str,
+    pub tokens_used: u64,
+    pub tokens_limit: u64,
+}
+
+/// A received webhook as stored (`event_created_at` in seconds, as the sender gave it).
+#[derive(Debug, Deserialize)]
+pub struct WebhookEvent {
+    pub webhook_event_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub event_created_at: u64,
+    pub outcome: String,
+    pub received_at: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WebhookEventView<'a> {
+    pub webhook_event_id: &'a str,
+    pub source: &'a str,
+    pub event_type: &'a str,
+    pub event_created_at: String,
+    pub outcome: &'a str,
+    pub received_at: String,
+}
+
+impl WebhookEvent {
+    pub fn view(&self) -> WebhookEventView<'_> {
+        WebhookEventView {
+            webhook_event_id: &self.webhook_event_id,
+            source: &self.source,
+            event_type: &self.event_type,
+            event_created_at: rfc3339(self.event_created_at.saturating_mul(1000)),
+            outcome: &self.outcome,
+            received_at: rfc3339(self.received_at),
+        }
+    }
+}
+
+/// An admin action as stored; `detail` is the JSON text of the change.
+#[derive(Debug, Deserialize)]
+pub struct AuditRow {
+    pub admin_audit_id: String,
+    pub admin_user_id: String,
+    pub target_user_id: String,
+    pub action: String,
+    pub detail: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditView<'a> {
+    pub admin_audit_id: &'a str,
+    pub admin_user_id: &'a str,
+    pub target_user_id: &'a str,
+    pub action: &'a str,
+    /// The change as it was written; `null` if the stored text is not JSON.
+    pub detail: Option<&'a RawValue>,
+    pub created_at: String,
+}
+
+impl AuditRow {
+    pub fn view(&self) -> AuditView<'_> {
+        AuditView {
+            admin_audit_id: &self.admin_audit_id,
+            admin_user_id: &self.admin_user_id,
+            target_user_id: &self.target_user_id,
+            action: &self.action,
+            detail: serde_json::from_str(&self.detail).ok(),
+            created_at: rfc3339(self.created_at),
+        }
     }
 }
 

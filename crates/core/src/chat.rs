@@ -1,11 +1,13 @@
 //! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
 //! stream events into the stored answer and its final status, and automatic titles.
 
-use crate::body::{Fields, FromJson};
+use crate::conversations::MessageView;
 use crate::llm::context::estimate_tokens;
 use crate::llm::{StreamEvent, Usage};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct PostMessage {
     pub content: String,
     pub model: Option<String>,
@@ -14,21 +16,52 @@ pub struct PostMessage {
     pub parent_id: Option<String>,
 }
 
-impl FromJson for PostMessage {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { content: f.text("content")?, model: f.opt_text("model")?, parent_id: f.opt_text("parent_id")? })
-    }
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct Regenerate {
     pub model: Option<String>,
 }
 
-impl FromJson for Regenerate {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { model: f.opt_text("model")? })
-    }
+/// The first event of a streamed turn (`message`).
+#[derive(Debug, Serialize)]
+pub struct TurnStarted<'a> {
+    pub user_message: MessageView<'a>,
+    pub assistant_message_id: &'a str,
+}
+
+/// The JSON answer of a turn that was not streamed.
+#[derive(Debug, Serialize)]
+pub struct TurnAnswer<'a> {
+    pub user_message: MessageView<'a>,
+    pub assistant_message: MessageView<'a>,
+}
+
+/// A piece of the answer (`delta`).
+#[derive(Debug, Serialize)]
+pub struct Delta<'a> {
+    pub text: &'a str,
+}
+
+/// The stored answer at the end of a turn (`done`).
+#[derive(Debug, Serialize)]
+pub struct TurnDone<'a> {
+    pub assistant_message: MessageView<'a>,
+}
+
+/// A failed turn (`error`): the error and, when the partial answer is stored, that message.
+#[derive(Debug, Serialize)]
+pub struct TurnFailed<'a> {
+    pub error: EventError<'a>,
+    /// The partial answer as stored (or `null`) when the turn failed; left out when the turn
+    /// succeeded but its stored answer could not be read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant_message: Option<Option<MessageView<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventError<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
 }
 
 /// Retries before the first byte, per model in the fallback chain.

@@ -274,13 +274,7 @@ impl Config {
 
 /// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in the order given.
 fn price_plans(raw: &str) -> Option<Vec<(String, String)>> {
-    let Ok(crate::json::Value::Object(map)) = crate::json::parse_str(raw) else { return None };
-    map.into_iter()
-        .map(|(price, plan)| match plan {
-            crate::json::Value::String(plan) => Some((price, plan)),
-            _ => None,
-        })
-        .collect()
+    crate::body::parse_config::<crate::body::Entries<String>>(raw).ok().map(|entries| entries.0)
 }
 
 #[cfg(test)]

@@ -113,9 +113,19 @@ impl ApiError {
 
     /// The JSON body of this error, tagged with the request id.
     pub fn body(&self, request_id: &str) -> String {
-        use crate::json_out::Object;
-        let error = Object::new().str("code", self.code).str("message", &self.message).str("request_id", request_id);
-        Object::new().raw("error", &error.end()).end()
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Detail<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+            request_id: &'a str,
+        }
+        let body = Body { error: Detail { code: self.code, message: &self.message, request_id } };
+        // Only strings: serializing cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     pub fn is_server_error(&self) -> bool {

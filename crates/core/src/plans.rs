@@ -1,7 +1,8 @@
 //! Plans and their limits (requests per minute, tokens per day, concurrent streams, allowed
 //! models), and the window arithmetic and headers of rate-limited answers.
 
-use crate::body::{object_entries, Fields, FromJson};
+use crate::body::{parse_config, Entries};
+use serde::{Deserialize, Serialize};
 
 /// Plans used when `PLANS` is unset.
 pub const DEFAULT_PLANS: &str = r#"{
@@ -11,8 +12,11 @@ pub const DEFAULT_PLANS: &str = r#"{
 /// The plan every user starts on, and falls back to when theirs is not configured.
 pub const FREE: &str = "free";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A plan's limits as `PLANS` gives them (under the plan's name) and as `GET /usage` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object of limits")]
 pub struct Plan {
+    #[serde(skip_deserializing)]
     pub name: String,
     pub requests_per_minute: u32,
     pub tokens_per_day: u64,
@@ -21,30 +25,16 @@ pub struct Plan {
     pub models: Vec<String>,
 }
 
-impl crate::json_out::ToJson for Plan {
-    fn to_json(&self) -> String {
-        crate::json_out::Object::new()
-            .str("name", &self.name)
-            .num("requests_per_minute", self.requests_per_minute.into())
-            .num("tokens_per_day", self.tokens_per_day)
-            .num("concurrent_streams", self.concurrent_streams.into())
-            .raw("models", &crate::json_out::array(self.models.iter().map(|m| crate::json_out::string(m))))
-            .end()
-    }
+/// The minute's request count after one more request was counted (a `RETURNING` row).
+#[derive(Debug, Deserialize)]
+pub struct RequestCount {
+    pub request_count: u64,
 }
 
-impl FromJson for Plan {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        let max = u64::from(u32::MAX);
-        f.require("models")?;
-        Ok(Self {
-            name: String::new(),
-            requests_per_minute: f.uint("requests_per_minute", max)? as u32,
-            tokens_per_day: f.uint("tokens_per_day", u64::MAX)?,
-            concurrent_streams: f.uint("concurrent_streams", max)? as u32,
-            models: f.texts("models")?,
-        })
-    }
+/// The tokens counted for a user's day.
+#[derive(Debug, Deserialize)]
+pub struct DayTokens {
+    pub tokens: u64,
 }
 
 impl Plan {
@@ -62,8 +52,7 @@ pub struct Plans {
 impl Plans {
     /// Parses `PLANS`: an object of plan name -> limits; must define `free`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let value = crate::json::parse_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
-        let raw: Vec<(String, Plan)> = object_entries(value, "PLANS")?;
+        let Entries(raw) = parse_config::<Entries<Plan>>(json)?;
         if !raw.iter().any(|(name, _)| name == FREE) {
             return Err("must define a \"free\" plan".into());
         }
