@@ -240,6 +240,72 @@ mod tests {
     }
 
     #[test]
+    fn update_bodies_reject_unknown_fields_and_audit_as_they_came() {
+        let json = Some("application/json");
+        let req: UpdateUser = crate::body::parse_json(json, br#"{"plan":"pro"}"#).unwrap();
+        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"role":null,"plan":"pro","is_disabled":null}"#);
+        let err = crate::body::parse_json::<UpdateUser>(json, br#"{"plan":"pro","email":"x"}"#).unwrap_err();
+        assert_eq!(err.status, 422);
+        let err = crate::body::parse_json::<UpdateUser>(json, br#"{"is_disabled":"yes"}"#).unwrap_err();
+        assert!(err.message.starts_with("is_disabled: "), "{}", err.message);
+    }
+
+    #[test]
+    fn report_views_have_the_documented_shapes() {
+        let audit = |detail: &str| AuditRow {
+            admin_audit_id: "aud_1".into(),
+            admin_user_id: "usr_a".into(),
+            target_user_id: "usr_b".into(),
+            action: "update_user".into(),
+            detail: detail.into(),
+            created_at: 0,
+        };
+        let row = audit(r#"{"role":"admin","plan":null,"is_disabled":null}"#);
+        assert_eq!(
+            serde_json::to_string(&row.view()).unwrap(),
+            r#"{"admin_audit_id":"aud_1","admin_user_id":"usr_a","target_user_id":"usr_b","action":"update_user","detail":{"role":"admin","plan":null,"is_disabled":null},"created_at":"1970-01-01T00:00:00.000Z"}"#
+        );
+        let broken = audit("{not json");
+        assert_eq!(serde_json::to_value(broken.view()).unwrap()["detail"], serde_json::Value::Null);
+        let event = WebhookEvent {
+            webhook_event_id: "evt_1".into(),
+            source: "stripe".into(),
+            event_type: "invoice.paid".into(),
+            event_created_at: 1,
+            outcome: "applied".into(),
+            received_at: 2000,
+        };
+        assert_eq!(
+            serde_json::to_value(event.view()).unwrap(),
+            serde_json::json!({"webhook_event_id":"evt_1","source":"stripe","event_type":"invoice.paid",
+                "event_created_at":"1970-01-01T00:00:01.000Z","outcome":"applied","received_at":"1970-01-01T00:00:02.000Z"})
+        );
+        let rows: Vec<UsageRow> =
+            crate::body::parse_rows(r#"[{"key":null,"requests":2,"prompt_tokens":null,"completion_tokens":5}]"#)
+                .unwrap();
+        assert_eq!(
+            serde_json::to_value(UsageReport { group: "model", days: 7, data: &rows }).unwrap(),
+            serde_json::json!({"group":"model","days":7,"data":[{"key":null,"requests":2,"prompt_tokens":null,"completion_tokens":5}]})
+        );
+    }
+
+    #[test]
+    fn admins_see_whether_a_user_is_disabled() {
+        let user: User = crate::body::parse_rows::<User>(
+            r#"[{"user_id":"usr_1","email":"a@b.example","display_name":"A","role":"user","plan":"free",
+            "is_disabled":1,"created_at":0,"updated_at":0}]"#,
+        )
+        .unwrap()
+        .remove(0);
+        let v = serde_json::to_value(user.admin_view()).unwrap();
+        assert_eq!(
+            (v["user_id"].as_str(), v["display_name"].as_str(), v["is_disabled"].as_bool()),
+            (Some("usr_1"), Some("A"), Some(true))
+        );
+        assert_eq!(v.as_object().unwrap().len(), 8);
+    }
+
+    #[test]
     fn like_prefixes_escape_wildcards() {
         assert_eq!(like_prefix("ada"), "ada%");
         assert_eq!(like_prefix("a_%\\"), "a\\_\\%\\\\%");

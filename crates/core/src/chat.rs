@@ -216,6 +216,20 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_turn_event_shows_the_stored_answer_or_null_or_nothing() {
+        let error = || EventError { code: "upstream_error", message: "broke off" };
+        assert_eq!(
+            serde_json::to_string(&TurnFailed { error: error(), assistant_message: Some(None) }).unwrap(),
+            r#"{"error":{"code":"upstream_error","message":"broke off"},"assistant_message":null}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&TurnFailed { error: error(), assistant_message: None }).unwrap(),
+            r#"{"error":{"code":"upstream_error","message":"broke off"}}"#
+        );
+        assert_eq!(serde_json::to_string(&Delta { text: "a\n\"b\"" }).unwrap(), r#"{"text":"a\n\"b\""}"#);
+    }
+
+    #[test]
     fn rate_limits_and_server_errors_are_retried_but_client_errors_are_not() {
         for s in [429, 500, 502, 503, 504, 529] {
             assert!(is_retryable(s), "{s}");

@@ -349,6 +349,16 @@ mod tests {
     }
 
     #[test]
+    fn stripe_prices_map_to_plans_in_order() {
+        let c = config(&[("STRIPE_PRICE_PLANS", r#"{"price_b":"pro","price_a":"free"}"#)]);
+        assert_eq!(c.stripe_price_plans, vec![("price_b".into(), "pro".into()), ("price_a".into(), "free".into())]);
+        for bad in [r#"{"price_a":1}"#, "[]", "{"] {
+            let c = config(&[("STRIPE_PRICE_PLANS", bad)]);
+            assert_eq!(c.check().unwrap_err().variable, "STRIPE_PRICE_PLANS", "{bad}");
+        }
+    }
+
+    #[test]
     fn a_bad_cors_origin_is_named() {
         let c = config(&[("CORS_ORIGINS", "https://ok.example, not a url")]);
         assert_eq!(c.check().unwrap_err().variable, "CORS_ORIGINS");

@@ -108,6 +108,29 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_line_has_nulls_for_what_is_unknown() {
+        let line = TurnLog {
+            level: "info",
+            msg: "turn",
+            request_id: "r",
+            user_id: "usr_1",
+            status: "complete",
+            model: "sim-small",
+            provider: None,
+            time_to_first_token_ms: Some(12),
+            duration_ms: 40,
+            completion_tokens: 3,
+            malformed_chunks: 0,
+            error_code: None,
+        }
+        .to_line();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["provider"].is_null(), v["error_code"].is_null()), (true, true));
+        assert_eq!((v["time_to_first_token_ms"].as_u64(), v["status"].as_str()), (Some(12), Some("complete")));
+        assert_eq!(v.as_object().unwrap().len(), 12);
+    }
+
+    #[test]
     fn a_failure_line_escapes_its_cause() {
         let v: Value = serde_json::from_str(&failure_line("r", "d1", "bad \"thing\"\nhappened")).unwrap();
         assert_eq!(v["cause"], "bad \"thing\"\nhappened");

@@ -139,6 +139,28 @@ mod tests {
     }
 
     #[test]
+    fn plans_keep_their_order_and_show_their_name() {
+        let plans = Plans::parse(
+            r#"{"pro":{"requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"models":["a"]},
+            "free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":["*"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(plans.names(), vec!["pro", "free"]);
+        assert_eq!(
+            serde_json::to_string(plans.get("pro")).unwrap(),
+            r#"{"name":"pro","requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"models":["a"]}"#
+        );
+        let missing = r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1}}"#;
+        assert!(Plans::parse(missing).unwrap_err().contains("missing field `models`"));
+        let big =
+            r#"{"free":{"requests_per_minute":4294967296,"tokens_per_day":1,"concurrent_streams":1,"models":[]}}"#;
+        assert!(Plans::parse(big).unwrap_err().starts_with("free.requests_per_minute: "));
+        let named =
+            r#"{"free":{"name":"x","requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":[]}}"#;
+        assert!(Plans::parse(named).is_err(), "the name is the member's");
+    }
+
+    #[test]
     fn model_lists_restrict_models() {
         let p = Plan {
             name: "x".into(),
