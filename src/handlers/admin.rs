@@ -6,14 +6,14 @@ use crate::auth::{authenticate, Principal};
 use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult};
 use crate::platform;
 use crate::store::admin::{self as store, UserChange};
-use edgechat_core::accounts::User;
+use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::{like_prefix, parse_days, UpdateUser, UsageGroup, UsageReport};
 use edgechat_core::cursor::{page, parse_limit, query_param, Cursor};
 use edgechat_core::{ids, ApiError};
 
 async fn require_admin(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
     let principal = authenticate(cx).await?;
-    if principal.user.role != "admin" {
+    if principal.user.role != Role::Admin {
         return Err(ApiError::forbidden("this endpoint is for admins").into());
     }
     Ok(principal)
@@ -47,7 +47,7 @@ pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
         return Err(ApiError::not_found("user").into());
     }
     let detail = to_json(&req)?;
-    let change = UserChange { role: req.role.as_deref(), plan: req.plan.as_deref(), is_disabled: req.is_disabled };
+    let change = UserChange { role: req.role, plan: req.plan.as_deref(), is_disabled: req.is_disabled };
     let audit_id = ids::new_id("aud", platform::random_bytes()?);
     let db = cx.db()?;
     if !store::update_user(&db, &admin.user.user_id, &target, &change, &audit_id, &detail, platform::now_ms()).await? {

@@ -7,7 +7,7 @@ use crate::platform::request::Header;
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
 use edgechat_core::accounts::{
-    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, User,
+    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, Role, TokenResponse, User,
 };
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
@@ -59,12 +59,12 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     token_settings(&cx.config)?;
     let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
     let now = platform::now_ms();
-    let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) { "admin" } else { "user" };
+    let role = Role::at_registration(&email, &cx.config.admin_emails);
     let user = User {
         user_id: ids::new_id("usr", platform::random_bytes()?),
         email,
         display_name,
-        role: role.into(),
+        role,
         plan: "free".into(),
         is_disabled: 0,
         created_at: now,

@@ -3,8 +3,8 @@
 use super::{num, opt_text, text, Db};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
-use edgechat_core::accounts::User;
 pub use edgechat_core::accounts::{LoginRow, RefreshRow};
+use edgechat_core::accounts::{Role, User};
 
 const INSERT_USER: &str =
     "INSERT INTO users (user_id, email, display_name, password_hash, role, plan, is_disabled, created_at, updated_at) \
@@ -47,7 +47,7 @@ pub struct NewAccount<'a> {
     pub email: &'a str,
     pub display_name: Option<&'a str>,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub now: u64,
 }
 
@@ -80,8 +80,14 @@ fn session_statements(db: &Db, s: &NewSession<'_>) -> Result<Vec<D1PreparedState
 /// Creates the user and their first session atomically. A duplicate email fails with a
 /// UNIQUE violation on `users.email` (see [`super::is_unique_violation`]).
 pub async fn create_account(db: &Db, a: &NewAccount<'_>, session: &NewSession<'_>) -> Result<(), AppError> {
-    let args =
-        [text(a.user_id), text(a.email), opt_text(a.display_name), text(a.password_hash), text(a.role), num(a.now)];
+    let args = [
+        text(a.user_id),
+        text(a.email),
+        opt_text(a.display_name),
+        text(a.password_hash),
+        text(a.role.as_str()),
+        num(a.now),
+    ];
     let mut statements = vec![db.stmt(INSERT_USER, &args)?];
     statements.extend(session_statements(db, session)?);
     db.batch("create account", statements).await.map(drop)

@@ -4,7 +4,7 @@
 use super::{num, opt_text, signed, text, Db, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
-use edgechat_core::accounts::User;
+use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::UsageGroup;
 pub use edgechat_core::admin::{AuditRow, UsageRow, UserUsageRow, WebhookEvent};
 use edgechat_core::cursor::Cursor;
@@ -50,7 +50,7 @@ pub async fn list_users(db: &Db, like: &str, cursor: Option<&Cursor>, fetch: u32
 }
 
 pub struct UserChange<'a> {
-    pub role: Option<&'a str>,
+    pub role: Option<Role>,
     pub plan: Option<&'a str>,
     pub is_disabled: Option<bool>,
 }
@@ -70,7 +70,7 @@ pub async fn update_user(
     let mut statements = vec![
         db.stmt(
             UPDATE_USER,
-            &[text(target_user_id), opt_text(change.role), opt_text(change.plan), disabled, num(now)],
+            &[text(target_user_id), opt_text(change.role.map(Role::as_str)), opt_text(change.plan), disabled, num(now)],
         )?,
         db.stmt(INSERT_AUDIT, &[text(audit_id), text(admin_user_id), text(target_user_id), text(detail), num(now)])?,
     ];

@@ -87,6 +87,49 @@ pub fn normalize_key_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
+/// What a user may do: `admin`s also reach the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// The role a new account starts with: admin when its email is in `ADMIN_EMAILS`.
+    pub fn at_registration(email: &str, admin_emails: &[String]) -> Role {
+        if is_admin_email(email, admin_emails) {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Role::parse(&name).ok_or_else(|| format!("unknown role `{name}`, expected `user` or `admin`"))
+    }
+}
+
 /// True when `email` (normalized) is listed in `ADMIN_EMAILS`.
 pub fn is_admin_email(email: &str, admin_emails: &[String]) -> bool {
     admin_emails.iter().any(|a| a == email)
@@ -98,7 +141,7 @@ pub struct User {
     pub user_id: String,
     pub email: String,
     pub display_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub plan: String,
     pub is_disabled: i64,
     pub created_at: u64,
@@ -115,7 +158,7 @@ pub struct UserView<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
     pub display_name: Option<&'a str>,
-    pub role: &'a str,
+    pub role: Role,
     pub plan: &'a str,
     pub created_at: String,
     pub updated_at: String,
@@ -127,7 +170,7 @@ impl User {
             user_id: &self.user_id,
             email: &self.email,
             display_name: self.display_name.as_deref(),
-            role: &self.role,
+            role: self.role,
             plan: &self.plan,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
@@ -350,5 +393,21 @@ mod tests {
         let admins = vec!["root@example.com".to_string()];
         assert!(is_admin_email("root@example.com", &admins));
         assert!(!is_admin_email("root@example.co", &admins));
+        assert_eq!(Role::at_registration("root@example.com", &admins), Role::Admin);
+        assert_eq!(Role::at_registration("root@example.co", &admins), Role::User);
+    }
+
+    #[test]
+    fn roles_are_read_and_written_as_their_names() {
+        assert_eq!(rows::<User>(&format!("[{USER}]")).unwrap()[0].role, Role::User);
+        let admin = USER.replace(r#""role":"user""#, r#""role":"admin""#);
+        assert_eq!(rows::<User>(&format!("[{admin}]")).unwrap()[0].role, Role::Admin);
+        let root = USER.replace(r#""role":"user""#, r#""role":"root""#);
+        assert_eq!(
+            rows::<User>(&format!("[{root}]")).unwrap_err(),
+            "D1 row decode: [0].role is missing or of another type"
+        );
+        assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), r#""admin""#);
+        assert_eq!(Role::Admin.as_str(), "admin");
     }
 }

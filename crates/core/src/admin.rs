@@ -2,7 +2,7 @@
 //! escaping for `LIKE`, the usage grouping parameter, and the rows and views of the usage,
 //! webhook and audit reports.
 
-use crate::accounts::{User, UserView};
+use crate::accounts::{Role, User, UserView};
 use crate::plans::Plan;
 use crate::time::rfc3339;
 use crate::ApiError;
@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct UpdateUser {
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub plan: Option<String>,
     pub is_disabled: Option<bool>,
 }
@@ -25,13 +25,8 @@ impl UpdateUser {
         if self.role.is_none() && self.plan.is_none() && self.is_disabled.is_none() {
             return Err(ApiError::validation("nothing to update: send role, plan and/or is_disabled"));
         }
-        if let Some(role) = &self.role {
-            if role != "user" && role != "admin" {
-                return Err(ApiError::validation("role must be \"user\" or \"admin\""));
-            }
-            if is_self && role != "admin" {
-                return Err(ApiError::validation("admins cannot remove their own admin role"));
-            }
+        if is_self && self.role == Some(Role::User) {
+            return Err(ApiError::validation("admins cannot remove their own admin role"));
         }
         if let Some(plan) = &self.plan {
             if !plan_exists(plan) {
@@ -218,23 +213,26 @@ impl AuditRow {
 mod tests {
     use super::*;
 
-    fn update(role: Option<&str>, plan: Option<&str>, disabled: Option<bool>) -> UpdateUser {
-        UpdateUser { role: role.map(Into::into), plan: plan.map(Into::into), is_disabled: disabled }
+    fn update(role: Option<Role>, plan: Option<&str>, disabled: Option<bool>) -> UpdateUser {
+        UpdateUser { role, plan: plan.map(Into::into), is_disabled: disabled }
     }
 
     #[test]
     fn updates_need_known_values_and_something_to_change() {
         let plans = |p: &str| p == "free" || p == "pro";
-        assert!(update(Some("admin"), Some("pro"), Some(true)).validate(plans, false).is_ok());
+        assert!(update(Some(Role::Admin), Some("pro"), Some(true)).validate(plans, false).is_ok());
         assert!(update(None, None, None).validate(plans, false).is_err());
-        assert!(update(Some("root"), None, None).validate(plans, false).is_err());
+        let root = crate::body::parse_json::<UpdateUser>(Some("application/json"), br#"{"role":"root"}"#);
+        assert_eq!(root.unwrap_err().status, 422, "an unknown role is refused when the body is read");
+        let five = crate::body::parse_json::<UpdateUser>(Some("application/json"), br#"{"role":5}"#).unwrap_err();
+        assert_eq!((five.status, five.message.as_str()), (422, "role: invalid type: integer `5`, expected a string"));
         assert!(update(None, Some("gold"), None).validate(plans, false).is_err());
     }
 
     #[test]
     fn admins_cannot_lock_themselves_out() {
         let plans = |_: &str| true;
-        assert!(update(Some("user"), None, None).validate(plans, true).is_err());
+        assert!(update(Some(Role::User), None, None).validate(plans, true).is_err());
         assert!(update(None, None, Some(true)).validate(plans, true).is_err());
         assert!(update(None, Some("pro"), Some(false)).validate(plans, true).is_ok());
     }

@@ -41,6 +41,10 @@ pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8])
     let Some(&first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::bad_request("invalid_json", "request body is empty"));
     };
+    // Checked on its own: the syntax pass below skips over strings without reading them.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::invalid_json(format_args!("invalid UTF-8 at byte {}", e.valid_up_to())));
+    }
     // serde's derives would also read a struct from an array of its fields in order.
     let decoded = match first {
         b'{' => decode(bytes, "request body"),
@@ -68,7 +72,8 @@ pub fn parse_rows<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
     let rows = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
         let at = if at.is_empty() || at == "." { "rows" } else { at.as_str() };
-        match e.inner().is_data() {
+        // As for bodies: an error inside text that parses is one of shape.
+        match e.inner().is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
             true => format!("D1 row decode: {at} is missing or of another type"),
             false => format!("D1 row decode: not JSON at line {} column {}", e.inner().line(), e.inner().column()),
         }
@@ -84,27 +89,23 @@ enum Decode {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, Decode> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.is_data() {
-            true => Decode::Shape(located(&at, whole, &inner)),
-            false => Decode::Syntax(inner),
-        }
-    })?;
+    // Even an error serde_json calls one of syntax is taken for one of shape here: [`settle`]
+    // tells them apart over the whole text.
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| Decode::Shape(located(&e.path().to_string(), whole, e.inner())))?;
     de.end().map_err(Decode::Syntax)?;
     Ok(value)
 }
 
-/// A shape error stands only if the whole text is JSON: decoding stops at the first wrong
-/// member, and a body broken further on is a syntax error (400) whatever came before.
+/// An error stands as a shape error only if the whole text is JSON: decoding stops at the
+/// first wrong member, and a body broken further on is a syntax error (400) whatever came
+/// before. serde_json reports some shape errors (a number where an enum's name belongs) as
+/// syntax errors: in a text that parses, they are shape errors too.
 fn settle(err: Decode, bytes: &[u8]) -> Decode {
-    match err {
-        Decode::Shape(message) => match serde_json::from_slice::<IgnoredAny>(bytes) {
-            Ok(_) => Decode::Shape(message),
-            Err(e) => Decode::Syntax(e),
-        },
-        syntax => syntax,
+    let Decode::Shape(message) = err else { return err };
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Ok(_) => Decode::Shape(message),
+        Err(e) => Decode::Syntax(e),
     }
 }
 
@@ -390,6 +391,24 @@ mod tests {
         assert_eq!(err(b"\"a\"").0, 422);
         let deep = format!(r#"{{"name":{}{}}}"#, "[".repeat(200), "]".repeat(200));
         assert!(err(deep.as_bytes()).2.starts_with("name: invalid type: sequence"));
+    }
+
+    #[test]
+    fn an_enum_given_a_number_is_a_shape_error() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Kind {
+            A,
+        }
+        #[derive(Debug, Deserialize)]
+        struct WithKind {
+            #[allow(dead_code)]
+            kind: Kind,
+        }
+        let e = parse_json::<WithKind>(JSON, br#"{"kind":5}"#).unwrap_err();
+        assert_eq!((e.status, e.message.as_str()), (422, "kind: expected value"));
+        assert_eq!(parse_json::<WithKind>(JSON, br#"{"kind":5"#).unwrap_err().status, 400);
+        assert!(parse_json::<WithKind>(JSON, br#"{"kind":"a"}"#).is_ok());
     }
 
     #[test]
