@@ -11,7 +11,7 @@ use crate::{bindings, platform};
 use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
-use edgechat_core::ids;
+use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
@@ -30,8 +30,8 @@ pub struct Turn {
     pub user_id: String,
     /// The API key the turn was requested with, for its usage record.
     pub api_key_id: Option<String>,
-    pub conversation_id: String,
-    pub assistant_message_id: String,
+    pub conversation_id: ConversationId,
+    pub assistant_message_id: MessageId,
     /// The requested model, then its fallbacks.
     pub chain: Vec<ModelRoute>,
     pub context: Vec<ChatMessage>,
@@ -226,7 +226,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     let stored = match bindings::d1(&turn.env) {
         Ok(d1) => {
             let db = Db::new(d1);
-            let usage_id = ids::new_id("use", platform::random_bytes().unwrap_or_default());
+            let usage_id = UsageRecordId::new(platform::random_bytes().unwrap_or_default());
             let record = usage::UsageRecord {
                 usage_record_id: &usage_id,
                 user_id: &turn.user_id,

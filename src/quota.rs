@@ -12,8 +12,9 @@ use crate::store::quotas::{Gate, Reservation};
 use crate::store::{quotas, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
+use edgechat_core::ids::StreamId;
 use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan, FREE};
-use edgechat_core::{ids, ApiError};
+use edgechat_core::ApiError;
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -40,7 +41,7 @@ pub struct Call<'a> {
 impl<'a> Call<'a> {
     pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
         let now = platform::now_ms();
-        let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
+        let stream_id = if streaming { Some(StreamId::new(platform::random_bytes()?).into()) } else { None };
         Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
     }
 

@@ -9,7 +9,8 @@ use crate::store::admin::{self as store, UserChange};
 use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::{like_prefix, parse_days, UpdateUser, UsageGroup, UsageReport};
 use edgechat_core::cursor::{page, parse_limit, query_param, Cursor};
-use edgechat_core::{ids, ApiError};
+use edgechat_core::ids::{AuditId, UserId};
+use edgechat_core::ApiError;
 
 async fn require_admin(cx: &mut Ctx<'_>) -> Result<Principal, AppError> {
     let principal = authenticate(cx).await?;
@@ -43,12 +44,12 @@ pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: UpdateUser = read_json(cx).await?;
     let plans = &cx.config.plans;
     req.validate(|p| plans.contains(p), target == admin.user.user_id)?;
-    if !ids::is_valid("usr", &target) {
+    let Some(target) = UserId::parse(&target) else {
         return Err(ApiError::not_found("user").into());
-    }
+    };
     let detail = to_json(&req)?;
     let change = UserChange { role: req.role, plan: req.plan.as_deref(), is_disabled: req.is_disabled };
-    let audit_id = ids::new_id("aud", platform::random_bytes()?);
+    let audit_id = AuditId::new(platform::random_bytes()?);
     let db = cx.db()?;
     if !store::update_user(&db, &admin.user.user_id, &target, &change, &audit_id, &detail, platform::now_ms()).await? {
         return Err(ApiError::not_found("user").into());

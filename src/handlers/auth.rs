@@ -9,9 +9,10 @@ use crate::{crypto, platform};
 use edgechat_core::accounts::{
     self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, Role, TokenResponse, User,
 };
+use edgechat_core::ids::{SessionId, UserId};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
-use edgechat_core::{cookie, ids, throttle, token, ApiError};
+use edgechat_core::{cookie, throttle, token, ApiError};
 
 fn invalid_credentials() -> AppError {
     ApiError::new(401, "invalid_credentials", "email or password is incorrect").into()
@@ -61,7 +62,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     let now = platform::now_ms();
     let role = Role::at_registration(&email, &cx.config.admin_emails);
     let user = User {
-        user_id: ids::new_id("usr", platform::random_bytes()?),
+        user_id: UserId::new(platform::random_bytes()?).into(),
         email,
         display_name,
         role,
@@ -71,7 +72,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
         updated_at: now,
         cache_version: 0,
     };
-    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let session_id = SessionId::new(platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let db = cx.db()?;
     let account = accounts::NewAccount {
@@ -140,7 +141,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
         accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;
     }
     let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_credentials)?;
-    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let session_id = SessionId::new(platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let ttl = cx.config.refresh_token_ttl_seconds;
     let session = accounts::NewSession::new(&session_id, &user.user_id, &refresh_hash, now, ttl);

@@ -7,7 +7,8 @@ use crate::http::{json, list_page, read_json, HandlerResult, Reply};
 use crate::platform;
 use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
-use edgechat_core::{ids, secret, ApiError};
+use edgechat_core::ids::ApiKeyId;
+use edgechat_core::{secret, ApiError};
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
@@ -16,7 +17,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let key = secret::api_key(platform::random_bytes()?);
     let now = platform::now_ms();
     let stored = ApiKey {
-        api_key_id: ids::new_id("key", platform::random_bytes()?),
+        api_key_id: ApiKeyId::new(platform::random_bytes()?),
         name,
         key_prefix: secret::display_prefix(&key),
         created_at: now,
@@ -55,10 +56,12 @@ pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let api_key_id = cx.param("api_key_id").to_string();
+    let api_key_id = ApiKeyId::parse(cx.param("api_key_id"));
     let db = cx.db()?;
-    let revoked = ids::is_valid("key", &api_key_id)
-        && api_keys::revoke(&db, &api_key_id, &principal.user.user_id, platform::now_ms()).await?;
+    let revoked = match &api_key_id {
+        Some(id) => api_keys::revoke(&db, id, &principal.user.user_id, platform::now_ms()).await?,
+        None => false,
+    };
     if !revoked {
         return Err(ApiError::not_found("API key").into());
     }

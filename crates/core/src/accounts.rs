@@ -1,6 +1,7 @@
 //! Accounts: the request bodies of the auth, profile and key endpoints, their validation,
 //! and the user and key representations the API returns.
 
+use crate::ids::ApiKeyId;
 use crate::{time::rfc3339, ApiError};
 use serde::{Deserialize, Serialize};
 
@@ -181,7 +182,7 @@ impl User {
 /// An API key as stored (never the key itself).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiKey {
-    pub api_key_id: String,
+    pub api_key_id: ApiKeyId,
     pub name: String,
     pub key_prefix: String,
     pub created_at: u64,
@@ -376,7 +377,7 @@ mod tests {
                 "created_at":"2023-11-14T22:13:20.000Z","updated_at":"2023-11-14T22:13:20.001Z"})
         );
         let key = ApiKey {
-            api_key_id: "key_1".into(),
+            api_key_id: serde_json::from_str(r#""key_1""#).unwrap(),
             name: "ci".into(),
             key_prefix: "ek_ab".into(),
             created_at: 0,

@@ -2,6 +2,7 @@
 //! and the views the API returns.
 
 use crate::body::nullable;
+use crate::ids::{ConversationId, MessageId};
 use crate::time::rfc3339;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
@@ -167,7 +168,7 @@ pub struct ImportedRow<'a> {
 /// A conversation as stored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Conversation {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub title: String,
     pub model: String,
     pub system_prompt: Option<String>,
@@ -204,9 +205,9 @@ impl Conversation {
 /// A message as stored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Message {
-    pub message_id: String,
-    pub conversation_id: String,
-    pub parent_id: Option<String>,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub parent_id: Option<MessageId>,
     pub role: String,
     pub content: String,
     pub status: String,
