@@ -95,7 +95,7 @@ pub fn retry_delay_ms(attempt: u32, retry_after: Option<&str>, policy: &RetryPol
 }
 
 /// `Retry-After` seconds (`12`, or `0.5` as some providers send) in milliseconds; `None` for
-/// anything else. Read digit by digit: a float parser would add kilobytes to the wasm.
+/// anything else. Read digit by digit, without floating point: exact to the millisecond.
 fn seconds_as_ms(value: &str) -> Option<u64> {
     let (whole, fraction) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
     if whole.len() + fraction.len() == 0 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {

@@ -6,8 +6,8 @@
 /// leak; the cause is logged once by the edge, not carried here.
 ///
 /// Boxed: a `Result` carrying it is one pointer wider than its value at most, so each `?`
-/// moves a pointer (in the wasm, every `?` on a 36-byte error copied it, in every async state
-/// machine it passed through). Its fields are read through [`ErrorParts`].
+/// (and each async state machine it passes through) moves a pointer, not the error. Its
+/// fields are read through [`ErrorParts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError(Box<ErrorParts>);
 
