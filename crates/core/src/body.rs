@@ -64,18 +64,15 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// The rows of a D1 result (the JSON text of an array of objects) as `T`s. An error names the
 /// row and column (`[2].created_at`) but never a value: it is logged, and values are user data.
 pub fn parse_rows<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let rows = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
+    serde_json::from_str(text).map_err(|first| {
+        let Some((at, _)) = explain::<Vec<T>>(text.as_bytes()) else { return format!("D1 row decode: {first}") };
         let at = if at.is_empty() || at == "." { "rows" } else { at.as_str() };
         // As for bodies: an error inside text that parses is one of shape.
-        match e.inner().is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
+        match first.is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
             true => format!("D1 row decode: {at} is missing or of another type"),
-            false => format!("D1 row decode: not JSON at line {} column {}", e.inner().line(), e.inner().column()),
+            false => format!("D1 row decode: not JSON at line {} column {}", first.line(), first.column()),
         }
-    })?;
-    de.end().map_err(|_| "D1 row decode: trailing characters".to_string())?;
-    Ok(rows)
+    })
 }
 
 enum Decode {
@@ -84,13 +81,24 @@ enum Decode {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, Decode> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
     // Even an error serde_json calls one of syntax is taken for one of shape here: [`settle`]
     // tells them apart over the whole text.
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| Decode::Shape(located(&e.path().to_string(), whole, e.inner())))?;
-    de.end().map_err(Decode::Syntax)?;
-    Ok(value)
+    serde_json::from_slice(bytes).map_err(|first| {
+        Decode::Shape(match explain::<T>(bytes) {
+            Some((at, inner)) => located(&at, whole, &inner),
+            None => located("", whole, &first),
+        })
+    })
+}
+
+/// Where decoding `bytes` as `T` fails and why, found by decoding again while tracking the
+/// path (only once decoding has failed: tracking costs an allocation per member).
+fn explain<T: DeserializeOwned>(bytes: &[u8]) -> Option<(String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => de.end().err().map(|e| (String::new(), e)),
+        Err(e) => Some((e.path().to_string(), e.into_inner())),
+    }
 }
 
 /// An error stands as a shape error only if the whole text is JSON: decoding stops at the
