@@ -8,16 +8,17 @@ use crate::quota::Admission;
 use crate::store::{messages, usage, Db};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
 use crate::{bindings, platform};
-use edgechat_core::chat::{Accumulator, FinalStatus};
+use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
-use edgechat_core::ids;
-use edgechat_core::json_out::{Object, ToJson};
+use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::ChatMessage;
-use edgechat_core::log::failure_line;
+use edgechat_core::log::{failure_line, TurnLog};
+use edgechat_core::serde::Serialize;
+use edgechat_core::serde_json;
 use futures_channel::oneshot;
 use std::rc::Rc;
 
@@ -29,8 +30,8 @@ pub struct Turn {
     pub user_id: String,
     /// The API key the turn was requested with, for its usage record.
     pub api_key_id: Option<String>,
-    pub conversation_id: String,
-    pub assistant_message_id: String,
+    pub conversation_id: ConversationId,
+    pub assistant_message_id: MessageId,
     /// The requested model, then its fallbacks.
     pub chain: Vec<ModelRoute>,
     pub context: Vec<ChatMessage>,
@@ -92,6 +93,13 @@ impl SseOut {
         self.next_id += 1;
         self.outlet.send(encode_event(name, self.next_id, data).into_bytes()).await
     }
+
+    /// An event whose data is `value` as JSON.
+    async fn json_event(&mut self, name: &str, value: &impl Serialize) -> bool {
+        // The views hold strings and integers only: serializing cannot fail.
+        let data = serde_json::to_string(value).unwrap_or_default();
+        self.event(name, &data).await
+    }
 }
 
 /// Runs a turn to its end and stores the result; never returns early without finalizing.
@@ -142,7 +150,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                                 let Some(text) = acc.apply(event) else { continue };
                                 first_token_at.get_or_insert_with(platform::now_ms);
                                 if let Some(o) = out.as_mut() {
-                                    if !o.event("delta", &Object::new().str("text", &text).end()).await {
+                                    if !o.json_event("delta", &Delta { text: &text }).await {
                                         client_gone = true;
                                         break 'read;
                                     }
@@ -218,7 +226,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     let stored = match bindings::d1(&turn.env) {
         Ok(d1) => {
             let db = Db::new(d1);
-            let usage_id = ids::new_id("use", platform::random_bytes().unwrap_or_default());
+            let usage_id = UsageRecordId::new(platform::random_bytes().unwrap_or_default());
             let record = usage::UsageRecord {
                 usage_record_id: &usage_id,
                 user_id: &turn.user_id,
@@ -261,38 +269,33 @@ pub async fn run(turn: Turn, sink: Sink) {
             None
         }
     };
-    platform::log(
-        &Object::new()
-            .str("level", "info")
-            .str("msg", "turn")
-            .str("request_id", &turn.request_id)
-            .str("user_id", &turn.user_id)
-            .str("status", status.as_str())
-            .str("model", fin.model)
-            .opt_str("provider", fin.provider)
-            .opt_num("time_to_first_token_ms", fin.time_to_first_token_ms)
-            .num("duration_ms", fin.duration_ms)
-            .num("completion_tokens", usage.completion_tokens)
-            .num("malformed_chunks", acc.malformed.into())
-            .opt_str("error_code", error.as_ref().map(|(k, _)| k.code()))
-            .end(),
-    );
+    let turn_log = TurnLog {
+        level: "info",
+        msg: "turn",
+        request_id: &turn.request_id,
+        user_id: &turn.user_id,
+        status: status.as_str(),
+        model: fin.model,
+        provider: fin.provider,
+        time_to_first_token_ms: fin.time_to_first_token_ms,
+        duration_ms: fin.duration_ms,
+        completion_tokens: usage.completion_tokens,
+        malformed_chunks: acc.malformed,
+        error_code: error.as_ref().map(|(k, _)| k.code()),
+    };
+    platform::log(&turn_log.to_line());
 
     if let Some(o) = out.as_mut() {
         let _ = match (&error, &message) {
-            (None, Some(m)) => {
-                o.event("done", &Object::new().raw("assistant_message", &m.view().to_json()).end()).await
-            }
+            (None, Some(m)) => o.json_event("done", &TurnDone { assistant_message: m.view() }).await,
             (Some((kind, text)), _) => {
-                let error = Object::new().str("code", kind.code()).str("message", text).end();
-                let view = message.as_ref().map(Message::view);
-                o.event("error", &Object::new().raw("error", &error).opt_json("assistant_message", view.as_ref()).end())
-                    .await
+                let error = EventError { code: kind.code(), message: text };
+                let assistant_message = Some(message.as_ref().map(Message::view));
+                o.json_event("error", &TurnFailed { error, assistant_message }).await
             }
             (None, None) => {
-                let error =
-                    Object::new().str("code", "internal_error").str("message", "the answer could not be stored");
-                o.event("error", &Object::new().raw("error", &error.end()).end()).await
+                let error = EventError { code: "internal_error", message: "the answer could not be stored" };
+                o.json_event("error", &TurnFailed { error, assistant_message: None }).await
             }
         };
     }

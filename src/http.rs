@@ -4,8 +4,9 @@ use crate::app::Ctx;
 use crate::platform::fetch::Payload;
 use crate::platform::request::Header;
 use crate::platform::streams::{read_whole, Whole};
-use edgechat_core::json_out::{Object, ToJson};
-use edgechat_core::{body, ApiError};
+use edgechat_core::serde::{de::DeserializeOwned, Serialize};
+use edgechat_core::views::Page;
+use edgechat_core::{body, serde_json, ApiError};
 
 pub const JSON: &str = "application/json; charset=utf-8";
 /// An oversized chunked body is read and discarded up to this many times the cap.
@@ -107,9 +108,14 @@ impl Reply {
 
 pub type HandlerResult = Result<Reply, AppError>;
 
-/// A JSON response with `status`.
-pub fn json<T: ToJson + ?Sized>(status: u16, value: &T) -> HandlerResult {
-    Ok(json_text(status, value.to_json()))
+/// A JSON response with `status`: `value` rendered by serde_json.
+pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> HandlerResult {
+    Ok(json_text(status, to_json(value)?))
+}
+
+/// `value` as JSON text (for a body that is also cached or sent as an event).
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, AppError> {
+    serde_json::to_string(value).map_err(|e| AppError::platform("render json", e))
 }
 
 /// A response with `status` whose body is JSON text already written.
@@ -117,9 +123,9 @@ pub fn json_text(status: u16, text: String) -> Reply {
     Reply::bytes(status, JSON, text.into_bytes())
 }
 
-/// A page of a list: `{"data": [...], "next_cursor": ...}`, from the items as a JSON array.
-pub fn list_page(data: &str, next_cursor: Option<&str>) -> String {
-    Object::new().raw("data", data).opt_str("next_cursor", next_cursor).end()
+/// A page of a list: `{"data": [...], "next_cursor": ...}`.
+pub fn list_page<T: Serialize>(status: u16, data: &[T], next_cursor: Option<String>) -> HandlerResult {
+    json(status, &Page::new(data, next_cursor))
 }
 
 /// The one place an OpenAI-shaped error becomes a response.
@@ -152,7 +158,7 @@ pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
 }
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
-pub async fn read_json<T: body::FromJson>(cx: &Ctx<'_>) -> Result<T, AppError> {
+pub async fn read_json<T: DeserializeOwned>(cx: &Ctx<'_>) -> Result<T, AppError> {
     let content_type = cx.header(Header::ContentType);
     if !body::is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type().into());

@@ -12,8 +12,9 @@ use crate::store::quotas::{Gate, Reservation};
 use crate::store::{quotas, Db};
 use crate::{bindings, platform};
 use edgechat_core::accounts::User;
-use edgechat_core::plans::{day_window, limit_headers, minute_window, Plan, FREE};
-use edgechat_core::{ids, ApiError};
+use edgechat_core::ids::StreamId;
+use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan, FREE};
+use edgechat_core::ApiError;
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -24,12 +25,6 @@ pub struct Admission {
     day: String,
     reserved: u64,
     stream_id: Option<String>,
-}
-
-fn refused(code: &'static str, message: String, limit: u64, reset: u64) -> AppError {
-    let mut err = ApiError::new(429, code, message);
-    err.headers.extend(limit_headers(limit, 0, reset));
-    err.into()
 }
 
 /// One call to admit: its model, its estimated tokens, and whether it streams. The minute,
@@ -46,7 +41,7 @@ pub struct Call<'a> {
 impl<'a> Call<'a> {
     pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
         let now = platform::now_ms();
-        let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
+        let stream_id = if streaming { Some(StreamId::new(platform::random_bytes()?).into()) } else { None };
         Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
     }
 
@@ -76,30 +71,27 @@ impl<'a> Call<'a> {
         Err(ApiError::new(403, "model_not_in_plan", message).into())
     }
 
-    /// The admission, or the 429 for the limit the counts say is exhausted.
-    fn verdict(self, counted: quotas::Counted, plan: &Plan, user_id: &str) -> Result<Admission, AppError> {
-        let (rpm, streams) = (u64::from(plan.requests_per_minute), u64::from(plan.concurrent_streams));
-        match counted {
-            quotas::Counted::Admitted => Ok(Admission {
-                user_id: user_id.to_owned(),
-                day: self.day,
-                reserved: self.estimate,
-                stream_id: self.stream_id,
-            }),
-            quotas::Counted::RateLimited => {
-                let message = format!("at most {rpm} requests per minute on the {} plan", plan.name);
-                Err(refused("rate_limited", message, rpm, minute_window(self.now).1))
+    /// The admission, or the 429 for the limit the counts say is exhausted. A refused call
+    /// gives back what the counting took for it (a second round trip, on refusal only).
+    async fn verdict(self, db: &Db, counts: Counts, plan: &Plan, user_id: &str) -> Result<Admission, AppError> {
+        let (limit, release_stream, return_tokens) = match plans::decide(counts, plan) {
+            Decision::Admitted => {
+                return Ok(Admission {
+                    user_id: user_id.to_owned(),
+                    day: self.day,
+                    reserved: self.estimate,
+                    stream_id: self.stream_id,
+                })
             }
-            quotas::Counted::OverBudget => {
-                let message =
-                    format!("the daily budget of {} tokens on the {} plan is used up", plan.tokens_per_day, plan.name);
-                Err(refused("token_budget_exceeded", message, plan.tokens_per_day, day_window(self.now).1))
-            }
-            quotas::Counted::TooManyStreams => {
-                let message = format!("at most {streams} streams at once on the {} plan", plan.name);
-                Err(refused("too_many_streams", message, streams, 1))
-            }
+            Decision::Refused { limit, release_stream, return_tokens } => (limit, release_stream, return_tokens),
+        };
+        if let Some(id) = self.stream_id.as_deref().filter(|_| release_stream) {
+            quotas::release_stream(db, id).await?;
         }
+        if return_tokens {
+            quotas::settle_tokens(db, user_id, &self.day, -(self.estimate as i64)).await?;
+        }
+        Err(limit.refusal(plan, self.now).into())
     }
 }
 
@@ -137,8 +129,8 @@ pub async fn admit_with(
     statements.extend(extra);
     let mut results = db.batch("count request", statements).await?;
     let written = results.split_off(counts.min(results.len()));
-    let counted = quotas::counted(&db, &user.user_id, &limits, &results).await?;
-    let admission = call.verdict(counted, plan, &user.user_id)?;
+    let counts = quotas::counts(&limits, &results)?;
+    let admission = call.verdict(&db, counts, plan, &user.user_id).await?;
     Ok((admission, written))
 }
 
@@ -162,9 +154,8 @@ pub async fn authenticate_and_admit(cx: &mut Ctx<'_>, call: Call<'_>) -> Result<
     };
     let plan = config.plans.get(&principal.user.plan);
     let db = cx.db()?;
-    let limits = call.limits(plan);
-    let counted = quotas::counted(&db, &principal.user.user_id, &limits, &results).await?;
-    let admission = call.verdict(counted, plan, &principal.user.user_id)?;
+    let counts = quotas::counts(&call.limits(plan), &results)?;
+    let admission = call.verdict(&db, counts, plan, &principal.user.user_id).await?;
     Ok((principal, admission))
 }
 

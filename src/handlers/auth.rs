@@ -2,15 +2,17 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
-use crate::http::{json_text, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::store::{self, accounts, throttle as attempts};
 use crate::{crypto, platform};
-use edgechat_core::accounts::{self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, User};
-use edgechat_core::json_out::{Object, ToJson};
+use edgechat_core::accounts::{
+    self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, Role, TokenResponse, User,
+};
+use edgechat_core::ids::{SessionId, UserId};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
-use edgechat_core::{cookie, ids, throttle, token, ApiError};
+use edgechat_core::{cookie, throttle, token, ApiError};
 
 fn invalid_credentials() -> AppError {
     ApiError::new(401, "invalid_credentials", "email or password is incorrect").into()
@@ -38,13 +40,14 @@ fn token_response(
 ) -> HandlerResult {
     let settings = token_settings(&cx.config)?;
     let access_token = token::issue_access_token(&settings, &user.user_id, session_id, now);
-    let body = Object::new()
-        .raw("user", &user.view().to_json())
-        .str("access_token", &access_token)
-        .str("refresh_token", refresh_token)
-        .str("token_type", "Bearer")
-        .num("expires_in", cx.config.access_token_ttl_seconds);
-    Ok(json_text(status, body.end())
+    let body = TokenResponse {
+        user: user.view(),
+        access_token: &access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: cx.config.access_token_ttl_seconds,
+    };
+    Ok(json(status, &body)?
         .with("set-cookie", cookie::set_refresh(refresh_token, cx.config.refresh_token_ttl_seconds))
         .with("cache-control", "no-store"))
 }
@@ -57,19 +60,19 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     token_settings(&cx.config)?;
     let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
     let now = platform::now_ms();
-    let role = if core_accounts::is_admin_email(&email, &cx.config.admin_emails) { "admin" } else { "user" };
+    let role = Role::at_registration(&email, &cx.config.admin_emails);
     let user = User {
-        user_id: ids::new_id("usr", platform::random_bytes()?),
+        user_id: UserId::new(platform::random_bytes()?).into(),
         email,
         display_name,
-        role: role.into(),
+        role,
         plan: "free".into(),
         is_disabled: 0,
         created_at: now,
         updated_at: now,
         cache_version: 0,
     };
-    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let session_id = SessionId::new(platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let db = cx.db()?;
     let account = accounts::NewAccount {
@@ -138,7 +141,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
         accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;
     }
     let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_credentials)?;
-    let session_id = ids::new_id("ses", platform::random_bytes()?);
+    let session_id = SessionId::new(platform::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let ttl = cx.config.refresh_token_ttl_seconds;
     let session = accounts::NewSession::new(&session_id, &user.user_id, &refresh_hash, now, ttl);

@@ -4,17 +4,18 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
-use crate::http::{json, json_text, list_page, read_json, AppError, HandlerResult, Reply, JSON};
+use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult, Reply, JSON};
 use crate::platform;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::Db;
 use edgechat_core::conversations::{
     cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
-    CreateConversation, Message, MessageView, UpdateConversation,
+    CreateConversation, ImportedRow, Message, MessageView, UpdateConversation,
 };
 use edgechat_core::cursor::{self, Cursor};
-use edgechat_core::json_out::{array, Object, ToJson};
-use edgechat_core::{ids, search, ApiError};
+use edgechat_core::ids::{ConversationId, MessageId};
+use edgechat_core::views::Page;
+use edgechat_core::{search, ApiError};
 
 /// Cursor id marking a search page (its key is the offset into the ranked results).
 const SEARCH_CURSOR_ID: &str = "search";
@@ -54,19 +55,21 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 
     let mut message_ids = Vec::with_capacity(plan.len());
     for _ in &plan {
-        message_ids.push(ids::new_id("msg", platform::random_bytes()?));
+        message_ids.push(MessageId::new(platform::random_bytes()?));
     }
-    let rows = plan.iter().enumerate().map(|(i, m)| {
-        Object::new()
-            .str("message_id", &message_ids[i])
-            .opt_str("parent_id", m.parent_index.map(|p| message_ids[p].as_str()))
-            .str("role", m.role)
-            .str("content", &m.content)
-            .num("created_at", now + i as u64)
-            .end()
-    });
+    let rows: Vec<ImportedRow<'_>> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ImportedRow {
+            message_id: &message_ids[i],
+            parent_id: m.parent_index.map(|p| message_ids[p].as_str()),
+            role: m.role,
+            content: &m.content,
+            created_at: now + i as u64,
+        })
+        .collect();
     let conversation = Conversation {
-        conversation_id: ids::new_id("cnv", platform::random_bytes()?),
+        conversation_id: ConversationId::new(platform::random_bytes()?),
         title,
         model,
         system_prompt,
@@ -81,7 +84,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         title: &conversation.title,
         model: &conversation.model,
         system_prompt: conversation.system_prompt.as_deref(),
-        messages_json: (!plan.is_empty()).then(|| array(rows)),
+        messages_json: if rows.is_empty() { None } else { Some(to_json(&rows)?) },
         message_count: conversation.message_count,
         now,
     };
@@ -145,7 +148,7 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
             let data: Vec<_> = rows.iter().take(limit as usize).map(Conversation::view).collect();
             let next_cursor =
                 more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() }.encode());
-            return Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())));
+            return list_page(200, &data, next_cursor);
         }
         Listing::After { limit, .. } => {
             let body = conversation_page(store::conversations(results.first())?, limit)?;
@@ -166,17 +169,14 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
 /// A page of conversations as JSON, from `limit + 1` rows, newest first.
 fn conversation_page(rows: Vec<Conversation>, limit: u32) -> Result<String, AppError> {
     let (rows, next_cursor) =
-        cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.clone() });
+        cursor::page(rows, limit, |c| Cursor { key: c.updated_at as i64, id: c.conversation_id.to_string() });
     let data: Vec<_> = rows.iter().map(Conversation::view).collect();
-    Ok(list_page(&data.to_json(), next_cursor.as_deref()))
+    to_json(&Page::new(data, next_cursor))
 }
 
 /// The user's conversation named by the path, or 404 (also for malformed ids).
 pub async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conversation, AppError> {
-    let id = cx.param("conversation_id").to_string();
-    if !ids::is_valid("cnv", &id) {
-        return Err(not_found());
-    }
+    let id = ConversationId::parse(cx.param("conversation_id")).ok_or_else(not_found)?;
     let db = cx.db()?;
     store::find(&db, &id, user_id).await?.ok_or_else(not_found)
 }
@@ -188,30 +188,26 @@ pub async fn authenticate_for_conversation(
     cx: &mut Ctx<'_>,
     messages: Messages<'_>,
 ) -> Result<(Principal, Option<(Conversation, Vec<Message>)>), AppError> {
-    let id = cx.param("conversation_id").to_string();
-    let valid = ids::is_valid("cnv", &id);
+    let id = ConversationId::parse(cx.param("conversation_id"));
     let max_depth = cx.config.conversation_limits.messages_per_conversation;
-    let reads = |db: &Db, user_id: &str| match valid {
-        true => store::find_with_messages(db, &id, user_id, messages, max_depth),
-        false => Ok(Vec::new()),
+    let reads = |db: &Db, user_id: &str| match &id {
+        Some(id) => store::find_with_messages(db, id, user_id, messages, max_depth),
+        None => Ok(Vec::new()),
     };
     let (principal, results) = authenticate_with(cx, &reads).await?;
-    let found = if valid { store::conversation_with_messages(&results)? } else { None };
+    let found = if id.is_some() { store::conversation_with_messages(&results)? } else { None };
     Ok((principal, found))
 }
 
 pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let id = cx.param("conversation_id").to_string();
-    if !ids::is_valid("cnv", &id) {
-        return Err(not_found());
-    }
+    let id = ConversationId::parse(cx.param("conversation_id")).ok_or_else(not_found)?;
     let key = cache_keys::conversation(&principal.user.user_id, principal.user.cache_version, &id);
     if let Some(body) = cache::get(cx, &key).await {
         return Ok(cache_hit(body));
     }
     let conversation = owned_conversation(cx, &principal.user.user_id).await?;
-    let body = conversation.view().to_json();
+    let body = to_json(&conversation.view())?;
     cache::put_later(cx, key, body.clone());
     Ok(cache_miss(body))
 }
@@ -260,9 +256,10 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 
 pub async fn delete_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let id = cx.param("conversation_id").to_string();
+    let id = ConversationId::parse(cx.param("conversation_id"));
     let db = cx.db()?;
-    if !ids::is_valid("cnv", &id) || !store::delete(&db, &id, &principal.user.user_id).await? {
+    let Some(id) = id else { return Err(not_found()) };
+    if !store::delete(&db, &id, &principal.user.user_id).await? {
         return Err(not_found());
     }
     Ok(Reply::empty(204))
@@ -275,7 +272,7 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
     let after = cursor::query_param(&q, "cursor").map(|c| Cursor::decode(&c)).transpose();
     let leaf = cursor::query_param(&q, "leaf");
     let messages = match (&limit, &after, &leaf) {
-        (Ok(_), Ok(_), Some(leaf)) if ids::is_valid("msg", leaf) => Messages::PathTo(leaf),
+        (Ok(_), Ok(_), Some(leaf)) if MessageId::parse(leaf).is_some() => Messages::PathTo(leaf),
         (Ok(limit), Ok(after), None) => Messages::Page { after: after.as_ref(), fetch: limit + 1 },
         _ => Messages::None,
     };
@@ -288,10 +285,10 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
             return Err(ApiError::not_found("message").into());
         }
         let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-        return Ok(json_text(200, list_page(&data.to_json(), None)));
+        return list_page(200, &data, None);
     }
     let (rows, next_cursor) =
-        cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.clone() });
+        cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.message_id.to_string() });
     let data: Vec<MessageView<'_>> = rows.iter().map(|m| m.view()).collect();
-    Ok(json_text(200, list_page(&data.to_json(), next_cursor.as_deref())))
+    list_page(200, &data, next_cursor)
 }

@@ -1,13 +1,13 @@
 //! `GET /health` (liveness) and `GET /health/ready` (D1, KV and configuration answer).
 
 use crate::app::Ctx;
-use crate::http::{json_text, HandlerResult};
+use crate::http::{json, HandlerResult};
 use crate::{bindings, store};
-use edgechat_core::json_out::Object;
+use edgechat_core::views::{Health, Ready};
 use edgechat_core::{ApiError, VERSION};
 
 pub fn health(_cx: &Ctx<'_>) -> HandlerResult {
-    Ok(json_text(200, Object::new().str("status", "ok").str("version", VERSION).end()))
+    json(200, &Health { status: "ok", version: VERSION })
 }
 
 /// 200 when a D1 query and a KV read both succeed and the configuration is valid; otherwise
@@ -23,8 +23,7 @@ pub async fn ready(cx: &Ctx<'_>) -> HandlerResult {
     }
     failed.extend(cx.config.all_problems().iter().map(|p| format!("config: {p}")));
     if failed.is_empty() {
-        let checks = Object::new().str("d1", "ok").str("kv", "ok").str("config", "ok").end();
-        Ok(json_text(200, Object::new().str("status", "ok").raw("checks", &checks).end()))
+        json(200, &Ready::OK)
     } else {
         Err(ApiError::unavailable(format!("not ready: {}", failed.join("; "))).into())
     }

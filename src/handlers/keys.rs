@@ -3,12 +3,12 @@
 
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with};
-use crate::http::{json, json_text, list_page, read_json, HandlerResult, Reply};
+use crate::http::{json, list_page, read_json, HandlerResult, Reply};
 use crate::platform;
 use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
-use edgechat_core::json_out::ToJson;
-use edgechat_core::{ids, secret, ApiError};
+use edgechat_core::ids::ApiKeyId;
+use edgechat_core::{secret, ApiError};
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
@@ -17,7 +17,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let key = secret::api_key(platform::random_bytes()?);
     let now = platform::now_ms();
     let stored = ApiKey {
-        api_key_id: ids::new_id("key", platform::random_bytes()?),
+        api_key_id: ApiKeyId::new(platform::random_bytes()?),
         name,
         key_prefix: secret::display_prefix(&key),
         created_at: now,
@@ -51,15 +51,17 @@ pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
     let (_, results) = authenticate_with(cx, &reads).await?;
     let keys = api_keys::keys(results.first())?;
     let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
-    Ok(json_text(200, list_page(&data.to_json(), None)))
+    list_page(200, &data, None)
 }
 
 pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
-    let api_key_id = cx.param("api_key_id").to_string();
+    let api_key_id = ApiKeyId::parse(cx.param("api_key_id"));
     let db = cx.db()?;
-    let revoked = ids::is_valid("key", &api_key_id)
-        && api_keys::revoke(&db, &api_key_id, &principal.user.user_id, platform::now_ms()).await?;
+    let revoked = match &api_key_id {
+        Some(id) => api_keys::revoke(&db, id, &principal.user.user_id, platform::now_ms()).await?,
+        None => false,
+    };
     if !revoked {
         return Err(ApiError::not_found("API key").into());
     }

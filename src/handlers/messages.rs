@@ -5,7 +5,7 @@
 use crate::app::Ctx;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
-use crate::http::{json_text, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_body, read_json, to_json, AppError, HandlerResult, Reply};
 use crate::platform::request::Header;
 use crate::platform::streams;
 use crate::store::conversations::Messages;
@@ -15,13 +15,13 @@ use crate::store::Db;
 use crate::{platform, quota};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
-use edgechat_core::chat::{derive_title, PostMessage, Regenerate};
+use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
-use edgechat_core::json_out::{Object, ToJson};
+use edgechat_core::ids::MessageId;
 use edgechat_core::llm::context::{estimate_messages, select_context};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
-use edgechat_core::{ids, ApiError};
+use edgechat_core::ApiError;
 use futures_channel::oneshot;
 
 fn message_not_found() -> AppError {
@@ -53,7 +53,7 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     // the session check; its errors are answered after authentication's.
     let req = read_json::<PostMessage>(cx).await;
     let messages = match req.as_ref().map(|r| r.parent_id.as_deref()) {
-        Ok(Some(id)) if ids::is_valid("msg", id) => Messages::PathTo(id),
+        Ok(Some(id)) if MessageId::parse(id).is_some() => Messages::PathTo(id),
         Ok(None) => Messages::LatestPath,
         _ => Messages::None,
     };
@@ -63,17 +63,17 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let (conversation, path) = found.ok_or_else(conversation_not_found)?;
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
 
-    let parent_id = match req.parent_id {
-        Some(_) if path.is_empty() => return Err(message_not_found()),
-        Some(id) => Some(id),
-        None => path.last().map(|m| m.message_id.clone()),
-    };
+    // The path read ends at the named parent, or else at the latest message.
+    if req.parent_id.is_some() && path.is_empty() {
+        return Err(message_not_found());
+    }
+    let parent_id = path.last().map(|m| m.message_id.clone());
     let mut history = to_chat(&path);
     history.push(ChatMessage::new(Role::User, req.content.clone()));
 
     let now = platform::now_ms();
     let user_message = Message {
-        message_id: ids::new_id("msg", platform::random_bytes()?),
+        message_id: MessageId::new(platform::random_bytes()?),
         conversation_id: conversation.conversation_id.clone(),
         parent_id,
         role: "user".into(),
@@ -100,9 +100,9 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
         Ok(bytes) => parse_json::<Regenerate>(cx.header(Header::ContentType), &bytes).map_err(AppError::from),
         Err(e) => Err(e),
     };
-    let target_id = cx.param("message_id").to_string();
+    let target_id = MessageId::parse(cx.param("message_id"));
     // The branch ending at the target: its last message is the target itself.
-    let messages = if ids::is_valid("msg", &target_id) { Messages::PathTo(&target_id) } else { Messages::None };
+    let messages = target_id.as_deref().map_or(Messages::None, Messages::PathTo);
     let (principal, found) = authenticate_for_conversation(cx, messages).await?;
     let req = req?;
     let (conversation, mut path) = found.ok_or_else(conversation_not_found)?;
@@ -141,7 +141,7 @@ async fn start_turn(
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let call = quota::Call::new(&route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse)?;
     let started_at = platform::now_ms();
-    let assistant_message_id = ids::new_id("msg", platform::random_bytes()?);
+    let assistant_message_id = MessageId::new(platform::random_bytes()?);
     let new_user = store::NewMessage {
         message_id: &user_message.message_id,
         parent_id: user_message.parent_id.as_deref(),
@@ -195,10 +195,8 @@ async fn start_turn(
     };
     if wants_sse {
         let (readable, body) = streams::body_pipe();
-        let first_event = Object::new()
-            .raw("user_message", &user_message.view().to_json())
-            .str("assistant_message_id", &assistant_message_id)
-            .end();
+        let first_event =
+            to_json(&TurnStarted { user_message: user_message.view(), assistant_message_id: &assistant_message_id })?;
         cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));
         return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
@@ -207,8 +205,7 @@ async fn start_turn(
     let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
     match (result.error, result.message) {
         (None, Some(assistant)) => {
-            let body = Object::new().raw("user_message", &user_message.view().to_json());
-            Ok(json_text(201, body.raw("assistant_message", &assistant.view().to_json()).end()))
+            json(201, &TurnAnswer { user_message: user_message.view(), assistant_message: assistant.view() })
         }
         (Some((kind, message)), _) => Err(ApiError::new(kind.status(), kind.code(), message).into()),
         (None, None) => Err(ApiError::internal().into()),

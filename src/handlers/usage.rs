@@ -3,12 +3,11 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate_with;
-use crate::http::{json_text, HandlerResult};
+use crate::http::{json, HandlerResult};
 use crate::platform;
 use crate::store::{admin, quotas, Db};
-use edgechat_core::admin::parse_days;
+use edgechat_core::admin::{parse_days, Today, UserUsage};
 use edgechat_core::cursor::query_param;
-use edgechat_core::json_out::{Object, ToJson};
 use edgechat_core::plans::day_window;
 
 pub async fn get_usage(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -28,7 +27,6 @@ pub async fn get_usage(cx: &mut Ctx<'_>) -> HandlerResult {
     let rows = admin::user_usage(results.first())?;
     let used = quotas::tokens_used(results.get(1))?;
     let plan = cx.config.plans.get(&principal.user.plan);
-    let today = Object::new().str("day", &today).num("tokens_used", used).num("tokens_limit", plan.tokens_per_day);
-    let body = Object::new().raw("plan", &plan.to_json()).raw("today", &today.end()).raw("usage", &rows.to_json());
-    Ok(json_text(200, body.end()))
+    let today = Today { day: &today, tokens_used: used, tokens_limit: plan.tokens_per_day };
+    json(200, &UserUsage { plan, today, usage: &rows })
 }

@@ -1,9 +1,10 @@
 //! Users, sessions (refresh-token families) and refresh tokens in D1.
 
-use super::{num, opt_text, text, Db, FromRow, Row};
+use super::{num, opt_text, text, Db};
 use crate::http::AppError;
 use crate::platform::d1::D1PreparedStatement;
-use edgechat_core::accounts::User;
+pub use edgechat_core::accounts::{LoginRow, RefreshRow};
+use edgechat_core::accounts::{Role, User};
 
 const INSERT_USER: &str =
     "INSERT INTO users (user_id, email, display_name, password_hash, role, plan, is_disabled, created_at, updated_at) \
@@ -46,7 +47,7 @@ pub struct NewAccount<'a> {
     pub email: &'a str,
     pub display_name: Option<&'a str>,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub now: u64,
 }
 
@@ -79,8 +80,14 @@ fn session_statements(db: &Db, s: &NewSession<'_>) -> Result<Vec<D1PreparedState
 /// Creates the user and their first session atomically. A duplicate email fails with a
 /// UNIQUE violation on `users.email` (see [`super::is_unique_violation`]).
 pub async fn create_account(db: &Db, a: &NewAccount<'_>, session: &NewSession<'_>) -> Result<(), AppError> {
-    let args =
-        [text(a.user_id), text(a.email), opt_text(a.display_name), text(a.password_hash), text(a.role), num(a.now)];
+    let args = [
+        text(a.user_id),
+        text(a.email),
+        opt_text(a.display_name),
+        text(a.password_hash),
+        text(a.role.as_str()),
+        num(a.now),
+    ];
     let mut statements = vec![db.stmt(INSERT_USER, &args)?];
     statements.extend(session_statements(db, session)?);
     db.batch("create account", statements).await.map(drop)
@@ -88,18 +95,6 @@ pub async fn create_account(db: &Db, a: &NewAccount<'_>, session: &NewSession<'_
 
 pub async fn open_session(db: &Db, session: &NewSession<'_>) -> Result<(), AppError> {
     db.batch("open session", session_statements(db, session)?).await.map(drop)
-}
-
-pub struct LoginRow {
-    pub user_id: String,
-    pub password_hash: String,
-    pub is_disabled: i64,
-}
-
-impl FromRow for LoginRow {
-    fn from_row(r: &mut Row) -> Self {
-        Self { user_id: r.text("user_id"), password_hash: r.text("password_hash"), is_disabled: r.int("is_disabled") }
-    }
 }
 
 pub async fn find_login(db: &Db, email: &str) -> Result<Option<LoginRow>, AppError> {
@@ -118,28 +113,6 @@ pub fn live_session_user_statement(db: &Db, session_id: &str, user_id: &str) -> 
 
 pub async fn find_user(db: &Db, user_id: &str) -> Result<Option<User>, AppError> {
     db.first("find user", db.stmt(SELECT_USER, &[text(user_id)])?).await
-}
-
-pub struct RefreshRow {
-    pub session_id: String,
-    pub used_at: Option<u64>,
-    pub expires_at: u64,
-    pub user_id: String,
-    pub revoked_at: Option<u64>,
-    pub is_disabled: i64,
-}
-
-impl FromRow for RefreshRow {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            session_id: r.text("session_id"),
-            used_at: r.opt_uint("used_at"),
-            expires_at: r.uint("expires_at"),
-            user_id: r.text("user_id"),
-            revoked_at: r.opt_uint("revoked_at"),
-            is_disabled: r.int("is_disabled"),
-        }
-    }
 }
 
 pub async fn find_refresh(db: &Db, refresh_hash: &str) -> Result<Option<RefreshRow>, AppError> {

@@ -1,13 +1,13 @@
 //! The admin API's reads and writes: user search, user changes with their audit rows,
 //! usage aggregates, and the webhook and audit logs.
 
-use super::{num, opt_text, signed, text, Db, FromRow, Row, SqlArg};
+use super::{num, opt_text, signed, text, Db, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
-use edgechat_core::accounts::User;
+use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::UsageGroup;
+pub use edgechat_core::admin::{AuditRow, UsageRow, UserUsageRow, WebhookEvent};
 use edgechat_core::cursor::Cursor;
-use edgechat_core::json_out::{Object, ToJson};
 
 const LIST_USERS: &str = "SELECT user_id, email, display_name, role, plan, is_disabled, created_at, updated_at, cache_version \
      FROM users WHERE email LIKE ?1 ESCAPE '\\' AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND user_id < ?3)) \
@@ -50,7 +50,7 @@ pub async fn list_users(db: &Db, like: &str, cursor: Option<&Cursor>, fetch: u32
 }
 
 pub struct UserChange<'a> {
-    pub role: Option<&'a str>,
+    pub role: Option<Role>,
     pub plan: Option<&'a str>,
     pub is_disabled: Option<bool>,
 }
@@ -70,7 +70,7 @@ pub async fn update_user(
     let mut statements = vec![
         db.stmt(
             UPDATE_USER,
-            &[text(target_user_id), opt_text(change.role), opt_text(change.plan), disabled, num(now)],
+            &[text(target_user_id), opt_text(change.role.map(Role::as_str)), opt_text(change.plan), disabled, num(now)],
         )?,
         db.stmt(INSERT_AUDIT, &[text(audit_id), text(admin_user_id), text(target_user_id), text(detail), num(now)])?,
     ];
@@ -81,36 +81,6 @@ pub async fn update_user(
     Ok(super::returned_a_row(results.first()))
 }
 
-#[derive(Debug)]
-pub struct UsageRow {
-    pub key: Option<String>,
-    pub requests: u64,
-    pub prompt_tokens: Option<u64>,
-    pub completion_tokens: Option<u64>,
-}
-
-impl ToJson for UsageRow {
-    fn to_json(&self) -> String {
-        Object::new()
-            .opt_str("key", self.key.as_deref())
-            .num("requests", self.requests)
-            .opt_num("prompt_tokens", self.prompt_tokens)
-            .opt_num("completion_tokens", self.completion_tokens)
-            .end()
-    }
-}
-
-impl FromRow for UsageRow {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            key: r.opt_text("key"),
-            requests: r.uint("requests"),
-            prompt_tokens: r.opt_uint("prompt_tokens"),
-            completion_tokens: r.opt_uint("completion_tokens"),
-        }
-    }
-}
-
 pub async fn usage(db: &Db, group: UsageGroup, since: u64) -> Result<Vec<UsageRow>, AppError> {
     let sql = match group {
         UsageGroup::Day => USAGE_BY_DAY,
@@ -118,39 +88,6 @@ pub async fn usage(db: &Db, group: UsageGroup, since: u64) -> Result<Vec<UsageRo
         UsageGroup::User => USAGE_BY_USER,
     };
     db.all("admin usage", db.stmt(sql, &[num(since)])?).await
-}
-
-#[derive(Debug)]
-pub struct UserUsageRow {
-    pub day: String,
-    pub model: String,
-    pub requests: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-}
-
-impl ToJson for UserUsageRow {
-    fn to_json(&self) -> String {
-        Object::new()
-            .str("day", &self.day)
-            .str("model", &self.model)
-            .num("requests", self.requests)
-            .num("prompt_tokens", self.prompt_tokens)
-            .num("completion_tokens", self.completion_tokens)
-            .end()
-    }
-}
-
-impl FromRow for UserUsageRow {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            day: r.text("day"),
-            model: r.text("model"),
-            requests: r.uint("requests"),
-            prompt_tokens: r.uint("prompt_tokens"),
-            completion_tokens: r.uint("completion_tokens"),
-        }
-    }
 }
 
 /// A user's calls since `since` (epoch ms) by day and model, to batch with the session check.
@@ -163,55 +100,9 @@ pub fn user_usage(result: Option<&D1Result>) -> Result<Vec<UserUsageRow>, AppErr
     super::rows("user usage", result)
 }
 
-#[derive(Debug)]
-pub struct WebhookEvent {
-    pub webhook_event_id: String,
-    pub source: String,
-    pub event_type: String,
-    pub event_created_at: u64,
-    pub outcome: String,
-    pub received_at: u64,
-}
-
-impl FromRow for WebhookEvent {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            webhook_event_id: r.text("webhook_event_id"),
-            source: r.text("source"),
-            event_type: r.text("event_type"),
-            event_created_at: r.uint("event_created_at"),
-            outcome: r.text("outcome"),
-            received_at: r.uint("received_at"),
-        }
-    }
-}
-
 pub async fn webhook_events(db: &Db, cursor: Option<&Cursor>, fetch: u32) -> Result<Vec<WebhookEvent>, AppError> {
     let [k, id] = after(cursor);
     db.all("webhook events", db.stmt(WEBHOOK_EVENTS, &[k, id, num(fetch.into())])?).await
-}
-
-#[derive(Debug)]
-pub struct AuditRow {
-    pub admin_audit_id: String,
-    pub admin_user_id: String,
-    pub target_user_id: String,
-    pub action: String,
-    pub detail: String,
-    pub created_at: u64,
-}
-
-impl FromRow for AuditRow {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            admin_audit_id: r.text("admin_audit_id"),
-            admin_user_id: r.text("admin_user_id"),
-            target_user_id: r.text("target_user_id"),
-            action: r.text("action"),
-            detail: r.text("detail"),
-            created_at: r.uint("created_at"),
-        }
-    }
 }
 
 pub async fn audit(db: &Db, cursor: Option<&Cursor>, fetch: u32) -> Result<Vec<AuditRow>, AppError> {

@@ -1,9 +1,10 @@
 //! API keys in D1: stored as hashes, listed by prefix, revoked by timestamp.
 
-use super::{num, text, Db, FromRow, Row};
+use super::{num, text, Db};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
-use edgechat_core::accounts::{ApiKey, User};
+use edgechat_core::accounts::ApiKey;
+pub use edgechat_core::accounts::KeyUser;
 
 /// Most live keys one user may hold (the list endpoint returns them in one page).
 pub const MAX_KEYS_PER_USER: u64 = 100;
@@ -58,18 +59,6 @@ pub fn keys(result: Option<&D1Result>) -> Result<Vec<ApiKey>, AppError> {
 pub async fn revoke(db: &Db, api_key_id: &str, user_id: &str, now: u64) -> Result<bool, AppError> {
     let stmt = db.stmt(REVOKE_KEY, &[text(api_key_id), text(user_id), num(now)])?;
     Ok(db.run("revoke api key", stmt).await? == 1)
-}
-
-pub struct KeyUser {
-    pub api_key_id: String,
-    pub last_used_at: Option<u64>,
-    pub user: User,
-}
-
-impl FromRow for KeyUser {
-    fn from_row(r: &mut Row) -> Self {
-        Self { api_key_id: r.text("api_key_id"), last_used_at: r.opt_uint("last_used_at"), user: User::from_row(r) }
-    }
 }
 
 /// The live key with this hash and its enabled owner (decoded as [`KeyUser`]).

@@ -13,7 +13,7 @@ pub mod usage;
 
 use crate::http::AppError;
 use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
-pub use edgechat_core::row::{self, FromRow, Row};
+use edgechat_core::serde::de::DeserializeOwned;
 pub use edgechat_core::sql_args::SqlArg;
 use std::cell::Cell;
 
@@ -50,7 +50,11 @@ impl Db {
     }
 
     /// Every row of a query.
-    pub async fn all<T: FromRow>(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<Vec<T>, AppError> {
+    pub async fn all<T: DeserializeOwned>(
+        &self,
+        context: &'static str,
+        stmt: D1PreparedStatement,
+    ) -> Result<Vec<T>, AppError> {
         let result = self.query(context, stmt).await?;
         rows(context, Some(&result))
     }
@@ -63,7 +67,7 @@ impl Db {
     }
 
     /// The first row of a query, if any.
-    pub async fn first<T: FromRow>(
+    pub async fn first<T: DeserializeOwned>(
         &self,
         context: &'static str,
         stmt: D1PreparedStatement,
@@ -128,10 +132,11 @@ pub(crate) fn changes(result: &D1Result) -> usize {
     result.changes as usize
 }
 
-/// Rows a statement inside a batch returned (none when the batch has no result for it).
-pub(crate) fn rows<T: FromRow>(context: &'static str, result: Option<&D1Result>) -> Result<Vec<T>, AppError> {
+/// Rows a statement inside a batch returned (none when the batch has no result for it),
+/// decoded by their serde derives from the JSON text of an array of objects.
+pub(crate) fn rows<T: DeserializeOwned>(context: &'static str, result: Option<&D1Result>) -> Result<Vec<T>, AppError> {
     let Some(result) = result else { return Ok(Vec::new()) };
-    row::decode(result.rows_json()).map_err(|e| AppError::platform(context, e))
+    edgechat_core::body::parse_rows(result.rows_json()).map_err(|e| AppError::platform(context, e))
 }
 
 /// True when a `RETURNING` statement in a batch returned a row: the write happened. (D1's

@@ -3,9 +3,10 @@
 //! both take the last unit (D1 runs statements one at a time); a request's minute and day are
 //! counted in one batch.
 
-use super::{num, opt_text, rows, text, Db, Row, SqlArg};
+use super::{num, opt_text, returned_a_row, rows, text, Db, SqlArg};
 use crate::http::AppError;
 use crate::platform::d1::{D1PreparedStatement, D1Result};
+use edgechat_core::plans::{Counts, DayTokens, RequestCount};
 
 // The counting statements are gated: their last three parameters (kind, credential, plan)
 // name a row of the live_credentials view that must exist for the user, or are NULL when the
@@ -50,15 +51,6 @@ pub const DELETE_ALL_OF_USER: &[&str] = &[
     "DELETE FROM daily_tokens WHERE user_id = ?1",
     "DELETE FROM active_streams WHERE user_id = ?1",
 ];
-
-/// Where a request stands against its minute and its day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
-    Admitted,
-    RateLimited,
-    OverBudget,
-    TooManyStreams,
-}
 
 /// The minute's window and the day's budget a request is counted against, and for a stream
 /// the slot it takes.
@@ -157,30 +149,20 @@ pub fn count_statements(
     Ok(statements)
 }
 
-/// Where the request stands, from the results of [`count_statements`]. Whatever was taken
-/// for a request refused on another count is given back here (a second round trip, on
-/// refusal only).
-pub async fn counted(db: &Db, user_id: &str, l: &Limits<'_>, results: &[D1Result]) -> Result<Counted, AppError> {
-    let count = count_returned(results.get(1), "request_count")?.unwrap_or(u64::MAX);
-    if count > l.requests_per_minute {
-        return Ok(Counted::RateLimited);
-    }
-    let reserved = count_returned(results.get(2), "tokens")?.is_some();
-    let slot = match &l.stream {
-        Some(s) => count_returned(results.get(4), "stream_id")?.map(|_| s.stream_id),
-        None => None,
-    };
-    if !reserved {
-        if let Some(id) = slot {
-            db.run("release stream", db.stmt(RELEASE_STREAM, &[text(id)])?).await?;
-        }
-        return Ok(Counted::OverBudget);
-    }
-    if l.stream.is_some() && slot.is_none() {
-        settle_tokens(db, user_id, l.day, -(l.estimate as i64)).await?;
-        return Ok(Counted::TooManyStreams);
-    }
-    Ok(Counted::Admitted)
+/// What the statements of [`count_statements`] (whose `results` these are) counted and took;
+/// `plans::decide` says what it means.
+pub fn counts(l: &Limits<'_>, results: &[D1Result]) -> Result<Counts, AppError> {
+    let counted: Vec<RequestCount> = rows("quota", results.get(1))?;
+    Ok(Counts {
+        requests_this_minute: counted.first().map(|c| c.request_count),
+        tokens_reserved: returned_a_row(results.get(2)),
+        stream_slot: l.stream.as_ref().map(|_| returned_a_row(results.get(4))),
+    })
+}
+
+/// Frees a stream slot taken for a request that was refused on another limit.
+pub async fn release_stream(db: &Db, stream_id: &str) -> Result<(), AppError> {
+    db.run("release stream", db.stmt(RELEASE_STREAM, &[text(stream_id)])?).await.map(drop)
 }
 
 /// Replaces a reservation by what was really used (`delta` = used - reserved).
@@ -196,8 +178,8 @@ pub fn tokens_used_statement(db: &Db, user_id: &str, day: &str) -> Result<D1Prep
 
 /// The day's tokens [`tokens_used_statement`] found (0 when none were counted).
 pub fn tokens_used(result: Option<&D1Result>) -> Result<u64, AppError> {
-    let found: Vec<Row> = rows("tokens used", result)?;
-    Ok(found.into_iter().next().and_then(|mut r| r.opt_uint("tokens")).unwrap_or(0))
+    let found: Vec<DayTokens> = rows("tokens used", result)?;
+    Ok(found.first().map_or(0, |d| d.tokens))
 }
 
 /// The writes that settle a call: its reservation replaced by what was used (`delta` = used -
@@ -214,10 +196,4 @@ pub fn settle_statements(
         statements.push(db.stmt(RELEASE_STREAM, &[text(id)])?);
     }
     Ok(statements)
-}
-
-/// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
-fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
-    let returned: Vec<Row> = rows("quota", result)?;
-    Ok(returned.into_iter().next().map(|mut r| r.opt_uint(column).unwrap_or(1)))
 }

@@ -1,8 +1,9 @@
 //! Login-attempt counters in D1: one atomic upsert per key per attempt, so concurrent
 //! attempts are counted exactly.
 
-use super::{num, rows, text, Db, FromRow, Row};
+use super::{num, rows, text, Db};
 use crate::http::AppError;
+pub use edgechat_core::throttle::Counter;
 
 // SET expressions see the row's old values, so both CASEs test the same old window start.
 const COUNT_ATTEMPT: &str =
@@ -14,18 +15,6 @@ const COUNT_ATTEMPT: &str =
 const CLEAR_ATTEMPTS: &str = "DELETE FROM login_attempts WHERE attempt_key = ?1";
 const FORGIVE_ATTEMPT: &str =
     "UPDATE login_attempts SET attempt_count = MAX(attempt_count - 1, 0) WHERE attempt_key = ?1";
-
-#[derive(Debug)]
-pub struct Counter {
-    pub attempt_count: u64,
-    pub window_started_at: u64,
-}
-
-impl FromRow for Counter {
-    fn from_row(r: &mut Row) -> Self {
-        Self { attempt_count: r.uint("attempt_count"), window_started_at: r.uint("window_started_at") }
-    }
-}
 
 /// Counts one attempt under each key (in one transaction) and returns the counters after it.
 pub async fn count_attempt(db: &Db, keys: &[&str], now: u64, cutoff: u64) -> Result<Vec<Counter>, AppError> {

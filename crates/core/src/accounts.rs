@@ -1,78 +1,48 @@
 //! Accounts: the request bodies of the auth, profile and key endpoints, their validation,
 //! and the user and key representations the API returns.
 
-use crate::body::{Fields, FromJson};
-use crate::json_out::{Object, ToJson};
-use crate::row::{FromRow, Row};
+use crate::ids::ApiKeyId;
 use crate::{time::rfc3339, ApiError};
+use serde::{Deserialize, Serialize};
 
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 pub const MAX_KEY_NAME_CHARS: usize = 100;
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct RegisterRequest {
     pub email: String,
     pub password: String,
     pub display_name: Option<String>,
 }
 
-impl FromJson for RegisterRequest {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { email: f.text("email")?, password: f.text("password")?, display_name: f.opt_text("display_name")? })
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-impl FromJson for LoginRequest {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { email: f.text("email")?, password: f.text("password")? })
-    }
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct RefreshRequest {
     /// Absent when the refresh token travels in the HttpOnly cookie.
     pub refresh_token: Option<String>,
 }
 
-impl FromJson for RefreshRequest {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { refresh_token: f.opt_text("refresh_token")? })
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct UpdateMeRequest {
     pub display_name: Option<String>,
     pub password: Option<String>,
     pub current_password: Option<String>,
 }
 
-impl FromJson for UpdateMeRequest {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self {
-            display_name: f.opt_text("display_name")?,
-            password: f.opt_text("password")?,
-            current_password: f.opt_text("current_password")?,
-        })
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct CreateKeyRequest {
     pub name: String,
-}
-
-impl FromJson for CreateKeyRequest {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { name: f.text("name")? })
-    }
 }
 
 /// Trims and lowercases (ASCII letters; other characters compare exactly) an email and
@@ -118,73 +88,81 @@ pub fn normalize_key_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
+/// What a user may do: `admin`s also reach the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// The role a new account starts with: admin when its email is in `ADMIN_EMAILS`.
+    pub fn at_registration(email: &str, admin_emails: &[String]) -> Role {
+        if is_admin_email(email, admin_emails) {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Role::parse(&name).ok_or_else(|| format!("unknown role `{name}`, expected `user` or `admin`"))
+    }
+}
+
 /// True when `email` (normalized) is listed in `ADMIN_EMAILS`.
 pub fn is_admin_email(email: &str, admin_emails: &[String]) -> bool {
     admin_emails.iter().any(|a| a == email)
 }
 
 /// A user as stored (epoch-ms timestamps), without the password hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct User {
     pub user_id: String,
     pub email: String,
     pub display_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub plan: String,
     pub is_disabled: i64,
     pub created_at: u64,
     pub updated_at: u64,
     /// Bumped by every write to the user's conversations: part of every cache key, so a
     /// cached read can never be older than the user's last write.
+    #[serde(default)]
     pub cache_version: u64,
 }
 
-impl FromRow for User {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            user_id: r.text("user_id"),
-            email: r.text("email"),
-            display_name: r.opt_text("display_name"),
-            role: r.text("role"),
-            plan: r.text("plan"),
-            is_disabled: r.int("is_disabled"),
-            created_at: r.uint("created_at"),
-            updated_at: r.uint("updated_at"),
-            cache_version: r.opt_uint("cache_version").unwrap_or(0),
-        }
-    }
-}
-
 /// The API's view of a user.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct UserView<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
     pub display_name: Option<&'a str>,
-    pub role: &'a str,
+    pub role: Role,
     pub plan: &'a str,
     pub created_at: String,
     pub updated_at: String,
-}
-
-impl UserView<'_> {
-    /// The view's fields, for a caller that adds more before `end()`.
-    pub fn object(&self) -> Object {
-        Object::new()
-            .str("user_id", self.user_id)
-            .str("email", self.email)
-            .opt_str("display_name", self.display_name)
-            .str("role", self.role)
-            .str("plan", self.plan)
-            .str("created_at", &self.created_at)
-            .str("updated_at", &self.updated_at)
-    }
-}
-
-impl ToJson for UserView<'_> {
-    fn to_json(&self) -> String {
-        self.object().end()
-    }
 }
 
 impl User {
@@ -193,7 +171,7 @@ impl User {
             user_id: &self.user_id,
             email: &self.email,
             display_name: self.display_name.as_deref(),
-            role: &self.role,
+            role: self.role,
             plan: &self.plan,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
@@ -202,51 +180,25 @@ impl User {
 }
 
 /// An API key as stored (never the key itself).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ApiKey {
-    pub api_key_id: String,
+    pub api_key_id: ApiKeyId,
     pub name: String,
     pub key_prefix: String,
     pub created_at: u64,
     pub last_used_at: Option<u64>,
 }
 
-impl FromRow for ApiKey {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            api_key_id: r.text("api_key_id"),
-            name: r.text("name"),
-            key_prefix: r.text("key_prefix"),
-            created_at: r.uint("created_at"),
-            last_used_at: r.opt_uint("last_used_at"),
-        }
-    }
-}
-
 /// The API's view of a key; `key` is present only in the creation response.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct ApiKeyView<'a> {
     pub api_key_id: &'a str,
     pub name: &'a str,
     pub key_prefix: &'a str,
     pub created_at: String,
     pub last_used_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
-}
-
-impl ToJson for ApiKeyView<'_> {
-    fn to_json(&self) -> String {
-        let o = Object::new()
-            .str("api_key_id", self.api_key_id)
-            .str("name", self.name)
-            .str("key_prefix", self.key_prefix)
-            .str("created_at", &self.created_at)
-            .opt_str("last_used_at", self.last_used_at.as_deref());
-        match self.key {
-            Some(key) => o.str("key", key).end(),
-            None => o.end(),
-        }
-    }
 }
 
 impl ApiKey {
@@ -260,6 +212,44 @@ impl ApiKey {
             key,
         }
     }
+}
+
+/// The answer to register, login and refresh: the user and a fresh token pair.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse<'a> {
+    pub user: UserView<'a>,
+    pub access_token: &'a str,
+    pub refresh_token: &'a str,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// What a login checks: the user's password hash and whether the account is disabled.
+#[derive(Debug, Deserialize)]
+pub struct LoginRow {
+    pub user_id: String,
+    pub password_hash: String,
+    pub is_disabled: i64,
+}
+
+/// A refresh token with its session and user, as the refresh endpoint reads it.
+#[derive(Debug, Deserialize)]
+pub struct RefreshRow {
+    pub session_id: String,
+    pub used_at: Option<u64>,
+    pub expires_at: u64,
+    pub user_id: String,
+    pub revoked_at: Option<u64>,
+    pub is_disabled: i64,
+}
+
+/// A live API key and its owner, read in one row.
+#[derive(Debug, Deserialize)]
+pub struct KeyUser {
+    pub api_key_id: String,
+    pub last_used_at: Option<u64>,
+    #[serde(flatten)]
+    pub user: User,
 }
 
 #[cfg(test)]
@@ -324,10 +314,101 @@ mod tests {
         assert!(normalize_key_name("  ").is_err());
     }
 
+    const USER: &str = r#"{"user_id":"usr_1","email":"a@b.example","display_name":null,"role":"user","plan":"free",
+        "is_disabled":0,"created_at":1700000000000,"updated_at":1700000000001,"cache_version":3}"#;
+
+    fn rows<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
+        crate::body::parse_rows(text)
+    }
+
+    #[test]
+    fn rows_decode_by_column_name() {
+        let users: Vec<User> = rows(&format!("[{USER},{}]", USER.replace("usr_1", "usr_2"))).unwrap();
+        assert_eq!(users.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), ["usr_1", "usr_2"]);
+        let u = &users[0];
+        assert_eq!(
+            (u.display_name.as_deref(), u.is_disabled, u.updated_at, u.cache_version),
+            (None, 0, 1700000000001, 3)
+        );
+        assert!(rows::<User>("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_optional_column_may_be_absent() {
+        let without_version = USER.replace(r#","cache_version":3"#, "");
+        assert_eq!(rows::<User>(&format!("[{without_version}]")).unwrap()[0].cache_version, 0);
+    }
+
+    #[test]
+    fn the_first_wrong_column_is_named() {
+        let err = |json: String| rows::<User>(&json).err().unwrap();
+        assert_eq!(
+            err(format!("[{}]", USER.replace(r#""email":"a@b.example""#, r#""email":7"#))),
+            "D1 row decode: [0].email is missing or of another type"
+        );
+        assert_eq!(
+            err(format!("[{USER},{}]", USER.replace(r#""created_at":1700000000000"#, r#""created_at":-1"#))),
+            "D1 row decode: [1].created_at is missing or of another type"
+        );
+        let both = USER.replace(r#""role":"user""#, r#""role":null"#).replace(r#""plan":"free","#, "");
+        assert_eq!(err(format!("[{both}]")), "D1 row decode: [0].role is missing or of another type");
+        assert_eq!(err(format!("[{USER},1]")), "D1 row decode: [1] is missing or of another type");
+        assert_eq!(err("{}".into()), "D1 row decode: rows is missing or of another type");
+        assert!(err("[".into()).starts_with("D1 row decode: "));
+        let secret = USER.replace(r#""created_at":1700000000000"#, r#""created_at":"secret words""#);
+        assert!(!err(format!("[{secret}]")).contains("secret"), "values never reach the message");
+    }
+
+    #[test]
+    fn a_key_row_carries_its_user() {
+        let row = USER.replacen('{', r#"{"api_key_id":"key_1","last_used_at":null,"#, 1);
+        let found: Vec<KeyUser> = rows(&format!("[{row}]")).unwrap();
+        assert_eq!((found[0].api_key_id.as_str(), found[0].last_used_at), ("key_1", None));
+        assert_eq!((found[0].user.user_id.as_str(), found[0].user.cache_version), ("usr_1", 3));
+    }
+
+    #[test]
+    fn views_have_the_documented_shapes() {
+        let user = rows::<User>(&format!("[{USER}]")).unwrap().remove(0);
+        let view = serde_json::to_value(user.view()).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({"user_id":"usr_1","email":"a@b.example","display_name":null,"role":"user","plan":"free",
+                "created_at":"2023-11-14T22:13:20.000Z","updated_at":"2023-11-14T22:13:20.001Z"})
+        );
+        let key = ApiKey {
+            api_key_id: serde_json::from_str(r#""key_1""#).unwrap(),
+            name: "ci".into(),
+            key_prefix: "ek_ab".into(),
+            created_at: 0,
+            last_used_at: None,
+        };
+        let listed = serde_json::to_value(key.view(None)).unwrap();
+        assert_eq!(listed["last_used_at"], serde_json::Value::Null);
+        assert!(listed.get("key").is_none(), "the key itself is shown only at creation");
+        assert_eq!(serde_json::to_value(key.view(Some("ek_secret"))).unwrap()["key"], "ek_secret");
+    }
+
     #[test]
     fn admin_emails_match_exactly() {
         let admins = vec!["root@example.com".to_string()];
         assert!(is_admin_email("root@example.com", &admins));
         assert!(!is_admin_email("root@example.co", &admins));
+        assert_eq!(Role::at_registration("root@example.com", &admins), Role::Admin);
+        assert_eq!(Role::at_registration("root@example.co", &admins), Role::User);
+    }
+
+    #[test]
+    fn roles_are_read_and_written_as_their_names() {
+        assert_eq!(rows::<User>(&format!("[{USER}]")).unwrap()[0].role, Role::User);
+        let admin = USER.replace(r#""role":"user""#, r#""role":"admin""#);
+        assert_eq!(rows::<User>(&format!("[{admin}]")).unwrap()[0].role, Role::Admin);
+        let root = USER.replace(r#""role":"user""#, r#""role":"root""#);
+        assert_eq!(
+            rows::<User>(&format!("[{root}]")).unwrap_err(),
+            "D1 row decode: [0].role is missing or of another type"
+        );
+        assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), r#""admin""#);
+        assert_eq!(Role::Admin.as_str(), "admin");
     }
 }

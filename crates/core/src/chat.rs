@@ -1,11 +1,13 @@
 //! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
 //! stream events into the stored answer and its final status, and automatic titles.
 
-use crate::body::{Fields, FromJson};
+use crate::conversations::MessageView;
 use crate::llm::context::estimate_tokens;
 use crate::llm::{StreamEvent, Usage};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct PostMessage {
     pub content: String,
     pub model: Option<String>,
@@ -14,21 +16,52 @@ pub struct PostMessage {
     pub parent_id: Option<String>,
 }
 
-impl FromJson for PostMessage {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { content: f.text("content")?, model: f.opt_text("model")?, parent_id: f.opt_text("parent_id")? })
-    }
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct Regenerate {
     pub model: Option<String>,
 }
 
-impl FromJson for Regenerate {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self { model: f.opt_text("model")? })
-    }
+/// The first event of a streamed turn (`message`).
+#[derive(Debug, Serialize)]
+pub struct TurnStarted<'a> {
+    pub user_message: MessageView<'a>,
+    pub assistant_message_id: &'a str,
+}
+
+/// The JSON answer of a turn that was not streamed.
+#[derive(Debug, Serialize)]
+pub struct TurnAnswer<'a> {
+    pub user_message: MessageView<'a>,
+    pub assistant_message: MessageView<'a>,
+}
+
+/// A piece of the answer (`delta`).
+#[derive(Debug, Serialize)]
+pub struct Delta<'a> {
+    pub text: &'a str,
+}
+
+/// The stored answer at the end of a turn (`done`).
+#[derive(Debug, Serialize)]
+pub struct TurnDone<'a> {
+    pub assistant_message: MessageView<'a>,
+}
+
+/// A failed turn (`error`): the error and, when the partial answer is stored, that message.
+#[derive(Debug, Serialize)]
+pub struct TurnFailed<'a> {
+    pub error: EventError<'a>,
+    /// The partial answer as stored (or `null`) when the turn failed; left out when the turn
+    /// succeeded but its stored answer could not be read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant_message: Option<Option<MessageView<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventError<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
 }
 
 /// Retries before the first byte, per model in the fallback chain.
@@ -62,7 +95,7 @@ pub fn retry_delay_ms(attempt: u32, retry_after: Option<&str>, policy: &RetryPol
 }
 
 /// `Retry-After` seconds (`12`, or `0.5` as some providers send) in milliseconds; `None` for
-/// anything else. Read digit by digit: a float parser would add kilobytes to the wasm.
+/// anything else. Read digit by digit, without floating point: exact to the millisecond.
 fn seconds_as_ms(value: &str) -> Option<u64> {
     let (whole, fraction) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
     if whole.len() + fraction.len() == 0 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
@@ -180,6 +213,20 @@ mod tests {
         assert_eq!(ok.parent_id.as_deref(), Some("msg_x"));
         let bad = parse_json::<PostMessage>(Some("application/json"), br#"{"content":"hi","role":"assistant"}"#);
         assert_eq!(bad.unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn a_failed_turn_event_shows_the_stored_answer_or_null_or_nothing() {
+        let error = || EventError { code: "upstream_error", message: "broke off" };
+        assert_eq!(
+            serde_json::to_string(&TurnFailed { error: error(), assistant_message: Some(None) }).unwrap(),
+            r#"{"error":{"code":"upstream_error","message":"broke off"},"assistant_message":null}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&TurnFailed { error: error(), assistant_message: None }).unwrap(),
+            r#"{"error":{"code":"upstream_error","message":"broke off"}}"#
+        );
+        assert_eq!(serde_json::to_string(&Delta { text: "a\n\"b\"" }).unwrap(), r#"{"text":"a\n\"b\""}"#);
     }
 
     #[test]

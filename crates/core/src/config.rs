@@ -274,13 +274,7 @@ impl Config {
 
 /// `STRIPE_PRICE_PLANS`: a JSON object of price id to plan name, in the order given.
 fn price_plans(raw: &str) -> Option<Vec<(String, String)>> {
-    let Ok(crate::json::Value::Object(map)) = crate::json::parse_str(raw) else { return None };
-    map.into_iter()
-        .map(|(price, plan)| match plan {
-            crate::json::Value::String(plan) => Some((price, plan)),
-            _ => None,
-        })
-        .collect()
+    crate::body::parse_config::<crate::body::Entries<String>>(raw).ok().map(|entries| entries.0)
 }
 
 #[cfg(test)]
@@ -352,6 +346,16 @@ mod tests {
         assert_eq!(url.check().unwrap_err().variable, "OPENAI_BASE_URL");
         let ok = config(&[("OPENAI_BASE_URL", "http://127.0.0.1:8788/v1/"), ("OPENAI_API_KEY", " k ")]);
         assert_eq!(ok.provider_endpoint(Provider::OpenAi), ("http://127.0.0.1:8788/v1", Some("k")));
+    }
+
+    #[test]
+    fn stripe_prices_map_to_plans_in_order() {
+        let c = config(&[("STRIPE_PRICE_PLANS", r#"{"price_b":"pro","price_a":"free"}"#)]);
+        assert_eq!(c.stripe_price_plans, vec![("price_b".into(), "pro".into()), ("price_a".into(), "free".into())]);
+        for bad in [r#"{"price_a":1}"#, "[]", "{"] {
+            let c = config(&[("STRIPE_PRICE_PLANS", bad)]);
+            assert_eq!(c.check().unwrap_err().variable, "STRIPE_PRICE_PLANS", "{bad}");
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Conversations and message trees: request bodies, limits and validation, the import plan,
 //! and the views the API returns.
 
-use crate::body::{Fields, FromJson};
-use crate::json_out::{Object, ToJson};
-use crate::row::{FromRow, Row};
+use crate::body::nullable;
+use crate::ids::{ConversationId, MessageId};
 use crate::time::rfc3339;
 use crate::ApiError;
+use serde::{Deserialize, Serialize};
 
 /// Size and count limits (configurable through variables, see `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,63 +29,37 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct CreateConversation {
     pub title: Option<String>,
     pub model: Option<String>,
     pub system_prompt: Option<String>,
     /// History to import, oldest first.
+    #[serde(default)]
     pub messages: Vec<ImportMessage>,
-}
-
-impl FromJson for CreateConversation {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self {
-            title: f.opt_text("title")?,
-            model: f.opt_text("model")?,
-            system_prompt: f.opt_text("system_prompt")?,
-            messages: f.list("messages")?,
-        })
-    }
 }
 
 /// One imported turn. `id` is a label local to the request; `parent_id` names an earlier
 /// item's label, `null` makes a root, and absent means "the previous item".
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct ImportMessage {
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub parent_id: Option<Option<String>>,
     pub role: String,
     pub content: String,
 }
 
-impl FromJson for ImportMessage {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self {
-            id: f.opt_text("id")?,
-            parent_id: f.nullable_text("parent_id")?,
-            role: f.text("role")?,
-            content: f.text("content")?,
-        })
-    }
-}
-
 /// A partial update: `system_prompt` tells absent (keep) from `null` (clear).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct UpdateConversation {
     pub title: Option<String>,
     pub model: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub system_prompt: Option<Option<String>>,
-}
-
-impl FromJson for UpdateConversation {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        Ok(Self {
-            title: f.opt_text("title")?,
-            model: f.opt_text("model")?,
-            system_prompt: f.nullable_text("system_prompt")?,
-        })
-    }
 }
 
 /// A title: trimmed, at most `limits.title_chars` characters, no control characters.
@@ -181,10 +155,20 @@ pub fn plan_import(messages: Vec<ImportMessage>, limits: &Limits) -> Result<Vec<
     Ok(planned)
 }
 
+/// One imported message as the import statement reads it (a member of a JSON array).
+#[derive(Debug, Serialize)]
+pub struct ImportedRow<'a> {
+    pub message_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub role: &'static str,
+    pub content: &'a str,
+    pub created_at: u64,
+}
+
 /// A conversation as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Conversation {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub title: String,
     pub model: String,
     pub system_prompt: Option<String>,
@@ -193,21 +177,7 @@ pub struct Conversation {
     pub updated_at: u64,
 }
 
-impl FromRow for Conversation {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            conversation_id: r.text("conversation_id"),
-            title: r.text("title"),
-            model: r.text("model"),
-            system_prompt: r.opt_text("system_prompt"),
-            message_count: r.uint("message_count"),
-            created_at: r.uint("created_at"),
-            updated_at: r.uint("updated_at"),
-        }
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct ConversationView<'a> {
     pub conversation_id: &'a str,
     pub title: &'a str,
@@ -216,20 +186,6 @@ pub struct ConversationView<'a> {
     pub message_count: u64,
     pub created_at: String,
     pub updated_at: String,
-}
-
-impl ToJson for ConversationView<'_> {
-    fn to_json(&self) -> String {
-        Object::new()
-            .str("conversation_id", self.conversation_id)
-            .str("title", self.title)
-            .str("model", self.model)
-            .opt_str("system_prompt", self.system_prompt)
-            .num("message_count", self.message_count)
-            .str("created_at", &self.created_at)
-            .str("updated_at", &self.updated_at)
-            .end()
-    }
 }
 
 impl Conversation {
@@ -247,11 +203,11 @@ impl Conversation {
 }
 
 /// A message as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Message {
-    pub message_id: String,
-    pub conversation_id: String,
-    pub parent_id: Option<String>,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub parent_id: Option<MessageId>,
     pub role: String,
     pub content: String,
     pub status: String,
@@ -265,28 +221,7 @@ pub struct Message {
     pub created_at: u64,
 }
 
-impl FromRow for Message {
-    fn from_row(r: &mut Row) -> Self {
-        Self {
-            message_id: r.text("message_id"),
-            conversation_id: r.text("conversation_id"),
-            parent_id: r.opt_text("parent_id"),
-            role: r.text("role"),
-            content: r.text("content"),
-            status: r.text("status"),
-            model: r.opt_text("model"),
-            provider: r.opt_text("provider"),
-            prompt_tokens: r.opt_uint("prompt_tokens"),
-            completion_tokens: r.opt_uint("completion_tokens"),
-            is_usage_estimated: r.int("is_usage_estimated"),
-            time_to_first_token_ms: r.opt_uint("time_to_first_token_ms"),
-            duration_ms: r.opt_uint("duration_ms"),
-            created_at: r.uint("created_at"),
-        }
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct UsageView {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -294,18 +229,7 @@ pub struct UsageView {
     pub is_estimated: bool,
 }
 
-impl ToJson for UsageView {
-    fn to_json(&self) -> String {
-        Object::new()
-            .num("prompt_tokens", self.prompt_tokens)
-            .num("completion_tokens", self.completion_tokens)
-            .num("total_tokens", self.total_tokens)
-            .bool("is_estimated", self.is_estimated)
-            .end()
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct MessageView<'a> {
     pub message_id: &'a str,
     pub conversation_id: &'a str,
@@ -319,25 +243,6 @@ pub struct MessageView<'a> {
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub created_at: String,
-}
-
-impl ToJson for MessageView<'_> {
-    fn to_json(&self) -> String {
-        Object::new()
-            .str("message_id", self.message_id)
-            .str("conversation_id", self.conversation_id)
-            .opt_str("parent_id", self.parent_id)
-            .str("role", self.role)
-            .str("content", self.content)
-            .str("status", self.status)
-            .opt_str("model", self.model)
-            .opt_str("provider", self.provider)
-            .opt_json("usage", self.usage.as_ref())
-            .opt_num("time_to_first_token_ms", self.time_to_first_token_ms)
-            .opt_num("duration_ms", self.duration_ms)
-            .str("created_at", &self.created_at)
-            .end()
-    }
 }
 
 impl Message {
@@ -445,6 +350,37 @@ mod tests {
         let req: CreateConversation =
             parse_json(JSON, br#"{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"user","content":"c"}]}"#).unwrap();
         assert!(plan_import(req.messages, &too_many).is_err());
+    }
+
+    #[test]
+    fn nullable_and_signed_columns() {
+        let row = r#"[{"message_id":"m","conversation_id":"c","parent_id":null,"role":"user","content":"hi","status":"complete",
+            "model":null,"provider":null,"prompt_tokens":null,"completion_tokens":5,"is_usage_estimated":1,
+            "time_to_first_token_ms":null,"duration_ms":null,"created_at":1}]"#;
+        let m = &crate::body::parse_rows::<Message>(row).unwrap()[0];
+        assert_eq!(
+            (m.parent_id.as_deref(), m.prompt_tokens, m.completion_tokens, m.is_usage_estimated),
+            (None, None, Some(5), 1)
+        );
+        let wrong = row.replace(r#""completion_tokens":5"#, r#""completion_tokens":"x""#);
+        assert!(crate::body::parse_rows::<Message>(&wrong).unwrap_err().contains("[0].completion_tokens"));
+    }
+
+    #[test]
+    fn message_views_show_usage_only_when_both_counts_are_known() {
+        let row = r#"[{"message_id":"m","conversation_id":"c","parent_id":"p","role":"assistant","content":"hi","status":"complete",
+            "model":"sim-small","provider":"openai","prompt_tokens":3,"completion_tokens":5,"is_usage_estimated":1,
+            "time_to_first_token_ms":null,"duration_ms":40,"created_at":0}]"#;
+        let mut m = crate::body::parse_rows::<Message>(row).unwrap().remove(0);
+        assert_eq!(
+            serde_json::to_value(m.view()).unwrap(),
+            serde_json::json!({"message_id":"m","conversation_id":"c","parent_id":"p","role":"assistant","content":"hi",
+                "status":"complete","model":"sim-small","provider":"openai",
+                "usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8,"is_estimated":true},
+                "time_to_first_token_ms":null,"duration_ms":40,"created_at":"1970-01-01T00:00:00.000Z"})
+        );
+        m.prompt_tokens = None;
+        assert_eq!(serde_json::to_value(m.view()).unwrap()["usage"], serde_json::Value::Null);
     }
 
     #[test]

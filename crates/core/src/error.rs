@@ -6,8 +6,8 @@
 /// leak; the cause is logged once by the edge, not carried here.
 ///
 /// Boxed: a `Result` carrying it is one pointer wider than its value at most, so each `?`
-/// moves a pointer (in the wasm, every `?` on a 36-byte error copied it, in every async state
-/// machine it passed through). Its fields are read through [`ErrorParts`].
+/// (and each async state machine it passes through) moves a pointer, not the error. Its
+/// fields are read through [`ErrorParts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError(Box<ErrorParts>);
 
@@ -113,9 +113,19 @@ impl ApiError {
 
     /// The JSON body of this error, tagged with the request id.
     pub fn body(&self, request_id: &str) -> String {
-        use crate::json_out::Object;
-        let error = Object::new().str("code", self.code).str("message", &self.message).str("request_id", request_id);
-        Object::new().raw("error", &error.end()).end()
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Detail<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+            request_id: &'a str,
+        }
+        let body = Body { error: Detail { code: self.code, message: &self.message, request_id } };
+        // Only strings: serializing cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     pub fn is_server_error(&self) -> bool {

@@ -23,7 +23,6 @@ pub mod password;
 pub mod plans;
 pub mod request_id;
 pub mod routes;
-pub mod row;
 pub mod search;
 pub mod secret;
 pub mod security;
@@ -33,8 +32,12 @@ pub mod throttle;
 pub mod time;
 pub mod token;
 pub mod url;
+pub mod views;
 
 pub use error::ApiError;
+// The edge decodes rows and renders views through the same serde as the types' derives.
+pub use serde;
+pub use serde_json;
 
 /// The version reported by `GET /health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

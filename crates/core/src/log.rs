@@ -2,10 +2,10 @@
 //!
 //! Only metadata is ever logged: never bodies, passwords, tokens, keys or message content.
 
-use crate::json_out::Object;
+use serde::Serialize;
 
 /// The one line written for every request.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct RequestLog<'a> {
     pub level: &'static str,
     pub msg: &'static str,
@@ -16,7 +16,9 @@ pub struct RequestLog<'a> {
     pub status: u16,
     pub duration_ms: u64,
     /// Left out when there is none, as is `error_code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'a str>,
     /// Rows D1 reported reading and writing for this request.
     pub d1_rows_read: u64,
@@ -27,36 +29,50 @@ pub struct RequestLog<'a> {
 
 impl RequestLog<'_> {
     pub fn to_line(&self) -> String {
-        let mut o = Object::new()
-            .str("level", self.level)
-            .str("msg", self.msg)
-            .str("request_id", self.request_id)
-            .str("method", self.method)
-            .opt_str("route", self.route)
-            .num("status", self.status.into())
-            .num("duration_ms", self.duration_ms);
-        if let Some(user_id) = self.user_id {
-            o = o.str("user_id", user_id);
-        }
-        if let Some(code) = self.error_code {
-            o = o.str("error_code", code);
-        }
-        o.num("d1_rows_read", self.d1_rows_read)
-            .num("d1_rows_written", self.d1_rows_written)
-            .num("wasm_memory_kib", self.wasm_memory_kib)
-            .end()
+        line(self)
     }
 }
 
 /// A line recording the cause of a 5xx, written once, by the edge.
 pub fn failure_line(request_id: &str, context: &str, cause: &str) -> String {
-    Object::new()
-        .str("level", "error")
-        .str("msg", "failure")
-        .str("request_id", request_id)
-        .str("context", context)
-        .str("cause", cause)
-        .end()
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        level: &'static str,
+        msg: &'static str,
+        request_id: &'a str,
+        context: &'a str,
+        cause: &'a str,
+    }
+    line(&Failure { level: "error", msg: "failure", request_id, context, cause })
+}
+
+/// The line closing a chat turn: how it ended, never what was said.
+#[derive(Debug, Serialize)]
+pub struct TurnLog<'a> {
+    pub level: &'static str,
+    pub msg: &'static str,
+    pub request_id: &'a str,
+    pub user_id: &'a str,
+    pub status: &'a str,
+    pub model: &'a str,
+    pub provider: Option<&'a str>,
+    pub time_to_first_token_ms: Option<u64>,
+    pub duration_ms: u64,
+    pub completion_tokens: u64,
+    pub malformed_chunks: u32,
+    pub error_code: Option<&'a str>,
+}
+
+impl TurnLog<'_> {
+    pub fn to_line(&self) -> String {
+        line(self)
+    }
+}
+
+/// One JSON line (serde_json escapes newlines inside strings, so it stays one line).
+fn line(value: &impl Serialize) -> String {
+    // Strings and integers only: serializing cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -89,6 +105,29 @@ mod tests {
         assert_eq!(v["duration_ms"], 3);
         assert!(v.get("user_id").is_none());
         assert_eq!(v["d1_rows_read"], 2);
+    }
+
+    #[test]
+    fn a_turn_line_has_nulls_for_what_is_unknown() {
+        let line = TurnLog {
+            level: "info",
+            msg: "turn",
+            request_id: "r",
+            user_id: "usr_1",
+            status: "complete",
+            model: "sim-small",
+            provider: None,
+            time_to_first_token_ms: Some(12),
+            duration_ms: 40,
+            completion_tokens: 3,
+            malformed_chunks: 0,
+            error_code: None,
+        }
+        .to_line();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["provider"].is_null(), v["error_code"].is_null()), (true, true));
+        assert_eq!((v["time_to_first_token_ms"].as_u64(), v["status"].as_str()), (Some(12), Some("complete")));
+        assert_eq!(v.as_object().unwrap().len(), 12);
     }
 
     #[test]

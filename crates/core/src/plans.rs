@@ -1,7 +1,10 @@
 //! Plans and their limits (requests per minute, tokens per day, concurrent streams, allowed
-//! models), and the window arithmetic and headers of rate-limited answers.
+//! models), the admission decision over a request's counts, and the window arithmetic and
+//! headers of rate-limited answers.
 
-use crate::body::{object_entries, Fields, FromJson};
+use crate::body::{parse_config, Entries};
+use crate::ApiError;
+use serde::{Deserialize, Serialize};
 
 /// Plans used when `PLANS` is unset.
 pub const DEFAULT_PLANS: &str = r#"{
@@ -11,8 +14,11 @@ pub const DEFAULT_PLANS: &str = r#"{
 /// The plan every user starts on, and falls back to when theirs is not configured.
 pub const FREE: &str = "free";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A plan's limits as `PLANS` gives them (under the plan's name) and as `GET /usage` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object of limits")]
 pub struct Plan {
+    #[serde(skip_deserializing)]
     pub name: String,
     pub requests_per_minute: u32,
     pub tokens_per_day: u64,
@@ -21,30 +27,16 @@ pub struct Plan {
     pub models: Vec<String>,
 }
 
-impl crate::json_out::ToJson for Plan {
-    fn to_json(&self) -> String {
-        crate::json_out::Object::new()
-            .str("name", &self.name)
-            .num("requests_per_minute", self.requests_per_minute.into())
-            .num("tokens_per_day", self.tokens_per_day)
-            .num("concurrent_streams", self.concurrent_streams.into())
-            .raw("models", &crate::json_out::array(self.models.iter().map(|m| crate::json_out::string(m))))
-            .end()
-    }
+/// The minute's request count after one more request was counted (a `RETURNING` row).
+#[derive(Debug, Deserialize)]
+pub struct RequestCount {
+    pub request_count: u64,
 }
 
-impl FromJson for Plan {
-    fn from_json(f: &mut Fields) -> Result<Self, String> {
-        let max = u64::from(u32::MAX);
-        f.require("models")?;
-        Ok(Self {
-            name: String::new(),
-            requests_per_minute: f.uint("requests_per_minute", max)? as u32,
-            tokens_per_day: f.uint("tokens_per_day", u64::MAX)?,
-            concurrent_streams: f.uint("concurrent_streams", max)? as u32,
-            models: f.texts("models")?,
-        })
-    }
+/// The tokens counted for a user's day.
+#[derive(Debug, Deserialize)]
+pub struct DayTokens {
+    pub tokens: u64,
 }
 
 impl Plan {
@@ -62,8 +54,7 @@ pub struct Plans {
 impl Plans {
     /// Parses `PLANS`: an object of plan name -> limits; must define `free`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let value = crate::json::parse_str(json).map_err(|e| format!("not valid plans JSON: {e}"))?;
-        let raw: Vec<(String, Plan)> = object_entries(value, "PLANS")?;
+        let Entries(raw) = parse_config::<Entries<Plan>>(json)?;
         if !raw.iter().any(|(name, _)| name == FREE) {
             return Err("must define a \"free\" plan".into());
         }
@@ -100,6 +91,82 @@ impl Plans {
     /// The plan names in configuration order.
     pub fn names(&self) -> Vec<&str> {
         self.plans.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+/// What the counting statements found for one request. The statements count and take
+/// conditionally (the day's reservation and the stream slot only for a request the minute
+/// admitted); the decision is [`decide`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// The minute's requests with this one; `None` when nothing was counted (the
+    /// credential's gate refused the statements).
+    pub requests_this_minute: Option<u64>,
+    /// The request's estimate was reserved from the day's budget.
+    pub tokens_reserved: bool,
+    /// For a streaming call, whether it took a stream slot; `None` for one that does not stream.
+    pub stream_slot: Option<bool>,
+}
+
+/// A plan limit a request can exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    RequestsPerMinute,
+    TokensPerDay,
+    ConcurrentStreams,
+}
+
+/// Whether a request is admitted, and for a refused one what the counting took that must be
+/// given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Admitted,
+    Refused { limit: Limit, release_stream: bool, return_tokens: bool },
+}
+
+/// Admits a request from its counts under `plan`: the minute first, then the day's tokens,
+/// then (for a stream) a slot.
+pub fn decide(counts: Counts, plan: &Plan) -> Decision {
+    let refused = |limit, release_stream, return_tokens| Decision::Refused { limit, release_stream, return_tokens };
+    let in_minute = counts.requests_this_minute.is_some_and(|n| n <= u64::from(plan.requests_per_minute));
+    let slot = counts.stream_slot.unwrap_or(false);
+    if !in_minute {
+        // Nothing else was taken for a request the minute refused, whatever the counts say.
+        return refused(Limit::RequestsPerMinute, false, false);
+    }
+    if !counts.tokens_reserved {
+        return refused(Limit::TokensPerDay, slot, false);
+    }
+    if counts.stream_slot == Some(false) {
+        return refused(Limit::ConcurrentStreams, false, true);
+    }
+    Decision::Admitted
+}
+
+impl Limit {
+    /// The 429 for a request refused on this limit at `now_ms`, with `Retry-After` and
+    /// `RateLimit-*` headers.
+    pub fn refusal(self, plan: &Plan, now_ms: u64) -> ApiError {
+        let name = &plan.name;
+        let (code, message, limit, reset) = match self {
+            Limit::RequestsPerMinute => {
+                let rpm = u64::from(plan.requests_per_minute);
+                let message = format!("at most {rpm} requests per minute on the {name} plan");
+                ("rate_limited", message, rpm, minute_window(now_ms).1)
+            }
+            Limit::TokensPerDay => {
+                let message =
+                    format!("the daily budget of {} tokens on the {name} plan is used up", plan.tokens_per_day);
+                ("token_budget_exceeded", message, plan.tokens_per_day, day_window(now_ms).1)
+            }
+            Limit::ConcurrentStreams => {
+                let streams = u64::from(plan.concurrent_streams);
+                ("too_many_streams", format!("at most {streams} streams at once on the {name} plan"), streams, 1)
+            }
+        };
+        let mut err = ApiError::new(429, code, message);
+        err.headers.extend(limit_headers(limit, 0, reset));
+        err
     }
 }
 
@@ -150,6 +217,28 @@ mod tests {
     }
 
     #[test]
+    fn plans_keep_their_order_and_show_their_name() {
+        let plans = Plans::parse(
+            r#"{"pro":{"requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"models":["a"]},
+            "free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":["*"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(plans.names(), vec!["pro", "free"]);
+        assert_eq!(
+            serde_json::to_string(plans.get("pro")).unwrap(),
+            r#"{"name":"pro","requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"models":["a"]}"#
+        );
+        let missing = r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1}}"#;
+        assert!(Plans::parse(missing).unwrap_err().contains("missing field `models`"));
+        let big =
+            r#"{"free":{"requests_per_minute":4294967296,"tokens_per_day":1,"concurrent_streams":1,"models":[]}}"#;
+        assert!(Plans::parse(big).unwrap_err().starts_with("free.requests_per_minute: "));
+        let named =
+            r#"{"free":{"name":"x","requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":[]}}"#;
+        assert!(Plans::parse(named).is_err(), "the name is the member's");
+    }
+
+    #[test]
     fn model_lists_restrict_models() {
         let p = Plan {
             name: "x".into(),
@@ -160,6 +249,75 @@ mod tests {
         };
         assert!(p.allows_model("a"));
         assert!(!p.allows_model("b"));
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            name: "free".into(),
+            requests_per_minute: 2,
+            tokens_per_day: 100,
+            concurrent_streams: 1,
+            models: vec!["*".into()],
+        }
+    }
+
+    fn counts(requests: Option<u64>, reserved: bool, slot: Option<bool>) -> Counts {
+        Counts { requests_this_minute: requests, tokens_reserved: reserved, stream_slot: slot }
+    }
+
+    fn refused(limit: Limit, release_stream: bool, return_tokens: bool) -> Decision {
+        Decision::Refused { limit, release_stream, return_tokens }
+    }
+
+    #[test]
+    fn a_request_within_every_limit_is_admitted() {
+        assert_eq!(decide(counts(Some(2), true, None), &plan()), Decision::Admitted);
+        assert_eq!(decide(counts(Some(1), true, Some(true)), &plan()), Decision::Admitted);
+    }
+
+    #[test]
+    fn the_minute_is_checked_first_and_takes_nothing() {
+        assert_eq!(decide(counts(Some(3), true, Some(true)), &plan()), refused(Limit::RequestsPerMinute, false, false));
+        assert_eq!(decide(counts(Some(3), false, None), &plan()), refused(Limit::RequestsPerMinute, false, false));
+        assert_eq!(
+            decide(counts(None, false, Some(false)), &plan()),
+            refused(Limit::RequestsPerMinute, false, false),
+            "nothing counted: refused"
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_gives_back_a_stream_slot_it_took() {
+        assert_eq!(decide(counts(Some(1), false, Some(true)), &plan()), refused(Limit::TokensPerDay, true, false));
+        assert_eq!(decide(counts(Some(1), false, Some(false)), &plan()), refused(Limit::TokensPerDay, false, false));
+        assert_eq!(decide(counts(Some(1), false, None), &plan()), refused(Limit::TokensPerDay, false, false));
+    }
+
+    #[test]
+    fn no_free_stream_slot_gives_back_the_reserved_tokens() {
+        assert_eq!(decide(counts(Some(1), true, Some(false)), &plan()), refused(Limit::ConcurrentStreams, false, true));
+    }
+
+    #[test]
+    fn refusals_are_429_with_the_limit_and_when_it_resets() {
+        let now = 86_400_000 + 30_000;
+        let minute = Limit::RequestsPerMinute.refusal(&plan(), now);
+        assert_eq!((minute.status, minute.code), (429, "rate_limited"));
+        assert_eq!(minute.message, "at most 2 requests per minute on the free plan");
+        assert!(minute.headers.contains(&("retry-after", "30".to_string())));
+        assert!(minute.headers.contains(&("ratelimit-limit", "2".to_string())));
+        let day = Limit::TokensPerDay.refusal(&plan(), now);
+        assert_eq!(
+            (day.code, day.message.as_str()),
+            ("token_budget_exceeded", "the daily budget of 100 tokens on the free plan is used up")
+        );
+        assert!(day.headers.contains(&("retry-after", "86370".to_string())));
+        let streams = Limit::ConcurrentStreams.refusal(&plan(), now);
+        assert_eq!(
+            (streams.code, streams.message.as_str()),
+            ("too_many_streams", "at most 1 streams at once on the free plan")
+        );
+        assert!(streams.headers.contains(&("retry-after", "1".to_string())));
     }
 
     #[test]

@@ -17,6 +17,13 @@ impl Default for LoginLimits {
     }
 }
 
+/// A login-attempt counter after one more attempt was counted.
+#[derive(Debug, serde::Deserialize)]
+pub struct Counter {
+    pub attempt_count: u64,
+    pub window_started_at: u64,
+}
+
 /// Counter key for an email: hashed, so the counter table holds no addresses.
 pub fn email_key(normalized_email: &str) -> String {
     format!("email:{}", crate::request_id::hex(&Sha256::digest(normalized_email.as_bytes())))
