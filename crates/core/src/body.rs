@@ -2,7 +2,6 @@
 //! with errors that say which part of the input is wrong (400 for syntax, 415 for type, 422
 //! for shape, naming the field path).
 
-use crate::json::{Map, Value};
 use crate::ApiError;
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -164,154 +163,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
     }
 }
 
-// Reading a `json::Value` tree field by field: the gateway's cache entries and
-// `MODEL_ROUTES` decode through these.
-
-/// A request body type read from a JSON object with [`Fields`].
-pub trait FromJson: Sized {
-    fn from_json(fields: &mut Fields) -> Result<Self, String>;
-}
-
-/// One JSON object's members, taken one by one by the type being read; any member left
-/// over is an unknown field.
-pub struct Fields {
-    members: Map,
-    /// Where the object sits, for messages (`request body`, `messages[2]`).
-    at: String,
-}
-
-/// A JSON object whose members are each read as `T` (`at` names it in messages), in the order
-/// given.
-pub fn object_entries<T: FromJson>(value: Value, at: &str) -> Result<Vec<(String, T)>, String> {
-    let Value::Object(members) = value else {
-        return Err(format!("{at} must be a JSON object, not {}", kind(&value)));
-    };
-    members.into_iter().map(|(name, v)| Fields::read(v, &format!("{at}.{name}")).map(|t| (name, t))).collect()
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-impl Fields {
-    /// Reads `value` (which must be an object) as `T`, rejecting members `T` did not take.
-    pub fn read<T: FromJson>(value: Value, at: &str) -> Result<T, String> {
-        let Value::Object(members) = value else {
-            return Err(format!("{at} must be a JSON object, not {}", kind(&value)));
-        };
-        let mut fields = Fields { members, at: at.to_string() };
-        let out = T::from_json(&mut fields)?;
-        let unknown = fields.members.keys().next().map(|name| format!("unknown field `{name}` in {}", fields.at));
-        unknown.map_or(Ok(out), Err)
-    }
-
-    fn wrong(&self, name: &str, expected: &str, found: &Value) -> String {
-        format!("field `{name}` in {} must be {expected}, not {}", self.at, kind(found))
-    }
-
-    /// Fails naming `name` when the object lacks it.
-    pub fn require(&self, name: &str) -> Result<(), String> {
-        match self.members.contains_key(name) {
-            true => Ok(()),
-            false => Err(format!("missing field `{name}` in {}", self.at)),
-        }
-    }
-
-    /// A required string member.
-    pub fn text(&mut self, name: &str) -> Result<String, String> {
-        match self.members.remove(name) {
-            None => Err(format!("missing field `{name}` in {}", self.at)),
-            Some(Value::String(s)) => Ok(s),
-            Some(v) => Err(self.wrong(name, "a string", &v)),
-        }
-    }
-
-    /// An optional string member: absent and `null` are both `None`.
-    pub fn opt_text(&mut self, name: &str) -> Result<Option<String>, String> {
-        Ok(self.nullable_text(name)?.flatten())
-    }
-
-    /// An optional string member that tells absent (`None`) from `null` (`Some(None)`).
-    pub fn nullable_text(&mut self, name: &str) -> Result<Option<Option<String>>, String> {
-        match self.members.remove(name) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::String(s)) => Ok(Some(Some(s))),
-            Some(v) => Err(self.wrong(name, "a string", &v)),
-        }
-    }
-
-    /// An optional boolean member (absent or `null` is `None`).
-    pub fn opt_bool(&mut self, name: &str) -> Result<Option<bool>, String> {
-        match self.members.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(v) => Err(self.wrong(name, "true or false", &v)),
-        }
-    }
-
-    /// A required whole number from 0 to `max`.
-    pub fn uint(&mut self, name: &str, max: u64) -> Result<u64, String> {
-        self.opt_uint(name, max)?.ok_or_else(|| format!("missing field `{name}` in {}", self.at))
-    }
-
-    /// An optional whole number from 0 to `max` (absent or `null` is `None`).
-    pub fn opt_uint(&mut self, name: &str, max: u64) -> Result<Option<u64>, String> {
-        match self.members.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n <= max => Ok(Some(n)),
-                _ => Err(self.wrong(name, &format!("a whole number from 0 to {max}"), &v)),
-            },
-        }
-    }
-
-    /// An optional array of strings (absent is empty).
-    pub fn texts(&mut self, name: &str) -> Result<Vec<String>, String> {
-        match self.members.remove(name) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s),
-                    other => Err(self.wrong(name, "an array of strings", &other)),
-                })
-                .collect(),
-            Some(v) => Err(self.wrong(name, "an array of strings", &v)),
-        }
-    }
-
-    /// A required object whose members are each read as `T`, in the order given.
-    pub fn entries<T: FromJson>(&mut self, name: &str) -> Result<Vec<(String, T)>, String> {
-        match self.members.remove(name) {
-            None => Err(format!("missing field `{name}` in {}", self.at)),
-            Some(v) => object_entries(v, name),
-        }
-    }
-
-    /// An optional array of objects, each read as `T` (absent is empty).
-    pub fn list<T: FromJson>(&mut self, name: &str) -> Result<Vec<T>, String> {
-        match self.members.remove(name) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => {
-                items.into_iter().enumerate().map(|(i, item)| Fields::read(item, &format!("{name}[{i}]"))).collect()
-            }
-            Some(v) => Err(self.wrong(name, "an array", &v)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
@@ -459,57 +313,5 @@ mod tests {
         let bad = parse_config::<Entries<Limit>>(r#"[]"#).unwrap_err();
         assert_eq!(bad, "the value: invalid type: sequence, expected a JSON object");
         assert!(parse_config::<Entries<Limit>>("{").unwrap_err().starts_with("not valid JSON: "));
-    }
-
-    struct Limits {
-        per_minute: u64,
-        burst: Option<u64>,
-        models: Vec<String>,
-    }
-
-    impl FromJson for Limits {
-        fn from_json(f: &mut Fields) -> Result<Self, String> {
-            Ok(Self {
-                per_minute: f.uint("per_minute", 1000)?,
-                burst: f.opt_uint("burst", 10)?,
-                models: f.texts("models")?,
-            })
-        }
-    }
-
-    fn limits(json: &str) -> Result<Vec<(String, Limits)>, String> {
-        object_entries(json::parse_str(json).unwrap(), "PLANS")
-    }
-
-    #[test]
-    fn numbers_string_lists_and_named_entries() {
-        let read = limits(r#"{"b":{"per_minute":5,"models":["x","y"]},"a":{"per_minute":1000,"burst":null}}"#).unwrap();
-        assert_eq!(read.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b", "a"]);
-        assert_eq!((read[1].1.per_minute, read[1].1.burst, read[1].1.models.len()), (1000, None, 0));
-        assert_eq!((read[0].1.per_minute, &read[0].1.models[..]), (5, &["x".to_string(), "y".to_string()][..]));
-        let err = |json| limits(json).err().unwrap();
-        assert_eq!(
-            err(r#"{"a":{"per_minute":1001}}"#),
-            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
-        );
-        assert_eq!(
-            err(r#"{"a":{"per_minute":-1}}"#),
-            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
-        );
-        assert_eq!(
-            err(r#"{"a":{"per_minute":1.5}}"#),
-            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a number"
-        );
-        assert_eq!(
-            err(r#"{"a":{"per_minute":"5"}}"#),
-            "field `per_minute` in PLANS.a must be a whole number from 0 to 1000, not a string"
-        );
-        assert_eq!(err(r#"{"a":{"burst":1}}"#), "missing field `per_minute` in PLANS.a");
-        assert_eq!(
-            err(r#"{"a":{"per_minute":1,"models":["x",2]}}"#),
-            "field `models` in PLANS.a must be an array of strings, not a number"
-        );
-        assert_eq!(err(r#"{"a":[]}"#), "PLANS.a must be a JSON object, not an array");
-        assert_eq!(err(r#"[]"#), "PLANS must be a JSON object, not an array");
     }
 }
