@@ -5,15 +5,15 @@
 use crate::app::Ctx;
 use crate::auth::{self, Principal};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
-use crate::platform::d1::D1Result;
-use crate::platform::env::Env;
 use crate::store::quotas::{Gate, Reservation};
+use crate::store::D1PreparedStatement;
+use crate::store::D1Result;
 use crate::store::{quotas, Db};
-use crate::{bindings, platform};
+use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::plans::{day_window, limit_headers, minute_window, Plan, FREE};
 use edgechat_core::{ids, ApiError};
+use worker::Env;
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -45,8 +45,8 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
-        let now = platform::now_ms();
-        let stream_id = if streaming { Some(ids::new_id("str", platform::random_bytes()?)) } else { None };
+        let now = runtime::now_ms();
+        let stream_id = if streaming { Some(ids::new_id("str", runtime::random_bytes()?)) } else { None };
         Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
     }
 

@@ -7,6 +7,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
+// workers-rs has no way to tee a body so that the runtime pipes it to the client while Rust
+// reads a copy: src/js/relay.js does it.
 #[wasm_bindgen(module = "/src/js/relay.js")]
 extern "C" {
     type Relay;

@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with};
 use crate::http::{json, json_text, list_page, read_json, HandlerResult, Reply};
-use crate::platform;
+use crate::runtime;
 use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::json_out::ToJson;
@@ -14,10 +14,10 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let req: CreateKeyRequest = read_json(cx).await?;
     let name = normalize_key_name(&req.name)?;
-    let key = secret::api_key(platform::random_bytes()?);
-    let now = platform::now_ms();
+    let key = secret::api_key(runtime::random_bytes()?);
+    let now = runtime::now_ms();
     let stored = ApiKey {
-        api_key_id: ids::new_id("key", platform::random_bytes()?),
+        api_key_id: ids::new_id("key", runtime::random_bytes()?),
         name,
         key_prefix: secret::display_prefix(&key),
         created_at: now,
@@ -59,7 +59,7 @@ pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let api_key_id = cx.param("api_key_id").to_string();
     let db = cx.db()?;
     let revoked = ids::is_valid("key", &api_key_id)
-        && api_keys::revoke(&db, &api_key_id, &principal.user.user_id, platform::now_ms()).await?;
+        && api_keys::revoke(&db, &api_key_id, &principal.user.user_id, runtime::now_ms()).await?;
     if !revoked {
         return Err(ApiError::not_found("API key").into());
     }

@@ -1,3 +1,4 @@
+// workers-rs lacks a tee that lets the runtime pipe a body to the client while Rust reads a copy.
 // The byte path behind pass-through streams (src/relay.rs). The upstream body is teed. Until
 // its first bytes arrive, the client gets SSE heartbeats (one it does not take means it left),
 // then `stallTail` if nothing came within stallMs, or `errorTail` if the upstream broke off

@@ -2,7 +2,7 @@
 
 use super::{num, opt_text, text, Db, FromRow, Row};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
+use crate::store::D1PreparedStatement;
 use edgechat_core::accounts::User;
 
 const INSERT_USER: &str =

@@ -3,7 +3,7 @@
 
 use super::{num, opt_text, signed, text, Db, FromRow, Row, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::User;
 use edgechat_core::admin::UsageGroup;
 use edgechat_core::cursor::Cursor;

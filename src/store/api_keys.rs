@@ -2,7 +2,7 @@
 
 use super::{num, text, Db, FromRow, Row};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::{ApiKey, User};
 
 /// Most live keys one user may hold (the list endpoint returns them in one page).

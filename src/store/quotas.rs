@@ -5,7 +5,7 @@
 
 use super::{num, opt_text, rows, text, Db, Row, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 
 // The counting statements are gated: their last three parameters (kind, credential, plan)
 // name a row of the live_credentials view that must exist for the user, or are NULL when the
@@ -217,7 +217,7 @@ pub fn settle_statements(
 }
 
 /// Whether a RETURNING statement in a batch returned a row, and its numeric `column`.
-fn count_returned(result: Option<&crate::platform::d1::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
+fn count_returned(result: Option<&crate::store::D1Result>, column: &str) -> Result<Option<u64>, AppError> {
     let returned: Vec<Row> = rows("quota", result)?;
     Ok(returned.into_iter().next().map(|mut r| r.opt_uint(column).unwrap_or(1)))
 }
