@@ -140,6 +140,11 @@ impl Outlet {
         room && matches!(self.body.send(bytes), Sent::Queued)
     }
 
+    /// The request's abort signal, for a body the runtime pipes without this outlet.
+    pub fn abort_signal(&self) -> Option<&web_sys::AbortSignal> {
+        self.body.abort_signal()
+    }
+
     pub async fn ping(&mut self) -> bool {
         self.send(encode_comment("ping").into_bytes()).await
     }

@@ -142,7 +142,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
     let (head_tx, head_rx) = oneshot::channel::<Head>();
-    let (readable, body) = req.stream.then(streams::body_pipe).unzip();
+    let (readable, body) = req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     let call = Call { config, req, chain, meta, billing, admission, cache_key, bypass };
     // The call runs to its end whatever the client does, so usage and limits are always settled.
     let stall_ms = cx.config.first_byte_timeout_ms;
@@ -246,8 +246,9 @@ impl Call {
         let route = connected.route.clone();
         let outcome = match (outlet, connected) {
             // The upstream already speaks the client's format: its bytes go out untouched.
-            (Some(_), Connected { route, body, controller }) if route.provider == Provider::OpenAi => {
-                pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref()).await
+            (Some(outlet), Connected { route, body, controller }) if route.provider == Provider::OpenAi => {
+                let signal = outlet.abort_signal();
+                pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref(), signal).await
             }
             (Some(outlet), connected) => {
                 if head.send(Head::Stream { cache }).is_err() {
@@ -536,6 +537,7 @@ async fn pass_through(
     cache: &'static str,
     billing: &Billing,
     cache_to: Option<&str>,
+    signal: Option<&web_sys::AbortSignal>,
 ) -> Outcome {
     let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
     let pump = Pump::start(
@@ -544,6 +546,7 @@ async fn pass_through(
         config.heartbeat_ms,
         MAX_COMPLETION_BYTES,
         (tails.0.as_bytes(), tails.1.as_bytes()),
+        signal,
     );
     if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
         controller.abort();

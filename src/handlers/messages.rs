@@ -194,7 +194,7 @@ async fn start_turn(
         admission,
     };
     if wants_sse {
-        let (readable, body) = streams::body_pipe();
+        let (readable, body) = streams::body_pipe(&cx.req);
         let first_event = Object::new()
             .raw("user_message", &user_message.view().to_json())
             .str("assistant_message_id", &assistant_message_id)

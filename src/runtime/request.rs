@@ -2,6 +2,7 @@
 //! the runtime once, on first use) and its abort signal.
 
 use std::cell::OnceCell;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// Every request header the app reads: a closed set, so none can be asked for by a name that
 /// is not listed here.
@@ -65,9 +66,10 @@ impl RequestHead {
     }
 }
 
-/// The request's abort signal: it fires when the client goes away. workers-rs has no
-/// `Request::signal` (it needs the `enable_request_signal` compatibility flag; without it the
-/// signal never fires, and departures are noticed by the response stream instead).
-pub fn abort_signal(request: &web_sys::Request) -> web_sys::AbortSignal {
-    request.signal()
+/// The request's abort signal, which fires when the client goes away (with the
+/// `enable_request_signal` compatibility flag; without it, departures are noticed by the
+/// response stream alone). workers-rs has no `Request::signal`: read from the runtime's object,
+/// where a runtime without it gives `None`.
+pub fn abort_signal(request: &web_sys::Request) -> Option<web_sys::AbortSignal> {
+    js_sys::Reflect::get(request, &JsValue::from_str("signal")).ok()?.dyn_into().ok()
 }

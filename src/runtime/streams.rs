@@ -5,7 +5,7 @@ use futures_channel::mpsc;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::ReadableStream;
+use web_sys::{AbortSignal, ReadableStream};
 pub use worker::ByteStream;
 
 /// A stream read whole.
@@ -63,10 +63,12 @@ const BUFFERED_CHUNKS: usize = 64;
 /// the writer is dropped.
 pub struct BodyWriter {
     chunks: mpsc::Sender<Vec<u8>>,
+    /// The request's abort signal: a departed client's body is not always cancelled.
+    signal: Option<AbortSignal>,
 }
 
-/// A response body and the writer that fills it.
-pub fn body_pipe() -> (ReadableStream, BodyWriter) {
+/// A response body to `request` and the writer that fills it.
+pub fn body_pipe(request: &web_sys::Request) -> (ReadableStream, BodyWriter) {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(BUFFERED_CHUNKS);
     let body = worker::Response::from_stream(rx.map(Ok::<_, worker::Error>)).map(|r| r.body().clone());
     let readable = match body {
@@ -74,7 +76,7 @@ pub fn body_pipe() -> (ReadableStream, BodyWriter) {
         // Not reached: from_stream always makes a stream body.
         _ => ReadableStream::new().unwrap_or_else(|_| JsValue::UNDEFINED.unchecked_into()),
     };
-    (readable, BodyWriter { chunks: tx })
+    (readable, BodyWriter { chunks: tx, signal: super::request::abort_signal(request) })
 }
 
 /// What a write found.
@@ -83,17 +85,25 @@ pub enum Sent {
     Queued,
     /// The buffer is full: [`BodyWriter::drained`] waits for room.
     Full(Vec<u8>),
-    /// The client has gone (the runtime cancelled the body).
+    /// The client has gone (the runtime cancelled the body, or the request was aborted).
     Gone,
 }
 
 impl BodyWriter {
     pub fn send(&mut self, bytes: Vec<u8>) -> Sent {
+        if self.signal.as_ref().is_some_and(AbortSignal::aborted) {
+            return Sent::Gone;
+        }
         match self.chunks.try_send(bytes) {
             Ok(()) => Sent::Queued,
             Err(e) if e.is_full() => Sent::Full(e.into_inner()),
             Err(_) => Sent::Gone,
         }
+    }
+
+    /// The request's abort signal, for bodies piped by the runtime.
+    pub fn abort_signal(&self) -> Option<&AbortSignal> {
+        self.signal.as_ref()
     }
 
     /// Resolves true once the client has taken enough for one more chunk, false if it leaves
