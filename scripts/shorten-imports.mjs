@@ -1,6 +1,6 @@
 // Renames the wasm's imports from wasm-bindgen's long hashed names (`__wbg_get_e6325ad374eff861`)
 // to short ones (`a`, `b`, ..., `ba`, ...) in both the wasm and its JS glue: the names are
-// random hex that gzip cannot compress (about 1.5 KB of the wasm). Usage:
+// random hex that gzip cannot compress. Usage:
 //   node scripts/shorten-imports.mjs <in.wasm> <glue.js> <out.wasm>
 // The glue file is rewritten in place. Fails if a name is not found in the glue exactly once
 // as an object key, so a change in wasm-bindgen's output stops the build instead of breaking it.

@@ -2,17 +2,17 @@
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
 use crate::http::{error_response, openai_error_response, AppError, Failure, HandlerResult, Reply};
-use crate::platform::env::{Context, Env};
-use crate::platform::fetch::build_response;
-use crate::platform::request::{Header, RequestHead};
+use crate::runtime::request::{Header, RequestHead};
+use crate::runtime::response::build_response;
 use crate::store::Db;
-use crate::{bindings, handlers, platform};
+use crate::{bindings, handlers, runtime};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::OpenAiError;
 use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
 use edgechat_core::{body, request_id, security, ApiError};
 use std::rc::Rc;
+use worker::{Context, Env};
 
 /// Everything a handler may use for one request.
 pub struct Ctx<'a> {
@@ -62,11 +62,11 @@ impl Ctx<'_> {
 }
 
 pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web_sys::Response {
-    let started = platform::now_ms();
+    let started = runtime::now_ms();
     let head = RequestHead::read(&req);
     let request_id = match request_id::accept(head.header(Header::RequestId)) {
         Some(id) => id.to_string(),
-        None => platform::new_request_id(),
+        None => runtime::new_request_id(),
     };
     let config = bindings::config(&env);
     let method = head.method.clone();
@@ -102,7 +102,7 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
         Err(Failure::Api(err)) => (api_error(err.clone()), Some(err.code)),
         Err(Failure::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
         Err(Failure::Platform { context, cause }) => {
-            platform::log(&failure_line(&request_id, context, &cause));
+            runtime::log(&failure_line(&request_id, context, &cause));
             let err = ApiError::internal();
             (api_error(err.clone()), Some(err.code))
         }
@@ -112,7 +112,7 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     headers.push(("x-request-id", &request_id));
     headers.extend(security::HEADERS.iter().copied());
     headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
-    platform::log(
+    runtime::log(
         &RequestLog {
             level: "info",
             msg: "request",
@@ -120,12 +120,12 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
             method: &method,
             route: pattern,
             status: reply.status,
-            duration_ms: platform::now_ms().saturating_sub(started),
+            duration_ms: runtime::now_ms().saturating_sub(started),
             user_id: user_id.as_deref(),
             error_code,
             d1_rows_read,
             d1_rows_written,
-            wasm_memory_kib: platform::wasm_memory_kib(),
+            wasm_memory_kib: runtime::wasm_memory_kib(),
         }
         .to_line(),
     );

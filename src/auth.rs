@@ -3,12 +3,12 @@
 
 use crate::app::Ctx;
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
-use crate::platform::request::Header;
+use crate::runtime::request::Header;
 use crate::store::api_keys::KeyUser;
 use crate::store::quotas::Gate;
 use crate::store::{self, accounts, api_keys, Db};
-use crate::{bindings, platform};
+use crate::store::{D1PreparedStatement, D1Result};
+use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::config::Config;
 use edgechat_core::secret::{self, API_KEY_PREFIX};
@@ -169,7 +169,7 @@ async fn authenticate_batched(
     plan: Option<&str>,
     build: &GatedWrites<'_>,
 ) -> Result<(Principal, Option<Vec<D1Result>>), AppError> {
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let credential = credential(cx, now)?;
     let db = cx.db()?;
     // The guess: the user the statements are built for and, for writes, the plan they assume.

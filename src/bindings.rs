@@ -2,14 +2,11 @@
 //! configuration (read once per isolate).
 
 use crate::http::AppError;
-use crate::platform::d1::D1Database;
-use crate::platform::env::Env;
-use crate::platform::fetch::{Ai, Fetcher};
-use crate::platform::kv::KvNamespace;
 use edgechat_core::config::Config;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
+use worker::kv::KvStore;
+use worker::{Ai, D1Database, Env, Fetcher};
 
 thread_local! {
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
@@ -19,7 +16,11 @@ thread_local! {
 /// secrets are fixed for the life of an isolate: a deployment or a changed secret starts new
 /// isolates (and `wrangler dev` restarts the worker when they change).
 pub fn config(env: &Env) -> Rc<Config> {
-    CONFIG.with(|slot| slot.borrow_mut().get_or_insert_with(|| Rc::new(Config::from_lookup(|n| env.string(n)))).clone())
+    CONFIG.with(|slot| {
+        slot.borrow_mut()
+            .get_or_insert_with(|| Rc::new(Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))))
+            .clone()
+    })
 }
 
 pub const DB: &str = "DB";
@@ -29,27 +30,23 @@ pub const AI: &str = "AI";
 /// The chat page's static files.
 pub const ASSETS: &str = "ASSETS";
 
-/// The binding `name`, or a platform error naming it when it is not configured.
-fn binding<T: JsCast>(env: &Env, name: &'static str) -> Result<T, AppError> {
-    let value = env.get(name);
-    if value.is_undefined() || value.is_null() {
-        return Err(AppError::platform("binding", format!("{name} is not bound")));
-    }
-    Ok(value.unchecked_into())
+/// A platform error naming a binding that is not configured.
+fn unbound<E>(name: &'static str) -> impl FnOnce(E) -> AppError {
+    move |_| AppError::platform("binding", format!("{name} is not bound"))
 }
 
 pub fn d1(env: &Env) -> Result<D1Database, AppError> {
-    binding(env, DB)
+    env.d1(DB).map_err(unbound(DB))
 }
 
-pub fn cache(env: &Env) -> Result<KvNamespace, AppError> {
-    binding(env, CACHE)
+pub fn cache(env: &Env) -> Result<KvStore, AppError> {
+    env.kv(CACHE).map_err(unbound(CACHE))
 }
 
 pub fn ai(env: &Env) -> Result<Ai, AppError> {
-    binding(env, AI)
+    env.ai(AI).map_err(unbound(AI))
 }
 
 pub fn assets(env: &Env) -> Result<Fetcher, AppError> {
-    binding(env, ASSETS)
+    env.assets(ASSETS).map_err(unbound(ASSETS))
 }

@@ -3,11 +3,10 @@
 use crate::app::Ctx;
 use crate::bindings;
 
-/// The cached body under `key`, if any (a KV failure counts as a miss). It stays a JavaScript
-/// string: it is sent as it is, without a copy into the wasm and back.
+/// The cached body under `key`, if any (a KV failure counts as a miss).
 pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<js_sys::JsString> {
     let kv = bindings::cache(cx.env).ok()?;
-    kv.js_text(key).await.ok().flatten()
+    kv.get(key).text().await.ok().flatten().map(js_sys::JsString::from)
 }
 
 /// Stores `body` under `key` once the response is on its way.
@@ -16,7 +15,9 @@ pub fn put_later(cx: &Ctx<'_>, key: String, body: String) {
     let env = cx.env.clone();
     cx.worker_ctx.wait_until(async move {
         if let Ok(kv) = bindings::cache(&env) {
-            let _ = kv.put(&key, &body, ttl).await;
+            if let Ok(put) = kv.put(&key, body) {
+                let _ = put.expiration_ttl(ttl).execute().await;
+            }
         }
     });
 }

@@ -2,12 +2,11 @@
 //! answer as SSE events while it arrives, and finalizes the assistant message in D1 whatever
 //! happens, running under `wait_until` so a departed client still gets its answer stored.
 
-use crate::platform::env::Env;
-use crate::platform::streams::{BodyWriter, ByteStream};
 use crate::quota::Admission;
+use crate::runtime::streams::{BodyWriter, ByteStream};
 use crate::store::{messages, usage, Db};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
-use crate::{bindings, platform};
+use crate::{bindings, runtime};
 use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
@@ -21,6 +20,7 @@ use edgechat_core::serde::Serialize;
 use edgechat_core::serde_json;
 use futures_channel::oneshot;
 use std::rc::Rc;
+use worker::Env;
 
 /// Everything a turn needs, owned, so it can outlive the request.
 pub struct Turn {
@@ -138,7 +138,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                 error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message))
             }
             Ok(Connected { route, body, controller }) => {
-                let mut stream = ByteStream::new(body);
+                let mut stream = ByteStream::from(body);
                 let mut decoder = StreamDecoder::new(route.provider);
                 let mut paced = Paced::new(c.heartbeat_ms, c.first_byte_timeout_ms);
                 used = Some(route);
@@ -148,7 +148,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                         Wait::Ready(Some(Ok(bytes))) => {
                             for event in decoder.feed(&bytes) {
                                 let Some(text) = acc.apply(event) else { continue };
-                                first_token_at.get_or_insert_with(platform::now_ms);
+                                first_token_at.get_or_insert_with(runtime::now_ms);
                                 if let Some(o) = out.as_mut() {
                                     if !o.json_event("delta", &Delta { text: &text }).await {
                                         client_gone = true;
@@ -208,7 +208,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     } else {
         FinalStatus::Complete
     };
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let (usage, estimated) = acc.final_usage(turn.prompt_estimate);
     let route = used.as_ref().or(turn.chain.first());
     let fin = messages::Final {
@@ -226,7 +226,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     let stored = match bindings::d1(&turn.env) {
         Ok(d1) => {
             let db = Db::new(d1);
-            let usage_id = UsageRecordId::new(platform::random_bytes().unwrap_or_default());
+            let usage_id = UsageRecordId::new(runtime::random_bytes().unwrap_or_default());
             let record = usage::UsageRecord {
                 usage_record_id: &usage_id,
                 user_id: &turn.user_id,
@@ -263,7 +263,7 @@ pub async fn run(turn: Turn, sink: Sink) {
         Ok(m) => m,
         Err(e) => {
             if let crate::http::Failure::Platform { context, cause } = e.failure() {
-                platform::log(&failure_line(&turn.request_id, context, cause));
+                runtime::log(&failure_line(&turn.request_id, context, cause));
             }
             error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));
             None
@@ -283,7 +283,7 @@ pub async fn run(turn: Turn, sink: Sink) {
         malformed_chunks: acc.malformed,
         error_code: error.as_ref().map(|(k, _)| k.code()),
     };
-    platform::log(&turn_log.to_line());
+    runtime::log(&turn_log.to_line());
 
     if let Some(o) = out.as_mut() {
         let _ = match (&error, &message) {

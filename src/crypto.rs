@@ -1,8 +1,10 @@
 //! Password hashing through the runtime's WebCrypto: PBKDF2-HMAC-SHA256 runs as native code,
-//! far cheaper than the same loop in wasm. Parameters and format live in the core.
+//! far cheaper than the same loop in wasm. Parameters and format live in the core. workers-rs
+//! has no WebCrypto PBKDF2 (its `crypto` module is digests only): web_sys's SubtleCrypto is
+//! called directly.
 
 use crate::http::AppError;
-use crate::platform;
+use crate::runtime;
 use edgechat_core::password::{PasswordHash, HASH_BYTES, SALT_BYTES};
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
@@ -17,7 +19,7 @@ fn subtle() -> Result<SubtleCrypto, AppError> {
 
 /// PBKDF2-HMAC-SHA256 of `password` with `salt`, `iterations` rounds, 32 bytes out.
 pub async fn pbkdf2(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<u8>, AppError> {
-    let fail = |e: wasm_bindgen::JsValue| AppError::platform("pbkdf2", crate::platform::error_text(&e));
+    let fail = |e: wasm_bindgen::JsValue| AppError::platform("pbkdf2", crate::runtime::error_text(&e));
     let subtle = subtle()?;
     let usages = Array::of1(&"deriveBits".into());
     let key_data = Uint8Array::from(password.as_bytes());
@@ -31,7 +33,7 @@ pub async fn pbkdf2(password: &str, salt: &[u8], iterations: u32) -> Result<Vec<
 
 /// A new salted hash of `password` with the configured iteration count.
 pub async fn hash_password(password: &str, iterations: u32) -> Result<PasswordHash, AppError> {
-    let salt = platform::random_bytes::<SALT_BYTES>()?.to_vec();
+    let salt = runtime::random_bytes::<SALT_BYTES>()?.to_vec();
     let hash = pbkdf2(password, &salt, iterations).await?;
     Ok(PasswordHash { iterations, salt, hash })
 }

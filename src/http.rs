@@ -1,9 +1,9 @@
 //! HTTP plumbing at the edge: the handler error type, JSON responses, and capped body reads.
 
 use crate::app::Ctx;
-use crate::platform::fetch::Payload;
-use crate::platform::request::Header;
-use crate::platform::streams::{read_whole, Whole};
+use crate::runtime::request::Header;
+use crate::runtime::response::Payload;
+use crate::runtime::streams::{read_whole, Whole};
 use edgechat_core::serde::{de::DeserializeOwned, Serialize};
 use edgechat_core::views::Page;
 use edgechat_core::{body, serde_json, ApiError};

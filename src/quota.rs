@@ -5,16 +5,14 @@
 use crate::app::Ctx;
 use crate::auth::{self, Principal};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
-use crate::platform::d1::D1Result;
-use crate::platform::env::Env;
 use crate::store::quotas::{Gate, Reservation};
-use crate::store::{quotas, Db};
-use crate::{bindings, platform};
+use crate::store::{quotas, D1PreparedStatement, D1Result, Db};
+use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::ids::StreamId;
 use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan, FREE};
 use edgechat_core::ApiError;
+use worker::Env;
 
 /// A stream slot whose release was lost frees itself after this long.
 const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -40,8 +38,8 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
-        let now = platform::now_ms();
-        let stream_id = if streaming { Some(StreamId::new(platform::random_bytes()?).into()) } else { None };
+        let now = runtime::now_ms();
+        let stream_id = if streaming { Some(StreamId::new(runtime::random_bytes()?).into()) } else { None };
         Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
     }
 

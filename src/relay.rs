@@ -5,8 +5,10 @@
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::ReadableStream;
+use web_sys::{AbortSignal, ReadableStream};
 
+// workers-rs has no way to tee a body so that the runtime pipes it to the client while Rust
+// reads a copy: src/js/relay.js does it.
 #[wasm_bindgen(module = "/src/js/relay.js")]
 extern "C" {
     type Relay;
@@ -19,6 +21,7 @@ extern "C" {
         keep_bytes: f64,
         stall_tail: &Uint8Array,
         error_tail: &Uint8Array,
+        signal: Option<&AbortSignal>,
     ) -> Relay;
     #[wasm_bindgen(method, getter)]
     fn readable(this: &Relay) -> ReadableStream;
@@ -51,16 +54,20 @@ pub struct Pump {
 impl Pump {
     /// Starts relaying `upstream`: heartbeats every `heartbeat_ms` until its first bytes, then
     /// `tails.0` (an error event) if they take `stall_ms` or `tails.1` if the upstream breaks
-    /// off first; `keep_bytes` bounds the copy kept for [`Pump::relayed`].
+    /// off first; `keep_bytes` bounds the copy kept for [`Pump::relayed`]. `signal` (the
+    /// request's) ends the relay as soon as the client leaves.
     pub fn start(
         upstream: &ReadableStream,
         stall_ms: u64,
         heartbeat_ms: u64,
         keep_bytes: usize,
         tails: (&[u8], &[u8]),
+        signal: Option<&AbortSignal>,
     ) -> Self {
         let (stall, error) = (Uint8Array::from(tails.0), Uint8Array::from(tails.1));
-        Self { relay: Relay::new(upstream, stall_ms as f64, heartbeat_ms as f64, keep_bytes as f64, &stall, &error) }
+        let relay =
+            Relay::new(upstream, stall_ms as f64, heartbeat_ms as f64, keep_bytes as f64, &stall, &error, signal);
+        Self { relay }
     }
 
     /// The stream to give the client as its response body.

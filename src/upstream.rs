@@ -2,11 +2,9 @@
 //! built, with an abort handle), and the retry/fallback loop around attempts, with
 //! heartbeats to the client and a first-byte deadline while waiting.
 
-use crate::platform::env::Env;
-use crate::platform::fetch::fetch;
-use crate::platform::streams::{BodyWriter, ByteStream, Sent};
-use crate::platform::Delay;
-use crate::{bindings, platform};
+use crate::runtime::streams::{BodyWriter, ByteStream, Sent};
+use crate::runtime::{delay, error_text};
+use crate::{bindings, runtime};
 use edgechat_core::chat::{is_retryable, retry_delay_ms};
 use edgechat_core::config::Config;
 use edgechat_core::llm::provider::{upstream_error_message, Provider, UpstreamRequest};
@@ -15,7 +13,10 @@ use edgechat_core::llm::sse::encode_comment;
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
 use std::future::Future;
-use web_sys::{AbortController, Headers, ReadableStream, Request, RequestInit};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::ReadableStream;
+use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit, ResponseBody};
 
 /// Longest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -39,35 +40,30 @@ pub async fn open(env: &Env, config: &Config, provider: Provider, built: &Upstre
     if provider == Provider::WorkersAi {
         return open_workers_ai(env, &built.path, &built.body).await;
     }
-    let Ok(headers) = Headers::new() else { return failed(None, "invalid upstream header") };
+    let headers = Headers::new();
     for (name, value) in &built.headers {
         if headers.set(name, value).is_err() {
             return failed(None, "invalid upstream header");
         }
     }
-    let Ok(controller) = AbortController::new() else { return failed(None, "no abort controller") };
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_headers(&headers);
-    init.set_body(&built.body.as_str().into());
-    init.set_signal(Some(&controller.signal()));
-    let request = match Request::new_with_str_and_init(&format!("{base}{}", built.path), &init) {
-        Ok(r) => r,
-        Err(_) => return failed(None, "invalid upstream URL"),
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(built.body.as_str().into()));
+    let Ok(request) = Request::new_with_init(&format!("{base}{}", built.path), &init) else {
+        return failed(None, "invalid upstream URL");
     };
-    let resp = match fetch(&request).await {
-        Ok(r) => r,
-        Err(_) => return failed(None, "could not connect to the upstream"),
+    let controller = AbortController::default();
+    let Ok(mut resp) = Fetch::Request(request).send_with_signal(&controller.signal()).await else {
+        return failed(None, "could not connect to the upstream");
     };
-    let status = resp.status();
+    let status = resp.status_code();
     if (200..300).contains(&status) {
         return match resp.body() {
-            Some(stream) => Attempt::Streaming(stream, controller),
-            None => failed(Some(status), "the upstream sent no body"),
+            ResponseBody::Stream(stream) => Attempt::Streaming(stream.clone(), controller),
+            _ => failed(Some(status), "the upstream sent no body"),
         };
     }
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let body = read_error_body(resp.body()).await;
+    let body = read_error_body(resp.stream().ok()).await;
     let body = &body[..body.len().min(MAX_ERROR_BODY)];
     Attempt::Failed { status: Some(status), retry_after, message: upstream_error_message(provider, status, body) }
 }
@@ -77,18 +73,26 @@ async fn open_workers_ai(env: &Env, model: &str, body: &str) -> Attempt {
     let Ok(ai) = bindings::ai(env) else {
         return failed(Some(503), "the AI binding is not configured for the workers-ai provider");
     };
-    let Ok(controller) = AbortController::new() else { return failed(None, "no abort controller") };
-    match ai.run_stream(model, body).await {
-        Ok(stream) => Attempt::Streaming(stream, controller),
+    match run_workers_ai(&ai, model, body).await {
+        Ok(stream) => Attempt::Streaming(stream, AbortController::default()),
         Err(e) => failed(Some(502), format!("Workers AI failed: {}", truncate(&e, 200))),
     }
 }
 
+/// Runs `model` on `input` (JSON text) and returns its byte stream. workers-rs's `Ai::run_bytes`
+/// takes a serde value and hides the stream, which the relay needs as it is: the binding is
+/// called directly.
+async fn run_workers_ai(ai: &worker::Ai, model: &str, input: &str) -> Result<ReadableStream, String> {
+    let input = js_sys::JSON::parse(input).map_err(|e| error_text(&e))?;
+    let raw: &worker::worker_sys::Ai = ai.as_ref().unchecked_ref();
+    let output = JsFuture::from(raw.run(model, input)).await.map_err(|e| error_text(&e))?;
+    output.dyn_into::<ReadableStream>().map_err(|_| "the model did not return a stream".to_string())
+}
+
 /// An error answer's body, up to [`MAX_ERROR_BODY`] (and whatever a failed read gave).
-async fn read_error_body(body: Option<ReadableStream>) -> Vec<u8> {
+async fn read_error_body(body: Option<ByteStream>) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let Some(body) = body else { return bytes };
-    let mut stream = ByteStream::new(body);
+    let Some(mut stream) = body else { return bytes };
     while let Some(Ok(chunk)) = stream.next().await {
         bytes.extend_from_slice(&chunk);
         if bytes.len() >= MAX_ERROR_BODY {
@@ -104,9 +108,6 @@ fn truncate(s: &str, max: usize) -> &str {
         None => s,
     }
 }
-
-/// Chunks a streamed response may hold for a slow client before sends wait.
-const OUTLET_BUFFER: u32 = 64;
 
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
 /// Dropping it ends the response.
@@ -126,18 +127,22 @@ impl Outlet {
     /// always cancelled by the runtime: it may just stop being read, so a send that stays
     /// blocked for `stall_ms` also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
-        match self.body.send(bytes) {
-            Sent::Gone => false,
+        let bytes = match self.body.send(bytes) {
             // The usual case, room in the buffer, needs no timer.
-            Sent::Queued(n) if n <= OUTLET_BUFFER => true,
-            Sent::Queued(_) => {
-                let stall = Delay::ms(self.stall_ms);
-                match select(Box::pin(self.body.drained(OUTLET_BUFFER)), stall).await {
-                    Either::Left((alive, _)) => alive,
-                    Either::Right(_) => false,
-                }
-            }
-        }
+            Sent::Queued => return true,
+            Sent::Gone => return false,
+            Sent::Full(bytes) => bytes,
+        };
+        let room = match select(Box::pin(self.body.drained()), delay(self.stall_ms)).await {
+            Either::Left((room, _)) => room,
+            Either::Right(_) => false,
+        };
+        room && matches!(self.body.send(bytes), Sent::Queued)
+    }
+
+    /// The request's abort signal, for a body the runtime pipes without this outlet.
+    pub fn abort_signal(&self) -> Option<&web_sys::AbortSignal> {
+        self.body.abort_signal()
     }
 
     pub async fn ping(&mut self) -> bool {
@@ -175,14 +180,14 @@ pub async fn wait<F: Future + Unpin>(
 pub struct Paced {
     heartbeat_ms: u64,
     timeout_ms: u64,
-    timer: Option<Delay>,
+    timer: Option<worker::Delay>,
     last_input: u64,
     last_beat: u64,
 }
 
 impl Paced {
     pub fn new(heartbeat_ms: u64, timeout_ms: u64) -> Self {
-        let now = platform::now_ms();
+        let now = runtime::now_ms();
         Self { heartbeat_ms, timeout_ms, timer: None, last_input: now, last_beat: now }
     }
 
@@ -193,7 +198,7 @@ impl Paced {
         mut outlet: Option<&mut Outlet>,
     ) -> Wait<Option<S::Item>> {
         loop {
-            let now = platform::now_ms();
+            let now = runtime::now_ms();
             let deadline = self.last_input.saturating_add(self.timeout_ms);
             if now >= deadline {
                 return Wait::TimedOut;
@@ -201,15 +206,15 @@ impl Paced {
             let beat = self.last_beat.max(self.last_input).saturating_add(self.heartbeat_ms);
             let wake_at = if outlet.is_some() { deadline.min(beat) } else { deadline };
             // A timer armed earlier fires no later than needed: on firing it is re-armed.
-            let timer = self.timer.get_or_insert_with(|| Delay::ms(wake_at.saturating_sub(now).max(1)));
+            let timer = self.timer.get_or_insert_with(|| delay(wake_at.saturating_sub(now).max(1)));
             match select(stream.next(), timer).await {
                 Either::Left((item, _)) => {
-                    self.last_input = platform::now_ms();
+                    self.last_input = runtime::now_ms();
                     return Wait::Ready(item);
                 }
                 Either::Right(_) => {
                     self.timer = None;
-                    let now = platform::now_ms();
+                    let now = runtime::now_ms();
                     if now >= deadline {
                         return Wait::TimedOut;
                     }
@@ -217,7 +222,7 @@ impl Paced {
                         if !o.ping().await {
                             return Wait::ClientGone;
                         }
-                        self.last_beat = platform::now_ms();
+                        self.last_beat = runtime::now_ms();
                     }
                 }
             }
@@ -274,10 +279,10 @@ pub async fn connect(
                     if !status.is_none_or(is_retryable) || attempt == c.retry.retries {
                         break;
                     }
-                    let delay = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
-                    let pause = Box::pin(Delay::ms(delay));
+                    let pause_ms = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
+                    let pause = Box::pin(delay(pause_ms));
                     if let Wait::ClientGone =
-                        wait(pause, outlet.as_deref_mut(), c.heartbeat_ms, delay + c.heartbeat_ms).await
+                        wait(pause, outlet.as_deref_mut(), c.heartbeat_ms, pause_ms + c.heartbeat_ms).await
                     {
                         return Err(NoStream::ClientGone);
                     }

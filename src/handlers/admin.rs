@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, Principal};
 use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult};
-use crate::platform;
+use crate::runtime;
 use crate::store::admin::{self as store, UserChange};
 use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::{like_prefix, parse_days, UpdateUser, UsageGroup, UsageReport};
@@ -49,9 +49,9 @@ pub async fn update_user(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let detail = to_json(&req)?;
     let change = UserChange { role: req.role, plan: req.plan.as_deref(), is_disabled: req.is_disabled };
-    let audit_id = AuditId::new(platform::random_bytes()?);
+    let audit_id = AuditId::new(runtime::random_bytes()?);
     let db = cx.db()?;
-    if !store::update_user(&db, &admin.user.user_id, &target, &change, &audit_id, &detail, platform::now_ms()).await? {
+    if !store::update_user(&db, &admin.user.user_id, &target, &change, &audit_id, &detail, runtime::now_ms()).await? {
         return Err(ApiError::not_found("user").into());
     }
     let user = crate::store::accounts::find_user(&db, &target).await?.ok_or_else(|| ApiError::not_found("user"))?;
@@ -64,7 +64,7 @@ pub async fn usage(cx: &mut Ctx<'_>) -> HandlerResult {
     let group = UsageGroup::parse(query_param(&q, "group").as_deref())?;
     let days = parse_days(query_param(&q, "days").as_deref())?;
     let db = cx.db()?;
-    let rows = store::usage(&db, group, platform::now_ms().saturating_sub(days * 86_400_000)).await?;
+    let rows = store::usage(&db, group, runtime::now_ms().saturating_sub(days * 86_400_000)).await?;
     let group_name = query_param(&q, "group").unwrap_or_else(|| "day".into());
     json(200, &UsageReport { group: &group_name, days, data: &rows })
 }

@@ -3,9 +3,9 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, token_settings};
 use crate::http::{json, read_json, AppError, HandlerResult, Reply};
-use crate::platform::request::Header;
+use crate::runtime::request::Header;
 use crate::store::{self, accounts, throttle as attempts};
-use crate::{crypto, platform};
+use crate::{crypto, runtime};
 use edgechat_core::accounts::{
     self as core_accounts, LoginRequest, RefreshRequest, RegisterRequest, Role, TokenResponse, User,
 };
@@ -24,7 +24,7 @@ fn invalid_refresh() -> AppError {
 
 /// A fresh refresh token for a session: the token and its storage hash.
 fn new_refresh_token() -> Result<(String, String), AppError> {
-    let token = secret::refresh_token(platform::random_bytes()?);
+    let token = secret::refresh_token(runtime::random_bytes()?);
     let hash = secret::storage_hash(&token);
     Ok((token, hash))
 }
@@ -59,10 +59,10 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
     token_settings(&cx.config)?;
     let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let role = Role::at_registration(&email, &cx.config.admin_emails);
     let user = User {
-        user_id: UserId::new(platform::random_bytes()?).into(),
+        user_id: UserId::new(runtime::random_bytes()?).into(),
         email,
         display_name,
         role,
@@ -72,7 +72,7 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
         updated_at: now,
         cache_version: 0,
     };
-    let session_id = SessionId::new(platform::random_bytes()?);
+    let session_id = SessionId::new(runtime::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let db = cx.db()?;
     let account = accounts::NewAccount {
@@ -100,7 +100,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let email = core_accounts::normalize_email(&req.email)?;
     token_settings(&cx.config)?;
     let db = cx.db()?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let limits = cx.config.login_limits;
     let email_key = throttle::email_key(&email);
     let ip_key = throttle::ip_key(cx.header(Header::ConnectingIp).unwrap_or("unknown"));
@@ -141,7 +141,7 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
         accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;
     }
     let user = accounts::find_user(&db, &row.user_id).await?.ok_or_else(invalid_credentials)?;
-    let session_id = SessionId::new(platform::random_bytes()?);
+    let session_id = SessionId::new(runtime::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     let ttl = cx.config.refresh_token_ttl_seconds;
     let session = accounts::NewSession::new(&session_id, &user.user_id, &refresh_hash, now, ttl);
@@ -176,7 +176,7 @@ pub async fn refresh(cx: &mut Ctx<'_>) -> HandlerResult {
         return Err(invalid_refresh());
     }
     let db = cx.db()?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let old_hash = secret::storage_hash(&presented);
     let row = accounts::find_refresh(&db, &old_hash).await?.ok_or_else(invalid_refresh)?;
     if row.used_at.is_some() {
@@ -204,6 +204,6 @@ pub async fn logout(cx: &mut Ctx<'_>) -> HandlerResult {
         return Err(ApiError::bad_request("not_a_session", "API keys have no session: revoke the key instead").into());
     };
     let db = cx.db()?;
-    accounts::revoke_session(&db, &session_id, platform::now_ms()).await?;
+    accounts::revoke_session(&db, &session_id, runtime::now_ms()).await?;
     Ok(Reply::empty(204).with("set-cookie", cookie::clear_refresh()))
 }

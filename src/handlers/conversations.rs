@@ -5,7 +5,7 @@ use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with, Principal};
 use crate::cache;
 use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult, Reply, JSON};
-use crate::platform;
+use crate::runtime;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::Db;
 use edgechat_core::conversations::{
@@ -51,11 +51,11 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let model = known_model(cx, req.model.as_deref())?;
     let system_prompt = validate_system_prompt(req.system_prompt.as_deref(), &limits)?;
     let plan = plan_import(req.messages, &limits)?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
 
     let mut message_ids = Vec::with_capacity(plan.len());
     for _ in &plan {
-        message_ids.push(MessageId::new(platform::random_bytes()?));
+        message_ids.push(MessageId::new(runtime::random_bytes()?));
     }
     let rows: Vec<ImportedRow<'_>> = plan
         .iter()
@@ -69,7 +69,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         })
         .collect();
     let conversation = Conversation {
-        conversation_id: ConversationId::new(platform::random_bytes()?),
+        conversation_id: ConversationId::new(runtime::random_bytes()?),
         title,
         model,
         system_prompt,
@@ -240,7 +240,7 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     if let Some(p) = system_prompt {
         conversation.system_prompt = p;
     }
-    conversation.updated_at = platform::now_ms();
+    conversation.updated_at = runtime::now_ms();
     let db = cx.db()?;
     let update = ConversationUpdate {
         title: &conversation.title,

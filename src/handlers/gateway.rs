@@ -6,14 +6,13 @@
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{read_body, AppError, HandlerResult, Reply, JSON};
-use crate::platform::env::Env;
-use crate::platform::request::Header;
-use crate::platform::streams::{self, ByteStream, Whole};
 use crate::quota::{self, Admission};
 use crate::relay::{Ending, Pump};
+use crate::runtime::request::Header;
+use crate::runtime::streams::{self, ByteStream, Whole};
 use crate::store::{usage, Db};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
-use crate::{bindings, platform};
+use crate::{bindings, runtime};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::chat::{Accumulator, FinalStatus};
 use edgechat_core::config::Config;
@@ -30,7 +29,8 @@ use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::{ids, request_id, ApiError};
 use futures_channel::oneshot;
 use std::rc::Rc;
-use web_sys::AbortController;
+use worker::AbortController;
+use worker::Env;
 
 /// Largest non-streamed upstream answer read.
 const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
@@ -69,7 +69,7 @@ impl Billing {
     /// Writes the usage record and settles the admission with `used_tokens`, in one D1 batch
     /// (after the response, under `wait_until`).
     async fn close(self, admission: Admission, used_tokens: u64, r: Record) {
-        let record = match (bindings::d1(&self.env), platform::random_bytes()) {
+        let record = match (bindings::d1(&self.env), runtime::random_bytes()) {
             (Ok(d1), Ok(random)) => {
                 let id = ids::new_id("use", random);
                 let record = usage::UsageRecord {
@@ -84,7 +84,7 @@ impl Billing {
                     completion_tokens: r.usage.completion_tokens,
                     is_usage_estimated: r.estimated,
                     is_cache_hit: r.cache_hit,
-                    created_at: platform::now_ms(),
+                    created_at: runtime::now_ms(),
                 };
                 usage::insert_statement(&Db::new(d1), &record).ok()
             }
@@ -126,9 +126,9 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
     let call = quota::Call::new(&route.name, estimate, req.stream)?;
     let (principal, admission) = quota::authenticate_and_admit(cx, call).await?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let meta = ResponseMeta {
-        id: format!("chatcmpl-{}", request_id::hex(&platform::random_bytes::<12>()?)),
+        id: format!("chatcmpl-{}", request_id::hex(&runtime::random_bytes::<12>()?)),
         created: now / 1000,
         model: route.name.clone(),
     };
@@ -142,7 +142,7 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
     let (head_tx, head_rx) = oneshot::channel::<Head>();
-    let (readable, body) = req.stream.then(streams::body_pipe).unzip();
+    let (readable, body) = req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     let call = Call { config, req, chain, meta, billing, admission, cache_key, bypass };
     // The call runs to its end whatever the client does, so usage and limits are always settled.
     let stall_ms = cx.config.first_byte_timeout_ms;
@@ -246,8 +246,9 @@ impl Call {
         let route = connected.route.clone();
         let outcome = match (outlet, connected) {
             // The upstream already speaks the client's format: its bytes go out untouched.
-            (Some(_), Connected { route, body, controller }) if route.provider == Provider::OpenAi => {
-                pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref()).await
+            (Some(outlet), Connected { route, body, controller }) if route.provider == Provider::OpenAi => {
+                let signal = outlet.abort_signal();
+                pass_through(&config, body, controller, head, cache, &billing, cache_to.as_deref(), signal).await
             }
             (Some(outlet), connected) => {
                 if head.send(Head::Stream { cache }).is_err() {
@@ -294,7 +295,7 @@ impl Outcome {
 
 async fn cache_get(env: &Env, key: &str) -> Option<CachedCompletion> {
     let kv = bindings::cache(env).ok()?;
-    let text = kv.text(key).await.ok().flatten()?;
+    let text = kv.get(key).text().await.ok().flatten()?;
     CachedCompletion::decode(&text)
 }
 
@@ -308,7 +309,9 @@ async fn cache_put(env: &Env, config: &Config, key: &str, text: &str, finish: &s
     };
     if let Ok(kv) = bindings::cache(env) {
         let json = entry.encode();
-        let _ = kv.put(key, &json, config.gateway_cache_ttl_seconds).await;
+        if let Ok(put) = kv.put(key, json) {
+            let _ = put.expiration_ttl(config.gateway_cache_ttl_seconds).execute().await;
+        }
     }
 }
 
@@ -416,7 +419,7 @@ async fn relay(
     cache_to: Option<&str>,
 ) -> Outcome {
     let Connected { route, body, controller } = connected;
-    let mut stream = ByteStream::new(body);
+    let mut stream = ByteStream::from(body);
     let meta = ResponseMeta { model: route.name.clone(), ..meta.clone() };
     let include_usage = req.include_usage;
     let mut decoder = StreamDecoder::new(route.provider);
@@ -534,6 +537,7 @@ async fn pass_through(
     cache: &'static str,
     billing: &Billing,
     cache_to: Option<&str>,
+    signal: Option<&web_sys::AbortSignal>,
 ) -> Outcome {
     let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
     let pump = Pump::start(
@@ -542,6 +546,7 @@ async fn pass_through(
         config.heartbeat_ms,
         MAX_COMPLETION_BYTES,
         (tails.0.as_bytes(), tails.1.as_bytes()),
+        signal,
     );
     if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
         controller.abort();

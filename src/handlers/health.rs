@@ -40,5 +40,5 @@ async fn check_kv(cx: &Ctx<'_>) -> bool {
     let Ok(kv) = bindings::cache(cx.env) else {
         return false;
     };
-    kv.text("health:probe").await.is_ok()
+    kv.get("health:probe").text().await.is_ok()
 }

@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::{authenticate, authenticate_with};
 use crate::http::{json, list_page, read_json, HandlerResult, Reply};
-use crate::platform;
+use crate::runtime;
 use crate::store::{api_keys, Db};
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::ids::ApiKeyId;
@@ -14,10 +14,10 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let req: CreateKeyRequest = read_json(cx).await?;
     let name = normalize_key_name(&req.name)?;
-    let key = secret::api_key(platform::random_bytes()?);
-    let now = platform::now_ms();
+    let key = secret::api_key(runtime::random_bytes()?);
+    let now = runtime::now_ms();
     let stored = ApiKey {
-        api_key_id: ApiKeyId::new(platform::random_bytes()?),
+        api_key_id: ApiKeyId::new(runtime::random_bytes()?),
         name,
         key_prefix: secret::display_prefix(&key),
         created_at: now,
@@ -59,7 +59,7 @@ pub async fn delete_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let api_key_id = ApiKeyId::parse(cx.param("api_key_id"));
     let db = cx.db()?;
     let revoked = match &api_key_id {
-        Some(id) => api_keys::revoke(&db, id, &principal.user.user_id, platform::now_ms()).await?,
+        Some(id) => api_keys::revoke(&db, id, &principal.user.user_id, runtime::now_ms()).await?,
         None => false,
     };
     if !revoked {

@@ -6,13 +6,13 @@ use crate::app::Ctx;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
 use crate::http::{json, read_body, read_json, to_json, AppError, HandlerResult, Reply};
-use crate::platform::request::Header;
-use crate::platform::streams;
+use crate::runtime::request::Header;
+use crate::runtime::streams;
 use crate::store::conversations::Messages;
 use crate::store::messages as store;
 use crate::store::quotas::Reservation;
 use crate::store::Db;
-use crate::{platform, quota};
+use crate::{quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
@@ -71,9 +71,9 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let mut history = to_chat(&path);
     history.push(ChatMessage::new(Role::User, req.content.clone()));
 
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let user_message = Message {
-        message_id: MessageId::new(platform::random_bytes()?),
+        message_id: MessageId::new(runtime::random_bytes()?),
         conversation_id: conversation.conversation_id.clone(),
         parent_id,
         role: "user".into(),
@@ -140,8 +140,8 @@ async fn start_turn(
     let prompt_estimate = estimate_messages(&context);
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let call = quota::Call::new(&route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse)?;
-    let started_at = platform::now_ms();
-    let assistant_message_id = MessageId::new(platform::random_bytes()?);
+    let started_at = runtime::now_ms();
+    let assistant_message_id = MessageId::new(runtime::random_bytes()?);
     let new_user = store::NewMessage {
         message_id: &user_message.message_id,
         parent_id: user_message.parent_id.as_deref(),
@@ -194,7 +194,7 @@ async fn start_turn(
         admission,
     };
     if wants_sse {
-        let (readable, body) = streams::body_pipe();
+        let (readable, body) = streams::body_pipe(&cx.req);
         let first_event =
             to_json(&TurnStarted { user_message: user_message.view(), assistant_message_id: &assistant_message_id })?;
         cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));

@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::auth::authenticate_with;
 use crate::http::{json, HandlerResult};
-use crate::platform;
+use crate::runtime;
 use crate::store::{admin, quotas, Db};
 use edgechat_core::admin::{parse_days, Today, UserUsage};
 use edgechat_core::cursor::query_param;
@@ -13,7 +13,7 @@ use edgechat_core::plans::day_window;
 pub async fn get_usage(cx: &mut Ctx<'_>) -> HandlerResult {
     // A bad `days` is answered after authentication; a good one is read with the session check.
     let days = parse_days(query_param(&cx.query(), "days").as_deref());
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let (today, _) = day_window(now);
     let reads = |db: &Db, user_id: &str| match &days {
         Ok(days) => Ok(vec![

@@ -4,7 +4,7 @@ use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{json, read_json, AppError, HandlerResult, Reply};
 use crate::store::accounts;
-use crate::{crypto, platform};
+use crate::{crypto, runtime};
 use edgechat_core::accounts::{normalize_display_name, UpdateMeRequest};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::ApiError;
@@ -46,7 +46,7 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
         }
     };
     let db = cx.db()?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     let user_id = &principal.user.user_id;
     if let Some(name) = &display_name {
         accounts::update_display_name(&db, user_id, name.as_deref(), now).await?;

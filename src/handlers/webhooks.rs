@@ -3,8 +3,8 @@
 
 use crate::app::Ctx;
 use crate::http::{json_text, read_body, HandlerResult};
-use crate::platform;
-use crate::platform::request::Header;
+use crate::runtime;
+use crate::runtime::request::Header;
 use crate::store::billing;
 use edgechat_core::stripe::{self, Action, Receipt};
 use edgechat_core::ApiError;
@@ -12,7 +12,7 @@ use edgechat_core::ApiError;
 pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
     let secret = cx.config.stripe_webhook_secret()?.to_string();
     let body = read_body(cx).await?;
-    let now = platform::now_ms();
+    let now = runtime::now_ms();
     stripe::verify_signature(cx.header(Header::StripeSignature), &body, &secret, now / 1000)
         .map_err(|e| ApiError::bad_request(e.code(), e.message()))?;
     let event = stripe::parse_event(&body).map_err(|m| ApiError::bad_request("invalid_event", m))?;

@@ -1,3 +1,4 @@
+// workers-rs lacks a tee that lets the runtime pipe a body to the client while Rust reads a copy.
 // The byte path behind pass-through streams (src/relay.rs). The upstream body is teed. Until
 // its first bytes arrive, the client gets SSE heartbeats (one it does not take means it left),
 // then `stallTail` if nothing came within stallMs, or `errorTail` if the upstream broke off
@@ -15,7 +16,7 @@ const PING = new TextEncoder().encode(': ping\n\n');
 const sleep = (ms) => new Promise((resolve) => { setTimeout(() => resolve(TIMEOUT), ms); });
 
 export class Relay {
-  constructor(upstream, stallMs, heartbeatMs, keepBytes, stallTail, errorTail) {
+  constructor(upstream, stallMs, heartbeatMs, keepBytes, stallTail, errorTail, signal) {
     const [toClient, toCopy] = upstream.tee();
     const pipe = new IdentityTransformStream();
     this.readable = pipe.readable;
@@ -31,6 +32,8 @@ export class Relay {
     this.state = '';
     this.timer = null;
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
+    // The request's abort signal (when the runtime has one): the client left.
+    signal?.addEventListener('abort', () => this.clientLeft(), { once: true });
     this.start(stallMs, heartbeatMs, stallTail, errorTail);
   }
 
@@ -53,6 +56,7 @@ export class Relay {
         this.pending = null;
         return end(errorTail, 'error');
       }
+      if (this.state) return;
       if (read !== TIMEOUT) {
         this.pending = null;
         if (!read.done) this.keep(read.value);
@@ -123,8 +127,20 @@ export class Relay {
     this.resolveEnded(state);
   }
 
+  /** The request was aborted: what the copy has buffered is taken, then the relay ends. */
+  async clientLeft() {
+    if (this.state || this.leaving) return;
+    this.leaving = true;
+    // Before the first bytes the start loop owns the reads: nothing was relayed yet.
+    if (!this.timer) return this.settle('gone');
+    while (this.draining) await sleep(5);
+    this.draining = true;
+    await this.drain(20).catch(() => {});
+    this.settle('gone');
+  }
+
   async pipeEnded(finished, err) {
-    if (this.state) return;
+    if (this.state || this.leaving) return;
     // The client's side was cancelled: it left.
     if (err?.name === 'AbortError') {
       await this.drain(20).catch(() => {});

@@ -2,7 +2,7 @@
 
 use super::{num, opt_text, text, Db};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
+use crate::store::D1PreparedStatement;
 pub use edgechat_core::accounts::{LoginRow, RefreshRow};
 use edgechat_core::accounts::{Role, User};
 

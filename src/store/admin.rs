@@ -3,7 +3,7 @@
 
 use super::{num, opt_text, signed, text, Db, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::{Role, User};
 use edgechat_core::admin::UsageGroup;
 pub use edgechat_core::admin::{AuditRow, UsageRow, UserUsageRow, WebhookEvent};

@@ -2,7 +2,7 @@
 
 use super::{num, text, Db};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::accounts::ApiKey;
 pub use edgechat_core::accounts::KeyUser;
 

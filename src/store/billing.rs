@@ -4,7 +4,7 @@
 
 use super::{is_unique_violation, num, opt_text, text, Db, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
+use crate::store::D1PreparedStatement;
 use edgechat_core::stripe::{Action, Event};
 
 const INSERT_EVENT: &str = "INSERT INTO webhook_events \

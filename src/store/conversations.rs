@@ -3,7 +3,7 @@
 
 use super::{num, opt_text, rows, signed, text, Db};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::cursor::Cursor;
 

@@ -3,7 +3,7 @@
 
 use super::{num, opt_text, quotas::Reservation, rows, text, Db, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::conversations::Message;
 
 // A turn's messages go in the batch that counts the turn against the plan: each insert
@@ -139,7 +139,7 @@ pub async fn finalize(
     f: &Final<'_>,
     auto_title: Option<&str>,
     now: u64,
-    also: Vec<crate::platform::d1::D1PreparedStatement>,
+    also: Vec<crate::store::D1PreparedStatement>,
 ) -> Result<Option<Message>, AppError> {
     let ttft = f.time_to_first_token_ms.map_or(SqlArg::Null, num);
     let mut statements = vec![

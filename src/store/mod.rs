@@ -12,10 +12,16 @@ pub mod throttle;
 pub mod usage;
 
 use crate::http::AppError;
-use crate::platform::d1::{D1Database, D1PreparedStatement, D1Result};
+use crate::runtime::error_text;
 use edgechat_core::serde::de::DeserializeOwned;
 pub use edgechat_core::sql_args::SqlArg;
+use js_sys::{Array, Reflect, JSON};
 use std::cell::Cell;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::types::{D1Database as RawDatabase, D1Result as RawResult};
+use worker::D1Database;
+pub use worker::D1PreparedStatement;
 
 const PING: &str = "SELECT 1 AS ok";
 
@@ -39,9 +45,14 @@ impl Db {
         self.rows_written.get()
     }
 
-    /// Prepares `sql` with positional arguments.
+    /// Prepares `sql` with positional arguments bound to `?1`, `?2`...
     pub fn stmt(&self, sql: &str, args: &[SqlArg<'_>]) -> Result<D1PreparedStatement, AppError> {
-        self.inner.statement(sql, args).map_err(|e| AppError::platform("d1 bind", e))
+        let statement = self.inner.prepare(sql);
+        if args.is_empty() {
+            return Ok(statement);
+        }
+        let values: Vec<JsValue> = args.iter().map(js_value).collect();
+        statement.bind(&values).map_err(|e| AppError::platform("d1 bind", e))
     }
 
     fn record(&self, result: &D1Result) {
@@ -61,7 +72,7 @@ impl Db {
 
     /// Runs one statement (not generic, so each row type adds only its decoding).
     pub async fn query(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<D1Result, AppError> {
-        let result = stmt.all().await.map_err(failed(context))?;
+        let result = D1Result::settle(stmt.inner().all()).await.map_err(failed(context))?;
         self.record(&result);
         Ok(result)
     }
@@ -77,7 +88,7 @@ impl Db {
 
     /// Runs a write; returns the rows it changed.
     pub async fn run(&self, context: &'static str, stmt: D1PreparedStatement) -> Result<usize, AppError> {
-        let result = stmt.run().await.map_err(failed(context))?;
+        let result = D1Result::settle(stmt.inner().run()).await.map_err(failed(context))?;
         self.record(&result);
         Ok(changes(&result))
     }
@@ -88,11 +99,84 @@ impl Db {
         context: &'static str,
         statements: Vec<D1PreparedStatement>,
     ) -> Result<Vec<D1Result>, AppError> {
-        let results = self.inner.batch(statements).await.map_err(failed(context))?;
+        let results = self.run_batch(statements).await.map_err(failed(context))?;
         for r in &results {
             self.record(r);
         }
         Ok(results)
+    }
+
+    async fn run_batch(&self, statements: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, String> {
+        let count = statements.len();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let list: Array = statements.iter().map(|s| JsValue::from(s.inner())).collect();
+        // workers-rs's D1Database::batch is the same call; its results are read as below.
+        let raw: &RawDatabase = self.inner.as_ref().unchecked_ref();
+        let results = JsFuture::from(raw.batch(list).map_err(|e| error_text(&e))?).await.map_err(|e| error_text(&e))?;
+        let results: Vec<D1Result> = Array::from(&results).iter().map(D1Result::read).collect();
+        if results.len() != count {
+            return Err(format!("d1 batch: {} results for {count} statements", results.len()));
+        }
+        Ok(results)
+    }
+}
+
+/// One statement's result: what D1 reports reading, writing and changing, and its rows.
+pub struct D1Result {
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub changes: u64,
+    rows: String,
+}
+
+impl D1Result {
+    /// workers-rs's `D1Result` keeps the runtime's object private and converts rows one value
+    /// at a time (serde_wasm_bindgen); the store decodes rows from JSON text, so the result is
+    /// read from the runtime's object: its meta counts, and its rows stringified in one call.
+    fn read(result: JsValue) -> Self {
+        let result: RawResult = result.unchecked_into();
+        let meta = result.meta().ok();
+        let count = |name: &str| {
+            let value = meta.as_ref().and_then(|m| Reflect::get(m, &JsValue::from_str(name)).ok());
+            value.and_then(|v| v.as_f64()).map_or(0, |n| n as u64)
+        };
+        let rows = match result.results() {
+            Ok(Some(rows)) => JSON::stringify(&rows).ok().map(String::from),
+            _ => None,
+        };
+        Self {
+            rows_read: count("rows_read"),
+            rows_written: count("rows_written"),
+            changes: count("changes"),
+            rows: rows.unwrap_or_else(|| "[]".into()),
+        }
+    }
+
+    async fn settle(promise: Result<js_sys::Promise, JsValue>) -> Result<Self, String> {
+        let result = JsFuture::from(promise.map_err(|e| error_text(&e))?).await.map_err(|e| error_text(&e))?;
+        Ok(Self::read(result))
+    }
+
+    /// Whether the statement returned any row.
+    pub fn has_rows(&self) -> bool {
+        self.rows.trim() != "[]"
+    }
+
+    /// The rows as D1 gave them: a JSON array of objects.
+    pub fn rows_json(&self) -> &str {
+        &self.rows
+    }
+}
+
+/// A bound value as the runtime takes it. Integers go as JavaScript numbers (f64): D1 refuses
+/// BigInt, and workers-rs's `D1Type::Integer` is an i32, too small for epoch milliseconds.
+fn js_value(arg: &SqlArg<'_>) -> JsValue {
+    match *arg {
+        SqlArg::Text(s) => JsValue::from_str(s),
+        SqlArg::Int(n) => JsValue::from_f64(n as f64),
+        SqlArg::Null => JsValue::NULL,
     }
 }
 

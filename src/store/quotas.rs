@@ -5,7 +5,7 @@
 
 use super::{num, opt_text, returned_a_row, rows, text, Db, SqlArg};
 use crate::http::AppError;
-use crate::platform::d1::{D1PreparedStatement, D1Result};
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::plans::{Counts, DayTokens, RequestCount};
 
 // The counting statements are gated: their last three parameters (kind, credential, plan)

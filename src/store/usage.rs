@@ -2,7 +2,7 @@
 
 use super::{num, opt_text, text, Db};
 use crate::http::AppError;
-use crate::platform::d1::D1PreparedStatement;
+use crate::store::D1PreparedStatement;
 
 const INSERT_USAGE: &str = "INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, \
      status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) \

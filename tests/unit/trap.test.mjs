@@ -152,3 +152,92 @@ test('answers that come before any trap are passed on untouched', async () => {
   g.trapped({ error: trap() }); // nothing is waiting any more
   assert.equal(requestLines(calls).length, 0);
 });
+
+// The same guard around the real build (build/index.js and its wasm, made by npm run build),
+// loaded in Node with stand-in bindings. A D1 binding whose prepare() throws makes the worker
+// panic inside workers-rs (D1Database::prepare unwraps): a real Rust panic, then a trap.
+const BUILD = new URL('../../build/', import.meta.url);
+
+class D1Database {
+  constructor(prepare) {
+    this.prepare = prepare;
+  }
+}
+// Nothing settles after the trap: a callback into the dead instance would only add noise.
+const kv = { get: never, getWithMetadata: never, put: never, list: never, delete: never };
+const hangingDb = new D1Database(() => ({ bind() { return this; }, all: never, run: never }));
+const throwingDb = new D1Database(() => {
+  throw new TypeError('prepare refused');
+});
+const env = (db) => ({ DB: db, CACHE: kv, JWT_SECRET: '0123456789abcdef0123456789abcdef' });
+const ctx = { waitUntil() {}, passThroughOnException() {} };
+
+/** Imports a fresh copy of the built worker; returns its fetch and what it logged. */
+async function loadBuild() {
+  const { existsSync, mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { pathToFileURL } = await import('node:url');
+  const entry = new URL('index.js', BUILD);
+  assert.ok(existsSync(entry), 'build/index.js is missing: run npm run build first');
+  const wasm = new WebAssembly.Module(readFileSync(new URL('index_bg.wasm', BUILD)));
+  // workerd imports the wasm as a compiled module; Node cannot, so the import is rewritten to
+  // read it from a global.
+  const source = readFileSync(entry, 'utf8');
+  const rewritten = source.replace(/import\s*([\w$]+)\s*from\s*["']\.\/index_bg\.wasm["'];?/, 'const $1=globalThis.__edgechatWasm;');
+  assert.notEqual(rewritten, source, 'the build imports ./index_bg.wasm');
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'edgechat-trap-')), 'index.mjs');
+  writeFileSync(file, rewritten);
+  const lines = [];
+  const listeners = {};
+  globalThis.__edgechatWasm = wasm;
+  globalThis.addEventListener = (type, fn) => (listeners[type] = fn);
+  const saved = { error: console.error, log: console.log };
+  console.error = (...args) => lines.push(['error', args.map(String).join(' ')]);
+  console.log = (...args) => lines.push(['log', args.map(String).join(' ')]);
+  try {
+    const { default: worker } = await import(pathToFileURL(file).href);
+    return { worker, lines, listeners, restore: () => Object.assign(console, saved) };
+  } catch (e) {
+    Object.assign(console, saved);
+    throw e;
+  }
+}
+
+test('the real build: a panic logs its message and location, answers the trapping and the waiting request with the JSON 500, and a fresh instance serves the next', async () => {
+  const { worker, lines, restore } = await loadBuild();
+  try {
+    const health = await worker.fetch(request('/health', 'before'), env(hangingDb), ctx);
+    assert.equal(health.status, 200);
+    const waiting = worker.fetch(request('/health/ready', 'waiting'), env(hangingDb), ctx);
+    assert.ok(waiting instanceof Promise, 'the ready check waits on D1');
+    await new Promise((resolve) => setTimeout(resolve, 10)); // it is now waiting on D1, nothing else queued
+    const trapping = await worker.fetch(request('/health/ready', 'trapping'), env(throwingDb), ctx);
+    assert.equal(trapping.status, 500);
+    assert.equal(trapping.headers.get('x-request-id'), 'trapping');
+    assert.deepEqual(await trapping.json(), {
+      error: { code: 'internal_error', message: 'internal error', request_id: 'trapping' },
+    });
+    const waited = await waiting;
+    assert.equal(waited.status, 500);
+    assert.equal((await waited.json()).error.request_id, 'waiting');
+
+    const errors = lines.filter(([level]) => level === 'error').map(([, text]) => text);
+    const panic = errors.find((text) => text.includes('panicked at'));
+    assert.ok(panic, `the panic is logged: ${JSON.stringify(errors)}`);
+    assert.match(panic, /prepare refused/, 'with its message');
+    const location = panic.match(/panicked at (\S+):\d+:\d+/)?.[1];
+    assert.match(location ?? '', /d1\/mod\.rs$/, 'and its location');
+    assert.ok(!location.startsWith('/'), `no build machine path: ${location}`);
+    const trap = errors.map((t) => (t.startsWith('{') ? JSON.parse(t) : {})).find((l) => l.msg === 'wasm trap');
+    assert.equal(trap?.requests_waiting, 1);
+    const failed = errors.map((t) => (t.startsWith('{') ? JSON.parse(t) : {})).filter((l) => l.msg === 'request');
+    assert.deepEqual(failed.map((l) => [l.request_id, l.status]).sort(), [['trapping', 500], ['waiting', 500]]);
+
+    const after = await worker.fetch(request('/health', 'after'), env(hangingDb), ctx);
+    assert.equal(after.status, 200);
+    assert.equal((await after.json()).status, 'ok');
+  } finally {
+    restore();
+  }
+});

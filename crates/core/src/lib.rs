@@ -15,7 +15,6 @@ pub mod cursor;
 pub mod error;
 pub mod gateway;
 pub mod ids;
-pub mod json_out;
 pub mod llm;
 pub mod log;
 pub mod password;
