@@ -18,7 +18,7 @@ artifacts="$EDGECHAT_ROOT/test-artifacts"
 mkdir -p "$artifacts"
 rm -f "$artifacts"/*.tap "$artifacts/cargo.log"
 
-say "native tests: the core's unit, property and API-document tests, the worker's heap (cargo test --workspace)"
+say "native tests: the core's unit, property and API-document tests (cargo test --workspace)"
 cargo test --workspace 2>&1 | tee "$artifacts/cargo.log" | grep -E "^(test result|running|failures:|---- )|panicked" || true
 grep -q "test result: FAILED" "$artifacts/cargo.log" && { echo "core tests failed" >&2; exit 1; }
 grep -q "test result: ok" "$artifacts/cargo.log" || { echo "core tests did not run" >&2; exit 1; }
