@@ -340,21 +340,29 @@ mod tests {
     }
 
     #[test]
-    fn the_first_wrong_column_is_named() {
+    fn a_wrong_column_is_named_or_located_without_its_value() {
         let err = |json: String| rows::<User>(&json).err().unwrap();
         assert_eq!(
+            err(format!("[{}]", USER.replace(r#""plan":"free","#, ""))),
+            "D1 row decode: missing field `plan` at line 2 column 96"
+        );
+        assert_eq!(
             err(format!("[{}]", USER.replace(r#""email":"a@b.example""#, r#""email":7"#))),
-            "D1 row decode: [0].email is missing or of another type"
+            "D1 row decode: a value of another type where a string belongs, at line 1 column 29"
         );
         assert_eq!(
             err(format!("[{USER},{}]", USER.replace(r#""created_at":1700000000000"#, r#""created_at":-1"#))),
-            "D1 row decode: [1].created_at is missing or of another type"
+            "D1 row decode: a value of another type where u64 belongs, at line 3 column 39"
         );
-        let both = USER.replace(r#""role":"user""#, r#""role":null"#).replace(r#""plan":"free","#, "");
-        assert_eq!(err(format!("[{both}]")), "D1 row decode: [0].role is missing or of another type");
-        assert_eq!(err(format!("[{USER},1]")), "D1 row decode: [1] is missing or of another type");
-        assert_eq!(err("{}".into()), "D1 row decode: rows is missing or of another type");
-        assert!(err("[".into()).starts_with("D1 row decode: "));
+        assert_eq!(
+            err(format!("[{USER},1]")),
+            "D1 row decode: a value of another type where struct User belongs, at line 2 column 98"
+        );
+        assert_eq!(
+            err("{}".into()),
+            "D1 row decode: a value of another type where a sequence belongs, at line 1 column 0"
+        );
+        assert_eq!(err("[".into()), "D1 row decode: not JSON at line 1 column 1");
         let secret = USER.replace(r#""created_at":1700000000000"#, r#""created_at":"secret words""#);
         assert!(!err(format!("[{secret}]")).contains("secret"), "values never reach the message");
     }
@@ -406,7 +414,7 @@ mod tests {
         let root = USER.replace(r#""role":"user""#, r#""role":"root""#);
         assert_eq!(
             rows::<User>(&format!("[{root}]")).unwrap_err(),
-            "D1 row decode: [0].role is missing or of another type"
+            "D1 row decode: a value of another type where `user` or `admin` belongs, at line 1 column 75"
         );
         assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), r#""admin""#);
         assert_eq!(Role::Admin.as_str(), "admin");

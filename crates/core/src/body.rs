@@ -3,7 +3,7 @@
 //! for shape, naming the field path).
 
 use crate::ApiError;
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::marker::PhantomData;
@@ -60,16 +60,24 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     })
 }
 
-/// The rows of a D1 result (the JSON text of an array of objects) as `T`s. An error names the
-/// row and column (`[2].created_at`) but never a value: it is logged, and values are user data.
+/// The rows of a D1 result (the JSON text of an array of objects) as `T`s. The error is logged,
+/// and values are user data: it names a missing column, or the type a column should have had
+/// and where in the text, but never a value. (Unlike a body's, a row's error does not track the
+/// path: our own SQL makes the rows, and tracking would double every row type's decoder.)
 pub fn parse_rows<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    serde_json::from_str(text).map_err(|first| {
-        let Some((at, _)) = explain::<Vec<T>>(text.as_bytes()) else { return format!("D1 row decode: {first}") };
-        let at = if at.is_empty() || at == "." { "rows" } else { at.as_str() };
-        // As for bodies: an error inside text that parses is one of shape.
-        match first.is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
-            true => format!("D1 row decode: {at} is missing or of another type"),
-            false => format!("D1 row decode: not JSON at line {} column {}", first.line(), first.column()),
+    serde_json::from_str(text).map_err(|e| {
+        let at = format!("at line {} column {}", e.line(), e.column());
+        let message = e.to_string();
+        if !e.is_data() {
+            return format!("D1 row decode: not JSON {at}");
+        }
+        match (message.strip_prefix("missing field "), message.rsplit_once(", expected ")) {
+            (Some(_), _) => format!("D1 row decode: {message}"),
+            (None, Some((_, expected))) => {
+                let expected = expected.strip_suffix(&format!(" {at}")).unwrap_or(expected);
+                format!("D1 row decode: a value of another type where {expected} belongs, {at}")
+            }
+            (None, None) => format!("D1 row decode: a value of another type {at}"),
         }
     })
 }

@@ -363,7 +363,7 @@ mod tests {
             (None, None, Some(5), 1)
         );
         let wrong = row.replace(r#""completion_tokens":5"#, r#""completion_tokens":"x""#);
-        assert!(crate::body::parse_rows::<Message>(&wrong).unwrap_err().contains("[0].completion_tokens"));
+        assert!(crate::body::parse_rows::<Message>(&wrong).unwrap_err().contains("where u64 belongs"));
     }
 
     #[test]
