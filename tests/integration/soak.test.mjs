@@ -38,6 +38,8 @@ test(`${STREAMS} concurrent streams for ${SECONDS} s lose nothing and never answ
   const wasm = [];
   const deadline = Date.now() + SECONDS * 1000;
   const sampler = setInterval(() => { rss.push(rssKib(worker.pids)); wasm.push(worker.wasmMemoryKib()); }, 5000);
+  // A failed assertion must not leave the sampler holding the test process open.
+  t.after(() => clearInterval(sampler));
 
   // Each streamer starts a fresh conversation every TURNS_PER_CONVERSATION turns, so every
   // turn carries a history of about the same size and the working set stays the same however
@@ -47,7 +49,11 @@ test(`${STREAMS} concurrent streams for ${SECONDS} s lose nothing and never answ
     let path;
     for (let turn = 0; Date.now() < deadline; turn++) {
       if (turn % TURNS_PER_CONVERSATION === 0) {
-        const conv = await api('POST', '/api/v1/conversations', { base, token, json: {} });
+        const conv = await api('POST', '/api/v1/conversations', { base, token, json: {} }).catch((err) => {
+          if (stats.samples.length < 3) stats.samples.push(`create: ${err.cause?.code ?? err.cause?.message ?? err.message}`);
+          return null;
+        });
+        if (!conv) { stats.failedRequests++; turn--; continue; }
         if (conv.status !== 201) { stats.otherStatus++; continue; }
         path = `/api/v1/conversations/${conv.body.conversation_id}/messages`;
       }
@@ -113,10 +119,13 @@ test(`${STREAMS} concurrent streams for ${SECONDS} s lose nothing and never answ
   // before the worker reads them (nothing of theirs is stored): reported, bounded, not hidden.
   assert.ok(stats.failedRequests <= stats.turns * 0.2, `${stats.failedRequests} of ${stats.turns} requests failed to connect`);
   // Memory: the isolate's wasm memory never shrinks, so a leak in our code shows in it. With
-  // histories of a bounded length the working set is steady; a leak of 1 KiB per turn over
-  // ~5,000 turns would double it. Bounded at 1.5x the first sample.
+  // histories of a bounded length the working set is steady once the load has ramped up, so
+  // it must level off: the second half's peak within 1.25x the first half's. A leak of 1 KiB
+  // per turn (~3 MiB over the second half's ~3,000 turns) would break that.
   // (The workerd process's resident memory also holds in-process D1 and V8's heap, which
   // grow with the data and the load; it is reported, and bounded well under a gigabyte.)
-  assert.ok(wasm[0] > 0 && Math.max(...wasm) <= wasm[0] * 1.5, `wasm memory ${JSON.stringify(wasm)}`);
+  const half = Math.floor(wasm.length / 2);
+  const [early, late] = [Math.max(...wasm.slice(0, half)), Math.max(...wasm.slice(half))];
+  assert.ok(wasm[0] > 0 && late <= early * 1.25, `wasm memory ${JSON.stringify(wasm)}`);
   assert.ok(Math.max(...rss) < 1024 * 1024, `rss ${JSON.stringify(rss)}`);
 });
