@@ -32,22 +32,15 @@ pub(super) struct Call {
     pub bypass: bool,
 }
 
-/// Reads the request, authenticates it and admits it: 401 before any error of the body.
+/// Authenticates the request, reads it and admits it by the caller's plan.
 pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
-    // The body comes first, so that the call's admission can share a D1 round trip with the
-    // authentication; its errors are answered after authentication's.
-    let (req, chain) = match read_call(cx).await {
-        Ok(call) => call,
-        Err(e) => {
-            authenticate(cx).await?;
-            return Err(e);
-        }
-    };
+    let principal = authenticate(cx).await?;
+    let (req, chain) = read_call(cx).await?;
     let route = &chain[0];
     let prompt_estimate = estimate_messages(&req.messages);
     let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
     let counted = quota::Call::new(&route.name, estimate, req.stream)?;
-    let (principal, admission) = quota::authenticate_and_admit(cx, counted).await?;
+    let admission = quota::admit(cx, &principal.user, counted).await?;
     let meta = ResponseMeta {
         id: format!("chatcmpl-{}", request_id::hex(&runtime::random_bytes::<12>()?)),
         created: runtime::now_ms() / 1000,
