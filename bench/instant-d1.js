@@ -41,6 +41,17 @@ class Statement {
   }
 }
 
+// Named as the runtime's binding class: workers-rs accepts a D1 binding by its constructor's name.
+class D1Database {
+  prepare(sql) {
+    return new Statement(sql);
+  }
+
+  batch(statements) {
+    return Promise.all(statements.map((s) => s.all()));
+  }
+}
+
 export default function instantD1() {
-  return { prepare: (sql) => new Statement(sql), batch: (statements) => Promise.all(statements.map((s) => s.all())) };
+  return new D1Database();
 }

@@ -5,7 +5,7 @@ use crate::http::{error_response, openai_error_response, AppError, Failure, Hand
 use crate::runtime::request::{Header, RequestHead};
 use crate::runtime::response::build_response;
 use crate::store::Db;
-use crate::{bindings, handlers, runtime};
+use crate::{bindings, gateway, handlers, runtime};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::OpenAiError;
 use edgechat_core::log::{failure_line, RequestLog};
@@ -192,8 +192,8 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::ListMessages => Box::pin(handlers::conversations::list_messages(cx)),
         Route::PostMessage => Box::pin(handlers::messages::post_message(cx)),
         Route::Regenerate => Box::pin(handlers::messages::regenerate(cx)),
-        Route::ListModels => Box::pin(handlers::gateway::list_models(cx)),
-        Route::ChatCompletions => Box::pin(handlers::gateway::chat_completions(cx)),
+        Route::ListModels => Box::pin(gateway::list_models(cx)),
+        Route::ChatCompletions => Box::pin(gateway::chat_completions(cx)),
         Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),
         Route::GetUsage => Box::pin(handlers::usage::get_usage(cx)),
         Route::AdminListUsers => Box::pin(handlers::admin::list_users(cx)),

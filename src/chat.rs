@@ -5,7 +5,7 @@
 use crate::quota::Admission;
 use crate::runtime::streams::{BodyWriter, ByteStream};
 use crate::store::{messages, usage, Db};
-use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Wait};
+use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use crate::{bindings, runtime};
 use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
@@ -106,7 +106,7 @@ impl SseOut {
 pub async fn run(turn: Turn, sink: Sink) {
     let (mut out, json_tx) = match sink {
         Sink::Sse { body, first_event } => {
-            let mut o = SseOut { outlet: Outlet::new(body, turn.config.first_byte_timeout_ms), next_id: 0 };
+            let mut o = SseOut { outlet: Outlet::new(body, Pacing::of(&turn.config)), next_id: 0 };
             let alive = o.event("message", &first_event).await;
             (alive.then_some(o), None)
         }
@@ -140,7 +140,7 @@ pub async fn run(turn: Turn, sink: Sink) {
             Ok(Connected { route, body, controller }) => {
                 let mut stream = ByteStream::from(body);
                 let mut decoder = StreamDecoder::new(route.provider);
-                let mut paced = Paced::new(c.heartbeat_ms, c.first_byte_timeout_ms);
+                let mut paced = Paced::new(Pacing::of(c));
                 used = Some(route);
                 'read: loop {
                     let outlet = out.as_mut().map(|o| &mut o.outlet);

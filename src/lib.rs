@@ -6,6 +6,7 @@ mod bindings;
 mod cache;
 mod chat;
 mod crypto;
+mod gateway;
 mod handlers;
 mod http;
 mod quota;

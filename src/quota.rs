@@ -3,14 +3,13 @@
 //! really used afterwards.
 
 use crate::app::Ctx;
-use crate::auth::{self, Principal};
 use crate::http::AppError;
-use crate::store::quotas::{Gate, Reservation};
+use crate::store::quotas::Reservation;
 use crate::store::{quotas, D1PreparedStatement, D1Result, Db};
 use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::ids::StreamId;
-use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan, FREE};
+use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan};
 use edgechat_core::ApiError;
 use worker::Env;
 
@@ -26,8 +25,8 @@ pub struct Admission {
 }
 
 /// One call to admit: its model, its estimated tokens, and whether it streams. The minute,
-/// the day and the stream slot's id are fixed when it is made, so that statements built
-/// for a guessed plan and those built after count the same.
+/// the day and the stream slot's id are fixed when it is made, so that the writes made only
+/// if it is admitted ([`Call::reservation`]) name what its counting takes.
 pub struct Call<'a> {
     model: &'a str,
     estimate: u64,
@@ -41,6 +40,12 @@ impl<'a> Call<'a> {
         let now = runtime::now_ms();
         let stream_id = if streaming { Some(StreamId::new(runtime::random_bytes()?).into()) } else { None };
         Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
+    }
+
+    /// The call's marks in D1, for writes that must happen only if it is admitted
+    /// ([`admit_with`]); `marker` is a unique id of the call.
+    pub fn reservation<'r>(&'r self, marker: &'r str) -> Reservation<'r> {
+        Reservation { marker, day: &self.day, stream_id: self.stream_id.as_deref() }
     }
 
     fn limits(&self, plan: &Plan) -> quotas::Limits<'_> {
@@ -93,68 +98,38 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Writes that must happen only if their call is admitted ([`admit_with`]).
-pub type IfAdmitted<'a> = dyn Fn(&Db, &Reservation<'_>) -> Result<Vec<D1PreparedStatement>, AppError> + 'a;
-
 /// Checks and counts the user's plan limits for `call`: 403 for a model outside the plan,
 /// 429 with `Retry-After` and `RateLimit-*` for any exhausted limit.
 pub async fn admit(cx: &mut Ctx<'_>, user: &User, call: Call<'_>) -> Result<Admission, AppError> {
-    admit_with(cx, user, call, "", &|_, _| Ok(Vec::new())).await.map(|(admission, _)| admission)
+    admit_with(cx, user, call, "", Vec::new()).await.map(|(admission, _)| admission)
 }
 
 /// [`admit`], with `writes` in the same D1 batch after the counts (one round trip). Each write
-/// must require the call's [`Reservation`], marked with `marker` (a unique id of the call):
-/// then a refused call writes nothing. The writes' results come back in order.
+/// must require the call's [`Call::reservation`] for `marker`: then a refused call writes
+/// nothing. The writes' results come back in order.
 pub async fn admit_with(
     cx: &mut Ctx<'_>,
     user: &User,
     call: Call<'_>,
     marker: &str,
-    writes: &IfAdmitted<'_>,
+    writes: Vec<D1PreparedStatement>,
 ) -> Result<(Admission, Vec<D1Result>), AppError> {
     let config = cx.config.clone();
     let plan = config.plans.get(&user.plan);
     call.check_model(plan)?;
     let db = cx.db()?;
     let mut limits = call.limits(plan);
-    let reservation = Reservation { marker, day: &call.day, stream_id: call.stream_id.as_deref() };
-    let extra = writes(&db, &reservation)?;
-    if !extra.is_empty() {
+    if !writes.is_empty() {
         limits.marker = Some(marker);
     }
-    let mut statements = quotas::count_statements(&db, &user.user_id, &limits, Gate::NONE)?;
+    let mut statements = quotas::count_statements(&db, &user.user_id, &limits)?;
     let counts = statements.len();
-    statements.extend(extra);
+    statements.extend(writes);
     let mut results = db.batch("count request", statements).await?;
     let written = results.split_off(counts.min(results.len()));
     let counts = quotas::counts(&limits, &results)?;
     let admission = call.verdict(&db, counts, plan, &user.user_id).await?;
     Ok((admission, written))
-}
-
-/// Authenticates the request and admits `call` ([`admit`]), in one D1 round trip when the
-/// user's plan is the one this isolate last saw for the credential (or, for an access token
-/// not seen yet, the free plan): the counting statements ride with the liveness check,
-/// gated on it. Otherwise they are made after authentication, as [`admit`] makes them.
-pub async fn authenticate_and_admit(cx: &mut Ctx<'_>, call: Call<'_>) -> Result<(Principal, Admission), AppError> {
-    let config = cx.config.clone();
-    let (principal, results) = auth::authenticate_and_write(cx, FREE, &|db, user_id, gate| {
-        let plan = config.plans.get(gate.plan);
-        if !plan.allows_model(call.model) {
-            return Ok(Vec::new());
-        }
-        quotas::count_statements(db, user_id, &call.limits(plan), gate)
-    })
-    .await?;
-    let Some(results) = results else {
-        let admission = admit(cx, &principal.user, call).await?;
-        return Ok((principal, admission));
-    };
-    let plan = config.plans.get(&principal.user.plan);
-    let db = cx.db()?;
-    let counts = quotas::counts(&call.limits(plan), &results)?;
-    let admission = call.verdict(&db, counts, plan, &principal.user.user_id).await?;
-    Ok((principal, admission))
 }
 
 impl Admission {

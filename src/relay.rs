@@ -2,6 +2,7 @@
 //! to the client by the runtime (src/js/relay.js tees it), never chunk by chunk through wasm;
 //! Rust reads a copy of what was relayed once, when the stream has ended.
 
+use crate::upstream::Pacing;
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -52,21 +53,20 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// Starts relaying `upstream`: heartbeats every `heartbeat_ms` until its first bytes, then
-    /// `tails.0` (an error event) if they take `stall_ms` or `tails.1` if the upstream breaks
-    /// off first; `keep_bytes` bounds the copy kept for [`Pump::relayed`]. `signal` (the
-    /// request's) ends the relay as soon as the client leaves.
+    /// Starts relaying `upstream` by the `pacing` rules: heartbeats until its first bytes, then
+    /// `tails.0` (an error event) if it stalls or `tails.1` if the upstream breaks off first;
+    /// `keep_bytes` bounds the copy kept for [`Pump::relayed`]. `signal` (the request's) ends
+    /// the relay as soon as the client leaves.
     pub fn start(
         upstream: &ReadableStream,
-        stall_ms: u64,
-        heartbeat_ms: u64,
+        pacing: Pacing,
         keep_bytes: usize,
         tails: (&[u8], &[u8]),
         signal: Option<&AbortSignal>,
     ) -> Self {
         let (stall, error) = (Uint8Array::from(tails.0), Uint8Array::from(tails.1));
-        let relay =
-            Relay::new(upstream, stall_ms as f64, heartbeat_ms as f64, keep_bytes as f64, &stall, &error, signal);
+        let (stall_ms, heartbeat_ms) = (pacing.stall_ms as f64, pacing.heartbeat_ms as f64);
+        let relay = Relay::new(upstream, stall_ms, heartbeat_ms, keep_bytes as f64, &stall, &error, signal);
         Self { relay }
     }
 

@@ -109,6 +109,25 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// The heartbeat and stall rules of every model stream, owned here and nowhere else: while
+/// a stream waits on the model, the client gets an SSE comment (`: ping`) after
+/// `heartbeat_ms` without other output; the model counts as stalled after `stall_ms` without
+/// input (before its first byte and between chunks alike); and a client that does not take a
+/// send within `stall_ms` counts as gone. [`Outlet`], [`Paced`] and [`connect`] apply them in
+/// Rust; a piped stream applies the same values in src/js/relay.js (through
+/// `crate::relay::Pump`), and a whole answer's read gives up after `stall_ms`.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    pub heartbeat_ms: u64,
+    pub stall_ms: u64,
+}
+
+impl Pacing {
+    pub fn of(config: &Config) -> Self {
+        Self { heartbeat_ms: config.heartbeat_ms, stall_ms: config.first_byte_timeout_ms }
+    }
+}
+
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
 /// Dropping it ends the response.
 pub struct Outlet {
@@ -117,15 +136,15 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// `stall_ms`: how long a send may wait for the client to take data before the client
-    /// counts as gone.
-    pub fn new(body: BodyWriter, stall_ms: u64) -> Self {
-        Self { body, stall_ms }
+    /// A send may wait `pacing.stall_ms` for the client to take data before the client counts
+    /// as gone.
+    pub fn new(body: BodyWriter, pacing: Pacing) -> Self {
+        Self { body, stall_ms: pacing.stall_ms }
     }
 
     /// Sends bytes; false once the client has gone. A departed client's body stream is not
     /// always cancelled by the runtime: it may just stop being read, so a send that stays
-    /// blocked for `stall_ms` also means gone (never wait forever).
+    /// blocked for the stall time also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
         let bytes = match self.body.send(bytes) {
             // The usual case, room in the buffer, needs no timer.
@@ -156,16 +175,10 @@ pub enum Wait<T> {
     ClientGone,
 }
 
-/// Awaits `fut`, sending heartbeats to `outlet` every `heartbeat_ms` and giving up after
-/// `timeout_ms`.
-pub async fn wait<F: Future + Unpin>(
-    fut: F,
-    outlet: Option<&mut Outlet>,
-    heartbeat_ms: u64,
-    timeout_ms: u64,
-) -> Wait<F::Output> {
+/// Awaits `fut` by the `pacing` rules: heartbeats to `outlet`, giving up after the stall time.
+async fn wait<F: Future + Unpin>(fut: F, outlet: Option<&mut Outlet>, pacing: Pacing) -> Wait<F::Output> {
     let mut once = futures_util::stream::once(fut);
-    match Paced::new(heartbeat_ms, timeout_ms).next(&mut once, outlet).await {
+    match Paced::new(pacing).next(&mut once, outlet).await {
         Wait::Ready(Some(value)) => Wait::Ready(value),
         // A one-item stream ends only after its item.
         Wait::Ready(None) | Wait::TimedOut => Wait::TimedOut,
@@ -174,21 +187,19 @@ pub async fn wait<F: Future + Unpin>(
 }
 
 /// Reads one upstream body item by item with a single timer kept across items (a timer per
-/// item would cost a runtime timer per chunk): heartbeats go to the client after
-/// `heartbeat_ms` without input, and the body counts as stalled after `timeout_ms` without
-/// input ([`wait`] is the same for one future).
+/// item would cost a runtime timer per chunk), by the [`Pacing`] rules ([`wait`] is the same
+/// for one future).
 pub struct Paced {
-    heartbeat_ms: u64,
-    timeout_ms: u64,
+    pacing: Pacing,
     timer: Option<worker::Delay>,
     last_input: u64,
     last_beat: u64,
 }
 
 impl Paced {
-    pub fn new(heartbeat_ms: u64, timeout_ms: u64) -> Self {
+    pub fn new(pacing: Pacing) -> Self {
         let now = runtime::now_ms();
-        Self { heartbeat_ms, timeout_ms, timer: None, last_input: now, last_beat: now }
+        Self { pacing, timer: None, last_input: now, last_beat: now }
     }
 
     /// The stream's next item, unless it stalls or the client leaves first.
@@ -199,11 +210,11 @@ impl Paced {
     ) -> Wait<Option<S::Item>> {
         loop {
             let now = runtime::now_ms();
-            let deadline = self.last_input.saturating_add(self.timeout_ms);
+            let deadline = self.last_input.saturating_add(self.pacing.stall_ms);
             if now >= deadline {
                 return Wait::TimedOut;
             }
-            let beat = self.last_beat.max(self.last_input).saturating_add(self.heartbeat_ms);
+            let beat = self.last_beat.max(self.last_input).saturating_add(self.pacing.heartbeat_ms);
             let wake_at = if outlet.is_some() { deadline.min(beat) } else { deadline };
             // A timer armed earlier fires no later than needed: on firing it is re-armed.
             let timer = self.timer.get_or_insert_with(|| delay(wake_at.saturating_sub(now).max(1)));
@@ -258,6 +269,7 @@ pub async fn connect(
     mut outlet: Option<&mut Outlet>,
 ) -> Result<Connected, NoStream> {
     let c = config;
+    let pacing = Pacing::of(c);
     let mut last =
         NoStream::Failed { timed_out: false, status: None, message: "no upstream model is configured".into() };
     for route in chain {
@@ -270,7 +282,7 @@ pub async fn connect(
         };
         for attempt in 0..=c.retry.retries {
             let open = Box::pin(open(env, c, route.provider, &built));
-            match wait(open, outlet.as_deref_mut(), c.heartbeat_ms, c.first_byte_timeout_ms).await {
+            match wait(open, outlet.as_deref_mut(), pacing).await {
                 Wait::Ready(Attempt::Streaming(body, controller)) => {
                     return Ok(Connected { route: route.clone(), body, controller })
                 }
@@ -281,14 +293,14 @@ pub async fn connect(
                     }
                     let pause_ms = retry_delay_ms(attempt, retry_after.as_deref(), &c.retry);
                     let pause = Box::pin(delay(pause_ms));
-                    if let Wait::ClientGone =
-                        wait(pause, outlet.as_deref_mut(), c.heartbeat_ms, pause_ms + c.heartbeat_ms).await
-                    {
+                    // The pause itself never stalls: it ends before its own deadline.
+                    let pause_pacing = Pacing { stall_ms: pause_ms + pacing.heartbeat_ms, ..pacing };
+                    if let Wait::ClientGone = wait(pause, outlet.as_deref_mut(), pause_pacing).await {
                         return Err(NoStream::ClientGone);
                     }
                 }
                 Wait::TimedOut => {
-                    let message = format!("the model sent nothing within {} ms", c.first_byte_timeout_ms);
+                    let message = format!("the model sent nothing within {} ms", pacing.stall_ms);
                     last = NoStream::Failed { timed_out: true, status: None, message };
                     break;
                 }

@@ -2,12 +2,12 @@
 //! signed-in user's conversations and message trees (another user's ids answer 404).
 
 use crate::app::Ctx;
-use crate::auth::{authenticate, authenticate_with, Principal};
+use crate::auth::{authenticate, authenticate_reading, Principal};
 use crate::cache;
 use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult, Reply, JSON};
 use crate::runtime;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
-use crate::store::Db;
+use crate::store::reads::Read;
 use edgechat_core::conversations::{
     cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
     CreateConversation, ImportedRow, Message, MessageView, UpdateConversation,
@@ -132,14 +132,14 @@ pub async fn list_conversations(cx: &mut Ctx<'_>) -> HandlerResult {
     // A bad query is answered after authentication (401 comes first), but a good one is known
     // before it, so that its D1 read goes in the same round trip as the session check.
     let listing = parse_listing(&cx.query());
-    let reads = |db: &Db, user_id: &str| match &listing {
+    let read = match &listing {
         Ok(Listing::Search { fts, offset, limit }) => {
-            Ok(vec![store::search_statement(db, user_id, fts, limit + 1, *offset)?])
+            Some(Read::ConversationSearch { fts, fetch: limit + 1, offset: *offset })
         }
-        Ok(Listing::After { after, limit }) => Ok(vec![store::list_statement(db, user_id, Some(after), limit + 1)?]),
-        _ => Ok(Vec::new()),
+        Ok(Listing::After { after, limit }) => Some(Read::ConversationsAfter { after, fetch: limit + 1 }),
+        _ => None,
     };
-    let (principal, results) = authenticate_with(cx, &reads).await?;
+    let (principal, results) = authenticate_reading(cx, read.as_slice()).await?;
     let user = &principal.user;
     let limit = match listing? {
         Listing::Search { offset, limit, .. } => {
@@ -190,11 +190,8 @@ pub async fn authenticate_for_conversation(
 ) -> Result<(Principal, Option<(Conversation, Vec<Message>)>), AppError> {
     let id = ConversationId::parse(cx.param("conversation_id"));
     let max_depth = cx.config.conversation_limits.messages_per_conversation;
-    let reads = |db: &Db, user_id: &str| match &id {
-        Some(id) => store::find_with_messages(db, id, user_id, messages, max_depth),
-        None => Ok(Vec::new()),
-    };
-    let (principal, results) = authenticate_with(cx, &reads).await?;
+    let read = id.as_deref().map(|conversation_id| Read::Conversation { conversation_id, messages, max_depth });
+    let (principal, results) = authenticate_reading(cx, read.as_slice()).await?;
     let found = if id.is_some() { store::conversation_with_messages(&results)? } else { None };
     Ok((principal, found))
 }

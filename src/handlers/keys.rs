@@ -2,10 +2,11 @@
 //! access, shown once at creation and stored only as hashes.
 
 use crate::app::Ctx;
-use crate::auth::{authenticate, authenticate_with};
+use crate::auth::{authenticate, authenticate_reading};
 use crate::http::{json, list_page, read_json, HandlerResult, Reply};
 use crate::runtime;
-use crate::store::{api_keys, Db};
+use crate::store::api_keys;
+use crate::store::reads::Read;
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::ids::ApiKeyId;
 use edgechat_core::{secret, ApiError};
@@ -47,8 +48,7 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn list_keys(cx: &mut Ctx<'_>) -> HandlerResult {
-    let reads = |db: &Db, user_id: &str| Ok(vec![api_keys::list_statement(db, user_id)?]);
-    let (_, results) = authenticate_with(cx, &reads).await?;
+    let (_, results) = authenticate_reading(cx, &[Read::ApiKeys]).await?;
     let keys = api_keys::keys(results.first())?;
     let data: Vec<ApiKeyView<'_>> = keys.iter().map(|k| k.view(None)).collect();
     list_page(200, &data, None)

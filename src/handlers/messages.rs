@@ -10,8 +10,6 @@ use crate::runtime::request::Header;
 use crate::runtime::streams;
 use crate::store::conversations::Messages;
 use crate::store::messages as store;
-use crate::store::quotas::Reservation;
-use crate::store::Db;
 use crate::{quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::body::parse_json;
@@ -158,19 +156,13 @@ async fn start_turn(
     };
     let cap = cx.config.conversation_limits.messages_per_conversation;
     // The turn's messages are stored in the batch that counts it, only if it is admitted.
-    let insert = |db: &Db, reservation: &Reservation<'_>| {
-        let user_message = store_user_message.then_some(&new_user);
-        store::turn_statements(
-            db,
-            &conversation.conversation_id,
-            &user.user_id,
-            user_message,
-            &placeholder,
-            cap,
-            reservation,
-        )
-    };
-    let (admission, written) = quota::admit_with(cx, user, call, &assistant_message_id, &insert).await?;
+    let db = cx.db()?;
+    let stored_user = store_user_message.then_some(&new_user);
+    let reservation = call.reservation(&assistant_message_id);
+    let conversation_id = &conversation.conversation_id;
+    let insert =
+        store::turn_statements(&db, conversation_id, &user.user_id, stored_user, &placeholder, cap, &reservation)?;
+    let (admission, written) = quota::admit_with(cx, user, call, &assistant_message_id, insert).await?;
     if !store::turn_stored(&written) {
         admission.settle(cx.env, 0).await;
         return Err(

@@ -4,7 +4,6 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod conversations;
-pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod messages;

@@ -2,10 +2,11 @@
 //! its limits.
 
 use crate::app::Ctx;
-use crate::auth::authenticate_with;
+use crate::auth::authenticate_reading;
 use crate::http::{json, HandlerResult};
 use crate::runtime;
-use crate::store::{admin, quotas, Db};
+use crate::store::reads::Read;
+use crate::store::{admin, quotas};
 use edgechat_core::admin::{parse_days, Today, UserUsage};
 use edgechat_core::cursor::query_param;
 use edgechat_core::plans::day_window;
@@ -15,14 +16,13 @@ pub async fn get_usage(cx: &mut Ctx<'_>) -> HandlerResult {
     let days = parse_days(query_param(&cx.query(), "days").as_deref());
     let now = runtime::now_ms();
     let (today, _) = day_window(now);
-    let reads = |db: &Db, user_id: &str| match &days {
-        Ok(days) => Ok(vec![
-            admin::user_usage_statement(db, user_id, now.saturating_sub(days * 86_400_000))?,
-            quotas::tokens_used_statement(db, user_id, &today)?,
-        ]),
-        Err(_) => Ok(Vec::new()),
+    let reads = match &days {
+        Ok(days) => {
+            vec![Read::Usage { since: now.saturating_sub(days * 86_400_000) }, Read::TokensUsed { day: &today }]
+        }
+        Err(_) => Vec::new(),
     };
-    let (principal, results) = authenticate_with(cx, &reads).await?;
+    let (principal, results) = authenticate_reading(cx, &reads).await?;
     days?;
     let rows = admin::user_usage(results.first())?;
     let used = quotas::tokens_used(results.get(1))?;

@@ -8,8 +8,10 @@
 // usage and the cache; the drain also notices an upstream that stalls mid-stream. `ended`
 // says how the stream ended: "end" (the upstream finished), "gone" (the client left),
 // "stalled" (nothing for stallMs; the caller aborts the upstream) or "error" (the upstream
-// broke off). Once piping, a broken or stalled upstream ends the client's stream without its
-// final `data: [DONE]`, as a direct connection to the upstream would.
+// broke off). The heartbeat and stall rules and their values are Rust's (`Pacing` in
+// src/upstream.rs): this file applies them to a stream Rust does not read. Once piping, a
+// broken or stalled upstream ends the client's stream without its final `data: [DONE]`, as a
+// direct connection to the upstream would.
 
 const TIMEOUT = Symbol('timeout');
 const PING = new TextEncoder().encode(': ping\n\n');

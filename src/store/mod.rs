@@ -8,6 +8,7 @@ pub mod billing;
 pub mod conversations;
 pub mod messages;
 pub mod quotas;
+pub mod reads;
 pub mod throttle;
 pub mod usage;
 

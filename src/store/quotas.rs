@@ -3,46 +3,31 @@
 //! both take the last unit (D1 runs statements one at a time); a request's minute and day are
 //! counted in one batch.
 
-use super::{num, opt_text, returned_a_row, rows, text, Db, SqlArg};
+use super::{num, opt_text, returned_a_row, rows, text, Db};
 use crate::http::AppError;
 use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::plans::{Counts, DayTokens, RequestCount};
 
-// The counting statements are gated: their last three parameters (kind, credential, plan)
-// name a row of the live_credentials view that must exist for the user, or are NULL when the
-// request was authenticated before (see [`Gate`]).
-
 // Every request counts in its minute; it is admitted when its count is within the limit.
-const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) SELECT ?1, ?2, 1 \
-     WHERE (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
-     WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5)) \
+const HIT_RATE_WINDOW: &str = "INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) \
      ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count";
-const FORGET_OLD_WINDOWS: &str = "DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2 \
-     AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
-     WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))";
+const FORGET_OLD_WINDOWS: &str = "DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2";
 // Runs right after HIT_RATE_WINDOW in the same batch: only a request admitted by the minute
 // (?5 window, ?6 limit) reserves, and only while the day's total is under the budget,
 // counting the request's estimate at once (at most one request's worth goes past it). The
-// reservation is marked with ?10, the call's id when later statements of the batch ask
+// reservation is marked with ?7, the call's id when later statements of the batch ask
 // whether it happened (see TURN_ADMITTED in messages.rs), else NULL.
-const RESERVE_TOKENS: &str =
-    "INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?10 \
+const RESERVE_TOKENS: &str = "INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?7 \
      WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 \
-     AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
-     WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) \
-     ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?10 WHERE tokens < ?4 \
+     ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?7 WHERE tokens < ?4 \
      RETURNING tokens";
 const SETTLE_TOKENS: &str = "UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2";
 const TOKENS_USED: &str = "SELECT tokens FROM daily_tokens WHERE user_id = ?1 AND day = ?2";
-const EXPIRE_STREAMS: &str = "DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2 \
-     AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
-     WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))";
+const EXPIRE_STREAMS: &str = "DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2";
 // Like RESERVE_TOKENS, only for a request the minute (?5 window, ?6 limit) admitted.
 const ACQUIRE_STREAM: &str = "INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 \
      WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 \
-     AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 \
-     AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials \
-     WHERE kind = ?7 AND credential = ?8 AND user_id = ?2 AND plan = ?9)) RETURNING stream_id";
+     AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 RETURNING stream_id";
 const RELEASE_STREAM: &str = "DELETE FROM active_streams WHERE stream_id = ?1";
 
 /// A user's counters, deleted with their account.
@@ -81,61 +66,31 @@ pub struct StreamSlot<'a> {
     pub limit: u64,
 }
 
-/// What the counting statements require to write anything: a live credential of the user
-/// (`kind` "session" or "key" and the session id or key hash) whose user is on `plan`. For a
-/// batch that authenticates the request too; [`Gate::NONE`] when it was authenticated before.
-#[derive(Clone, Copy)]
-pub struct Gate<'a> {
-    pub kind: Option<&'static str>,
-    pub credential: &'a str,
-    pub plan: &'a str,
-}
-
-impl<'a> Gate<'a> {
-    pub const NONE: Gate<'static> = Gate { kind: None, credential: "", plan: "" };
-
-    fn params(&self) -> [SqlArg<'a>; 3] {
-        [opt_text(self.kind), text(self.credential), text(self.plan)]
-    }
-}
-
 /// The statements that count a request (in this order): old windows forgotten, the minute
 /// counted, the day's tokens reserved and, for a stream, expired slots dropped and a slot
 /// taken. The reservation and the slot happen only if the minute admitted the request.
-pub fn count_statements(
-    db: &Db,
-    user_id: &str,
-    l: &Limits<'_>,
-    gate: Gate<'_>,
-) -> Result<Vec<D1PreparedStatement>, AppError> {
-    let [kind, credential, plan] = gate.params();
-    // The gate's parameters follow each statement's own (and precede RESERVE_TOKENS' marker).
-    let gated = |sql: &str, mut args: Vec<_>, marker: Option<_>| {
-        args.extend([kind, credential, plan]);
-        args.extend(marker);
-        db.stmt(sql, &args)
-    };
+pub fn count_statements(db: &Db, user_id: &str, l: &Limits<'_>) -> Result<Vec<D1PreparedStatement>, AppError> {
     let mut statements = vec![
-        gated(FORGET_OLD_WINDOWS, vec![text(user_id), num(l.window_start)], None)?,
-        gated(HIT_RATE_WINDOW, vec![text(user_id), num(l.window_start)], None)?,
-        gated(
+        db.stmt(FORGET_OLD_WINDOWS, &[text(user_id), num(l.window_start)])?,
+        db.stmt(HIT_RATE_WINDOW, &[text(user_id), num(l.window_start)])?,
+        db.stmt(
             RESERVE_TOKENS,
-            vec![
+            &[
                 text(user_id),
                 text(l.day),
                 num(l.estimate),
                 num(l.tokens_per_day),
                 num(l.window_start),
                 num(l.requests_per_minute),
+                opt_text(l.marker),
             ],
-            Some(opt_text(l.marker)),
         )?,
     ];
     if let Some(s) = &l.stream {
-        statements.push(gated(EXPIRE_STREAMS, vec![text(user_id), num(s.expired_before)], None)?);
-        statements.push(gated(
+        statements.push(db.stmt(EXPIRE_STREAMS, &[text(user_id), num(s.expired_before)])?);
+        statements.push(db.stmt(
             ACQUIRE_STREAM,
-            vec![
+            &[
                 text(s.stream_id),
                 text(user_id),
                 num(s.now),
@@ -143,7 +98,6 @@ pub fn count_statements(
                 num(l.window_start),
                 num(l.requests_per_minute),
             ],
-            None,
         )?);
     }
     Ok(statements)

@@ -1,0 +1,89 @@
+//! `GET /v1/models` and `POST /v1/chat/completions`: the OpenAI-compatible gateway. OpenAI
+//! upstreams get the client's request as is and their bytes go back unchanged; other
+//! providers are translated. Same routing, retries, fallbacks and timeouts as chat, plus an
+//! exact-match KV cache for deterministic requests and a usage record per request. The
+//! handlers and the order of a call are here; each step lives in its own file.
+
+mod billing;
+mod cache;
+mod relay;
+mod request;
+
+use crate::app::Ctx;
+use crate::auth::authenticate;
+use crate::http::{AppError, HandlerResult, Reply, JSON};
+use crate::runtime::streams;
+use crate::upstream::{Outlet, Pacing};
+use billing::Record;
+use edgechat_core::gateway::{models_json, OpenAiError};
+use futures_channel::oneshot;
+
+pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
+    authenticate(cx).await?;
+    let routes = &cx.config.routes;
+    let models: Vec<(&str, &str)> = routes
+        .names()
+        .into_iter()
+        .map(|name| (name, routes.resolve(Some(name)).map_or("edgechat", |r| r.provider.as_str())))
+        .collect();
+    Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
+}
+
+pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
+    let call = request::admit(cx).await?;
+    let (head_tx, head_rx) = oneshot::channel::<Head>();
+    let (readable, body) = call.req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
+    // The call runs to its end whatever the client does, so usage and limits are always settled.
+    let pacing = Pacing::of(&cx.config);
+    cx.worker_ctx.wait_until(run(call, head_tx, body.map(|b| Outlet::new(b, pacing))));
+    let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
+    let (reply, cache) = match head {
+        Head::Error(e) => return Err(e.into()),
+        Head::Body { content_type, bytes, cache } => (Reply::bytes(200, content_type, bytes), cache),
+        Head::Stream { cache } => match readable {
+            Some(readable) => (Reply::event_stream(readable), cache),
+            None => return Err(AppError::platform("gateway call", "a stream head for a request that is not streamed")),
+        },
+        Head::Piped { body, cache } => (Reply::event_stream(body), cache),
+    };
+    Ok(reply.with("x-edgechat-cache", cache))
+}
+
+/// How the response starts: an error, a whole body, a stream to follow on the channel, or
+/// the upstream's own stream relayed as it is.
+enum Head {
+    Error(OpenAiError),
+    Body { content_type: &'static str, bytes: Vec<u8>, cache: &'static str },
+    Stream { cache: &'static str },
+    Piped { body: web_sys::ReadableStream, cache: &'static str },
+}
+
+/// One admitted call, from the cache or the upstream to its usage record and the settlement
+/// of its limits.
+async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Outlet>) {
+    let request::Call { config, req, chain, meta, billing, admission, cache_key, bypass } = call;
+    let first = &chain[0];
+    let cache = cache::label(cache_key.as_deref(), bypass);
+    if let (Some(key), false) = (&cache_key, bypass) {
+        if let Some(hit) = cache::get(&billing.env, key).await {
+            let _ = head.send(cache::replay(&req, &meta, &hit));
+            billing.close(admission, 0, Record::cached(first, &hit)).await;
+            return;
+        }
+    }
+    let connected = match relay::connect(&billing.env, &config, &chain, &req).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = head.send(Head::Error(e));
+            billing.close(admission, 0, Record::failed(first)).await;
+            return;
+        }
+    };
+    let cache_to = cache_key.filter(|_| !req.has_tools);
+    let route = connected.route.clone();
+    let answer =
+        relay::Answer { config: &config, req: &req, meta: &meta, billing: &billing, cache_to: cache_to.as_deref() };
+    let outcome = answer.deliver(connected, head, cache, outlet).await;
+    let used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
+    billing.close(admission, used, Record::ended(&route, outcome)).await;
+}

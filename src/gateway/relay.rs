@@ -1,0 +1,314 @@
+//! Upstream and relay of a gateway call: the model connected (retries and fallbacks), then
+//! its answer delivered as a whole completion, translated chunk by chunk, or piped as it is,
+//! ending in the call's [`Outcome`] (and its cache entry when it completed).
+
+use super::billing::{Billing, Outcome};
+use super::{cache, Head};
+use crate::http::JSON;
+use crate::relay::{Ending, Pump};
+use crate::runtime::streams::{self, ByteStream, Whole};
+use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
+use edgechat_core::chat::{Accumulator, FinalStatus};
+use edgechat_core::config::Config;
+use edgechat_core::gateway::{
+    self, chunk_event, completion_json, delta, finish_reason, passthrough_request, usage_event, GatewayRequest,
+    OpenAiError, ResponseMeta, DONE_EVENT,
+};
+use edgechat_core::llm::context::estimate_tokens;
+use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
+use edgechat_core::llm::routing::ModelRoute;
+use edgechat_core::llm::{StreamEvent, Usage};
+use edgechat_core::ApiError;
+use futures_channel::oneshot;
+use worker::Env;
+
+/// Largest non-streamed upstream answer read.
+const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
+
+/// The first model of `chain` that answers: OpenAI models get the client's request as is,
+/// others a translation.
+pub(super) async fn connect(
+    env: &Env,
+    config: &Config,
+    chain: &[ModelRoute],
+    req: &GatewayRequest,
+) -> Result<Connected, OpenAiError> {
+    let build = |r: &ModelRoute| {
+        let (_, api_key) = config.provider_endpoint(r.provider);
+        if r.provider == Provider::OpenAi {
+            return Ok(passthrough_request(req, &r.upstream, api_key));
+        }
+        if req.has_tools {
+            return Err(format!("model {} does not support tools", r.name));
+        }
+        let chat = ChatRequest {
+            model: &r.upstream,
+            messages: &req.messages,
+            max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
+            temperature: req.temperature.as_deref(),
+            stream: req.stream,
+        };
+        Ok(build_request(r.provider, api_key, &chat))
+    };
+    upstream::connect(env, config, chain, build, None).await.map_err(connect_error)
+}
+
+fn connect_error(failure: NoStream) -> OpenAiError {
+    match failure {
+        NoStream::Failed { timed_out: true, message, .. } => {
+            OpenAiError { status: 504, message, kind: "server_error", param: None, code: Some("upstream_timeout") }
+        }
+        NoStream::Failed { status: Some(400 | 404 | 413 | 422), message, .. } => {
+            OpenAiError { param: None, ..OpenAiError::invalid("", message) }
+        }
+        NoStream::Failed { status: Some(429), message, .. } => {
+            OpenAiError { status: 429, message, kind: "requests", param: None, code: Some("rate_limit_exceeded") }
+        }
+        NoStream::Failed { message, .. } => {
+            OpenAiError { status: 502, message, kind: "server_error", param: None, code: Some("upstream_error") }
+        }
+        NoStream::ClientGone => OpenAiError::from(&ApiError::internal()),
+    }
+}
+
+/// What delivering an answer needs: the call, who pays, and where a complete answer is cached.
+pub(super) struct Answer<'a> {
+    pub config: &'a Config,
+    pub req: &'a GatewayRequest,
+    pub meta: &'a ResponseMeta,
+    pub billing: &'a Billing,
+    pub cache_to: Option<&'a str>,
+}
+
+impl Answer<'_> {
+    /// Sends the connected model's answer to the client (`head` first) and says how it ended.
+    pub async fn deliver(
+        &self,
+        connected: Connected,
+        head: oneshot::Sender<Head>,
+        cache: &'static str,
+        outlet: Option<Outlet>,
+    ) -> Outcome {
+        match (outlet, connected) {
+            // The upstream already speaks the client's format: its bytes go out untouched.
+            (Some(outlet), connected) if connected.route.provider == Provider::OpenAi => {
+                self.pass_through(connected, head, cache, outlet.abort_signal()).await
+            }
+            (Some(outlet), connected) => {
+                if head.send(Head::Stream { cache }).is_err() {
+                    connected.controller.abort();
+                    Outcome::cancelled()
+                } else {
+                    self.translate(connected, outlet).await
+                }
+            }
+            (None, connected) => {
+                let (result, outcome) = self.complete(connected).await;
+                let _ = head.send(match result {
+                    Ok(bytes) => Head::Body { content_type: JSON, bytes, cache },
+                    Err(e) => Head::Error(e),
+                });
+                outcome
+            }
+        }
+    }
+
+    /// A non-streamed answer: OpenAI bytes as they came, other providers translated.
+    async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
+        let Connected { route, body, controller } = connected;
+        let body = match read_all(&body, self.config).await {
+            Ok(b) => b,
+            Err(e) => {
+                controller.abort();
+                return (Err(e), Outcome::failed());
+            }
+        };
+        let decoded = match decode_completion(route.provider, &body) {
+            Ok(d) => d,
+            Err(message) => {
+                let failure = NoStream::Failed { timed_out: false, status: None, message };
+                return (Err(connect_error(failure)), Outcome::failed());
+            }
+        };
+        let (usage, estimated) = match decoded.usage {
+            Some(u) => (u, false),
+            None => {
+                let completion_tokens = estimate_tokens(&decoded.text).into();
+                (Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens }, true)
+            }
+        };
+        let finish = finish_reason(decoded.finish_reason.as_deref().unwrap_or("stop"));
+        if let Some(key) = self.cache_to {
+            cache::put(&self.billing.env, self.config, key, &decoded.text, finish, usage).await;
+        }
+        let out = if route.provider == Provider::OpenAi {
+            body
+        } else {
+            let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
+            completion_json(&meta, &decoded.text, finish, &usage).into_bytes()
+        };
+        (Ok(out), Outcome { status: "complete", usage, estimated })
+    }
+
+    /// A streamed answer from a provider with another format, translated chunk by chunk to
+    /// OpenAI chunks while it arrives.
+    async fn translate(&self, connected: Connected, mut outlet: Outlet) -> Outcome {
+        let Connected { route, body, controller } = connected;
+        let mut stream = ByteStream::from(body);
+        let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
+        let include_usage = self.req.include_usage;
+        let mut decoder = StreamDecoder::new(route.provider);
+        let mut acc = Accumulator::default();
+        let mut finish: Option<String> = None;
+        let mut error: Option<&'static str> = None;
+        let first = chunk_event(&meta, &delta(Some("assistant"), Some("")), None, include_usage);
+        let mut gone = !outlet.send(first.into_bytes()).await;
+        let mut paced = Paced::new(Pacing::of(self.config));
+        while !gone {
+            match paced.next(&mut stream, Some(&mut outlet)).await {
+                Wait::Ready(Some(Ok(bytes))) => {
+                    for event in decoder.feed(&bytes) {
+                        if let StreamEvent::Finish(reason) = &event {
+                            finish = Some(reason.clone());
+                        }
+                        let delta = acc.apply(event);
+                        if let (false, Some(text)) = (gone, delta) {
+                            let chunk = chunk_event(&meta, &gateway::delta(None, Some(&text)), None, include_usage);
+                            gone = !outlet.send(chunk.into_bytes()).await;
+                        }
+                    }
+                }
+                Wait::Ready(None) => {
+                    for event in decoder.finish() {
+                        acc.apply(event);
+                    }
+                    break;
+                }
+                Wait::Ready(Some(Err(_))) => {
+                    error = Some("upstream_error");
+                    break;
+                }
+                Wait::TimedOut => {
+                    error = Some("upstream_timeout");
+                    break;
+                }
+                Wait::ClientGone => gone = true,
+            }
+        }
+        drop(stream);
+        controller.abort();
+        if error.is_none() && !gone && acc.status() == FinalStatus::Error {
+            error = Some("upstream_error");
+        }
+        // A departed client also cancels the upstream fetch, which then looks like a broken
+        // stream: ask the client before blaming the model.
+        if error.is_some() && !gone && !outlet.ping().await {
+            gone = true;
+            error = None;
+        }
+        let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+        if !gone {
+            let (usage, _) = acc.final_usage(self.billing.prompt_estimate);
+            let mut tail = String::new();
+            match error {
+                Some(code) => tail.push_str(&stream_error_event(code)),
+                None => {
+                    tail.push_str(&chunk_event(&meta, &delta(None, None), Some(finish), include_usage));
+                    if include_usage {
+                        tail.push_str(&usage_event(&meta, &usage));
+                    }
+                    tail.push_str(DONE_EVENT);
+                }
+            }
+            outlet.send(tail.into_bytes()).await;
+        }
+        self.settle_stream(self.cache_to, &acc, finish, gone, error.is_some()).await
+    }
+
+    /// A streamed answer from an OpenAI-compatible upstream: its bytes are piped to the client
+    /// by the runtime (no wasm work per chunk); Rust reads a copy once at the end for the usage
+    /// record and the cache. A model that breaks off or stalls cuts the client's stream off.
+    async fn pass_through(
+        &self,
+        connected: Connected,
+        head: oneshot::Sender<Head>,
+        cache: &'static str,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Outcome {
+        let Connected { body, controller, .. } = connected;
+        let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
+        let pacing = Pacing::of(self.config);
+        let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, (tails.0.as_bytes(), tails.1.as_bytes()), signal);
+        if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
+            controller.abort();
+            return Outcome::cancelled();
+        }
+        let ending = pump.ended().await;
+        if ending != Ending::End {
+            controller.abort();
+        }
+        let (bytes, truncated) = pump.relayed();
+        let mut decoder = StreamDecoder::new(Provider::OpenAi);
+        let mut acc = Accumulator::default();
+        let mut finish: Option<String> = None;
+        let mut events = decoder.feed(&bytes);
+        events.extend(decoder.finish());
+        for event in events {
+            if let StreamEvent::Finish(reason) = &event {
+                finish = Some(reason.clone());
+            }
+            acc.apply(event);
+        }
+        // The client already has the upstream's bytes as they were, a cut-off included: what
+        // is left is how the call counts.
+        let failed = match ending {
+            Ending::Stalled | Ending::Broken => true,
+            Ending::End => !truncated && acc.status() == FinalStatus::Error,
+            Ending::Gone => false,
+        };
+        let gone = ending == Ending::Gone;
+        let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+        let cache_to = self.cache_to.filter(|_| !truncated);
+        self.settle_stream(cache_to, &acc, finish, gone, failed).await
+    }
+
+    /// How a streamed call ended, and its answer cached when it completed.
+    async fn settle_stream(
+        &self,
+        cache_to: Option<&str>,
+        acc: &Accumulator,
+        finish: &str,
+        gone: bool,
+        failed: bool,
+    ) -> Outcome {
+        let (status, outcome) = Outcome::of_stream(self.billing, acc, gone, failed);
+        if let (FinalStatus::Complete, Some(key)) = (status, cache_to) {
+            cache::put(&self.billing.env, self.config, key, &acc.text, finish, outcome.usage).await;
+        }
+        outcome
+    }
+}
+
+/// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing
+/// into wasm for the whole answer).
+async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, OpenAiError> {
+    let cap = MAX_COMPLETION_BYTES as u64;
+    let (timed_out, message) = match streams::read_whole(body, cap, cap, Pacing::of(config).stall_ms).await {
+        Ok(Whole::Bytes(bytes)) => return Ok(bytes),
+        Ok(Whole::Stalled) => (true, "the model stopped answering"),
+        Ok(Whole::TooLarge) | Err(_) => (false, "the model's answer broke off"),
+    };
+    Err(connect_error(NoStream::Failed { timed_out, status: None, message: message.into() }))
+}
+
+/// The SSE event that ends a stream the model broke off.
+fn stream_error_event(code: &'static str) -> String {
+    let err = OpenAiError {
+        status: 502,
+        message: "the model's stream ended early".into(),
+        kind: "server_error",
+        param: None,
+        code: Some(code),
+    };
+    format!("data: {}\n\n", err.body())
+}

@@ -1,0 +1,74 @@
+//! A gateway request and its admission: the body read and checked against the routes, the
+//! caller authenticated, and the call admitted by the caller's plan limits.
+
+use super::billing::Billing;
+use crate::app::Ctx;
+use crate::auth::authenticate;
+use crate::http::{read_body, AppError};
+use crate::quota::{self, Admission};
+use crate::runtime;
+use crate::runtime::request::Header;
+use edgechat_core::body::is_json_content_type;
+use edgechat_core::config::Config;
+use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
+use edgechat_core::llm::context::estimate_messages;
+use edgechat_core::llm::provider::Provider;
+use edgechat_core::llm::routing::ModelRoute;
+use edgechat_core::{request_id, ApiError};
+use std::rc::Rc;
+
+/// One admitted gateway call: what it asks, the routes it may take, how its answer is
+/// labelled, who pays, what it reserved, and its cache entry.
+pub(super) struct Call {
+    pub config: Rc<Config>,
+    pub req: GatewayRequest,
+    /// The model asked for, then its fallbacks.
+    pub chain: Vec<ModelRoute>,
+    pub meta: ResponseMeta,
+    pub billing: Billing,
+    pub admission: Admission,
+    pub cache_key: Option<String>,
+    /// `Cache-Control: no-cache`: the cache is neither read nor labelled a miss.
+    pub bypass: bool,
+}
+
+/// Authenticates the request, reads it and admits it by the caller's plan.
+pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
+    let principal = authenticate(cx).await?;
+    let (req, chain) = read_call(cx).await?;
+    let route = &chain[0];
+    let prompt_estimate = estimate_messages(&req.messages);
+    let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
+    let counted = quota::Call::new(&route.name, estimate, req.stream)?;
+    let admission = quota::admit(cx, &principal.user, counted).await?;
+    let meta = ResponseMeta {
+        id: format!("chatcmpl-{}", request_id::hex(&runtime::random_bytes::<12>()?)),
+        created: runtime::now_ms() / 1000,
+        model: route.name.clone(),
+    };
+    let billing = Billing {
+        env: cx.env.clone(),
+        user_id: principal.user.user_id.clone(),
+        api_key_id: principal.api_key_id.clone(),
+        prompt_estimate,
+    };
+    let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
+    let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
+    Ok(Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass })
+}
+
+/// The request's body, read and checked: the call and the routes it may take.
+async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), AppError> {
+    if !is_json_content_type(cx.header(Header::ContentType)) {
+        return Err(ApiError::unsupported_media_type().into());
+    }
+    let bytes = read_body(cx).await?;
+    let req = gateway::parse_request(&bytes)?;
+    let routes = &cx.config.routes;
+    let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
+    if req.has_tools && route.provider != Provider::OpenAi {
+        return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
+    }
+    let chain = routes.chain(&route.name).into_iter().cloned().collect();
+    Ok((req, chain))
+}
