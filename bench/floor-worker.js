@@ -17,27 +17,17 @@ export const SQL = {
   LIST_AFTER: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
     'FROM conversations WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND conversation_id < ?3)) ' +
     'ORDER BY updated_at DESC, conversation_id DESC LIMIT ?4',
-  FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2 ' +
-    'AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
-    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))',
-  HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) SELECT ?1, ?2, 1 ' +
-    'WHERE (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
-    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5)) ' +
+  FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2',
+  HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) ' +
     'ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count',
-  RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?10 ' +
+  RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?7 ' +
     'WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
-    'AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
-    'WHERE kind = ?7 AND credential = ?8 AND user_id = ?1 AND plan = ?9)) ' +
-    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?10 WHERE tokens < ?4 ' +
+    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?7 WHERE tokens < ?4 ' +
     'RETURNING tokens',
-  EXPIRE_STREAMS: 'DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2 ' +
-    'AND (?3 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
-    'WHERE kind = ?3 AND credential = ?4 AND user_id = ?1 AND plan = ?5))',
+  EXPIRE_STREAMS: 'DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2',
   ACQUIRE_STREAM: 'INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 ' +
     'WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 ' +
-    'AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 ' +
-    'AND (?7 IS NULL OR EXISTS (SELECT 1 FROM live_credentials ' +
-    'WHERE kind = ?7 AND credential = ?8 AND user_id = ?2 AND plan = ?9)) RETURNING stream_id',
+    'AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 RETURNING stream_id',
   RELEASE_STREAM: 'DELETE FROM active_streams WHERE stream_id = ?1',
   SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
@@ -47,19 +37,18 @@ export const SQL = {
 
 const ok = () => new Response('ok');
 
-/** Gateway call: the session check with the gated admission batch, the upstream, then the settlement and usage record. */
+/** Gateway call: the session check, the admission batch, the upstream, then the settlement and usage record. */
 async function completion(request, env, ctx, h, session) {
   const now = Date.now();
   const window = now - (now % 60_000);
   const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
-  const [uid, gate] = [h('x-floor-user'), ['session', h('x-floor-session'), 'free']];
-  const [found] = await env.DB.batch([
-    session,
-    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(uid, window, ...gate),
-    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(uid, window, ...gate),
-    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, ...gate, null),
+  const user = await session.first();
+  const uid = user.user_id;
+  await env.DB.batch([
+    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(uid, window),
+    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(uid, window),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, null),
   ]);
-  const user = found.results[0];
   const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });
   const body = await upstream.arrayBuffer();
   ctx.waitUntil(env.DB.batch([

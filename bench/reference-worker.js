@@ -7,9 +7,9 @@
 // - `GET /api/v1/conversations` (KV hit): the HS256 check (WebCrypto) with the same claims,
 //   the same session query, the same KV read.
 // - `POST /v1/chat/completions`, streamed or not: the token check, the body parsed and checked,
-//   the model routed, the same admission batch as edgechat (session check, rate window, token
-//   reservation and, for a stream, a stream slot: bench/floor-worker.js's statements, which the
-//   bench checks against src/store/), the client's body sent upstream under the upstream's
+//   the model routed, the session check, then the same admission batch as edgechat (rate
+//   window, token reservation and, for a stream, a stream slot: bench/floor-worker.js's
+//   statements, which the bench checks against src/store/), the client's body sent upstream under the upstream's
 //   model name, the answer relayed as the upstream gave it, then the settlement and usage
 //   record (in waitUntil). A streamed answer goes through src/js/relay.js, the same relay
 //   edgechat uses: teed, piped natively to the client, the copy read for usage once it has
@@ -120,23 +120,21 @@ async function completion(request, env, ctx, seen) {
   const now = Date.now();
   const window = now - (now % 60_000);
   const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
-  const gate = ['session', c.sid, 'free'];
+  const user = await sessionUser(env, c).first();
+  if (!user) throw invalidToken();
+  seen.userId = user.user_id;
   const admission = [
-    sessionUser(env, c),
-    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(c.sub, window, ...gate),
-    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(c.sub, window, ...gate),
-    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, estimate, 1e15, window, 1e8, ...gate, null),
+    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(c.sub, window),
+    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(c.sub, window),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, estimate, 1e15, window, 1e8, null),
   ];
   // A stream also takes one of the plan's concurrent-stream slots (leases expire after 10 min).
   const streamId = req.stream ? `str_${crypto.randomUUID().replaceAll('-', '')}` : null;
   if (streamId) {
-    admission.push(env.DB.prepare(SQL.EXPIRE_STREAMS).bind(c.sub, now - 600_000, ...gate));
-    admission.push(env.DB.prepare(SQL.ACQUIRE_STREAM).bind(streamId, c.sub, now, 100_000, window, 1e8, ...gate));
+    admission.push(env.DB.prepare(SQL.EXPIRE_STREAMS).bind(c.sub, now - 600_000));
+    admission.push(env.DB.prepare(SQL.ACQUIRE_STREAM).bind(streamId, c.sub, now, 100_000, window, 1e8));
   }
-  const [found, , hit, reserved, , slot] = await env.DB.batch(admission);
-  const user = found.results[0];
-  if (!user) throw invalidToken();
-  seen.userId = user.user_id;
+  const [, hit, reserved, , slot] = await env.DB.batch(admission);
   if (!hit.results[0] || !reserved.results[0] || (streamId && !slot.results[0])) throw new Failure(429, 'rate_limited', 'over the plan');
   // The client's body with the upstream's model name; the answer goes back as the upstream gave it.
   const upstreamBody = { ...req, model: route.upstream };
@@ -153,7 +151,7 @@ async function completion(request, env, ctx, seen) {
   ]);
   if (req.stream) {
     const tail = (code) => encoder.encode(`data: ${JSON.stringify({ error: { message: 'the model stopped', type: 'server_error', param: null, code } })}\n\n`);
-    const relay = new Relay(upstream.body, 30_000, 15_000, 1 << 20, tail('upstream_timeout'), tail('upstream_error'));
+    const relay = new Relay(upstream.body, 30_000, 15_000, 1 << 20, tail('upstream_timeout'), tail('upstream_error'), request.signal);
     ctx.waitUntil(relay.ended.then((state) => {
       if (state === 'stalled') abort.abort();
       const { usage, estimated } = streamSummary(relay.bytes(), prompt);
