@@ -184,7 +184,7 @@ test('gateway calls are counted against the plan the user has now, not the one l
   const admin = await user('admin@test.example');
   const u = await user();
   const key = (await call('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'gw' } })).body.key;
-  // Roomy allows 1000 calls a minute; free (what a new session is guessed to be on) allows 5.
+  // Roomy allows 1000 calls a minute; free allows 5.
   await setPlan(admin, u, 'roomy');
   const statuses = [];
   for (let i = 0; i < 8; i++) statuses.push((await completion(i % 2 ? key : u.access_token, unique(`roomy ${i}`))).status);
