@@ -24,6 +24,9 @@ pub struct Ctx<'a> {
     pub config: Rc<Config>,
     pub request_id: &'a str,
     pub params: Vec<(&'static str, String)>,
+    /// The matched route, set before its handler runs: authentication checks an API key's
+    /// scopes against it (`scopes::authorize`), once, for every route.
+    pub route: Option<Route>,
     /// Set by authentication so the log line can name the user.
     pub user_id: Option<String>,
     db: Option<Rc<Db>>,
@@ -81,6 +84,7 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
         config: config.clone(),
         request_id: &request_id,
         params: Vec::new(),
+        route: None,
         user_id: None,
         db: None,
     };
@@ -165,6 +169,7 @@ fn preflight(cx: &Ctx<'_>, origin: &str, wanted: &str, path: &str) -> HandlerRes
 
 async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
     cx.params = matched.params.iter().map(|(n, v)| (*n, v.to_string())).collect();
+    cx.route = Some(matched.route);
     if !matches!(matched.route, Route::Health | Route::HealthReady) {
         cx.config.check()?;
     }

@@ -10,6 +10,7 @@ use crate::store::{self, accounts, api_keys, D1Result};
 use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::config::Config;
+use edgechat_core::scopes::{self, Caller};
 use edgechat_core::secret::{self, API_KEY_PREFIX};
 use edgechat_core::token::{self, TokenSettings, DEFAULT_LEEWAY_SECONDS, MAX_TOKEN_LEN};
 use edgechat_core::ApiError;
@@ -64,8 +65,14 @@ pub async fn authenticate_reading(
     let db = cx.db()?;
     let (principal, results) = match credential {
         Credential::Key(hash) => {
-            let found = db.query("authentication", api_keys::find_by_hash_statement(&db, &hash)?).await?;
+            let found = db.query("authentication", api_keys::find_by_hash_statement(&db, &hash, now)?).await?;
             let found: KeyUser = store::rows("api key", Some(&found))?.into_iter().next().ok_or_else(invalid_token)?;
+            // The one scope check: every authenticated route passes here with its route set
+            // by dispatch; without one (never expected) a key is granted nothing.
+            match cx.route {
+                Some(route) => scopes::authorize(route, Caller::Key(found.scopes))?,
+                None => return Err(ApiError::forbidden("no route to authorize this API key for").into()),
+            }
             touch_later(cx, &found, now);
             let principal = Box::new(Acting { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) });
             let statements = reads::statements(&db, &principal.user.user_id, reads)?;

@@ -9,19 +9,24 @@ use crate::store::api_keys;
 use crate::store::reads::Read;
 use edgechat_core::accounts::{normalize_key_name, ApiKey, ApiKeyView, CreateKeyRequest};
 use edgechat_core::ids::ApiKeyId;
+use edgechat_core::scopes::{self, Scopes};
 use edgechat_core::{secret, ApiError};
 
 pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
     let req: CreateKeyRequest = read_json(cx).await?;
     let name = normalize_key_name(&req.name)?;
-    let key = secret::api_key(runtime::random_bytes()?);
+    let scopes = Scopes::from_request(req.scopes.as_deref())?;
     let now = runtime::now_ms();
+    let expires_at = scopes::expiry(req.expires_at.as_deref(), now)?;
+    let key = secret::api_key(runtime::random_bytes()?);
     let stored = ApiKey {
         api_key_id: ApiKeyId::new(runtime::random_bytes()?),
         name,
         key_prefix: secret::display_prefix(&key),
+        scopes,
         created_at: now,
+        expires_at,
         last_used_at: None,
     };
     let db = cx.db()?;
@@ -33,6 +38,8 @@ pub async fn create_key(cx: &mut Ctx<'_>) -> HandlerResult {
             name: &stored.name,
             key_prefix: &stored.key_prefix,
             key_hash: &secret::storage_hash(&key),
+            scopes: &stored.scopes.to_column(),
+            expires_at,
             now,
         },
     )

@@ -1,7 +1,8 @@
 // The authorization matrix, generated from the API document (which a core test proves equal
-// to the route table): every bearer-protected operation answers 401 without a token, every
-// owner-scoped one 404 to another user's ids (changing nothing), every admin one 403 to a
-// non-admin.
+// to the route table and to the scope check): every bearer-protected operation answers 401
+// without a token, every owner-scoped one 404 to another user's ids (changing nothing), every
+// admin one 403 to a non-admin, every session-only one 403 to an API key with every scope, and
+// every other one 403 to an API key without the scopes it accepts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ const operations = Object.entries(doc.paths)
   .filter(([, ops]) => !ops['x-static'])
   .flatMap(([p, ops]) => Object.entries(ops)
     .filter(([m]) => ['get', 'post', 'patch', 'delete', 'put'].includes(m))
-    .map(([m, op]) => ({ method: m.toUpperCase(), path: p, bearer: (op.security ?? doc.security ?? []).some((s) => 'bearerAuth' in s) })));
+    .map(([m, op]) => ({ method: m.toUpperCase(), path: p, bearer: (op.security ?? doc.security ?? []).some((s) => 'bearerAuth' in s), access: op['x-edgechat-access'] })));
+const SCOPES = ['gateway', 'chat', 'read', 'tools'];
 
 /** A body each operation accepts, so ownership (not validation) decides the answer. */
 const BODIES = {
@@ -77,4 +79,40 @@ test('every admin operation answers 403 to a non-admin', async () => {
     const res = await api(op.method, fill(op.path, ids), { token: b.access_token, json: BODIES[`${op.method} ${op.path}`] });
     assert.equal(res.status, 403, `${op.method} ${op.path}: ${res.status}`);
   }
+});
+
+test('every bearer-protected operation says what an API key needs', () => {
+  for (const op of operations.filter((o) => o.bearer)) {
+    assert.ok(op.access === 'session' || (Array.isArray(op.access) && op.access.every((s) => SCOPES.includes(s))), `${op.method} ${op.path}: ${op.access}`);
+  }
+});
+
+test('every session-only operation answers 403 session_required to an API key with every scope', async () => {
+  const { a, ids } = await ownerFixture();
+  const key = (await api('POST', '/api/v1/keys', { token: a.access_token, json: { name: 'all', scopes: SCOPES } })).body.key;
+  const sessionOnly = operations.filter((o) => o.access === 'session');
+  assert.ok(sessionOnly.length >= 11, `${sessionOnly.length} session-only operations`);
+  for (const op of sessionOnly) {
+    const res = await api(op.method, fill(op.path, ids), { token: key, json: BODIES[`${op.method} ${op.path}`] });
+    assert.equal(res.status, 403, `${op.method} ${op.path}: ${res.status} ${res.text.slice(0, 120)}`);
+    assert.equal(res.body.error.code, 'session_required', `${op.method} ${op.path}`);
+  }
+  assert.equal((await api('GET', '/api/v1/keys', { token: a.access_token })).body.data.length, 2, 'no key was made or revoked');
+  assert.equal((await api('GET', '/api/v1/users/me', { token: a.access_token })).status, 200, 'the account is still there');
+});
+
+test('every scoped operation answers 403 insufficient_scope to an API key without its scopes', async () => {
+  const { a, ids } = await ownerFixture();
+  const scoped = operations.filter((o) => Array.isArray(o.access));
+  assert.ok(scoped.length >= 12, `${scoped.length} scoped operations`);
+  for (const op of scoped) {
+    const scopes = SCOPES.filter((s) => !op.access.includes(s));
+    const key = (await api('POST', '/api/v1/keys', { token: a.access_token, json: { name: 'lacking', scopes } })).body.key;
+    const res = await api(op.method, fill(op.path, ids), { token: key, json: BODIES[`${op.method} ${op.path}`] });
+    assert.equal(res.status, 403, `${op.method} ${op.path} with ${scopes}: ${res.status} ${res.text.slice(0, 120)}`);
+    assert.equal(res.body.error.code, 'insufficient_scope', `${op.method} ${op.path}`);
+  }
+  const conv = await api('GET', `/api/v1/conversations/${ids.conversation_id}`, { token: a.access_token });
+  assert.equal(conv.body.title, 'mine');
+  assert.equal(conv.body.message_count, 2);
 });

@@ -74,7 +74,7 @@ test('tokens of a deleted user are 401', async () => {
 
 test('a disabled user cannot log in and their live tokens and keys stop working', async () => {
   const u = await registerUser();
-  const key = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k' } });
+  const key = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k', scopes: ['read'] } });
   assert.equal((await me(key.body.key)).status, 200);
   // No admin API yet (issue 8): flip the flag in the worker's local D1 directly.
   await execSql(process.env.EDGECHAT_PERSIST_DIR, `UPDATE users SET is_disabled = 1 WHERE user_id = '${u.user.user_id}'`);
@@ -87,7 +87,7 @@ test('a disabled user cannot log in and their live tokens and keys stop working'
 
 test('API keys: created once, listed by prefix, usable as bearer, revocable', async () => {
   const u = await registerUser();
-  const created = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: '  laptop  ' } });
+  const created = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: '  laptop  ', scopes: ['read'] } });
   assert.equal(created.status, 201, created.text);
   const { key, api_key_id, key_prefix, name, last_used_at } = created.body;
   assert.match(key, /^ec_sk_[A-Za-z0-9_-]{43}$/);
@@ -133,9 +133,9 @@ test('API key creation validates its body', async () => {
   assert.deepEqual((await api('GET', '/api/v1/keys', { token: u.access_token })).body.data, []);
 });
 
-test('logout with an API key is a 400, and the key keeps working', async () => {
+test('logout with an API key is a 403 (it needs a session), and the key keeps working', async () => {
   const u = await registerUser();
-  const key = (await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k' } })).body.key;
-  expectError(assert, await api('POST', '/api/v1/auth/logout', { token: key }), 400, 'not_a_session');
+  const key = (await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k', scopes: ['read'] } })).body.key;
+  expectError(assert, await api('POST', '/api/v1/auth/logout', { token: key }), 403, 'session_required');
   assert.equal((await me(key)).status, 200);
 });

@@ -2,6 +2,7 @@
 //! and the user and key representations the API returns.
 
 use crate::ids::ApiKeyId;
+use crate::scopes::Scopes;
 use crate::{time::rfc3339, ApiError};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,10 @@ pub struct UpdateMeRequest {
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct CreateKeyRequest {
     pub name: String,
+    /// Names from [`crate::scopes::ALL`]; left out: `["gateway"]`.
+    pub scopes: Option<Vec<String>>,
+    /// RFC 3339 UTC; left out: the key never expires.
+    pub expires_at: Option<String>,
 }
 
 /// Trims and lowercases (ASCII letters; other characters compare exactly) an email and
@@ -185,7 +190,9 @@ pub struct ApiKey {
     pub api_key_id: ApiKeyId,
     pub name: String,
     pub key_prefix: String,
+    pub scopes: Scopes,
     pub created_at: u64,
+    pub expires_at: Option<u64>,
     pub last_used_at: Option<u64>,
 }
 
@@ -195,7 +202,9 @@ pub struct ApiKeyView<'a> {
     pub api_key_id: &'a str,
     pub name: &'a str,
     pub key_prefix: &'a str,
+    pub scopes: Scopes,
     pub created_at: String,
+    pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
@@ -207,7 +216,9 @@ impl ApiKey {
             api_key_id: &self.api_key_id,
             name: &self.name,
             key_prefix: &self.key_prefix,
+            scopes: self.scopes,
             created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used_at.map(rfc3339),
             key,
         }
@@ -248,6 +259,7 @@ pub struct RefreshRow {
 pub struct KeyUser {
     pub api_key_id: String,
     pub last_used_at: Option<u64>,
+    pub scopes: Scopes,
     #[serde(flatten)]
     pub user: User,
 }
@@ -369,9 +381,10 @@ mod tests {
 
     #[test]
     fn a_key_row_carries_its_user() {
-        let row = USER.replacen('{', r#"{"api_key_id":"key_1","last_used_at":null,"#, 1);
+        let row = USER.replacen('{', r#"{"api_key_id":"key_1","last_used_at":null,"scopes":"gateway read","#, 1);
         let found: Vec<KeyUser> = rows(&format!("[{row}]")).unwrap();
         assert_eq!((found[0].api_key_id.as_str(), found[0].last_used_at), ("key_1", None));
+        assert_eq!(found[0].scopes.to_column(), "gateway read");
         assert_eq!((found[0].user.user_id.as_str(), found[0].user.cache_version), ("usr_1", 3));
     }
 
@@ -388,11 +401,15 @@ mod tests {
             api_key_id: serde_json::from_str(r#""key_1""#).unwrap(),
             name: "ci".into(),
             key_prefix: "ek_ab".into(),
+            scopes: Scopes::DEFAULT,
             created_at: 0,
+            expires_at: Some(86_400_000),
             last_used_at: None,
         };
         let listed = serde_json::to_value(key.view(None)).unwrap();
         assert_eq!(listed["last_used_at"], serde_json::Value::Null);
+        assert_eq!(listed["scopes"], serde_json::json!(["gateway"]));
+        assert_eq!(listed["expires_at"], "1970-01-02T00:00:00.000Z");
         assert!(listed.get("key").is_none(), "the key itself is shown only at creation");
         assert_eq!(serde_json::to_value(key.view(Some("ek_secret"))).unwrap()["key"], "ek_secret");
     }

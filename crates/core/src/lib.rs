@@ -21,6 +21,7 @@ pub mod password;
 pub mod plans;
 pub mod request_id;
 pub mod routes;
+pub mod scopes;
 pub mod search;
 pub mod secret;
 pub mod security;

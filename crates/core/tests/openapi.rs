@@ -230,3 +230,29 @@ fn every_reference_resolves() {
     walk(&doc, &doc, "#", &mut problems);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn every_authenticated_operation_documents_the_access_the_scope_check_enforces() {
+    use edgechat_core::scopes::{access, Access};
+    let doc = document();
+    let mut problems = Vec::new();
+    for (method, path, op) in operations(&doc) {
+        let name = format!("{method} {path}");
+        let concrete = path.replace('{', "x").replace('}', "");
+        let route = routes::resolve(&method, &concrete).expect("documented operations are routed").route;
+        let documented = op.get("x-edgechat-access");
+        let expected = match access(route) {
+            Access::Public => None,
+            Access::Session => Some(Value::from("session")),
+            Access::AnyOf(scopes) => Some(Value::from(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>())),
+        };
+        if documented != expected.as_ref() {
+            problems
+                .push(format!("{name}: x-edgechat-access is {documented:?}, the scope check enforces {expected:?}"));
+        }
+        if expected.is_some() && op["responses"].get("403").is_none() {
+            problems.push(format!("{name}: an API key may be refused here, but no 403 is documented"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
