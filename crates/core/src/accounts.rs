@@ -46,7 +46,7 @@ pub struct CreateKeyRequest {
     pub name: String,
     /// Names from [`crate::scopes::ALL`]; left out: `["gateway"]`.
     pub scopes: Option<Vec<String>>,
-    /// RFC 3339 UTC; left out: the key never expires.
+    /// RFC 3339 (any offset); left out: the key never expires.
     pub expires_at: Option<String>,
 }
 

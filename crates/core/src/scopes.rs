@@ -176,7 +176,7 @@ pub fn expiry(expires_at: Option<&str>, now: u64) -> Result<Option<u64>, ApiErro
         return Ok(None);
     };
     let at = crate::time::parse_rfc3339(text)
-        .ok_or_else(|| ApiError::validation("expires_at: must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z"))?;
+        .ok_or_else(|| ApiError::validation("expires_at: must be an RFC 3339 time like 2027-01-31T00:00:00Z"))?;
     if at <= now {
         return Err(ApiError::validation("expires_at: must be in the future"));
     }
