@@ -2,7 +2,7 @@
 // the test secret to attack the token checks.
 import { createHmac, randomBytes } from 'node:crypto';
 import { api } from './client.mjs';
-import { TEST_VARS } from './stack.mjs';
+import { execSql, TEST_VARS } from './stack.mjs';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -22,6 +22,13 @@ export async function registerUser({ email = uniqueEmail(), password = PASSWORD,
   const res = await api('POST', '/api/v1/auth/register', { json: { email, password, display_name } });
   if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
   return { ...res.body, email, password };
+}
+
+/** Makes the account of `email` an admin in the local D1 under `persistDir`, as the
+ * operator would. */
+export async function grantAdmin(persistDir, email) {
+  const [result] = await execSql(persistDir, `UPDATE users SET role = 'admin' WHERE email = '${email}' RETURNING user_id`);
+  if (result.results.length !== 1) throw new Error(`no user ${email} to make admin`);
 }
 
 export async function login(email, password, { ip = uniqueIp() } = {}) {
