@@ -2,7 +2,8 @@
 // the test secret to attack the token checks.
 import { createHmac, randomBytes } from 'node:crypto';
 import { api } from './client.mjs';
-import { execSql, TEST_VARS } from './stack.mjs';
+import { setRole } from '../../scripts/admin.mjs';
+import { TEST_VARS } from './stack.mjs';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -24,11 +25,11 @@ export async function registerUser({ email = uniqueEmail(), password = PASSWORD,
   return { ...res.body, email, password };
 }
 
-/** Makes the account of `email` an admin in the local D1 under `persistDir`, as the
- * operator would. */
+/** Makes the account of `email` an admin in the local D1 under `persistDir`, through the
+ * code of the operator's `npm run admin -- grant`. */
 export async function grantAdmin(persistDir, email) {
-  const [result] = await execSql(persistDir, `UPDATE users SET role = 'admin' WHERE email = '${email}' RETURNING user_id`);
-  if (result.results.length !== 1) throw new Error(`no user ${email} to make admin`);
+  const { outcome } = await setRole(email, 'admin', { persistTo: persistDir });
+  if (outcome === 'no_such_user') throw new Error(`no user ${email} to make admin`);
 }
 
 export async function login(email, password, { ip = uniqueIp() } = {}) {
