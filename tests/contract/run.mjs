@@ -8,8 +8,8 @@
 // As a script, against a worker that is already running (`npm run dev`):
 //   node tests/contract/run.mjs [URL]        (default http://127.0.0.1:8787)
 // (its fixtures user is new and not an admin, so admin routes answer 403, unless
-// EDGECHAT_CONTRACT_ADMIN_EMAIL names an address in the worker's ADMIN_EMAILS; model calls
-// count against that user's plan, so expect 429s on the default free plan).
+// EDGECHAT_CONTRACT_ADMIN_EMAIL names an account made admin with `npm run admin -- grant`;
+// model calls count against that user's plan, so expect 429s on the default free plan).
 // Environment: EDGECHAT_CONTRACT_VENV (else scripts/setup-contract.sh is run),
 // EDGECHAT_CONTRACT_EXAMPLES (generated cases per operation and phase, default 25),
 // EDGECHAT_CONTRACT_SEED (default fixed, "random" for a new one each run),
@@ -78,12 +78,14 @@ async function account(base, email) {
 /**
  * Creates what the run's path parameters point at, and the credentials it uses; returns them
  * as the environment variables the generated schemathesis config reads.
- * `adminEmail` should be listed in the worker's ADMIN_EMAILS (else admin routes answer 403,
- * which the document allows too).
+ * `adminEmail`'s account should be an admin (else admin routes answer 403, which the document
+ * allows too); `grantAdmin(email)`, when given, makes it one once it exists.
  */
-export async function prepareFixtures(base, { adminEmail = `contract-${randomBytes(5).toString('hex')}@test.example` } = {}) {
+export async function prepareFixtures(base, { adminEmail = `contract-${randomBytes(5).toString('hex')}@test.example`, grantAdmin } = {}) {
   const tag = randomBytes(5).toString('hex');
   const admin = await account(base, adminEmail);
+  if (grantAdmin) await grantAdmin(adminEmail);
+  const role = (await expect(await call(base, 'GET', '/api/v1/users/me', { token: admin.access_token }), 200, 'me')).role;
   // A fixtures account reused across runs fills up with the keys earlier runs generated.
   const keys = await expect(await call(base, 'GET', '/api/v1/keys', { token: admin.access_token }), 200, 'list keys');
   if (keys.data.length > 90) {
@@ -121,7 +123,7 @@ export async function prepareFixtures(base, { adminEmail = `contract-${randomByt
     EDGECHAT_CONTRACT_MESSAGE_ID: answer.message_id,
     EDGECHAT_CONTRACT_TARGET_USER_ID: target.user.user_id,
     EDGECHAT_CONTRACT_DOOMED_TOKEN: doomed.access_token,
-    EDGECHAT_CONTRACT_IS_ADMIN: String(admin.user.role === 'admin'),
+    EDGECHAT_CONTRACT_IS_ADMIN: String(role === 'admin'),
   };
 }
 

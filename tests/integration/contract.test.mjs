@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { contractVenv, MODELS, prepareFixtures, runSchemathesis } from '../contract/run.mjs';
+import { grantAdmin } from '../support/accounts.mjs';
 import { ROOT, startSimulator, startWorker, TEST_VARS } from '../support/stack.mjs';
 
 const ADMIN_EMAIL = 'contract-admin@test.example';
@@ -36,7 +37,6 @@ before(async () => {
       ANTHROPIC_BASE_URL: simUrl,
       MODEL_ROUTES: JSON.stringify(routes),
       PLANS: JSON.stringify({ free: ROOMY, pro: ROOMY }),
-      ADMIN_EMAILS: ADMIN_EMAIL,
       // Cheap hashes and no lockout: the fuzzer registers and logs in hundreds of times.
       PASSWORD_HASH_ITERATIONS: '1000',
       LOGIN_MAX_FAILURES_PER_EMAIL: '1000',
@@ -53,7 +53,7 @@ after(async () => {
 
 test('schemathesis: no 5xx and every response matches public/openapi.json', { timeout: 600_000 }, async () => {
   const venv = contractVenv();
-  const fixtures = await prepareFixtures(worker.url, { adminEmail: ADMIN_EMAIL });
+  const fixtures = await prepareFixtures(worker.url, { adminEmail: ADMIN_EMAIL, grantAdmin: (email) => grantAdmin(worker.persistDir, email) });
   assert.equal(fixtures.EDGECHAT_CONTRACT_IS_ADMIN, 'true', 'the fixtures admin is an admin');
   const result = await runSchemathesis({ venv, url: worker.url, fixtures, workDir: artifacts, echo: false });
   const { summary } = result;

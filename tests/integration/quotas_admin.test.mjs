@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
-import { PASSWORD } from '../support/accounts.mjs';
+import { grantAdmin, PASSWORD } from '../support/accounts.mjs';
 import { simRequests } from '../support/sim.mjs';
 import { startWorker, TEST_VARS } from '../support/stack.mjs';
 import { streamTurn } from '../support/sse.mjs';
@@ -33,6 +33,17 @@ async function user(email = `q-${randomBytes(5).toString('hex')}@test.example`) 
   return res.body;
 }
 
+/** This worker's admin: a fresh account that the operator's grant made admin (made once). */
+let made;
+function adminAccount() {
+  made ??= (async () => {
+    const account = await user();
+    await grantAdmin(worker.persistDir, account.user.email);
+    return account;
+  })();
+  return made;
+}
+
 async function setPlan(admin, u, plan) {
   const res = await call('PATCH', `/api/v1/admin/users/${u.user.user_id}`, { token: admin.access_token, json: { plan } });
   assert.equal(res.status, 200, res.text);
@@ -58,7 +69,7 @@ test('50 parallel requests against 5 requests per minute let exactly 5 through',
 });
 
 test('a user over the daily token budget gets 429 with Retry-After and no upstream call', async () => {
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   const u = await user();
   await setPlan(admin, u, 'metered');
   const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: {} })).body;
@@ -149,7 +160,7 @@ const tokensToday = async (u) => (await call('GET', '/api/v1/usage', { token: u.
 
 test('gateway calls with a dead token or key count nothing and reach no upstream', async () => {
   await awayFromMinuteEdge();
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   const u = await user();
   const key = (await call('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'gw' } })).body.key;
   const content = unique('dead credential');
@@ -181,7 +192,7 @@ test('gateway calls with a dead token or key count nothing and reach no upstream
 
 test('gateway calls are counted against the plan the user has now, not the one last seen', async () => {
   await awayFromMinuteEdge();
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   const u = await user();
   const key = (await call('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'gw' } })).body.key;
   // Roomy allows 1000 calls a minute; free allows 5.
@@ -210,7 +221,7 @@ test('gateway calls are counted against the plan the user has now, not the one l
 
 test('a chat turn refused by the plan stores no message and leaves the conversation as it was', async () => {
   await awayFromMinuteEdge();
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   const u = await user();
   const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: {} })).body;
   const path = `/api/v1/conversations/${conv.conversation_id}/messages`;
@@ -254,7 +265,7 @@ test('admin endpoints answer 403 to everyone but admins', async () => {
 });
 
 test('admins search users, change them with an audit trail, and disabling kills live tokens', async () => {
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   const tag = randomBytes(4).toString('hex');
   const target = await user(`target-${tag}@test.example`);
   await user(`target-${tag}-2@test.example`);
@@ -291,7 +302,7 @@ test('admins search users, change them with an audit trail, and disabling kills 
 });
 
 test('admins read usage by user, model and day, and the webhook log', async () => {
-  const admin = await user('admin@test.example');
+  const admin = await adminAccount();
   for (const group of ['user', 'model', 'day']) {
     const res = await call('GET', `/api/v1/admin/usage?group=${group}&days=7`, { token: admin.access_token });
     assert.equal(res.status, 200, res.text);

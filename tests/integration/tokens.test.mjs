@@ -54,6 +54,18 @@ test('forged, tampered and misdirected access tokens are all 401', async () => {
   expectError(assert, empty, 401, 'invalid_token');
 });
 
+test('a token signed with our key but a crit header is 401', async () => {
+  const u = await registerUser();
+  const claims = decodeJwt(u.access_token);
+  const header = (extra) => ({ header: { alg: 'HS256', typ: 'JWT', ...extra } });
+  assert.equal((await me(signJwt(claims, header({ 'x-note': ['exp'] })))).status, 200, 'other header fields are ignored');
+  for (const crit of [['exp'], ['b64'], [], null]) {
+    await expect401(signJwt(claims, header({ crit, b64: true })), `crit ${JSON.stringify(crit)}`);
+  }
+  const gateway = await api('GET', '/v1/models', { token: signJwt(claims, header({ crit: ['exp'] })) });
+  assert.equal(gateway.status, 401, gateway.text);
+});
+
 test('a bearer header over 8 KB is 401, not an error', async () => {
   const res = await me('a'.repeat(9000));
   expectError(assert, res, 401, 'invalid_token');

@@ -2,6 +2,7 @@
 // the test secret to attack the token checks.
 import { createHmac, randomBytes } from 'node:crypto';
 import { api } from './client.mjs';
+import { setRole } from '../../scripts/admin.mjs';
 import { TEST_VARS } from './stack.mjs';
 
 export const PASSWORD = 'correct horse battery';
@@ -22,6 +23,13 @@ export async function registerUser({ email = uniqueEmail(), password = PASSWORD,
   const res = await api('POST', '/api/v1/auth/register', { json: { email, password, display_name } });
   if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
   return { ...res.body, email, password };
+}
+
+/** Makes the account of `email` an admin in the local D1 under `persistDir`, through the
+ * code of the operator's `npm run admin -- grant`. */
+export async function grantAdmin(persistDir, email) {
+  const { outcome } = await setRole(email, 'admin', { persistTo: persistDir });
+  if (outcome === 'no_such_user') throw new Error(`no user ${email} to make admin`);
 }
 
 export async function login(email, password, { ip = uniqueIp() } = {}) {

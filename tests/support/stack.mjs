@@ -23,6 +23,8 @@ const QUIET_WRANGLER = {
 export const TEST_VARS = {
   JWT_SECRET: 'test-only-secret-0123456789abcdef0123456789abcdef',
   CORS_ORIGINS: 'https://app.test.example',
+  // No longer read (no address makes an admin), but a deployment may still set it: the
+  // tests check that registering this address gives a plain user.
   ADMIN_EMAILS: 'admin@test.example',
   // Test models: each maps to the simulator with a fault mode or pace in its upstream name.
   MODEL_ROUTES: JSON.stringify({

@@ -117,15 +117,6 @@ impl Role {
             _ => None,
         }
     }
-
-    /// The role a new account starts with: admin when its email is in `ADMIN_EMAILS`.
-    pub fn at_registration(email: &str, admin_emails: &[String]) -> Role {
-        if is_admin_email(email, admin_emails) {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
 }
 
 impl TryFrom<String> for Role {
@@ -134,11 +125,6 @@ impl TryFrom<String> for Role {
     fn try_from(name: String) -> Result<Self, String> {
         Role::parse(&name).ok_or_else(|| format!("unknown role `{name}`, expected `user` or `admin`"))
     }
-}
-
-/// True when `email` (normalized) is listed in `ADMIN_EMAILS`.
-pub fn is_admin_email(email: &str, admin_emails: &[String]) -> bool {
-    admin_emails.iter().any(|a| a == email)
 }
 
 /// A user as stored (epoch-ms timestamps), without the password hash.
@@ -412,15 +398,6 @@ mod tests {
         assert_eq!(listed["expires_at"], "1970-01-02T00:00:00.000Z");
         assert!(listed.get("key").is_none(), "the key itself is shown only at creation");
         assert_eq!(serde_json::to_value(key.view(Some("ek_secret"))).unwrap()["key"], "ek_secret");
-    }
-
-    #[test]
-    fn admin_emails_match_exactly() {
-        let admins = vec!["root@example.com".to_string()];
-        assert!(is_admin_email("root@example.com", &admins));
-        assert!(!is_admin_email("root@example.co", &admins));
-        assert_eq!(Role::at_registration("root@example.com", &admins), Role::Admin);
-        assert_eq!(Role::at_registration("root@example.co", &admins), Role::User);
     }
 
     #[test]

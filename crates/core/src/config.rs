@@ -47,8 +47,6 @@ pub struct Config {
     pub access_token_ttl_seconds: u64,
     pub refresh_token_ttl_seconds: u64,
     pub password_iterations: u32,
-    /// Normalized (trimmed, lowercased) emails that become admins at registration.
-    pub admin_emails: Vec<String>,
     pub login_limits: LoginLimits,
     pub conversation_limits: ConversationLimits,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
@@ -192,12 +190,6 @@ impl Config {
                 }
             },
         };
-        let admin_emails = get("ADMIN_EMAILS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|e| e.trim().to_ascii_lowercase())
-            .filter(|e| !e.is_empty())
-            .collect();
         let jwt_issuer = text(&get, "JWT_ISSUER", "edgechat");
         let jwt_audience = text(&get, "JWT_AUDIENCE", "edgechat");
         let jwt_secret = match get("JWT_SECRET") {
@@ -216,7 +208,6 @@ impl Config {
             access_token_ttl_seconds,
             refresh_token_ttl_seconds,
             password_iterations,
-            admin_emails,
             login_limits,
             conversation_limits,
             cache_ttl_seconds,
@@ -323,11 +314,10 @@ mod tests {
 
     #[test]
     fn token_and_login_settings_have_defaults_and_bounds() {
-        let c = config(&[("ADMIN_EMAILS", " Root@Example.com, ,ops@example.com")]);
+        let c = config(&[]);
         assert_eq!(c.access_token_ttl_seconds, 900);
         assert_eq!(c.refresh_token_ttl_seconds, 30 * 86_400);
         assert_eq!(c.password_iterations, 100_000);
-        assert_eq!(c.admin_emails, vec!["root@example.com", "ops@example.com"]);
         assert_eq!(c.jwt_issuer, "edgechat");
         let bad = config(&[("PASSWORD_HASH_ITERATIONS", "200000")]);
         assert_eq!(bad.check().unwrap_err().variable, "PASSWORD_HASH_ITERATIONS");

@@ -4,7 +4,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// Longest `Authorization` token accepted; longer values are rejected before parsing.
@@ -50,6 +51,8 @@ pub enum TokenError {
     Malformed,
     /// Header `alg` is anything but `HS256`.
     WrongAlgorithm,
+    /// The header has `crit`: extensions the recipient must understand, and we know none.
+    CriticalHeader,
     /// The HMAC does not match.
     BadSignature,
     /// `exp` is in the past beyond the leeway.
@@ -73,6 +76,7 @@ impl TokenError {
             Self::TooLong => "too_long",
             Self::Malformed => "malformed",
             Self::WrongAlgorithm => "wrong_algorithm",
+            Self::CriticalHeader => "critical_header",
             Self::BadSignature => "bad_signature",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
@@ -81,6 +85,25 @@ impl TokenError {
             Self::WrongType => "wrong_type",
             Self::MissingClaim => "missing_claim",
         }
+    }
+}
+
+/// The header fields jwt-compact leaves to us (it reads `alg`, `cty`, `kid` and the like).
+#[derive(Clone, Deserialize)]
+struct ExtraHeader {
+    /// RFC 7515 4.1.11: a token listing extensions in `crit` must be refused by a recipient
+    /// that does not implement them, and we implement none; any value, even `null`, counts.
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a field was there at all, whatever its value.
+#[derive(Clone, Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| Present(true))
     }
 }
 
@@ -136,14 +159,16 @@ pub fn issue_access_token(settings: &TokenSettings, user_id: &str, session_id: &
     Hs256.token(&header, &claims, &Hs256Key::new(settings.secret)).unwrap_or_default()
 }
 
-/// Verifies: length <= MAX_TOKEN_LEN; then jwt-compact checks three base64url segments, the
-/// header's shape, alg exactly HS256 and the HMAC (constant-time); then ours: exp (required,
+/// Verifies: length <= MAX_TOKEN_LEN; then jwt-compact checks three base64url segments and the
+/// header's shape; then no `crit` in the header; then jwt-compact checks alg exactly HS256 and
+/// the HMAC (constant-time); then ours: exp (required,
 /// leeway applied), nbf (optional, leeway applied), iss, aud (a string or an array containing
 /// it), typ == "access", non-empty sub and sid, and iat present.
 pub fn verify_access_token(settings: &TokenSettings, token: &str, now_ms: u64) -> Result<AccessClaims, TokenError> {
     use TokenError::*;
     ensure(token.len() <= MAX_TOKEN_LEN, TooLong)?;
-    let untrusted = UntrustedToken::new(token).map_err(|_| Malformed)?;
+    let untrusted = UntrustedToken::<ExtraHeader>::try_from(token).map_err(|_| Malformed)?;
+    ensure(!untrusted.header().other_fields.crit.0, CriticalHeader)?;
     let key = Hs256Key::new(settings.secret);
     let verified = Hs256.validator::<PresentedClaims>(&key).validate(&untrusted).map_err(|e| match e {
         ValidationError::AlgorithmMismatch { .. } => WrongAlgorithm,
@@ -454,6 +479,18 @@ mod tests {
             verify_access_token(&strict, &issue_access_token(&strict, "u", "s", NOW_MS + 1000), NOW_MS),
             Err(NotYetValid)
         );
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_even_when_signed_with_our_key() {
+        let signed = |header: &Value| sign::<Hmac<Sha256>>(header, &good_payload(), SECRET);
+        for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!("exp"), Value::Null] {
+            let token = signed(&json!({"alg": "HS256", "typ": "JWT", "crit": crit, "exp": NOW + 900, "b64": true}));
+            assert_eq!(verify(&token), Err(CriticalHeader), "crit: {crit}");
+        }
+        // Other unknown header fields are ignored, as RFC 7515 asks.
+        assert!(verify(&signed(&json!({"alg": "HS256", "typ": "JWT", "x-extra": ["exp"]}))).is_ok());
+        assert_eq!(CriticalHeader.as_str(), "critical_header");
     }
 
     #[test]
