@@ -4,9 +4,9 @@ use crate::app::Ctx;
 use crate::bindings;
 
 /// The cached body under `key`, if any (a KV failure counts as a miss).
-pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<js_sys::JsString> {
+pub async fn get(cx: &Ctx<'_>, key: &str) -> Option<String> {
     let kv = bindings::cache(cx.env).ok()?;
-    kv.get(key).text().await.ok().flatten().map(js_sys::JsString::from)
+    kv.get(key).text().await.ok().flatten()
 }
 
 /// Stores `body` under `key` once the response is on its way.

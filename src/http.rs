@@ -80,11 +80,6 @@ impl Reply {
         Self { status, headers: vec![("content-type", content_type.to_string())], payload: Payload::Bytes(bytes) }
     }
 
-    /// A body that is already a JavaScript string, sent without a copy through the wasm.
-    pub fn js_text(status: u16, content_type: &str, text: js_sys::JsString) -> Self {
-        Self { status, headers: vec![("content-type", content_type.to_string())], payload: Payload::Text(text) }
-    }
-
     /// A Server-Sent Events stream.
     pub fn event_stream(body: web_sys::ReadableStream) -> Self {
         let headers = vec![

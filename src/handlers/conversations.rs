@@ -34,8 +34,8 @@ pub(crate) fn not_found() -> AppError {
 }
 
 /// A JSON body served from the cache, with `x-edgechat-cache: hit`.
-fn cache_hit(body: js_sys::JsString) -> Reply {
-    Reply::js_text(200, JSON, body).with("x-edgechat-cache", "hit")
+fn cache_hit(body: String) -> Reply {
+    Reply::bytes(200, JSON, body.into_bytes()).with("x-edgechat-cache", "hit")
 }
 
 /// A JSON body just stored in the cache, with `x-edgechat-cache: miss`.

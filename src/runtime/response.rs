@@ -7,8 +7,6 @@ use worker::{Headers, ResponseBody};
 pub enum Payload {
     Empty,
     Bytes(Vec<u8>),
-    /// Text that is already a JavaScript string (a cached body).
-    Text(js_sys::JsString),
     Stream(web_sys::ReadableStream),
     /// A response fetched from a binding, passed on with its status, headers and body.
     Fetched(worker::Response),
@@ -19,7 +17,6 @@ pub fn build_response(status: u16, payload: Payload, headers: &[(&str, &str)]) -
     let (status, out, body) = match payload {
         Payload::Empty => (status, Headers::new(), ResponseBody::Empty),
         Payload::Bytes(bytes) => (status, Headers::new(), ResponseBody::Body(bytes)),
-        Payload::Text(text) => (status, Headers::new(), ResponseBody::Body(String::from(text).into_bytes())),
         Payload::Stream(stream) => (status, Headers::new(), ResponseBody::Stream(stream)),
         Payload::Fetched(resp) => {
             // A fetched response's headers are immutable: copy them into a new set.
