@@ -148,15 +148,17 @@ impl RawObject {
         self.places.iter().filter_map(|(name, &i)| Some((name.as_str(), &*self.members.get(i)?.1)))
     }
 
-    /// The object as JSON text: every member as it was written, in its place, except member
-    /// `name`, whose value is `value`.
+    /// The object as JSON text: every member as it was written, in its place, except the
+    /// members named in `set`, whose values are replaced (and which are appended, in `set`'s
+    /// order, when absent).
     ///
     /// Written piece by piece because serde_json serializes a member name only from a decoded
     /// string, which would re-escape names the client wrote with escapes.
-    fn write_replacing(&self, name: &str, value: &RawValue) -> String {
-        let replaced = self.places.get(name).copied();
+    fn write_with(&self, set: &[(&str, &RawValue)]) -> String {
+        let replaced = |i: usize| set.iter().find(|(name, _)| self.places.get(*name) == Some(&i)).map(|(_, v)| *v);
         let size = self.members.iter().map(|(n, v)| n.get().len() + v.get().len() + 2).sum::<usize>();
-        let mut out = String::with_capacity(size + value.get().len() + 2);
+        let extra = set.iter().map(|(n, v)| n.len() + v.get().len() + 4).sum::<usize>();
+        let mut out = String::with_capacity(size + extra + 2);
         out.push('{');
         for (i, (member, text)) in self.members.iter().enumerate() {
             if i > 0 {
@@ -164,7 +166,16 @@ impl RawObject {
             }
             out.push_str(member.get());
             out.push(':');
-            out.push_str(if replaced == Some(i) { value.get() } else { text.get() });
+            out.push_str(replaced(i).unwrap_or(text).get());
+        }
+        for (name, value) in set.iter().filter(|(name, _)| !self.places.contains_key(*name)) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            // A name of ours: serializing a string cannot fail.
+            out.push_str(&serde_json::to_string(name).unwrap_or_default());
+            out.push(':');
+            out.push_str(value.get());
         }
         out.push('}');
         out
@@ -458,11 +469,27 @@ fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
 }
 
 /// The body for an OpenAI-compatible upstream: the client's, byte for byte, with the routed
-/// model name.
+/// model name. A stream always asks for usage (`stream_options.include_usage`, merged into the
+/// client's `stream_options`): without it the upstream reports none and the call could only
+/// be estimated. The relay takes the usage back out of a stream whose client did not ask.
 pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
     // A string always serializes: the fallback, `""`, is never sent.
     let model = serde_json::value::to_raw_value(upstream_model).unwrap_or_default();
-    req.body.write_replacing("model", &model)
+    if !req.stream || req.include_usage {
+        return req.body.write_with(&[("model", &model)]);
+    }
+    let options = usage_asked(req.body.get("stream_options"));
+    req.body.write_with(&[("model", &model), ("stream_options", &options)])
+}
+
+/// The client's `stream_options` (an object or null, as [`parse_request`] checked), its
+/// members as written, with `include_usage: true`.
+fn usage_asked(options: Option<&RawValue>) -> Box<RawValue> {
+    let object = options.and_then(|raw| serde_json::from_str::<RawObject>(raw.get()).ok()).unwrap_or_default();
+    let yes = serde_json::value::to_raw_value(&true).unwrap_or_default();
+    // Members read as JSON values, joined as an object: valid JSON, never the fallback (which
+    // would only leave the call to an estimate).
+    RawValue::from_string(object.write_with(&[("include_usage", &yes)])).unwrap_or_default()
 }
 
 /// The upstream request for an OpenAI-compatible provider: the client's body with the routed
@@ -837,6 +864,33 @@ mod tests {
             passthrough_body(&r, "up"),
             r#"{"mod\u0065l":"up","messages":[{"role":"user","content":"hi"}],"\u00e9t\u00e9":"\/"}"#
         );
+    }
+
+    #[test]
+    fn a_stream_always_asks_the_upstream_for_usage() {
+        let start = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true"#;
+        let asked = r#""stream_options":{"include_usage":true}"#;
+        assert_eq!(passed_through(&format!("{start}}}"), "m"), format!("{start},{asked}}}"));
+        assert_eq!(
+            passed_through(&format!("{start},\"stream_options\":null,\"n\":1}}"), "m"),
+            format!("{start},{asked},\"n\":1}}")
+        );
+        // The client's other options stay, as written; a false or null include_usage turns true.
+        let merged = [
+            (r#"{ "include_obfuscation" : false }"#, r#"{"include_obfuscation":false,"include_usage":true}"#),
+            (r#"{"include_usage":false,"x":1.0E0}"#, r#"{"include_usage":true,"x":1.0E0}"#),
+            (r#"{"x":"\u00e9","include_usage":null}"#, r#"{"x":"\u00e9","include_usage":true}"#),
+            ("{}", r#"{"include_usage":true}"#),
+        ];
+        for (options, sent) in merged {
+            let body = format!("{start},\"stream_options\":{options},\"n\":1}}");
+            assert_eq!(passed_through(&body, "m"), format!("{start},\"stream_options\":{sent},\"n\":1}}"), "{options}");
+        }
+        // A client that asked, or a call that does not stream, is sent as it was.
+        let own = format!(r#"{start},"stream_options":{{ "include_usage" : true, "x":1.0 }}}}"#);
+        assert_eq!(passed_through(&own, "m"), own);
+        let plain = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+        assert_eq!(passed_through(plain, "m"), plain);
     }
 
     #[test]
