@@ -227,7 +227,9 @@ impl Answer<'_> {
 
     /// A streamed answer from an OpenAI-compatible upstream: its bytes are piped to the client
     /// by the runtime (no wasm work per chunk); Rust reads a copy once at the end for the usage
-    /// record and the cache. A model that breaks off or stalls cuts the client's stream off.
+    /// record and the cache. The upstream was asked for usage (see [`passthrough_request`]):
+    /// a client that did not ask gets the stream without it. A model that breaks off or stalls
+    /// cuts the client's stream off.
     async fn pass_through(
         &self,
         connected: Connected,
@@ -238,7 +240,9 @@ impl Answer<'_> {
         let Connected { body, controller, .. } = connected;
         let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
         let pacing = Pacing::of(self.config);
-        let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, (tails.0.as_bytes(), tails.1.as_bytes()), signal);
+        let strip_usage = !self.req.include_usage;
+        let tails = (tails.0.as_bytes(), tails.1.as_bytes());
+        let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, tails, signal, strip_usage);
         if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
             controller.abort();
             return Outcome::cancelled();
@@ -253,6 +257,13 @@ impl Answer<'_> {
         let mut finish: Option<String> = None;
         let mut events = decoder.feed(&bytes);
         events.extend(decoder.finish());
+        if truncated {
+            // The copy stopped at its cap; the stream's end (finish reason, usage) is in its
+            // last bytes, which begin anywhere in an event: only those two are read there.
+            let mut decoder = StreamDecoder::new(Provider::OpenAi);
+            let last = decoder.feed(&pump.last_bytes());
+            events.extend(last.into_iter().filter(|e| matches!(e, StreamEvent::Finish(_) | StreamEvent::Usage(_))));
+        }
         for event in events {
             if let StreamEvent::Finish(reason) = &event {
                 finish = Some(reason.clone());
