@@ -39,6 +39,11 @@ export function validate(body) {
     if (v != null && !(Number.isInteger(v) && v >= 1)) return `Invalid '${key}': expected an integer >= 1.`;
   }
   if (body.tools != null && !Array.isArray(body.tools)) return "Invalid 'tools': expected an array.";
+  const top = body.top_logprobs;
+  if (top != null && !(Number.isInteger(top) && top >= 0 && top <= 20)) {
+    return "Invalid 'top_logprobs': expected an integer between 0 and 20.";
+  }
+  if (top != null && body.logprobs !== true) return "'logprobs' must be true when 'top_logprobs' is set.";
   return null;
 }
 
@@ -124,6 +129,30 @@ function completionId(ctx) {
   return stableId('chatcmpl-', ctx.requestId, 29);
 }
 
+/**
+ * The `logprobs` of a choice when the request has `logprobs: true` (text answers only), else
+ * null: per token its log probability, UTF-8 bytes and `top_logprobs` alternatives, made up but
+ * deterministic. Streamed, it makes every chunk several times larger, as the real API does.
+ */
+function tokenLogprobs(body, tokens, from) {
+  if (body.logprobs !== true) return null;
+  const top = body.top_logprobs ?? 0;
+  const entry = (token, k, j) => ({
+    token,
+    logprob: -((k % 7) + j + 1) / 8,
+    bytes: [...encoder.encode(token)],
+  });
+  const content = tokens.map((token, i) => {
+    const k = from + i;
+    const alternatives = [];
+    for (let j = 0; j < top; j++) alternatives.push(entry(j === 0 ? token : ` ${VOCAB[(k * 31 + j) % VOCAB.length]}`, k, j));
+    return { ...entry(token, k, 0), top_logprobs: alternatives };
+  });
+  return { content, refusal: null };
+}
+
+const encoder = new TextEncoder();
+
 /** Non-stream `chat.completion` object. */
 export function complete(ctx, plan) {
   const text = plan.tokens.join('');
@@ -140,7 +169,9 @@ export function complete(ctx, plan) {
     object: 'chat.completion',
     created: ctx.created,
     model: ctx.base,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(plan) }],
+    choices: [
+      { index: 0, message, logprobs: plan.tool ? null : tokenLogprobs(ctx.body, plan.tokens, 0), finish_reason: finishReason(plan) },
+    ],
     usage: usage(ctx, plan),
     system_fingerprint: FINGERPRINT,
   };
@@ -153,8 +184,8 @@ export function frames(ctx, plan) {
     `data: {"id":"${completionId(ctx)}","object":"chat.completion.chunk","created":${ctx.created},` +
     `"model":${JSON.stringify(ctx.base)},"system_fingerprint":"${FINGERPRINT}","choices":[`;
   const tail = includeUsage ? '],"usage":null}\n\n' : ']}\n\n';
-  const chunk = (delta, finish = 'null') =>
-    `${head}{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finish}}${tail}`;
+  const chunk = (delta, finish = 'null', logprobs = 'null') =>
+    `${head}{"index":0,"delta":${delta},"logprobs":${logprobs},"finish_reason":${finish}}${tail}`;
 
   const { tool } = plan;
   const first = tool
@@ -167,7 +198,9 @@ export function frames(ctx, plan) {
     : '{"role":"assistant","content":"","refusal":null}';
   const token = tool
     ? (t) => chunk(`{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(t)}}}]}`)
-    : (t) => chunk(`{"content":${JSON.stringify(t)}}`);
+    : ctx.body.logprobs === true
+      ? (t, k) => chunk(`{"content":${JSON.stringify(t)}}`, 'null', JSON.stringify(tokenLogprobs(ctx.body, [t], k)))
+      : (t) => chunk(`{"content":${JSON.stringify(t)}}`);
 
   const post = [chunk('{}', `"${finishReason(plan)}"`)];
   if (includeUsage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);

@@ -108,6 +108,38 @@ test('stream_options.include_usage: usage null on every chunk, then a choices:[]
   }
 });
 
+test('logprobs: each streamed token carries its logprobs and top_logprobs; the answer has them all', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const body = { model: 'sim-small+tokens=5', messages: user('odds'), logprobs: true, top_logprobs: 3 };
+    const { events } = await stream(url, body);
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+    const tokens = chunks.slice(1, -1);
+    assert.equal(tokens.length, 5);
+    for (const c of tokens) {
+      const [entry] = c.choices[0].logprobs.content;
+      assert.equal(entry.token, c.choices[0].delta.content);
+      assert.deepEqual(entry.bytes, [...new TextEncoder().encode(entry.token)]);
+      assert.ok(entry.logprob < 0);
+      assert.equal(entry.top_logprobs.length, 3);
+      assert.equal(entry.top_logprobs[0].token, entry.token);
+    }
+    assert.equal(chunks[0].choices[0].logprobs, null);
+    const res = await postJson(url + PATH, { ...body, stream: false });
+    const answer = await res.json();
+    const content = answer.choices[0].logprobs.content;
+    assert.deepEqual(content, tokens.map((c) => c.choices[0].logprobs.content[0]));
+    const plain = await postJson(url + PATH, { model: 'sim-small+tokens=5', messages: user('odds') });
+    assert.equal((await plain.json()).choices[0].logprobs, null);
+    const bad = await postJson(url + PATH, { model: 'sim-small', messages: user('odds'), top_logprobs: 2 });
+    assert.equal(bad.status, 400);
+    const over = await postJson(url + PATH, { model: 'sim-small', messages: user('odds'), logprobs: true, top_logprobs: 21 });
+    assert.equal(over.status, 400);
+  } finally {
+    await close();
+  }
+});
+
 test('tokens arrive incrementally, paced by interval', T, async () => {
   const { url, sim, close } = await startSim();
   try {
