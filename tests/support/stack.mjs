@@ -41,6 +41,8 @@ export const TEST_VARS = {
       claude: { provider: 'anthropic', upstream: 'sim-claude+tokens=16+interval=10' },
       echo: { provider: 'openai', upstream: 'sim-small+echo+interval=5' },
       tiny: { provider: 'openai', upstream: 'sim-small+tokens=4+interval=1', context_tokens: 200, max_output_tokens: 100 },
+      // With logprobs and top_logprobs 20, a stream of over 4 MiB.
+      long: { provider: 'openai', upstream: 'sim-small+tokens=3000+interval=0', max_output_tokens: 4000 },
     },
   }),
   STRIPE_WEBHOOK_SECRET: 'whsec_test_0123456789abcdef',
