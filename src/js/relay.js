@@ -214,6 +214,7 @@ const DATA = new TextEncoder().encode('data:');
 const USAGE = new TextEncoder().encode('"usage"');
 const CHOICES = new TextEncoder().encode('"choices"');
 const NULL = new TextEncoder().encode('null');
+const NULL_USAGE_LAST = new TextEncoder().encode(',"usage":null}');
 /** An event longer than this is passed on as it is, unread (no upstream sends one). */
 const MAX_EVENT_BYTES = 1024 * 1024;
 
@@ -236,19 +237,31 @@ export function withoutUsage() {
       const out = [];
       let passed = 0; // buf[passed, at) is passed on as it is
       let at = 0; // where the current event starts
+      let data = -1; // its `data:` line, [data, dataEnd)
+      let dataEnd = -1;
+      let lines = 0; // its data lines
       let line = 0;
       for (;;) {
         const lf = buf.indexOf(LF, line);
         if (lf < 0) break;
         const end = lf > line && buf[lf - 1] === CR ? lf - 1 : lf;
-        if (end === line) {
-          const event = rewrite(buf, at, line);
-          if (event !== undefined) {
+        if (end > line) {
+          if (startsWith(buf, line, DATA)) {
+            lines++;
+            data = line;
+            dataEnd = end;
+          }
+        } else {
+          const verdict = lines === 1 ? usageIn(buf, data, dataEnd) : KEEP;
+          if (verdict === DROP) {
             if (passed < at) out.push(buf.subarray(passed, at));
-            if (event) out.push(event, buf.subarray(line, lf + 1));
             passed = lf + 1;
+          } else if (verdict === CUT) {
+            out.push(buf.subarray(passed, cutFrom));
+            passed = cutTo;
           }
           at = lf + 1;
+          lines = 0;
         }
         line = lf + 1;
       }
@@ -264,45 +277,43 @@ export function withoutUsage() {
   });
 }
 
+const KEEP = 0;
+const DROP = 1;
+const CUT = 2;
+// Where usageIn's CUT is: module state rather than an object per event.
+let cutFrom = 0;
+let cutTo = 0;
+
 /**
- * The event buf[from, to) (its lines, without the blank line that ends it) without what
- * include_usage added: undefined when it stays as it is, null when it goes (the usage event),
- * else its new bytes.
+ * What include_usage added to the event whose data line is buf[from, to): KEEP (nothing),
+ * DROP (the event is the usage event) or CUT (its `"usage":null` member is buf[cutFrom, cutTo),
+ * a comma included).
  */
-function rewrite(buf, from, to) {
-  // The event's one `data:` line.
-  let data = -1;
-  let dataEnd = -1;
-  for (let line = from; line < to;) {
-    let lf = buf.indexOf(LF, line);
-    if (lf < 0 || lf > to) lf = to;
-    if (startsWith(buf, line, DATA)) {
-      if (data >= 0) return undefined;
-      data = line;
-      dataEnd = lf > line && buf[lf - 1] === CR ? lf - 1 : lf;
-    }
-    line = lf + 1;
+function usageIn(buf, from, to) {
+  // Most chunks end `,"usage":null}`: in JSON that is the top object's last member.
+  const last = to - NULL_USAGE_LAST.length;
+  if (last > from && startsWith(buf, last, NULL_USAGE_LAST)) {
+    cutFrom = last;
+    cutTo = to - 1;
+    return CUT;
   }
-  if (data < 0) return undefined;
-  const json = data + DATA.length + (buf[data + DATA.length] === 32 ? 1 : 0);
-  const members = topMembers(buf, json, dataEnd);
-  if (!members) return undefined;
+  const json = from + DATA.length + (buf[from + DATA.length] === 32 ? 1 : 0);
+  const members = topMembers(buf, json, to);
+  if (!members) return KEEP;
   let usage = -1;
   let choices = -1;
   for (let m = 0; m < members.length; m += 4) {
-    if (members[m + 1] - members[m] !== USAGE.length && members[m + 1] - members[m] !== CHOICES.length) continue;
-    if (startsWith(buf, members[m], USAGE) && members[m + 1] - members[m] === USAGE.length) usage = m;
-    else if (startsWith(buf, members[m], CHOICES) && members[m + 1] - members[m] === CHOICES.length) choices = m;
+    const length = members[m + 1] - members[m];
+    if (length === USAGE.length && startsWith(buf, members[m], USAGE)) usage = m;
+    else if (length === CHOICES.length && startsWith(buf, members[m], CHOICES)) choices = m;
   }
-  if (usage < 0) return undefined;
+  if (usage < 0) return KEEP;
   const isNull = members[usage + 3] - members[usage + 2] === NULL.length && startsWith(buf, members[usage + 2], NULL);
   if (!isNull) {
     const empty = choices >= 0 && isEmptyArray(buf, members[choices + 2], members[choices + 3]);
-    return empty ? null : undefined;
+    return empty ? DROP : KEEP;
   }
-  // Cut the member with the comma before it (after it, when it comes first).
-  let cutFrom;
-  let cutTo;
+  // The member with the comma before it (after it, when it comes first).
   if (usage > 0) {
     cutFrom = members[usage - 1];
     cutTo = members[usage + 3];
@@ -310,10 +321,7 @@ function rewrite(buf, from, to) {
     cutFrom = members[0];
     cutTo = members.length > 4 ? members[4] : members[3];
   }
-  const out = new Uint8Array(to - from - (cutTo - cutFrom));
-  out.set(buf.subarray(from, cutFrom), 0);
-  out.set(buf.subarray(cutTo, to), cutFrom - from);
-  return out;
+  return CUT;
 }
 
 function startsWith(buf, at, bytes) {

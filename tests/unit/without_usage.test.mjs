@@ -49,6 +49,8 @@ test('the same whatever the chunk boundaries (every single cut, and byte by byte
 test('what it does not know passes as it is: comments, CRLF lines, other members, a cut-off end', async () => {
   const crlf = `: keep-alive\r\n\r\ndata: {"a":1 , "usage" : null ,"b":{"usage":null}}\r\n\r\n`;
   assert.equal(await filter(crlf, [5, 30]), `: keep-alive\r\n\r\ndata: {"a":1 ,"b":{"usage":null}}\r\n\r\n`);
+  const inside = 'data: {"choices":[{"delta":{"content":"x"}}],"usage":null,"obfuscation":"a\\"b"}\n\n';
+  assert.equal(await filter(inside, [20]), 'data: {"choices":[{"delta":{"content":"x"}}],"obfuscation":"a\\"b"}\n\n');
   const first = 'data: {"usage":null,"choices":[]}\n\n';
   assert.equal(await filter(first), 'data: {"choices":[]}\n\n', 'a leading usage member goes with the comma after it');
   const notOurs = 'data: {"choices":[{"index":0}],"usage":{"completion_tokens":1}}\n\nevent: x\ndata: not json\n\n';
