@@ -4,6 +4,7 @@
 //! unit-tested natively with `cargo test`.
 
 pub mod accounts;
+pub mod admission;
 pub mod admin;
 pub mod body;
 pub mod chat;
