@@ -188,12 +188,7 @@ impl Admission {
 
     /// The call's hold on its reservation and stream slot, for [`renewing`].
     pub fn lease(&self, env: &Env) -> Lease {
-        Lease {
-            env: env.clone(),
-            reservation_id: self.reservation_id.clone(),
-            day: self.day.clone(),
-            stream_id: self.stream_id.clone(),
-        }
+        Lease { env: env.clone(), reservation_id: self.reservation_id.clone(), stream_id: self.stream_id.clone() }
     }
 }
 
@@ -201,7 +196,6 @@ impl Admission {
 pub struct Lease {
     env: Env,
     reservation_id: String,
-    day: String,
     stream_id: Option<String>,
 }
 
@@ -209,10 +203,9 @@ impl Lease {
     async fn renew(&self) {
         let Ok(d1) = bindings::d1(&self.env) else { return };
         let db = Db::new(d1);
-        let reservation =
-            Reservation { marker: &self.reservation_id, day: &self.day, stream_id: self.stream_id.as_deref() };
         let now = runtime::now_ms();
-        let Ok(statements) = quotas::renew_statements(&db, &reservation, now, now + RESERVATION_LEASE_MS) else {
+        let (id, stream) = (&self.reservation_id, self.stream_id.as_deref());
+        let Ok(statements) = quotas::renew_statements(&db, id, stream, now, now + RESERVATION_LEASE_MS) else {
             return;
         };
         let _ = db.batch("renew lease", statements).await;

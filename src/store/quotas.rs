@@ -225,12 +225,13 @@ pub fn settle_statements(
 /// slot's lease (from `now`).
 pub fn renew_statements(
     db: &Db,
-    reservation: &Reservation<'_>,
+    reservation_id: &str,
+    stream_id: Option<&str>,
     now: u64,
     expires_at: u64,
 ) -> Result<Vec<D1PreparedStatement>, AppError> {
-    let mut statements = vec![db.stmt(RENEW_RESERVATION, &[text(reservation.marker), num(expires_at)])?];
-    if let Some(stream) = reservation.stream_id {
+    let mut statements = vec![db.stmt(RENEW_RESERVATION, &[text(reservation_id), num(expires_at)])?];
+    if let Some(stream) = stream_id {
         statements.push(db.stmt(RENEW_STREAM, &[text(stream), num(now)])?);
     }
     Ok(statements)
