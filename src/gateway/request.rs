@@ -60,7 +60,9 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
         prompt_estimate,
     };
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
-    let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
+    // The cache keeps one choice: a request for more is never answered from it.
+    let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
+    let cache_key = cacheable.then(|| cache_key(&principal.user.user_id, &req));
     Ok(Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass })
 }
 

@@ -142,6 +142,21 @@ test('n is bounded by the plan and counted in the reservation', async () => {
   assert.equal((await complete(budget, ask('capped', three, { n: 1 }))).status, 200);
 });
 
+test('a request for several choices is never answered from the one-choice cache', async () => {
+  const u = await onPlan('multi');
+  const several = ask('capped', unique('two deterministic choices'), { n: 2, temperature: 0 });
+  const first = await complete(u, several);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers.get('x-edgechat-cache'), 'bypass');
+  // A one-choice request is cached (so the entry of the first, had it made one, is written by now).
+  const one = ask('capped', unique('one deterministic choice'), { temperature: 0 });
+  assert.equal((await complete(u, one)).headers.get('x-edgechat-cache'), 'miss');
+  await eventually(async () => (await complete(u, one)).headers.get('x-edgechat-cache') === 'hit', { what: 'a cache hit' });
+  const again = await complete(u, several);
+  assert.equal(again.headers.get('x-edgechat-cache'), 'bypass');
+  assert.equal((await simRequests(several.messages[0].content)).length, 2, 'both went upstream');
+});
+
 test('cost-changing fields pass only where the route allows them; unknown fields pass untouched', async () => {
   const u = await onPlan('free');
   const content = unique('governed');
