@@ -4,8 +4,8 @@
 //! unit-tested natively with `cargo test`.
 
 pub mod accounts;
-pub mod admission;
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod chat;
 pub mod config;
