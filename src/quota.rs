@@ -1,6 +1,6 @@
 //! Plan limits at the edge: admits a model call (allowed model, requests per minute, daily
-//! tokens, concurrent streams) before any upstream call, and settles it with the tokens
-//! really used afterwards.
+//! tokens reserved for its worst case, concurrent streams) before any upstream call, keeps its
+//! leases while it runs, and settles it with the tokens really used afterwards.
 
 use crate::app::Ctx;
 use crate::http::AppError;
@@ -8,54 +8,84 @@ use crate::store::quotas::Reservation;
 use crate::store::{quotas, D1PreparedStatement, D1Result, Db};
 use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
-use edgechat_core::ids::StreamId;
+use edgechat_core::admission::Reserve;
+use edgechat_core::ids::{self, StreamId};
 use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan};
 use edgechat_core::ApiError;
+use futures_util::future::{select, Either};
+use std::future::Future;
+use std::pin::pin;
 use worker::Env;
 
-/// A stream slot whose release was lost frees itself after this long.
-const STREAM_LEASE_MS: u64 = 10 * 60 * 1000;
+/// A stream slot whose lease was not renewed for this long is free again (its call's
+/// instance died).
+const STREAM_LEASE_MS: u64 = 60 * 1000;
+/// A reservation not renewed for this long is settled by the user's next admission.
+const RESERVATION_LEASE_MS: u64 = 2 * 60 * 1000;
+/// How often a running call renews both: a few times within the shorter lease.
+const RENEW_EVERY_MS: u64 = 20 * 1000;
 
 /// An admitted call: what it reserved, to be settled when it ends.
 pub struct Admission {
     user_id: String,
     day: String,
+    reservation_id: String,
     reserved: u64,
     stream_id: Option<String>,
 }
 
-/// One call to admit: its model, its estimated tokens, and whether it streams. The minute,
-/// the day and the stream slot's id are fixed when it is made, so that the writes made only
-/// if it is admitted ([`Call::reservation`]) name what its counting takes.
+/// One call to admit: its model, who it is billed to, what it reserves, and whether it
+/// streams. The minute, the day, the reservation's id and the stream slot's id are fixed
+/// when it is made, so that the writes made only if it is admitted ([`Call::reservation`])
+/// name what its counting takes.
 pub struct Call<'a> {
     model: &'a str,
-    estimate: u64,
+    source: &'static str,
+    api_key_id: Option<&'a str>,
+    reserve: Reserve,
     now: u64,
     day: String,
+    reservation_id: String,
     stream_id: Option<String>,
 }
 
 impl<'a> Call<'a> {
-    pub fn new(model: &'a str, estimate: u64, streaming: bool) -> Result<Self, AppError> {
+    /// A call of `model` from `source` (`chat` or `gateway`), made with `api_key_id` if a key.
+    pub fn new(
+        model: &'a str,
+        source: &'static str,
+        api_key_id: Option<&'a str>,
+        reserve: Reserve,
+        streaming: bool,
+    ) -> Result<Self, AppError> {
         let now = runtime::now_ms();
         let stream_id = if streaming { Some(StreamId::new(runtime::random_bytes()?).into()) } else { None };
-        Ok(Call { model, estimate, now, day: day_window(now).0, stream_id })
+        let reservation_id = ids::new_id("rsv", runtime::random_bytes()?);
+        Ok(Call { model, source, api_key_id, reserve, now, day: day_window(now).0, reservation_id, stream_id })
     }
 
     /// The call's marks in D1, for writes that must happen only if it is admitted
-    /// ([`admit_with`]); `marker` is a unique id of the call.
-    pub fn reservation<'r>(&'r self, marker: &'r str) -> Reservation<'r> {
-        Reservation { marker, day: &self.day, stream_id: self.stream_id.as_deref() }
+    /// ([`admit_with`]).
+    pub fn reservation(&self) -> Reservation<'_> {
+        Reservation { marker: &self.reservation_id, day: &self.day, stream_id: self.stream_id.as_deref() }
     }
 
     fn limits(&self, plan: &Plan) -> quotas::Limits<'_> {
         quotas::Limits {
             window_start: minute_window(self.now).0,
             requests_per_minute: u64::from(plan.requests_per_minute),
-            day: &self.day,
-            estimate: self.estimate,
             tokens_per_day: plan.tokens_per_day,
-            marker: None,
+            reservation: quotas::Reserved {
+                reservation_id: &self.reservation_id,
+                day: &self.day,
+                prompt_tokens: self.reserve.prompt_tokens,
+                completion_tokens: self.reserve.completion_tokens,
+                model: self.model,
+                source: self.source,
+                api_key_id: self.api_key_id,
+                now: self.now,
+                expires_at: self.now + RESERVATION_LEASE_MS,
+            },
             stream: self.stream_id.as_deref().map(|id| quotas::StreamSlot {
                 stream_id: id,
                 now: self.now,
@@ -77,12 +107,14 @@ impl<'a> Call<'a> {
     /// The admission, or the 429 for the limit the counts say is exhausted. A refused call
     /// gives back what the counting took for it (a second round trip, on refusal only).
     async fn verdict(self, db: &Db, counts: Counts, plan: &Plan, user_id: &str) -> Result<Admission, AppError> {
+        let reserved = self.reserve.total();
         let (limit, release_stream, return_tokens) = match plans::decide(counts, plan) {
             Decision::Admitted => {
                 return Ok(Admission {
                     user_id: user_id.to_owned(),
                     day: self.day,
-                    reserved: self.estimate,
+                    reservation_id: self.reservation_id,
+                    reserved,
                     stream_id: self.stream_id,
                 })
             }
@@ -92,36 +124,32 @@ impl<'a> Call<'a> {
             quotas::release_stream(db, id).await?;
         }
         if return_tokens {
-            quotas::settle_tokens(db, user_id, &self.day, -(self.estimate as i64)).await?;
+            quotas::return_tokens(db, user_id, &self.day, reserved).await?;
         }
-        Err(limit.refusal(plan, self.now).into())
+        Err(limit.refusal(plan, self.now, reserved).into())
     }
 }
 
 /// Checks and counts the user's plan limits for `call`: 403 for a model outside the plan,
 /// 429 with `Retry-After` and `RateLimit-*` for any exhausted limit.
 pub async fn admit(cx: &mut Ctx<'_>, user: &User, call: Call<'_>) -> Result<Admission, AppError> {
-    admit_with(cx, user, call, "", Vec::new()).await.map(|(admission, _)| admission)
+    admit_with(cx, user, call, Vec::new()).await.map(|(admission, _)| admission)
 }
 
 /// [`admit`], with `writes` in the same D1 batch after the counts (one round trip). Each write
-/// must require the call's [`Call::reservation`] for `marker`: then a refused call writes
-/// nothing. The writes' results come back in order.
+/// must require the call's [`Call::reservation`]: then a refused call writes nothing. The
+/// writes' results come back in order.
 pub async fn admit_with(
     cx: &mut Ctx<'_>,
     user: &User,
     call: Call<'_>,
-    marker: &str,
     writes: Vec<D1PreparedStatement>,
 ) -> Result<(Admission, Vec<D1Result>), AppError> {
     let config = cx.config.clone();
     let plan = config.plans.get(&user.plan);
     call.check_model(plan)?;
     let db = cx.db()?;
-    let mut limits = call.limits(plan);
-    if !writes.is_empty() {
-        limits.marker = Some(marker);
-    }
+    let limits = call.limits(plan);
     let mut statements = quotas::count_statements(&db, &user.user_id, &limits)?;
     let counts = statements.len();
     statements.extend(writes);
@@ -133,11 +161,15 @@ pub async fn admit_with(
 }
 
 impl Admission {
+    fn reservation(&self) -> Reservation<'_> {
+        Reservation { marker: &self.reservation_id, day: &self.day, stream_id: self.stream_id.as_deref() }
+    }
+
     /// The writes that replace the reservation by the tokens really used and free the stream
     /// slot, to batch with the call's other final writes.
     pub fn settle_statements(&self, db: &Db, used_tokens: u64) -> Result<Vec<D1PreparedStatement>, AppError> {
         let delta = used_tokens as i64 - self.reserved as i64;
-        quotas::settle_statements(db, &self.user_id, &self.day, delta, self.stream_id.as_deref())
+        quotas::settle_statements(db, &self.user_id, &self.reservation(), delta)
     }
 
     /// Settles in one D1 batch together with `also` (e.g. the call's usage record).
@@ -152,5 +184,45 @@ impl Admission {
     /// Settles on its own.
     pub async fn settle(self, env: &Env, used_tokens: u64) {
         self.settle_with(env, used_tokens, None).await;
+    }
+
+    /// The call's hold on its reservation and stream slot, for [`renewing`].
+    pub fn lease(&self, env: &Env) -> Lease {
+        Lease { env: env.clone(), reservation_id: self.reservation_id.clone(), stream_id: self.stream_id.clone() }
+    }
+}
+
+/// A running call's hold on its reservation and its stream slot, which expire unless renewed.
+pub struct Lease {
+    env: Env,
+    reservation_id: String,
+    stream_id: Option<String>,
+}
+
+impl Lease {
+    async fn renew(&self) {
+        let Ok(d1) = bindings::d1(&self.env) else { return };
+        let db = Db::new(d1);
+        let now = runtime::now_ms();
+        let (id, stream) = (&self.reservation_id, self.stream_id.as_deref());
+        let Ok(statements) = quotas::renew_statements(&db, id, stream, now, now + RESERVATION_LEASE_MS) else {
+            return;
+        };
+        let _ = db.batch("renew lease", statements).await;
+    }
+}
+
+/// Runs `call` to its end, renewing `lease` every [`RENEW_EVERY_MS`] meanwhile: a call that
+/// runs keeps its stream slot and its reservation, one whose instance died loses both.
+pub async fn renewing<F: Future>(lease: Lease, call: F) -> F::Output {
+    let renewals = pin!(async {
+        loop {
+            runtime::delay(RENEW_EVERY_MS).await;
+            lease.renew().await;
+        }
+    });
+    match select(pin!(call), renewals).await {
+        Either::Left((output, _)) => output,
+        Either::Right((_, call)) => call.await,
     }
 }

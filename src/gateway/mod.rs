@@ -12,6 +12,7 @@ mod request;
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{AppError, HandlerResult, Reply, JSON};
+use crate::quota;
 use crate::runtime::streams;
 use crate::upstream::{Outlet, Pacing};
 use billing::Record;
@@ -35,7 +36,8 @@ pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let (readable, body) = call.req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     // The call runs to its end whatever the client does, so usage and limits are always settled.
     let pacing = Pacing::of(&cx.config);
-    cx.worker_ctx.wait_until(run(call, head_tx, body.map(|b| Outlet::new(b, pacing))));
+    let lease = call.admission.lease(cx.env);
+    cx.worker_ctx.wait_until(quota::renewing(lease, run(call, head_tx, body.map(|b| Outlet::new(b, pacing)))));
     let head = head_rx.await.map_err(|_| AppError::platform("gateway call", "the call ended without an answer"))?;
     let (reply, cache) = match head {
         Head::Error(e) => return Err(e.into()),

@@ -1,5 +1,7 @@
-//! A gateway request and its admission: the body read and checked against the routes, the
-//! caller authenticated, and the call admitted by the caller's plan limits.
+//! A gateway request and its admission: the caller authenticated, the body read and checked
+//! against the routes and the caller's plan (output cap, choices, cost-changing fields, the
+//! fallbacks the plan allows), and the call admitted by the plan's limits with its worst case
+//! reserved.
 
 use super::billing::Billing;
 use crate::app::Ctx;
@@ -8,6 +10,7 @@ use crate::http::{read_body, AppError};
 use crate::quota::{self, Admission};
 use crate::runtime;
 use crate::runtime::request::Header;
+use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
@@ -22,7 +25,7 @@ use std::rc::Rc;
 pub(super) struct Call {
     pub config: Rc<Config>,
     pub req: GatewayRequest,
-    /// The model asked for, then its fallbacks.
+    /// The model asked for, then the fallbacks the plan allows.
     pub chain: Vec<ModelRoute>,
     pub meta: ResponseMeta,
     pub billing: Billing,
@@ -36,10 +39,14 @@ pub(super) struct Call {
 pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
     let (req, chain) = read_call(cx).await?;
+    let config = cx.config.clone();
+    let plan = config.plans.get(&principal.user.plan);
+    let Admissible { chain, completion_tokens } = admission::gateway(&req, chain, plan)?;
     let route = &chain[0];
     let prompt_estimate = estimate_messages(&req.messages);
-    let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
-    let counted = quota::Call::new(&route.name, estimate, req.stream)?;
+    let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
+    let api_key_id = principal.api_key_id.as_deref();
+    let counted = quota::Call::new(&route.name, "gateway", api_key_id, reserve, req.stream)?;
     let admission = quota::admit(cx, &principal.user, counted).await?;
     let meta = ResponseMeta {
         id: format!("chatcmpl-{}", request_id::hex(&runtime::random_bytes::<12>()?)),
@@ -53,7 +60,9 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
         prompt_estimate,
     };
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
-    let cache_key = req.deterministic.then(|| cache_key(&principal.user.user_id, &req));
+    // The cache keeps one choice: a request for more is never answered from it.
+    let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
+    let cache_key = cacheable.then(|| cache_key(&principal.user.user_id, &req));
     Ok(Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass })
 }
 

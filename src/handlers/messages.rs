@@ -12,6 +12,7 @@ use crate::store::conversations::Messages;
 use crate::store::messages as store;
 use crate::{quota, runtime};
 use edgechat_core::accounts::User;
+use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
@@ -132,12 +133,16 @@ async fn start_turn(
     store_user_message: bool,
     auto_title: Option<String>,
 ) -> HandlerResult {
+    // The fallbacks the plan allows; the reservation covers the longest answer of any of them.
+    let config = cx.config.clone();
+    let Admissible { chain, completion_tokens } = admission::chat(chain, config.plans.get(&user.plan));
     let route = &chain[0];
     let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     let prompt_estimate = estimate_messages(&context);
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
-    let call = quota::Call::new(&route.name, prompt_estimate + u64::from(route.max_output_tokens), wants_sse)?;
+    let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
+    let call = quota::Call::new(&route.name, "chat", api_key_id.as_deref(), reserve, wants_sse)?;
     let started_at = runtime::now_ms();
     let assistant_message_id = MessageId::new(runtime::random_bytes()?);
     let new_user = store::NewMessage {
@@ -158,11 +163,11 @@ async fn start_turn(
     // The turn's messages are stored in the batch that counts it, only if it is admitted.
     let db = cx.db()?;
     let stored_user = store_user_message.then_some(&new_user);
-    let reservation = call.reservation(&assistant_message_id);
+    let reservation = call.reservation();
     let conversation_id = &conversation.conversation_id;
     let insert =
         store::turn_statements(&db, conversation_id, &user.user_id, stored_user, &placeholder, cap, &reservation)?;
-    let (admission, written) = quota::admit_with(cx, user, call, &assistant_message_id, insert).await?;
+    let (admission, written) = quota::admit_with(cx, user, call, insert).await?;
     if !store::turn_stored(&written) {
         admission.settle(cx.env, 0).await;
         return Err(
@@ -170,6 +175,7 @@ async fn start_turn(
         );
     }
 
+    let lease = admission.lease(cx.env);
     let turn = Turn {
         env: cx.env.clone(),
         config: cx.config.clone(),
@@ -189,11 +195,11 @@ async fn start_turn(
         let (readable, body) = streams::body_pipe(&cx.req);
         let first_event =
             to_json(&TurnStarted { user_message: user_message.view(), assistant_message_id: &assistant_message_id })?;
-        cx.worker_ctx.wait_until(chat::run(turn, Sink::Sse { body, first_event }));
+        cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, Sink::Sse { body, first_event })));
         return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
     let (tx, rx) = oneshot::channel::<TurnResult>();
-    cx.worker_ctx.wait_until(chat::run(turn, Sink::Json(tx)));
+    cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, Sink::Json(tx))));
     let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
     match (result.error, result.message) {
         (None, Some(assistant)) => {

@@ -339,6 +339,27 @@ mod tests {
     }
 
     #[test]
+    fn admission_settings_that_do_not_hold_name_their_variable() {
+        let fields =
+            r#"{"default":"a","models":{"a":{"provider":"openai","allow_fields":["service_tier","logit_bias"]}}}"#;
+        let bad = config(&[("MODEL_ROUTES", fields)]).check().unwrap_err();
+        assert_eq!(bad.variable, "MODEL_ROUTES");
+        assert!(bad.problem.contains("allow_fields lists \"logit_bias\""), "{}", bad.problem);
+        let zero =
+            r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"max_n":0,"models":["*"]}}"#;
+        assert_eq!(config(&[("PLANS", zero)]).check().unwrap_err().variable, "PLANS");
+        let ok = config(&[
+            ("MODEL_ROUTES", r#"{"default":"a","models":{"a":{"provider":"openai","allow_fields":["store"]}}}"#),
+            (
+                "PLANS",
+                r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"max_n":2,"models":["*"]}}"#,
+            ),
+        ]);
+        assert!(ok.routes.resolve(None).unwrap().allows_field("store"));
+        assert_eq!(ok.plans.get("free").max_n, 2);
+    }
+
+    #[test]
     fn stripe_prices_map_to_plans_in_order() {
         let c = config(&[("STRIPE_PRICE_PLANS", r#"{"price_b":"pro","price_a":"free"}"#)]);
         assert_eq!(c.stripe_price_plans, vec![("price_b".into(), "pro".into()), ("price_a".into(), "free".into())]);

@@ -99,7 +99,13 @@ pub struct GatewayRequest {
     /// Temperature 0 or a seed: eligible for the response cache.
     pub deterministic: bool,
     pub has_tools: bool,
+    /// The output cap asked for: `max_completion_tokens`, else `max_tokens`.
     pub max_tokens: Option<u32>,
+    /// `max_tokens` and `max_completion_tokens` as sent, for the admission rules.
+    pub max_tokens_field: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    /// Choices asked for (`n`).
+    pub n: Option<u32>,
     /// As the client wrote it (a JSON number).
     pub temperature: Option<Box<RawValue>>,
     /// The messages as text, for translation to other providers and token estimates.
@@ -258,8 +264,10 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
             Some(_) => Err(OpenAiError::invalid(name, format!("{name} must be a positive integer"))),
         }
     };
-    let max_tokens = positive_int("max_completion_tokens")?.or(positive_int("max_tokens")?);
-    positive_int("n")?;
+    let max_completion_tokens = positive_int("max_completion_tokens")?;
+    let max_tokens_field = positive_int("max_tokens")?;
+    let max_tokens = max_completion_tokens.or(max_tokens_field);
+    let n = positive_int("n")?;
     let stream = match body.checked("stream")? {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
@@ -315,6 +323,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         deterministic,
         has_tools,
         max_tokens,
+        max_tokens_field,
+        max_completion_tokens,
+        n,
         temperature,
         messages,
     })

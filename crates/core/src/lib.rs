@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod chat;
 pub mod config;

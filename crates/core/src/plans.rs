@@ -1,5 +1,5 @@
-//! Plans and their limits (requests per minute, tokens per day, concurrent streams, allowed
-//! models), the admission decision over a request's counts, and the window arithmetic and
+//! Plans and their limits (requests per minute, tokens per day, concurrent streams, choices
+//! per request, allowed models), the admission decision over a request's counts, and the window arithmetic and
 //! headers of rate-limited answers.
 
 use crate::body::{parse_config, Entries};
@@ -23,8 +23,15 @@ pub struct Plan {
     pub requests_per_minute: u32,
     pub tokens_per_day: u64,
     pub concurrent_streams: u32,
+    /// The most choices (`n`) one gateway request may ask for; 1 when unset.
+    #[serde(default = "one")]
+    pub max_n: u32,
     /// Model names this plan may use; `"*"` allows all.
     pub models: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The minute's request count after one more request was counted (a `RETURNING` row).
@@ -66,7 +73,7 @@ impl Plans {
             {
                 return Err(format!("plan name \"{name}\" must be 1 to 50 letters, digits, _ or -"));
             }
-            if plan.requests_per_minute == 0 || plan.concurrent_streams == 0 {
+            if plan.requests_per_minute == 0 || plan.concurrent_streams == 0 || plan.max_n == 0 {
                 return Err(format!("plan {name}: limits must be at least 1"));
             }
             plan.name = name;
@@ -144,9 +151,9 @@ pub fn decide(counts: Counts, plan: &Plan) -> Decision {
 }
 
 impl Limit {
-    /// The 429 for a request refused on this limit at `now_ms`, with `Retry-After` and
-    /// `RateLimit-*` headers.
-    pub fn refusal(self, plan: &Plan, now_ms: u64) -> ApiError {
+    /// The 429 for a request refused on this limit at `now_ms` (having asked to reserve
+    /// `reserved` tokens), with `Retry-After` and `RateLimit-*` headers.
+    pub fn refusal(self, plan: &Plan, now_ms: u64, reserved: u64) -> ApiError {
         let name = &plan.name;
         let (code, message, limit, reset) = match self {
             Limit::RequestsPerMinute => {
@@ -155,8 +162,10 @@ impl Limit {
                 ("rate_limited", message, rpm, minute_window(now_ms).1)
             }
             Limit::TokensPerDay => {
-                let message =
-                    format!("the daily budget of {} tokens on the {name} plan is used up", plan.tokens_per_day);
+                let message = format!(
+                    "this request may use up to {reserved} tokens, more than is left of the daily budget of {} tokens on the {name} plan",
+                    plan.tokens_per_day
+                );
                 ("token_budget_exceeded", message, plan.tokens_per_day, day_window(now_ms).1)
             }
             Limit::ConcurrentStreams => {
@@ -214,6 +223,16 @@ mod tests {
         assert!(Plans::parse(zero).is_err());
         let extra = r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":[],"x":1}}"#;
         assert!(Plans::parse(extra).is_err());
+        let no_choice =
+            r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"max_n":0,"models":[]}}"#;
+        assert_eq!(Plans::parse(no_choice).unwrap_err(), "plan free: limits must be at least 1");
+        let fraction =
+            r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"max_n":1.5,"models":[]}}"#;
+        assert!(Plans::parse(fraction).unwrap_err().starts_with("free.max_n: "));
+        let many =
+            r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"max_n":4,"models":[]}}"#;
+        assert_eq!(Plans::parse(many).unwrap().get("free").max_n, 4);
+        assert_eq!(Plans::parse(DEFAULT_PLANS).unwrap().get("pro").max_n, 1, "one choice unless the plan says more");
     }
 
     #[test]
@@ -226,7 +245,7 @@ mod tests {
         assert_eq!(plans.names(), vec!["pro", "free"]);
         assert_eq!(
             serde_json::to_string(plans.get("pro")).unwrap(),
-            r#"{"name":"pro","requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"models":["a"]}"#
+            r#"{"name":"pro","requests_per_minute":2,"tokens_per_day":3,"concurrent_streams":1,"max_n":1,"models":["a"]}"#
         );
         let missing = r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1}}"#;
         assert!(Plans::parse(missing).unwrap_err().contains("missing field `models`"));
@@ -245,6 +264,7 @@ mod tests {
             requests_per_minute: 1,
             tokens_per_day: 1,
             concurrent_streams: 1,
+            max_n: 1,
             models: vec!["a".into()],
         };
         assert!(p.allows_model("a"));
@@ -257,6 +277,7 @@ mod tests {
             requests_per_minute: 2,
             tokens_per_day: 100,
             concurrent_streams: 1,
+            max_n: 1,
             models: vec!["*".into()],
         }
     }
@@ -301,18 +322,21 @@ mod tests {
     #[test]
     fn refusals_are_429_with_the_limit_and_when_it_resets() {
         let now = 86_400_000 + 30_000;
-        let minute = Limit::RequestsPerMinute.refusal(&plan(), now);
+        let minute = Limit::RequestsPerMinute.refusal(&plan(), now, 7);
         assert_eq!((minute.status, minute.code), (429, "rate_limited"));
         assert_eq!(minute.message, "at most 2 requests per minute on the free plan");
         assert!(minute.headers.contains(&("retry-after", "30".to_string())));
         assert!(minute.headers.contains(&("ratelimit-limit", "2".to_string())));
-        let day = Limit::TokensPerDay.refusal(&plan(), now);
+        let day = Limit::TokensPerDay.refusal(&plan(), now, 130);
         assert_eq!(
             (day.code, day.message.as_str()),
-            ("token_budget_exceeded", "the daily budget of 100 tokens on the free plan is used up")
+            (
+                "token_budget_exceeded",
+                "this request may use up to 130 tokens, more than is left of the daily budget of 100 tokens on the free plan"
+            )
         );
         assert!(day.headers.contains(&("retry-after", "86370".to_string())));
-        let streams = Limit::ConcurrentStreams.refusal(&plan(), now);
+        let streams = Limit::ConcurrentStreams.refusal(&plan(), now, 7);
         assert_eq!(
             (streams.code, streams.message.as_str()),
             ("too_many_streams", "at most 1 streams at once on the free plan")

@@ -1,10 +1,11 @@
 //! Model routing: the `MODEL_ROUTES` config (public model names mapped to a provider, an
-//! upstream model id, limits and fallbacks), validated once, then resolved per request.
+//! upstream model id, limits, the cost-changing fields it lets through, and fallbacks),
+//! validated once, then resolved per request.
 //!
 //! ```json
 //! {"default": "sim-small",
 //!  "models": {"sim-small": {"provider": "openai", "upstream": "sim-small", "context_tokens": 8192,
-//!                           "fallbacks": ["claude"]},
+//!                           "allow_fields": ["service_tier"], "fallbacks": ["claude"]},
 //!             "claude": {"provider": "anthropic", "upstream": "claude-3-5-haiku-latest",
 //!                        "context_tokens": 200000}}}
 //! ```
@@ -16,6 +17,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::provider::Provider;
+use crate::admission::GOVERNED_FIELDS;
 
 /// Context window assumed when a model does not set `context_tokens`.
 pub const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
@@ -32,8 +34,17 @@ pub struct ModelRoute {
     pub upstream: String,
     pub context_tokens: u32,
     pub max_output_tokens: u32,
+    /// The cost-changing request fields ([`GOVERNED_FIELDS`]) this model lets through.
+    pub allow_fields: Vec<String>,
     /// Models to try, in order, when this one fails.
     pub fallbacks: Vec<String>,
+}
+
+impl ModelRoute {
+    /// Whether a request may send the cost-changing field `name` to this model.
+    pub fn allows_field(&self, name: &str) -> bool {
+        self.allow_fields.iter().any(|f| f == name)
+    }
 }
 
 /// The validated routing table.
@@ -59,6 +70,8 @@ struct RawRoute {
     upstream: Option<String>,
     context_tokens: Option<u32>,
     max_output_tokens: Option<u32>,
+    #[serde(default)]
+    allow_fields: Vec<String>,
     #[serde(default)]
     fallbacks: Vec<String>,
 }
@@ -202,8 +215,23 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
     if raw.fallbacks.contains(&name) {
         return Err(problem("lists itself as a fallback".into()));
     }
+    if let Some(unknown) = raw.allow_fields.iter().find(|f| !GOVERNED_FIELDS.contains(&f.as_str())) {
+        return Err(problem(format!(
+            "allow_fields lists \"{unknown}\", which is not a cost-changing field (expected any of {})",
+            GOVERNED_FIELDS.join(", ")
+        )));
+    }
     let upstream = raw.upstream.filter(|u| !u.is_empty()).unwrap_or_else(|| name.clone());
-    Ok(ModelRoute { name, provider, upstream, context_tokens, max_output_tokens, fallbacks: raw.fallbacks })
+    let allow_fields = raw.allow_fields;
+    Ok(ModelRoute {
+        name,
+        provider,
+        upstream,
+        context_tokens,
+        max_output_tokens,
+        allow_fields,
+        fallbacks: raw.fallbacks,
+    })
 }
 
 #[cfg(test)]
@@ -211,7 +239,8 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = r#"{"default":"sim-small","models":{
-        "sim-small":{"provider":"openai","upstream":"sim-small","context_tokens":8192,"fallbacks":["sim-backup","claude","sim-backup"]},
+        "sim-small":{"provider":"openai","upstream":"sim-small","context_tokens":8192,"fallbacks":["sim-backup","claude","sim-backup"],
+                     "allow_fields":["service_tier","store"]},
         "sim-backup":{"provider":"openai","fallbacks":["sim-small"]},
         "claude":{"provider":"anthropic","upstream":"claude-3-5-haiku-latest","context_tokens":200000,"max_output_tokens":4096},
         "llama":{"provider":"workers-ai","upstream":"@cf/meta/llama-3.1-8b-instruct"}}}"#;
@@ -238,6 +267,7 @@ mod tests {
                 upstream: "sim-backup".into(),
                 context_tokens: 8192,
                 max_output_tokens: 1024,
+                allow_fields: vec![],
                 fallbacks: vec!["sim-small".into()],
             }
         );
@@ -246,6 +276,15 @@ mod tests {
             (claude.provider, claude.upstream.as_str(), claude.context_tokens, claude.max_output_tokens),
             (Provider::Anthropic, "claude-3-5-haiku-latest", 200_000, 4096)
         );
+    }
+
+    #[test]
+    fn cost_changing_fields_pass_only_where_a_model_allows_them() {
+        let routes = routes();
+        let small = routes.resolve(Some("sim-small")).unwrap();
+        assert!(small.allows_field("service_tier") && small.allows_field("store"));
+        assert!(!small.allows_field("audio"));
+        assert!(!routes.resolve(Some("sim-backup")).unwrap().allows_field("service_tier"), "none by default");
     }
 
     #[test]
@@ -278,6 +317,14 @@ mod tests {
         assert!(parse_err(r#"{"models":{}}"#).contains("missing field `default`"));
         let typo = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","context_token":5}}}"#);
         assert!(typo.contains("unknown field `context_token`"), "{typo}");
+    }
+
+    #[test]
+    fn allow_fields_must_be_a_list_of_names() {
+        let text = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","allow_fields":"store"}}}"#);
+        assert!(text.starts_with("MODEL_ROUTES has the wrong shape at models.a.allow_fields: "), "{text}");
+        let number = parse_err(r#"{"default":"a","models":{"a":{"provider":"openai","allow_fields":[1]}}}"#);
+        assert!(number.starts_with("MODEL_ROUTES has the wrong shape at models.a.allow_fields[0]: "), "{number}");
     }
 
     #[test]
@@ -325,6 +372,11 @@ mod tests {
                 "MODEL_ROUTES model \"a\": context_tokens and max_output_tokens must be positive",
             ),
             (r#"{"default":"","models":{"":{"provider":"openai"}}}"#, "MODEL_ROUTES has a model with an empty name"),
+            (
+                r#"{"default":"a","models":{"a":{"provider":"openai","allow_fields":["service_tier","temperature"]}}}"#,
+                "MODEL_ROUTES model \"a\": allow_fields lists \"temperature\", which is not a cost-changing field \
+                 (expected any of audio, modalities, prediction, reasoning_effort, service_tier, store, verbosity, web_search_options)",
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(parse_err(json), expected, "{json}");
