@@ -187,11 +187,26 @@ test('a password change needs the current password and signs out other sessions'
   assert.equal((await login(u.email, 'new password 1')).status, 200);
 });
 
+test('DELETE /users/me needs the current password: missing is 422, wrong is 403, and nothing goes', async () => {
+  const u = await registerUser();
+  const del = (init) => api('DELETE', '/api/v1/users/me', { token: u.access_token, ...init });
+  expectError(assert, await del({}), 422, 'validation_failed');
+  expectError(assert, await del({ json: {} }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: null } }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: 7 } }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: PASSWORD, extra: true } }), 422, 'validation_failed');
+  expectError(assert, await del({ body: '{"current_password":', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+  expectError(assert, await del({ json: { current_password: 'not the password' } }), 403, 'forbidden');
+  expectError(assert, await del({ json: { current_password: '' } }), 403, 'forbidden');
+  assert.equal((await me(u.access_token)).status, 200, 'the account is still there');
+  assert.equal((await login(u.email, PASSWORD)).status, 200);
+});
+
 test('DELETE /users/me removes the account, its sessions and its keys', async () => {
   const u = await registerUser();
   const key = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'ci' } });
   assert.equal(key.status, 201);
-  const res = await api('DELETE', '/api/v1/users/me', { token: u.access_token });
+  const res = await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: PASSWORD } });
   assert.equal(res.status, 204);
   expectError(assert, await me(u.access_token), 401, 'invalid_token');
   expectError(assert, await me(key.body.key), 401, 'invalid_token');
