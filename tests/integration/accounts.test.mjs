@@ -216,18 +216,20 @@ test('DELETE /users/me removes the account, its sessions and its keys', async ()
   assert.equal((await api('POST', '/api/v1/auth/register', { json: { email: u.email, password: PASSWORD } })).status, 201);
 });
 
-test('repeated failed logins for one email are locked out with 429 and Retry-After', async () => {
+test('repeated failed logins for one email from one address are locked out with 429 and Retry-After', async () => {
   const u = await registerUser();
-  for (let i = 0; i < 5; i++) expectError(assert, await login(u.email, 'wrong password!'), 401);
-  const locked = await login(u.email, PASSWORD);
+  const ip = uniqueIp();
+  for (let i = 0; i < 5; i++) expectError(assert, await login(u.email, 'wrong password!', { ip }), 401);
+  const locked = await login(u.email, PASSWORD, { ip });
   expectError(assert, locked, 429, 'too_many_login_attempts');
   const retry = Number(locked.headers.get('retry-after'));
   assert.ok(retry > 800 && retry <= 900, `Retry-After ${retry}`);
 });
 
-test('login throttling is exact under concurrency: 20 parallel failures, exactly 5 checked', async () => {
+test('login throttling is exact under concurrency: 20 parallel failures from one address, exactly 5 checked', async () => {
   const u = await registerUser();
-  const results = await Promise.all(Array.from({ length: 20 }, () => login(u.email, 'wrong password!')));
+  const ip = uniqueIp();
+  const results = await Promise.all(Array.from({ length: 20 }, () => login(u.email, 'wrong password!', { ip })));
   const statuses = results.map((r) => r.status).sort();
   assert.equal(statuses.filter((s) => s === 401).length, 5, statuses.join(','));
   assert.equal(statuses.filter((s) => s === 429).length, 15);
