@@ -10,6 +10,7 @@ use edgechat_core::config::Config;
 use edgechat_core::gateway::OpenAiError;
 use edgechat_core::log::{failure_line, RequestLog};
 use edgechat_core::routes::{self, Matched, Route};
+use edgechat_core::scopes::{self, Access};
 use edgechat_core::{body, request_id, security, ApiError};
 use std::rc::Rc;
 use worker::{Context, Env};
@@ -145,11 +146,17 @@ async fn route(cx: &mut Ctx<'_>, method: &str, path: &str) -> (Option<&'static s
             return (routes::pattern_of(path), preflight(cx, origin, wanted, path));
         }
     }
-    // The cap applies to every request, routed or not, before anything else is decided.
-    if let Err(err) = body::check_declared_length(cx.header(Header::ContentLength), cx.config.max_body_bytes) {
-        return (routes::pattern_of(path), Err(err.into()));
+    // The cap applies to every request, routed or not, before anything else is decided; on a
+    // route that needs a credential, right after the credential (`auth::check_credential`), so
+    // that a caller without one learns nothing but 401.
+    let resolved = routes::resolve(method, path);
+    let credential_first = matches!(&resolved, Ok(m) if scopes::access(m.route) != Access::Public);
+    if !credential_first {
+        if let Err(err) = body::check_declared_length(cx.header(Header::ContentLength), cx.config.max_body_bytes) {
+            return (routes::pattern_of(path), Err(err.into()));
+        }
     }
-    match routes::resolve(method, path) {
+    match resolved {
         Ok(matched) => (Some(matched.pattern), dispatch(cx, matched).await),
         // Anything else a browser asks for is the chat page's static files.
         Err((None, _)) if matches!(method, "GET" | "HEAD") && security::is_page_path(path) => {

@@ -9,6 +9,7 @@ use crate::store::reads::{self, Read};
 use crate::store::{self, accounts, api_keys, D1Result};
 use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
+use edgechat_core::body;
 use edgechat_core::config::Config;
 use edgechat_core::scopes::{self, Caller};
 use edgechat_core::secret::{self, API_KEY_PREFIX};
@@ -60,11 +61,28 @@ pub async fn authenticate_reading(
     cx: &mut Ctx<'_>,
     reads: &[Read<'_>],
 ) -> Result<(Principal, Vec<D1Result>), AppError> {
+    let checked = check_credential(cx).await?;
+    authenticate_checked(cx, checked, reads).await
+}
+
+/// A credential checked before the request's body is read: an API key looked up, live and
+/// authorized for the route; an access token's signature and claims verified (its session is
+/// checked by [`authenticate_checked`], in the round trip of the request's reads).
+pub struct Checked(Verified);
+
+enum Verified {
+    Token(token::AccessClaims),
+    /// The key's row: live, and authorized for the route.
+    Key(Box<KeyUser>),
+}
+
+/// Checks the credential in the header, then the body's declared length: a caller without a
+/// valid credential gets its 401 (or 403) before anything of the body is read, whatever its size.
+pub async fn check_credential(cx: &mut Ctx<'_>) -> Result<Checked, AppError> {
     let now = runtime::now_ms();
-    let credential = credential(cx, now)?;
-    let db = cx.db()?;
-    let (principal, results) = match credential {
+    let credential = match credential(cx, now)? {
         Credential::Key(hash) => {
+            let db = cx.db()?;
             let found = db.query("authentication", api_keys::find_by_hash_statement(&db, &hash, now)?).await?;
             let found: KeyUser = store::rows("api key", Some(&found))?.into_iter().next().ok_or_else(invalid_token)?;
             // The one scope check: every authenticated route passes here with its route set
@@ -74,12 +92,30 @@ pub async fn authenticate_reading(
                 None => return Err(ApiError::forbidden("no route to authorize this API key for").into()),
             }
             touch_later(cx, &found, now);
+            Verified::Key(Box::new(found))
+        }
+        Credential::Token(claims) => Verified::Token(claims),
+    };
+    body::check_declared_length(cx.header(Header::ContentLength), cx.config.max_body_bytes)?;
+    Ok(Checked(credential))
+}
+
+/// Finishes authentication from a checked credential: see [`authenticate_reading`].
+pub async fn authenticate_checked(
+    cx: &mut Ctx<'_>,
+    checked: Checked,
+    reads: &[Read<'_>],
+) -> Result<(Principal, Vec<D1Result>), AppError> {
+    let db = cx.db()?;
+    let (principal, results) = match checked.0 {
+        Verified::Key(found) => {
+            let found = *found;
             let principal = Box::new(Acting { user: found.user, session_id: None, api_key_id: Some(found.api_key_id) });
             let statements = reads::statements(&db, &principal.user.user_id, reads)?;
             let results = if statements.is_empty() { Vec::new() } else { db.batch("reads", statements).await? };
             (principal, results)
         }
-        Credential::Token(claims) => {
+        Verified::Token(claims) => {
             let check = accounts::live_session_user_statement(&db, &claims.session_id, &claims.user_id)?;
             let statements = reads::statements(&db, &claims.user_id, reads)?;
             let (found, results) = if statements.is_empty() {

@@ -12,7 +12,8 @@ use edgechat_core::accounts::{
 use edgechat_core::ids::{SessionId, UserId};
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::secret::{self, REFRESH_TOKEN_PREFIX};
-use edgechat_core::{cookie, throttle, token, ApiError};
+use edgechat_core::throttle::{self, Refusal};
+use edgechat_core::{cookie, token, ApiError};
 
 fn invalid_credentials() -> AppError {
     ApiError::new(401, "invalid_credentials", "email or password is incorrect").into()
@@ -52,14 +53,33 @@ fn token_response(
         .with("cache-control", "no-store"))
 }
 
+/// The client's address, as the edge names it (`unknown` when it does not).
+fn client_address<'c>(cx: &'c Ctx<'_>) -> &'c str {
+    cx.header(Header::ConnectingIp).unwrap_or("unknown")
+}
+
+/// 429 with `Retry-After`.
+fn too_many(code: &'static str, what: &str, refusal: Refusal) -> AppError {
+    let retry = refusal.retry_after_seconds();
+    ApiError::new(429, code, format!("{what}; retry in {retry} s")).with_header("retry-after", retry.to_string()).into()
+}
+
 pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     let req: RegisterRequest = read_json(cx).await?;
     let email = core_accounts::normalize_email(&req.email)?;
     password::validate(&req.password)?;
     let display_name = core_accounts::normalize_display_name(req.display_name.as_deref())?;
     token_settings(&cx.config)?;
-    let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
+    // Counted before the password is hashed: every well-formed attempt counts, taken or not.
+    let limits = cx.config.register_limits;
     let now = runtime::now_ms();
+    let db = cx.db()?;
+    let key = throttle::register_key(client_address(cx));
+    let counter =
+        attempts::count_registration(&db, &key, now, throttle::window_cutoff(now, limits.window_seconds)).await?;
+    throttle::judge_registration(&counter, now, &limits)
+        .map_err(|refusal| too_many("too_many_registrations", "too many registrations from this address", refusal))?;
+    let hash = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
     // Every account starts as a user, whatever its address (anyone may register an address
     // first): admins are made by the operator's `npm run admin` or by another admin.
     let role = Role::User;
@@ -76,7 +96,6 @@ pub async fn register(cx: &mut Ctx<'_>) -> HandlerResult {
     };
     let session_id = SessionId::new(runtime::random_bytes()?);
     let (refresh_token, refresh_hash) = new_refresh_token()?;
-    let db = cx.db()?;
     let account = accounts::NewAccount {
         user_id: &user.user_id,
         email: &user.email,
@@ -104,21 +123,17 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
     let db = cx.db()?;
     let now = runtime::now_ms();
     let limits = cx.config.login_limits;
-    let email_key = throttle::email_key(&email);
-    let ip_key = throttle::ip_key(cx.header(Header::ConnectingIp).unwrap_or("unknown"));
-    let counters =
-        attempts::count_attempt(&db, &[&email_key, &ip_key], now, throttle::window_cutoff(now, &limits)).await?;
-    for (counter, limit) in counters.iter().zip([limits.per_email, limits.per_ip]) {
-        if counter.attempt_count > u64::from(limit) {
-            let retry = throttle::retry_after_seconds(counter.window_started_at, now, &limits);
-            return Err(ApiError::new(
-                429,
-                "too_many_login_attempts",
-                format!("too many failed logins; retry in {retry} s"),
-            )
-            .with_header("retry-after", retry.to_string())
-            .into());
+    let cutoff = throttle::window_cutoff(now, limits.window_seconds);
+    let ip = client_address(cx);
+    let (email_key, email_ip_key, ip_key) =
+        (throttle::email_key(&email), throttle::email_ip_key(&email, ip), throttle::ip_key(ip));
+    let keys = attempts::LoginKeys { ip: &ip_key, email_ip: &email_ip_key, email: &email_key };
+    let counts = attempts::count_login(&db, &keys, now, cutoff).await?;
+    if let Err(refusal) = throttle::judge_login(&counts, now, &limits) {
+        if matches!(refusal, Refusal::Wait { .. }) {
+            attempts::forgive_waiting(&db, &email_ip_key).await?;
         }
+        return Err(too_many("too_many_login_attempts", "too many failed logins", refusal));
     }
 
     let row = accounts::find_login(&db, &email).await?;
@@ -132,12 +147,13 @@ pub async fn login(cx: &mut Ctx<'_>) -> HandlerResult {
         }
     };
     let (Some(row), Some(stored), true) = (row, stored, verified) else {
+        attempts::count_email_failure(&db, &email_key, now, cutoff).await?;
         return Err(invalid_credentials());
     };
     if row.is_disabled != 0 {
         return Err(ApiError::forbidden("this account is disabled").into());
     }
-    attempts::forgive(&db, &email_key, &ip_key).await?;
+    attempts::forgive(&db, &email_ip_key, &ip_key).await?;
     if stored.needs_rehash(cx.config.password_iterations) {
         let fresh = crypto::hash_password(&req.password, cx.config.password_iterations).await?;
         accounts::set_password_hash(&db, &row.user_id, &fresh.encode()).await?;

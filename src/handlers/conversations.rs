@@ -2,7 +2,7 @@
 //! signed-in user's conversations and message trees (another user's ids answer 404).
 
 use crate::app::Ctx;
-use crate::auth::{authenticate, authenticate_reading, Principal};
+use crate::auth::{authenticate, authenticate_checked, authenticate_reading, check_credential, Checked, Principal};
 use crate::cache;
 use crate::http::{json, list_page, read_json, to_json, AppError, HandlerResult, Reply, JSON};
 use crate::runtime;
@@ -186,12 +186,13 @@ pub async fn owned_conversation(cx: &mut Ctx<'_>, user_id: &str) -> Result<Conve
 /// that the caller answers its other errors in its own order.
 pub async fn authenticate_for_conversation(
     cx: &mut Ctx<'_>,
+    checked: Checked,
     messages: Messages<'_>,
 ) -> Result<(Principal, Option<(Conversation, Vec<Message>)>), AppError> {
     let id = ConversationId::parse(cx.param("conversation_id"));
     let max_depth = cx.config.conversation_limits.messages_per_conversation;
     let read = id.as_deref().map(|conversation_id| Read::Conversation { conversation_id, messages, max_depth });
-    let (principal, results) = authenticate_reading(cx, read.as_slice()).await?;
+    let (principal, results) = authenticate_checked(cx, checked, read.as_slice()).await?;
     let found = if id.is_some() { store::conversation_with_messages(&results)? } else { None };
     Ok((principal, found))
 }
@@ -210,10 +211,10 @@ pub async fn get_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
-    // The body first, its errors after authentication's; the conversation is read with the
-    // session check.
+    // The credential first, then the body; the conversation is read with the session check.
+    let checked = check_credential(cx).await?;
     let req = read_json::<UpdateConversation>(cx).await;
-    let (principal, found) = authenticate_for_conversation(cx, Messages::None).await?;
+    let (principal, found) = authenticate_for_conversation(cx, checked, Messages::None).await?;
     let req = req?;
     if req.title.is_none() && req.model.is_none() && req.system_prompt.is_none() {
         return Err(ApiError::validation("nothing to update: send title, model and/or system_prompt").into());
@@ -273,7 +274,8 @@ pub async fn list_messages(cx: &mut Ctx<'_>) -> HandlerResult {
         (Ok(limit), Ok(after), None) => Messages::Page { after: after.as_ref(), fetch: limit + 1 },
         _ => Messages::None,
     };
-    let (_, found) = authenticate_for_conversation(cx, messages).await?;
+    let checked = check_credential(cx).await?;
+    let (_, found) = authenticate_for_conversation(cx, checked, messages).await?;
     let limit = limit?;
     after?;
     let (_, rows) = found.ok_or_else(not_found)?;

@@ -3,6 +3,7 @@
 //! JSON when done.
 
 use crate::app::Ctx;
+use crate::auth::check_credential;
 use crate::chat::{self, Sink, Turn, TurnResult};
 use crate::handlers::conversations::{authenticate_for_conversation, not_found as conversation_not_found};
 use crate::http::{json, read_body, read_json, to_json, AppError, HandlerResult, Reply};
@@ -48,15 +49,16 @@ fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
 }
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
-    // The body is read first so that the branch it names is read in the same round trip as
-    // the session check; its errors are answered after authentication's.
+    // The credential first, then the body, so that the branch it names is read in the same
+    // round trip as the session check; the body's errors are answered after authentication's.
+    let checked = check_credential(cx).await?;
     let req = read_json::<PostMessage>(cx).await;
     let messages = match req.as_ref().map(|r| r.parent_id.as_deref()) {
         Ok(Some(id)) if MessageId::parse(id).is_some() => Messages::PathTo(id),
         Ok(None) => Messages::LatestPath,
         _ => Messages::None,
     };
-    let (principal, found) = authenticate_for_conversation(cx, messages).await?;
+    let (principal, found) = authenticate_for_conversation(cx, checked, messages).await?;
     let req = req?;
     validate_content(&req.content, &cx.config.conversation_limits)?;
     let (conversation, path) = found.ok_or_else(conversation_not_found)?;
@@ -93,7 +95,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
-    // As for a new message: the body first, its errors after authentication's.
+    // As for a new message: the credential, the body, then the session check and the reads.
+    let checked = check_credential(cx).await?;
     let req = match read_body(cx).await {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Regenerate::default()),
         Ok(bytes) => parse_json::<Regenerate>(cx.header(Header::ContentType), &bytes).map_err(AppError::from),
@@ -102,7 +105,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     let target_id = MessageId::parse(cx.param("message_id"));
     // The branch ending at the target: its last message is the target itself.
     let messages = target_id.as_deref().map_or(Messages::None, Messages::PathTo);
-    let (principal, found) = authenticate_for_conversation(cx, messages).await?;
+    let (principal, found) = authenticate_for_conversation(cx, checked, messages).await?;
     let req = req?;
     let (conversation, mut path) = found.ok_or_else(conversation_not_found)?;
     let target = path.last().ok_or_else(message_not_found)?;

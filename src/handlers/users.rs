@@ -2,12 +2,27 @@
 
 use crate::app::Ctx;
 use crate::auth::authenticate;
-use crate::http::{json, read_json, AppError, HandlerResult, Reply};
+use crate::http::{json, read_body, read_json, AppError, HandlerResult, Reply};
+use crate::runtime::request::Header;
 use crate::store::accounts;
 use crate::{crypto, runtime};
-use edgechat_core::accounts::{normalize_display_name, UpdateMeRequest};
+use edgechat_core::accounts::{normalize_display_name, DeleteMeRequest, UpdateMeRequest};
+use edgechat_core::body::parse_json;
 use edgechat_core::password::{self, PasswordHash};
 use edgechat_core::ApiError;
+
+/// 403 unless `current` is the user's password.
+async fn check_current_password(cx: &mut Ctx<'_>, user_id: &str, current: &str) -> Result<(), AppError> {
+    let db = cx.db()?;
+    let stored = accounts::password_hash(&db, user_id)
+        .await?
+        .and_then(|h| PasswordHash::parse(&h))
+        .ok_or_else(|| AppError::platform("check password", "unreadable password hash"))?;
+    if !crypto::verify_password(current, &stored).await? {
+        return Err(ApiError::forbidden("current_password is incorrect").into());
+    }
+    Ok(())
+}
 
 pub async fn get_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
@@ -34,14 +49,7 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
                 .current_password
                 .as_deref()
                 .ok_or_else(|| ApiError::validation("current_password is required to change the password"))?;
-            let db = cx.db()?;
-            let stored = accounts::password_hash(&db, &principal.user.user_id)
-                .await?
-                .and_then(|h| PasswordHash::parse(&h))
-                .ok_or_else(|| AppError::platform("update me", "unreadable password hash"))?;
-            if !crypto::verify_password(current, &stored).await? {
-                return Err(ApiError::forbidden("current_password is incorrect").into());
-            }
+            check_current_password(cx, &principal.user.user_id, current).await?;
             Some(crypto::hash_password(new_password, cx.config.password_iterations).await?)
         }
     };
@@ -59,9 +67,18 @@ pub async fn update_me(cx: &mut Ctx<'_>) -> HandlerResult {
     json(200, &user.view())
 }
 
-/// Deletes the account and everything it owns; its sessions and keys stop working at once.
+/// Deletes the account and everything it owns, given the current password; its sessions and
+/// keys stop working at once.
 pub async fn delete_me(cx: &mut Ctx<'_>) -> HandlerResult {
     let principal = authenticate(cx).await?;
+    // No body at all reads as `{}`, so that it is answered like a missing password (422).
+    let bytes = read_body(cx).await?;
+    let req = if bytes.iter().all(u8::is_ascii_whitespace) {
+        DeleteMeRequest::default()
+    } else {
+        parse_json::<DeleteMeRequest>(cx.header(Header::ContentType), &bytes)?
+    };
+    check_current_password(cx, &principal.user.user_id, req.current_password()?).await?;
     let db = cx.db()?;
     accounts::delete_account(&db, &principal.user.user_id).await?;
     Ok(Reply::empty(204))

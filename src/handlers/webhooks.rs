@@ -6,6 +6,8 @@ use crate::http::{json_text, read_body, HandlerResult};
 use crate::runtime;
 use crate::runtime::request::Header;
 use crate::store::billing;
+use edgechat_core::ids::AuditId;
+use edgechat_core::plans;
 use edgechat_core::stripe::{self, Action, Receipt};
 use edgechat_core::ApiError;
 
@@ -23,7 +25,9 @@ pub async fn stripe(cx: &mut Ctx<'_>) -> HandlerResult {
         }
         _ => None,
     };
+    let (unlink_id, link_id) = (AuditId::new(runtime::random_bytes()?), AuditId::new(runtime::random_bytes()?));
+    let audit = billing::LinkAudit { unlink_id: &unlink_id, link_id: &link_id, default_plan: plans::FREE };
     let db = cx.db()?;
-    let applied = billing::apply(&db, &event, plan.as_deref(), now).await?;
+    let applied = billing::apply(&db, &event, plan.as_deref(), &audit, now).await?;
     Ok(json_text(200, Receipt::json(!applied)))
 }

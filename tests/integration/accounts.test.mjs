@@ -187,11 +187,26 @@ test('a password change needs the current password and signs out other sessions'
   assert.equal((await login(u.email, 'new password 1')).status, 200);
 });
 
+test('DELETE /users/me needs the current password: missing is 422, wrong is 403, and nothing goes', async () => {
+  const u = await registerUser();
+  const del = (init) => api('DELETE', '/api/v1/users/me', { token: u.access_token, ...init });
+  expectError(assert, await del({}), 422, 'validation_failed');
+  expectError(assert, await del({ json: {} }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: null } }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: 7 } }), 422, 'validation_failed');
+  expectError(assert, await del({ json: { current_password: PASSWORD, extra: true } }), 422, 'validation_failed');
+  expectError(assert, await del({ body: '{"current_password":', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+  expectError(assert, await del({ json: { current_password: 'not the password' } }), 403, 'forbidden');
+  expectError(assert, await del({ json: { current_password: '' } }), 403, 'forbidden');
+  assert.equal((await me(u.access_token)).status, 200, 'the account is still there');
+  assert.equal((await login(u.email, PASSWORD)).status, 200);
+});
+
 test('DELETE /users/me removes the account, its sessions and its keys', async () => {
   const u = await registerUser();
   const key = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'ci' } });
   assert.equal(key.status, 201);
-  const res = await api('DELETE', '/api/v1/users/me', { token: u.access_token });
+  const res = await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: PASSWORD } });
   assert.equal(res.status, 204);
   expectError(assert, await me(u.access_token), 401, 'invalid_token');
   expectError(assert, await me(key.body.key), 401, 'invalid_token');
@@ -201,18 +216,20 @@ test('DELETE /users/me removes the account, its sessions and its keys', async ()
   assert.equal((await api('POST', '/api/v1/auth/register', { json: { email: u.email, password: PASSWORD } })).status, 201);
 });
 
-test('repeated failed logins for one email are locked out with 429 and Retry-After', async () => {
+test('repeated failed logins for one email from one address are locked out with 429 and Retry-After', async () => {
   const u = await registerUser();
-  for (let i = 0; i < 5; i++) expectError(assert, await login(u.email, 'wrong password!'), 401);
-  const locked = await login(u.email, PASSWORD);
+  const ip = uniqueIp();
+  for (let i = 0; i < 5; i++) expectError(assert, await login(u.email, 'wrong password!', { ip }), 401);
+  const locked = await login(u.email, PASSWORD, { ip });
   expectError(assert, locked, 429, 'too_many_login_attempts');
   const retry = Number(locked.headers.get('retry-after'));
   assert.ok(retry > 800 && retry <= 900, `Retry-After ${retry}`);
 });
 
-test('login throttling is exact under concurrency: 20 parallel failures, exactly 5 checked', async () => {
+test('login throttling is exact under concurrency: 20 parallel failures from one address, exactly 5 checked', async () => {
   const u = await registerUser();
-  const results = await Promise.all(Array.from({ length: 20 }, () => login(u.email, 'wrong password!')));
+  const ip = uniqueIp();
+  const results = await Promise.all(Array.from({ length: 20 }, () => login(u.email, 'wrong password!', { ip })));
   const statuses = results.map((r) => r.status).sort();
   assert.equal(statuses.filter((s) => s === 401).length, 5, statuses.join(','));
   assert.equal(statuses.filter((s) => s === 429).length, 15);

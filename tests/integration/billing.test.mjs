@@ -1,9 +1,9 @@
 // Stripe webhooks drive plans: signatures, exactly-once delivery, out-of-order events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { grantAdmin, registerUser } from '../support/accounts.mjs';
 import { execSql } from '../support/stack.mjs';
 import { SECRET, checkoutCompleted, customerId, deliver, paymentFailed, signature, subscriptionEvent } from '../support/stripe.mjs';
 
@@ -115,4 +115,82 @@ test('malformed events and unknown types are handled without a 500', async () =>
   expectError(assert, await deliver({ id: 'evt_x', type: 'customer.subscription.updated', created: now(), data: {} }), 400, 'invalid_event');
   const ignored = await deliver({ id: `evt_ignored_${now()}`, type: 'charge.succeeded', created: now(), data: { object: {} } });
   assert.deepEqual(ignored.body, { received: true, duplicate: false });
+});
+
+/** The audit rows Stripe wrote about `userId`, oldest first, read by an admin through the API. */
+async function stripeAudit(userId) {
+  const admin = await registerUser();
+  await grantAdmin(process.env.EDGECHAT_PERSIST_DIR, admin.email);
+  const res = await api('GET', '/api/v1/admin/audit?limit=100', { token: admin.access_token });
+  assert.equal(res.status, 200, res.text);
+  return res.body.data.filter((a) => a.admin_user_id === 'stripe' && a.target_user_id === userId).reverse();
+}
+
+const linkedUser = async (customer) => (await execSql(process.env.EDGECHAT_PERSIST_DIR,
+  `SELECT user_id FROM billing_customers WHERE stripe_customer_id = '${customer}'`))[0].results[0]?.user_id;
+
+test('a customer linked to another user leaves the previous user on the default plan, and both changes are audited', async () => {
+  const { u: first, customer } = await subscribed();
+  await deliver(subscriptionEvent({ type: 'customer.subscription.created', customer, created: now() }));
+  assert.equal(await plan(first), 'pro');
+  const second = await registerUser();
+  const relink = checkoutCompleted({ customer, userId: second.user.user_id });
+  assert.deepEqual((await deliver(relink)).body, { received: true, duplicate: false });
+  assert.equal(await plan(second), 'pro', 'the new user gets the subscription\'s plan');
+  assert.equal(await plan(first), 'free', 'the previous user loses it');
+  const usage = await api('GET', '/api/v1/usage', { token: first.access_token });
+  assert.equal(usage.body.plan.name, 'free');
+  assert.equal(await linkedUser(customer), second.user.user_id);
+
+  const unlinked = await stripeAudit(first.user.user_id);
+  assert.deepEqual(unlinked.map((a) => [a.action, a.detail.stripe_customer_id]), [['billing_link', customer], ['billing_unlink', customer]]);
+  assert.deepEqual(unlinked[1].detail, { stripe_customer_id: customer, event_id: relink.id, linked_to: second.user.user_id, previous_plan: 'pro', plan: 'free' });
+  const linked = await stripeAudit(second.user.user_id);
+  assert.equal(linked.length, 1);
+  assert.equal(linked[0].action, 'billing_link');
+  assert.deepEqual(linked[0].detail, { stripe_customer_id: customer, event_id: relink.id, previous_user_id: first.user.user_id, plan: 'pro' });
+
+  // The same delivery again changes nothing and audits nothing more.
+  assert.deepEqual((await deliver(relink)).body, { received: true, duplicate: true });
+  assert.equal((await stripeAudit(second.user.user_id)).length, 1);
+  // Linked back through metadata.user_id: the second user drops to free, the first is pro again.
+  await deliver(checkoutCompleted({ customer, metadataUserId: first.user.user_id }));
+  assert.equal(await plan(first), 'pro');
+  assert.equal(await plan(second), 'free');
+  assert.deepEqual((await stripeAudit(second.user.user_id)).map((a) => a.action), ['billing_link', 'billing_unlink']);
+});
+
+test('a previous user with another paying customer keeps that customer\'s plan', async () => {
+  const first = await registerUser();
+  const [paid, other] = [customerId(), customerId()];
+  // Two customers for one user: the newer subscription (pro) is the one the user is on.
+  await deliver(checkoutCompleted({ customer: paid, userId: first.user.user_id }));
+  await deliver(subscriptionEvent({ customer: paid, created: now() }));
+  await deliver(checkoutCompleted({ customer: other, userId: first.user.user_id }));
+  await deliver(subscriptionEvent({ customer: other, created: now() }));
+  assert.equal(await plan(first), 'pro');
+  // Moving one of them away leaves the other's plan in place.
+  const second = await registerUser();
+  await deliver(checkoutCompleted({ customer: other, userId: second.user.user_id }));
+  assert.equal(await plan(first), 'pro', 'the remaining customer still pays for pro');
+  assert.equal(await plan(second), 'pro');
+});
+
+test('a checkout naming an unknown user links nothing, and is acknowledged and recorded once', async () => {
+  const { u, customer } = await subscribed();
+  await deliver(subscriptionEvent({ type: 'customer.subscription.created', customer, created: now() }));
+  const ghost = `usr_${randomBytes(16).toString('base64url')}`;
+  for (const event of [checkoutCompleted({ customer, userId: ghost }), checkoutCompleted({ customer, metadataUserId: ghost })]) {
+    assert.deepEqual((await deliver(event)).body, { received: true, duplicate: false });
+    assert.deepEqual((await deliver(event)).body, { received: true, duplicate: true });
+    const [rows] = await execSql(process.env.EDGECHAT_PERSIST_DIR, `SELECT outcome FROM webhook_events WHERE webhook_event_id = '${event.id}'`);
+    assert.deepEqual(rows.results, [{ outcome: 'unknown_user' }]);
+  }
+  assert.equal(await linkedUser(customer), u.user.user_id, 'the customer stays with its user');
+  assert.equal(await plan(u), 'pro');
+  assert.deepEqual((await stripeAudit(u.user.user_id)).map((a) => a.action), ['billing_link']);
+  // A new customer naming nobody gets no link at all.
+  const lonely = customerId();
+  await deliver(checkoutCompleted({ customer: lonely, userId: 'not-a-user-id' }));
+  assert.equal(await linkedUser(lonely), undefined);
 });

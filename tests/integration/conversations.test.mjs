@@ -301,7 +301,7 @@ test('deleting the account deletes its conversations', async () => {
   const u = await registerUser();
   const word = `quasar${randomBytes(3).toString('hex')}`;
   await create(u.access_token, { title: word, messages: [{ role: 'user', content: word }] });
-  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token })).status, 204);
+  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: u.password } })).status, 204);
   const again = await registerUser({ email: u.email });
   assert.deepEqual((await api('GET', `/api/v1/conversations?q=${word}`, { token: again.access_token })).body.data, []);
 });

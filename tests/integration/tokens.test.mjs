@@ -80,7 +80,7 @@ test('a missing or non-bearer Authorization header is 401', async () => {
 
 test('tokens of a deleted user are 401', async () => {
   const u = await registerUser();
-  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token })).status, 204);
+  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: u.password } })).status, 204);
   await expect401(u.access_token, 'deleted user');
 });
 

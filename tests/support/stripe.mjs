@@ -12,10 +12,12 @@ export function signature(body, { secret = SECRET, t = Math.floor(Date.now() / 1
 export const eventId = () => `evt_${randomBytes(8).toString('hex')}`;
 export const customerId = () => `cus_${randomBytes(6).toString('hex')}`;
 
-export function checkoutCompleted({ customer, userId, created = Math.floor(Date.now() / 1000), id = eventId() }) {
+/** A completed checkout naming the user as `client_reference_id` (`userId`, null: none) and/or `metadata.user_id`. */
+export function checkoutCompleted({ customer, userId = null, metadataUserId, created = Math.floor(Date.now() / 1000), id = eventId() }) {
+  const metadata = metadataUserId === undefined ? {} : { user_id: metadataUserId };
   return {
     id, object: 'event', type: 'checkout.session.completed', created, livemode: false,
-    data: { object: { id: `cs_${randomBytes(6).toString('hex')}`, object: 'checkout.session', customer, client_reference_id: userId, mode: 'subscription', status: 'complete' } },
+    data: { object: { id: `cs_${randomBytes(6).toString('hex')}`, object: 'checkout.session', customer, client_reference_id: userId, metadata, mode: 'subscription', status: 'complete' } },
   };
 }
 

@@ -40,6 +40,22 @@ pub struct UpdateMeRequest {
     pub current_password: Option<String>,
 }
 
+/// `DELETE /users/me`: the account goes only with its current password.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct DeleteMeRequest {
+    pub current_password: Option<String>,
+}
+
+impl DeleteMeRequest {
+    /// The current password, or 422 naming it.
+    pub fn current_password(&self) -> Result<&str, ApiError> {
+        self.current_password
+            .as_deref()
+            .ok_or_else(|| ApiError::validation("current_password is required to delete the account"))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct CreateKeyRequest {

@@ -10,7 +10,7 @@ use crate::llm::provider::Provider;
 use crate::llm::routing::Routes;
 use crate::password::MAX_ITERATIONS;
 use crate::plans::{Plans, DEFAULT_PLANS};
-use crate::throttle::LoginLimits;
+use crate::throttle::{LoginLimits, RegisterLimits};
 use std::fmt;
 
 /// Default request body cap: 1 MiB.
@@ -48,6 +48,7 @@ pub struct Config {
     pub refresh_token_ttl_seconds: u64,
     pub password_iterations: u32,
     pub login_limits: LoginLimits,
+    pub register_limits: RegisterLimits,
     pub conversation_limits: ConversationLimits,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
     pub cache_ttl_seconds: u64,
@@ -117,9 +118,17 @@ impl Config {
             number(&get, p, "PASSWORD_HASH_ITERATIONS", MAX_ITERATIONS.into(), 1_000, MAX_ITERATIONS.into()) as u32;
         let defaults = LoginLimits::default();
         let login_limits = LoginLimits {
-            per_email: number(&get, p, "LOGIN_MAX_FAILURES_PER_EMAIL", defaults.per_email.into(), 1, 1_000) as u32,
+            per_email_ip: number(&get, p, "LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP", defaults.per_email_ip.into(), 1, 1_000)
+                as u32,
             per_ip: number(&get, p, "LOGIN_MAX_FAILURES_PER_IP", defaults.per_ip.into(), 1, 100_000) as u32,
+            per_email: number(&get, p, "LOGIN_MAX_FAILURES_PER_EMAIL", defaults.per_email.into(), 1, 1_000) as u32,
+            email_delay_seconds: number(&get, p, "LOGIN_EMAIL_DELAY_SECONDS", defaults.email_delay_seconds, 1, 3_600),
             window_seconds: number(&get, p, "LOGIN_LOCKOUT_SECONDS", defaults.window_seconds, 1, 86_400),
+        };
+        let defaults = RegisterLimits::default();
+        let register_limits = RegisterLimits {
+            per_ip: number(&get, p, "REGISTER_MAX_PER_IP", defaults.per_ip.into(), 1, 1_000_000) as u32,
+            window_seconds: number(&get, p, "REGISTER_WINDOW_SECONDS", defaults.window_seconds, 1, 86_400),
         };
         let d = ConversationLimits::default();
         let conversation_limits = ConversationLimits {
@@ -209,6 +218,7 @@ impl Config {
             refresh_token_ttl_seconds,
             password_iterations,
             login_limits,
+            register_limits,
             conversation_limits,
             cache_ttl_seconds,
             gateway_cache_ttl_seconds,
@@ -323,6 +333,9 @@ mod tests {
         assert_eq!(bad.check().unwrap_err().variable, "PASSWORD_HASH_ITERATIONS");
         assert_eq!(bad.password_iterations, 100_000);
         assert_eq!(config(&[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")]).login_limits.per_email, 3);
+        assert_eq!(config(&[("LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP", "4")]).login_limits.per_email_ip, 4);
+        assert_eq!(c.register_limits, crate::throttle::RegisterLimits { per_ip: 10, window_seconds: 3600 });
+        assert_eq!(config(&[("REGISTER_MAX_PER_IP", "0")]).check().unwrap_err().variable, "REGISTER_MAX_PER_IP");
     }
 
     #[test]
