@@ -2,7 +2,7 @@
 //! stream events into the stored answer and its final status, and automatic titles.
 
 use crate::conversations::MessageView;
-use crate::llm::context::estimate_tokens;
+use crate::llm::context::{estimate_chars, estimate_tokens};
 use crate::llm::{StreamEvent, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -127,10 +127,13 @@ impl FinalStatus {
     }
 }
 
-/// Collects one upstream stream: the answer text, usage, and whether it ended properly.
+/// Collects one upstream stream: the answer text, the size of the other output, usage, and
+/// whether it ended properly.
 #[derive(Debug, Default)]
 pub struct Accumulator {
     pub text: String,
+    /// Characters of billed output that is not answer text (tool calls, reasoning).
+    other_output_chars: u64,
     usage: Option<Usage>,
     /// The upstream said it was done (`[DONE]`, `message_stop`) or gave a finish reason.
     pub finished: bool,
@@ -146,6 +149,7 @@ impl Accumulator {
                 self.text.push_str(&text);
                 return Some(text);
             }
+            StreamEvent::OtherOutput(other) => self.other_output_chars += other.chars().count() as u64,
             StreamEvent::Usage(u) => self.usage = Some(u),
             StreamEvent::Finish(_) | StreamEvent::Done => self.finished = true,
             StreamEvent::Error(message) => self.upstream_error = Some(message),
@@ -163,16 +167,25 @@ impl Accumulator {
         }
     }
 
-    /// Usage to store: the upstream's figures when it sent them, otherwise an estimate
-    /// (flagged) from the prompt estimate and the text received.
+    /// Estimated tokens of the output received: the answer text and the other output.
+    pub fn output_estimate(&self) -> u64 {
+        u64::from(estimate_tokens(&self.text)) + estimate_chars(self.other_output_chars)
+    }
+
+    /// Usage to store: each count as the upstream reported it, or else estimated (and then
+    /// flagged): the prompt by `prompt_estimate`, the output by what was received. A stream
+    /// that ended early keeps what the upstream had reported (Anthropic's input tokens come
+    /// first) and estimates the rest, so it is never free.
     pub fn final_usage(&self, prompt_estimate: u64) -> (Usage, bool) {
-        match self.usage {
-            Some(u) if u.prompt_tokens > 0 || u.completion_tokens > 0 => (u, false),
-            _ => (
-                Usage { prompt_tokens: prompt_estimate, completion_tokens: u64::from(estimate_tokens(&self.text)) },
-                true,
-            ),
-        }
+        let reported = self.usage.unwrap_or_default();
+        let output = self.output_estimate();
+        let prompt_estimated = reported.prompt_tokens == 0;
+        let output_estimated = reported.completion_tokens == 0 && output > 0;
+        let usage = Usage {
+            prompt_tokens: if prompt_estimated { prompt_estimate } else { reported.prompt_tokens },
+            completion_tokens: if output_estimated { output } else { reported.completion_tokens },
+        };
+        (usage, prompt_estimated || output_estimated)
     }
 }
 
@@ -280,6 +293,29 @@ mod tests {
         assert_eq!(acc.status(), FinalStatus::Error);
         assert_eq!(acc.malformed, 1);
         assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 4 }, true));
+    }
+
+    #[test]
+    fn tool_calls_and_reasoning_count_but_are_not_forwarded_as_text() {
+        let mut acc = Accumulator::default();
+        assert_eq!(acc.apply(StreamEvent::OtherOutput("get_weather".into())), None);
+        assert_eq!(acc.apply(StreamEvent::OtherOutput("{\"city\":\"Paris\"}".into())), None);
+        acc.apply(StreamEvent::Finish("tool_calls".into()));
+        assert_eq!(acc.text, "");
+        assert_eq!(acc.status(), FinalStatus::Complete);
+        // 11 + 16 characters: 7 tokens.
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 7 }, true));
+    }
+
+    #[test]
+    fn a_cut_stream_keeps_the_reported_prompt_and_estimates_the_output() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Usage(Usage { prompt_tokens: 25, completion_tokens: 0 }));
+        acc.apply(StreamEvent::Delta("twelve chars".into()));
+        assert_eq!(acc.status(), FinalStatus::Error);
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 3 }, true));
+        // Nothing at all arrived: the prompt estimate, never 0.
+        assert_eq!(Accumulator::default().final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 0 }, true));
     }
 
     #[test]

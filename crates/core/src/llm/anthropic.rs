@@ -21,7 +21,8 @@ pub(super) const CONVERSATION_START: &str = "(conversation start)";
 
 /// The events decoded; any other named event (`ping`, `content_block_start`, ...) is skipped
 /// without looking at its data.
-const DECODED_EVENTS: &[&str] = &["message_start", "content_block_delta", "message_delta", "message_stop", "error"];
+const DECODED_EVENTS: &[&str] =
+    &["message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error"];
 
 /// One turn of the `messages` array.
 #[derive(Serialize)]
@@ -97,6 +98,8 @@ struct Event {
     /// `message_start`'s message, read for its usage.
     message: Option<EventMessage>,
     delta: Option<EventDelta>,
+    /// `content_block_start`'s block, read for a tool call's name.
+    content_block: Option<Block>,
     usage: Option<Tokens>,
     error: Option<Value>,
 }
@@ -106,12 +109,15 @@ struct EventMessage {
     usage: Option<Tokens>,
 }
 
-/// A `content_block_delta`'s delta (type and text) or a `message_delta`'s (stop reason).
+/// A `content_block_delta`'s delta (type and text, tool input or thinking) or a
+/// `message_delta`'s (stop reason).
 #[derive(Deserialize)]
 struct EventDelta {
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
+    partial_json: Option<String>,
+    thinking: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -132,12 +138,24 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
             let usage = usage.as_ref();
             sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens))
         }
+        "content_block_start" => {
+            if let Some(name) = data.content_block.and_then(|b| b.name).filter(|n| !n.is_empty()) {
+                sink.push(StreamEvent::OtherOutput(name));
+            }
+        }
         "content_block_delta" => {
-            // Other delta types (tool input JSON, thinking) add no answer text.
-            if let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta {
-                if kind == "text_delta" && !text.is_empty() {
-                    sink.push(StreamEvent::Delta(text));
-                }
+            // Tool input JSON and thinking are billed output, but not answer text.
+            let Some(EventDelta { kind: Some(kind), text, partial_json, thinking, .. }) = data.delta else { return };
+            let (piece, answer) = match kind.as_str() {
+                "text_delta" => (text, true),
+                "input_json_delta" => (partial_json, false),
+                "thinking_delta" => (thinking, false),
+                _ => (None, false),
+            };
+            match piece.filter(|p| !p.is_empty()) {
+                Some(text) if answer => sink.push(StreamEvent::Delta(text)),
+                Some(other) => sink.push(StreamEvent::OtherOutput(other)),
+                None => {}
             }
         }
         "message_delta" => {
@@ -163,24 +181,39 @@ pub(super) struct Message {
     error: Option<Value>,
 }
 
-/// A content block: text, or a kind that adds no text (tool use, thinking).
+/// A content block: text, or billed output that is not answer text (a tool call's name and
+/// input, thinking).
 #[derive(Deserialize)]
 struct Block {
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+    thinking: Option<String>,
 }
 
-/// A `message` object: its text blocks concatenated, `stop_reason` and usage.
+impl Block {
+    /// Characters of billed output that are not answer text.
+    fn other_output_chars(&self) -> u64 {
+        let input = self.input.as_ref().map_or(0, |i| i.to_string().chars().count());
+        let texts = [&self.name, &self.thinking].into_iter().flatten().map(|t| t.chars().count());
+        (input + texts.sum::<usize>()) as u64
+    }
+}
+
+/// A `message` object: its text blocks concatenated, the size of its other blocks (tool use,
+/// thinking), `stop_reason` and usage.
 pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
     if let Some(error) = &body.error {
         return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
     let blocks = body.content.ok_or("upstream answer has no content")?;
-    let text =
-        blocks.into_iter().filter(|block| block.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
+    let (texts, others): (Vec<Block>, Vec<Block>) =
+        blocks.into_iter().partition(|block| block.kind.as_deref() == Some("text"));
     Ok(Completion {
-        text,
+        text: texts.into_iter().filter_map(|b| b.text).collect(),
+        other_output_chars: others.iter().map(Block::other_output_chars).sum(),
         usage: body.usage.map(|u| Usage {
             prompt_tokens: u.input_tokens.unwrap_or(0),
             completion_tokens: u.output_tokens.unwrap_or(0),

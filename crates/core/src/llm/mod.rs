@@ -64,6 +64,9 @@ pub struct Usage {
 pub enum StreamEvent {
     /// Text to append to the answer.
     Delta(String),
+    /// Output that is billed but is not answer text (tool-call names and arguments, reasoning,
+    /// refusals): counted for usage estimates, never shown as chat text.
+    OtherOutput(String),
     /// Usage so far, merged over everything the upstream reported (the last one wins).
     Usage(Usage),
     /// The finish/stop reason as the upstream names it (`stop`, `length`, `end_turn`, ...).
@@ -80,8 +83,18 @@ pub enum StreamEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,
+    /// Characters of billed output besides `text`: tool-call names and arguments, reasoning,
+    /// refusals (for an estimate when the upstream reports no usage).
+    pub other_output_chars: u64,
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+}
+
+impl Completion {
+    /// The answer's estimated output tokens: its text and its other output.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        u64::from(context::estimate_tokens(&self.text)) + context::estimate_chars(self.other_output_chars)
+    }
 }
 
 /// A message as OpenAI-style APIs take it: `{"role": .., "content": ..}`.
@@ -114,6 +127,16 @@ impl Counts {
 /// which serde_json always serializes: the empty fallback is never taken.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A value that should be a string, as text: the string itself, or else its JSON text (some
+/// compatible servers send tool arguments as an object).
+fn loose_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 /// The message of an `error` member: `"..."` or `{"message": "..."}`.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_text, json_object, to_json, wire_messages, Counts, WireMessage};
+use super::{error_text, json_object, loose_text, to_json, wire_messages, Counts, WireMessage};
 use super::{Completion, StreamEvent};
 
 /// A Chat Completions request body.
@@ -59,18 +59,54 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct ChunkChoice {
-    delta: Option<ChunkDelta>,
+    delta: Option<Output>,
     finish_reason: Option<String>,
 }
 
-/// Role, refusal and tool-call members are not read: they add no text.
-#[derive(Deserialize)]
-struct ChunkDelta {
+/// A delta or a whole message: the answer text, and the output that is billed without being
+/// answer text: refusals, reasoning (`reasoning_content` of DeepSeek-style APIs, `reasoning`
+/// of others) and tool calls (names and arguments).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Output {
     content: Option<String>,
+    refusal: Option<Value>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
+    tool_calls: Option<Vec<ToolCall>>,
+    /// The legacy single call.
+    function_call: Option<Function>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall {
+    function: Option<Function>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Function {
+    name: Option<Value>,
+    /// A string of JSON by the API; some compatible servers send the object itself.
+    arguments: Option<Value>,
+}
+
+impl Output {
+    /// The other output's pieces, as text, in the order named above.
+    fn other_pieces(self) -> impl Iterator<Item = String> {
+        let calls = self.tool_calls.unwrap_or_default().into_iter().filter_map(|c| c.function);
+        let functions = calls.chain(self.function_call).flat_map(|f| [f.name, f.arguments]);
+        [self.refusal, self.reasoning_content, self.reasoning]
+            .into_iter()
+            .chain(functions)
+            .flatten()
+            .map(loose_text)
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.
-/// Role-only deltas, refusals and tool calls add no text.
+/// Role-only deltas add nothing; refusals, reasoning and tool calls are other output.
 pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     let data = event.data.trim();
     if data == "[DONE]" {
@@ -83,8 +119,13 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
         return sink.error(error_text(error));
     }
     if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
-        if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
-            sink.push(StreamEvent::Delta(text));
+        if let Some(mut delta) = choice.delta {
+            if let Some(text) = delta.content.take().filter(|t| !t.is_empty()) {
+                sink.push(StreamEvent::Delta(text));
+            }
+            for piece in delta.other_pieces() {
+                sink.push(StreamEvent::OtherOutput(piece));
+            }
         }
         if let Some(reason) = choice.finish_reason {
             sink.push(StreamEvent::Finish(reason));
@@ -105,24 +146,22 @@ pub(super) struct Answer {
 
 #[derive(Deserialize)]
 struct AnswerChoice {
-    message: Option<AnswerMessage>,
+    message: Option<Output>,
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct AnswerMessage {
-    content: Option<String>,
-}
-
-/// A `chat.completion` object: the first choice's text (empty for tool calls), its finish
-/// reason and the usage.
+/// A `chat.completion` object: the first choice's text (empty for tool calls), the size of
+/// its other output (tool calls, reasoning), its finish reason and the usage.
 pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     if let Some(error) = &body.error {
         return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
     let choice = body.choices.and_then(|c| c.into_iter().next()).ok_or("upstream answer has no choices")?;
+    let mut message = choice.message.unwrap_or_default();
+    let text = message.content.take().unwrap_or_default();
     Ok(Completion {
-        text: choice.message.and_then(|m| m.content).unwrap_or_default(),
+        text,
+        other_output_chars: message.other_pieces().map(|p| p.chars().count() as u64).sum(),
         usage: body.usage.as_ref().map(Counts::usage),
         finish_reason: choice.finish_reason,
     })
