@@ -11,7 +11,6 @@ use crate::runtime::request::Header;
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
-use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::{request_id, ApiError};
@@ -37,7 +36,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
     let (req, chain) = read_call(cx).await?;
     let route = &chain[0];
-    let prompt_estimate = estimate_messages(&req.messages);
+    let prompt_estimate = req.prompt_estimate();
     let estimate = prompt_estimate + u64::from(req.max_tokens.unwrap_or(route.max_output_tokens));
     let counted = quota::Call::new(&route.name, estimate, req.stream)?;
     let admission = quota::admit(cx, &principal.user, counted).await?;

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{to_json, ChatMessage, Role, Usage};
 use crate::ApiError;
@@ -104,6 +105,20 @@ pub struct GatewayRequest {
     pub temperature: Option<Box<RawValue>>,
     /// The messages as text, for translation to other providers and token estimates.
     pub messages: Vec<ChatMessage>,
+    /// Estimated tokens of the billed prompt besides the messages' text: image and audio
+    /// parts, assistant tool calls, tool definitions, a `response_format` schema.
+    prompt_other_tokens: u64,
+}
+
+impl GatewayRequest {
+    /// The prompt's estimated tokens, for admission and for an upstream that reports no usage:
+    /// every message's text and framing ([`estimate_messages`]), each image part at
+    /// [`IMAGE_PART_TOKENS`], each audio part by its data ([`estimate_audio`]), other parts
+    /// (files, ...) and assistant tool calls by their JSON text, and the tool definitions and
+    /// a `json_schema` response format by their JSON text as sent (4 characters a token).
+    pub fn prompt_estimate(&self) -> u64 {
+        estimate_messages(&self.messages) + self.prompt_other_tokens
+    }
 }
 
 /// A JSON object whose members keep the client's bytes: each name and value as its raw text
@@ -124,10 +139,19 @@ impl RawObject {
         self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
     }
 
-    /// Member `name` read as a JSON value to be checked; `None` when absent. (Members passed
-    /// [`RawObject::check`]: a value that cannot be read here would be a 400 naming it.)
+    /// Member `name` read as a JSON value to be checked, in bounded memory ([`Slim`]: an
+    /// object's first members, an array's first items, nothing nested deeper); `None` when
+    /// absent. (Members passed [`RawObject::check`]: a value that cannot be read here would be
+    /// a 400 naming it.)
     fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
-        let value = self.get(name).map(|raw| serde_json::from_str(raw.get())).transpose();
+        self.checked_keeping(name, None)
+    }
+
+    /// [`RawObject::checked`], keeping of an object only the members named in `keep`.
+    fn checked_keeping(&self, name: &str, keep: Option<&[&str]>) -> Result<Option<Value>, OpenAiError> {
+        let read =
+            |raw: &RawValue| Slim { keep, top: true }.deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
+        let value = self.get(name).map(read).transpose();
         value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
     }
 
@@ -222,7 +246,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let messages = parse_messages(body.checked("messages")?)?;
+    let (messages, mut prompt_other_tokens) = parse_messages(body.get("messages"))?;
     let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
         match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
@@ -254,7 +278,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.checked("stream_options")? {
+    let include_usage = match body.checked_keeping("stream_options", Some(&["include_usage"]))? {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) if stream => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -282,11 +306,15 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
         return Err(OpenAiError::invalid("user", "user must be a string"));
     }
-    let has_tools = check_tools(&body)?;
-    match body.checked("response_format")? {
+    let (has_tools, tool_tokens) = check_tools(&body)?;
+    prompt_other_tokens += tool_tokens;
+    match body.checked_keeping("response_format", Some(&["type"]))? {
         None | Some(Value::Null) => {}
-        Some(Value::Object(o))
-            if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object" | "json_schema")) => {}
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_schema") => {
+            // The schema is part of the prompt the model is given.
+            prompt_other_tokens += body.get("response_format").map_or(0, json_text_tokens);
+        }
+        Some(Value::Object(o)) if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object")) => {}
         Some(_) => {
             return Err(OpenAiError::invalid(
                 "response_format",
@@ -306,6 +334,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         max_tokens,
         temperature,
         messages,
+        prompt_other_tokens,
     })
 }
 
@@ -374,64 +403,88 @@ fn unreadable(e: serde_json::Error) -> OpenAiError {
     OpenAiError { param: None, ..OpenAiError::invalid("", message) }
 }
 
-fn parse_messages(value: Option<Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
-    let Some(Value::Array(items)) = value else {
-        return Err(OpenAiError::invalid("messages", "messages must be an array of message objects"));
-    };
-    if items.is_empty() {
-        return Err(OpenAiError::invalid("messages", "messages must contain at least one message"));
+/// The messages' text (for translation and estimates) and the estimated tokens of the rest
+/// of what is billed in them, read message by message from the raw text: nothing is kept of a
+/// message but its text, so memory stays within the body's size.
+fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, u64), OpenAiError> {
+    let mut out = Vec::new();
+    let mut other_tokens = 0;
+    let read = for_each_element(raw.map_or("", RawValue::get), |i, item| {
+        let (message, tokens) = read_message(i, item)?;
+        out.push(message);
+        other_tokens += tokens;
+        Ok(())
+    })?;
+    match read {
+        None => Err(OpenAiError::invalid("messages", "messages must be an array of message objects")),
+        Some(0) => Err(OpenAiError::invalid("messages", "messages must contain at least one message")),
+        Some(_) => Ok((out, other_tokens)),
     }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let param = |field: &str| format!("messages[{i}].{field}");
-        let Value::Object(m) = item else {
-            return Err(OpenAiError::invalid(&format!("messages[{i}]"), "each message must be an object"));
-        };
-        let role = match m.get("role").and_then(Value::as_str) {
-            Some(r) if ROLES.contains(&r) => r,
-            _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
-        };
-        let text = match m.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => {
-                let mut text = String::new();
-                for part in parts {
-                    match part.get("type").and_then(Value::as_str) {
-                        Some("text") => match part.get("text").and_then(Value::as_str) {
-                            Some(t) => text.push_str(t),
-                            None => {
-                                return Err(OpenAiError::invalid(&param("content"), "a text part needs a text string"))
-                            }
-                        },
-                        Some(_) => {}
-                        None => return Err(OpenAiError::invalid(&param("content"), "each content part needs a type")),
-                    }
-                }
-                text
-            }
-            None | Some(Value::Null) if role == "assistant" => String::new(),
-            _ => {
-                return Err(OpenAiError::invalid(
-                    &param("content"),
-                    "content must be a string or an array of content parts",
-                ))
-            }
-        };
-        if role == "tool" && !m.get("tool_call_id").is_some_and(Value::is_string) {
-            return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
-        }
-        let role = match role {
-            "system" | "developer" => Role::System,
-            "assistant" => Role::Assistant,
-            _ => Role::User,
-        };
-        out.push(ChatMessage::new(role, text));
-    }
-    Ok(out)
 }
 
-fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
-    match body.checked("tool_choice")? {
+/// Message `i`: its role and text, and the estimated tokens of its other billed parts.
+fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiError> {
+    let param = |field: &str| format!("messages[{i}].{field}");
+    let names = ["role", "content", "tool_call_id", "tool_calls", "function_call", "name"];
+    let Some([role, content, tool_call_id, tool_calls, function_call, name]) = members(item.get(), names) else {
+        return Err(OpenAiError::invalid(&format!("messages[{i}]"), "each message must be an object"));
+    };
+    let role = match string(role) {
+        Some(r) if ROLES.contains(&&*r) => r,
+        _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
+    };
+    let mut other_tokens = 0;
+    let text = match content.map(|c| (first_byte(c.get()), c)) {
+        Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default().into_owned(),
+        Some((Some(b'['), c)) => read_parts(&param("content"), c, &mut other_tokens)?,
+        None | Some((Some(b'n'), _)) if role == "assistant" => String::new(),
+        _ => {
+            return Err(OpenAiError::invalid(
+                &param("content"),
+                "content must be a string or an array of content parts",
+            ))
+        }
+    };
+    if role == "tool" && !tool_call_id.is_some_and(|id| first_byte(id.get()) == Some(b'"')) {
+        return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
+    }
+    // An assistant's tool calls (names and arguments) are prompt the model reads again.
+    other_tokens += [tool_calls, function_call, name].into_iter().flatten().map(json_text_tokens).sum::<u64>();
+    let role = match &*role {
+        "system" | "developer" => Role::System,
+        "assistant" => Role::Assistant,
+        _ => Role::User,
+    };
+    Ok((ChatMessage::new(role, text), other_tokens))
+}
+
+/// A message's content parts: the text parts' text joined; the other parts' estimated tokens
+/// added to `other_tokens`.
+fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<String, OpenAiError> {
+    let mut text = String::new();
+    for_each_element(parts.get(), |_, part| {
+        let [kind, part_text, audio] = members(part.get(), ["type", "text", "input_audio"]).unwrap_or_default();
+        match string(kind).as_deref() {
+            Some("text") => match string(part_text) {
+                Some(t) => text.push_str(&t),
+                None => return Err(OpenAiError::invalid(param, "a text part needs a text string")),
+            },
+            Some("image_url" | "image" | "input_image") => *other_tokens += IMAGE_PART_TOKENS,
+            Some("input_audio") => {
+                let data = audio.and_then(|a| members(a.get(), ["data"])).and_then(|[data]| data);
+                *other_tokens += estimate_audio(string(data).map_or(0, |d| d.len() as u64));
+            }
+            Some(_) => *other_tokens += json_text_tokens(part),
+            None => return Err(OpenAiError::invalid(param, "each content part needs a type")),
+        }
+        Ok(())
+    })?;
+    Ok(text)
+}
+
+/// Whether the request offers tools, and their definitions' estimated tokens.
+fn check_tools(body: &RawObject) -> Result<(bool, u64), OpenAiError> {
+    match body.checked_keeping("tool_choice", Some(&["type"]))? {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
@@ -439,22 +492,213 @@ fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
             return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
         }
     }
-    let tools = match body.checked("tools")? {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::Array(t)) => t,
-        Some(_) => return Err(OpenAiError::invalid("tools", "tools must be an array")),
+    let tools = match body.get("tools") {
+        None => return Ok((false, 0)),
+        Some(raw) if first_byte(raw.get()) == Some(b'n') => return Ok((false, 0)),
+        Some(raw) => raw,
     };
-    for (i, tool) in tools.iter().enumerate() {
-        let named = tool.get("type").and_then(Value::as_str) == Some("function")
-            && tool.pointer("/function/name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        if !named {
+    let count = for_each_element(tools.get(), |i, tool| {
+        let [kind, function] = members(tool.get(), ["type", "function"]).unwrap_or_default();
+        let name = function.and_then(|f| members(f.get(), ["name"])).and_then(|[name]| name);
+        if string(kind).as_deref() != Some("function") || string(name).is_none_or(|n| n.is_empty()) {
             return Err(OpenAiError::invalid(
                 &format!("tools[{i}]"),
                 "each tool must be {\"type\":\"function\",\"function\":{\"name\":...}}",
             ));
         }
+        Ok(())
+    })?;
+    match count {
+        None => Err(OpenAiError::invalid("tools", "tools must be an array")),
+        Some(0) => Ok((false, 0)),
+        Some(_) => Ok((true, json_text_tokens(tools))),
     }
-    Ok(!tools.is_empty())
+}
+
+/// Estimated tokens of a JSON value by its text as sent (4 characters a token).
+fn json_text_tokens(raw: &RawValue) -> u64 {
+    estimate_chars(raw.get().chars().count() as u64)
+}
+
+/// The first byte of a JSON text, after whitespace: which kind of value it is.
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// A JSON string's value (borrowed when it has no escapes); `None` for any other value.
+fn string(raw: Option<&RawValue>) -> Option<std::borrow::Cow<'_, str>> {
+    let text = raw?.get();
+    if first_byte(text) != Some(b'"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(text) {
+        Ok(s) => Some(s.into()),
+        Err(_) => serde_json::from_str::<String>(text).ok().map(Into::into),
+    }
+}
+
+/// Hands each item of the JSON array `text`, as written, to `f` in order, keeping none of
+/// them; the number of items, or `None` when `text` is not an array. `f`'s first error stops
+/// the reading and is returned.
+fn for_each_element<'a>(
+    text: &'a str,
+    mut f: impl FnMut(usize, &'a RawValue) -> Result<(), OpenAiError>,
+) -> Result<Option<usize>, OpenAiError> {
+    struct Items<'f, F> {
+        f: &'f mut F,
+        failure: &'f mut Option<OpenAiError>,
+    }
+
+    impl<'de, F: FnMut(usize, &'de RawValue) -> Result<(), OpenAiError>> Visitor<'de> for Items<'_, F> {
+        type Value = usize;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                if let Err(e) = (self.f)(n, item) {
+                    *self.failure = Some(e);
+                    return Err(serde::de::Error::custom("stopped at a refused item"));
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    if first_byte(text) != Some(b'[') {
+        return Ok(None);
+    }
+    let mut failure = None;
+    let read = serde_json::Deserializer::from_str(text).deserialize_seq(Items { f: &mut f, failure: &mut failure });
+    match (read, failure) {
+        (_, Some(e)) => Err(e),
+        (Ok(n), None) => Ok(Some(n)),
+        (Err(e), None) => Err(unreadable(e)),
+    }
+}
+
+/// The members `names` of the JSON object `text`, each as written (a repeated name: its last
+/// value), the others skipped unread; `None` when `text` is not an object.
+fn members<'a, const N: usize>(text: &'a str, names: [&str; N]) -> Option<[Option<&'a RawValue>; N]> {
+    struct Named<'n, const N: usize>(&'n [&'n str; N]);
+
+    impl<'de, const N: usize> Visitor<'de> for Named<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = [None; N];
+            while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match self.0.iter().position(|n| *n == name) {
+                    Some(at) => found[at] = Some(map.next_value::<&'de RawValue>()?),
+                    None => map.next_value::<IgnoredAny>().map(drop)?,
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    if first_byte(text) != Some(b'{') {
+        return None;
+    }
+    serde_json::Deserializer::from_str(text).deserialize_map(Named(&names)).ok()
+}
+
+/// Most array items and object members a [`Slim`] value keeps: enough for every check (`stop`
+/// takes up to 4 strings, so a fifth shows there are too many).
+const SLIM_ITEMS: usize = 5;
+
+/// Most members of an object read whole by [`RawObject::checked`].
+const SLIM_MEMBERS: usize = 64;
+
+/// A JSON value read for its checks only, in bounded memory: scalars as they are; of the top
+/// array its first [`SLIM_ITEMS`] items, of the top object the members named in `keep` (or
+/// the first [`SLIM_MEMBERS`]); any array or object inside those is left empty.
+struct Slim<'k> {
+    keep: Option<&'k [&'k str]>,
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Slim<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Slim<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            if self.top && items.len() < SLIM_ITEMS {
+                match seq.next_element_seed(Slim { keep: Some(&[]), top: false })? {
+                    Some(item) => items.push(item),
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let wanted = match self.keep {
+                Some(keep) => keep.contains(&name.as_str()),
+                None => members.len() < SLIM_MEMBERS || members.contains_key(&name),
+            };
+            if self.top && wanted {
+                members.insert(name, map.next_value_seed(Slim { keep: Some(&[]), top: false })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 /// The body for an OpenAI-compatible upstream: the client's, byte for byte, with the routed
@@ -897,6 +1141,86 @@ mod tests {
         assert_eq!(r.messages[1], ChatMessage::new(Role::User, "ab"));
         assert_eq!(r.messages[2], ChatMessage::new(Role::Assistant, ""));
         assert_eq!(r.messages[3].role, Role::User);
+    }
+
+    #[test]
+    fn the_prompt_estimate_counts_every_billed_part() {
+        let plain = parse(base()).unwrap();
+        // "hi": 1 token and 4 of framing.
+        assert_eq!(plain.prompt_estimate(), 5);
+        let image =
+            json!([{ "type": "text", "text": "hi" }, { "type": "image_url", "image_url": { "url": "data:x" } }]);
+        let with_image = parse(with("messages", json!([{ "role": "user", "content": image }]))).unwrap();
+        assert_eq!(with_image.prompt_estimate(), 5 + IMAGE_PART_TOKENS);
+        let audio = json!([{ "type": "input_audio", "input_audio": { "data": "A".repeat(4000), "format": "mp3" } }]);
+        let with_audio = parse(with("messages", json!([{ "role": "user", "content": audio }]))).unwrap();
+        assert_eq!(with_audio.prompt_estimate(), 4 + 2);
+        let tools =
+            json!([{ "type": "function", "function": { "name": "get_weather", "parameters": { "type": "object" } } }]);
+        let tools_tokens = estimate_chars(tools.to_string().len() as u64);
+        assert_eq!(parse(with("tools", tools)).unwrap().prompt_estimate(), 5 + tools_tokens);
+        let schema = json!({ "type": "json_schema", "json_schema": { "name": "s", "schema": { "type": "object" } } });
+        let schema_tokens = estimate_chars(schema.to_string().len() as u64);
+        assert_eq!(parse(with("response_format", schema)).unwrap().prompt_estimate(), 5 + schema_tokens);
+        assert_eq!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().prompt_estimate(), 5);
+        let calls = json!([{ "id": "c1", "type": "function", "function": { "name": "f", "arguments": "{\"a\":1}" } }]);
+        let calls_tokens = estimate_chars(calls.to_string().len() as u64);
+        let turns = json!([
+            { "role": "user", "content": "hi" },
+            { "role": "assistant", "content": null, "tool_calls": calls },
+            { "role": "tool", "tool_call_id": "c1", "content": "42" } ]);
+        // 5 for the user, 4 + the calls for the assistant, 1 + 4 for the tool's answer.
+        assert_eq!(parse(with("messages", turns)).unwrap().prompt_estimate(), 5 + 4 + calls_tokens + 5);
+    }
+
+    #[test]
+    fn tiny_parts_by_the_thousand_are_read_one_at_a_time_with_the_same_answers() {
+        let many = |item: &str, n: usize| format!("[{}]", vec![item; n].join(","));
+        let body = |messages: &str| format!(r#"{{"model":"m","messages":{messages}}}"#);
+        let parts = format!(r#"[{{"role":"user","content":{}}}]"#, many("{}", 100_000));
+        let err = parse_request(body(&parts).as_bytes()).unwrap_err();
+        assert_eq!(
+            (err.param.as_deref(), err.message.as_str()),
+            (Some("messages[0].content"), "each content part needs a type")
+        );
+        let numbers = many("1", 100_000);
+        let err = parse_request(body(&numbers).as_bytes()).unwrap_err();
+        assert_eq!(
+            (err.param.as_deref(), err.message.as_str()),
+            (Some("messages[0]"), "each message must be an object")
+        );
+        let fine = many(r#"{"role":"user","content":[{"type":"text","text":"a"}]}"#, 10_000);
+        let r = parse_request(body(&fine).as_bytes()).unwrap();
+        assert_eq!((r.messages.len(), r.messages[9_999].content.as_str()), (10_000, "a"));
+        let stop = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"stop":{}}}"#,
+            many("\"s\"", 100_000)
+        );
+        assert_eq!(parse_request(stop.as_bytes()).unwrap_err().param.as_deref(), Some("stop"));
+        let tools =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"tools":{}}}"#, many("1", 100_000));
+        assert_eq!(parse_request(tools.as_bytes()).unwrap_err().param.as_deref(), Some("tools[0]"));
+    }
+
+    #[test]
+    fn message_members_are_read_like_json_values() {
+        // A repeated member keeps its last value; escaped names and values are decoded.
+        let v = br#"{"model":"m","messages":[{"role":"user","role":"assistant","content":null},{"r\u006fle":"user","content":"caf\u00e9"}]}"#;
+        let r = parse_request(v).unwrap();
+        assert_eq!(r.messages, [ChatMessage::new(Role::Assistant, ""), ChatMessage::new(Role::User, "café")]);
+        let tool_id = parse(with("messages", json!([{ "role": "tool", "tool_call_id": 5, "content": "x" }])));
+        assert_eq!(tool_id.unwrap_err().param.as_deref(), Some("messages[0].tool_call_id"));
+        let text = parse(with("messages", json!([{ "role": "user", "content": [{ "type": "text", "text": 1 }] }])));
+        assert_eq!(text.unwrap_err().message, "a text part needs a text string");
+        // The role is checked before the content, whatever their order.
+        let both = parse(with("messages", json!([{ "content": 5, "role": "x" }])));
+        assert_eq!(both.unwrap_err().param.as_deref(), Some("messages[0].role"));
+        let options = with("stream", json!(true));
+        let mut options = options;
+        options["stream_options"] = json!({ "x": [1, 2, 3], "include_usage": true });
+        assert!(parse(options).unwrap().include_usage);
+        assert!(parse(with("tool_choice", json!({ "function": { "name": "f" }, "type": "function" }))).is_ok());
+        assert!(parse(with("tools", json!([]))).is_ok_and(|r| !r.has_tools));
     }
 
     #[test]
