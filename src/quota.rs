@@ -133,6 +133,11 @@ pub async fn admit_with(
 }
 
 impl Admission {
+    /// The tokens reserved at admission.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
     /// The writes that replace the reservation by the tokens really used and free the stream
     /// slot, to batch with the call's other final writes.
     pub fn settle_statements(&self, db: &Db, used_tokens: u64) -> Result<Vec<D1PreparedStatement>, AppError> {

@@ -127,6 +127,45 @@ impl FinalStatus {
     }
 }
 
+/// How a call ended, as its usage record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettledStatus {
+    Complete,
+    /// The client left (or stopped the turn).
+    Cancelled,
+    /// The stream broke off or stalled after its first output.
+    Cut,
+    /// The upstream reported an error, or failed before any output.
+    Error,
+    /// A whole answer over the size limit: nothing of it is known.
+    TooLarge,
+    /// A whole answer that is not an answer of the provider's format.
+    Undecodable,
+}
+
+impl SettledStatus {
+    /// The usage record's `status`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Cancelled => "cancelled",
+            Self::Cut => "cut",
+            Self::Error => "error",
+            Self::TooLarge => "too_large",
+            Self::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// What a call is billed and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub status: SettledStatus,
+    pub usage: Usage,
+    /// Some count is an estimate (the upstream reported none).
+    pub estimated: bool,
+}
+
 /// Collects one upstream stream: the answer text, the size of the other output, usage, and
 /// whether it ended properly.
 #[derive(Debug, Default)]
@@ -177,15 +216,36 @@ impl Accumulator {
     /// that ended early keeps what the upstream had reported (Anthropic's input tokens come
     /// first) and estimates the rest, so it is never free.
     pub fn final_usage(&self, prompt_estimate: u64) -> (Usage, bool) {
-        let reported = self.usage.unwrap_or_default();
-        let output = self.output_estimate();
-        let prompt_estimated = reported.prompt_tokens == 0;
-        let output_estimated = reported.completion_tokens == 0 && output > 0;
-        let usage = Usage {
-            prompt_tokens: if prompt_estimated { prompt_estimate } else { reported.prompt_tokens },
-            completion_tokens: if output_estimated { output } else { reported.completion_tokens },
+        let estimate = Usage { prompt_tokens: prompt_estimate, completion_tokens: self.output_estimate() };
+        Usage::reported_or(self.usage, estimate)
+    }
+
+    /// Nothing of an answer arrived: no text, no other output, no usage.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.other_output_chars == 0 && self.usage.is_none()
+    }
+
+    /// How a stream from a model that answered is billed: `gone` when the client left, `failed`
+    /// when the stream broke off, stalled or reported an error.
+    ///
+    /// A client leaving pays for what arrived and at least the prompt; a stream cut after its
+    /// first output pays the same (`cut`); an upstream that failed before any output is billed
+    /// like a connection that failed: nothing.
+    pub fn settle(&self, prompt_estimate: u64, gone: bool, failed: bool) -> Settlement {
+        let status = if gone {
+            SettledStatus::Cancelled
+        } else if !failed {
+            SettledStatus::Complete
+        } else if self.upstream_error.is_some() || self.is_empty() {
+            SettledStatus::Error
+        } else {
+            SettledStatus::Cut
         };
-        (usage, prompt_estimated || output_estimated)
+        if status == SettledStatus::Error && self.is_empty() {
+            return Settlement { status, usage: Usage::default(), estimated: false };
+        }
+        let (usage, estimated) = self.final_usage(prompt_estimate);
+        Settlement { status, usage, estimated }
     }
 }
 
@@ -316,6 +376,46 @@ mod tests {
         assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 3 }, true));
         // Nothing at all arrived: the prompt estimate, never 0.
         assert_eq!(Accumulator::default().final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 0 }, true));
+    }
+
+    #[test]
+    fn a_call_that_ended_early_is_never_free_unless_nothing_came() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Delta("partial".into()));
+        let cut = acc.settle(10, false, true);
+        assert_eq!(
+            (cut.status, cut.usage, cut.estimated),
+            (SettledStatus::Cut, Usage { prompt_tokens: 10, completion_tokens: 2 }, true)
+        );
+        let left = acc.settle(10, true, false);
+        assert_eq!((left.status, left.usage.total()), (SettledStatus::Cancelled, 12));
+        // A client leaving before any output still pays for the prompt.
+        let early = Accumulator::default().settle(10, true, false);
+        assert_eq!((early.status, early.usage.total()), (SettledStatus::Cancelled, 10));
+        // An upstream failing before any output is a failed connection: nothing.
+        let silent = Accumulator::default().settle(10, false, true);
+        assert_eq!((silent.status, silent.usage.total(), silent.estimated), (SettledStatus::Error, 0, false));
+        let mut reported = Accumulator::default();
+        reported.apply(StreamEvent::Delta("partial".into()));
+        reported.apply(StreamEvent::Error("overloaded".into()));
+        assert_eq!(reported.settle(10, false, true).status, SettledStatus::Error);
+        assert_eq!(reported.settle(10, false, true).usage.total(), 12);
+        let mut done = Accumulator::default();
+        done.apply(StreamEvent::Usage(Usage { prompt_tokens: 3, completion_tokens: 1 }));
+        let complete = done.settle(10, false, false);
+        assert_eq!((complete.status, complete.usage.total(), complete.estimated), (SettledStatus::Complete, 4, false));
+    }
+
+    #[test]
+    fn reported_counts_win_and_missing_ones_are_estimated() {
+        let estimate = Usage { prompt_tokens: 10, completion_tokens: 5 };
+        assert_eq!(Usage::reported_or(None, estimate), (estimate, true));
+        let reported = Usage { prompt_tokens: 3, completion_tokens: 2 };
+        assert_eq!(Usage::reported_or(Some(reported), estimate), (reported, false));
+        let zero = Usage::default();
+        assert_eq!(Usage::reported_or(Some(zero), estimate), (estimate, true), "an empty usage object is none");
+        let empty_answer = Usage { prompt_tokens: 10, completion_tokens: 0 };
+        assert_eq!(Usage::reported_or(Some(Usage { prompt_tokens: 3, completion_tokens: 0 }), empty_answer).1, false);
     }
 
     #[test]

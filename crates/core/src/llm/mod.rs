@@ -59,6 +59,28 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+impl Usage {
+    /// Prompt and completion tokens together.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    /// Each count as the upstream `reported` it, or else (absent, or 0 where something was
+    /// estimated) the `estimate`'s; and whether any count was estimated. So an upstream that
+    /// reports nothing, or only the prompt (a stream cut after Anthropic's `message_start`),
+    /// never makes a call free.
+    pub fn reported_or(reported: Option<Usage>, estimate: Usage) -> (Usage, bool) {
+        let reported = reported.unwrap_or_default();
+        let prompt_estimated = reported.prompt_tokens == 0 && estimate.prompt_tokens > 0;
+        let output_estimated = reported.completion_tokens == 0 && estimate.completion_tokens > 0;
+        let usage = Usage {
+            prompt_tokens: if prompt_estimated { estimate.prompt_tokens } else { reported.prompt_tokens },
+            completion_tokens: if output_estimated { estimate.completion_tokens } else { reported.completion_tokens },
+        };
+        (usage, prompt_estimated || output_estimated)
+    }
+}
+
 /// What a stream decoder makes of the upstream's events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
