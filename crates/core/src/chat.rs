@@ -217,7 +217,14 @@ impl Accumulator {
     /// first) and estimates the rest, so it is never free.
     pub fn final_usage(&self, prompt_estimate: u64) -> (Usage, bool) {
         let estimate = Usage { prompt_tokens: prompt_estimate, completion_tokens: self.output_estimate() };
-        Usage::reported_or(self.usage, estimate)
+        let (mut usage, mut estimated) = Usage::reported_or(self.usage, estimate);
+        // Before its end a stream's reported output is partial (Anthropic's `message_start`
+        // says 1): what arrived counts when it is more.
+        if !self.finished && estimate.completion_tokens > usage.completion_tokens {
+            usage.completion_tokens = estimate.completion_tokens;
+            estimated = true;
+        }
+        (usage, estimated)
     }
 
     /// Nothing of an answer arrived: no text, no other output, no usage.
@@ -370,10 +377,13 @@ mod tests {
     #[test]
     fn a_cut_stream_keeps_the_reported_prompt_and_estimates_the_output() {
         let mut acc = Accumulator::default();
-        acc.apply(StreamEvent::Usage(Usage { prompt_tokens: 25, completion_tokens: 0 }));
+        acc.apply(StreamEvent::Usage(Usage { prompt_tokens: 25, completion_tokens: 1 }));
         acc.apply(StreamEvent::Delta("twelve chars".into()));
         assert_eq!(acc.status(), FinalStatus::Error);
         assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 3 }, true));
+        // Once finished, the upstream's count is final, even below the estimate.
+        acc.apply(StreamEvent::Done);
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 1 }, false));
         // Nothing at all arrived: the prompt estimate, never 0.
         assert_eq!(Accumulator::default().final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 0 }, true));
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -139,20 +139,15 @@ impl RawObject {
         self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
     }
 
-    /// Member `name` read as a JSON value to be checked, in bounded memory ([`Slim`]: an
-    /// object's first members, an array's first items, nothing nested deeper); `None` when
-    /// absent. (Members passed [`RawObject::check`]: a value that cannot be read here would be
-    /// a 400 naming it.)
+    /// Member `name` read as a JSON value to be checked, in bounded memory ([`slim`]: an
+    /// array's first items, no object members); `None` when absent.
     fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
-        self.checked_keeping(name, None)
+        self.checked_keeping(name, &[])
     }
 
-    /// [`RawObject::checked`], keeping of an object only the members named in `keep`.
-    fn checked_keeping(&self, name: &str, keep: Option<&[&str]>) -> Result<Option<Value>, OpenAiError> {
-        let read =
-            |raw: &RawValue| Slim { keep, top: true }.deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
-        let value = self.get(name).map(read).transpose();
-        value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
+    /// [`RawObject::checked`], keeping of an object its members named in `keep` (at most 4).
+    fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
+        Ok(self.get(name).map(|raw| slim(raw.get(), keep)))
     }
 
     /// Reads every member whole, the way serde_json reads a value it keeps: raw values are
@@ -278,7 +273,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.checked_keeping("stream_options", Some(&["include_usage"]))? {
+    let include_usage = match body.checked_keeping("stream_options", &["include_usage"])? {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) if stream => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -308,7 +303,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     }
     let (has_tools, tool_tokens) = check_tools(&body)?;
     prompt_other_tokens += tool_tokens;
-    match body.checked_keeping("response_format", Some(&["type"]))? {
+    match body.checked_keeping("response_format", &["type"])? {
         None | Some(Value::Null) => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_schema") => {
             // The schema is part of the prompt the model is given.
@@ -484,7 +479,7 @@ fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<S
 
 /// Whether the request offers tools, and their definitions' estimated tokens.
 fn check_tools(body: &RawObject) -> Result<(bool, u64), OpenAiError> {
-    match body.checked_keeping("tool_choice", Some(&["type"]))? {
+    match body.checked_keeping("tool_choice", &["type"])? {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
@@ -544,21 +539,28 @@ fn for_each_element<'a>(
     text: &'a str,
     mut f: impl FnMut(usize, &'a RawValue) -> Result<(), OpenAiError>,
 ) -> Result<Option<usize>, OpenAiError> {
-    struct Items<'f, F> {
-        f: &'f mut F,
+    each_item(text, &mut f)
+}
+
+/// [`for_each_element`], compiled once.
+type ItemFn<'f, 'a> = dyn FnMut(usize, &'a RawValue) -> Result<(), OpenAiError> + 'f;
+
+fn each_item<'a>(text: &'a str, f: &mut ItemFn<'_, 'a>) -> Result<Option<usize>, OpenAiError> {
+    struct Items<'f, 'g, 'a> {
+        f: &'f mut ItemFn<'g, 'a>,
         failure: &'f mut Option<OpenAiError>,
     }
 
-    impl<'de, F: FnMut(usize, &'de RawValue) -> Result<(), OpenAiError>> Visitor<'de> for Items<'_, F> {
+    impl<'a> Visitor<'a> for Items<'_, '_, 'a> {
         type Value = usize;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON array")
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<usize, A::Error> {
             let mut n = 0;
-            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            while let Some(item) = seq.next_element::<&'a RawValue>()? {
                 if let Err(e) = (self.f)(n, item) {
                     *self.failure = Some(e);
                     return Err(serde::de::Error::custom("stopped at a refused item"));
@@ -573,7 +575,7 @@ fn for_each_element<'a>(
         return Ok(None);
     }
     let mut failure = None;
-    let read = serde_json::Deserializer::from_str(text).deserialize_seq(Items { f: &mut f, failure: &mut failure });
+    let read = serde_json::Deserializer::from_str(text).deserialize_seq(Items { f, failure: &mut failure });
     match (read, failure) {
         (_, Some(e)) => Err(e),
         (Ok(n), None) => Ok(Some(n)),
@@ -584,120 +586,78 @@ fn for_each_element<'a>(
 /// The members `names` of the JSON object `text`, each as written (a repeated name: its last
 /// value), the others skipped unread; `None` when `text` is not an object.
 fn members<'a, const N: usize>(text: &'a str, names: [&str; N]) -> Option<[Option<&'a RawValue>; N]> {
-    struct Named<'n, const N: usize>(&'n [&'n str; N]);
+    let mut found = [None; N];
+    named_members(text, &names, &mut found).then_some(found)
+}
 
-    impl<'de, const N: usize> Visitor<'de> for Named<'_, N> {
-        type Value = [Option<&'de RawValue>; N];
+/// [`members`], compiled once: fills `found` (as long as `names`); false when `text` is not
+/// an object.
+fn named_members<'a>(text: &'a str, names: &[&str], found: &mut [Option<&'a RawValue>]) -> bool {
+    struct Named<'n, 'f, 'a> {
+        names: &'n [&'n str],
+        found: &'f mut [Option<&'a RawValue>],
+    }
+
+    impl<'a> Visitor<'a> for Named<'_, '_, 'a> {
+        type Value = ();
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON object")
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = [None; N];
-            while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                match self.0.iter().position(|n| *n == name) {
-                    Some(at) => found[at] = Some(map.next_value::<&'de RawValue>()?),
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(name) = map.next_key::<std::borrow::Cow<'a, str>>()? {
+                match self.names.iter().position(|n| *n == name).and_then(|at| self.found.get_mut(at)) {
+                    Some(slot) => *slot = Some(map.next_value::<&'a RawValue>()?),
                     None => map.next_value::<IgnoredAny>().map(drop)?,
                 }
             }
-            Ok(found)
+            Ok(())
         }
     }
 
-    if first_byte(text) != Some(b'{') {
-        return None;
-    }
-    serde_json::Deserializer::from_str(text).deserialize_map(Named(&names)).ok()
+    first_byte(text) == Some(b'{')
+        && serde_json::Deserializer::from_str(text).deserialize_map(Named { names, found }).is_ok()
 }
 
-/// Most array items and object members a [`Slim`] value keeps: enough for every check (`stop`
-/// takes up to 4 strings, so a fifth shows there are too many).
-const SLIM_ITEMS: usize = 5;
+/// Most array items a checked value keeps: enough for every check (`stop` takes up to 4
+/// strings, so a fifth shows there are too many).
+const CHECKED_ITEMS: usize = 5;
 
-/// Most members of an object read whole by [`RawObject::checked`].
-const SLIM_MEMBERS: usize = 64;
-
-/// A JSON value read for its checks only, in bounded memory: scalars as they are; of the top
-/// array its first [`SLIM_ITEMS`] items, of the top object the members named in `keep` (or
-/// the first [`SLIM_MEMBERS`]); any array or object inside those is left empty.
-struct Slim<'k> {
-    keep: Option<&'k [&'k str]>,
-    top: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Slim<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
+/// The JSON value `text` as far as the checks read it, in bounded memory: a scalar as it is;
+/// of an array its first [`CHECKED_ITEMS`] items, of an object its members named in `keep`,
+/// each a scalar or else left an empty array or object.
+fn slim(text: &str, keep: &[&str]) -> Value {
+    fn scalar(text: &str) -> Value {
+        match first_byte(text) {
+            Some(b'[') => Value::Array(Vec::new()),
+            Some(b'{') => Value::Object(serde_json::Map::new()),
+            // The body passed `RawObject::check`: every value reads.
+            _ => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
     }
-}
-
-impl<'de> Visitor<'de> for Slim<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        loop {
-            if self.top && items.len() < SLIM_ITEMS {
-                match seq.next_element_seed(Slim { keep: Some(&[]), top: false })? {
-                    Some(item) => items.push(item),
-                    None => break,
+    match first_byte(text) {
+        Some(b'[') => {
+            let mut items = Vec::new();
+            let _ = for_each_element(text, |_, item| {
+                if items.len() < CHECKED_ITEMS {
+                    items.push(scalar(item.get()));
                 }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
-                break;
-            }
+                Ok(())
+            });
+            Value::Array(items)
         }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = serde_json::Map::new();
-        while let Some(name) = map.next_key::<String>()? {
-            let wanted = match self.keep {
-                Some(keep) => keep.contains(&name.as_str()),
-                None => members.len() < SLIM_MEMBERS || members.contains_key(&name),
-            };
-            if self.top && wanted {
-                members.insert(name, map.next_value_seed(Slim { keep: Some(&[]), top: false })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+        Some(b'{') => {
+            let mut found = [None; 4];
+            let found = found.get_mut(..keep.len()).unwrap_or_default();
+            named_members(text, keep, found);
+            let members = keep
+                .iter()
+                .zip(found.iter())
+                .filter_map(|(name, raw)| Some(((*name).to_owned(), scalar((*raw)?.get()))));
+            Value::Object(members.collect())
         }
-        Ok(Value::Object(members))
+        _ => scalar(text),
     }
 }
 
