@@ -430,7 +430,7 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
     };
     let mut other_tokens = 0;
     let text = match content.map(|c| (first_byte(c.get()), c)) {
-        Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default().into_owned(),
+        Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default(),
         Some((Some(b'['), c)) => read_parts(&param("content"), c, &mut other_tokens)?,
         None | Some((Some(b'n'), _)) if role == "assistant" => String::new(),
         _ => {
@@ -520,16 +520,10 @@ fn first_byte(text: &str) -> Option<u8> {
     text.bytes().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// A JSON string's value (borrowed when it has no escapes); `None` for any other value.
-fn string(raw: Option<&RawValue>) -> Option<std::borrow::Cow<'_, str>> {
+/// A JSON string's value; `None` for any other value.
+fn string(raw: Option<&RawValue>) -> Option<String> {
     let text = raw?.get();
-    if first_byte(text) != Some(b'"') {
-        return None;
-    }
-    match serde_json::from_str::<&str>(text) {
-        Ok(s) => Some(s.into()),
-        Err(_) => serde_json::from_str::<String>(text).ok().map(Into::into),
-    }
+    (first_byte(text) == Some(b'"')).then(|| serde_json::from_str(text).ok()).flatten()
 }
 
 /// Hands each item of the JSON array `text`, as written, to `f` in order, keeping none of
@@ -651,11 +645,13 @@ fn slim(text: &str, keep: &[&str]) -> Value {
             let mut found = [None; 4];
             let found = found.get_mut(..keep.len()).unwrap_or_default();
             named_members(text, keep, found);
-            let members = keep
-                .iter()
-                .zip(found.iter())
-                .filter_map(|(name, raw)| Some(((*name).to_owned(), scalar((*raw)?.get()))));
-            Value::Object(members.collect())
+            let mut members = serde_json::Map::new();
+            for (name, raw) in keep.iter().zip(found.iter()) {
+                if let Some(raw) = raw {
+                    members.insert((*name).to_owned(), scalar(raw.get()));
+                }
+            }
+            Value::Object(members)
         }
         _ => scalar(text),
     }

@@ -99,7 +99,7 @@ struct Event {
     message: Option<EventMessage>,
     delta: Option<EventDelta>,
     /// `content_block_start`'s block, read for a tool call's name.
-    content_block: Option<Block>,
+    content_block: Option<Value>,
     usage: Option<Tokens>,
     error: Option<Value>,
 }
@@ -139,8 +139,9 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
             sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens))
         }
         "content_block_start" => {
-            if let Some(name) = data.content_block.and_then(|b| b.name).filter(|n| !n.is_empty()) {
-                sink.push(StreamEvent::OtherOutput(name));
+            let name = data.content_block.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str);
+            if let Some(name) = name.filter(|n| !n.is_empty()) {
+                sink.push(StreamEvent::OtherOutput(name.to_owned()));
             }
         }
         "content_block_delta" => {
@@ -196,7 +197,7 @@ struct Block {
 impl Block {
     /// Characters of billed output that are not answer text.
     fn other_output_chars(&self) -> u64 {
-        let input = self.input.as_ref().map_or(0, |i| i.to_string().chars().count());
+        let input = self.input.as_ref().map_or(0, |i| super::json_text(i).chars().count());
         let texts = [&self.name, &self.thinking].into_iter().flatten().map(|t| t.chars().count());
         (input + texts.sum::<usize>()) as u64
     }

@@ -157,8 +157,14 @@ fn loose_text(value: Value) -> String {
     match value {
         Value::String(s) => s,
         Value::Null => String::new(),
-        other => other.to_string(),
+        other => json_text(&other),
     }
+}
+
+/// `value` as JSON text (through the byte writer the rest of the crate uses: `to_string`
+/// would compile the serializer once more).
+fn json_text(value: &Value) -> String {
+    String::from_utf8(serde_json::to_vec(value).unwrap_or_default()).unwrap_or_default()
 }
 
 /// The message of an `error` member: `"..."` or `{"message": "..."}`.

@@ -65,7 +65,8 @@ struct ChunkChoice {
 
 /// A delta or a whole message: the answer text, and the output that is billed without being
 /// answer text: refusals, reasoning (`reasoning_content` of DeepSeek-style APIs, `reasoning`
-/// of others) and tool calls (names and arguments).
+/// of others) and tool calls (names and arguments), read as plain JSON values (a derived
+/// struct per nesting level would cost the wasm more than walking them).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Output {
@@ -73,35 +74,28 @@ struct Output {
     refusal: Option<Value>,
     reasoning_content: Option<Value>,
     reasoning: Option<Value>,
-    tool_calls: Option<Vec<ToolCall>>,
-    /// The legacy single call.
-    function_call: Option<Function>,
-}
-
-#[derive(Deserialize)]
-struct ToolCall {
-    function: Option<Function>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Function {
-    name: Option<Value>,
-    /// A string of JSON by the API; some compatible servers send the object itself.
-    arguments: Option<Value>,
+    /// `[{"function": {"name", "arguments"}}]`.
+    tool_calls: Option<Value>,
+    /// The legacy single call: `{"name", "arguments"}`.
+    function_call: Option<Value>,
 }
 
 impl Output {
-    /// The other output's pieces, as text, in the order named above.
-    fn other_pieces(self) -> impl Iterator<Item = String> {
-        let calls = self.tool_calls.unwrap_or_default().into_iter().filter_map(|c| c.function);
-        let functions = calls.chain(self.function_call).flat_map(|f| [f.name, f.arguments]);
-        [self.refusal, self.reasoning_content, self.reasoning]
-            .into_iter()
-            .chain(functions)
-            .flatten()
-            .map(loose_text)
-            .filter(|t| !t.is_empty())
+    /// The other output's pieces, as text, in the order named above (empty ones left out).
+    fn other_pieces(self) -> Vec<String> {
+        let mut functions = Vec::new();
+        if let Some(Value::Array(calls)) = self.tool_calls {
+            for mut call in calls {
+                functions.extend(call.get_mut("function").map(Value::take));
+            }
+        }
+        functions.extend(self.function_call);
+        let mut pieces = vec![self.refusal, self.reasoning_content, self.reasoning];
+        for mut function in functions {
+            pieces.push(function.get_mut("name").map(Value::take));
+            pieces.push(function.get_mut("arguments").map(Value::take));
+        }
+        pieces.into_iter().flatten().map(loose_text).filter(|t| !t.is_empty()).collect()
     }
 }
 
@@ -161,7 +155,7 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     let text = message.content.take().unwrap_or_default();
     Ok(Completion {
         text,
-        other_output_chars: message.other_pieces().map(|p| p.chars().count() as u64).sum(),
+        other_output_chars: message.other_pieces().iter().map(|p| p.chars().count() as u64).sum(),
         usage: body.usage.as_ref().map(Counts::usage),
         finish_reason: choice.finish_reason,
     })

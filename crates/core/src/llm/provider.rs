@@ -321,18 +321,6 @@ mod tests {
     }
 
     #[test]
-    fn workers_ai_tool_calls_are_other_output() {
-        let outcome = decode_pieces(
-            Provider::WorkersAi,
-            &[b"data: {\"response\":\"\",\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}\n\ndata: {\"response\":\"\",\"tool_calls\":[]}\n\n"],
-        );
-        assert_eq!(outcome.other, r#"[{"arguments":{"a":1},"name":"f"}]|"#);
-        let answer = br#"{"result":{"response":null,"tool_calls":[{"name":"f","arguments":{}}]}}"#;
-        let decoded = decode_completion(Provider::WorkersAi, answer).unwrap();
-        assert_eq!((decoded.text.as_str(), decoded.other_output_chars), ("", 29));
-    }
-
-    #[test]
     fn whole_answers_count_tool_calls_and_thinking() {
         let fixture: &[u8] = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}],"reasoning_content":"Ask."},"finish_reason":"tool_calls"}]}"#;
         let decoded = decode_completion(Provider::OpenAi, fixture).unwrap();

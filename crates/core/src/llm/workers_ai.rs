@@ -1,5 +1,6 @@
 //! The Cloudflare Workers AI text-generation format, as the `AI` binding takes and returns
-//! it: input object, `{"response": ..}` stream events and answers, error bodies.
+//! it: input object, `{"response": ..}` stream events and answers, error bodies. No tools are
+//! ever sent to it, so its answers are text only.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -34,27 +35,19 @@ pub(super) fn build(req: &ChatRequest) -> UpstreamRequest {
     UpstreamRequest { path: req.model.to_owned(), headers: Vec::new(), body: to_json(&input) }
 }
 
-/// Text, tool calls and usage: a stream event, a binding answer, or a REST answer's `result`.
+/// Text and usage: a stream event, a binding answer, or a REST answer's `result`.
 #[derive(Deserialize)]
 struct Text {
     response: Option<String>,
-    tool_calls: Option<Value>,
     usage: Option<Counts>,
 }
 
-/// A stream event: text, tool calls and usage, or an error.
+/// A stream event: text and usage, or an error.
 #[derive(Deserialize)]
 struct Event {
     response: Option<String>,
-    /// Billed output, not answer text: counted by its JSON text.
-    tool_calls: Option<Value>,
     usage: Option<Counts>,
     error: Option<Value>,
-}
-
-/// Tool calls as the text they are counted by; `None` when there are none.
-fn tool_call_text(calls: Option<Value>) -> Option<String> {
-    calls.filter(|c| !c.is_null() && c.as_array().is_none_or(|a| !a.is_empty())).map(|c| c.to_string())
 }
 
 /// One `data:` event: `{"response": "text", "usage": {..}?}` or `[DONE]`. The stream names no
@@ -73,9 +66,6 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     if let Some(text) = chunk.response.filter(|t| !t.is_empty()) {
         sink.push(StreamEvent::Delta(text));
     }
-    if let Some(calls) = tool_call_text(chunk.tool_calls) {
-        sink.push(StreamEvent::OtherOutput(calls));
-    }
     if let Some(usage) = chunk.usage {
         sink.usage(usage.prompt_tokens, usage.completion_tokens);
     }
@@ -86,7 +76,6 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
 #[derive(Deserialize)]
 pub(super) struct Answer {
     response: Option<String>,
-    tool_calls: Option<Value>,
     usage: Option<Counts>,
     result: Option<Text>,
     errors: Option<Vec<Value>>,
@@ -103,16 +92,9 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
             .or_else(|| body.error.as_ref().and_then(error_text));
         return Err(message.unwrap_or("upstream reported an error").to_owned());
     }
-    let bare = Text { response: body.response, tool_calls: body.tool_calls, usage: body.usage };
-    let Text { response, tool_calls, usage } = body.result.unwrap_or(bare);
-    let other_output_chars = tool_call_text(tool_calls).map_or(0, |t| t.chars().count() as u64);
-    // A tool-call answer may have no text.
-    let text = match (response, other_output_chars) {
-        (Some(text), _) => text,
-        (None, 1..) => String::new(),
-        (None, 0) => return Err("upstream answer has no response".into()),
-    };
-    Ok(Completion { text, other_output_chars, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
+    let Text { response, usage } = body.result.unwrap_or(Text { response: body.response, usage: body.usage });
+    let text = response.ok_or("upstream answer has no response")?;
+    Ok(Completion { text, other_output_chars: 0, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
 }
 
 /// The message of a REST error body (`{"errors": [{"message": ..}]}`) or an `error` member.
