@@ -425,7 +425,7 @@ mod tests {
         let zero = Usage::default();
         assert_eq!(Usage::reported_or(Some(zero), estimate), (estimate, true), "an empty usage object is none");
         let empty_answer = Usage { prompt_tokens: 10, completion_tokens: 0 };
-        assert_eq!(Usage::reported_or(Some(Usage { prompt_tokens: 3, completion_tokens: 0 }), empty_answer).1, false);
+        assert!(!Usage::reported_or(Some(Usage { prompt_tokens: 3, completion_tokens: 0 }), empty_answer).1);
     }
 
     #[test]

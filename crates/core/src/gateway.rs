@@ -440,7 +440,7 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
             ))
         }
     };
-    if role == "tool" && !tool_call_id.is_some_and(|id| first_byte(id.get()) == Some(b'"')) {
+    if role == "tool" && tool_call_id.is_none_or(|id| first_byte(id.get()) != Some(b'"')) {
         return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
     }
     // An assistant's tool calls (names and arguments) are prompt the model reads again.
