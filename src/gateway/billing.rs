@@ -21,55 +21,41 @@ pub(super) struct Billing {
     pub prompt_estimate: u64,
 }
 
-/// What a call cost and how it ended.
+/// What a call cost and how it ended. The status also decides what is charged when the
+/// counted usage says too little ([`Billing::close`]).
 pub(super) struct Outcome {
     pub status: &'static str,
     pub usage: Usage,
     pub estimated: bool,
-    charge: Charge,
-}
-
-/// What a call that reached a model is charged, beyond the usage it counted.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Charge {
-    /// Its usage as counted.
-    Counted,
-    /// Its usage, or the prompt estimate when it counted none (the client left before the
-    /// answer started: the prompt was sent).
-    AtLeastPrompt,
-    /// What its admission reserved (the prompt estimate and the output cap): nothing is known
-    /// of the answer.
-    Reservation,
 }
 
 impl Outcome {
     /// The client left before the answer's head went out; the upstream had the prompt.
     pub fn cancelled() -> Self {
-        Self { status: "cancelled", usage: Usage::default(), estimated: false, charge: Charge::AtLeastPrompt }
+        Self { status: SettledStatus::Cancelled.as_str(), usage: Usage::default(), estimated: false }
     }
 
     /// The upstream's answer failed before any of it arrived.
     pub fn failed() -> Self {
-        Self { status: "error", usage: Usage::default(), estimated: false, charge: Charge::Counted }
+        Self { status: SettledStatus::Error.as_str(), usage: Usage::default(), estimated: false }
     }
 
     /// A whole answer of which nothing is known (`too_large`, `undecodable`): it is charged
     /// what was reserved.
     pub fn unknown(status: SettledStatus) -> Self {
-        Self { status: status.as_str(), usage: Usage::default(), estimated: true, charge: Charge::Reservation }
+        Self { status: status.as_str(), usage: Usage::default(), estimated: true }
     }
 
     /// A whole answer, complete.
     pub fn complete(usage: Usage, estimated: bool) -> Self {
-        Self { status: SettledStatus::Complete.as_str(), usage, estimated, charge: Charge::Counted }
+        Self { status: SettledStatus::Complete.as_str(), usage, estimated }
     }
 
     /// A streamed call, as [`Accumulator::settle`] bills it: cancelled when the client left,
     /// cut or an error when the model failed, else complete.
     pub fn of_stream(billing: &Billing, acc: &Accumulator, gone: bool, failed: bool) -> Self {
         let settled = acc.settle(billing.prompt_estimate, gone, failed);
-        let charge = if gone { Charge::AtLeastPrompt } else { Charge::Counted };
-        Self { status: settled.status.as_str(), usage: settled.usage, estimated: settled.estimated, charge }
+        Self { status: settled.status.as_str(), usage: settled.usage, estimated: settled.estimated }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -85,7 +71,6 @@ pub(super) struct Record {
     usage: Usage,
     estimated: bool,
     cache_hit: bool,
-    charge: Charge,
 }
 
 impl Record {
@@ -93,15 +78,13 @@ impl Record {
     pub fn cached(first: &ModelRoute, hit: &CachedCompletion) -> Self {
         let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
         let provider = Some(first.provider.as_str());
-        let charge = Charge::Counted;
-        Self { model: first.name.clone(), provider, status: "cached", usage, estimated: false, cache_hit: true, charge }
+        Self { model: first.name.clone(), provider, status: "cached", usage, estimated: false, cache_hit: true }
     }
 
     /// No upstream answered: nothing is charged.
     pub fn failed(first: &ModelRoute) -> Self {
-        let (usage, charge) = (Usage::default(), Charge::Counted);
-        let model = first.name.clone();
-        Self { model, provider: None, status: "error", usage, estimated: false, cache_hit: false, charge }
+        let usage = Usage::default();
+        Self { model: first.name.clone(), provider: None, status: "error", usage, estimated: false, cache_hit: false }
     }
 
     /// `route` answered, and the call ended as `outcome` says.
@@ -113,29 +96,28 @@ impl Record {
             usage: outcome.usage,
             estimated: outcome.estimated,
             cache_hit: false,
-            charge: outcome.charge,
         }
     }
 }
 
 impl Billing {
-    /// Writes the usage record and settles the admission with `used_tokens` (or what the
-    /// record's charge asks for), in one D1 batch (after the response, under `wait_until`).
+    /// Writes the usage record and settles the admission with `used_tokens`, in one D1 batch
+    /// (after the response, under `wait_until`). A model's answer of which nothing is known
+    /// (`too_large`, `undecodable`) is charged what admission reserved; a client that left
+    /// (`cancelled`) before anything was counted, the prompt estimate.
     pub async fn close(self, admission: Admission, used_tokens: u64, mut r: Record) {
-        let used_tokens = match r.charge {
-            Charge::Reservation => {
-                let reserved = admission.reserved().max(self.prompt_estimate);
-                r.usage =
-                    Usage { prompt_tokens: self.prompt_estimate, completion_tokens: reserved - self.prompt_estimate };
-                r.estimated = true;
-                reserved
-            }
-            Charge::AtLeastPrompt if r.usage.total() == 0 => {
-                r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: 0 };
-                r.estimated = true;
-                self.prompt_estimate
-            }
-            Charge::AtLeastPrompt | Charge::Counted => used_tokens,
+        let unknown = [SettledStatus::TooLarge, SettledStatus::Undecodable].map(|s| s.as_str());
+        let used_tokens = if unknown.contains(&r.status) {
+            let reserved = admission.reserved().max(self.prompt_estimate);
+            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: reserved - self.prompt_estimate };
+            r.estimated = true;
+            reserved
+        } else if r.status == SettledStatus::Cancelled.as_str() && r.usage.total() == 0 {
+            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: 0 };
+            r.estimated = true;
+            self.prompt_estimate
+        } else {
+            used_tokens
         };
         let record = match (bindings::d1(&self.env), runtime::random_bytes()) {
             (Ok(d1), Ok(random)) => {
