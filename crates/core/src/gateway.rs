@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -680,51 +679,105 @@ pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: 
 /// The request is hashed as canonical JSON (members sorted by name at every level, no
 /// whitespace), so equal requests written differently share an entry.
 pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
-    let members: Vec<(&str, Result<Value, &RawValue>)> = req
-        .body
-        .by_name()
-        .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
-        // Every value reads (members passed `check`); were one not to, it is hashed as written.
-        .map(|(name, raw)| (name, serde_json::from_str(raw.get()).map_err(|_| raw)))
-        .collect();
-    let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
+    let mut canonical = Vec::new();
+    canonical.push(b'{');
+    let members = req.body.by_name().filter(|(name, _)| !matches!(*name, "stream" | "stream_options"));
+    for (i, (name, value)) in members.enumerate() {
+        if i > 0 {
+            canonical.push(b',');
+        }
+        write_canonical_name(&mut canonical, name);
+        write_canonical(&mut canonical, value);
+    }
+    canonical.push(b'}');
     format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&Sha256::digest(&canonical)))
 }
 
-/// A JSON value written with every object's members sorted by name, whatever order the map
-/// type keeps them in.
-enum Canonical<'a> {
-    Value(&'a Value),
-    /// Top-level members, already sorted; each read as a Value or, failing that, as written.
-    Members(&'a [(&'a str, Result<Value, &'a RawValue>)]),
-}
-
-impl Serialize for Canonical<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Canonical::Members(members) => {
-                let mut map = serializer.serialize_map(Some(members.len()))?;
-                for (name, value) in members.iter() {
-                    match value {
-                        Ok(value) => map.serialize_entry(name, &Canonical::Value(value))?,
-                        Err(raw) => map.serialize_entry(name, raw)?,
-                    }
+/// `value` as canonical JSON: every object's members sorted by name (a repeated name: its last
+/// value), no whitespace, scalars as serde_json writes them. Read an array item or an object
+/// member at a time from the text as sent, so a body of tiny parts takes little more memory
+/// than its size.
+fn write_canonical(out: &mut Vec<u8>, value: &RawValue) {
+    let text = value.get();
+    match first_byte(text) {
+        Some(b'[') => {
+            out.push(b'[');
+            let mut first = true;
+            // The body passed `RawObject::check`: every item reads.
+            let _ = for_each_element(text, |_, item| {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
                 }
-                map.end()
-            }
-            Canonical::Value(Value::Object(object)) => {
-                let mut members: Vec<(&String, &Value)> = object.iter().collect();
-                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                let mut map = serializer.serialize_map(Some(members.len()))?;
-                for (name, value) in members {
-                    map.serialize_entry(name, &Canonical::Value(value))?;
+                write_canonical(out, item);
+                Ok(())
+            });
+            out.push(b']');
+        }
+        Some(b'{') => {
+            let mut entries = object_entries(text);
+            // Equal names stay in their order (by place in the text): the last one is kept.
+            entries.sort_unstable_by(|a, b| {
+                member_name(a.0).cmp(&member_name(b.0)).then(a.0.get().as_ptr().cmp(&b.0.get().as_ptr()))
+            });
+            out.push(b'{');
+            let mut first = true;
+            for (i, (name, value)) in entries.iter().enumerate() {
+                let name = member_name(name);
+                if entries.get(i + 1).is_some_and(|next| member_name(next.0) == name) {
+                    continue;
                 }
-                map.end()
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                write_canonical_name(out, &name);
+                write_canonical(out, value);
             }
-            Canonical::Value(Value::Array(items)) => serializer.collect_seq(items.iter().map(Canonical::Value)),
-            Canonical::Value(other) => other.serialize(serializer),
+            out.push(b'}');
+        }
+        _ => {
+            let scalar: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            out.extend(serde_json::to_vec(&scalar).unwrap_or_default());
         }
     }
+}
+
+/// `"name":` as serde_json writes a member name.
+fn write_canonical_name(out: &mut Vec<u8>, name: &str) {
+    out.extend(serde_json::to_vec(name).unwrap_or_default());
+    out.push(b':');
+}
+
+/// A member name's decoded text (borrowed unless it has escapes).
+fn member_name(raw: &RawValue) -> std::borrow::Cow<'_, str> {
+    let text = raw.get();
+    let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    match quoted.contains('\\') {
+        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()).into(),
+        false => quoted.into(),
+    }
+}
+
+/// The members of the JSON object `text`, each name and value as written, in order.
+fn object_entries(text: &str) -> Vec<(&RawValue, &RawValue)> {
+    struct Entries;
+
+    impl<'a> Visitor<'a> for Entries {
+        type Value = Vec<(&'a RawValue, &'a RawValue)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = map.next_entry::<&'a RawValue, &'a RawValue>()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+
+    serde_json::Deserializer::from_str(text).deserialize_map(Entries).unwrap_or_default()
 }
 
 /// A cached completion: what is needed to answer again in either mode.
@@ -1248,6 +1301,14 @@ mod tests {
         let key = |body: &[u8]| cache_key("u1", &parse_request(body).unwrap());
         assert_eq!(key(a), key(b));
         assert!(key(a).starts_with("v1:gateway:u1:") && key(a).len() == "v1:gateway:u1:".len() + 64);
+    }
+
+    #[test]
+    fn the_cache_key_hashes_canonical_json_read_piece_by_piece() {
+        let body = br#"{"temperature":0,"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"metadata":{"b":[1,{"d":2,"c":1.50,"d":3}],"a":"\u00e9","\u0061a":null},"z":[]}"#;
+        let canonical = r#"{"messages":[{"content":"hi","role":"user"}],"metadata":{"a":"é","aa":null,"b":[1,{"c":1.5,"d":3}]},"model":"m","temperature":0,"z":[]}"#;
+        let expected = format!("v1:gateway:u1:{}", crate::request_id::hex(&Sha256::digest(canonical.as_bytes())));
+        assert_eq!(cache_key("u1", &parse_request(body).unwrap()), expected);
     }
 
     #[test]
