@@ -115,9 +115,10 @@ struct EventMessage {
 struct EventDelta {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A text delta's text, a tool input delta's `partial_json` or a thinking delta's
+    /// `thinking` (each delta type has one of them).
+    #[serde(alias = "partial_json", alias = "thinking")]
     text: Option<String>,
-    partial_json: Option<String>,
-    thinking: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -146,17 +147,12 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
         }
         "content_block_delta" => {
             // Tool input JSON and thinking are billed output, but not answer text.
-            let Some(EventDelta { kind: Some(kind), text, partial_json, thinking, .. }) = data.delta else { return };
-            let (piece, answer) = match kind.as_str() {
-                "text_delta" => (text, true),
-                "input_json_delta" => (partial_json, false),
-                "thinking_delta" => (thinking, false),
-                _ => (None, false),
-            };
-            match piece.filter(|p| !p.is_empty()) {
-                Some(text) if answer => sink.push(StreamEvent::Delta(text)),
-                Some(other) => sink.push(StreamEvent::OtherOutput(other)),
-                None => {}
+            let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta else { return };
+            match kind.as_str() {
+                _ if text.is_empty() => {}
+                "text_delta" => sink.push(StreamEvent::Delta(text)),
+                "input_json_delta" | "thinking_delta" => sink.push(StreamEvent::OtherOutput(text)),
+                _ => {}
             }
         }
         "message_delta" => {
@@ -188,17 +184,18 @@ pub(super) struct Message {
 struct Block {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A text block's text or a thinking block's `thinking`.
+    #[serde(alias = "thinking")]
     text: Option<String>,
     name: Option<String>,
     input: Option<Value>,
-    thinking: Option<String>,
 }
 
 impl Block {
-    /// Characters of billed output that are not answer text.
+    /// Characters of billed output that are not answer text (for any block but text).
     fn other_output_chars(&self) -> u64 {
         let input = self.input.as_ref().map_or(0, |i| super::json_text(i).chars().count());
-        let texts = [&self.name, &self.thinking].into_iter().flatten().map(|t| t.chars().count());
+        let texts = [&self.name, &self.text].into_iter().flatten().map(|t| t.chars().count());
         (input + texts.sum::<usize>()) as u64
     }
 }

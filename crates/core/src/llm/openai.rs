@@ -49,17 +49,21 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
     UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: to_json(&body) }
 }
 
-/// A `chat.completion.chunk`, or an in-stream `{"error": ..}`; only the first choice is read.
+/// A `chat.completion.chunk` or a whole `chat.completion` (they share their shape, and one
+/// type decodes both), or an `{"error": ..}`; only the first choice is read.
 #[derive(Deserialize)]
-struct Chunk {
-    choices: Option<Vec<ChunkChoice>>,
+pub(super) struct Answer {
+    choices: Option<Vec<Choice>>,
     usage: Option<Counts>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct ChunkChoice {
+struct Choice {
+    /// A chunk's.
     delta: Option<Output>,
+    /// A whole answer's.
+    message: Option<Output>,
     finish_reason: Option<String>,
 }
 
@@ -106,7 +110,7 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     if data == "[DONE]" {
         return sink.push(StreamEvent::Done);
     }
-    let Some(chunk) = json_object::<Chunk>(data.as_bytes()) else {
+    let Some(chunk) = json_object::<Answer>(data.as_bytes()) else {
         return sink.push(StreamEvent::Malformed);
     };
     if let Some(error) = &chunk.error {
@@ -128,20 +132,6 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     if let Some(usage) = chunk.usage {
         sink.usage(usage.prompt_tokens, usage.completion_tokens);
     }
-}
-
-/// A `chat.completion` object (or an error body).
-#[derive(Deserialize)]
-pub(super) struct Answer {
-    choices: Option<Vec<AnswerChoice>>,
-    usage: Option<Counts>,
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct AnswerChoice {
-    message: Option<Output>,
-    finish_reason: Option<String>,
 }
 
 /// A `chat.completion` object: the first choice's text (empty for tool calls), the size of
