@@ -1,5 +1,6 @@
 //! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
-//! stream events into the stored answer and its final status, and automatic titles.
+//! stream events into the stored answer, its final status and what it is billed, and
+//! automatic titles.
 
 use crate::conversations::MessageView;
 use crate::llm::context::{estimate_chars, estimate_tokens};
