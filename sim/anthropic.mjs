@@ -68,7 +68,7 @@ function usage(input, output) {
 
 /** Non-stream `message` object. */
 export function complete(ctx, plan) {
-  return {
+  const answer = {
     id: messageId(ctx),
     type: 'message',
     role: 'assistant',
@@ -78,6 +78,8 @@ export function complete(ctx, plan) {
     stop_sequence: null,
     usage: usage(ctx.promptTokens, plan.tokens.length),
   };
+  if (ctx.opts.no_usage) delete answer.usage;
+  return answer;
 }
 
 const event = (type, data) => `event: ${type}\ndata: ${data}\n\n`;
@@ -102,6 +104,10 @@ export function frames(ctx, plan) {
     delta: { stop_reason: stopReason(plan), stop_sequence: null },
     usage: { output_tokens: plan.tokens.length },
   };
+  if (ctx.opts.no_usage) {
+    delete start.message.usage;
+    delete delta.usage;
+  }
   return {
     pre: [
       event('message_start', JSON.stringify(start)),

@@ -70,7 +70,10 @@ async function respond(ctx) {
     if (opts.cut !== undefined) return cutConnection(ctx);
     rec.tokens_sent = plan.tokens.length;
     rec.chunks_sent = 1;
-    return sendJson(ctx, 200, ctx.provider.complete(ctx, plan));
+    if (opts.garbage) return sendGarbage(ctx);
+    const answer = ctx.provider.complete(ctx, plan);
+    if (opts.pad_kib) answer.sim_padding = 'x'.repeat(opts.pad_kib * 1024);
+    return sendJson(ctx, 200, answer);
   }
   return pump(ctx, plan, ctx.provider.frames(ctx, plan));
 }
@@ -273,6 +276,15 @@ export function sendJson(ctx, status, value, headers = {}) {
     ...ctx.provider.headers(ctx),
     ...headers,
   });
+  ctx.firstByte();
+  ctx.res.end(text);
+}
+
+/** garbage: a 200 whose body is not the provider's JSON (an HTML page, as a broken proxy gives). */
+function sendGarbage(ctx) {
+  const text = '<html><body>Service temporarily unavailable (simulated).</body></html>';
+  ctx.rec.status = 200;
+  ctx.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...ctx.provider.headers(ctx) });
   ctx.firstByte();
   ctx.res.end(text);
 }

@@ -164,7 +164,7 @@ export function complete(ctx, plan) {
         refusal: null,
       }
     : { role: 'assistant', content: text, refusal: null };
-  return {
+  const answer = {
     id: completionId(ctx),
     object: 'chat.completion',
     created: ctx.created,
@@ -175,6 +175,8 @@ export function complete(ctx, plan) {
     usage: usage(ctx, plan),
     system_fingerprint: FINGERPRINT,
   };
+  if (ctx.opts.no_usage) delete answer.usage;
+  return answer;
 }
 
 /** `data: {chat.completion.chunk}` events, built from string templates (cheap per token). */
@@ -203,7 +205,7 @@ export function frames(ctx, plan) {
       : (t) => chunk(`{"content":${JSON.stringify(t)}}`);
 
   const post = [chunk('{}', `"${finishReason(plan)}"`)];
-  if (includeUsage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);
+  if (includeUsage && !ctx.opts.no_usage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);
   post.push('data: [DONE]\n\n');
   return { pre: [chunk(first)], token, post };
 }

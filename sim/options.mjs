@@ -1,9 +1,9 @@
 // sim/options.mjs — the per-request option grammar: `base+key=value+flag` in the model name or x-sim-options header.
 
 /** Options taking a non-negative integer value. */
-const NUMERIC = new Set(['tokens', 'interval', 'delay', 'status', 'retry_after', 'fail_times', 'cut', 'malformed']);
+const NUMERIC = new Set(['tokens', 'interval', 'delay', 'status', 'retry_after', 'fail_times', 'cut', 'malformed', 'pad_kib']);
 /** Options that are plain flags (`echo`, or `echo=1` / `echo=true`; `=0` / `=false` turns them off). */
-const FLAGS = new Set(['echo', 'hang']);
+const FLAGS = new Set(['echo', 'hang', 'garbage', 'no_usage']);
 
 export class OptionError extends Error {}
 

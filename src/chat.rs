@@ -14,7 +14,7 @@ use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
-use edgechat_core::llm::ChatMessage;
+use edgechat_core::llm::{ChatMessage, Usage};
 use edgechat_core::log::{failure_line, TurnLog};
 use edgechat_core::serde::Serialize;
 use edgechat_core::serde_json;
@@ -209,7 +209,11 @@ pub async fn run(turn: Turn, sink: Sink) {
         FinalStatus::Complete
     };
     let now = runtime::now_ms();
-    let (usage, estimated) = acc.final_usage(turn.prompt_estimate);
+    // A model that answered is billed for what arrived, at least the prompt when the client
+    // left or the stream was cut; no model answering costs nothing.
+    let settled = used.as_ref().map(|_| acc.settle(turn.prompt_estimate, client_gone, error.is_some()));
+    let (usage, estimated) = settled.map_or((Usage::default(), false), |s| (s.usage, s.estimated));
+    let usage_status = settled.map_or(status.as_str(), |s| s.status.as_str());
     let route = used.as_ref().or(turn.chain.first());
     let fin = messages::Final {
         message_id: &turn.assistant_message_id,
@@ -234,7 +238,7 @@ pub async fn run(turn: Turn, sink: Sink) {
                 source: "chat",
                 model: fin.model,
                 provider: fin.provider,
-                status: fin.status,
+                status: usage_status,
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
                 is_usage_estimated: estimated,

@@ -161,6 +161,11 @@ pub async fn admit_with(
 }
 
 impl Admission {
+    /// The tokens reserved at admission.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
     fn reservation(&self) -> Reservation<'_> {
         Reservation { marker: &self.reservation_id, day: &self.day, stream_id: self.stream_id.as_deref() }
     }

@@ -183,3 +183,54 @@ test('client abort mid-stream is recorded and stops generation', T, async () => 
     await close();
   }
 });
+
+test('pad_kib=N pads a whole answer to over N KiB; streams are unchanged', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const res = await postJson(url + OPENAI, chat('sim-small+tokens=3+pad_kib=64'));
+    const text = await res.text();
+    assert.equal(res.status, 200);
+    assert.ok(text.length > 64 * 1024, `${text.length} bytes`);
+    const body = JSON.parse(text);
+    assert.equal(body.sim_padding.length, 64 * 1024);
+    assert.equal(body.usage.completion_tokens, 3, 'still a whole answer');
+    const streamed = await readSse(await postJson(url + OPENAI, chat('sim-small+tokens=3+pad_kib=64', { stream: true })));
+    assert.ok(streamed.events.every((e) => !e.data.includes('sim_padding')));
+  } finally {
+    await close();
+  }
+});
+
+test('garbage answers a 200 that is not JSON, in both providers', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    for (const [path, extra] of [[OPENAI, {}], [ANTHROPIC, { max_tokens: 5 }]]) {
+      const res = await postJson(url + path, chat('sim-small+garbage', extra));
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /^<html>/);
+      assert.equal(tryJson(text), undefined);
+    }
+  } finally {
+    await close();
+  }
+});
+
+test('no_usage leaves usage out of answers and streams, even when the client asks for it', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const whole = await (await postJson(url + OPENAI, chat('sim-small+tokens=3+no_usage'))).json();
+    assert.equal(whole.usage, undefined);
+    assert.equal(whole.choices[0].message.content.split(' ').length, 3);
+    const streamed = await readSse(await postJson(url + OPENAI, chat('sim-small+tokens=3+no_usage', { stream: true, stream_options: { include_usage: true } })));
+    const chunks = streamed.events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data));
+    assert.ok(chunks.length >= 5 && chunks.every((c) => !c.usage), 'no usage chunk');
+    assert.equal(streamed.events.at(-1).data, '[DONE]');
+    const message = await (await postJson(url + ANTHROPIC, chat('sim-small+tokens=3+no_usage', { max_tokens: 9 }))).json();
+    assert.equal(message.usage, undefined);
+    const events = (await readSse(await postJson(url + ANTHROPIC, chat('sim-small+tokens=3+no_usage', { max_tokens: 9, stream: true })))).events;
+    assert.ok(events.length > 5 && events.every((e) => !e.data.includes('"usage"')));
+  } finally {
+    await close();
+  }
+});

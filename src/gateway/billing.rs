@@ -4,7 +4,7 @@
 use crate::quota::Admission;
 use crate::store::{usage, Db};
 use crate::{bindings, runtime};
-use edgechat_core::chat::{Accumulator, FinalStatus};
+use edgechat_core::chat::{Accumulator, SettledStatus};
 use edgechat_core::gateway::CachedCompletion;
 use edgechat_core::ids;
 use edgechat_core::llm::routing::ModelRoute;
@@ -21,7 +21,8 @@ pub(super) struct Billing {
     pub prompt_estimate: u64,
 }
 
-/// What a call cost and how it ended.
+/// What a call cost and how it ended. The status also decides what is charged when the
+/// counted usage says too little ([`Billing::close`]).
 pub(super) struct Outcome {
     pub status: &'static str,
     pub usage: Usage,
@@ -29,26 +30,36 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
+    /// The client left before the answer's head went out; the upstream had the prompt.
     pub fn cancelled() -> Self {
-        Self { status: "cancelled", usage: Usage::default(), estimated: false }
+        Self { status: SettledStatus::Cancelled.as_str(), usage: Usage::default(), estimated: false }
     }
 
+    /// The upstream's answer failed before any of it arrived.
     pub fn failed() -> Self {
-        Self { status: "error", usage: Usage::default(), estimated: false }
+        Self { status: SettledStatus::Error.as_str(), usage: Usage::default(), estimated: false }
     }
 
-    /// A streamed call: cancelled when the client left, an error when the model failed,
-    /// else complete; its usage as reported, or estimated.
-    pub fn of_stream(billing: &Billing, acc: &Accumulator, gone: bool, failed: bool) -> (FinalStatus, Self) {
-        let (usage, estimated) = acc.final_usage(billing.prompt_estimate);
-        let status = if gone {
-            FinalStatus::Cancelled
-        } else if failed {
-            FinalStatus::Error
-        } else {
-            FinalStatus::Complete
-        };
-        (status, Self { status: status.as_str(), usage, estimated })
+    /// A whole answer of which nothing is known (`too_large`, `undecodable`): it is charged
+    /// what was reserved.
+    pub fn unknown(status: SettledStatus) -> Self {
+        Self { status: status.as_str(), usage: Usage::default(), estimated: true }
+    }
+
+    /// A whole answer, complete.
+    pub fn complete(usage: Usage, estimated: bool) -> Self {
+        Self { status: SettledStatus::Complete.as_str(), usage, estimated }
+    }
+
+    /// A streamed call, as [`Accumulator::settle`] bills it: cancelled when the client left,
+    /// cut or an error when the model failed, else complete.
+    pub fn of_stream(billing: &Billing, acc: &Accumulator, gone: bool, failed: bool) -> Self {
+        let settled = acc.settle(billing.prompt_estimate, gone, failed);
+        Self { status: settled.status.as_str(), usage: settled.usage, estimated: settled.estimated }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.status == SettledStatus::Complete.as_str()
     }
 }
 
@@ -70,7 +81,7 @@ impl Record {
         Self { model: first.name.clone(), provider, status: "cached", usage, estimated: false, cache_hit: true }
     }
 
-    /// No upstream answered.
+    /// No upstream answered: nothing is charged.
     pub fn failed(first: &ModelRoute) -> Self {
         let usage = Usage::default();
         Self { model: first.name.clone(), provider: None, status: "error", usage, estimated: false, cache_hit: false }
@@ -91,8 +102,23 @@ impl Record {
 
 impl Billing {
     /// Writes the usage record and settles the admission with `used_tokens`, in one D1 batch
-    /// (after the response, under `wait_until`).
-    pub async fn close(self, admission: Admission, used_tokens: u64, r: Record) {
+    /// (after the response, under `wait_until`). A model's answer of which nothing is known
+    /// (`too_large`, `undecodable`) is charged what admission reserved; a client that left
+    /// (`cancelled`) before anything was counted, the prompt estimate.
+    pub async fn close(self, admission: Admission, used_tokens: u64, mut r: Record) {
+        let unknown = [SettledStatus::TooLarge, SettledStatus::Undecodable].map(|s| s.as_str());
+        let used_tokens = if unknown.contains(&r.status) {
+            let reserved = admission.reserved().max(self.prompt_estimate);
+            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: reserved - self.prompt_estimate };
+            r.estimated = true;
+            reserved
+        } else if r.status == SettledStatus::Cancelled.as_str() && r.usage.total() == 0 {
+            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: 0 };
+            r.estimated = true;
+            self.prompt_estimate
+        } else {
+            used_tokens
+        };
         let record = match (bindings::d1(&self.env), runtime::random_bytes()) {
             (Ok(d1), Ok(random)) => {
                 let id = ids::new_id("use", random);

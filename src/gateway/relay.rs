@@ -8,13 +8,12 @@ use crate::http::JSON;
 use crate::relay::{Ending, Pump};
 use crate::runtime::streams::{self, ByteStream, Whole};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
-use edgechat_core::chat::{Accumulator, FinalStatus};
+use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{
     self, chunk_event, completion_json, delta, finish_reason, passthrough_request, usage_event, GatewayRequest,
     OpenAiError, ResponseMeta, DONE_EVENT,
 };
-use edgechat_core::llm::context::estimate_tokens;
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
@@ -113,30 +112,28 @@ impl Answer<'_> {
         }
     }
 
-    /// A non-streamed answer: OpenAI bytes as they came, other providers translated.
+    /// A non-streamed answer: OpenAI bytes as they came, other providers translated. An
+    /// answer over the size limit or not of the provider's format is charged what was reserved.
     async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
         let Connected { route, body, controller } = connected;
         let body = match read_all(&body, self.config).await {
             Ok(b) => b,
-            Err(e) => {
+            Err((e, too_large)) => {
                 controller.abort();
-                return (Err(e), Outcome::failed());
+                let outcome = if too_large { Outcome::unknown(SettledStatus::TooLarge) } else { Outcome::failed() };
+                return (Err(e), outcome);
             }
         };
         let decoded = match decode_completion(route.provider, &body) {
             Ok(d) => d,
             Err(message) => {
                 let failure = NoStream::Failed { timed_out: false, status: None, message };
-                return (Err(connect_error(failure)), Outcome::failed());
+                return (Err(connect_error(failure)), Outcome::unknown(SettledStatus::Undecodable));
             }
         };
-        let (usage, estimated) = match decoded.usage {
-            Some(u) => (u, false),
-            None => {
-                let completion_tokens = estimate_tokens(&decoded.text).into();
-                (Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens }, true)
-            }
-        };
+        let estimate =
+            Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens: decoded.estimated_output_tokens() };
+        let (usage, estimated) = Usage::reported_or(decoded.usage, estimate);
         let finish = finish_reason(decoded.finish_reason.as_deref().unwrap_or("stop"));
         if let Some(key) = self.cache_to {
             cache::put(&self.billing.env, self.config, key, &decoded.text, finish, usage).await;
@@ -147,7 +144,7 @@ impl Answer<'_> {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
             completion_json(&meta, &decoded.text, finish, &usage).into_bytes()
         };
-        (Ok(out), Outcome { status: "complete", usage, estimated })
+        (Ok(out), Outcome::complete(usage, estimated))
     }
 
     /// A streamed answer from a provider with another format, translated chunk by chunk to
@@ -283,7 +280,9 @@ impl Answer<'_> {
         self.settle_stream(cache_to, &acc, finish, gone, failed).await
     }
 
-    /// How a streamed call ended, and its answer cached when it completed.
+    /// How a streamed call ended (`gone`: the client left; `failed`: the stream broke off,
+    /// stalled or reported an error) and what it is billed, and its answer cached when it
+    /// completed.
     async fn settle_stream(
         &self,
         cache_to: Option<&str>,
@@ -292,8 +291,8 @@ impl Answer<'_> {
         gone: bool,
         failed: bool,
     ) -> Outcome {
-        let (status, outcome) = Outcome::of_stream(self.billing, acc, gone, failed);
-        if let (FinalStatus::Complete, Some(key)) = (status, cache_to) {
+        let outcome = Outcome::of_stream(self.billing, acc, gone, failed);
+        if let (true, Some(key)) = (outcome.is_complete(), cache_to) {
             cache::put(&self.billing.env, self.config, key, &acc.text, finish, outcome.usage).await;
         }
         outcome
@@ -301,15 +300,16 @@ impl Answer<'_> {
 }
 
 /// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing
-/// into wasm for the whole answer).
-async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, OpenAiError> {
+/// into wasm for the whole answer); an error says whether the answer was over the size limit.
+async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, (OpenAiError, bool)> {
     let cap = MAX_COMPLETION_BYTES as u64;
-    let (timed_out, message) = match streams::read_whole(body, cap, cap, Pacing::of(config).stall_ms).await {
+    let (timed_out, too_large, message) = match streams::read_whole(body, cap, cap, Pacing::of(config).stall_ms).await {
         Ok(Whole::Bytes(bytes)) => return Ok(bytes),
-        Ok(Whole::Stalled) => (true, "the model stopped answering"),
-        Ok(Whole::TooLarge) | Err(_) => (false, "the model's answer broke off"),
+        Ok(Whole::Stalled) => (true, false, "the model stopped answering"),
+        Ok(Whole::TooLarge) => (false, true, "the model's answer is over the size limit"),
+        Err(_) => (false, false, "the model's answer broke off"),
     };
-    Err(connect_error(NoStream::Failed { timed_out, status: None, message: message.into() }))
+    Err((connect_error(NoStream::Failed { timed_out, status: None, message: message.into() }), too_large))
 }
 
 /// The SSE event that ends a stream the model broke off.

@@ -14,7 +14,6 @@ use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
-use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::{request_id, ApiError};
@@ -43,7 +42,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
     let plan = config.plans.get(&principal.user.plan);
     let Admissible { chain, completion_tokens } = admission::gateway(&req, chain, plan)?;
     let route = &chain[0];
-    let prompt_estimate = estimate_messages(&req.messages);
+    let prompt_estimate = req.prompt_estimate();
     let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
     let api_key_id = principal.api_key_id.as_deref();
     let counted = quota::Call::new(&route.name, "gateway", api_key_id, reserve, req.stream)?;

@@ -136,14 +136,15 @@ test('gateway: every fault mode ends in a usage record with the right status', a
   const expected = [];
   for (const [model, stream, httpStatus, status] of [
     ['sim-small', false, 200, 'complete'], ['flaky', false, 200, 'complete'], ['broken', false, 200, 'complete'],
-    ['hang', false, 504, 'error'], ['cut', false, 502, 'error'], ['cut', true, 200, 'error'],
+    // A stream its upstream cut off after its first output is recorded as cut (and charged).
+    ['hang', false, 504, 'error'], ['cut', false, 502, 'error'], ['cut', true, 200, 'cut'],
     ['malformed', true, 200, 'complete'], ['claude', true, 200, 'complete'],
   ]) {
     const res = await gatewayCall(u.access_token, model, unique(`gw ${model}`), { stream });
     assert.equal(res.status, httpStatus, `${model} stream=${stream}: ${res.text.slice(0, 200)}`);
     // A passed-through stream stops where its upstream broke off, without `data: [DONE]`
     // (the connection may also be reset); a translated one ends with an error event.
-    if (stream && status === 'error') assert.doesNotMatch(res.text, /\[DONE\]/, `${model}: no [DONE]`);
+    if (stream && status === 'cut') assert.doesNotMatch(res.text, /\[DONE\]/, `${model}: no [DONE]`);
     if (stream && status === 'complete') assert.match(res.text, /data: \[DONE\]/);
     expected.push([model === 'broken' ? 'sim-large' : model, status]);
   }
@@ -219,7 +220,7 @@ test('gateway: a passed-through stream that stalls mid-stream stops after the st
   assert.ok(took < 2500, `cut off at the 1,500 ms stall timeout, not at the upstream's next chunk (${took} ms)`);
   assert.doesNotMatch(res.text, /\[DONE\]/);
   const [row] = await lastUsage(u.user.user_id, 1);
-  assert.equal(row.status, 'error');
+  assert.equal(row.status, 'cut', 'a stream stalled after its first output is recorded as cut');
 });
 
 test('gateway: a stream whose upstream sends nothing gets heartbeats, then a timeout error event', async () => {

@@ -1,8 +1,9 @@
 //! The chat turn: request bodies, the retry policy, the accumulator that turns upstream
-//! stream events into the stored answer and its final status, and automatic titles.
+//! stream events into the stored answer, its final status and what it is billed, and
+//! automatic titles.
 
 use crate::conversations::MessageView;
-use crate::llm::context::estimate_tokens;
+use crate::llm::context::{estimate_chars, estimate_tokens};
 use crate::llm::{StreamEvent, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -127,10 +128,52 @@ impl FinalStatus {
     }
 }
 
-/// Collects one upstream stream: the answer text, usage, and whether it ended properly.
+/// How a call ended, as its usage record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettledStatus {
+    Complete,
+    /// The client left (or stopped the turn).
+    Cancelled,
+    /// The stream broke off or stalled after its first output.
+    Cut,
+    /// The upstream reported an error, or failed before any output.
+    Error,
+    /// A whole answer over the size limit: nothing of it is known.
+    TooLarge,
+    /// A whole answer that is not an answer of the provider's format.
+    Undecodable,
+}
+
+impl SettledStatus {
+    /// The usage record's `status`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Cancelled => "cancelled",
+            Self::Cut => "cut",
+            Self::Error => "error",
+            Self::TooLarge => "too_large",
+            Self::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// What a call is billed and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub status: SettledStatus,
+    pub usage: Usage,
+    /// Some count is an estimate (the upstream reported none).
+    pub estimated: bool,
+}
+
+/// Collects one upstream stream: the answer text, the size of the other output, usage, and
+/// whether it ended properly.
 #[derive(Debug, Default)]
 pub struct Accumulator {
     pub text: String,
+    /// Characters of billed output that is not answer text (tool calls, reasoning).
+    other_output_chars: u64,
     usage: Option<Usage>,
     /// The upstream said it was done (`[DONE]`, `message_stop`) or gave a finish reason.
     pub finished: bool,
@@ -146,6 +189,7 @@ impl Accumulator {
                 self.text.push_str(&text);
                 return Some(text);
             }
+            StreamEvent::OtherOutput(other) => self.other_output_chars += other.chars().count() as u64,
             StreamEvent::Usage(u) => self.usage = Some(u),
             StreamEvent::Finish(_) | StreamEvent::Done => self.finished = true,
             StreamEvent::Error(message) => self.upstream_error = Some(message),
@@ -163,16 +207,53 @@ impl Accumulator {
         }
     }
 
-    /// Usage to store: the upstream's figures when it sent them, otherwise an estimate
-    /// (flagged) from the prompt estimate and the text received.
+    /// Estimated tokens of the output received: the answer text and the other output.
+    pub fn output_estimate(&self) -> u64 {
+        u64::from(estimate_tokens(&self.text)) + estimate_chars(self.other_output_chars)
+    }
+
+    /// Usage to store: each count as the upstream reported it, or else estimated (and then
+    /// flagged): the prompt by `prompt_estimate`, the output by what was received. A stream
+    /// that ended early keeps what the upstream had reported (Anthropic's input tokens come
+    /// first) and estimates the rest, so it is never free.
     pub fn final_usage(&self, prompt_estimate: u64) -> (Usage, bool) {
-        match self.usage {
-            Some(u) if u.prompt_tokens > 0 || u.completion_tokens > 0 => (u, false),
-            _ => (
-                Usage { prompt_tokens: prompt_estimate, completion_tokens: u64::from(estimate_tokens(&self.text)) },
-                true,
-            ),
+        let estimate = Usage { prompt_tokens: prompt_estimate, completion_tokens: self.output_estimate() };
+        let (mut usage, mut estimated) = Usage::reported_or(self.usage, estimate);
+        // Before its end a stream's reported output is partial (Anthropic's `message_start`
+        // says 1): what arrived counts when it is more.
+        if !self.finished && estimate.completion_tokens > usage.completion_tokens {
+            usage.completion_tokens = estimate.completion_tokens;
+            estimated = true;
         }
+        (usage, estimated)
+    }
+
+    /// Nothing of an answer arrived: no text, no other output, no usage.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.other_output_chars == 0 && self.usage.is_none()
+    }
+
+    /// How a stream from a model that answered is billed: `gone` when the client left, `failed`
+    /// when the stream broke off, stalled or reported an error.
+    ///
+    /// A client leaving pays for what arrived and at least the prompt; a stream cut after its
+    /// first output pays the same (`cut`); an upstream that failed before any output is billed
+    /// like a connection that failed: nothing.
+    pub fn settle(&self, prompt_estimate: u64, gone: bool, failed: bool) -> Settlement {
+        let status = if gone {
+            SettledStatus::Cancelled
+        } else if !failed {
+            SettledStatus::Complete
+        } else if self.upstream_error.is_some() || self.is_empty() {
+            SettledStatus::Error
+        } else {
+            SettledStatus::Cut
+        };
+        if status == SettledStatus::Error && self.is_empty() {
+            return Settlement { status, usage: Usage::default(), estimated: false };
+        }
+        let (usage, estimated) = self.final_usage(prompt_estimate);
+        Settlement { status, usage, estimated }
     }
 }
 
@@ -280,6 +361,72 @@ mod tests {
         assert_eq!(acc.status(), FinalStatus::Error);
         assert_eq!(acc.malformed, 1);
         assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 4 }, true));
+    }
+
+    #[test]
+    fn tool_calls_and_reasoning_count_but_are_not_forwarded_as_text() {
+        let mut acc = Accumulator::default();
+        assert_eq!(acc.apply(StreamEvent::OtherOutput("get_weather".into())), None);
+        assert_eq!(acc.apply(StreamEvent::OtherOutput("{\"city\":\"Paris\"}".into())), None);
+        acc.apply(StreamEvent::Finish("tool_calls".into()));
+        assert_eq!(acc.text, "");
+        assert_eq!(acc.status(), FinalStatus::Complete);
+        // 11 + 16 characters: 7 tokens.
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 7 }, true));
+    }
+
+    #[test]
+    fn a_cut_stream_keeps_the_reported_prompt_and_estimates_the_output() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Usage(Usage { prompt_tokens: 25, completion_tokens: 1 }));
+        acc.apply(StreamEvent::Delta("twelve chars".into()));
+        assert_eq!(acc.status(), FinalStatus::Error);
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 3 }, true));
+        // Once finished, the upstream's count is final, even below the estimate.
+        acc.apply(StreamEvent::Done);
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 25, completion_tokens: 1 }, false));
+        // Nothing at all arrived: the prompt estimate, never 0.
+        assert_eq!(Accumulator::default().final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 0 }, true));
+    }
+
+    #[test]
+    fn a_call_that_ended_early_is_never_free_unless_nothing_came() {
+        let mut acc = Accumulator::default();
+        acc.apply(StreamEvent::Delta("partial".into()));
+        let cut = acc.settle(10, false, true);
+        assert_eq!(
+            (cut.status, cut.usage, cut.estimated),
+            (SettledStatus::Cut, Usage { prompt_tokens: 10, completion_tokens: 2 }, true)
+        );
+        let left = acc.settle(10, true, false);
+        assert_eq!((left.status, left.usage.total()), (SettledStatus::Cancelled, 12));
+        // A client leaving before any output still pays for the prompt.
+        let early = Accumulator::default().settle(10, true, false);
+        assert_eq!((early.status, early.usage.total()), (SettledStatus::Cancelled, 10));
+        // An upstream failing before any output is a failed connection: nothing.
+        let silent = Accumulator::default().settle(10, false, true);
+        assert_eq!((silent.status, silent.usage.total(), silent.estimated), (SettledStatus::Error, 0, false));
+        let mut reported = Accumulator::default();
+        reported.apply(StreamEvent::Delta("partial".into()));
+        reported.apply(StreamEvent::Error("overloaded".into()));
+        assert_eq!(reported.settle(10, false, true).status, SettledStatus::Error);
+        assert_eq!(reported.settle(10, false, true).usage.total(), 12);
+        let mut done = Accumulator::default();
+        done.apply(StreamEvent::Usage(Usage { prompt_tokens: 3, completion_tokens: 1 }));
+        let complete = done.settle(10, false, false);
+        assert_eq!((complete.status, complete.usage.total(), complete.estimated), (SettledStatus::Complete, 4, false));
+    }
+
+    #[test]
+    fn reported_counts_win_and_missing_ones_are_estimated() {
+        let estimate = Usage { prompt_tokens: 10, completion_tokens: 5 };
+        assert_eq!(Usage::reported_or(None, estimate), (estimate, true));
+        let reported = Usage { prompt_tokens: 3, completion_tokens: 2 };
+        assert_eq!(Usage::reported_or(Some(reported), estimate), (reported, false));
+        let zero = Usage::default();
+        assert_eq!(Usage::reported_or(Some(zero), estimate), (estimate, true), "an empty usage object is none");
+        let empty_answer = Usage { prompt_tokens: 10, completion_tokens: 0 };
+        assert!(!Usage::reported_or(Some(Usage { prompt_tokens: 3, completion_tokens: 0 }), empty_answer).1);
     }
 
     #[test]

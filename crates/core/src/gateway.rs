@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
 use crate::llm::provider::UpstreamRequest;
 use crate::llm::{to_json, ChatMessage, Role, Usage};
 use crate::ApiError;
@@ -110,6 +110,20 @@ pub struct GatewayRequest {
     pub temperature: Option<Box<RawValue>>,
     /// The messages as text, for translation to other providers and token estimates.
     pub messages: Vec<ChatMessage>,
+    /// Estimated tokens of the billed prompt besides the messages' text: image and audio
+    /// parts, assistant tool calls, tool definitions, a `response_format` schema.
+    prompt_other_tokens: u64,
+}
+
+impl GatewayRequest {
+    /// The prompt's estimated tokens, for admission and for an upstream that reports no usage:
+    /// every message's text and framing ([`estimate_messages`]), each image part at
+    /// [`IMAGE_PART_TOKENS`], each audio part by its data ([`estimate_audio`]), other parts
+    /// (files, ...) and assistant tool calls by their JSON text, and the tool definitions and
+    /// a `json_schema` response format by their JSON text as sent (4 characters a token).
+    pub fn prompt_estimate(&self) -> u64 {
+        estimate_messages(&self.messages) + self.prompt_other_tokens
+    }
 }
 
 /// A JSON object whose members keep the client's bytes: each name and value as its raw text
@@ -130,11 +144,15 @@ impl RawObject {
         self.places.get(name).and_then(|&i| self.members.get(i)).map(|(_, value)| &**value)
     }
 
-    /// Member `name` read as a JSON value to be checked; `None` when absent. (Members passed
-    /// [`RawObject::check`]: a value that cannot be read here would be a 400 naming it.)
+    /// Member `name` read as a JSON value to be checked, in bounded memory ([`slim`]: an
+    /// array's first items, no object members); `None` when absent.
     fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
-        let value = self.get(name).map(|raw| serde_json::from_str(raw.get())).transpose();
-        value.map_err(|e| OpenAiError::invalid(name, format!("{name} is not valid JSON: {e}")))
+        self.checked_keeping(name, &[])
+    }
+
+    /// [`RawObject::checked`], keeping of an object its members named in `keep` (at most 4).
+    fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
+        Ok(self.get(name).map(|raw| slim(raw.get(), keep)))
     }
 
     /// Reads every member whole, the way serde_json reads a value it keeps: raw values are
@@ -239,7 +257,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let messages = parse_messages(body.checked("messages")?)?;
+    let (messages, mut prompt_other_tokens) = parse_messages(body.get("messages"))?;
     let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
         match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
@@ -273,7 +291,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(OpenAiError::invalid("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.checked("stream_options")? {
+    let include_usage = match body.checked_keeping("stream_options", &["include_usage"])? {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) if stream => match o.get("include_usage") {
             None | Some(Value::Null) => false,
@@ -301,11 +319,15 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
         return Err(OpenAiError::invalid("user", "user must be a string"));
     }
-    let has_tools = check_tools(&body)?;
-    match body.checked("response_format")? {
+    let (has_tools, tool_tokens) = check_tools(&body)?;
+    prompt_other_tokens += tool_tokens;
+    match body.checked_keeping("response_format", &["type"])? {
         None | Some(Value::Null) => {}
-        Some(Value::Object(o))
-            if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object" | "json_schema")) => {}
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_schema") => {
+            // The schema is part of the prompt the model is given.
+            prompt_other_tokens += body.get("response_format").map_or(0, json_text_tokens);
+        }
+        Some(Value::Object(o)) if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object")) => {}
         Some(_) => {
             return Err(OpenAiError::invalid(
                 "response_format",
@@ -328,6 +350,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         n,
         temperature,
         messages,
+        prompt_other_tokens,
     })
 }
 
@@ -396,64 +419,88 @@ fn unreadable(e: serde_json::Error) -> OpenAiError {
     OpenAiError { param: None, ..OpenAiError::invalid("", message) }
 }
 
-fn parse_messages(value: Option<Value>) -> Result<Vec<ChatMessage>, OpenAiError> {
-    let Some(Value::Array(items)) = value else {
-        return Err(OpenAiError::invalid("messages", "messages must be an array of message objects"));
-    };
-    if items.is_empty() {
-        return Err(OpenAiError::invalid("messages", "messages must contain at least one message"));
+/// The messages' text (for translation and estimates) and the estimated tokens of the rest
+/// of what is billed in them, read message by message from the raw text: nothing is kept of a
+/// message but its text, so memory stays within the body's size.
+fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, u64), OpenAiError> {
+    let mut out = Vec::new();
+    let mut other_tokens = 0;
+    let read = for_each_element(raw.map_or("", RawValue::get), |i, item| {
+        let (message, tokens) = read_message(i, item)?;
+        out.push(message);
+        other_tokens += tokens;
+        Ok(())
+    })?;
+    match read {
+        None => Err(OpenAiError::invalid("messages", "messages must be an array of message objects")),
+        Some(0) => Err(OpenAiError::invalid("messages", "messages must contain at least one message")),
+        Some(_) => Ok((out, other_tokens)),
     }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let param = |field: &str| format!("messages[{i}].{field}");
-        let Value::Object(m) = item else {
-            return Err(OpenAiError::invalid(&format!("messages[{i}]"), "each message must be an object"));
-        };
-        let role = match m.get("role").and_then(Value::as_str) {
-            Some(r) if ROLES.contains(&r) => r,
-            _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
-        };
-        let text = match m.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => {
-                let mut text = String::new();
-                for part in parts {
-                    match part.get("type").and_then(Value::as_str) {
-                        Some("text") => match part.get("text").and_then(Value::as_str) {
-                            Some(t) => text.push_str(t),
-                            None => {
-                                return Err(OpenAiError::invalid(&param("content"), "a text part needs a text string"))
-                            }
-                        },
-                        Some(_) => {}
-                        None => return Err(OpenAiError::invalid(&param("content"), "each content part needs a type")),
-                    }
-                }
-                text
-            }
-            None | Some(Value::Null) if role == "assistant" => String::new(),
-            _ => {
-                return Err(OpenAiError::invalid(
-                    &param("content"),
-                    "content must be a string or an array of content parts",
-                ))
-            }
-        };
-        if role == "tool" && !m.get("tool_call_id").is_some_and(Value::is_string) {
-            return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
-        }
-        let role = match role {
-            "system" | "developer" => Role::System,
-            "assistant" => Role::Assistant,
-            _ => Role::User,
-        };
-        out.push(ChatMessage::new(role, text));
-    }
-    Ok(out)
 }
 
-fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
-    match body.checked("tool_choice")? {
+/// Message `i`: its role and text, and the estimated tokens of its other billed parts.
+fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiError> {
+    let param = |field: &str| format!("messages[{i}].{field}");
+    let names = ["role", "content", "tool_call_id", "tool_calls", "function_call", "name"];
+    let Some([role, content, tool_call_id, tool_calls, function_call, name]) = members(item.get(), names) else {
+        return Err(OpenAiError::invalid(&format!("messages[{i}]"), "each message must be an object"));
+    };
+    let role = match string(role) {
+        Some(r) if ROLES.contains(&&*r) => r,
+        _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
+    };
+    let mut other_tokens = 0;
+    let text = match content.map(|c| (first_byte(c.get()), c)) {
+        Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default(),
+        Some((Some(b'['), c)) => read_parts(&param("content"), c, &mut other_tokens)?,
+        None | Some((Some(b'n'), _)) if role == "assistant" => String::new(),
+        _ => {
+            return Err(OpenAiError::invalid(
+                &param("content"),
+                "content must be a string or an array of content parts",
+            ))
+        }
+    };
+    if role == "tool" && tool_call_id.is_none_or(|id| first_byte(id.get()) != Some(b'"')) {
+        return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
+    }
+    // An assistant's tool calls (names and arguments) are prompt the model reads again.
+    other_tokens += [tool_calls, function_call, name].into_iter().flatten().map(json_text_tokens).sum::<u64>();
+    let role = match &*role {
+        "system" | "developer" => Role::System,
+        "assistant" => Role::Assistant,
+        _ => Role::User,
+    };
+    Ok((ChatMessage::new(role, text), other_tokens))
+}
+
+/// A message's content parts: the text parts' text joined; the other parts' estimated tokens
+/// added to `other_tokens`.
+fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<String, OpenAiError> {
+    let mut text = String::new();
+    for_each_element(parts.get(), |_, part| {
+        let [kind, part_text, audio] = members(part.get(), ["type", "text", "input_audio"]).unwrap_or_default();
+        match string(kind).as_deref() {
+            Some("text") => match string(part_text) {
+                Some(t) => text.push_str(&t),
+                None => return Err(OpenAiError::invalid(param, "a text part needs a text string")),
+            },
+            Some("image_url" | "image" | "input_image") => *other_tokens += IMAGE_PART_TOKENS,
+            Some("input_audio") => {
+                let data = audio.and_then(|a| members(a.get(), ["data"])).and_then(|[data]| data);
+                *other_tokens += estimate_audio(string(data).map_or(0, |d| d.len() as u64));
+            }
+            Some(_) => *other_tokens += json_text_tokens(part),
+            None => return Err(OpenAiError::invalid(param, "each content part needs a type")),
+        }
+        Ok(())
+    })?;
+    Ok(text)
+}
+
+/// Whether the request offers tools, and their definitions' estimated tokens.
+fn check_tools(body: &RawObject) -> Result<(bool, u64), OpenAiError> {
+    match body.checked_keeping("tool_choice", &["type"])? {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
@@ -461,22 +508,174 @@ fn check_tools(body: &RawObject) -> Result<bool, OpenAiError> {
             return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
         }
     }
-    let tools = match body.checked("tools")? {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::Array(t)) => t,
-        Some(_) => return Err(OpenAiError::invalid("tools", "tools must be an array")),
+    let tools = match body.get("tools") {
+        None => return Ok((false, 0)),
+        Some(raw) if first_byte(raw.get()) == Some(b'n') => return Ok((false, 0)),
+        Some(raw) => raw,
     };
-    for (i, tool) in tools.iter().enumerate() {
-        let named = tool.get("type").and_then(Value::as_str) == Some("function")
-            && tool.pointer("/function/name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        if !named {
+    let count = for_each_element(tools.get(), |i, tool| {
+        let [kind, function] = members(tool.get(), ["type", "function"]).unwrap_or_default();
+        let name = function.and_then(|f| members(f.get(), ["name"])).and_then(|[name]| name);
+        if string(kind).as_deref() != Some("function") || string(name).is_none_or(|n| n.is_empty()) {
             return Err(OpenAiError::invalid(
                 &format!("tools[{i}]"),
                 "each tool must be {\"type\":\"function\",\"function\":{\"name\":...}}",
             ));
         }
+        Ok(())
+    })?;
+    match count {
+        None => Err(OpenAiError::invalid("tools", "tools must be an array")),
+        Some(0) => Ok((false, 0)),
+        Some(_) => Ok((true, json_text_tokens(tools))),
     }
-    Ok(!tools.is_empty())
+}
+
+/// Estimated tokens of a JSON value by its text as sent (4 characters a token).
+fn json_text_tokens(raw: &RawValue) -> u64 {
+    estimate_chars(raw.get().chars().count() as u64)
+}
+
+/// The first byte of a JSON text, after whitespace: which kind of value it is.
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// A JSON string's value; `None` for any other value.
+fn string(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    (first_byte(text) == Some(b'"')).then(|| serde_json::from_str(text).ok()).flatten()
+}
+
+/// Hands each item of the JSON array `text`, as written, to `f` in order, keeping none of
+/// them; the number of items, or `None` when `text` is not an array. `f`'s first error stops
+/// the reading and is returned.
+fn for_each_element<'a>(
+    text: &'a str,
+    mut f: impl FnMut(usize, &'a RawValue) -> Result<(), OpenAiError>,
+) -> Result<Option<usize>, OpenAiError> {
+    each_item(text, &mut f)
+}
+
+/// [`for_each_element`], compiled once.
+type ItemFn<'f, 'a> = dyn FnMut(usize, &'a RawValue) -> Result<(), OpenAiError> + 'f;
+
+fn each_item<'a>(text: &'a str, f: &mut ItemFn<'_, 'a>) -> Result<Option<usize>, OpenAiError> {
+    struct Items<'f, 'g, 'a> {
+        f: &'f mut ItemFn<'g, 'a>,
+        failure: &'f mut Option<OpenAiError>,
+    }
+
+    impl<'a> Visitor<'a> for Items<'_, '_, 'a> {
+        type Value = usize;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON array")
+        }
+
+        fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(item) = seq.next_element::<&'a RawValue>()? {
+                if let Err(e) = (self.f)(n, item) {
+                    *self.failure = Some(e);
+                    return Err(serde::de::Error::custom("stopped at a refused item"));
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    if first_byte(text) != Some(b'[') {
+        return Ok(None);
+    }
+    let mut failure = None;
+    let read = serde_json::Deserializer::from_str(text).deserialize_seq(Items { f, failure: &mut failure });
+    match (read, failure) {
+        (_, Some(e)) => Err(e),
+        (Ok(n), None) => Ok(Some(n)),
+        (Err(e), None) => Err(unreadable(e)),
+    }
+}
+
+/// The members `names` of the JSON object `text`, each as written (a repeated name: its last
+/// value), the others skipped unread; `None` when `text` is not an object.
+fn members<'a, const N: usize>(text: &'a str, names: [&str; N]) -> Option<[Option<&'a RawValue>; N]> {
+    let mut found = [None; N];
+    named_members(text, &names, &mut found).then_some(found)
+}
+
+/// [`members`], compiled once: fills `found` (as long as `names`); false when `text` is not
+/// an object.
+fn named_members<'a>(text: &'a str, names: &[&str], found: &mut [Option<&'a RawValue>]) -> bool {
+    struct Named<'n, 'f, 'a> {
+        names: &'n [&'n str],
+        found: &'f mut [Option<&'a RawValue>],
+    }
+
+    impl<'a> Visitor<'a> for Named<'_, '_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(name) = map.next_key::<std::borrow::Cow<'a, str>>()? {
+                match self.names.iter().position(|n| *n == name).and_then(|at| self.found.get_mut(at)) {
+                    Some(slot) => *slot = Some(map.next_value::<&'a RawValue>()?),
+                    None => map.next_value::<IgnoredAny>().map(drop)?,
+                }
+            }
+            Ok(())
+        }
+    }
+
+    first_byte(text) == Some(b'{')
+        && serde_json::Deserializer::from_str(text).deserialize_map(Named { names, found }).is_ok()
+}
+
+/// Most array items a checked value keeps: enough for every check (`stop` takes up to 4
+/// strings, so a fifth shows there are too many).
+const CHECKED_ITEMS: usize = 5;
+
+/// The JSON value `text` as far as the checks read it, in bounded memory: a scalar as it is;
+/// of an array its first [`CHECKED_ITEMS`] items, of an object its members named in `keep`,
+/// each a scalar or else left an empty array or object.
+fn slim(text: &str, keep: &[&str]) -> Value {
+    fn scalar(text: &str) -> Value {
+        match first_byte(text) {
+            Some(b'[') => Value::Array(Vec::new()),
+            Some(b'{') => Value::Object(serde_json::Map::new()),
+            // The body passed `RawObject::check`: every value reads.
+            _ => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+    match first_byte(text) {
+        Some(b'[') => {
+            let mut items = Vec::new();
+            let _ = for_each_element(text, |_, item| {
+                if items.len() < CHECKED_ITEMS {
+                    items.push(scalar(item.get()));
+                }
+                Ok(())
+            });
+            Value::Array(items)
+        }
+        Some(b'{') => {
+            let mut found = [None; 4];
+            let found = found.get_mut(..keep.len()).unwrap_or_default();
+            named_members(text, keep, found);
+            let mut members = serde_json::Map::new();
+            for (name, raw) in keep.iter().zip(found.iter()) {
+                if let Some(raw) = raw {
+                    members.insert((*name).to_owned(), scalar(raw.get()));
+                }
+            }
+            Value::Object(members)
+        }
+        _ => scalar(text),
+    }
 }
 
 /// The body for an OpenAI-compatible upstream: the client's, byte for byte, with the routed
@@ -518,51 +717,105 @@ pub fn passthrough_request(req: &GatewayRequest, upstream_model: &str, api_key: 
 /// The request is hashed as canonical JSON (members sorted by name at every level, no
 /// whitespace), so equal requests written differently share an entry.
 pub fn cache_key(user_id: &str, req: &GatewayRequest) -> String {
-    let members: Vec<(&str, Result<Value, &RawValue>)> = req
-        .body
-        .by_name()
-        .filter(|(name, _)| !matches!(*name, "stream" | "stream_options"))
-        // Every value reads (members passed `check`); were one not to, it is hashed as written.
-        .map(|(name, raw)| (name, serde_json::from_str(raw.get()).map_err(|_| raw)))
-        .collect();
-    let canonical = serde_json::to_vec(&Canonical::Members(&members)).unwrap_or_default();
+    let mut canonical = Vec::new();
+    canonical.push(b'{');
+    let members = req.body.by_name().filter(|(name, _)| !matches!(*name, "stream" | "stream_options"));
+    for (i, (name, value)) in members.enumerate() {
+        if i > 0 {
+            canonical.push(b',');
+        }
+        write_canonical_name(&mut canonical, name);
+        write_canonical(&mut canonical, value);
+    }
+    canonical.push(b'}');
     format!("v1:gateway:{user_id}:{}", crate::request_id::hex(&Sha256::digest(&canonical)))
 }
 
-/// A JSON value written with every object's members sorted by name, whatever order the map
-/// type keeps them in.
-enum Canonical<'a> {
-    Value(&'a Value),
-    /// Top-level members, already sorted; each read as a Value or, failing that, as written.
-    Members(&'a [(&'a str, Result<Value, &'a RawValue>)]),
-}
-
-impl Serialize for Canonical<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Canonical::Members(members) => {
-                let mut map = serializer.serialize_map(Some(members.len()))?;
-                for (name, value) in members.iter() {
-                    match value {
-                        Ok(value) => map.serialize_entry(name, &Canonical::Value(value))?,
-                        Err(raw) => map.serialize_entry(name, raw)?,
-                    }
+/// `value` as canonical JSON: every object's members sorted by name (a repeated name: its last
+/// value), no whitespace, scalars as serde_json writes them. Read an array item or an object
+/// member at a time from the text as sent, so a body of tiny parts takes little more memory
+/// than its size.
+fn write_canonical(out: &mut Vec<u8>, value: &RawValue) {
+    let text = value.get();
+    match first_byte(text) {
+        Some(b'[') => {
+            out.push(b'[');
+            let mut first = true;
+            // The body passed `RawObject::check`: every item reads.
+            let _ = for_each_element(text, |_, item| {
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
                 }
-                map.end()
-            }
-            Canonical::Value(Value::Object(object)) => {
-                let mut members: Vec<(&String, &Value)> = object.iter().collect();
-                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                let mut map = serializer.serialize_map(Some(members.len()))?;
-                for (name, value) in members {
-                    map.serialize_entry(name, &Canonical::Value(value))?;
+                write_canonical(out, item);
+                Ok(())
+            });
+            out.push(b']');
+        }
+        Some(b'{') => {
+            let mut entries = object_entries(text);
+            // Equal names stay in their order (by place in the text): the last one is kept.
+            entries.sort_unstable_by(|a, b| {
+                member_name(a.0).cmp(&member_name(b.0)).then(a.0.get().as_ptr().cmp(&b.0.get().as_ptr()))
+            });
+            out.push(b'{');
+            let mut first = true;
+            for (i, (name, value)) in entries.iter().enumerate() {
+                let name = member_name(name);
+                if entries.get(i + 1).is_some_and(|next| member_name(next.0) == name) {
+                    continue;
                 }
-                map.end()
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                write_canonical_name(out, &name);
+                write_canonical(out, value);
             }
-            Canonical::Value(Value::Array(items)) => serializer.collect_seq(items.iter().map(Canonical::Value)),
-            Canonical::Value(other) => other.serialize(serializer),
+            out.push(b'}');
+        }
+        _ => {
+            let scalar: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            out.extend(serde_json::to_vec(&scalar).unwrap_or_default());
         }
     }
+}
+
+/// `"name":` as serde_json writes a member name.
+fn write_canonical_name(out: &mut Vec<u8>, name: &str) {
+    out.extend(serde_json::to_vec(name).unwrap_or_default());
+    out.push(b':');
+}
+
+/// A member name's decoded text (borrowed unless it has escapes).
+fn member_name(raw: &RawValue) -> std::borrow::Cow<'_, str> {
+    let text = raw.get();
+    let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    match quoted.contains('\\') {
+        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()).into(),
+        false => quoted.into(),
+    }
+}
+
+/// The members of the JSON object `text`, each name and value as written, in order.
+fn object_entries(text: &str) -> Vec<(&RawValue, &RawValue)> {
+    struct Entries;
+
+    impl<'a> Visitor<'a> for Entries {
+        type Value = Vec<(&'a RawValue, &'a RawValue)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = map.next_entry::<&'a RawValue, &'a RawValue>()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+
+    serde_json::Deserializer::from_str(text).deserialize_map(Entries).unwrap_or_default()
 }
 
 /// A cached completion: what is needed to answer again in either mode.
@@ -965,6 +1218,86 @@ mod tests {
     }
 
     #[test]
+    fn the_prompt_estimate_counts_every_billed_part() {
+        let plain = parse(base()).unwrap();
+        // "hi": 1 token and 4 of framing.
+        assert_eq!(plain.prompt_estimate(), 5);
+        let image =
+            json!([{ "type": "text", "text": "hi" }, { "type": "image_url", "image_url": { "url": "data:x" } }]);
+        let with_image = parse(with("messages", json!([{ "role": "user", "content": image }]))).unwrap();
+        assert_eq!(with_image.prompt_estimate(), 5 + IMAGE_PART_TOKENS);
+        let audio = json!([{ "type": "input_audio", "input_audio": { "data": "A".repeat(4000), "format": "mp3" } }]);
+        let with_audio = parse(with("messages", json!([{ "role": "user", "content": audio }]))).unwrap();
+        assert_eq!(with_audio.prompt_estimate(), 4 + 2);
+        let tools =
+            json!([{ "type": "function", "function": { "name": "get_weather", "parameters": { "type": "object" } } }]);
+        let tools_tokens = estimate_chars(tools.to_string().len() as u64);
+        assert_eq!(parse(with("tools", tools)).unwrap().prompt_estimate(), 5 + tools_tokens);
+        let schema = json!({ "type": "json_schema", "json_schema": { "name": "s", "schema": { "type": "object" } } });
+        let schema_tokens = estimate_chars(schema.to_string().len() as u64);
+        assert_eq!(parse(with("response_format", schema)).unwrap().prompt_estimate(), 5 + schema_tokens);
+        assert_eq!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().prompt_estimate(), 5);
+        let calls = json!([{ "id": "c1", "type": "function", "function": { "name": "f", "arguments": "{\"a\":1}" } }]);
+        let calls_tokens = estimate_chars(calls.to_string().len() as u64);
+        let turns = json!([
+            { "role": "user", "content": "hi" },
+            { "role": "assistant", "content": null, "tool_calls": calls },
+            { "role": "tool", "tool_call_id": "c1", "content": "42" } ]);
+        // 5 for the user, 4 + the calls for the assistant, 1 + 4 for the tool's answer.
+        assert_eq!(parse(with("messages", turns)).unwrap().prompt_estimate(), 5 + 4 + calls_tokens + 5);
+    }
+
+    #[test]
+    fn tiny_parts_by_the_thousand_are_read_one_at_a_time_with_the_same_answers() {
+        let many = |item: &str, n: usize| format!("[{}]", vec![item; n].join(","));
+        let body = |messages: &str| format!(r#"{{"model":"m","messages":{messages}}}"#);
+        let parts = format!(r#"[{{"role":"user","content":{}}}]"#, many("{}", 100_000));
+        let err = parse_request(body(&parts).as_bytes()).unwrap_err();
+        assert_eq!(
+            (err.param.as_deref(), err.message.as_str()),
+            (Some("messages[0].content"), "each content part needs a type")
+        );
+        let numbers = many("1", 100_000);
+        let err = parse_request(body(&numbers).as_bytes()).unwrap_err();
+        assert_eq!(
+            (err.param.as_deref(), err.message.as_str()),
+            (Some("messages[0]"), "each message must be an object")
+        );
+        let fine = many(r#"{"role":"user","content":[{"type":"text","text":"a"}]}"#, 10_000);
+        let r = parse_request(body(&fine).as_bytes()).unwrap();
+        assert_eq!((r.messages.len(), r.messages[9_999].content.as_str()), (10_000, "a"));
+        let stop = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"stop":{}}}"#,
+            many("\"s\"", 100_000)
+        );
+        assert_eq!(parse_request(stop.as_bytes()).unwrap_err().param.as_deref(), Some("stop"));
+        let tools =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"tools":{}}}"#, many("1", 100_000));
+        assert_eq!(parse_request(tools.as_bytes()).unwrap_err().param.as_deref(), Some("tools[0]"));
+    }
+
+    #[test]
+    fn message_members_are_read_like_json_values() {
+        // A repeated member keeps its last value; escaped names and values are decoded.
+        let v = br#"{"model":"m","messages":[{"role":"user","role":"assistant","content":null},{"r\u006fle":"user","content":"caf\u00e9"}]}"#;
+        let r = parse_request(v).unwrap();
+        assert_eq!(r.messages, [ChatMessage::new(Role::Assistant, ""), ChatMessage::new(Role::User, "café")]);
+        let tool_id = parse(with("messages", json!([{ "role": "tool", "tool_call_id": 5, "content": "x" }])));
+        assert_eq!(tool_id.unwrap_err().param.as_deref(), Some("messages[0].tool_call_id"));
+        let text = parse(with("messages", json!([{ "role": "user", "content": [{ "type": "text", "text": 1 }] }])));
+        assert_eq!(text.unwrap_err().message, "a text part needs a text string");
+        // The role is checked before the content, whatever their order.
+        let both = parse(with("messages", json!([{ "content": 5, "role": "x" }])));
+        assert_eq!(both.unwrap_err().param.as_deref(), Some("messages[0].role"));
+        let options = with("stream", json!(true));
+        let mut options = options;
+        options["stream_options"] = json!({ "x": [1, 2, 3], "include_usage": true });
+        assert!(parse(options).unwrap().include_usage);
+        assert!(parse(with("tool_choice", json!({ "function": { "name": "f" }, "type": "function" }))).is_ok());
+        assert!(parse(with("tools", json!([]))).is_ok_and(|r| !r.has_tools));
+    }
+
+    #[test]
     fn bad_requests_name_the_parameter() {
         let cases = [
             (json!({ "messages": [] }), "model"),
@@ -1033,6 +1366,14 @@ mod tests {
         let key = |body: &[u8]| cache_key("u1", &parse_request(body).unwrap());
         assert_eq!(key(a), key(b));
         assert!(key(a).starts_with("v1:gateway:u1:") && key(a).len() == "v1:gateway:u1:".len() + 64);
+    }
+
+    #[test]
+    fn the_cache_key_hashes_canonical_json_read_piece_by_piece() {
+        let body = br#"{"temperature":0,"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"metadata":{"b":[1,{"d":2,"c":1.50,"d":3}],"a":"\u00e9","\u0061a":null},"z":[]}"#;
+        let canonical = r#"{"messages":[{"content":"hi","role":"user"}],"metadata":{"a":"é","aa":null,"b":[1,{"c":1.5,"d":3}]},"model":"m","temperature":0,"z":[]}"#;
+        let expected = format!("v1:gateway:u1:{}", crate::request_id::hex(&Sha256::digest(canonical.as_bytes())));
+        assert_eq!(cache_key("u1", &parse_request(body).unwrap()), expected);
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub(super) const CONVERSATION_START: &str = "(conversation start)";
 
 /// The events decoded; any other named event (`ping`, `content_block_start`, ...) is skipped
 /// without looking at its data.
-const DECODED_EVENTS: &[&str] = &["message_start", "content_block_delta", "message_delta", "message_stop", "error"];
+const DECODED_EVENTS: &[&str] =
+    &["message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error"];
 
 /// One turn of the `messages` array.
 #[derive(Serialize)]
@@ -97,6 +98,8 @@ struct Event {
     /// `message_start`'s message, read for its usage.
     message: Option<EventMessage>,
     delta: Option<EventDelta>,
+    /// `content_block_start`'s block, read for a tool call's name.
+    content_block: Option<Value>,
     usage: Option<Tokens>,
     error: Option<Value>,
 }
@@ -106,11 +109,15 @@ struct EventMessage {
     usage: Option<Tokens>,
 }
 
-/// A `content_block_delta`'s delta (type and text) or a `message_delta`'s (stop reason).
+/// A `content_block_delta`'s delta (type and text, tool input or thinking) or a
+/// `message_delta`'s (stop reason).
 #[derive(Deserialize)]
 struct EventDelta {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A text delta's text, a tool input delta's `partial_json` or a thinking delta's
+    /// `thinking` (each delta type has one of them).
+    #[serde(alias = "partial_json", alias = "thinking")]
     text: Option<String>,
     stop_reason: Option<String>,
 }
@@ -132,12 +139,20 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
             let usage = usage.as_ref();
             sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens))
         }
+        "content_block_start" => {
+            let name = data.content_block.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str);
+            if let Some(name) = name.filter(|n| !n.is_empty()) {
+                sink.push(StreamEvent::OtherOutput(name.to_owned()));
+            }
+        }
         "content_block_delta" => {
-            // Other delta types (tool input JSON, thinking) add no answer text.
-            if let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta {
-                if kind == "text_delta" && !text.is_empty() {
-                    sink.push(StreamEvent::Delta(text));
-                }
+            // Tool input JSON and thinking are billed output, but not answer text.
+            let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta else { return };
+            match kind.as_str() {
+                _ if text.is_empty() => {}
+                "text_delta" => sink.push(StreamEvent::Delta(text)),
+                "input_json_delta" | "thinking_delta" => sink.push(StreamEvent::OtherOutput(text)),
+                _ => {}
             }
         }
         "message_delta" => {
@@ -163,24 +178,40 @@ pub(super) struct Message {
     error: Option<Value>,
 }
 
-/// A content block: text, or a kind that adds no text (tool use, thinking).
+/// A content block: text, or billed output that is not answer text (a tool call's name and
+/// input, thinking).
 #[derive(Deserialize)]
 struct Block {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A text block's text or a thinking block's `thinking`.
+    #[serde(alias = "thinking")]
     text: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
 }
 
-/// A `message` object: its text blocks concatenated, `stop_reason` and usage.
+impl Block {
+    /// Characters of billed output that are not answer text (for any block but text).
+    fn other_output_chars(&self) -> u64 {
+        let input = self.input.as_ref().map_or(0, |i| super::json_text(i).chars().count());
+        let texts = [&self.name, &self.text].into_iter().flatten().map(|t| t.chars().count());
+        (input + texts.sum::<usize>()) as u64
+    }
+}
+
+/// A `message` object: its text blocks concatenated, the size of its other blocks (tool use,
+/// thinking), `stop_reason` and usage.
 pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
     if let Some(error) = &body.error {
         return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
     let blocks = body.content.ok_or("upstream answer has no content")?;
-    let text =
-        blocks.into_iter().filter(|block| block.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
+    let (texts, others): (Vec<Block>, Vec<Block>) =
+        blocks.into_iter().partition(|block| block.kind.as_deref() == Some("text"));
     Ok(Completion {
-        text,
+        text: texts.into_iter().filter_map(|b| b.text).collect(),
+        other_output_chars: others.iter().map(Block::other_output_chars).sum(),
         usage: body.usage.map(|u| Usage {
             prompt_tokens: u.input_tokens.unwrap_or(0),
             completion_tokens: u.output_tokens.unwrap_or(0),

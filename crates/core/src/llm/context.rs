@@ -13,10 +13,28 @@ pub const MESSAGE_OVERHEAD_TOKENS: u32 = 4;
 /// close there. It is an underestimate for scripts such as Chinese, Japanese or Korean, where a
 /// character is often a whole token or more: a long CJK conversation can still overflow the
 /// window, and then the upstream's error is passed on. Billing uses the upstream's reported
-/// usage, never this estimate.
+/// usage, and this estimate only when the upstream reports none (the record is then flagged).
 pub fn estimate_tokens(text: &str) -> u32 {
     let chars = text.chars().count();
     u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+/// Estimated tokens in `chars` characters of text: `ceil(chars / 4)`, as [`estimate_tokens`].
+pub fn estimate_chars(chars: u64) -> u64 {
+    chars.div_ceil(4)
+}
+
+/// Tokens an image part of a prompt is estimated at, whatever its size: OpenAI's count for a
+/// 1024x1024 image at high detail (a low-detail image is 85).
+pub const IMAGE_PART_TOKENS: u64 = 765;
+
+/// Characters of base64 audio data estimated as one token: about 10 tokens a second of
+/// 128 kbit/s audio (OpenAI counts about 10 tokens a second); less compressed audio counts more.
+pub const AUDIO_BASE64_CHARS_PER_TOKEN: u64 = 2000;
+
+/// Tokens an audio part with `base64_chars` characters of data is estimated at (at least one).
+pub fn estimate_audio(base64_chars: u64) -> u64 {
+    base64_chars.div_ceil(AUDIO_BASE64_CHARS_PER_TOKEN).max(1)
 }
 
 fn message_cost(content: &str) -> u32 {

@@ -59,11 +59,36 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+impl Usage {
+    /// Prompt and completion tokens together.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    /// Each count as the upstream `reported` it, or else (absent, or 0 where something was
+    /// estimated) the `estimate`'s; and whether any count was estimated. So an upstream that
+    /// reports nothing, or only the prompt (a stream cut after Anthropic's `message_start`),
+    /// never makes a call free.
+    pub fn reported_or(reported: Option<Usage>, estimate: Usage) -> (Usage, bool) {
+        let reported = reported.unwrap_or_default();
+        let prompt_estimated = reported.prompt_tokens == 0 && estimate.prompt_tokens > 0;
+        let output_estimated = reported.completion_tokens == 0 && estimate.completion_tokens > 0;
+        let usage = Usage {
+            prompt_tokens: if prompt_estimated { estimate.prompt_tokens } else { reported.prompt_tokens },
+            completion_tokens: if output_estimated { estimate.completion_tokens } else { reported.completion_tokens },
+        };
+        (usage, prompt_estimated || output_estimated)
+    }
+}
+
 /// What a stream decoder makes of the upstream's events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// Text to append to the answer.
     Delta(String),
+    /// Output that is billed but is not answer text (tool-call names and arguments, reasoning,
+    /// refusals): counted for usage estimates, never shown as chat text.
+    OtherOutput(String),
     /// Usage so far, merged over everything the upstream reported (the last one wins).
     Usage(Usage),
     /// The finish/stop reason as the upstream names it (`stop`, `length`, `end_turn`, ...).
@@ -80,8 +105,18 @@ pub enum StreamEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,
+    /// Characters of billed output besides `text`: tool-call names and arguments, reasoning,
+    /// refusals (for an estimate when the upstream reports no usage).
+    pub other_output_chars: u64,
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+}
+
+impl Completion {
+    /// The answer's estimated output tokens: its text and its other output.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        u64::from(context::estimate_tokens(&self.text)) + context::estimate_chars(self.other_output_chars)
+    }
 }
 
 /// A message as OpenAI-style APIs take it: `{"role": .., "content": ..}`.
@@ -114,6 +149,22 @@ impl Counts {
 /// which serde_json always serializes: the empty fallback is never taken.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A value that should be a string, as text: the string itself, or else its JSON text (some
+/// compatible servers send tool arguments as an object).
+fn loose_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => json_text(&other),
+    }
+}
+
+/// `value` as JSON text (through the byte writer the rest of the crate uses: `to_string`
+/// would compile the serializer once more).
+fn json_text(value: &Value) -> String {
+    String::from_utf8(serde_json::to_vec(value).unwrap_or_default()).unwrap_or_default()
 }
 
 /// The message of an `error` member: `"..."` or `{"message": "..."}`.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_text, json_object, to_json, wire_messages, Counts, WireMessage};
+use super::{error_text, json_object, loose_text, to_json, wire_messages, Counts, WireMessage};
 use super::{Completion, StreamEvent};
 
 /// A Chat Completions request body.
@@ -49,42 +49,81 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
     UpstreamRequest { path: "/chat/completions".to_owned(), headers, body: to_json(&body) }
 }
 
-/// A `chat.completion.chunk`, or an in-stream `{"error": ..}`; only the first choice is read.
+/// A `chat.completion.chunk` or a whole `chat.completion` (they share their shape, and one
+/// type decodes both), or an `{"error": ..}`; only the first choice is read.
 #[derive(Deserialize)]
-struct Chunk {
-    choices: Option<Vec<ChunkChoice>>,
+pub(super) struct Answer {
+    choices: Option<Vec<Choice>>,
     usage: Option<Counts>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct ChunkChoice {
-    delta: Option<ChunkDelta>,
+struct Choice {
+    /// A chunk's.
+    delta: Option<Output>,
+    /// A whole answer's.
+    message: Option<Output>,
     finish_reason: Option<String>,
 }
 
-/// Role, refusal and tool-call members are not read: they add no text.
-#[derive(Deserialize)]
-struct ChunkDelta {
+/// A delta or a whole message: the answer text, and the output that is billed without being
+/// answer text: refusals, reasoning (`reasoning_content` of DeepSeek-style APIs, `reasoning`
+/// of others) and tool calls (names and arguments), read as plain JSON values (a derived
+/// struct per nesting level would cost the wasm more than walking them).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Output {
     content: Option<String>,
+    refusal: Option<Value>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
+    /// `[{"function": {"name", "arguments"}}]`.
+    tool_calls: Option<Value>,
+    /// The legacy single call: `{"name", "arguments"}`.
+    function_call: Option<Value>,
+}
+
+impl Output {
+    /// The other output's pieces, as text, in the order named above (empty ones left out).
+    fn other_pieces(self) -> Vec<String> {
+        let mut functions = Vec::new();
+        if let Some(Value::Array(calls)) = self.tool_calls {
+            for mut call in calls {
+                functions.extend(call.get_mut("function").map(Value::take));
+            }
+        }
+        functions.extend(self.function_call);
+        let mut pieces = vec![self.refusal, self.reasoning_content, self.reasoning];
+        for mut function in functions {
+            pieces.push(function.get_mut("name").map(Value::take));
+            pieces.push(function.get_mut("arguments").map(Value::take));
+        }
+        pieces.into_iter().flatten().map(loose_text).filter(|t| !t.is_empty()).collect()
+    }
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.
-/// Role-only deltas, refusals and tool calls add no text.
+/// Role-only deltas add nothing; refusals, reasoning and tool calls are other output.
 pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     let data = event.data.trim();
     if data == "[DONE]" {
         return sink.push(StreamEvent::Done);
     }
-    let Some(chunk) = json_object::<Chunk>(data.as_bytes()) else {
+    let Some(chunk) = json_object::<Answer>(data.as_bytes()) else {
         return sink.push(StreamEvent::Malformed);
     };
     if let Some(error) = &chunk.error {
         return sink.error(error_text(error));
     }
     if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
-        if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
-            sink.push(StreamEvent::Delta(text));
+        if let Some(mut delta) = choice.delta {
+            if let Some(text) = delta.content.take().filter(|t| !t.is_empty()) {
+                sink.push(StreamEvent::Delta(text));
+            }
+            for piece in delta.other_pieces() {
+                sink.push(StreamEvent::OtherOutput(piece));
+            }
         }
         if let Some(reason) = choice.finish_reason {
             sink.push(StreamEvent::Finish(reason));
@@ -95,34 +134,18 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     }
 }
 
-/// A `chat.completion` object (or an error body).
-#[derive(Deserialize)]
-pub(super) struct Answer {
-    choices: Option<Vec<AnswerChoice>>,
-    usage: Option<Counts>,
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct AnswerChoice {
-    message: Option<AnswerMessage>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AnswerMessage {
-    content: Option<String>,
-}
-
-/// A `chat.completion` object: the first choice's text (empty for tool calls), its finish
-/// reason and the usage.
+/// A `chat.completion` object: the first choice's text (empty for tool calls), the size of
+/// its other output (tool calls, reasoning), its finish reason and the usage.
 pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     if let Some(error) = &body.error {
         return Err(error_text(error).unwrap_or("upstream reported an error").to_owned());
     }
     let choice = body.choices.and_then(|c| c.into_iter().next()).ok_or("upstream answer has no choices")?;
+    let mut message = choice.message.unwrap_or_default();
+    let text = message.content.take().unwrap_or_default();
     Ok(Completion {
-        text: choice.message.and_then(|m| m.content).unwrap_or_default(),
+        text,
+        other_output_chars: message.other_pieces().iter().map(|p| p.chars().count() as u64).sum(),
         usage: body.usage.as_ref().map(Counts::usage),
         finish_reason: choice.finish_reason,
     })

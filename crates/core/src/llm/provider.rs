@@ -185,6 +185,9 @@ mod tests {
     const ANTHROPIC_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/anthropic_stream.sse");
     const ANTHROPIC_MESSAGE: &[u8] = include_bytes!("../../tests/fixtures/llm/anthropic_message.json");
     const WORKERS_AI_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/workers_ai_stream.sse");
+    const OPENAI_TOOL_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_tool_stream.sse");
+    const OPENAI_REASONING_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_reasoning_stream.sse");
+    const ANTHROPIC_TOOL_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/anthropic_tool_stream.sse");
 
     /// What the simulator answers to "hello" with 12 tokens, streamed or not.
     const SIM_TEXT: &str = "is next right large eye be so we after begin house near";
@@ -194,6 +197,8 @@ mod tests {
     #[derive(Debug, PartialEq)]
     struct Outcome {
         text: String,
+        /// The other output, each piece followed by `|`.
+        other: String,
         last_usage: Option<Usage>,
         finishes: Vec<String>,
         errors: Vec<String>,
@@ -210,6 +215,7 @@ mod tests {
         events.extend(decoder.finish());
         let mut outcome = Outcome {
             text: String::new(),
+            other: String::new(),
             last_usage: None,
             finishes: Vec::new(),
             errors: Vec::new(),
@@ -219,6 +225,10 @@ mod tests {
         for event in events {
             match event {
                 StreamEvent::Delta(text) => outcome.text.push_str(&text),
+                StreamEvent::OtherOutput(other) => {
+                    outcome.other.push_str(&other);
+                    outcome.other.push('|');
+                }
                 StreamEvent::Usage(usage) => outcome.last_usage = Some(usage),
                 StreamEvent::Finish(reason) => outcome.finishes.push(reason),
                 StreamEvent::Error(message) => outcome.errors.push(message),
@@ -282,6 +292,50 @@ mod tests {
     }
 
     #[test]
+    fn openai_tool_calls_are_other_output_however_the_stream_is_split() {
+        let outcome = decode_every_way(Provider::OpenAi, OPENAI_TOOL_STREAM);
+        assert_eq!(outcome.text, "");
+        // The name from the header delta, then each argument fragment (the empty first one adds
+        // nothing).
+        assert_eq!(outcome.other, "get_weather|{\"city\":|\"went as|k\",\"days|\":15}|");
+        assert_eq!(outcome.finishes, ["tool_calls"]);
+        assert_eq!(outcome.last_usage, Some(Usage { prompt_tokens: 2, completion_tokens: 4 }));
+    }
+
+    #[test]
+    fn openai_reasoning_is_other_output_however_the_stream_is_split() {
+        let outcome = decode_every_way(Provider::OpenAi, OPENAI_REASONING_STREAM);
+        assert_eq!(outcome.text, "4");
+        assert_eq!(outcome.other, "Two and| two.|Four.|");
+        assert_eq!((outcome.last_usage, outcome.done), (None, 1));
+    }
+
+    #[test]
+    fn anthropic_tool_input_and_thinking_are_other_output_however_the_stream_is_split() {
+        let outcome = decode_every_way(Provider::Anthropic, ANTHROPIC_TOOL_STREAM);
+        assert_eq!(outcome.text, "");
+        assert_eq!(outcome.other, "Ask the tool.|get_weather|{\"city\": |\"Paris\"}|");
+        assert_eq!(outcome.finishes, ["tool_use"]);
+        assert_eq!(outcome.last_usage, Some(Usage { prompt_tokens: 30, completion_tokens: 40 }));
+        assert_eq!((outcome.done, outcome.malformed), (1, 0));
+    }
+
+    #[test]
+    fn whole_answers_count_tool_calls_and_thinking() {
+        let fixture: &[u8] = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}],"reasoning_content":"Ask."},"finish_reason":"tool_calls"}]}"#;
+        let decoded = decode_completion(Provider::OpenAi, fixture).unwrap();
+        // "Ask." + "get_weather" + {"city":"Paris"}: 4 + 11 + 16 characters.
+        assert_eq!((decoded.text.as_str(), decoded.other_output_chars, decoded.usage), ("", 31, None));
+        assert_eq!(decoded.estimated_output_tokens(), 8);
+        let anthropic: &[u8] = br#"{"content":[{"type":"thinking","thinking":"Ask.","signature":"x"},{"type":"text","text":"ok"},{"type":"tool_use","id":"t","name":"get_weather","input":{"city":"Paris"}}],"stop_reason":"tool_use"}"#;
+        let decoded = decode_completion(Provider::Anthropic, anthropic).unwrap();
+        assert_eq!((decoded.text.as_str(), decoded.other_output_chars), ("ok", 31));
+        let legacy: &[u8] =
+            br#"{"choices":[{"message":{"content":null,"function_call":{"name":"f","arguments":{"a":1}}}}]}"#;
+        assert_eq!(decode_completion(Provider::OpenAi, legacy).unwrap().other_output_chars, 8);
+    }
+
+    #[test]
     fn a_malformed_event_is_counted_once_and_the_rest_of_the_text_survives() {
         let outcome = decode_every_way(Provider::OpenAi, OPENAI_MALFORMED);
         assert_eq!(outcome.malformed, 1);
@@ -293,7 +347,12 @@ mod tests {
 
     #[test]
     fn streamed_and_whole_answers_agree() {
-        let expected = Completion { text: SIM_TEXT.into(), usage: Some(SIM_USAGE), finish_reason: Some("stop".into()) };
+        let expected = Completion {
+            text: SIM_TEXT.into(),
+            other_output_chars: 0,
+            usage: Some(SIM_USAGE),
+            finish_reason: Some("stop".into()),
+        };
         assert_eq!(decode_completion(Provider::OpenAi, OPENAI_COMPLETION), Ok(expected.clone()));
         let expected = Completion { finish_reason: Some("end_turn".into()), ..expected };
         assert_eq!(decode_completion(Provider::Anthropic, ANTHROPIC_MESSAGE), Ok(expected));
@@ -381,6 +440,7 @@ mod tests {
             br#"{"result":{"response":"hi","usage":{"prompt_tokens":3,"completion_tokens":1}},"success":true}"#;
         let expected = Completion {
             text: "hi".into(),
+            other_output_chars: 0,
             usage: Some(Usage { prompt_tokens: 3, completion_tokens: 1 }),
             finish_reason: None,
         };

@@ -1,5 +1,6 @@
 //! The Cloudflare Workers AI text-generation format, as the `AI` binding takes and returns
-//! it: input object, `{"response": ..}` stream events and answers, error bodies.
+//! it: input object, `{"response": ..}` stream events and answers, error bodies. No tools are
+//! ever sent to it, so its answers are text only.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -93,7 +94,7 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     }
     let Text { response, usage } = body.result.unwrap_or(Text { response: body.response, usage: body.usage });
     let text = response.ok_or("upstream answer has no response")?;
-    Ok(Completion { text, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
+    Ok(Completion { text, other_output_chars: 0, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
 }
 
 /// The message of a REST error body (`{"errors": [{"message": ..}]}`) or an `error` member.
