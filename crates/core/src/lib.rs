@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod agent;
 pub mod body;
 pub mod chat;
 pub mod config;
