@@ -183,8 +183,8 @@ fn decode<T: DeserializeOwned>(args: &str) -> Result<T, ToolError> {
 }
 
 /// `{"<key>": [items...], "truncated": bool}`, with as many items (from the first) as fit in
-/// [`MAX_RESULT_BYTES`].
-pub fn capped_list<T: Serialize>(key: &str, items: &[T]) -> String {
+/// [`MAX_RESULT_BYTES`]; `truncated` is also true when `more` says rows were left unread.
+pub fn capped_list<T: Serialize>(key: &str, items: &[T], more: bool) -> String {
     let mut rendered: Vec<String> = items.iter().filter_map(|i| serde_json::to_string(i).ok()).collect();
     let total = rendered.len();
     let overhead = key.len() + 40;
@@ -193,9 +193,23 @@ pub fn capped_list<T: Serialize>(key: &str, items: &[T]) -> String {
         let Some(last) = rendered.pop() else { break };
         size -= last.len() + 1;
     }
-    let truncated = rendered.len() < total;
+    let truncated = more || rendered.len() < total;
     let key = serde_json::to_string(key).unwrap_or_default();
     format!("{{{key}:[{}],\"truncated\":{truncated}}}", rendered.join(","))
+}
+
+/// A conversation as `search_conversations` shows it (its id, title and last change).
+#[derive(Debug, Serialize)]
+pub struct ConversationHit<'a> {
+    pub conversation_id: &'a str,
+    pub title: &'a str,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a crate::conversations::Conversation> for ConversationHit<'a> {
+    fn from(c: &'a crate::conversations::Conversation) -> Self {
+        Self { conversation_id: &c.conversation_id, title: &c.title, updated_at: crate::time::rfc3339(c.updated_at) }
+    }
 }
 
 /// One object as a tool's result text (a single row is bounded by its own limits).
@@ -338,10 +352,11 @@ mod tests {
 
     #[test]
     fn lists_are_cut_to_the_result_cap() {
-        let small = capped_list("tasks", &["a", "b"]);
+        let small = capped_list("tasks", &["a", "b"], false);
         assert_eq!(small, r#"{"tasks":["a","b"],"truncated":false}"#);
+        assert_eq!(capped_list("tasks", &["a"], true), r#"{"tasks":["a"],"truncated":true}"#);
         let big: Vec<String> = (0..50).map(|i| format!("{i}{}", "x".repeat(400))).collect();
-        let text = capped_list("memories", &big);
+        let text = capped_list("memories", &big, false);
         assert!(text.len() <= MAX_RESULT_BYTES, "{}", text.len());
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["truncated"], true);
