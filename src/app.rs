@@ -214,6 +214,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::CreateMemory => Box::pin(handlers::memories::create_memory(cx)),
         Route::ListMemories => Box::pin(handlers::memories::list_memories(cx)),
         Route::DeleteMemory => Box::pin(handlers::memories::delete_memory(cx)),
+        Route::Mcp => Box::pin(handlers::mcp::mcp(cx)),
     };
     handler.await
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conversations;
 pub mod health;
 pub mod keys;
+pub mod mcp;
 pub mod memories;
 pub mod messages;
 pub mod tasks;

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod ids;
 pub mod llm;
 pub mod log;
+pub mod mcp;
 pub mod password;
 pub mod plans;
 pub mod request_id;

@@ -43,6 +43,7 @@ pub enum Route {
     CreateMemory,
     ListMemories,
     DeleteMemory,
+    Mcp,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -100,6 +101,8 @@ const TABLE: &[Entry] = &[
     },
     Entry { pattern: "/api/v1/memories", methods: &[("POST", Route::CreateMemory), ("GET", Route::ListMemories)] },
     Entry { pattern: "/api/v1/memories/{memory_id}", methods: &[("DELETE", Route::DeleteMemory)] },
+    // POST only: no server-to-client stream is offered, so GET (and DELETE) answer 405.
+    Entry { pattern: "/mcp", methods: &[("POST", Route::Mcp)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

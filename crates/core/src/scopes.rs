@@ -15,7 +15,7 @@ pub enum Scope {
     /// Read-only access to the user's data: the GET routes of conversations, messages, usage
     /// and the profile.
     Read,
-    /// The MCP server's tools (reserved: accepted and stored, no route needs it yet).
+    /// The MCP server's tools (`POST /mcp`), and the tasks and memories they act on.
     Tools,
 }
 
@@ -143,6 +143,7 @@ pub fn access(route: Route) -> Access {
         ListModels | ChatCompletions => GATEWAY,
         ListTasks | GetTask | ListMemories => AGENT_READ,
         CreateTask | UpdateTask | DeleteTask | CreateMemory | DeleteMemory => AGENT_WRITE,
+        Mcp => Access::AnyOf(&[Scope::Tools]),
     }
 }
 
@@ -277,6 +278,8 @@ mod tests {
         assert!(allowed(&["chat"], Route::GetConversation));
         assert!(allowed(&["chat"], Route::DeleteConversation));
         assert!(!allowed(&["tools"], Route::GetConversation));
+        assert!(allowed(&["tools"], Route::Mcp));
+        assert!(!allowed(&["gateway", "chat", "read"], Route::Mcp));
         for route in [Route::ListTasks, Route::GetTask, Route::ListMemories] {
             assert!(allowed(&["read"], route) && allowed(&["chat"], route) && allowed(&["tools"], route));
             assert!(!allowed(&["gateway"], route));
