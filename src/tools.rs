@@ -36,16 +36,7 @@ async fn execute(db: &Db, user_id: &str, call: Call) -> Result<Result<String, To
         Call::AddTask(new) => {
             let task_id = TaskId::new(runtime::random_bytes()?);
             tasks::insert(db, &task_id, user_id, &new, now).await?;
-            let task = Task {
-                task_id,
-                title: new.title,
-                notes: new.notes,
-                status: TaskStatus::Open,
-                due_at: new.due_at,
-                created_at: now,
-                updated_at: now,
-                completed_at: None,
-            };
+            let task = new.into_task(task_id, now);
             one(&task.view())
         }
         Call::ListTasks { filter, limit } => {

@@ -27,16 +27,7 @@ pub async fn create_task(cx: &mut Ctx<'_>) -> HandlerResult {
     let now = runtime::now_ms();
     let db = cx.db()?;
     store::insert(&db, &task_id, &principal.user.user_id, &task, now).await?;
-    let stored = Task {
-        task_id,
-        title: task.title,
-        notes: task.notes,
-        status: edgechat_core::agent::tasks::TaskStatus::Open,
-        due_at: task.due_at,
-        created_at: now,
-        updated_at: now,
-        completed_at: None,
-    };
+    let stored = task.into_task(task_id, now);
     json(201, &stored.view())
 }
 

@@ -129,6 +129,22 @@ pub struct NewTask {
     pub due_at: Option<u64>,
 }
 
+impl NewTask {
+    /// The task as stored at `now`: open, not completed.
+    pub fn into_task(self, task_id: TaskId, now: u64) -> Task {
+        Task {
+            task_id,
+            title: self.title,
+            notes: self.notes,
+            status: TaskStatus::Open,
+            due_at: self.due_at,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+}
+
 impl AddTask {
     pub fn validate(self) -> Result<NewTask, ApiError> {
         Ok(NewTask {
