@@ -163,7 +163,8 @@ impl ToolError {
 }
 
 fn decode<T: DeserializeOwned>(args: &str) -> Result<T, ToolError> {
-    let mut de = serde_json::Deserializer::from_str(args);
+    // From bytes, as `body::parse_json` reads a REST body: the two share their decoders.
+    let mut de = serde_json::Deserializer::from_slice(args.as_bytes());
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
