@@ -2,10 +2,11 @@
 //! user (another user's ids answer 404), the same rows `remember`, `recall` and `forget` use.
 
 use crate::app::Ctx;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, authenticate_reading};
 use crate::http::{json, list_page, read_json, AppError, HandlerResult, Reply};
 use crate::runtime;
 use crate::store::memories as store;
+use crate::store::reads::Read;
 use edgechat_core::agent::memories::{Memory, Remember};
 use edgechat_core::cursor::{self, Cursor};
 use edgechat_core::ids::MemoryId;
@@ -44,29 +45,31 @@ fn parse_listing(q: &str) -> Result<(Listing, u32), AppError> {
 }
 
 pub async fn list_memories(cx: &mut Ctx<'_>) -> HandlerResult {
-    // Errors in the query are answered after authentication's.
+    // Errors in the query are answered after authentication's; a good query is read in the
+    // session check's round trip.
     let listing = parse_listing(&cx.query());
-    let principal = authenticate(cx).await?;
+    let read = match &listing {
+        Ok((Listing::Search { fts, offset }, limit)) => {
+            Some(Read::MemorySearch { fts, fetch: limit + 1, offset: *offset })
+        }
+        Ok((Listing::Page { after }, limit)) => Some(Read::Memories { after: after.as_ref(), fetch: limit + 1 }),
+        Err(_) => None,
+    };
+    let (_, results) = authenticate_reading(cx, read.as_slice()).await?;
     let (listing, limit) = listing?;
-    let db = cx.db()?;
-    let user_id = &principal.user.user_id;
-    match listing {
-        Listing::Search { fts, offset } => {
-            let mut rows = store::search(&db, user_id, &fts, limit + 1, offset).await?;
+    let rows = store::memories(results.first())?;
+    let (rows, next_cursor) = match listing {
+        Listing::Search { offset, .. } => {
             let more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
             let next = more.then(|| Cursor { key: (offset + u64::from(limit)) as i64, id: SEARCH_CURSOR_ID.into() });
-            let data: Vec<_> = rows.iter().map(Memory::view).collect();
-            list_page(200, &data, next.map(|c| c.encode()))
+            (rows.into_iter().take(limit as usize).collect(), next.map(|c| c.encode()))
         }
-        Listing::Page { after } => {
-            let rows = store::list(&db, user_id, after.as_ref(), limit + 1).await?;
-            let (rows, next_cursor) =
-                cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.memory_id.to_string() });
-            let data: Vec<_> = rows.iter().map(Memory::view).collect();
-            list_page(200, &data, next_cursor)
+        Listing::Page { .. } => {
+            cursor::page(rows, limit, |m| Cursor { key: m.created_at as i64, id: m.memory_id.to_string() })
         }
-    }
+    };
+    let data: Vec<_> = rows.iter().map(Memory::view).collect();
+    list_page(200, &data, next_cursor)
 }
 
 pub async fn delete_memory(cx: &mut Ctx<'_>) -> HandlerResult {

@@ -1,8 +1,9 @@
 //! Memories in D1: owner-scoped writes and reads, keyset pages newest first, and full-text
 //! recall over the user's own memories (the FTS5 index of migration 0013).
 
-use super::{num, signed, text, Db};
+use super::{num, rows, signed, text, Db};
 use crate::http::AppError;
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::agent::memories::Memory;
 use edgechat_core::cursor::Cursor;
 
@@ -28,18 +29,38 @@ pub async fn insert(db: &Db, memory_id: &str, user_id: &str, content: &str, now:
     db.run("insert memory", db.stmt(INSERT, &args)?).await.map(drop)
 }
 
-/// One page of the user's memories, newest first (`fetch` rows).
-pub async fn list(db: &Db, user_id: &str, after: Option<&Cursor>, fetch: u32) -> Result<Vec<Memory>, AppError> {
-    let stmt = match after {
-        None => db.stmt(LIST_FIRST, &[text(user_id), num(fetch.into())])?,
-        Some(c) => db.stmt(LIST_AFTER, &[text(user_id), signed(c.key), text(&c.id), num(fetch.into())])?,
-    };
-    db.all("list memories", stmt).await
+/// One page of the user's memories, newest first (`fetch` rows), to batch with others.
+pub fn list_statement(
+    db: &Db,
+    user_id: &str,
+    after: Option<&Cursor>,
+    fetch: u32,
+) -> Result<D1PreparedStatement, AppError> {
+    match after {
+        None => db.stmt(LIST_FIRST, &[text(user_id), num(fetch.into())]),
+        Some(c) => db.stmt(LIST_AFTER, &[text(user_id), signed(c.key), text(&c.id), num(fetch.into())]),
+    }
 }
 
 /// The user's memories matching `fts` (from `search::fts_query`), best first.
 pub async fn search(db: &Db, user_id: &str, fts: &str, fetch: u32, offset: u64) -> Result<Vec<Memory>, AppError> {
-    db.all("search memories", db.stmt(SEARCH, &[text(user_id), text(fts), num(fetch.into()), num(offset)])?).await
+    db.all("search memories", search_statement(db, user_id, fts, fetch, offset)?).await
+}
+
+/// The query behind [`search`], to batch with others.
+pub fn search_statement(
+    db: &Db,
+    user_id: &str,
+    fts: &str,
+    fetch: u32,
+    offset: u64,
+) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(SEARCH, &[text(user_id), text(fts), num(fetch.into()), num(offset)])
+}
+
+/// Memories a batched statement returned.
+pub fn memories(result: Option<&D1Result>) -> Result<Vec<Memory>, AppError> {
+    rows("memories", result)
 }
 
 /// False when the user has no such memory.

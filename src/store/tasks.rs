@@ -1,8 +1,9 @@
 //! Tasks in D1: every statement owner-scoped (`user_id = ?`), keyset pages newest first with
 //! the optional status and due-time filters.
 
-use super::{num, opt_text, signed, text, Db};
+use super::{num, opt_text, rows, signed, text, Db};
 use crate::http::AppError;
+use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::agent::tasks::{NewTask, Task, TaskFilter};
 use edgechat_core::cursor::Cursor;
 
@@ -26,7 +27,17 @@ pub async fn insert(db: &Db, task_id: &str, user_id: &str, task: &NewTask, now: 
 }
 
 pub async fn find(db: &Db, task_id: &str, user_id: &str) -> Result<Option<Task>, AppError> {
-    db.first("find task", db.stmt(SELECT, &[text(task_id), text(user_id)])?).await
+    db.first("find task", find_statement(db, task_id, user_id)?).await
+}
+
+/// The query behind [`find`], to batch with others.
+pub fn find_statement(db: &Db, task_id: &str, user_id: &str) -> Result<D1PreparedStatement, AppError> {
+    db.stmt(SELECT, &[text(task_id), text(user_id)])
+}
+
+/// Tasks a batched statement returned.
+pub fn tasks(result: Option<&D1Result>) -> Result<Vec<Task>, AppError> {
+    rows("tasks", result)
 }
 
 /// Writes every member of `task` (as [`Task::apply`] made it); false when the user has no
@@ -51,8 +62,7 @@ pub async fn delete(db: &Db, task_id: &str, user_id: &str) -> Result<bool, AppEr
 }
 
 /// One page of the user's tasks matching `filter`, newest first, after `after` (`fetch` rows:
-/// the caller asks for one more than it shows). The text only adds the conditions in use, so
-/// each combination runs on its own index.
+/// the caller asks for one more than it shows).
 pub async fn list(
     db: &Db,
     user_id: &str,
@@ -60,6 +70,18 @@ pub async fn list(
     after: Option<&Cursor>,
     fetch: u32,
 ) -> Result<Vec<Task>, AppError> {
+    db.all("list tasks", list_statement(db, user_id, filter, after, fetch)?).await
+}
+
+/// The query behind [`list`], to batch with others. The text only adds the conditions in use,
+/// so each combination runs on its own index.
+pub fn list_statement(
+    db: &Db,
+    user_id: &str,
+    filter: TaskFilter,
+    after: Option<&Cursor>,
+    fetch: u32,
+) -> Result<D1PreparedStatement, AppError> {
     let mut sql = format!("SELECT {COLUMNS} FROM tasks WHERE user_id = ?1");
     let mut args = vec![text(user_id)];
     if let Some(status) = filter.status {
@@ -78,5 +100,5 @@ pub async fn list(
     }
     args.push(num(fetch.into()));
     sql.push_str(&format!(" ORDER BY created_at DESC, task_id DESC LIMIT ?{}", args.len()));
-    db.all("list tasks", db.stmt(&sql, &args)?).await
+    db.stmt(&sql, &args)
 }
