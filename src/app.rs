@@ -213,6 +213,15 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::AdminUsage => Box::pin(handlers::admin::usage(cx)),
         Route::AdminWebhookEvents => Box::pin(handlers::admin::webhook_events(cx)),
         Route::AdminAudit => Box::pin(handlers::admin::audit(cx)),
+        Route::CreateTask => Box::pin(handlers::tasks::create_task(cx)),
+        Route::ListTasks => Box::pin(handlers::tasks::list_tasks(cx)),
+        Route::GetTask => Box::pin(handlers::tasks::get_task(cx)),
+        Route::UpdateTask => Box::pin(handlers::tasks::update_task(cx)),
+        Route::DeleteTask => Box::pin(handlers::tasks::delete_task(cx)),
+        Route::CreateMemory => Box::pin(handlers::memories::create_memory(cx)),
+        Route::ListMemories => Box::pin(handlers::memories::list_memories(cx)),
+        Route::DeleteMemory => Box::pin(handlers::memories::delete_memory(cx)),
+        Route::Mcp => Box::pin(handlers::mcp::mcp(cx)),
     };
     handler.await
 }

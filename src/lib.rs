@@ -13,6 +13,7 @@ mod quota;
 mod relay;
 mod runtime;
 mod store;
+mod tools;
 mod upstream;
 
 use wasm_bindgen::prelude::*;

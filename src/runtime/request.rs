@@ -20,9 +20,10 @@ pub enum Header {
     StripeSignature,
     PreflightMethod,
     PreflightHeaders,
+    McpProtocolVersion,
 }
 
-const COUNT: usize = Header::PreflightHeaders as usize + 1;
+const COUNT: usize = Header::McpProtocolVersion as usize + 1;
 
 impl Header {
     pub fn name(self) -> &'static str {
@@ -39,6 +40,7 @@ impl Header {
             Self::StripeSignature => "stripe-signature",
             Self::PreflightMethod => "access-control-request-method",
             Self::PreflightHeaders => "access-control-request-headers",
+            Self::McpProtocolVersion => "mcp-protocol-version",
         }
     }
 }

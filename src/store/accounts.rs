@@ -173,11 +173,12 @@ pub async fn change_password(
 
 /// Deletes the user and everything they own in one transaction.
 pub async fn delete_account(db: &Db, user_id: &str) -> Result<(), AppError> {
-    let owned = super::conversations::DELETE_ALL_OF_USER
-        .iter()
-        .chain(super::quotas::DELETE_ALL_OF_USER)
-        .copied()
-        .chain([super::usage::DELETE_ALL_OF_USER]);
+    let owned =
+        super::conversations::DELETE_ALL_OF_USER.iter().chain(super::quotas::DELETE_ALL_OF_USER).copied().chain([
+            super::usage::DELETE_ALL_OF_USER,
+            super::tasks::DELETE_ALL_OF_USER,
+            super::memories::DELETE_ALL_OF_USER,
+        ]);
     let mut statements = Vec::new();
     for sql in owned.chain([DELETE_USER_API_KEYS, DELETE_USER_REFRESH_TOKENS, DELETE_USER_SESSIONS, DELETE_USER]) {
         statements.push(db.stmt(sql, &[text(user_id)])?);

@@ -6,9 +6,11 @@ pub mod admin;
 pub mod api_keys;
 pub mod billing;
 pub mod conversations;
+pub mod memories;
 pub mod messages;
 pub mod quotas;
 pub mod reads;
+pub mod tasks;
 pub mod throttle;
 pub mod usage;
 

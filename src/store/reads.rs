@@ -4,9 +4,10 @@
 //! written before the credential is known to be live.
 
 use super::conversations::{self, Messages};
-use super::{admin, api_keys, quotas, Db};
+use super::{admin, api_keys, memories, quotas, tasks, Db};
 use crate::http::AppError;
 use crate::store::D1PreparedStatement;
+use edgechat_core::agent::tasks::TaskFilter;
 use edgechat_core::cursor::Cursor;
 
 /// One read; its results come back in order (one result each, two for a conversation with
@@ -24,6 +25,14 @@ pub enum Read<'a> {
     TokensUsed { day: &'a str },
     /// The user's live API keys.
     ApiKeys,
+    /// One of the user's tasks.
+    Task { task_id: &'a str },
+    /// A page of the user's tasks matching `filter` ([`tasks::list_statement`]).
+    Tasks { filter: TaskFilter, after: Option<&'a Cursor>, fetch: u32 },
+    /// A page of the user's memories.
+    Memories { after: Option<&'a Cursor>, fetch: u32 },
+    /// The user's memories matching the full-text query `fts`.
+    MemorySearch { fts: &'a str, fetch: u32, offset: u64 },
 }
 
 /// The statements of `reads`, for `user_id`, in order.
@@ -43,6 +52,14 @@ pub fn statements(db: &Db, user_id: &str, reads: &[Read<'_>]) -> Result<Vec<D1Pr
             Read::Usage { since } => out.push(admin::user_usage_statement(db, user_id, *since)?),
             Read::TokensUsed { day } => out.push(quotas::tokens_used_statement(db, user_id, day)?),
             Read::ApiKeys => out.push(api_keys::list_statement(db, user_id)?),
+            Read::Task { task_id } => out.push(tasks::find_statement(db, task_id, user_id)?),
+            Read::Tasks { filter, after, fetch } => {
+                out.push(tasks::list_statement(db, user_id, *filter, *after, *fetch)?)
+            }
+            Read::Memories { after, fetch } => out.push(memories::list_statement(db, user_id, *after, *fetch)?),
+            Read::MemorySearch { fts, fetch, offset } => {
+                out.push(memories::search_statement(db, user_id, fts, *fetch, *offset)?)
+            }
         }
     }
     Ok(out)

@@ -109,6 +109,9 @@ export async function prepareFixtures(base, { adminEmail = `contract-${randomByt
   const spareConversation = await expect(await call(base, 'POST', '/api/v1/conversations', { token: key.key, json: { title: 'to delete' } }), 201, 'create spare conversation');
   const messages = await expect(await call(base, 'GET', `/api/v1/conversations/${conversation.conversation_id}/messages`, { token: key.key }), 200, 'list messages');
   const [question, answer] = messages.data;
+  const task = await expect(await call(base, 'POST', '/api/v1/tasks', { token: key.key, json: { title: 'contract' } }), 201, 'create task');
+  const spareTask = await expect(await call(base, 'POST', '/api/v1/tasks', { token: key.key, json: { title: 'to delete' } }), 201, 'create spare task');
+  const memory = await expect(await call(base, 'POST', '/api/v1/memories', { token: key.key, json: { content: 'to forget' } }), 201, 'create memory');
   // A user for the admin to change, and one whose account `DELETE /users/me` removes.
   const target = await account(base, `contract-target-${tag}@test.example`);
   const doomed = await account(base, `contract-doomed-${tag}@test.example`);
@@ -122,6 +125,9 @@ export async function prepareFixtures(base, { adminEmail = `contract-${randomByt
     EDGECHAT_CONTRACT_QUESTION_ID: question.message_id,
     EDGECHAT_CONTRACT_MESSAGE_ID: answer.message_id,
     EDGECHAT_CONTRACT_TARGET_USER_ID: target.user.user_id,
+    EDGECHAT_CONTRACT_TASK_ID: task.task_id,
+    EDGECHAT_CONTRACT_SPARE_TASK_ID: spareTask.task_id,
+    EDGECHAT_CONTRACT_MEMORY_ID: memory.memory_id,
     EDGECHAT_CONTRACT_DOOMED_TOKEN: doomed.access_token,
     EDGECHAT_CONTRACT_IS_ADMIN: String(role === 'admin'),
   };
@@ -159,6 +165,8 @@ database = "none"
 "path.message_id" = ${toml(f.EDGECHAT_CONTRACT_MESSAGE_ID)}
 "path.api_key_id" = ${toml(f.EDGECHAT_CONTRACT_SPARE_KEY_ID)}
 "path.user_id" = ${toml(f.EDGECHAT_CONTRACT_TARGET_USER_ID)}
+"path.task_id" = ${toml(f.EDGECHAT_CONTRACT_TASK_ID)}
+"path.memory_id" = ${toml(f.EDGECHAT_CONTRACT_MEMORY_ID)}
 # Routed model names half of the time (generated names answer 422 or 404).
 "body.model" = { dictionary = "models", probability = 0.5 }
 "query.leaf" = { dictionary = "messages", probability = 0.5 }
@@ -174,6 +182,10 @@ values = ${toml([f.EDGECHAT_CONTRACT_QUESTION_ID, f.EDGECHAT_CONTRACT_MESSAGE_ID
 [[operations]]
 include-operation-id = "deleteConversation"
 parameters = { "path.conversation_id" = ${toml(f.EDGECHAT_CONTRACT_SPARE_CONVERSATION_ID)} }
+
+[[operations]]
+include-operation-id = "deleteTask"
+parameters = { "path.task_id" = ${toml(f.EDGECHAT_CONTRACT_SPARE_TASK_ID)} }
 
 [[operations]]
 include-operation-id = "deleteMe"

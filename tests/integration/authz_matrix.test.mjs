@@ -30,6 +30,9 @@ const BODIES = {
   'POST /v1/chat/completions': { model: 'sim-small', messages: [{ role: 'user', content: 'x' }] },
   'PATCH /api/v1/admin/users/{user_id}': { plan: 'free' },
   'POST /api/v1/auth/logout': {},
+  'POST /api/v1/tasks': { title: 'x' },
+  'PATCH /api/v1/tasks/{task_id}': { title: 'taken over' },
+  'POST /api/v1/memories': { content: 'x' },
 };
 
 async function ownerFixture() {
@@ -37,7 +40,9 @@ async function ownerFixture() {
   const conv = (await api('POST', '/api/v1/conversations', { token: a.access_token, json: { title: 'mine', messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] } })).body;
   const msgs = (await api('GET', `/api/v1/conversations/${conv.conversation_id}/messages`, { token: a.access_token })).body.data;
   const key = (await api('POST', '/api/v1/keys', { token: a.access_token, json: { name: 'mine' } })).body;
-  return { a, ids: { conversation_id: conv.conversation_id, message_id: msgs[1].message_id, api_key_id: key.api_key_id, user_id: a.user.user_id } };
+  const task = (await api('POST', '/api/v1/tasks', { token: a.access_token, json: { title: 'mine' } })).body;
+  const memory = (await api('POST', '/api/v1/memories', { token: a.access_token, json: { content: 'mine' } })).body;
+  return { a, ids: { conversation_id: conv.conversation_id, message_id: msgs[1].message_id, api_key_id: key.api_key_id, user_id: a.user.user_id, task_id: task.task_id, memory_id: memory.memory_id } };
 }
 
 const fill = (p, ids) => p.replace(/\{(\w+)\}/g, (_, name) => ids[name]);
@@ -57,8 +62,8 @@ test('every bearer-protected operation answers 401 without a token', async () =>
 test("every owner-scoped operation answers 404 to another user's ids and changes nothing", async () => {
   const { a, ids } = await ownerFixture();
   const b = await registerUser();
-  const scoped = operations.filter((o) => /\{(conversation_id|message_id|api_key_id)\}/.test(o.path));
-  assert.ok(scoped.length >= 7);
+  const scoped = operations.filter((o) => /\{(conversation_id|message_id|api_key_id|task_id|memory_id)\}/.test(o.path));
+  assert.ok(scoped.length >= 11);
   for (const op of scoped) {
     const res = await api(op.method, fill(op.path, ids), { token: b.access_token, json: BODIES[`${op.method} ${op.path}`] });
     assert.equal(res.status, 404, `${op.method} ${op.path}: ${res.status} ${res.text.slice(0, 120)}`);
@@ -68,6 +73,10 @@ test("every owner-scoped operation answers 404 to another user's ids and changes
   assert.equal(conv.body.message_count, 2);
   const keys = await api('GET', '/api/v1/keys', { token: a.access_token });
   assert.equal(keys.body.data.length, 1);
+  const task = await api('GET', `/api/v1/tasks/${ids.task_id}`, { token: a.access_token });
+  assert.equal(task.body.title, 'mine');
+  const memories = await api('GET', '/api/v1/memories', { token: a.access_token });
+  assert.deepEqual(memories.body.data.map((m) => m.memory_id), [ids.memory_id]);
 });
 
 test('every admin operation answers 403 to a non-admin', async () => {

@@ -108,6 +108,16 @@ id_type!(
     UsageRecordId,
     "use"
 );
+id_type!(
+    /// A task of the user's to-do list (`tsk_`).
+    TaskId,
+    "tsk"
+);
+id_type!(
+    /// A note kept about the user (`mem_`).
+    MemoryId,
+    "mem"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod admission;
+pub mod agent;
 pub mod body;
 pub mod chat;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod ids;
 pub mod llm;
 pub mod log;
+pub mod mcp;
 pub mod password;
 pub mod plans;
 pub mod request_id;

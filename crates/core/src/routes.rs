@@ -35,6 +35,15 @@ pub enum Route {
     AdminUsage,
     AdminWebhookEvents,
     AdminAudit,
+    CreateTask,
+    ListTasks,
+    GetTask,
+    UpdateTask,
+    DeleteTask,
+    CreateMemory,
+    ListMemories,
+    DeleteMemory,
+    Mcp,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -85,6 +94,15 @@ const TABLE: &[Entry] = &[
     Entry { pattern: "/api/v1/admin/usage", methods: &[("GET", Route::AdminUsage)] },
     Entry { pattern: "/api/v1/admin/webhook-events", methods: &[("GET", Route::AdminWebhookEvents)] },
     Entry { pattern: "/api/v1/admin/audit", methods: &[("GET", Route::AdminAudit)] },
+    Entry { pattern: "/api/v1/tasks", methods: &[("POST", Route::CreateTask), ("GET", Route::ListTasks)] },
+    Entry {
+        pattern: "/api/v1/tasks/{task_id}",
+        methods: &[("GET", Route::GetTask), ("PATCH", Route::UpdateTask), ("DELETE", Route::DeleteTask)],
+    },
+    Entry { pattern: "/api/v1/memories", methods: &[("POST", Route::CreateMemory), ("GET", Route::ListMemories)] },
+    Entry { pattern: "/api/v1/memories/{memory_id}", methods: &[("DELETE", Route::DeleteMemory)] },
+    // POST only: no server-to-client stream is offered, so GET (and DELETE) answer 405.
+    Entry { pattern: "/mcp", methods: &[("POST", Route::Mcp)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

@@ -15,7 +15,7 @@ pub enum Scope {
     /// Read-only access to the user's data: the GET routes of conversations, messages, usage
     /// and the profile.
     Read,
-    /// The MCP server's tools (reserved: accepted and stored, no route needs it yet).
+    /// The MCP server's tools (`POST /mcp`), and the tasks and memories they act on.
     Tools,
 }
 
@@ -128,6 +128,11 @@ pub fn access(route: Route) -> Access {
     const GATEWAY: Access = Access::AnyOf(&[Scope::Gateway]);
     const CHAT: Access = Access::AnyOf(&[Scope::Chat]);
     const READ: Access = Access::AnyOf(&[Scope::Read, Scope::Chat]);
+    // Tasks and memories are what the tools act on: a `tools` key (the MCP server) reaches
+    // them over REST too, a `chat` key because chat turns will call the tools, and `read`
+    // reads them like the rest of the user's data.
+    const AGENT_READ: Access = Access::AnyOf(&[Scope::Read, Scope::Chat, Scope::Tools]);
+    const AGENT_WRITE: Access = Access::AnyOf(&[Scope::Chat, Scope::Tools]);
     match route {
         Health | HealthReady | Register | Login | Refresh | StripeWebhook => Access::Public,
         Logout | UpdateMe | DeleteMe | CreateKey | ListKeys | DeleteKey => Access::Session,
@@ -136,6 +141,9 @@ pub fn access(route: Route) -> Access {
         ListConversations | GetConversation | ListMessages => READ,
         CreateConversation | UpdateConversation | DeleteConversation | PostMessage | Regenerate => CHAT,
         ListModels | ChatCompletions => GATEWAY,
+        ListTasks | GetTask | ListMemories => AGENT_READ,
+        CreateTask | UpdateTask | DeleteTask | CreateMemory | DeleteMemory => AGENT_WRITE,
+        Mcp => Access::AnyOf(&[Scope::Tools]),
     }
 }
 
@@ -270,6 +278,17 @@ mod tests {
         assert!(allowed(&["chat"], Route::GetConversation));
         assert!(allowed(&["chat"], Route::DeleteConversation));
         assert!(!allowed(&["tools"], Route::GetConversation));
+        assert!(allowed(&["tools"], Route::Mcp));
+        assert!(!allowed(&["gateway", "chat", "read"], Route::Mcp));
+        for route in [Route::ListTasks, Route::GetTask, Route::ListMemories] {
+            assert!(allowed(&["read"], route) && allowed(&["chat"], route) && allowed(&["tools"], route));
+            assert!(!allowed(&["gateway"], route));
+        }
+        for route in [Route::CreateTask, Route::UpdateTask, Route::DeleteTask, Route::CreateMemory, Route::DeleteMemory]
+        {
+            assert!(allowed(&["chat"], route) && allowed(&["tools"], route));
+            assert!(!allowed(&["read"], route) && !allowed(&["gateway"], route));
+        }
         let err = authorize(Route::ChatCompletions, key(&["read"])).unwrap_err();
         assert_eq!((err.status, err.code), (403, "insufficient_scope"));
         assert!(err.message.contains("`gateway`"));
