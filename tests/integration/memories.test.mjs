@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, expectError } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { PASSWORD, registerUser } from '../support/accounts.mjs';
 import { execSql } from '../support/stack.mjs';
 
 async function remember(token, content) {
@@ -114,7 +114,7 @@ test('scopes: read lists, chat and tools write, gateway gets 403', async () => {
 test("deleting the account deletes the user's memories and their index entries", async () => {
   const u = await registerUser();
   await remember(u.access_token, 'zanzibarian fact');
-  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token })).status, 204);
+  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: PASSWORD } })).status, 204);
   const [r] = await execSql(process.env.EDGECHAT_PERSIST_DIR,
     `SELECT (SELECT COUNT(*) FROM memories WHERE user_id = '${u.user.user_id}') AS rows_left, (SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH '"zanzibarian"') AS hits`);
   assert.deepEqual(r.results[0], { rows_left: 0, hits: 0 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, expectError } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { PASSWORD, registerUser } from '../support/accounts.mjs';
 import { execSql } from '../support/stack.mjs';
 
 const FIELDS = ['completed_at', 'created_at', 'due_at', 'notes', 'status', 'task_id', 'title', 'updated_at'];
@@ -149,7 +149,7 @@ test('scopes: read reads, chat and tools write, gateway gets 403', async () => {
 test("deleting the account deletes the user's tasks", async () => {
   const u = await registerUser();
   await add(u, { title: 'gone with the account' });
-  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token })).status, 204);
+  assert.equal((await api('DELETE', '/api/v1/users/me', { token: u.access_token, json: { current_password: PASSWORD } })).status, 204);
   const [r] = await execSql(process.env.EDGECHAT_PERSIST_DIR, `SELECT COUNT(*) AS n FROM tasks WHERE user_id = '${u.user.user_id}'`);
   assert.equal(r.results[0].n, 0);
 });
