@@ -5,8 +5,17 @@ use crate::ApiError;
 /// Methods a cross-origin caller may use.
 pub const ALLOWED_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Request headers a cross-origin caller may send.
-const ALLOWED_HEADERS: &[&str] =
-    &["accept", "authorization", "cache-control", "content-type", "last-event-id", "x-csrf-token", "x-request-id"];
+// `mcp-protocol-version`: MCP clients in a browser send it on every request after `initialize`.
+const ALLOWED_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "cache-control",
+    "content-type",
+    "last-event-id",
+    "mcp-protocol-version",
+    "x-csrf-token",
+    "x-request-id",
+];
 /// Response headers a cross-origin caller may read.
 pub const EXPOSED_HEADERS: &str =
     "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-edgechat-cache";
@@ -175,6 +184,13 @@ mod tests {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
         assert_eq!(policy.preflight("https://app.example.com", "PUT", None).unwrap_err().status, 403);
         assert!(policy.preflight("https://app.example.com", "GET", Some("x-admin")).is_err());
+    }
+
+    #[test]
+    fn preflight_lets_browser_mcp_clients_send_their_protocol_version() {
+        let policy = CorsPolicy::parse("https://app.example.com").unwrap();
+        let h = policy.preflight("https://app.example.com", "POST", Some("mcp-protocol-version, content-type")).unwrap();
+        assert_eq!(get(&h, "access-control-allow-headers"), Some("mcp-protocol-version, content-type"));
     }
 
     #[test]
