@@ -260,6 +260,8 @@ async function main() {
   const chatToken = await seedUser(edgechat.url, 'chat');
   const chatConversations = await createConversations(edgechat.url, chatToken, 1 + METHOD.sequentialStreams + METHOD.concurrentStreams + 3 * METHOD.marginalStreams);
   const gatewayToken = await seedUser(edgechat.url, 'gateway');
+  const streamsUnlike = await T.referenceStreamMismatches(edgechat, gatewayToken);
+  if (streamsUnlike.length) throw new Error(`bench/reference-worker.js no longer streams like edgechat: ${streamsUnlike.join('; ')}`);
   const auth = (token) => ({ authorization: `Bearer ${token}` });
   edgechat.headers = auth(gatewayToken);
   edgechat.models = { stream: 'bench', short: 'bench-short', fast: 'bench-fast' };
