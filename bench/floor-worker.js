@@ -21,15 +21,29 @@ export const SQL = {
   HIT_RATE_WINDOW: 'INSERT INTO rate_windows (user_id, window_start, request_count) VALUES (?1, ?2, 1) ' +
     'ON CONFLICT (user_id, window_start) DO UPDATE SET request_count = request_count + 1 RETURNING request_count',
   RESERVE_TOKENS: 'INSERT INTO daily_tokens (user_id, day, tokens, last_reservation) SELECT ?1, ?2, ?3, ?7 ' +
-    'WHERE (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
-    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?7 WHERE tokens < ?4 ' +
+    'WHERE ?3 <= ?4 AND (SELECT request_count FROM rate_windows WHERE user_id = ?1 AND window_start = ?5) <= ?6 ' +
+    'ON CONFLICT (user_id, day) DO UPDATE SET tokens = tokens + ?3, last_reservation = ?7 WHERE tokens + ?3 <= ?4 ' +
     'RETURNING tokens',
+  RECORD_RESERVATION: 'INSERT INTO reservations (reservation_id, user_id, day, prompt_tokens, ' +
+    'completion_tokens, model, source, api_key_id, created_at, expires_at) ' +
+    'SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 ' +
+    'WHERE EXISTS (SELECT 1 FROM daily_tokens WHERE user_id = ?2 AND day = ?3 AND last_reservation = ?1) ' +
+    'AND (?11 IS NULL OR EXISTS (SELECT 1 FROM active_streams WHERE stream_id = ?11))',
+  SETTLE_EXPIRED_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, ' +
+    'provider, status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
+    "SELECT 'use_' || substr(reservation_id, 5), user_id, api_key_id, source, model, NULL, 'unsettled', prompt_tokens, " +
+    'completion_tokens, 1, 0, created_at FROM reservations WHERE user_id = ?1 AND expires_at <= ?2',
+  FORGET_EXPIRED: 'DELETE FROM reservations WHERE user_id = ?1 AND expires_at <= ?2',
+  FORGET_RESERVATION: 'DELETE FROM reservations WHERE reservation_id = ?1',
+  RENEW_RESERVATION: 'UPDATE reservations SET expires_at = ?2 WHERE reservation_id = ?1',
   EXPIRE_STREAMS: 'DELETE FROM active_streams WHERE user_id = ?1 AND started_at <= ?2',
   ACQUIRE_STREAM: 'INSERT INTO active_streams (stream_id, user_id, started_at) SELECT ?1, ?2, ?3 ' +
     'WHERE (SELECT COUNT(*) FROM active_streams WHERE user_id = ?2) < ?4 ' +
     'AND (SELECT request_count FROM rate_windows WHERE user_id = ?2 AND window_start = ?5) <= ?6 RETURNING stream_id',
+  RENEW_STREAM: 'UPDATE active_streams SET started_at = ?2 WHERE stream_id = ?1',
   RELEASE_STREAM: 'DELETE FROM active_streams WHERE stream_id = ?1',
-  SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2',
+  SETTLE_TOKENS: 'UPDATE daily_tokens SET tokens = MAX(tokens + ?3, 0) WHERE user_id = ?1 AND day = ?2 ' +
+    'AND EXISTS (SELECT 1 FROM reservations WHERE reservation_id = ?4)',
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
     'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
     'VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)',
@@ -37,27 +51,35 @@ export const SQL = {
 
 const ok = () => new Response('ok');
 
-/** Gateway call: the session check, the admission batch, the upstream, then the settlement and usage record. */
+/**
+ * Gateway call: the session check, the admission batch (the minute counted, the worst case
+ * reserved and recorded, the user's expired reservations settled), the upstream, then the
+ * settlement batch (the reservation replaced by what was used and forgotten, the usage record).
+ */
 async function completion(request, env, ctx, h, session) {
   const now = Date.now();
   const window = now - (now % 60_000);
   const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
   const user = await session.first();
   const uid = user.user_id;
+  const reservation = `rsv_floor_${now}_${Math.random()}`;
   await env.DB.batch([
     env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(uid, window),
     env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(uid, window),
-    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 100, 1e15, window, 1e8, null),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(uid, day, 1040, 1e15, window, 1e8, reservation),
+    env.DB.prepare(SQL.RECORD_RESERVATION).bind(reservation, uid, day, 16, 1024, 'bench-fast', 'gateway', null, now, now + 120_000, null),
+    env.DB.prepare(SQL.SETTLE_EXPIRED_USAGE).bind(uid, now),
+    env.DB.prepare(SQL.FORGET_EXPIRED).bind(uid, now),
   ]);
   const upstream = await fetch(`${env.UPSTREAM}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await request.text() });
   const body = await upstream.arrayBuffer();
   ctx.waitUntil(env.DB.batch([
-    env.DB.prepare(SQL.SETTLE_TOKENS).bind(user.user_id, day, -50),
-    env.DB.prepare(SQL.INSERT_USAGE).bind(`use_floor_${now}_${Math.random()}`, user.user_id, null, 'gateway', 'bench-fast', 'openai', 'ok', 10, 8, 0, 0, now),
+    env.DB.prepare(SQL.SETTLE_TOKENS).bind(uid, day, -1022, reservation),
+    env.DB.prepare(SQL.FORGET_RESERVATION).bind(reservation),
+    env.DB.prepare(SQL.INSERT_USAGE).bind(`use_floor_${now}_${Math.random()}`, uid, null, 'gateway', 'bench-fast', 'openai', 'complete', 10, 8, 0, 0, now),
   ]));
   return new Response(body, { headers: { 'content-type': 'application/json' } });
 }
-
 
 export default {
   async fetch(request, env, ctx) {

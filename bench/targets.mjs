@@ -245,6 +245,43 @@ export async function referenceMismatches(edgechat) {
 }
 
 /**
+ * Where bench/reference-worker.js no longer streams as edgechat does: a short streamed call
+ * (as `token`'s user) to each, for a client that did not ask for usage and for one that did,
+ * must give the same bytes but for the completion's id and time (the upstream's), and settle
+ * the same tokens on the user's day (the upstream's usage, asked for in both cases, not an
+ * estimate: the prompt is long in characters and short in words, so the two differ). An
+ * empty list when they agree.
+ */
+export async function referenceStreamMismatches(edgechat, token) {
+  const authorization = `Bearer ${token}`;
+  const post = async (url, body) => {
+    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
+    return `${r.status} ${(await r.text()).replace(/"id":"[^"]*"/g, '"id":_').replace(/"created":\d+/g, '"created":_')}`;
+  };
+  const tokensUsed = async () => (await (await fetch(`${edgechat.url}/api/v1/usage`, { headers: { authorization } })).json()).today.tokens_used;
+  // What one call adds to the day once it has settled (in waitUntil, after the response).
+  const settled = async (url, body) => {
+    const before = await tokensUsed();
+    const answer = await post(url, body);
+    for (let i = 0; i < 40; i++) {
+      const added = (await tokensUsed()) - before;
+      if (added < 500) return { answer, added }; // the reservation (over 1,000 tokens) was replaced
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { answer, added: null };
+  };
+  const out = [];
+  const messages = [{ role: 'user', content: 'x'.repeat(400) }];
+  for (const [what, options] of [['without include_usage', {}], ['with include_usage', { stream_options: { include_usage: true } }]]) {
+    const body = { model: 'bench-short', messages, stream: true, ...options };
+    const [mine, theirs] = [await settled(edgechat.url, body), await settled(edgechat.reference.url, body)];
+    if (mine.answer !== theirs.answer) out.push(`a stream ${what}: ${JSON.stringify(theirs.answer.slice(0, 160))} instead of ${JSON.stringify(mine.answer.slice(0, 160))}`);
+    if (mine.added === null || mine.added !== theirs.added) out.push(`a stream ${what} settled ${theirs.added} tokens instead of ${mine.added}`);
+  }
+  return out;
+}
+
+/**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
  * floor must make exactly edgechat's calls. Rust string constants are read with their line
  * continuations (a backslash-newline and the next line's indent vanish).
