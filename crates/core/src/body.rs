@@ -65,7 +65,7 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// and where in the text, but never a value. (Unlike a body's, a row's error does not track the
 /// path: our own SQL makes the rows, and tracking would double every row type's decoder.)
 pub fn parse_rows<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    serde_json::from_str(text).map_err(|e| {
+    serde_json::from_slice(text.as_bytes()).map_err(|e| {
         let at = format!("at line {} column {}", e.line(), e.column());
         let message = e.to_string();
         if !e.is_data() {
