@@ -88,24 +88,18 @@ enum Decode {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, Decode> {
-    // Even an error serde_json calls one of syntax is taken for one of shape here: [`settle`]
-    // tells them apart over the whole text.
-    serde_json::from_slice(bytes).map_err(|first| {
-        Decode::Shape(match explain::<T>(bytes) {
-            Some((at, inner)) => located(&at, whole, &inner),
-            None => located("", whole, &first),
-        })
-    })
-}
-
-/// Where decoding `bytes` as `T` fails and why, found by decoding again while tracking the
-/// path (only once decoding has failed: tracking costs an allocation per member).
-fn explain<T: DeserializeOwned>(bytes: &[u8]) -> Option<(String, serde_json::Error)> {
+    // One pass that tracks the path, so each type has one decoder (a tool's arguments share
+    // it), at the cost of an allocation per member. Even an error serde_json calls one of syntax
+    // is taken for one of shape here: [`settle`] tells them apart over the whole text.
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => de.end().err().map(|e| (String::new(), e)),
-        Err(e) => Some((e.path().to_string(), e.into_inner())),
-    }
+    let (at, inner) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => match de.end() {
+            Ok(()) => return Ok(value),
+            Err(e) => (String::new(), e),
+        },
+        Err(e) => (e.path().to_string(), e.into_inner()),
+    };
+    Err(Decode::Shape(located(&at, whole, &inner)))
 }
 
 /// An error stands as a shape error only if the whole text is JSON: decoding stops at the
