@@ -203,7 +203,7 @@ impl AuditRow {
             admin_user_id: &self.admin_user_id,
             target_user_id: &self.target_user_id,
             action: &self.action,
-            detail: serde_json::from_str(&self.detail).ok(),
+            detail: serde_json::from_slice(self.detail.as_bytes()).ok(),
             created_at: rfc3339(self.created_at),
         }
     }

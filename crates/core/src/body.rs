@@ -34,6 +34,12 @@ pub fn is_json_content_type(content_type: Option<&str>) -> bool {
 /// has the wrong shape (not an object, or a missing, mistyped or unknown field), naming the
 /// field's path.
 pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8]) -> Result<T, ApiError> {
+    // Only the decoding is per type: the checks and the error's wording are shared.
+    check_body(content_type, bytes)?;
+    decode(bytes, "request body").map_err(|e| body_error(e, bytes))
+}
+
+fn check_body(content_type: Option<&str>, bytes: &[u8]) -> Result<(), ApiError> {
     if !is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type());
     }
@@ -41,23 +47,30 @@ pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8])
         return Err(ApiError::bad_request("invalid_json", "request body is empty"));
     };
     // serde's derives would also read a struct from an array of its fields in order.
-    let decoded = match first {
-        b'{' => decode(bytes, "request body"),
-        _ => Err(Decode::Shape("request body: expected a JSON object".into())),
-    };
-    decoded.map_err(|e| match settle(e, bytes) {
+    match first {
+        b'{' => Ok(()),
+        _ => Err(body_error(Decode::Shape("request body: expected a JSON object".into()), bytes)),
+    }
+}
+
+fn body_error(e: Decode, bytes: &[u8]) -> ApiError {
+    match settle(e, bytes) {
         Decode::Syntax(e) => ApiError::invalid_json(e),
         Decode::Shape(message) => ApiError::validation(message),
-    })
+    }
 }
 
 /// Decodes a JSON config value (`PLANS`, `STRIPE_PRICE_PLANS`); the message names the path of
 /// a member of the wrong shape.
 pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    decode(text.as_bytes(), "the value").map_err(|e| match settle(e, text.as_bytes()) {
+    decode(text.as_bytes(), "the value").map_err(|e| config_error(e, text))
+}
+
+fn config_error(e: Decode, text: &str) -> String {
+    match settle(e, text.as_bytes()) {
         Decode::Syntax(e) => format!("not valid JSON: {e}"),
         Decode::Shape(message) => message,
-    })
+    }
 }
 
 /// The rows of a D1 result (the JSON text of an array of objects) as `T`s. The error is logged,
@@ -65,21 +78,23 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// and where in the text, but never a value. (Unlike a body's, a row's error does not track the
 /// path: our own SQL makes the rows, and tracking would double every row type's decoder.)
 pub fn parse_rows<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    serde_json::from_str(text).map_err(|e| {
-        let at = format!("at line {} column {}", e.line(), e.column());
-        let message = e.to_string();
-        if !e.is_data() {
-            return format!("D1 row decode: not JSON {at}");
+    serde_json::from_slice(text.as_bytes()).map_err(row_error)
+}
+
+fn row_error(e: serde_json::Error) -> String {
+    let at = format!("at line {} column {}", e.line(), e.column());
+    let message = e.to_string();
+    if !e.is_data() {
+        return format!("D1 row decode: not JSON {at}");
+    }
+    match (message.strip_prefix("missing field "), message.rsplit_once(", expected ")) {
+        (Some(_), _) => format!("D1 row decode: {message}"),
+        (None, Some((_, expected))) => {
+            let expected = expected.strip_suffix(&format!(" {at}")).unwrap_or(expected);
+            format!("D1 row decode: a value of another type where {expected} belongs, {at}")
         }
-        match (message.strip_prefix("missing field "), message.rsplit_once(", expected ")) {
-            (Some(_), _) => format!("D1 row decode: {message}"),
-            (None, Some((_, expected))) => {
-                let expected = expected.strip_suffix(&format!(" {at}")).unwrap_or(expected);
-                format!("D1 row decode: a value of another type where {expected} belongs, {at}")
-            }
-            (None, None) => format!("D1 row decode: a value of another type {at}"),
-        }
-    })
+        (None, None) => format!("D1 row decode: a value of another type {at}"),
+    }
 }
 
 enum Decode {
@@ -88,24 +103,18 @@ enum Decode {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, Decode> {
-    // Even an error serde_json calls one of syntax is taken for one of shape here: [`settle`]
-    // tells them apart over the whole text.
-    serde_json::from_slice(bytes).map_err(|first| {
-        Decode::Shape(match explain::<T>(bytes) {
-            Some((at, inner)) => located(&at, whole, &inner),
-            None => located("", whole, &first),
-        })
-    })
-}
-
-/// Where decoding `bytes` as `T` fails and why, found by decoding again while tracking the
-/// path (only once decoding has failed: tracking costs an allocation per member).
-fn explain<T: DeserializeOwned>(bytes: &[u8]) -> Option<(String, serde_json::Error)> {
+    // One pass that tracks the path, so each type has one decoder (a tool's arguments share
+    // it), at the cost of an allocation per member. Even an error serde_json calls one of syntax
+    // is taken for one of shape here: [`settle`] tells them apart over the whole text.
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => de.end().err().map(|e| (String::new(), e)),
-        Err(e) => Some((e.path().to_string(), e.into_inner())),
+        Ok(value) => de.end().map(|()| value).map_err(|e| shape("", whole, &e)),
+        Err(e) => Err(shape(&e.path().to_string(), whole, e.inner())),
     }
+}
+
+fn shape(path: &str, whole: &str, err: &serde_json::Error) -> Decode {
+    Decode::Shape(located(path, whole, err))
 }
 
 /// An error stands as a shape error only if the whole text is JSON: decoding stops at the

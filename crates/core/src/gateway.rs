@@ -161,8 +161,8 @@ impl RawObject {
     /// may nest 128 levels with its own object.
     fn check(&self) -> Result<(), OpenAiError> {
         for (name, value) in &self.members {
-            serde_json::from_str::<Checked>(name.get()).map_err(unreadable)?;
-            serde_json::from_str::<Checked>(value.get()).map_err(unreadable)?;
+            serde_json::from_slice::<Checked>(name.get().as_bytes()).map_err(unreadable)?;
+            serde_json::from_slice::<Checked>(value.get().as_bytes()).map_err(unreadable)?;
         }
         Ok(())
     }
@@ -225,7 +225,7 @@ impl<'de> Deserialize<'de> for RawObject {
                     let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
                     // A name that does not decode is refused by `check`.
                     let decoded = match quoted.contains('\\') {
-                        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()),
+                        true => serde_json::from_slice::<String>(text.as_bytes()).unwrap_or_else(|_| quoted.to_owned()),
                         false => quoted.to_owned(),
                     };
                     match object.places.get(&decoded).and_then(|&i| object.members.get_mut(i)) {
@@ -544,7 +544,7 @@ fn first_byte(text: &str) -> Option<u8> {
 /// A JSON string's value; `None` for any other value.
 fn string(raw: Option<&RawValue>) -> Option<String> {
     let text = raw?.get();
-    (first_byte(text) == Some(b'"')).then(|| serde_json::from_str(text).ok()).flatten()
+    (first_byte(text) == Some(b'"')).then(|| serde_json::from_slice(text.as_bytes()).ok()).flatten()
 }
 
 /// Hands each item of the JSON array `text`, as written, to `f` in order, keeping none of
@@ -590,7 +590,8 @@ fn each_item<'a>(text: &'a str, f: &mut ItemFn<'_, 'a>) -> Result<Option<usize>,
         return Ok(None);
     }
     let mut failure = None;
-    let read = serde_json::Deserializer::from_str(text).deserialize_seq(Items { f, failure: &mut failure });
+    let read =
+        serde_json::Deserializer::from_slice(text.as_bytes()).deserialize_seq(Items { f, failure: &mut failure });
     match (read, failure) {
         (_, Some(e)) => Err(e),
         (Ok(n), None) => Ok(Some(n)),
@@ -632,7 +633,7 @@ fn named_members<'a>(text: &'a str, names: &[&str], found: &mut [Option<&'a RawV
     }
 
     first_byte(text) == Some(b'{')
-        && serde_json::Deserializer::from_str(text).deserialize_map(Named { names, found }).is_ok()
+        && serde_json::Deserializer::from_slice(text.as_bytes()).deserialize_map(Named { names, found }).is_ok()
 }
 
 /// Most array items a checked value keeps: enough for every check (`stop` takes up to 4
@@ -648,7 +649,7 @@ fn slim(text: &str, keep: &[&str]) -> Value {
             Some(b'[') => Value::Array(Vec::new()),
             Some(b'{') => Value::Object(serde_json::Map::new()),
             // The body passed `RawObject::check`: every value reads.
-            _ => serde_json::from_str(text).unwrap_or(Value::Null),
+            _ => serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null),
         }
     }
     match first_byte(text) {
@@ -695,7 +696,8 @@ pub fn passthrough_body(req: &GatewayRequest, upstream_model: &str) -> String {
 /// The client's `stream_options` (an object or null, as [`parse_request`] checked), its
 /// members as written, with `include_usage: true`.
 fn usage_asked(options: Option<&RawValue>) -> Box<RawValue> {
-    let object = options.and_then(|raw| serde_json::from_str::<RawObject>(raw.get()).ok()).unwrap_or_default();
+    let object =
+        options.and_then(|raw| serde_json::from_slice::<RawObject>(raw.get().as_bytes()).ok()).unwrap_or_default();
     let yes = serde_json::value::to_raw_value(&true).unwrap_or_default();
     // Members read as JSON values, joined as an object: valid JSON, never the fallback (which
     // would only leave the call to an estimate).
@@ -773,7 +775,7 @@ fn write_canonical(out: &mut Vec<u8>, value: &RawValue) {
             out.push(b'}');
         }
         _ => {
-            let scalar: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            let scalar: Value = serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null);
             out.extend(serde_json::to_vec(&scalar).unwrap_or_default());
         }
     }
@@ -790,7 +792,7 @@ fn member_name(raw: &RawValue) -> std::borrow::Cow<'_, str> {
     let text = raw.get();
     let quoted = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
     match quoted.contains('\\') {
-        true => serde_json::from_str::<String>(text).unwrap_or_else(|_| quoted.to_owned()).into(),
+        true => serde_json::from_slice::<String>(text.as_bytes()).unwrap_or_else(|_| quoted.to_owned()).into(),
         false => quoted.into(),
     }
 }
@@ -815,7 +817,7 @@ fn object_entries(text: &str) -> Vec<(&RawValue, &RawValue)> {
         }
     }
 
-    serde_json::Deserializer::from_str(text).deserialize_map(Entries).unwrap_or_default()
+    serde_json::Deserializer::from_slice(text.as_bytes()).deserialize_map(Entries).unwrap_or_default()
 }
 
 /// A cached completion: what is needed to answer again in either mode.
@@ -836,7 +838,7 @@ impl CachedCompletion {
 
     /// A cache entry as stored; `None` for anything else (an entry from another version).
     pub fn decode(stored: &str) -> Option<Self> {
-        serde_json::from_str(stored).ok()
+        serde_json::from_slice(stored.as_bytes()).ok()
     }
 }
 

@@ -184,7 +184,7 @@ impl Routes {
 /// names where the shape is wrong (`models.a`).
 fn read_raw(json: &str) -> Result<RawRoutes, String> {
     let syntax = |e: &serde_json::Error| format!("MODEL_ROUTES is not valid JSON: {e}");
-    let mut de = serde_json::Deserializer::from_str(json);
+    let mut de = serde_json::Deserializer::from_slice(json.as_bytes());
     let raw: RawRoutes = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let (path, inner) = (e.path().to_string(), e.inner());
         if inner.is_syntax() || inner.is_eof() {
