@@ -1,7 +1,8 @@
-// sim/anthropic.mjs — Anthropic Messages wire format: validation, errors, message objects and the SSE event sequence.
-// Implements the provider interface described in openai.mjs (text answers only, no tool use).
+// sim/anthropic.mjs — Anthropic Messages wire format: validation, errors, message objects, the SSE event sequence, scripted tool use.
+// Implements the provider interface described in openai.mjs.
 
 import { contentText, stableId } from './text.mjs';
+import { callsPlan, resultsPlan, scriptedCalls, sentArguments } from './tools.mjs';
 
 export const name = 'anthropic';
 export const authMessage = 'invalid x-api-key';
@@ -54,8 +55,52 @@ export function maxTokens(body) {
   return body.max_tokens;
 }
 
+/**
+ * The answer's plan, or null for a generated text answer. A newest user message with `tool_result`
+ * blocks gets a text quoting each result (`tool_loop`: the previous `tool_use` calls again); one
+ * with `/tool NAME {json}` lines calls the offered tools they name, in order.
+ */
+export function plan(ctx) {
+  const { body } = ctx;
+  const last = body.messages.at(-1);
+  if (last?.role !== 'user') return null;
+  const none = body.tool_choice?.type === 'none';
+  const offered = new Set((Array.isArray(body.tools) ? body.tools : []).map((t) => t?.name).filter((n) => typeof n === 'string' && n));
+  const results = (Array.isArray(last.content) ? last.content : []).filter((b) => b?.type === 'tool_result');
+  if (results.length) {
+    const again = ctx.opts.tool_loop && !none ? previousCalls(body.messages.at(-2), offered) : [];
+    if (again.length) return scripted(ctx, again);
+    return resultsPlan(results.map((r) => contentText(r.content)));
+  }
+  if (none) return null;
+  const { calls } = scriptedCalls(contentText(last.content), offered);
+  return calls.length ? scripted(ctx, calls) : null;
+}
+
+/** The `tool_use` blocks of the assistant message that the tool results answer, if still offered. */
+function previousCalls(message, offered) {
+  if (message?.role !== 'assistant' || !Array.isArray(message.content)) return [];
+  return message.content
+    .filter((b) => b?.type === 'tool_use' && offered.has(b.name))
+    .map((b) => ({ name: b.name, raw: JSON.stringify(b.input ?? {}) }));
+}
+
+function scripted(ctx, calls) {
+  return callsPlan(calls, (i, name) => stableId('toolu_01', `${ctx.requestId}\n${i}\n${name}`, 22));
+}
+
+/** A tool_use block's input: the arguments as sent, or {} when max_tokens cut them short. */
+function toolInput(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
+}
+
 function stopReason(plan) {
-  return plan.truncated ? 'max_tokens' : 'end_turn';
+  if (plan.truncated) return 'max_tokens';
+  return plan.calls ? 'tool_use' : 'end_turn';
 }
 
 function messageId(ctx) {
@@ -73,7 +118,9 @@ export function complete(ctx, plan) {
     type: 'message',
     role: 'assistant',
     model: ctx.base,
-    content: [{ type: 'text', text: plan.tokens.join('') }],
+    content: plan.calls
+      ? sentArguments(plan).map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: toolInput(c.arguments) }))
+      : [{ type: 'text', text: plan.tokens.join('') }],
     stop_reason: stopReason(plan),
     stop_sequence: null,
     usage: usage(ctx.promptTokens, plan.tokens.length),
@@ -108,6 +155,25 @@ export function frames(ctx, plan) {
     delete start.message.usage;
     delete delta.usage;
   }
+  const stop = (i) => event('content_block_stop', `{"type":"content_block_stop","index":${i}}`);
+  const post = [
+    stop(plan.calls ? (plan.owner[plan.tokens.length - 1] ?? 0) : 0),
+    event('message_delta', JSON.stringify(delta)),
+    event('message_stop', '{"type":"message_stop"}'),
+  ];
+  if (plan.calls) {
+    const open = (i) => {
+      const { id, name } = plan.calls[i];
+      const block = { type: 'content_block_start', index: i, content_block: { type: 'tool_use', id, name, input: {} } };
+      return event('content_block_start', JSON.stringify(block));
+    };
+    const token = (t, k) => {
+      const i = plan.owner[k];
+      const piece = event('content_block_delta', JSON.stringify({ type: 'content_block_delta', index: i, delta: { type: 'input_json_delta', partial_json: t } }));
+      return plan.first[k] && i > 0 ? [stop(i - 1), open(i), piece] : piece;
+    };
+    return { pre: [event('message_start', JSON.stringify(start)), open(0), event('ping', '{"type":"ping"}')], token, post };
+  }
   return {
     pre: [
       event('message_start', JSON.stringify(start)),
@@ -116,10 +182,6 @@ export function frames(ctx, plan) {
     ],
     token: (t) =>
       event('content_block_delta', `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(t)}}}`),
-    post: [
-      event('content_block_stop', '{"type":"content_block_stop","index":0}'),
-      event('message_delta', JSON.stringify(delta)),
-      event('message_stop', '{"type":"message_stop"}'),
-    ],
+    post,
   };
 }

@@ -120,7 +120,10 @@ async function pump(ctx, plan, frames) {
     if (k === opts.cut) return cutConnection(ctx);
     if (k > 0 && interval > 0) await ctx.sleep(t0 + k * interval - performance.now());
     if (ctx.closed) return;
-    const alive = await emit(ctx, frames.token(tokens[k], k));
+    // A token is one SSE event, or several when it also opens a new content block or tool call.
+    const out = frames.token(tokens[k], k);
+    let alive = true;
+    for (const frame of typeof out === 'string' ? [out] : out) if (!(alive = await emit(ctx, frame))) break;
     rec.tokens_sent = k + 1;
     if (!alive) return;
   }

@@ -1,12 +1,12 @@
 // sim/openai.mjs — OpenAI Chat Completions wire format: validation, errors, completion objects, chunk stream, tool calls.
 //
 // Provider interface used by engine.mjs: authorized, authMessage, headers, errorBody, validate, texts,
-// maxTokens, plan (optional), complete, frames ({ pre: string[], token(tok, k): string, post: string[] }).
+// maxTokens, plan (optional), complete, frames ({ pre: string[], token(tok, k): string | string[], post: string[] }).
 
 import { contentText, rngFor, stableId, VOCAB } from './text.mjs';
+import { ARG_FRAGMENT, callsPlan, resultsPlan, scriptedCalls, sentArguments } from './tools.mjs';
 
 const FINGERPRINT = 'fp_edgechat_sim';
-const ARG_FRAGMENT = 8; // characters of tool-call arguments per streamed delta
 
 export const name = 'openai';
 export const authMessage = 'Incorrect API key provided. You can find your API key in your account settings.';
@@ -55,8 +55,50 @@ export function maxTokens(body) {
   return body.max_completion_tokens ?? body.max_tokens ?? undefined;
 }
 
-/** A tool call plan when tools are offered (arguments streamed as fragments), else null (text answer). */
+/**
+ * The answer's plan, or null for a generated text answer. Scripted first: `/tool NAME {json}` lines
+ * in a newest user message call the offered tools they name (none usable: text); after tool
+ * results, a text quoting them (`tool_loop`: the same calls again) unless tool_choice forces a
+ * call. Otherwise a call to a sampled tool when tools are offered (arguments streamed as fragments).
+ */
 export function plan(ctx) {
+  const { body } = ctx;
+  const choice = body.tool_choice;
+  const forced = choice === 'required' || (choice !== null && typeof choice === 'object');
+  const offered = new Set(offeredFunctions(body).map((f) => f.name));
+  const messages = body.messages;
+  let first = messages.length;
+  while (first > 0 && messages[first - 1]?.role === 'tool') first--;
+  if (first < messages.length && !forced) {
+    const again = ctx.opts.tool_loop && choice !== 'none' ? previousCalls(messages[first - 1], offered) : [];
+    if (again.length) return scripted(ctx, again);
+    return resultsPlan(messages.slice(first).map((m) => contentText(m.content)));
+  }
+  if (first === messages.length && messages.at(-1)?.role === 'user' && choice !== 'none') {
+    const { lines, calls } = scriptedCalls(contentText(messages.at(-1).content), offered);
+    if (calls.length) return scripted(ctx, calls);
+    if (lines) return null;
+  }
+  return sampledPlan(ctx);
+}
+
+/** The calls of the assistant message that the trailing tool results answer, if still offered. */
+function previousCalls(message, offered) {
+  if (message?.role !== 'assistant' || !Array.isArray(message.tool_calls)) return [];
+  return message.tool_calls
+    .map((c) => ({ name: c?.function?.name, raw: String(c?.function?.arguments ?? '') }))
+    .filter((c) => offered.has(c.name));
+}
+
+function scripted(ctx, calls) {
+  return callsPlan(calls, (i, name) => stableId('call_', `${ctx.requestId}\n${i}\n${name}`));
+}
+
+function offeredFunctions(body) {
+  return (body.tools ?? []).filter((t) => t?.type === 'function' && t.function?.name).map((t) => t.function);
+}
+
+function sampledPlan(ctx) {
   const fn = pickTool(ctx.body);
   if (!fn) return null;
   const args = toolArguments(fn, ctx.seed);
@@ -71,7 +113,7 @@ export function plan(ctx) {
  * and a tool result as the last message, answer in text instead, so agent loops terminate.
  */
 function pickTool(body) {
-  const fns = (body.tools ?? []).filter((t) => t?.type === 'function' && t.function?.name).map((t) => t.function);
+  const fns = offeredFunctions(body);
   const choice = body.tool_choice;
   if (fns.length === 0 || choice === 'none') return null;
   if (choice && typeof choice === 'object') return fns.find((f) => f.name === choice.function?.name) ?? fns[0];
@@ -111,7 +153,7 @@ function sampleValue(schema, rng, depth) {
 
 function finishReason(plan) {
   if (plan.truncated) return 'length';
-  return plan.tool ? 'tool_calls' : 'stop';
+  return plan.tool || plan.calls ? 'tool_calls' : 'stop';
 }
 
 function usage(ctx, plan) {
@@ -156,7 +198,14 @@ const encoder = new TextEncoder();
 /** Non-stream `chat.completion` object. */
 export function complete(ctx, plan) {
   const text = plan.tokens.join('');
-  const message = plan.tool
+  const message = plan.calls
+    ? {
+        role: 'assistant',
+        content: null,
+        tool_calls: sentArguments(plan).map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        refusal: null,
+      }
+    : plan.tool
     ? {
         role: 'assistant',
         content: null,
@@ -170,7 +219,7 @@ export function complete(ctx, plan) {
     created: ctx.created,
     model: ctx.base,
     choices: [
-      { index: 0, message, logprobs: plan.tool ? null : tokenLogprobs(ctx.body, plan.tokens, 0), finish_reason: finishReason(plan) },
+      { index: 0, message, logprobs: plan.tool || plan.calls ? null : tokenLogprobs(ctx.body, plan.tokens, 0), finish_reason: finishReason(plan) },
     ],
     usage: usage(ctx, plan),
     system_fingerprint: FINGERPRINT,
@@ -189,6 +238,11 @@ export function frames(ctx, plan) {
   const chunk = (delta, finish = 'null', logprobs = 'null') =>
     `${head}{"index":0,"delta":${delta},"logprobs":${logprobs},"finish_reason":${finish}}${tail}`;
 
+  const post = [chunk('{}', `"${finishReason(plan)}"`)];
+  if (includeUsage && !ctx.opts.no_usage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);
+  post.push('data: [DONE]\n\n');
+  if (plan.calls) return { pre: [chunk(callHeader(plan, 0, { role: 'assistant', content: null }, { refusal: null }))], token: callToken(plan, chunk), post };
+
   const { tool } = plan;
   const first = tool
     ? JSON.stringify({
@@ -204,8 +258,20 @@ export function frames(ctx, plan) {
       ? (t, k) => chunk(`{"content":${JSON.stringify(t)}}`, 'null', JSON.stringify(tokenLogprobs(ctx.body, [t], k)))
       : (t) => chunk(`{"content":${JSON.stringify(t)}}`);
 
-  const post = [chunk('{}', `"${finishReason(plan)}"`)];
-  if (includeUsage && !ctx.opts.no_usage) post.push(`${head}],"usage":${JSON.stringify(usage(ctx, plan))}}\n\n`);
-  post.push('data: [DONE]\n\n');
   return { pre: [chunk(first)], token, post };
+}
+
+/** The delta opening call `i` of a scripted plan (id, name, empty arguments), between `before` and `after` members. */
+function callHeader(plan, i, before = {}, after = {}) {
+  const { id, name } = plan.calls[i];
+  return JSON.stringify({ ...before, tool_calls: [{ index: i, id, type: 'function', function: { name, arguments: '' } }], ...after });
+}
+
+/** Argument fragment k of a scripted plan; the first fragment of a later call comes after that call's header chunk. */
+function callToken(plan, chunk) {
+  return (t, k) => {
+    const i = plan.owner[k];
+    const fragment = chunk(`{"tool_calls":[{"index":${i},"function":{"arguments":${JSON.stringify(t)}}}]}`);
+    return plan.first[k] && i > 0 ? [chunk(callHeader(plan, i)), fragment] : fragment;
+  };
 }

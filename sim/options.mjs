@@ -3,7 +3,7 @@
 /** Options taking a non-negative integer value. */
 const NUMERIC = new Set(['tokens', 'interval', 'delay', 'status', 'retry_after', 'fail_times', 'cut', 'malformed', 'pad_kib']);
 /** Options that are plain flags (`echo`, or `echo=1` / `echo=true`; `=0` / `=false` turns them off). */
-const FLAGS = new Set(['echo', 'hang', 'garbage', 'no_usage']);
+const FLAGS = new Set(['echo', 'hang', 'garbage', 'no_usage', 'tool_loop']);
 
 export class OptionError extends Error {}
 
