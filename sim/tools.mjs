@@ -7,7 +7,8 @@ export const ARG_FRAGMENT = 8;
 /** Characters of each tool result quoted in the answer after the results. */
 const RESULT_QUOTE = 200;
 
-const TOOL_LINE = /^[ \t]*\/tool[ \t]+(\S+)[ \t]+(.*?)[ \t]*$/;
+// `/tool`, then (if anything) a space, a name and the arguments; a line missing a part is still a `/tool` line.
+const TOOL_LINE = /^[ \t]*\/tool(?:[ \t]+(\S*)[ \t]*(.*?))?[ \t]*$/;
 
 /**
  * The `/tool NAME {json}` lines of a user message, in order: `{ lines, calls }` where `lines` counts
@@ -21,7 +22,7 @@ export function scriptedCalls(text, offered) {
     const m = TOOL_LINE.exec(line);
     if (!m) continue;
     lines++;
-    const [, name, raw] = m;
+    const [, name = '', raw = ''] = m;
     if (!offered.has(name) || !parses(raw)) continue;
     calls.push({ name, raw });
   }
