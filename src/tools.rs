@@ -7,7 +7,7 @@ use crate::runtime;
 use crate::store::{conversations, memories, tasks, Db};
 use edgechat_core::agent::memories::Memory;
 use edgechat_core::agent::tasks::{Task, TaskChanges, TaskStatus};
-use edgechat_core::agent::{capped_list, one, Call, ConversationHit, Tool, ToolError};
+use edgechat_core::agent::{capped_list, one, Call, Caps, ConversationHit, Tool, ToolError};
 use edgechat_core::ids::{MemoryId, TaskId};
 use edgechat_core::serde_json::json;
 
@@ -17,11 +17,11 @@ pub struct Outcome {
     pub text: String,
 }
 
-/// Validates `arguments` (JSON text) for `tool` and runs it for `user_id`. Only a platform
-/// failure (D1) is an `Err`.
-pub async fn run(db: &Db, user_id: &str, tool: Tool, arguments: &str) -> Result<Outcome, AppError> {
+/// Validates `arguments` (JSON text) for `tool` and runs it for `user_id`, within `caps`.
+/// Only a platform failure (D1) is an `Err`.
+pub async fn run(db: &Db, user_id: &str, caps: Caps, tool: Tool, arguments: &str) -> Result<Outcome, AppError> {
     let result = match tool.validate(arguments) {
-        Ok(call) => execute(db, user_id, call).await?,
+        Ok(call) => execute(db, user_id, caps, call).await?,
         Err(e) => Err(e),
     };
     Ok(match result {
@@ -30,12 +30,14 @@ pub async fn run(db: &Db, user_id: &str, tool: Tool, arguments: &str) -> Result<
     })
 }
 
-async fn execute(db: &Db, user_id: &str, call: Call) -> Result<Result<String, ToolError>, AppError> {
+async fn execute(db: &Db, user_id: &str, caps: Caps, call: Call) -> Result<Result<String, ToolError>, AppError> {
     let now = runtime::now_ms();
     Ok(Ok(match call {
         Call::AddTask(new) => {
             let task_id = TaskId::new(runtime::random_bytes()?);
-            tasks::insert(db, &task_id, user_id, &new, now).await?;
+            if !tasks::insert(db, &task_id, user_id, &new, now, caps.tasks_per_user).await? {
+                return Ok(Err(caps.tasks_reached().into()));
+            }
             let task = new.into_task(task_id, now);
             one(&task.view())
         }
@@ -58,7 +60,9 @@ async fn execute(db: &Db, user_id: &str, call: Call) -> Result<Result<String, To
         }
         Call::Remember(content) => {
             let memory = Memory { memory_id: MemoryId::new(runtime::random_bytes()?), content, created_at: now };
-            memories::insert(db, &memory.memory_id, user_id, &memory.content, now).await?;
+            if !memories::insert(db, &memory.memory_id, user_id, &memory.content, now, caps.memories_per_user).await? {
+                return Ok(Err(caps.memories_reached().into()));
+            }
             one(&memory.view())
         }
         Call::Recall { fts, limit } => {

@@ -9,8 +9,8 @@ use crate::runtime;
 use crate::store::conversations::{self as store, ConversationUpdate, Messages, NewConversation};
 use crate::store::reads::Read;
 use edgechat_core::conversations::{
-    cache_keys, plan_import, validate_model_name, validate_system_prompt, validate_title, Conversation,
-    CreateConversation, ImportedRow, Message, MessageView, UpdateConversation,
+    cache_keys, encode_tools, plan_import, validate_model_name, validate_system_prompt, validate_title, validate_tools,
+    Conversation, CreateConversation, ImportedRow, Message, MessageView, UpdateConversation,
 };
 use edgechat_core::cursor::{self, Cursor};
 use edgechat_core::ids::{ConversationId, MessageId};
@@ -50,6 +50,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let title = validate_title(req.title.as_deref().unwrap_or(""), &limits)?;
     let model = known_model(cx, req.model.as_deref())?;
     let system_prompt = validate_system_prompt(req.system_prompt.as_deref(), &limits)?;
+    let tools = req.tools.as_deref().map(validate_tools).transpose()?.map(|t| encode_tools(&t));
     let plan = plan_import(req.messages, &limits)?;
     let now = runtime::now_ms();
 
@@ -73,6 +74,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         title,
         model,
         system_prompt,
+        tools,
         message_count: plan.len() as u64,
         created_at: now,
         updated_at: now,
@@ -84,6 +86,7 @@ pub async fn create_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
         title: &conversation.title,
         model: &conversation.model,
         system_prompt: conversation.system_prompt.as_deref(),
+        tools: conversation.tools.as_deref(),
         messages_json: if rows.is_empty() { None } else { Some(to_json(&rows)?) },
         message_count: conversation.message_count,
         now,
@@ -216,8 +219,8 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     let req = read_json::<UpdateConversation>(cx).await;
     let (principal, found) = authenticate_for_conversation(cx, checked, Messages::None).await?;
     let req = req?;
-    if req.title.is_none() && req.model.is_none() && req.system_prompt.is_none() {
-        return Err(ApiError::validation("nothing to update: send title, model and/or system_prompt").into());
+    if req.title.is_none() && req.model.is_none() && req.system_prompt.is_none() && req.tools.is_none() {
+        return Err(ApiError::validation("nothing to update: send title, model, system_prompt and/or tools").into());
     }
     let limits = cx.config.conversation_limits;
     let title = req.title.as_deref().map(|t| validate_title(t, &limits)).transpose()?;
@@ -226,6 +229,10 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let system_prompt = match &req.system_prompt {
         Some(p) => Some(validate_system_prompt(p.as_deref(), &limits)?),
+        None => None,
+    };
+    let tools = match &req.tools {
+        Some(list) => Some(list.as_deref().map(validate_tools).transpose()?.map(|t| encode_tools(&t))),
         None => None,
     };
     let (mut conversation, _) = found.ok_or_else(not_found)?;
@@ -238,12 +245,16 @@ pub async fn update_conversation(cx: &mut Ctx<'_>) -> HandlerResult {
     if let Some(p) = system_prompt {
         conversation.system_prompt = p;
     }
+    if let Some(t) = tools {
+        conversation.tools = t;
+    }
     conversation.updated_at = runtime::now_ms();
     let db = cx.db()?;
     let update = ConversationUpdate {
         title: &conversation.title,
         model: &conversation.model,
         system_prompt: conversation.system_prompt.as_deref(),
+        tools: conversation.tools.as_deref(),
         now: conversation.updated_at,
     };
     if !store::update(&db, &conversation.conversation_id, &principal.user.user_id, &update).await? {

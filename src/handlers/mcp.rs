@@ -83,7 +83,7 @@ async fn request(
         "tools/list" => Ok(mcp::tools_list()),
         "tools/call" => {
             let (tool, arguments) = mcp::tool_call(params)?;
-            match tools::run(db, user_id, tool, &arguments).await {
+            match tools::run(db, user_id, cx.config.agent_caps, tool, &arguments).await {
                 Ok(outcome) => Ok(mcp::tool_result(&outcome.text, outcome.is_error)),
                 Err(e) => {
                     if let Failure::Platform { context, cause } = e.into_failure() {

@@ -20,7 +20,13 @@ pub async fn create_memory(cx: &mut Ctx<'_>) -> HandlerResult {
     let content = read_json::<Remember>(cx).await?.validate()?;
     let memory = Memory { memory_id: MemoryId::new(runtime::random_bytes()?), content, created_at: runtime::now_ms() };
     let db = cx.db()?;
-    store::insert(&db, &memory.memory_id, &principal.user.user_id, &memory.content, memory.created_at).await?;
+    let caps = cx.config.agent_caps;
+    let user_id = &principal.user.user_id;
+    if !store::insert(&db, &memory.memory_id, user_id, &memory.content, memory.created_at, caps.memories_per_user)
+        .await?
+    {
+        return Err(caps.memories_reached().into());
+    }
     json(201, &memory.view())
 }
 

@@ -27,7 +27,10 @@ pub async fn create_task(cx: &mut Ctx<'_>) -> HandlerResult {
     let task_id = TaskId::new(runtime::random_bytes()?);
     let now = runtime::now_ms();
     let db = cx.db()?;
-    store::insert(&db, &task_id, &principal.user.user_id, &task, now).await?;
+    let caps = cx.config.agent_caps;
+    if !store::insert(&db, &task_id, &principal.user.user_id, &task, now, caps.tasks_per_user).await? {
+        return Err(caps.tasks_reached().into());
+    }
     let stored = task.into_task(task_id, now);
     json(201, &stored.view())
 }

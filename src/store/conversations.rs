@@ -10,8 +10,8 @@ use edgechat_core::cursor::Cursor;
 // The insert happens only under the user's limit; the counter moves only if it happened.
 // A D1 batch is one serialized transaction, so the check and the insert cannot interleave.
 const INSERT_CONVERSATION: &str = "INSERT INTO conversations \
-     (conversation_id, user_id, title, model, system_prompt, message_count, created_at, updated_at) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 \
+     (conversation_id, user_id, title, model, system_prompt, tools, message_count, created_at, updated_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7, ?7 \
      WHERE (SELECT conversation_count FROM users WHERE user_id = ?2) < ?8 RETURNING conversation_id";
 const COUNT_NEW_CONVERSATION: &str = "UPDATE users SET conversation_count = conversation_count + 1, \
      cache_version = cache_version + 1 \
@@ -23,12 +23,13 @@ const INSERT_IMPORTED_MESSAGES: &str = "INSERT INTO messages \
      json_extract(value, '$.role'), json_extract(value, '$.content'), 'complete', json_extract(value, '$.created_at') \
      FROM json_each(?3) WHERE EXISTS (SELECT 1 FROM conversations WHERE conversation_id = ?1 AND user_id = ?2)";
 const SELECT_CONVERSATION: &str =
-    "SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at \
+    "SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at \
      FROM conversations WHERE conversation_id = ?1 AND user_id = ?2";
 const LIST_FIRST_PAGE: &str =
-    "SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at \
+    "SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at \
      FROM conversations WHERE user_id = ?1 ORDER BY updated_at DESC, conversation_id DESC LIMIT ?2";
-const LIST_AFTER: &str = "SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at \
+const LIST_AFTER: &str =
+    "SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at \
      FROM conversations WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND conversation_id < ?3)) \
      ORDER BY updated_at DESC, conversation_id DESC LIMIT ?4";
 // Best rank over title and message matches; titles weigh double (bm25: lower is better).
@@ -38,11 +39,11 @@ const SEARCH: &str = "WITH hits AS ( \
        UNION ALL \
        SELECT conversation_id, bm25(messages_fts) AS score FROM messages_fts \
        WHERE messages_fts MATCH ?2 AND user_id = ?1) \
-     SELECT c.conversation_id, c.title, c.model, c.system_prompt, c.message_count, c.created_at, c.updated_at \
+     SELECT c.conversation_id, c.title, c.model, c.system_prompt, c.tools, c.message_count, c.created_at, c.updated_at \
      FROM hits h JOIN conversations c ON c.conversation_id = h.conversation_id AND c.user_id = ?1 \
      GROUP BY c.conversation_id ORDER BY MIN(h.score), c.conversation_id LIMIT ?3 OFFSET ?4";
 const UPDATE_CONVERSATION: &str =
-    "UPDATE conversations SET title = ?3, model = ?4, system_prompt = ?5, updated_at = ?6 \
+    "UPDATE conversations SET title = ?3, model = ?4, system_prompt = ?5, tools = ?7, updated_at = ?6 \
      WHERE conversation_id = ?1 AND user_id = ?2 RETURNING conversation_id";
 const BUMP_CACHE_VERSION: &str = "UPDATE users SET cache_version = cache_version + 1 WHERE user_id = ?1";
 const UNCOUNT_CONVERSATION: &str = "UPDATE users SET conversation_count = conversation_count - 1, \
@@ -97,6 +98,8 @@ pub struct NewConversation<'a> {
     pub title: &'a str,
     pub model: &'a str,
     pub system_prompt: Option<&'a str>,
+    /// The stored tool list (`encode_tools`); None for the default.
+    pub tools: Option<&'a str>,
     /// Imported messages as a JSON array of {message_id, parent_id, role, content, created_at}.
     pub messages_json: Option<String>,
     pub message_count: u64,
@@ -118,6 +121,7 @@ pub async fn create(db: &Db, c: &NewConversation<'_>, max_conversations: u64) ->
                 num(c.message_count),
                 num(c.now),
                 num(max_conversations),
+                opt_text(c.tools),
             ],
         )?,
         db.stmt(COUNT_NEW_CONVERSATION, &[text(c.user_id), text(c.conversation_id)])?,
@@ -173,6 +177,7 @@ pub struct ConversationUpdate<'a> {
     pub title: &'a str,
     pub model: &'a str,
     pub system_prompt: Option<&'a str>,
+    pub tools: Option<&'a str>,
     pub now: u64,
 }
 
@@ -195,6 +200,7 @@ pub async fn update(
                         text(u.model),
                         opt_text(u.system_prompt),
                         num(u.now),
+                        opt_text(u.tools),
                     ],
                 )?,
                 db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?,

@@ -7,7 +7,10 @@ use crate::store::{D1PreparedStatement, D1Result};
 use edgechat_core::agent::memories::Memory;
 use edgechat_core::cursor::Cursor;
 
-const INSERT: &str = "INSERT INTO memories (memory_id, user_id, content, created_at) VALUES (?1, ?2, ?3, ?4)";
+// Only under the user's cap (?5), in one statement (see tasks' INSERT); RETURNING tells
+// whether it happened (`changes` counts the FTS trigger's rows too).
+const INSERT: &str = "INSERT INTO memories (memory_id, user_id, content, created_at) \
+     SELECT ?1, ?2, ?3, ?4 WHERE (SELECT COUNT(*) FROM memories WHERE user_id = ?2) < ?5 RETURNING memory_id";
 const LIST_FIRST: &str = "SELECT memory_id, content, created_at FROM memories WHERE user_id = ?1 \
      ORDER BY created_at DESC, memory_id DESC LIMIT ?2";
 const LIST_AFTER: &str = "SELECT memory_id, content, created_at FROM memories WHERE user_id = ?1 \
@@ -24,9 +27,18 @@ const DELETE: &str = "DELETE FROM memories WHERE memory_id = ?1 AND user_id = ?2
 /// Everything a user owns in this module, deleted with their account.
 pub const DELETE_ALL_OF_USER: &str = "DELETE FROM memories WHERE user_id = ?1";
 
-pub async fn insert(db: &Db, memory_id: &str, user_id: &str, content: &str, now: u64) -> Result<(), AppError> {
-    let args = [text(memory_id), text(user_id), text(content), num(now)];
-    db.run("insert memory", db.stmt(INSERT, &args)?).await.map(drop)
+/// Stores the memory unless the user already has `max_memories`; false when refused.
+pub async fn insert(
+    db: &Db,
+    memory_id: &str,
+    user_id: &str,
+    content: &str,
+    now: u64,
+    max_memories: u64,
+) -> Result<bool, AppError> {
+    let args = [text(memory_id), text(user_id), text(content), num(now), num(max_memories)];
+    let result = db.query("insert memory", db.stmt(INSERT, &args)?).await?;
+    Ok(super::returned_a_row(Some(&result)))
 }
 
 /// One page of the user's memories, newest first (`fetch` rows), to batch with others.

@@ -8,9 +8,12 @@ use edgechat_core::agent::tasks::{NewTask, Task, TaskFilter};
 use edgechat_core::cursor::Cursor;
 
 const COLUMNS: &str = "task_id, title, notes, status, due_at, created_at, updated_at, completed_at";
+// Only under the user's cap (?7): one statement, so the count and the insert cannot interleave
+// with another writer's (D1 runs statements one at a time).
 const INSERT: &str = "INSERT INTO tasks \
      (task_id, user_id, title, notes, status, due_at, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?6)";
+     SELECT ?1, ?2, ?3, ?4, 'open', ?5, ?6, ?6 \
+     WHERE (SELECT COUNT(*) FROM tasks WHERE user_id = ?2) < ?7 RETURNING task_id";
 const SELECT: &str = "SELECT task_id, title, notes, status, due_at, created_at, updated_at, completed_at \
      FROM tasks WHERE task_id = ?1 AND user_id = ?2";
 const UPDATE: &str = "UPDATE tasks SET title = ?3, notes = ?4, status = ?5, due_at = ?6, completed_at = ?7, \
@@ -20,10 +23,27 @@ const DELETE: &str = "DELETE FROM tasks WHERE task_id = ?1 AND user_id = ?2";
 /// Everything a user owns in this module, deleted with their account.
 pub const DELETE_ALL_OF_USER: &str = "DELETE FROM tasks WHERE user_id = ?1";
 
-pub async fn insert(db: &Db, task_id: &str, user_id: &str, task: &NewTask, now: u64) -> Result<(), AppError> {
+/// Stores the task unless the user already has `max_tasks`; false when refused.
+pub async fn insert(
+    db: &Db,
+    task_id: &str,
+    user_id: &str,
+    task: &NewTask,
+    now: u64,
+    max_tasks: u64,
+) -> Result<bool, AppError> {
     let due = task.due_at.map_or(super::SqlArg::Null, num);
-    let args = [text(task_id), text(user_id), text(&task.title), opt_text(task.notes.as_deref()), due, num(now)];
-    db.run("insert task", db.stmt(INSERT, &args)?).await.map(drop)
+    let args = [
+        text(task_id),
+        text(user_id),
+        text(&task.title),
+        opt_text(task.notes.as_deref()),
+        due,
+        num(now),
+        num(max_tasks),
+    ];
+    let result = db.query("insert task", db.stmt(INSERT, &args)?).await?;
+    Ok(super::returned_a_row(Some(&result)))
 }
 
 pub async fn find(db: &Db, task_id: &str, user_id: &str) -> Result<Option<Task>, AppError> {

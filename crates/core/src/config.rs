@@ -50,6 +50,8 @@ pub struct Config {
     pub login_limits: LoginLimits,
     pub register_limits: RegisterLimits,
     pub conversation_limits: ConversationLimits,
+    /// Per-user caps on stored tasks and memories.
+    pub agent_caps: crate::agent::Caps,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
     pub cache_ttl_seconds: u64,
     /// TTL of cached gateway responses.
@@ -153,6 +155,11 @@ impl Config {
                 100_000,
             ),
         };
+        let d = crate::agent::Caps::default();
+        let agent_caps = crate::agent::Caps {
+            tasks_per_user: number(&get, p, "MAX_TASKS_PER_USER", d.tasks_per_user, 1, 1_000_000),
+            memories_per_user: number(&get, p, "MAX_MEMORIES_PER_USER", d.memories_per_user, 1, 1_000_000),
+        };
         let cache_ttl_seconds = number(&get, p, "CACHE_TTL_SECONDS", 300, 60, 86_400);
         let gateway_cache_ttl_seconds = number(&get, p, "GATEWAY_CACHE_TTL_SECONDS", 3_600, 60, 30 * 86_400);
         let routes = match get("MODEL_ROUTES") {
@@ -220,6 +227,7 @@ impl Config {
             login_limits,
             register_limits,
             conversation_limits,
+            agent_caps,
             cache_ttl_seconds,
             gateway_cache_ttl_seconds,
             routes,
@@ -336,6 +344,20 @@ mod tests {
         assert_eq!(config(&[("LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP", "4")]).login_limits.per_email_ip, 4);
         assert_eq!(c.register_limits, crate::throttle::RegisterLimits { per_ip: 10, window_seconds: 3600 });
         assert_eq!(config(&[("REGISTER_MAX_PER_IP", "0")]).check().unwrap_err().variable, "REGISTER_MAX_PER_IP");
+    }
+
+    #[test]
+    fn task_and_memory_caps_have_defaults_and_bounds() {
+        let c = config(&[]);
+        assert_eq!(c.agent_caps, crate::agent::Caps { tasks_per_user: 1_000, memories_per_user: 1_000 });
+        let set = config(&[("MAX_TASKS_PER_USER", "3"), ("MAX_MEMORIES_PER_USER", "2")]);
+        assert_eq!(set.agent_caps, crate::agent::Caps { tasks_per_user: 3, memories_per_user: 2 });
+        assert!(set.check().is_ok());
+        for (variable, value) in [("MAX_TASKS_PER_USER", "0"), ("MAX_MEMORIES_PER_USER", "many")] {
+            let bad = config(&[(variable, value)]);
+            assert_eq!(bad.check().unwrap_err().variable, variable);
+            assert_eq!(bad.agent_caps, crate::agent::Caps::default());
+        }
     }
 
     #[test]

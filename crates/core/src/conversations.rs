@@ -1,6 +1,7 @@
 //! Conversations and message trees: request bodies, limits and validation, the import plan,
 //! and the views the API returns.
 
+use crate::agent::{self, Tool};
 use crate::body::nullable;
 use crate::ids::{ConversationId, MessageId};
 use crate::time::rfc3339;
@@ -35,6 +36,8 @@ pub struct CreateConversation {
     pub title: Option<String>,
     pub model: Option<String>,
     pub system_prompt: Option<String>,
+    /// Built-in tool names the conversation offers; absent or `null` is every built-in.
+    pub tools: Option<Vec<String>>,
     /// History to import, oldest first.
     #[serde(default)]
     pub messages: Vec<ImportMessage>,
@@ -52,7 +55,8 @@ pub struct ImportMessage {
     pub content: String,
 }
 
-/// A partial update: `system_prompt` tells absent (keep) from `null` (clear).
+/// A partial update: `system_prompt` and `tools` tell absent (keep) from `null` (clear, which
+/// for `tools` is back to the default: every built-in).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct UpdateConversation {
@@ -60,6 +64,47 @@ pub struct UpdateConversation {
     pub model: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub system_prompt: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tools: Option<Option<Vec<String>>>,
+}
+
+/// A conversation's tool list as the client sent it, checked: built-in names only, each at
+/// most once (a repeated name is refused, not collapsed, so that a typo'd list is noticed).
+/// The error names the offending item (`tools[2]`).
+pub fn validate_tools(names: &[String]) -> Result<Vec<Tool>, ApiError> {
+    if names.len() > agent::ALL.len() {
+        return Err(ApiError::validation(format!("tools: at most {} tools (the built-ins)", agent::ALL.len())));
+    }
+    let mut tools: Vec<Tool> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let Some(tool) = Tool::parse(name) else {
+            let known: Vec<&str> = agent::ALL.iter().map(|t| t.name()).collect();
+            return Err(ApiError::validation(format!(
+                "tools[{i}]: unknown tool; the built-in tools are {}",
+                known.join(", ")
+            )));
+        };
+        if tools.contains(&tool) {
+            return Err(ApiError::validation(format!("tools[{i}]: {name} is listed twice")));
+        }
+        tools.push(tool);
+    }
+    Ok(tools)
+}
+
+/// The stored form of a tool list (the `tools` column): names separated by spaces, `""` for
+/// none. The column is NULL for the default.
+pub fn encode_tools(tools: &[Tool]) -> String {
+    tools.iter().map(|t| t.name()).collect::<Vec<_>>().join(" ")
+}
+
+/// The tools a conversation offers, from its stored `tools` column: every built-in when NULL,
+/// else the listed ones in their order (a name no longer built in is dropped).
+pub fn offered_tools(stored: Option<&str>) -> Vec<Tool> {
+    match stored {
+        None => agent::ALL.to_vec(),
+        Some(names) => names.split_whitespace().filter_map(Tool::parse).collect(),
+    }
 }
 
 /// A title: trimmed, at most `limits.title_chars` characters, no control characters.
@@ -172,6 +217,9 @@ pub struct Conversation {
     pub title: String,
     pub model: String,
     pub system_prompt: Option<String>,
+    /// The stored tool list (see [`encode_tools`]); NULL means every built-in.
+    #[serde(default)]
+    pub tools: Option<String>,
     pub message_count: u64,
     pub created_at: u64,
     pub updated_at: u64,
@@ -183,18 +231,26 @@ pub struct ConversationView<'a> {
     pub title: &'a str,
     pub model: &'a str,
     pub system_prompt: Option<&'a str>,
+    /// The tools it offers (every built-in unless set).
+    pub tools: Vec<&'static str>,
     pub message_count: u64,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl Conversation {
+    /// The tools this conversation offers (for the agent loop).
+    pub fn offered_tools(&self) -> Vec<Tool> {
+        offered_tools(self.tools.as_deref())
+    }
+
     pub fn view(&self) -> ConversationView<'_> {
         ConversationView {
             conversation_id: &self.conversation_id,
             title: &self.title,
             model: &self.model,
             system_prompt: self.system_prompt.as_deref(),
+            tools: self.offered_tools().into_iter().map(Tool::name).collect(),
             message_count: self.message_count,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
@@ -384,6 +440,47 @@ mod tests {
     }
 
     #[test]
+    fn tool_lists_are_built_in_names_at_most_once() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(validate_tools(&[]).unwrap(), vec![]);
+        assert_eq!(validate_tools(&names(&["recall", "add_task"])).unwrap(), vec![Tool::Recall, Tool::AddTask]);
+        let unknown = validate_tools(&names(&["recall", "add_task", "rm_rf"])).unwrap_err();
+        assert_eq!(unknown.status, 422);
+        assert!(unknown.message.starts_with("tools[2]: unknown tool"), "{}", unknown.message);
+        let twice = validate_tools(&names(&["recall", "recall"])).unwrap_err();
+        assert!(twice.message.starts_with("tools[1]:"), "{}", twice.message);
+        let all: Vec<String> = agent::ALL.iter().map(|t| t.name().to_string()).collect();
+        assert_eq!(validate_tools(&all).unwrap(), agent::ALL.to_vec());
+        let mut too_many = all.clone();
+        too_many.push("recall".into());
+        assert!(validate_tools(&too_many).unwrap_err().message.starts_with("tools:"));
+    }
+
+    #[test]
+    fn stored_tool_lists_round_trip_and_null_is_every_built_in() {
+        assert_eq!(offered_tools(None), agent::ALL.to_vec());
+        assert_eq!(offered_tools(Some("")), vec![]);
+        let some = [Tool::Forget, Tool::ListTasks];
+        assert_eq!(offered_tools(Some(&encode_tools(&some))), some.to_vec());
+        assert_eq!(offered_tools(Some("recall retired_tool")), vec![Tool::Recall]);
+        let all = encode_tools(&agent::ALL);
+        assert_eq!(offered_tools(Some(&all)), agent::ALL.to_vec());
+    }
+
+    #[test]
+    fn create_and_update_tell_absent_null_and_empty_tools() {
+        let create: CreateConversation = parse_json(JSON, br#"{"tools":null}"#).unwrap();
+        assert_eq!(create.tools, None);
+        let create: CreateConversation = parse_json(JSON, br#"{"tools":[]}"#).unwrap();
+        assert_eq!(create.tools, Some(vec![]));
+        let update: UpdateConversation = parse_json(JSON, br#"{"tools":null}"#).unwrap();
+        assert_eq!(update.tools, Some(None));
+        let update: UpdateConversation = parse_json(JSON, br#"{"title":"t"}"#).unwrap();
+        assert_eq!(update.tools, None);
+        assert_eq!(parse_json::<UpdateConversation>(JSON, br#"{"tools":"recall"}"#).unwrap_err().status, 422);
+    }
+
+    #[test]
     fn updates_tell_absent_from_null() {
         let absent: UpdateConversation = parse_json(JSON, br#"{"title":"t"}"#).unwrap();
         assert!(absent.system_prompt.is_none());
@@ -394,14 +491,15 @@ mod tests {
 }
 
 /// KV keys of the read-through cache. Each carries the user's cache version, which every
-/// write bumps in D1, so a key never outlives the data it was made from.
+/// write bumps in D1, so a key never outlives the data it was made from. The leading `v2`
+/// names the shape of the cached view (it changes when the view gains a member).
 pub mod cache_keys {
     pub fn list_first_page(user_id: &str, cache_version: u64, limit: u32) -> String {
-        format!("v1:conversations:{user_id}:{cache_version}:first:{limit}")
+        format!("v2:conversations:{user_id}:{cache_version}:first:{limit}")
     }
 
     pub fn conversation(user_id: &str, cache_version: u64, conversation_id: &str) -> String {
-        format!("v1:conversation:{user_id}:{cache_version}:{conversation_id}")
+        format!("v2:conversation:{user_id}:{cache_version}:{conversation_id}")
     }
 
     #[cfg(test)]

@@ -265,3 +265,20 @@ fn every_authenticated_operation_documents_the_access_the_scope_check_enforces()
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn the_tool_name_enum_is_every_built_in_tool() {
+    let doc = document();
+    let documented: Vec<&str> = doc["components"]["schemas"]["ToolName"]["enum"]
+        .as_array()
+        .expect("ToolName has an enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let built_in: Vec<&str> = edgechat_core::agent::ALL.iter().map(|t| t.name()).collect();
+    assert_eq!(documented, built_in);
+    for schema in ["CreateConversationRequest", "UpdateConversationRequest"] {
+        let max = &doc["components"]["schemas"][schema]["properties"]["tools"]["maxItems"];
+        assert_eq!(max.as_u64(), Some(built_in.len() as u64), "{schema}");
+    }
+}

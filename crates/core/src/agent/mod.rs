@@ -24,6 +24,38 @@ pub const MAX_RESULT_BYTES: usize = 8 * 1024;
 /// Most conversations one `search_conversations` call returns.
 pub const MAX_CONVERSATION_HITS: u32 = 10;
 
+/// How many tasks and memories one user may keep (`MAX_TASKS_PER_USER`,
+/// `MAX_MEMORIES_PER_USER`), so that no user or key can fill the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub tasks_per_user: u64,
+    pub memories_per_user: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self { tasks_per_user: 1_000, memories_per_user: 1_000 }
+    }
+}
+
+impl Caps {
+    /// The refusal of a task over the cap: 409 over REST, the same words as a tool error.
+    pub fn tasks_reached(&self) -> ApiError {
+        ApiError::conflict(
+            "task_limit_reached",
+            format!("at most {} tasks per user: delete some first", self.tasks_per_user),
+        )
+    }
+
+    /// The refusal of a memory over the cap (see [`Caps::tasks_reached`]).
+    pub fn memories_reached(&self) -> ApiError {
+        ApiError::conflict(
+            "memory_limit_reached",
+            format!("at most {} memories per user: forget some first", self.memories_per_user),
+        )
+    }
+}
+
 /// A built-in tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
