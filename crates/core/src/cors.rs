@@ -189,7 +189,8 @@ mod tests {
     #[test]
     fn preflight_lets_browser_mcp_clients_send_their_protocol_version() {
         let policy = CorsPolicy::parse("https://app.example.com").unwrap();
-        let h = policy.preflight("https://app.example.com", "POST", Some("mcp-protocol-version, content-type")).unwrap();
+        let h =
+            policy.preflight("https://app.example.com", "POST", Some("mcp-protocol-version, content-type")).unwrap();
         assert_eq!(get(&h, "access-control-allow-headers"), Some("mcp-protocol-version, content-type"));
     }
 
