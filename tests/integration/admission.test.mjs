@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
 import { grantAdmin, PASSWORD } from '../support/accounts.mjs';
 import { eventually, simRequests } from '../support/sim.mjs';
-import { execSql, startWorker, TEST_VARS } from '../support/stack.mjs';
+import { execSql, simVars, startWorker, TEST_VARS } from '../support/stack.mjs';
 
 const PLANS = {
   free: { requests_per_minute: 1000, tokens_per_day: 10_000_000, concurrent_streams: 1, models: ['*'] },
@@ -28,13 +28,7 @@ let worker;
 let base;
 before(async () => {
   worker = await startWorker({
-    vars: {
-      ...TEST_VARS,
-      OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`,
-      ANTHROPIC_BASE_URL: process.env.SIM_URL,
-      PLANS: JSON.stringify(PLANS),
-      MODEL_ROUTES: JSON.stringify(ROUTES),
-    },
+    vars: simVars({ PLANS: JSON.stringify(PLANS), MODEL_ROUTES: JSON.stringify(ROUTES) }),
   });
   base = worker.url;
 });

@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { api, expectError } from '../support/client.mjs';
 import { PASSWORD } from '../support/accounts.mjs';
-import { startWorker, TEST_VARS } from '../support/stack.mjs';
+import { simVars, startWorker } from '../support/stack.mjs';
 
 const MAX_TASKS = 3;
 const MAX_MEMORIES = 2;
@@ -18,13 +18,7 @@ let worker;
 let base;
 before(async () => {
   worker = await startWorker({
-    vars: {
-      ...TEST_VARS,
-      OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`,
-      ANTHROPIC_BASE_URL: process.env.SIM_URL,
-      MAX_TASKS_PER_USER: String(MAX_TASKS),
-      MAX_MEMORIES_PER_USER: String(MAX_MEMORIES),
-    },
+    vars: simVars({ MAX_TASKS_PER_USER: String(MAX_TASKS), MAX_MEMORIES_PER_USER: String(MAX_MEMORIES) }),
   });
   base = worker.url;
 });

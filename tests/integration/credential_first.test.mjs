@@ -8,12 +8,12 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
 import { PASSWORD, registerUser, signJwt, uniqueEmail } from '../support/accounts.mjs';
-import { TEST_VARS } from '../support/stack.mjs';
+import { simVars } from '../support/stack.mjs';
 import { startBareWorker } from '../support/miniflare.mjs';
 
 let bare;
 before(async () => {
-  bare = await startBareWorker({ ...TEST_VARS, OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL });
+  bare = await startBareWorker(simVars());
 });
 after(() => bare?.stop());
 

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { api as call } from '../support/client.mjs';
 import { PASSWORD, uniqueEmail } from '../support/accounts.mjs';
 import { eventually, simRequests } from '../support/sim.mjs';
-import { TEST_VARS } from '../support/stack.mjs';
+import { simVars, TEST_VARS } from '../support/stack.mjs';
 import { startBareWorker } from '../support/miniflare.mjs';
 
 let worker;
@@ -20,10 +20,7 @@ before(async () => {
   const routes = JSON.parse(TEST_VARS.MODEL_ROUTES);
   routes.models.paced = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=700' };
   routes.models.stall = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=2500' };
-  worker = await startBareWorker({
-    ...TEST_VARS, MODEL_ROUTES: JSON.stringify(routes),
-    OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL,
-  });
+  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify(routes) }));
   BASE = worker.url;
 });
 after(() => worker?.stop());

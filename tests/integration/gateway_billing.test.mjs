@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { api as call } from '../support/client.mjs';
 import { PASSWORD, uniqueEmail } from '../support/accounts.mjs';
 import { eventually } from '../support/sim.mjs';
-import { TEST_VARS } from '../support/stack.mjs';
+import { simVars, TEST_VARS } from '../support/stack.mjs';
 import { startBareWorker } from '../support/miniflare.mjs';
 
 /** A tool whose arguments stream in many fragments (the simulator sends 8 characters each). */
@@ -38,12 +38,7 @@ const ROUTES = {
 let worker;
 let BASE;
 before(async () => {
-  worker = await startBareWorker({
-    ...TEST_VARS,
-    MODEL_ROUTES: JSON.stringify({ default: 'sim-small', models: ROUTES }),
-    OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`,
-    ANTHROPIC_BASE_URL: process.env.SIM_URL,
-  });
+  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify({ default: 'sim-small', models: ROUTES }) }));
   BASE = worker.url;
 });
 after(() => worker?.stop());
@@ -195,7 +190,7 @@ test('an estimated prompt counts tool definitions and image parts', async () => 
 
 test('1 MiB bodies of tiny parts are read without growing the wasm memory past a few MiB', async (t) => {
   // A worker of its own: wasm memory only grows, so it must not have served anything else.
-  const fresh = await startBareWorker({ ...TEST_VARS, OPENAI_BASE_URL: `${process.env.SIM_URL}/v1` });
+  const fresh = await startBareWorker(simVars());
   t.after(() => fresh.stop());
   const u = await registerUser(fresh.url);
   const baseline = await eventually(() => fresh.wasmMemoryKib(), { what: 'a request log line' });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { api, expectError } from '../support/client.mjs';
 import { grantAdmin, PASSWORD } from '../support/accounts.mjs';
 import { simRequests } from '../support/sim.mjs';
-import { startWorker, TEST_VARS } from '../support/stack.mjs';
+import { simVars, startWorker } from '../support/stack.mjs';
 import { streamTurn } from '../support/sse.mjs';
 
 let worker;
@@ -18,7 +18,7 @@ const PLANS = {
 };
 
 before(async () => {
-  worker = await startWorker({ vars: { ...TEST_VARS, OPENAI_BASE_URL: `${process.env.SIM_URL}/v1`, ANTHROPIC_BASE_URL: process.env.SIM_URL, PLANS: JSON.stringify(PLANS) } });
+  worker = await startWorker({ vars: simVars({ PLANS: JSON.stringify(PLANS) }) });
   base = worker.url;
 });
 after(() => worker?.stop());

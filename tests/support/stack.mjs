@@ -177,6 +177,12 @@ export async function startWorker({ vars = {}, persistDir, logFile, port, echo =
   };
 }
 
+/** The test variables with both upstreams pointed at the simulator at `simUrl` (by default the
+ * one the integration runner started), then `extra`. */
+export function simVars(extra = {}, simUrl = process.env.SIM_URL) {
+  return { ...TEST_VARS, OPENAI_BASE_URL: `${simUrl}/v1`, ANTHROPIC_BASE_URL: simUrl, ...extra };
+}
+
 /** The simulator and a worker pointed at it; `stop()` ends both. */
 export async function startStack({ vars = {}, logDir } = {}) {
   if (logDir) mkdirSync(logDir, { recursive: true });
@@ -184,7 +190,7 @@ export async function startStack({ vars = {}, logDir } = {}) {
   let worker;
   try {
     worker = await startWorker({
-      vars: { ...TEST_VARS, OPENAI_BASE_URL: `${sim.url}/v1`, ANTHROPIC_BASE_URL: sim.url, ...vars },
+      vars: simVars(vars, sim.url),
       logFile: logDir && path.join(logDir, 'worker.log'),
     });
   } catch (err) {
