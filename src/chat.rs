@@ -14,7 +14,7 @@ use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
-use edgechat_core::llm::{ChatMessage, Usage};
+use edgechat_core::llm::{ChatMessage, ToolChoice, Usage};
 use edgechat_core::log::{failure_line, TurnLog};
 use edgechat_core::serde::Serialize;
 use edgechat_core::serde_json;
@@ -129,6 +129,8 @@ pub async fn run(turn: Turn, sink: Sink) {
                 max_tokens: Some(route.max_output_tokens),
                 temperature: None,
                 stream: true,
+                tools: &[],
+                tool_choice: ToolChoice::Auto,
             };
             Ok(build_request(route.provider, key, &req))
         };
