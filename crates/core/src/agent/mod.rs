@@ -9,6 +9,7 @@
 
 pub mod memories;
 pub mod tasks;
+pub mod turn;
 
 use crate::ids::{MemoryId, TaskId};
 use crate::llm::ToolDef;
