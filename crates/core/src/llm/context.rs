@@ -4,6 +4,7 @@
 //! estimate; and the prompt that asks the model for that summary.
 
 use super::{ChatMessage, Role};
+use serde::Deserialize;
 use std::ops::Range;
 
 /// Tokens charged per message for the role and framing around its content.
@@ -84,6 +85,13 @@ pub struct Sections<'a> {
     pub memories: &'a [String],
     /// The summary of the branch's older part.
     pub summary: Option<&'a str>,
+}
+
+/// A stored summary: the message it covers the branch through, and its text.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredSummary {
+    pub message_id: String,
+    pub content: String,
 }
 
 /// A branch as the context sees it: one entry per stored message, oldest first, each the chat
