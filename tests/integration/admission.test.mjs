@@ -95,8 +95,13 @@ test('a call whose worst case exceeds what is left of the day is refused before 
   expectError(assert, await call('POST', path, { token: u.access_token, json: { content: turn } }), 429, 'token_budget_exceeded');
   assert.deepEqual(await simRequests(turn), []);
   assert.deepEqual((await call('GET', path, { token: u.access_token })).body.data, []);
+  // Offering the built-in tools adds their definitions to the prompt estimate: too big again.
   const small = unique('turn that fits');
-  assert.equal((await call('POST', path, { token: u.access_token, json: { content: small, model: 'capped' } })).status, 201);
+  const withTools = await call('POST', path, { token: u.access_token, json: { content: small, model: 'capped' } });
+  expectError(assert, withTools, 429, 'token_budget_exceeded');
+  const bare = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: { tools: [] } })).body;
+  const barePath = `/api/v1/conversations/${bare.conversation_id}/messages`;
+  assert.equal((await call('POST', barePath, { token: u.access_token, json: { content: small, model: 'capped' } })).status, 201);
 });
 
 test('an output cap above the route\'s is refused naming the field, and the pair must agree', async () => {

@@ -10,9 +10,11 @@ import { eventually, simAnswer, simRequests } from '../support/sim.mjs';
 
 const unique = (text) => `${text} [${randomBytes(4).toString('hex')}]`;
 
+// Plain chat: the conversations offer no tools, so the model is sent exactly the history
+// (tool turns are tests/integration/agent_loop.test.mjs).
 async function setup(model) {
   const u = await registerUser();
-  const c = await api('POST', '/api/v1/conversations', { token: u.access_token, json: model ? { model } : {} });
+  const c = await api('POST', '/api/v1/conversations', { token: u.access_token, json: { ...(model ? { model } : {}), tools: [] } });
   assert.equal(c.status, 201, c.text);
   return { u, token: u.access_token, id: c.body.conversation_id, path: `/api/v1/conversations/${c.body.conversation_id}` };
 }
@@ -260,6 +262,7 @@ test('regenerate answers from its own branch: the question and what precedes it,
   const imported = await api('POST', '/api/v1/conversations', {
     token,
     json: {
+      tools: [],
       messages: [
         { id: 'hello', role: 'assistant', content: 'Hello, ask me anything.' },
         { id: 'q1', parent_id: 'hello', role: 'user', content: q1 },

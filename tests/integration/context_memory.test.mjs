@@ -38,8 +38,9 @@ async function register() {
   return res.body.access_token;
 }
 
+// No tools offered: the system message holds only memories and the summary.
 async function conversation(token, model) {
-  const res = await call('POST', '/api/v1/conversations', { token, json: model ? { model } : {} });
+  const res = await call('POST', '/api/v1/conversations', { token, json: { ...(model ? { model } : {}), tools: [] } });
   assert.equal(res.status, 201, res.text);
   return `/api/v1/conversations/${res.body.conversation_id}`;
 }
