@@ -108,14 +108,16 @@ function sampledPlan(ctx) {
 }
 
 /**
- * The function to call: none if no tools or tool_choice "none"; the named one for
- * { type: "function", function: { name } }; otherwise the first. With tool_choice "auto" (or unset)
- * and a tool result as the last message, answer in text instead, so agent loops terminate.
+ * The function to call: none if no tools or tool_choice "none" or an explicit "auto" (the model
+ * then decides, and without a `/tool` line it answers in text, as an agent's model does to a
+ * plain question); the named one for { type: "function", function: { name } }; otherwise the
+ * first. With tool_choice unset and a tool result as the last message, answer in text instead,
+ * so agent loops terminate.
  */
 function pickTool(body) {
   const fns = offeredFunctions(body);
   const choice = body.tool_choice;
-  if (fns.length === 0 || choice === 'none') return null;
+  if (fns.length === 0 || choice === 'none' || choice === 'auto') return null;
   if (choice && typeof choice === 'object') return fns.find((f) => f.name === choice.function?.name) ?? fns[0];
   if (choice !== 'required' && body.messages.at(-1)?.role === 'tool') return null;
   return fns[0];

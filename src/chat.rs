@@ -1,20 +1,27 @@
 //! The chat turn at the edge: calls the upstream (retries, fallbacks, timeouts), relays its
-//! answer as SSE events while it arrives, and finalizes the assistant message in D1 whatever
-//! happens, running under `wait_until` so a departed client still gets its answer stored.
+//! answer as SSE events while it arrives, runs the tools the model calls and calls it again
+//! (the agent loop), and finalizes the assistant message in D1 whatever happens, running under
+//! `wait_until` so a departed client still gets its answer stored.
 
-use crate::quota::Admission;
+use crate::http::{AppError, Failure};
+use crate::quota::{self, Admission, Lease};
 use crate::runtime::streams::{BodyWriter, ByteStream};
-use crate::store::{messages, usage, Db};
+use crate::store::{messages, usage, D1PreparedStatement, Db};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
-use crate::{bindings, runtime};
-use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, TurnDone, TurnFailed};
+use crate::{bindings, runtime, tools};
+use edgechat_core::accounts::User;
+use edgechat_core::admission::Reserve;
+use edgechat_core::agent::turn::{self, Step, StepCall, ToolCallEvent, ToolResultEvent};
+use edgechat_core::agent::{self, Tool};
+use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, Settlement, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
 use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
+use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::sse::encode_event;
-use edgechat_core::llm::{ChatMessage, Usage};
+use edgechat_core::llm::{ChatMessage, ToolCall, ToolChoice, ToolDef, Usage};
 use edgechat_core::log::{failure_line, TurnLog};
 use edgechat_core::serde::Serialize;
 use edgechat_core::serde_json;
@@ -27,7 +34,8 @@ pub struct Turn {
     pub env: Env,
     pub config: Rc<Config>,
     pub request_id: String,
-    pub user_id: String,
+    /// Who the turn is billed to (each model call of the loop is admitted by their plan).
+    pub user: User,
     /// The API key the turn was requested with, for its usage record.
     pub api_key_id: Option<String>,
     pub conversation_id: ConversationId,
@@ -36,10 +44,14 @@ pub struct Turn {
     pub chain: Vec<ModelRoute>,
     pub context: Vec<ChatMessage>,
     pub prompt_estimate: u64,
+    /// The output tokens each model call reserves (its worst case).
+    pub completion_reserve: u64,
+    /// The tools the model is offered (none: a plain turn).
+    pub tools: Vec<Tool>,
     pub auto_title: Option<String>,
     pub started_at: u64,
-    /// The plan-limit reservation, settled with the real usage at the end.
-    pub admission: Admission,
+    /// The hold on the running call's reservation, moved to each later call's.
+    pub lease: Lease,
 }
 
 /// Where the turn's output goes: SSE bytes as they are produced, or one result at the end.
@@ -62,6 +74,8 @@ pub enum TurnError {
     Upstream,
     /// The stored result could not be written (500).
     Storage,
+    /// A later model call of the loop was refused by the plan's limits (429, or 403).
+    Refused { status: u16, code: &'static str },
 }
 
 impl TurnError {
@@ -70,6 +84,7 @@ impl TurnError {
             Self::Timeout => "upstream_timeout",
             Self::Upstream => "upstream_error",
             Self::Storage => "internal_error",
+            Self::Refused { code, .. } => code,
         }
     }
 
@@ -78,6 +93,7 @@ impl TurnError {
             Self::Timeout => 504,
             Self::Upstream => 502,
             Self::Storage => 500,
+            Self::Refused { status, .. } => *status,
         }
     }
 }
@@ -102,8 +118,235 @@ impl SseOut {
     }
 }
 
+/// One model call of a turn: what arrived, from which model, and how it ended.
+struct StepRun {
+    acc: Accumulator,
+    /// The model that answered (None: none did).
+    route: Option<ModelRoute>,
+    error: Option<(TurnError, String)>,
+    client_gone: bool,
+}
+
+/// Calls the model with `messages` (retries and fallbacks as configured), relaying text as
+/// `delta` events, and reads its answer to the end.
+async fn call_model(
+    turn: &Turn,
+    messages: &[ChatMessage],
+    tools: &[ToolDef<'_>],
+    tool_choice: ToolChoice,
+    out: &mut Option<SseOut>,
+    first_token_at: &mut Option<u64>,
+) -> StepRun {
+    let c = &turn.config;
+    let mut run = StepRun { acc: Accumulator::default(), route: None, error: None, client_gone: false };
+    let build = |route: &ModelRoute| {
+        let (_, key) = c.provider_endpoint(route.provider);
+        let req = ChatRequest {
+            model: &route.upstream,
+            messages,
+            max_tokens: Some(route.max_output_tokens),
+            temperature: None,
+            stream: true,
+            tools,
+            tool_choice,
+        };
+        Ok(build_request(route.provider, key, &req))
+    };
+    let Connected { route, body, controller } =
+        match upstream::connect(&turn.env, c, &turn.chain, build, out.as_mut().map(|o| &mut o.outlet)).await {
+            Ok(connected) => connected,
+            Err(NoStream::ClientGone) => {
+                run.client_gone = true;
+                return run;
+            }
+            Err(NoStream::Failed { timed_out, message, .. }) => {
+                run.error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message));
+                return run;
+            }
+        };
+    let mut stream = ByteStream::from(body);
+    let mut decoder = StreamDecoder::new(route.provider);
+    let mut paced = Paced::new(Pacing::of(c));
+    run.route = Some(route);
+    let acc = &mut run.acc;
+    'read: loop {
+        let outlet = out.as_mut().map(|o| &mut o.outlet);
+        match paced.next(&mut stream, outlet).await {
+            Wait::Ready(Some(Ok(bytes))) => {
+                for event in decoder.feed(&bytes) {
+                    let Some(text) = acc.apply(event) else { continue };
+                    first_token_at.get_or_insert_with(runtime::now_ms);
+                    if let Some(o) = out.as_mut() {
+                        if !o.json_event("delta", &Delta { text: &text }).await {
+                            run.client_gone = true;
+                            break 'read;
+                        }
+                    }
+                }
+            }
+            Wait::Ready(Some(Err(_))) => {
+                run.error = Some((TurnError::Upstream, "the model's stream broke off".into()));
+                break;
+            }
+            Wait::Ready(None) => {
+                for event in decoder.finish() {
+                    acc.apply(event);
+                }
+                break;
+            }
+            Wait::TimedOut => {
+                let message = format!("the model sent nothing for {} ms", c.first_byte_timeout_ms);
+                run.error = Some((TurnError::Timeout, message));
+                break;
+            }
+            Wait::ClientGone => {
+                run.client_gone = true;
+                break;
+            }
+        }
+    }
+    // Stop paying for tokens nobody will read.
+    drop(stream);
+    controller.abort();
+    if run.error.is_none() && !run.client_gone && acc.status() == FinalStatus::Error {
+        let message = acc.upstream_error.clone().unwrap_or_else(|| "the model's stream ended early".into());
+        run.error = Some((TurnError::Upstream, message));
+    }
+    // A departed client also cancels the upstream fetch, which then looks like a broken
+    // stream: ask the client before blaming the model.
+    if run.error.is_some() && !run.client_gone {
+        if let Some(o) = out.as_mut() {
+            if !o.outlet.ping().await {
+                run.client_gone = true;
+                run.error = None;
+            }
+        }
+    }
+    run
+}
+
+/// A model call's bill: its usage record and its admission's settlement.
+struct Bill {
+    admission: Admission,
+    route: Option<ModelRoute>,
+    settled: Option<Settlement>,
+    status: FinalStatus,
+}
+
+impl Bill {
+    fn usage(&self) -> (Usage, bool) {
+        self.settled.map_or((Usage::default(), false), |s| (s.usage, s.estimated))
+    }
+
+    /// The usage record (when a model answered, or the call failed) and the settlement.
+    fn statements(&self, db: &Db, turn: &Turn, now: u64) -> Result<Vec<D1PreparedStatement>, AppError> {
+        let (usage, estimated) = self.usage();
+        let route = self.route.as_ref().or(turn.chain.first());
+        let usage_id = UsageRecordId::new(runtime::random_bytes().unwrap_or_default());
+        let record = usage::UsageRecord {
+            usage_record_id: &usage_id,
+            user_id: &turn.user.user_id,
+            api_key_id: turn.api_key_id.as_deref(),
+            source: "chat",
+            model: route.map_or("", |r| r.name.as_str()),
+            provider: self.route.as_ref().map(|r| r.provider.as_str()),
+            // A model that answered is billed for what arrived, at least the prompt when the
+            // client left or the stream was cut; no model answering costs nothing.
+            status: self.settled.map_or(self.status.as_str(), |s| s.status.as_str()),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            is_usage_estimated: estimated,
+            is_cache_hit: false,
+            created_at: now,
+        };
+        let mut statements = vec![usage::insert_statement(db, &record)?];
+        statements.extend(self.admission.settle_statements(db, usage.total())?);
+        Ok(statements)
+    }
+}
+
+fn turn_db(env: &Env) -> Result<Db, AppError> {
+    bindings::d1(env).map(Db::new)
+}
+
+fn log_failure(request_id: &str, e: &AppError) {
+    if let Failure::Platform { context, cause } = e.failure() {
+        runtime::log(&failure_line(request_id, context, cause));
+    }
+}
+
+/// Admits the next model call of the loop against the user's plan, like the first.
+async fn admit_step(turn: &Turn, messages: &[ChatMessage], streaming: bool) -> Result<Admission, AppError> {
+    let db = turn_db(&turn.env)?;
+    let reserve = Reserve { prompt_tokens: estimate_messages(messages), completion_tokens: turn.completion_reserve };
+    let model = turn.chain.first().map_or("", |r| r.name.as_str());
+    let call = quota::Call::new(model, "chat", turn.api_key_id.as_deref(), reserve, streaming)?;
+    let (admission, _) = quota::admit_on(&db, &turn.config, &turn.user, call, Vec::new()).await?;
+    turn.lease.follow(&admission);
+    Ok(admission)
+}
+
+/// Runs the model's tool calls of step `step` in order, with their events; stops running them
+/// (each then answered as not run) once the client has gone or when `may_run` is false.
+async fn run_tools(
+    turn: &Turn,
+    step: u32,
+    calls: &[ToolCall],
+    may_run: bool,
+    out: &mut Option<SseOut>,
+    client_gone: &mut bool,
+) -> Vec<StepCall> {
+    let db = turn_db(&turn.env);
+    let mut done = Vec::with_capacity(calls.len());
+    for call in calls {
+        if let Some(o) = out.as_mut().filter(|_| !*client_gone) {
+            let event = ToolCallEvent { step, id: &call.id, name: &call.name, arguments: &call.arguments };
+            *client_gone = !o.json_event("tool_call", &event).await;
+        }
+        let (ok, result) = if *client_gone {
+            (false, turn::NOT_RUN_STOPPED.to_owned())
+        } else if !may_run {
+            (false, turn::NOT_RUN_LIMIT.to_owned())
+        } else {
+            match (Tool::parse(&call.name).filter(|t| turn.tools.contains(t)), &db) {
+                (None, _) => {
+                    (false, format!("unknown tool {:?}: this conversation offers {}", call.name, offered(turn)))
+                }
+                (Some(_), Err(e)) => {
+                    log_failure(&turn.request_id, e);
+                    (false, "the tool is unavailable right now".to_owned())
+                }
+                (Some(tool), Ok(db)) => {
+                    match tools::run(db, &turn.user.user_id, turn.config.agent_caps, tool, &call.arguments).await {
+                        Ok(outcome) => (!outcome.is_error, outcome.text),
+                        Err(e) => {
+                            log_failure(&turn.request_id, &e);
+                            (false, "the tool failed; try again later".to_owned())
+                        }
+                    }
+                }
+            }
+        };
+        let call = StepCall::new(call.clone(), ok, result);
+        if let Some(o) = out.as_mut().filter(|_| !*client_gone) {
+            *client_gone = !o.json_event("tool_result", &ToolResultEvent::new(step, &call)).await;
+        }
+        done.push(call);
+    }
+    done
+}
+
+fn offered(turn: &Turn) -> String {
+    turn.tools.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+}
+
 /// Runs a turn to its end and stores the result; never returns early without finalizing.
-pub async fn run(turn: Turn, sink: Sink) {
+///
+/// The agent loop: while the model answers with tool calls (and the loop's limits allow),
+/// the calls are run, their results appended, and the model called again; each call is
+/// admitted, billed and settled on its own. The answer is one assistant message whose text
+/// is every step's text and whose `steps` keep the calls and results.
+pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
     let (mut out, json_tx) = match sink {
         Sink::Sse { body, first_event } => {
             let mut o = SseOut { outlet: Outlet::new(body, Pacing::of(&turn.config)), next_id: 0 };
@@ -112,92 +355,93 @@ pub async fn run(turn: Turn, sink: Sink) {
         }
         Sink::Json(tx) => (None, Some(tx)),
     };
-    let sse = out.is_some();
-    let c = &turn.config;
-    let mut acc = Accumulator::default();
+    let sse = out.is_some() || json_tx.is_none();
+    let c = Rc::clone(&turn.config);
+    let defs = agent::definitions(&turn.tools);
+    let mut messages = turn.context.clone();
+    let mut text = String::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut totals = (Usage::default(), false);
     let mut first_token_at = None;
     let mut client_gone = sse && out.is_none();
     let mut error: Option<(TurnError, String)> = None;
     let mut used: Option<ModelRoute> = None;
+    let mut malformed = 0;
+    let mut tool_calls = 0;
+    let mut step_no = 0;
+    let mut admission = Some(admission);
+    let mut last_bill: Option<Bill> = None;
 
-    if !client_gone {
-        let build = |route: &ModelRoute| {
-            let (_, key) = c.provider_endpoint(route.provider);
-            let req = ChatRequest {
-                model: &route.upstream,
-                messages: &turn.context,
-                max_tokens: Some(route.max_output_tokens),
-                temperature: None,
-                stream: true,
-            };
-            Ok(build_request(route.provider, key, &req))
+    while !client_gone {
+        step_no += 1;
+        if let Some(bill) = last_bill.take() {
+            // The previous call is settled before the next is admitted.
+            let now = runtime::now_ms();
+            match turn_db(&turn.env).and_then(|db| Ok((bill.statements(&db, &turn, now)?, db))) {
+                Ok((statements, db)) => {
+                    if let Err(e) = db.batch("settle step", statements).await {
+                        log_failure(&turn.request_id, &e);
+                    }
+                }
+                Err(e) => log_failure(&turn.request_id, &e),
+            }
+            match admit_step(&turn, &messages, sse).await {
+                Ok(a) => admission = Some(a),
+                Err(e) => {
+                    error = Some(match e.into_failure() {
+                        Failure::Api(api) => {
+                            (TurnError::Refused { status: api.status, code: api.code }, api.message.clone())
+                        }
+                        _ => (TurnError::Storage, "the next model call could not be admitted".into()),
+                    });
+                    break;
+                }
+            }
+        }
+        let elapsed = runtime::now_ms().saturating_sub(turn.started_at);
+        let choice = if defs.is_empty() { ToolChoice::Auto } else { c.agent_loop.choice(step_no, elapsed) };
+        let run = call_model(&turn, &messages, &defs, choice, &mut out, &mut first_token_at).await;
+        client_gone |= run.client_gone;
+        malformed += run.acc.malformed;
+        let failed = run.error.is_some();
+        let settled =
+            run.route.as_ref().map(|_| run.acc.settle(prompt_estimate(&turn, step_no, &messages), client_gone, failed));
+        let status = if client_gone {
+            FinalStatus::Cancelled
+        } else if failed {
+            FinalStatus::Error
+        } else {
+            FinalStatus::Complete
         };
-        match upstream::connect(&turn.env, c, &turn.chain, build, out.as_mut().map(|o| &mut o.outlet)).await {
-            Err(NoStream::ClientGone) => client_gone = true,
-            Err(NoStream::Failed { timed_out, message, .. }) => {
-                error = Some((if timed_out { TurnError::Timeout } else { TurnError::Upstream }, message))
+        if let Some(s) = settled {
+            totals.0.prompt_tokens += s.usage.prompt_tokens;
+            totals.0.completion_tokens += s.usage.completion_tokens;
+            totals.1 |= s.estimated;
+        }
+        if run.route.is_some() {
+            used = run.route.clone();
+        }
+        let Some(admitted) = admission.take() else { break };
+        last_bill = Some(Bill { admission: admitted, route: run.route, settled, status });
+        error = run.error;
+        text.push_str(&run.acc.text);
+        let calls = run.acc.tool_calls().to_vec();
+        if calls.is_empty() || error.is_some() {
+            // A stopped or failed step keeps its text; a tool turn records it as its last step.
+            if !steps.is_empty() {
+                steps.push(Step { text: run.acc.text, tool_calls: Vec::new() });
             }
-            Ok(Connected { route, body, controller }) => {
-                let mut stream = ByteStream::from(body);
-                let mut decoder = StreamDecoder::new(route.provider);
-                let mut paced = Paced::new(Pacing::of(c));
-                used = Some(route);
-                'read: loop {
-                    let outlet = out.as_mut().map(|o| &mut o.outlet);
-                    match paced.next(&mut stream, outlet).await {
-                        Wait::Ready(Some(Ok(bytes))) => {
-                            for event in decoder.feed(&bytes) {
-                                let Some(text) = acc.apply(event) else { continue };
-                                first_token_at.get_or_insert_with(runtime::now_ms);
-                                if let Some(o) = out.as_mut() {
-                                    if !o.json_event("delta", &Delta { text: &text }).await {
-                                        client_gone = true;
-                                        break 'read;
-                                    }
-                                }
-                            }
-                        }
-                        Wait::Ready(Some(Err(_))) => {
-                            error = Some((TurnError::Upstream, "the model's stream broke off".into()));
-                            break;
-                        }
-                        Wait::Ready(None) => {
-                            for event in decoder.finish() {
-                                acc.apply(event);
-                            }
-                            break;
-                        }
-                        Wait::TimedOut => {
-                            error = Some((
-                                TurnError::Timeout,
-                                format!("the model sent nothing for {} ms", c.first_byte_timeout_ms),
-                            ));
-                            break;
-                        }
-                        Wait::ClientGone => {
-                            client_gone = true;
-                            break;
-                        }
-                    }
-                }
-                // Stop paying for tokens nobody will read.
-                drop(stream);
-                controller.abort();
-                if error.is_none() && !client_gone && acc.status() == FinalStatus::Error {
-                    let message = acc.upstream_error.clone().unwrap_or_else(|| "the model's stream ended early".into());
-                    error = Some((TurnError::Upstream, message));
-                }
-                // A departed client also cancels the upstream fetch, which then looks like a
-                // broken stream: ask the client before blaming the model.
-                if error.is_some() && !client_gone {
-                    if let Some(o) = out.as_mut() {
-                        if !o.outlet.ping().await {
-                            client_gone = true;
-                            error = None;
-                        }
-                    }
-                }
-            }
+            break;
+        }
+        // Calls the model made where it was told not to (the last step) are answered, not run.
+        let may_run = choice == ToolChoice::Auto && !defs.is_empty();
+        let done = run_tools(&turn, step_no, &calls, may_run, &mut out, &mut client_gone).await;
+        tool_calls += done.len() as u32;
+        messages.push(ChatMessage::assistant_calls(run.acc.text.clone(), calls));
+        messages.extend(done.iter().map(|call| ChatMessage::tool_result(call.id.clone(), call.result.clone())));
+        steps.push(Step { text: run.acc.text, tool_calls: done });
+        if !may_run {
+            break;
         }
     }
 
@@ -208,16 +452,17 @@ pub async fn run(turn: Turn, sink: Sink) {
     } else {
         FinalStatus::Complete
     };
+    if let Some(unused) = admission.take() {
+        // No model call was made (the client left at once): the reservation is given back.
+        last_bill = Some(Bill { admission: unused, route: None, settled: None, status });
+    }
     let now = runtime::now_ms();
-    // A model that answered is billed for what arrived, at least the prompt when the client
-    // left or the stream was cut; no model answering costs nothing.
-    let settled = used.as_ref().map(|_| acc.settle(turn.prompt_estimate, client_gone, error.is_some()));
-    let (usage, estimated) = settled.map_or((Usage::default(), false), |s| (s.usage, s.estimated));
-    let usage_status = settled.map_or(status.as_str(), |s| s.status.as_str());
+    let (usage, estimated) = totals;
+    let stored_steps = turn::stored_steps(&steps);
     let route = used.as_ref().or(turn.chain.first());
     let fin = messages::Final {
         message_id: &turn.assistant_message_id,
-        content: &acc.text,
+        content: &text,
         status: status.as_str(),
         model: route.map_or("", |r| r.name.as_str()),
         provider: used.as_ref().map(|r| r.provider.as_str()),
@@ -226,36 +471,19 @@ pub async fn run(turn: Turn, sink: Sink) {
         is_usage_estimated: estimated,
         time_to_first_token_ms: first_token_at.map(|t| t.saturating_sub(turn.started_at)),
         duration_ms: now.saturating_sub(turn.started_at),
+        steps: stored_steps.as_deref(),
     };
-    let stored = match bindings::d1(&turn.env) {
-        Ok(d1) => {
-            let db = Db::new(d1);
-            let usage_id = UsageRecordId::new(runtime::random_bytes().unwrap_or_default());
-            let record = usage::UsageRecord {
-                usage_record_id: &usage_id,
-                user_id: &turn.user_id,
-                api_key_id: turn.api_key_id.as_deref(),
-                source: "chat",
-                model: fin.model,
-                provider: fin.provider,
-                status: usage_status,
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                is_usage_estimated: estimated,
-                is_cache_hit: false,
-                created_at: now,
+    // The last call's usage record and settlement go in the same batch as the answer.
+    let stored = match turn_db(&turn.env) {
+        Ok(db) => {
+            let also = match &last_bill {
+                Some(bill) => bill.statements(&db, &turn, now),
+                None => Ok(Vec::new()),
             };
-            // The usage record and the plan settlement go in the same batch as the answer.
-            let used = usage.prompt_tokens + usage.completion_tokens;
-            let also = usage::insert_statement(&db, &record).and_then(|insert| {
-                let mut also = vec![insert];
-                also.extend(turn.admission.settle_statements(&db, used)?);
-                Ok(also)
-            });
             match also {
                 Ok(also) => {
                     let title = turn.auto_title.as_deref();
-                    messages::finalize(&db, &turn.conversation_id, &turn.user_id, &fin, title, now, also).await
+                    messages::finalize(&db, &turn.conversation_id, &turn.user.user_id, &fin, title, now, also).await
                 }
                 Err(e) => Err(e),
             }
@@ -266,9 +494,7 @@ pub async fn run(turn: Turn, sink: Sink) {
     let message = match stored {
         Ok(m) => m,
         Err(e) => {
-            if let crate::http::Failure::Platform { context, cause } = e.failure() {
-                runtime::log(&failure_line(&turn.request_id, context, cause));
-            }
+            log_failure(&turn.request_id, &e);
             error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));
             None
         }
@@ -277,14 +503,16 @@ pub async fn run(turn: Turn, sink: Sink) {
         level: "info",
         msg: "turn",
         request_id: &turn.request_id,
-        user_id: &turn.user_id,
+        user_id: &turn.user.user_id,
         status: status.as_str(),
         model: fin.model,
         provider: fin.provider,
         time_to_first_token_ms: fin.time_to_first_token_ms,
         duration_ms: fin.duration_ms,
         completion_tokens: usage.completion_tokens,
-        malformed_chunks: acc.malformed,
+        malformed_chunks: malformed,
+        steps: step_no,
+        tool_calls,
         error_code: error.as_ref().map(|(k, _)| k.code()),
     };
     runtime::log(&turn_log.to_line());
@@ -303,10 +531,20 @@ pub async fn run(turn: Turn, sink: Sink) {
             }
         };
     }
-    if !settled {
-        turn.admission.settle(&turn.env, usage.prompt_tokens + usage.completion_tokens).await;
+    if let (false, Some(bill)) = (settled, last_bill) {
+        let used = bill.usage().0.total();
+        bill.admission.settle(&turn.env, used).await;
     }
     if let Some(tx) = json_tx {
         let _ = tx.send(TurnResult { message, error });
+    }
+}
+
+/// The prompt estimate of step `step`: the turn's for the first, else that of the messages sent.
+fn prompt_estimate(turn: &Turn, step: u32, messages: &[ChatMessage]) -> u64 {
+    if step == 1 {
+        turn.prompt_estimate
+    } else {
+        estimate_messages(messages)
     }
 }

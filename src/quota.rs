@@ -9,12 +9,15 @@ use crate::store::{quotas, D1PreparedStatement, D1Result, Db};
 use crate::{bindings, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::Reserve;
+use edgechat_core::config::Config;
 use edgechat_core::ids::{self, StreamId};
 use edgechat_core::plans::{self, day_window, minute_window, Counts, Decision, Plan};
 use edgechat_core::ApiError;
 use futures_util::future::{select, Either};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
+use std::rc::Rc;
 use worker::Env;
 
 /// A stream slot whose lease was not renewed for this long is free again (its call's
@@ -146,17 +149,28 @@ pub async fn admit_with(
     writes: Vec<D1PreparedStatement>,
 ) -> Result<(Admission, Vec<D1Result>), AppError> {
     let config = cx.config.clone();
+    let db = cx.db()?;
+    admit_on(&db, &config, user, call, writes).await
+}
+
+/// [`admit_with`] without a request: for the later model calls of a running turn.
+pub async fn admit_on(
+    db: &Db,
+    config: &Config,
+    user: &User,
+    call: Call<'_>,
+    writes: Vec<D1PreparedStatement>,
+) -> Result<(Admission, Vec<D1Result>), AppError> {
     let plan = config.plans.get(&user.plan);
     call.check_model(plan)?;
-    let db = cx.db()?;
     let limits = call.limits(plan);
-    let mut statements = quotas::count_statements(&db, &user.user_id, &limits)?;
+    let mut statements = quotas::count_statements(db, &user.user_id, &limits)?;
     let counts = statements.len();
     statements.extend(writes);
     let mut results = db.batch("count request", statements).await?;
     let written = results.split_off(counts.min(results.len()));
     let counts = quotas::counts(&limits, &results)?;
-    let admission = call.verdict(&db, counts, plan, &user.user_id).await?;
+    let admission = call.verdict(db, counts, plan, &user.user_id).await?;
     Ok((admission, written))
 }
 
@@ -193,26 +207,44 @@ impl Admission {
 
     /// The call's hold on its reservation and stream slot, for [`renewing`].
     pub fn lease(&self, env: &Env) -> Lease {
-        Lease { env: env.clone(), reservation_id: self.reservation_id.clone(), stream_id: self.stream_id.clone() }
+        Lease { env: env.clone(), held: Rc::new(RefCell::new(self.held())) }
+    }
+
+    fn held(&self) -> Held {
+        Held { reservation_id: self.reservation_id.clone(), stream_id: self.stream_id.clone() }
     }
 }
 
 /// A running call's hold on its reservation and its stream slot, which expire unless renewed.
+/// Clones share the hold: a turn that makes another model call moves it to that call's
+/// admission ([`Lease::follow`]).
+#[derive(Clone)]
 pub struct Lease {
     env: Env,
+    held: Rc<RefCell<Held>>,
+}
+
+struct Held {
     reservation_id: String,
     stream_id: Option<String>,
 }
 
 impl Lease {
+    /// Renews `admission`'s reservation and slot from now on, instead of the earlier call's.
+    pub fn follow(&self, admission: &Admission) {
+        *self.held.borrow_mut() = admission.held();
+    }
+
     async fn renew(&self) {
         let Ok(d1) = bindings::d1(&self.env) else { return };
         let db = Db::new(d1);
         let now = runtime::now_ms();
-        let (id, stream) = (&self.reservation_id, self.stream_id.as_deref());
-        let Ok(statements) = quotas::renew_statements(&db, id, stream, now, now + RESERVATION_LEASE_MS) else {
-            return;
+        let statements = {
+            let held = self.held.borrow();
+            let (id, stream) = (&held.reservation_id, held.stream_id.as_deref());
+            quotas::renew_statements(&db, id, stream, now, now + RESERVATION_LEASE_MS)
         };
+        let Ok(statements) = statements else { return };
         let _ = db.batch("renew lease", statements).await;
     }
 }

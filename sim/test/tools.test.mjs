@@ -267,3 +267,21 @@ test('max_tokens cuts scripted tool arguments short with finish "length" / stop_
     await close();
   }
 });
+
+test('OpenAI: with tool_choice "auto" sent explicitly, a message without /tool lines is answered in text, one with them calls', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const plain = { model: 'sim-small', messages: [{ role: 'user', content: 'hello there' }], tools: openaiTools, tool_choice: 'auto' };
+    const text = (await (await postJson(url + OPENAI, plain)).json()).choices[0];
+    assert.equal(text.finish_reason, 'stop');
+    assert.equal(typeof text.message.content, 'string');
+    assert.equal(text.message.tool_calls, undefined);
+    const unset = { ...plain, tool_choice: undefined };
+    assert.equal((await (await postJson(url + OPENAI, unset)).json()).choices[0].finish_reason, 'tool_calls', 'unset still samples a call');
+    const scripted = { ...plain, messages: [{ role: 'user', content: TWO_CALLS }] };
+    const calls = (await (await postJson(url + OPENAI, scripted)).json()).choices[0];
+    assert.deepEqual(calls.message.tool_calls.map((c) => c.function.name), ['add_task', 'list_tasks']);
+  } finally {
+    await close();
+  }
+});

@@ -16,7 +16,7 @@ use edgechat_core::gateway::{
 };
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{StreamEvent, Usage};
+use edgechat_core::llm::{StreamEvent, ToolChoice, Usage};
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 use worker::Env;
@@ -46,6 +46,8 @@ pub(super) async fn connect(
             max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
             temperature: req.temperature.as_deref(),
             stream: req.stream,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
         };
         Ok(build_request(r.provider, api_key, &chat))
     };

@@ -14,11 +14,13 @@ use crate::store::messages as store;
 use crate::{quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::{self, Admissible, Reserve};
+use edgechat_core::agent::turn;
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
 use edgechat_core::ids::MessageId;
 use edgechat_core::llm::context::{estimate_messages, select_context};
+use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::ApiError;
@@ -40,12 +42,17 @@ fn model_chain(
     Ok(routes.chain(&route.name).into_iter().cloned().collect())
 }
 
+/// The branch as the model sees it: an answer with tool steps replays them.
 fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
-    messages
-        .iter()
-        .filter(|m| !m.content.is_empty())
-        .map(|m| ChatMessage::new(if m.role == "assistant" { Role::Assistant } else { Role::User }, m.content.clone()))
-        .collect()
+    let mut chat = Vec::with_capacity(messages.len());
+    for m in messages {
+        if m.role == "assistant" {
+            chat.extend(turn::replay(&m.content, m.steps.as_deref()));
+        } else if !m.content.is_empty() {
+            chat.push(ChatMessage::new(Role::User, m.content.clone()));
+        }
+    }
+    chat
 }
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -88,6 +95,7 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         time_to_first_token_ms: None,
         duration_ms: None,
         created_at: now,
+        steps: None,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
     start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, user_message, true, auto_title)
@@ -179,30 +187,34 @@ async fn start_turn(
     }
 
     let lease = admission.lease(cx.env);
+    // Workers AI models are offered no tools (its converter sends none).
+    let tools = if chain[0].provider == Provider::WorkersAi { Vec::new() } else { conversation.offered_tools() };
     let turn = Turn {
         env: cx.env.clone(),
         config: cx.config.clone(),
         request_id: cx.request_id.to_string(),
-        user_id: user.user_id.clone(),
+        user: user.clone(),
         api_key_id,
         conversation_id: conversation.conversation_id.clone(),
         assistant_message_id: assistant_message_id.clone(),
         chain,
         context,
         prompt_estimate,
+        completion_reserve: completion_tokens,
+        tools,
         auto_title,
         started_at,
-        admission,
+        lease: lease.clone(),
     };
     if wants_sse {
         let (readable, body) = streams::body_pipe(&cx.req);
         let first_event =
             to_json(&TurnStarted { user_message: user_message.view(), assistant_message_id: &assistant_message_id })?;
-        cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, Sink::Sse { body, first_event })));
+        cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, admission, Sink::Sse { body, first_event })));
         return Ok(Reply::event_stream(readable).with("x-accel-buffering", "no"));
     }
     let (tx, rx) = oneshot::channel::<TurnResult>();
-    cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, Sink::Json(tx))));
+    cx.worker_ctx.wait_until(quota::renewing(lease, chat::run(turn, admission, Sink::Json(tx))));
     let result = rx.await.map_err(|_| AppError::platform("chat turn", "the turn ended without a result"))?;
     match (result.error, result.message) {
         (None, Some(assistant)) => {

@@ -54,11 +54,11 @@ const DELETE_CONVERSATION: &str =
     "DELETE FROM conversations WHERE conversation_id = ?1 AND user_id = ?2 RETURNING conversation_id";
 const LIST_MESSAGES_FIRST: &str =
     "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
-     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at \
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at, steps \
      FROM messages WHERE conversation_id = ?1 AND user_id = ?2 ORDER BY created_at, message_id LIMIT ?3";
 const LIST_MESSAGES_AFTER: &str =
     "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
-     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at \
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at, steps \
      FROM messages WHERE conversation_id = ?1 AND user_id = ?2 \
      AND (created_at > ?3 OR (created_at = ?3 AND message_id > ?4)) ORDER BY created_at, message_id LIMIT ?5";
 // The branch from the root to one message, walking parent links (bounded by ?4).
@@ -76,7 +76,7 @@ macro_rules! path_query {
             $depth,
             ") SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, \
              m.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, \
-             m.created_at FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC"
+             m.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC"
         )
     };
 }

@@ -29,10 +29,10 @@ const BUMP_CACHE_VERSION: &str = "UPDATE users SET cache_version = cache_version
 const BUMP_CACHE_VERSION_IF_STORED: &str = "UPDATE users SET cache_version = cache_version + 1 \
      WHERE user_id = ?1 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?2)";
 const FINALIZE_ASSISTANT: &str = "UPDATE messages SET content = ?2, status = ?3, model = ?4, provider = ?5, \
-     prompt_tokens = ?6, completion_tokens = ?7, is_usage_estimated = ?8, time_to_first_token_ms = ?9, duration_ms = ?10 \
-     WHERE message_id = ?1 \
+     prompt_tokens = ?6, completion_tokens = ?7, is_usage_estimated = ?8, time_to_first_token_ms = ?9, duration_ms = ?10, \
+     steps = ?11 WHERE message_id = ?1 \
      RETURNING message_id, conversation_id, parent_id, role, content, status, model, provider, \
-     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at";
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at, steps";
 const TOUCH_CONVERSATION: &str = "UPDATE conversations SET updated_at = ?2, \
      title = CASE WHEN title = '' AND ?3 IS NOT NULL THEN ?3 ELSE title END WHERE conversation_id = ?1";
 
@@ -127,6 +127,8 @@ pub struct Final<'a> {
     pub is_usage_estimated: bool,
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: u64,
+    /// The agent steps as stored (see `edgechat_core::agent::turn::stored_steps`).
+    pub steps: Option<&'a str>,
 }
 
 /// Finalizes the assistant message, touches the conversation (setting `auto_title` when it
@@ -156,6 +158,7 @@ pub async fn finalize(
                 num(u64::from(f.is_usage_estimated)),
                 ttft,
                 num(f.duration_ms),
+                opt_text(f.steps),
             ],
         )?,
         db.stmt(TOUCH_CONVERSATION, &[text(conversation_id), num(now), opt_text(auto_title)])?,

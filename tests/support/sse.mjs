@@ -27,10 +27,11 @@ function parse(buffer) {
 
 /**
  * POSTs `json` to `path` with `Accept: text/event-stream` and reads the stream.
- * `stopAfterDeltas`: abort the request after that many delta events.
+ * `stopAfterDeltas`: abort the request after that many delta events; `stopWhen(event)`: abort
+ * once it returns true for an event.
  * Returns { status, headers, events: [{event, id, data, at}], pings, reads, text }.
  */
-export async function streamTurn(path, { token, json, stopAfterDeltas, base = BASE } = {}) {
+export async function streamTurn(path, { token, json, stopAfterDeltas, stopWhen, base = BASE } = {}) {
   const controller = new AbortController();
   const res = await fetch(base + path, {
     method: 'POST',
@@ -60,6 +61,11 @@ export async function streamTurn(path, { token, json, stopAfterDeltas, base = BA
         }
         const data = JSON.parse(ev.data.join('\n'));
         out.events.push({ event: ev.event, id: ev.id, data, at });
+        if (stopWhen?.(out.events.at(-1))) {
+          out.aborted = true;
+          controller.abort();
+          return out;
+        }
         if (ev.event === 'delta') {
           out.text += data.text;
           deltas++;

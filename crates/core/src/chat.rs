@@ -4,7 +4,7 @@
 
 use crate::conversations::MessageView;
 use crate::llm::context::{estimate_chars, estimate_tokens};
-use crate::llm::{StreamEvent, Usage};
+use crate::llm::{StreamEvent, ToolCall, ToolCallDelta, Usage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -167,11 +167,15 @@ pub struct Settlement {
     pub estimated: bool,
 }
 
-/// Collects one upstream stream: the answer text, the size of the other output, usage, and
-/// whether it ended properly.
+/// Collects one upstream stream: the answer text, the tool calls, the size of the other
+/// output, usage, and whether it ended properly.
 #[derive(Debug, Default)]
 pub struct Accumulator {
     pub text: String,
+    /// The tool calls assembled so far, in the order of their index.
+    tool_calls: Vec<ToolCall>,
+    /// Each call's index, and whether its id came from the upstream (else it is generated).
+    call_slots: Vec<(usize, bool)>,
     /// Characters of billed output that is not answer text (tool calls, reasoning).
     other_output_chars: u64,
     usage: Option<Usage>,
@@ -190,12 +194,48 @@ impl Accumulator {
                 return Some(text);
             }
             StreamEvent::OtherOutput(other) => self.other_output_chars += other.chars().count() as u64,
+            StreamEvent::ToolCall(delta) => self.add_call_fragment(delta),
             StreamEvent::Usage(u) => self.usage = Some(u),
             StreamEvent::Finish(_) | StreamEvent::Done => self.finished = true,
             StreamEvent::Error(message) => self.upstream_error = Some(message),
             StreamEvent::Malformed => self.malformed += 1,
         }
         None
+    }
+
+    /// The tool calls of the answer, in the order of their index. A call whose id never came
+    /// has the id `call_<index>`; one whose name never came has an empty name (for the caller
+    /// to answer with a tool error).
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
+    /// Adds a fragment to its call (a new one for a new index): the id and name where the
+    /// call has none yet, the arguments appended. Its characters count as other output.
+    fn add_call_fragment(&mut self, delta: ToolCallDelta) {
+        let ToolCallDelta { index, id, name, arguments } = delta;
+        let counted = [name.as_deref(), Some(arguments.as_str())].into_iter().flatten();
+        self.other_output_chars += counted.map(|t| t.chars().count() as u64).sum::<u64>();
+        let at = match self.call_slots.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => at,
+            Err(at) => {
+                let call = ToolCall { id: format!("call_{index}"), name: String::new(), arguments: String::new() };
+                self.tool_calls.insert(at, call);
+                self.call_slots.insert(at, (index, false));
+                at
+            }
+        };
+        let (Some(call), Some((_, has_id))) = (self.tool_calls.get_mut(at), self.call_slots.get_mut(at)) else {
+            return;
+        };
+        if let Some(id) = id.filter(|id| !id.is_empty() && !*has_id) {
+            call.id = id;
+            *has_id = true;
+        }
+        if let Some(name) = name.filter(|_| call.name.is_empty()) {
+            call.name = name;
+        }
+        call.arguments.push_str(&arguments);
     }
 
     /// The status once the upstream stream has ended (cleanly or not).
@@ -373,6 +413,59 @@ mod tests {
         assert_eq!(acc.status(), FinalStatus::Complete);
         // 11 + 16 characters: 7 tokens.
         assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 7 }, true));
+    }
+
+    fn fragment(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> StreamEvent {
+        StreamEvent::ToolCall(ToolCallDelta {
+            index,
+            id: id.map(Into::into),
+            name: name.map(Into::into),
+            arguments: arguments.into(),
+        })
+    }
+
+    #[test]
+    fn tool_call_fragments_assemble_into_calls_in_index_order_and_count_once() {
+        let mut acc = Accumulator::default();
+        for event in [
+            fragment(2, Some("toolu_b"), Some("recall"), ""),
+            fragment(0, Some("call_a"), Some("get_weather"), "{\"city\":"),
+            fragment(2, None, None, "{}"),
+            fragment(0, Some("ignored"), Some("ignored"), "\"Paris\"}"),
+        ] {
+            assert_eq!(acc.apply(event), None, "a tool call is never answer text");
+        }
+        acc.apply(StreamEvent::Finish("tool_calls".into()));
+        let calls = acc.tool_calls();
+        assert_eq!(
+            calls,
+            [
+                ToolCall { id: "call_a".into(), name: "get_weather".into(), arguments: "{\"city\":\"Paris\"}".into() },
+                ToolCall { id: "toolu_b".into(), name: "recall".into(), arguments: "{}".into() },
+            ]
+        );
+        assert_eq!(acc.text, "");
+        // get_weather + recall + {"city":"Paris"} + {} counted once (the ignored name too):
+        // 11 + 6 + 16 + 2 + 7 = 42 characters, 11 tokens.
+        assert_eq!(acc.final_usage(10), (Usage { prompt_tokens: 10, completion_tokens: 11 }, true));
+    }
+
+    #[test]
+    fn a_call_without_an_id_gets_one_and_a_call_without_a_name_is_kept() {
+        let mut acc = Accumulator::default();
+        acc.apply(fragment(3, None, None, "{\"a\""));
+        acc.apply(fragment(3, Some(""), None, ":1}"));
+        acc.apply(fragment(1, None, Some("recall"), ""));
+        acc.apply(fragment(1, Some("late_id"), None, ""));
+        assert_eq!(
+            acc.tool_calls(),
+            [
+                ToolCall { id: "late_id".into(), name: "recall".into(), arguments: String::new() },
+                ToolCall { id: "call_3".into(), name: String::new(), arguments: "{\"a\":1}".into() },
+            ]
+        );
+        assert!(!acc.is_empty());
+        assert!(Accumulator::default().tool_calls().is_empty());
     }
 
     #[test]

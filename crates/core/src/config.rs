@@ -52,6 +52,8 @@ pub struct Config {
     pub conversation_limits: ConversationLimits,
     /// Per-user caps on stored tasks and memories.
     pub agent_caps: crate::agent::Caps,
+    /// How far one chat turn's agent loop may go (`MAX_TOOL_STEPS`, `TOOL_TIME_BUDGET_MS`).
+    pub agent_loop: crate::agent::turn::LoopLimits,
     /// TTL of KV read-through cache entries (KV's minimum is 60 s).
     pub cache_ttl_seconds: u64,
     /// TTL of cached gateway responses.
@@ -160,6 +162,11 @@ impl Config {
             tasks_per_user: number(&get, p, "MAX_TASKS_PER_USER", d.tasks_per_user, 1, 1_000_000),
             memories_per_user: number(&get, p, "MAX_MEMORIES_PER_USER", d.memories_per_user, 1, 1_000_000),
         };
+        let l = crate::agent::turn::LoopLimits::default();
+        let agent_loop = crate::agent::turn::LoopLimits {
+            max_steps: number(&get, p, "MAX_TOOL_STEPS", l.max_steps.into(), 1, 64) as u32,
+            time_budget_ms: number(&get, p, "TOOL_TIME_BUDGET_MS", l.time_budget_ms, 1_000, 900_000),
+        };
         let cache_ttl_seconds = number(&get, p, "CACHE_TTL_SECONDS", 300, 60, 86_400);
         let gateway_cache_ttl_seconds = number(&get, p, "GATEWAY_CACHE_TTL_SECONDS", 3_600, 60, 30 * 86_400);
         let routes = match get("MODEL_ROUTES") {
@@ -228,6 +235,7 @@ impl Config {
             register_limits,
             conversation_limits,
             agent_caps,
+            agent_loop,
             cache_ttl_seconds,
             gateway_cache_ttl_seconds,
             routes,
@@ -357,6 +365,17 @@ mod tests {
             let bad = config(&[(variable, value)]);
             assert_eq!(bad.check().unwrap_err().variable, variable);
             assert_eq!(bad.agent_caps, crate::agent::Caps::default());
+        }
+    }
+
+    #[test]
+    fn the_agent_loop_limits_have_defaults_and_bounds() {
+        let c = config(&[]);
+        assert_eq!(c.agent_loop, crate::agent::turn::LoopLimits { max_steps: 8, time_budget_ms: 60_000 });
+        let set = config(&[("MAX_TOOL_STEPS", "3"), ("TOOL_TIME_BUDGET_MS", "5000")]);
+        assert_eq!(set.agent_loop, crate::agent::turn::LoopLimits { max_steps: 3, time_budget_ms: 5_000 });
+        for (variable, value) in [("MAX_TOOL_STEPS", "0"), ("TOOL_TIME_BUDGET_MS", "10")] {
+            assert_eq!(config(&[(variable, value)]).check().unwrap_err().variable, variable);
         }
     }
 

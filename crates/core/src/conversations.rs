@@ -7,6 +7,7 @@ use crate::ids::{ConversationId, MessageId};
 use crate::time::rfc3339;
 use crate::ApiError;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Size and count limits (configurable through variables, see `config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +276,9 @@ pub struct Message {
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub created_at: u64,
+    /// An agent turn's steps (JSON, see [`crate::agent::turn::Step`]); NULL for a plain answer.
+    #[serde(default)]
+    pub steps: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -299,6 +303,16 @@ pub struct MessageView<'a> {
     pub time_to_first_token_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub created_at: String,
+    /// The tool steps of an agent turn, as stored; `[]` for any other message.
+    #[serde(serialize_with = "steps_or_empty")]
+    pub steps: Option<&'a RawValue>,
+}
+
+fn steps_or_empty<S: serde::Serializer>(steps: &Option<&RawValue>, s: S) -> Result<S::Ok, S::Error> {
+    match steps {
+        Some(raw) => raw.serialize(s),
+        None => s.collect_seq(std::iter::empty::<()>()),
+    }
 }
 
 impl Message {
@@ -325,6 +339,7 @@ impl Message {
             time_to_first_token_ms: self.time_to_first_token_ms,
             duration_ms: self.duration_ms,
             created_at: rfc3339(self.created_at),
+            steps: self.steps.as_deref().and_then(|s| serde_json::from_str::<&RawValue>(s).ok()),
         }
     }
 }
@@ -433,10 +448,12 @@ mod tests {
             serde_json::json!({"message_id":"m","conversation_id":"c","parent_id":"p","role":"assistant","content":"hi",
                 "status":"complete","model":"sim-small","provider":"openai",
                 "usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8,"is_estimated":true},
-                "time_to_first_token_ms":null,"duration_ms":40,"created_at":"1970-01-01T00:00:00.000Z"})
+                "time_to_first_token_ms":null,"duration_ms":40,"created_at":"1970-01-01T00:00:00.000Z","steps":[]})
         );
         m.prompt_tokens = None;
         assert_eq!(serde_json::to_value(m.view()).unwrap()["usage"], serde_json::Value::Null);
+        m.steps = Some(r#"[{"text":"a","tool_calls":[]}]"#.into());
+        assert_eq!(serde_json::to_value(m.view()).unwrap()["steps"], serde_json::json!([{"text":"a","tool_calls":[]}]));
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct TurnLog<'a> {
     pub duration_ms: u64,
     pub completion_tokens: u64,
     pub malformed_chunks: u32,
+    /// Model calls made (more than one when the model called tools).
+    pub steps: u32,
+    pub tool_calls: u32,
     pub error_code: Option<&'a str>,
 }
 
@@ -121,13 +124,15 @@ mod tests {
             duration_ms: 40,
             completion_tokens: 3,
             malformed_chunks: 0,
+            steps: 1,
+            tool_calls: 0,
             error_code: None,
         }
         .to_line();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["provider"].is_null(), v["error_code"].is_null()), (true, true));
         assert_eq!((v["time_to_first_token_ms"].as_u64(), v["status"].as_str()), (Some(12), Some("complete")));
-        assert_eq!(v.as_object().unwrap().len(), 12);
+        assert_eq!(v.as_object().unwrap().len(), 14);
     }
 
     #[test]

@@ -9,14 +9,39 @@
 
 pub mod memories;
 pub mod tasks;
+pub mod turn;
 
 use crate::ids::{MemoryId, TaskId};
+use crate::llm::ToolDef;
 use crate::ApiError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Every tool's `{name, description, inputSchema}`, generated (see the module's comment).
 pub const TOOLS_JSON: &str = include_str!("tools.json");
+
+/// A tool's entry of [`TOOLS_JSON`], its schema borrowed as written there.
+#[derive(Deserialize)]
+struct Entry<'a> {
+    name: &'a str,
+    #[serde(rename = "inputSchema", borrow)]
+    input_schema: &'a RawValue,
+}
+
+/// The tools `offered`, in that order, as the model is told about them: each one's name,
+/// description and input schema (borrowed from [`TOOLS_JSON`], never serialized again).
+pub fn definitions(offered: &[Tool]) -> Vec<ToolDef<'static>> {
+    // TOOLS_JSON is generated and checked by a unit test: it always reads.
+    let entries: Vec<Entry<'static>> = serde_json::from_str(TOOLS_JSON).unwrap_or_default();
+    offered
+        .iter()
+        .filter_map(|tool| {
+            let entry = entries.iter().find(|e| e.name == tool.name())?;
+            Some(ToolDef { name: tool.name(), description: tool.description(), parameters: entry.input_schema })
+        })
+        .collect()
+}
 
 /// Longest text a tool returns; lists are cut to fit (`truncated: true`).
 pub const MAX_RESULT_BYTES: usize = 8 * 1024;
@@ -308,6 +333,19 @@ mod tests {
             assert_eq!(s["type"], "object", "{}", tool["name"]);
             assert_eq!(s["additionalProperties"], false, "{}", tool["name"]);
         }
+    }
+
+    #[test]
+    fn definitions_carry_each_offered_tools_schema_from_tools_json_in_order() {
+        let defs = definitions(&[Tool::Recall, Tool::AddTask]);
+        assert_eq!(defs.iter().map(|d| d.name).collect::<Vec<_>>(), ["recall", "add_task"]);
+        assert_eq!(defs[1].description, Tool::AddTask.description());
+        let stored: Value = serde_json::from_str(TOOLS_JSON).unwrap();
+        let schema: Value = serde_json::from_str(defs[1].parameters.get()).unwrap();
+        assert_eq!(schema, stored[0]["inputSchema"]);
+        assert_eq!(schema["required"], json!(["title"]));
+        assert_eq!(definitions(&ALL).len(), ALL.len(), "every tool has an entry");
+        assert!(definitions(&[]).is_empty());
     }
 
     #[test]

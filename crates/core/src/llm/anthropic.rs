@@ -222,12 +222,19 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ChatMessage;
+    use super::super::{ChatMessage, ToolChoice};
     use super::*;
 
     fn request(messages: &[ChatMessage], max_tokens: Option<u32>) -> UpstreamRequest {
-        let req =
-            ChatRequest { model: "claude-3-5-haiku-latest", messages, max_tokens, temperature: None, stream: true };
+        let req = ChatRequest {
+            model: "claude-3-5-haiku-latest",
+            messages,
+            max_tokens,
+            temperature: None,
+            stream: true,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
+        };
         build(Some("key-1"), &req)
     }
 
@@ -258,8 +265,18 @@ mod tests {
             ]
         );
         assert!(built.body.contains(r#""max_tokens":64"#));
-        let keyless =
-            build(None, &ChatRequest { model: "m", messages: &[], max_tokens: None, temperature: None, stream: false });
+        let keyless = build(
+            None,
+            &ChatRequest {
+                model: "m",
+                messages: &[],
+                max_tokens: None,
+                temperature: None,
+                stream: false,
+                tools: &[],
+                tool_choice: ToolChoice::Auto,
+            },
+        );
         assert!(keyless.headers.iter().all(|(name, _)| name != "x-api-key"));
     }
 
@@ -300,6 +317,8 @@ mod tests {
             max_tokens: Some(5),
             temperature: Some(&quarter),
             stream: false,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
         };
         assert_eq!(
             build(None, &req).body,

@@ -16,6 +16,7 @@ mod workers_ai;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Who wrote a message.
@@ -25,6 +26,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering one of the assistant's calls.
+    Tool,
 }
 
 impl Role {
@@ -34,6 +37,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -43,13 +47,66 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// An assistant message's tool calls (empty otherwise).
+    pub tool_calls: Vec<ToolCall>,
+    /// A [`Role::Tool`] message: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     /// A message with this role and text.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into() }
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
+
+    /// An assistant message with its text (possibly empty) and the tools it called.
+    pub fn assistant_calls(text: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls: calls, ..Self::new(Role::Assistant, text) }
+    }
+
+    /// A tool's result for the call `tool_call_id`.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(tool_call_id.into()), ..Self::new(Role::Tool, content) }
+    }
+}
+
+/// A tool call of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text, as the model sent them (not necessarily valid JSON).
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolDef<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    /// The JSON schema of its arguments (an object schema).
+    pub parameters: &'a RawValue,
+}
+
+/// Whether the model may call the tools offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// The model decides (the providers' default: nothing is sent).
+    #[default]
+    Auto,
+    /// The model must answer in text.
+    None,
+}
+
+/// A piece of a streamed tool call. The providers send a call in fragments: the first names
+/// its id and name, each one adds to its arguments; `index` tells the calls of one answer apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    pub index: usize,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// More of the arguments' JSON text (often empty on the first fragment).
+    pub arguments: String,
 }
 
 /// Token counts as the upstream reports them.
@@ -86,9 +143,12 @@ impl Usage {
 pub enum StreamEvent {
     /// Text to append to the answer.
     Delta(String),
-    /// Output that is billed but is not answer text (tool-call names and arguments, reasoning,
-    /// refusals): counted for usage estimates, never shown as chat text.
+    /// Output that is billed but is not answer text (reasoning, refusals, calls of tools that
+    /// were not offered): counted for usage estimates, never shown as chat text.
     OtherOutput(String),
+    /// A fragment of a tool call (billed output, never chat text): the accumulator assembles
+    /// them into [`ToolCall`]s.
+    ToolCall(ToolCallDelta),
     /// Usage so far, merged over everything the upstream reported (the last one wins).
     Usage(Usage),
     /// The finish/stop reason as the upstream names it (`stop`, `length`, `end_turn`, ...).
@@ -128,7 +188,10 @@ struct WireMessage<'a> {
 
 /// The messages of a request as OpenAI-style APIs take them.
 fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
-    messages.iter().map(|m| WireMessage { role: m.role, content: &m.content }).collect()
+    messages
+        .iter()
+        .map(|m| WireMessage { role: if m.role == Role::Tool { Role::User } else { m.role }, content: &m.content })
+        .collect()
 }
 
 /// OpenAI-style token counts (`usage` of OpenAI and Workers AI), each as reported.

@@ -153,7 +153,7 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ChatMessage, Role};
+    use super::super::{ChatMessage, Role, ToolChoice};
     use super::*;
 
     fn conversation() -> Vec<ChatMessage> {
@@ -170,6 +170,8 @@ mod tests {
             max_tokens: Some(256),
             temperature: Some(&half),
             stream: true,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
         };
         let built = build(Some("sk-test"), &req);
         assert_eq!(built.path, "/chat/completions");
@@ -189,8 +191,15 @@ mod tests {
     #[test]
     fn a_plain_request_without_a_key_omits_the_header_and_unset_fields() {
         let messages = conversation();
-        let req =
-            ChatRequest { model: "m", messages: &messages[1..], max_tokens: None, temperature: None, stream: false };
+        let req = ChatRequest {
+            model: "m",
+            messages: &messages[1..],
+            max_tokens: None,
+            temperature: None,
+            stream: false,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
+        };
         let built = build(None, &req);
         assert!(built.headers.iter().all(|(name, _)| name != "authorization"));
         assert_eq!(built.body, r#"{"model":"m","messages":[{"role":"user","content":"hi \"there\""}],"stream":false}"#);

@@ -4,7 +4,7 @@
 
 use super::sse::{SseEvent, SseParser};
 use super::{anthropic, clean_message, json_object, openai, workers_ai};
-use super::{ChatMessage, Completion, StreamEvent, Usage};
+use super::{ChatMessage, Completion, StreamEvent, ToolChoice, ToolDef, Usage};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -50,6 +50,11 @@ pub struct ChatRequest<'a> {
     /// As the client wrote it (a JSON number).
     pub temperature: Option<&'a RawValue>,
     pub stream: bool,
+    /// The tools offered; when empty no `tools` member is sent at all (nor `tool_choice`,
+    /// which the providers refuse without tools).
+    pub tools: &'a [ToolDef<'a>],
+    /// [`ToolChoice::None`] makes the model answer in text (sent only with tools).
+    pub tool_choice: ToolChoice,
 }
 
 /// A provider request, ready to send.
@@ -234,6 +239,7 @@ mod tests {
                 StreamEvent::Error(message) => outcome.errors.push(message),
                 StreamEvent::Malformed => outcome.malformed += 1,
                 StreamEvent::Done => outcome.done += 1,
+                StreamEvent::ToolCall(_) => {}
             }
         }
         assert_eq!(decoder.usage(), outcome.last_usage, "the decoder's usage is the last one emitted");

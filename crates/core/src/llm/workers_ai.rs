@@ -104,7 +104,7 @@ pub(super) fn rest_error_message(body: &Value) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ChatMessage, Role};
+    use super::super::{ChatMessage, Role, ToolChoice};
     use super::*;
 
     #[test]
@@ -116,6 +116,8 @@ mod tests {
             max_tokens: Some(100),
             temperature: None,
             stream: true,
+            tools: &[],
+            tool_choice: ToolChoice::Auto,
         };
         let built = build(&req);
         assert_eq!(built.path, "@cf/meta/llama-3.1-8b-instruct");
