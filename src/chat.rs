@@ -48,6 +48,8 @@ pub struct Turn {
     pub completion_reserve: u64,
     /// The tools the model is offered (none: a plain turn).
     pub tools: Vec<Tool>,
+    /// Their estimated prompt tokens (part of every call's prompt estimate).
+    pub tools_tokens: u64,
     pub auto_title: Option<String>,
     pub started_at: u64,
     /// The hold on the running call's reservation, moved to each later call's.
@@ -278,7 +280,8 @@ fn log_failure(request_id: &str, e: &AppError) {
 /// Admits the next model call of the loop against the user's plan, like the first.
 async fn admit_step(turn: &Turn, messages: &[ChatMessage], streaming: bool) -> Result<Admission, AppError> {
     let db = turn_db(&turn.env)?;
-    let reserve = Reserve { prompt_tokens: estimate_messages(messages), completion_tokens: turn.completion_reserve };
+    let prompt_tokens = estimate_messages(messages) + turn.tools_tokens;
+    let reserve = Reserve { prompt_tokens, completion_tokens: turn.completion_reserve };
     let model = turn.chain.first().map_or("", |r| r.name.as_str());
     let call = quota::Call::new(model, "chat", turn.api_key_id.as_deref(), reserve, streaming)?;
     let (admission, _) = quota::admit_on(&db, &turn.config, &turn.user, call, Vec::new()).await?;
@@ -545,6 +548,6 @@ fn prompt_estimate(turn: &Turn, step: u32, messages: &[ChatMessage]) -> u64 {
     if step == 1 {
         turn.prompt_estimate
     } else {
-        estimate_messages(messages)
+        estimate_messages(messages) + turn.tools_tokens
     }
 }

@@ -14,7 +14,7 @@ use crate::store::messages as store;
 use crate::{quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::{self, Admissible, Reserve};
-use edgechat_core::agent::turn;
+use edgechat_core::agent::{self, turn};
 use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
@@ -150,7 +150,10 @@ async fn start_turn(
     let route = &chain[0];
     let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
     let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
-    let prompt_estimate = estimate_messages(&context);
+    // Workers AI models are offered no tools (its converter sends none).
+    let tools = if chain[0].provider == Provider::WorkersAi { Vec::new() } else { conversation.offered_tools() };
+    let tools_tokens = turn::tools_estimate(&agent::definitions(&tools));
+    let prompt_estimate = estimate_messages(&context) + tools_tokens;
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
     let call = quota::Call::new(&route.name, "chat", api_key_id.as_deref(), reserve, wants_sse)?;
@@ -187,8 +190,6 @@ async fn start_turn(
     }
 
     let lease = admission.lease(cx.env);
-    // Workers AI models are offered no tools (its converter sends none).
-    let tools = if chain[0].provider == Provider::WorkersAi { Vec::new() } else { conversation.offered_tools() };
     let turn = Turn {
         env: cx.env.clone(),
         config: cx.config.clone(),
@@ -202,6 +203,7 @@ async fn start_turn(
         prompt_estimate,
         completion_reserve: completion_tokens,
         tools,
+        tools_tokens,
         auto_title,
         started_at,
         lease: lease.clone(),

@@ -2,7 +2,8 @@
 //! model messages, the payloads of the `tool_call` and `tool_result` events, and what the next
 //! model call may do.
 
-use crate::llm::{ChatMessage, Role, ToolCall, ToolChoice};
+use crate::llm::context::estimate_chars;
+use crate::llm::{ChatMessage, Role, ToolCall, ToolChoice, ToolDef};
 use serde::{Deserialize, Serialize};
 
 /// Characters of a tool result carried by a `tool_result` event (the stored step keeps the
@@ -68,6 +69,13 @@ pub fn replay(content: &str, steps: Option<&str>) -> Vec<ChatMessage> {
         messages.extend(step.tool_calls.into_iter().map(|c| ChatMessage::tool_result(c.id, c.result)));
     }
     messages
+}
+
+/// The estimated prompt tokens of offering `tools`: their names, descriptions and schemas as
+/// text, as the upstream counts them in the prompt.
+pub fn tools_estimate(tools: &[ToolDef<'_>]) -> u64 {
+    let chars = tools.iter().map(|t| t.name.chars().count() + t.description.chars().count() + t.parameters.get().len());
+    estimate_chars(chars.sum::<usize>() as u64)
 }
 
 /// Limits of one turn's loop (`MAX_TOOL_STEPS`, `TOOL_TIME_BUDGET_MS`).
@@ -169,6 +177,15 @@ mod tests {
         assert_eq!((replayed[1].role, replayed[1].tool_call_id.as_deref()), (Role::Tool, Some("c1")));
         assert_eq!((replayed[2].role, replayed[2].tool_call_id.as_deref()), (Role::Tool, Some("c2")));
         assert_eq!(replayed[3], ChatMessage::new(Role::Assistant, "Done."));
+    }
+
+    #[test]
+    fn offering_tools_counts_their_definitions_in_the_prompt() {
+        let all = crate::agent::definitions(&crate::agent::ALL);
+        let one = crate::agent::definitions(&[crate::agent::Tool::Forget]);
+        assert_eq!(tools_estimate(&[]), 0);
+        assert!(tools_estimate(&one) > 10, "{}", tools_estimate(&one));
+        assert!(tools_estimate(&all) > 5 * tools_estimate(&one));
     }
 
     #[test]
