@@ -744,9 +744,12 @@ function onEvent(turn, event, data) {
   } else if (event === 'tool_call') {
     const m = state.msgs.get(turn.assistantId);
     if (!m) return;
-    const n = Number.isInteger(data.step) ? data.step : Math.max(0, m.steps.length - 1);
-    while (m.steps.length <= n) m.steps.push({ text: '', tool_calls: [] });
-    m.steps[n].tool_calls.push({ id: data.id, name: data.name, arguments: data.arguments });
+    // A call belongs to the step streaming now, unless it names another step than the calls
+    // before it (a step of calls only, with no text before them).
+    let last = m.steps.at(-1);
+    if (!last || (last.tool_calls.length && last.n !== data.step)) m.steps.push((last = { text: '', tool_calls: [] }));
+    last.n ??= data.step;
+    last.tool_calls.push({ id: data.id, name: data.name, arguments: data.arguments });
     announce(`The assistant is using the tool ${data.name}…`);
     scheduleBubble(m.message_id);
   } else if (event === 'tool_result') {

@@ -153,15 +153,17 @@ describe('tool steps from a scripted stream', { timeout: 60000 }, () => {
     steps.forEach((s, n) => {
       if (s.text) events.push(['delta', { text: s.text.slice(0, 5) }], ['delta', { text: s.text.slice(5) }]);
       for (const c of s.tool_calls) {
-        events.push(['tool_call', { step: n, id: c.id, name: c.name, arguments: c.arguments }]);
-        events.push(['tool_result', { step: n, id: c.id, name: c.name, ok: c.ok, result: c.result }]);
+        events.push(['tool_call', { step: n + 1, id: c.id, name: c.name, arguments: c.arguments }]);
+        events.push(['tool_result', { step: n + 1, id: c.id, name: c.name, ok: c.ok, result: c.result }]);
       }
     });
-    events.push(['done', { assistant_message: assistant() }]);
+    // The final message without its steps: what the page shows is built from the events alone.
+    const { steps: _, ...final } = assistant();
+    events.push(['done', { assistant_message: final }]);
     return events.map(([e, d], i) => `id: ${i + 1}\nevent: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join('');
   }
 
-  test('steps render in order, collapsed, marked ok or error, as text; the tasks are reloaded', { timeout: 60000 }, async () => {
+  test('steps render in order from the events and from the stored steps, collapsed, marked ok or error, as text; the tasks are reloaded', { timeout: 60000 }, async () => {
     const { context, page, problems } = await openPage(browser);
     try {
       await registerViaUi(page, stack.url, unique('steps'));
