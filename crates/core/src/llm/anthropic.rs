@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
 use super::{error_text, json_object, to_json};
-use super::{Completion, Role, StreamEvent, Usage};
+use super::{ChatMessage, Completion, Role, StreamEvent, ToolCallDelta, ToolChoice, Usage};
 
 /// The API version the request and decoders are written against.
 pub(super) const API_VERSION: &str = "2023-06-01";
@@ -24,11 +24,105 @@ pub(super) const CONVERSATION_START: &str = "(conversation start)";
 const DECODED_EVENTS: &[&str] =
     &["message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error"];
 
-/// One turn of the `messages` array.
-#[derive(Serialize)]
-struct Turn {
+/// One turn of the `messages` array: its content is a plain string when it is one text block
+/// (as for any conversation without tools), else its blocks.
+struct Turn<'a> {
     role: Role,
-    content: String,
+    blocks: Vec<OutBlock<'a>>,
+}
+
+/// A content block sent.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutBlock<'a> {
+    Text { text: String },
+    ToolUse { id: &'a str, name: &'a str, input: Input<'a> },
+    ToolResult { tool_use_id: &'a str, content: &'a str },
+}
+
+/// A `tool_use` block's input: the call's arguments when they are a JSON object, else `{}`
+/// (the API takes nothing else; the model saw its result, a tool error, in the next turn).
+struct Input<'a>(Option<&'a RawValue>);
+
+impl<'a> Input<'a> {
+    fn of(arguments: &'a str) -> Self {
+        let raw = serde_json::from_str::<&RawValue>(arguments).ok();
+        Input(raw.filter(|r| r.get().trim_start().starts_with('{')))
+    }
+}
+
+impl Serialize for Input<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(raw) => raw.serialize(serializer),
+            None => serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?),
+        }
+    }
+}
+
+impl Serialize for Turn<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut turn = serializer.serialize_struct("Turn", 2)?;
+        turn.serialize_field("role", &self.role)?;
+        match self.blocks.as_slice() {
+            [OutBlock::Text { text }] => turn.serialize_field("content", text)?,
+            // The API refuses empty text blocks.
+            blocks => {
+                let blocks: Vec<&OutBlock> =
+                    blocks.iter().filter(|b| !matches!(b, OutBlock::Text { text } if text.is_empty())).collect();
+                turn.serialize_field("content", &blocks)?
+            }
+        }
+        turn.end()
+    }
+}
+
+impl<'a> Turn<'a> {
+    /// Adds text to the turn: to its last text block after a blank line (how consecutive
+    /// same-role messages merge), else as a new block (an empty one only to start a turn).
+    fn add_text(&mut self, text: &str) {
+        match self.blocks.last_mut() {
+            Some(OutBlock::Text { text: last }) => {
+                last.push_str("\n\n");
+                last.push_str(text);
+            }
+            Some(_) if text.is_empty() => {}
+            _ => self.blocks.push(OutBlock::Text { text: text.to_owned() }),
+        }
+    }
+
+    /// Adds a message's content: its text, then its tool calls (an assistant's) or its
+    /// `tool_result` (a tool's; those go before the turn's text, as the API requires).
+    fn add(&mut self, message: &'a ChatMessage) {
+        if message.role == Role::Tool {
+            let tool_use_id = message.tool_call_id.as_deref().unwrap_or_default();
+            let at = self.blocks.iter().take_while(|b| matches!(b, OutBlock::ToolResult { .. })).count();
+            self.blocks.insert(at, OutBlock::ToolResult { tool_use_id, content: &message.content });
+            return;
+        }
+        if message.tool_calls.is_empty() || !message.content.is_empty() {
+            self.add_text(&message.content);
+        }
+        for call in &message.tool_calls {
+            self.blocks.push(OutBlock::ToolUse { id: &call.id, name: &call.name, input: Input::of(&call.arguments) });
+        }
+    }
+}
+
+/// A tool offered: `{"name", "description", "input_schema"}`.
+#[derive(Serialize)]
+struct Tool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a RawValue,
+}
+
+/// `{"type": "none"}`.
+#[derive(Serialize)]
+struct NoTools {
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// A Messages API request body.
@@ -38,7 +132,12 @@ struct Body<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
-    messages: Vec<Turn>,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: Vec<Tool<'a>>,
+    /// Sent only with tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<NoTools>,
     /// As the client wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<&'a RawValue>,
@@ -48,29 +147,41 @@ struct Body<'a> {
 /// `POST {base}/v1/messages`, for base URLs without `/v1`.
 ///
 /// System messages become the top-level `system` (joined with blank lines); the others keep
-/// their order, with consecutive same-role messages merged (the API requires alternation) and
-/// a [`CONVERSATION_START`] user turn first when the conversation does not start with one.
+/// their order, with consecutive same-role messages merged (the API requires alternation; tool
+/// results are user turns) and a [`CONVERSATION_START`] user turn first when the conversation
+/// does not start with one.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
     let mut system: Vec<&str> = Vec::new();
     let mut turns: Vec<Turn> = Vec::new();
     for message in req.messages {
-        match (message.role, turns.last_mut()) {
-            (Role::System, _) => system.push(&message.content),
-            (role, Some(last)) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&message.content);
+        let role = if message.role == Role::Tool { Role::User } else { message.role };
+        match turns.last_mut() {
+            _ if role == Role::System => system.push(&message.content),
+            Some(last) if last.role == role => last.add(message),
+            _ => {
+                let mut turn = Turn { role, blocks: Vec::new() };
+                turn.add(message);
+                turns.push(turn);
             }
-            (role, _) => turns.push(Turn { role, content: message.content.clone() }),
         }
     }
     if turns.first().map(|t| t.role) != Some(Role::User) {
-        turns.insert(0, Turn { role: Role::User, content: CONVERSATION_START.to_owned() });
+        turns
+            .insert(0, Turn { role: Role::User, blocks: vec![OutBlock::Text { text: CONVERSATION_START.to_owned() }] });
     }
+    let tools: Vec<Tool> = req
+        .tools
+        .iter()
+        .map(|t| Tool { name: t.name, description: t.description, input_schema: t.parameters })
+        .collect();
+    let no_tools = !tools.is_empty() && req.tool_choice == ToolChoice::None;
     let body = Body {
         model: req.model,
         max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages: turns,
+        tools,
+        tool_choice: no_tools.then_some(NoTools { kind: "none" }),
         temperature: req.temperature,
         stream: req.stream,
     };
@@ -95,10 +206,12 @@ struct Tokens {
 struct Event {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A content block event's block index.
+    index: Option<usize>,
     /// `message_start`'s message, read for its usage.
     message: Option<EventMessage>,
     delta: Option<EventDelta>,
-    /// `content_block_start`'s block, read for a tool call's name.
+    /// `content_block_start`'s block, read for a tool call's id and name.
     content_block: Option<Value>,
     usage: Option<Tokens>,
     error: Option<Value>,
@@ -140,18 +253,35 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
             sink.usage(usage.and_then(|u| u.input_tokens), usage.and_then(|u| u.output_tokens))
         }
         "content_block_start" => {
-            let name = data.content_block.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str);
-            if let Some(name) = name.filter(|n| !n.is_empty()) {
-                sink.push(StreamEvent::OtherOutput(name.to_owned()));
+            let Some(mut block) = data.content_block else { return };
+            let mut text = |key: &str| block.get_mut(key).and_then(|v| v.as_str().map(str::to_owned));
+            let (kind, id, name) = (text("type"), text("id"), text("name"));
+            match (kind.as_deref(), name.filter(|n| !n.is_empty())) {
+                (Some("tool_use"), name) => {
+                    // The input comes in `input_json_delta`s; a server that sends it whole here
+                    // (a non-empty object) is taken at its word.
+                    let input = block.get("input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+                    let arguments = input.map(super::json_text).unwrap_or_default();
+                    let index = data.index.unwrap_or(0);
+                    sink.push(StreamEvent::ToolCall(ToolCallDelta { index, id, name, arguments }));
+                }
+                // Server tools' calls (never offered) are billed output only.
+                (_, Some(name)) => sink.push(StreamEvent::OtherOutput(name)),
+                _ => {}
             }
         }
         "content_block_delta" => {
-            // Tool input JSON and thinking are billed output, but not answer text.
+            // Tool input JSON belongs to the call of its block; thinking is billed output, but
+            // not answer text.
             let Some(EventDelta { kind: Some(kind), text: Some(text), .. }) = data.delta else { return };
             match kind.as_str() {
                 _ if text.is_empty() => {}
                 "text_delta" => sink.push(StreamEvent::Delta(text)),
-                "input_json_delta" | "thinking_delta" => sink.push(StreamEvent::OtherOutput(text)),
+                "input_json_delta" => {
+                    let index = data.index.unwrap_or(0);
+                    sink.push(StreamEvent::ToolCall(ToolCallDelta { index, id: None, name: None, arguments: text }))
+                }
+                "thinking_delta" => sink.push(StreamEvent::OtherOutput(text)),
                 _ => {}
             }
         }
@@ -222,7 +352,7 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ChatMessage, ToolChoice};
+    use super::super::{ToolCall, ToolDef};
     use super::*;
 
     fn request(messages: &[ChatMessage], max_tokens: Option<u32>) -> UpstreamRequest {
@@ -323,6 +453,77 @@ mod tests {
         assert_eq!(
             build(None, &req).body,
             r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"temperature":0.25,"stream":false}"#
+        );
+    }
+
+    fn tool_request<'a>(messages: &'a [ChatMessage], tools: &'a [ToolDef<'a>], choice: ToolChoice) -> String {
+        let req = ChatRequest {
+            model: "m",
+            messages,
+            max_tokens: Some(10),
+            temperature: None,
+            stream: true,
+            tools,
+            tool_choice: choice,
+        };
+        build(None, &req).body
+    }
+
+    #[test]
+    fn calls_become_tool_use_blocks_and_consecutive_results_one_user_turn_of_tool_result_blocks() {
+        let calls = vec![
+            ToolCall { id: "toolu_1".into(), name: "add_task".into(), arguments: r#"{"title":"milk"}"#.into() },
+            ToolCall { id: "toolu_2".into(), name: "recall".into(), arguments: "{not json".into() },
+            ToolCall { id: "toolu_3".into(), name: "recall".into(), arguments: "[1]".into() },
+        ];
+        let messages = [
+            ChatMessage::new(Role::User, "remember milk"),
+            ChatMessage::assistant_calls("On it.", calls),
+            ChatMessage::tool_result("toolu_1", r#"{"task_id":"tsk_1"}"#),
+            ChatMessage::tool_result("toolu_2", "arguments are not valid JSON"),
+            ChatMessage::tool_result("toolu_3", "arguments: expected an object"),
+            ChatMessage::new(Role::User, "and eggs"),
+        ];
+        let schema = RawValue::from_string(r#"{"type":"object"}"#.into()).unwrap();
+        let tools = [ToolDef { name: "add_task", description: "Add a task.", parameters: &schema }];
+        assert_eq!(
+            tool_request(&messages, &tools, ToolChoice::Auto),
+            concat!(
+                r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"remember milk"},"#,
+                r#"{"role":"assistant","content":[{"type":"text","text":"On it."},"#,
+                r#"{"type":"tool_use","id":"toolu_1","name":"add_task","input":{"title":"milk"}},"#,
+                r#"{"type":"tool_use","id":"toolu_2","name":"recall","input":{}},"#,
+                r#"{"type":"tool_use","id":"toolu_3","name":"recall","input":{}}]},"#,
+                r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"{\"task_id\":\"tsk_1\"}"},"#,
+                r#"{"type":"tool_result","tool_use_id":"toolu_2","content":"arguments are not valid JSON"},"#,
+                r#"{"type":"tool_result","tool_use_id":"toolu_3","content":"arguments: expected an object"},"#,
+                r#"{"type":"text","text":"and eggs"}]}],"#,
+                r#""tools":[{"name":"add_task","description":"Add a task.","input_schema":{"type":"object"}}],"stream":true}"#
+            )
+        );
+        assert!(tool_request(&messages, &tools, ToolChoice::None)
+            .ends_with(r#""input_schema":{"type":"object"}}],"tool_choice":{"type":"none"},"stream":true}"#));
+        assert!(!tool_request(&messages, &[], ToolChoice::None).contains("tool_choice"), "no tools, no choice");
+    }
+
+    #[test]
+    fn a_call_without_text_sends_no_empty_text_block_and_results_go_before_a_users_text() {
+        let call = ToolCall { id: "t".into(), name: "recall".into(), arguments: "{}".into() };
+        let messages = [
+            ChatMessage::new(Role::User, "hi"),
+            ChatMessage::new(Role::Assistant, ""),
+            ChatMessage::assistant_calls("", vec![call]),
+            ChatMessage::new(Role::User, "wait"),
+            ChatMessage::tool_result("t", "none"),
+        ];
+        assert_eq!(
+            tool_request(&messages, &[], ToolChoice::Auto),
+            concat!(
+                r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"},"#,
+                r#"{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"recall","input":{}}]},"#,
+                r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"none"},"#,
+                r#"{"type":"text","text":"wait"}]}],"stream":true}"#
+            )
         );
     }
 }

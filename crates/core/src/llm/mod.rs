@@ -299,6 +299,9 @@ mod tests {
                 b"\xff\xfe\xc3",
                 b"message_start",
                 b"content_block_delta",
+                b"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"c\",\"function\":{\"arguments\":\"{\\\"",
+                b"{\"type\":\"content_block_start\",\"index\":18446744073709551615,\"content_block\":{\"type\":\"tool_use\"",
+                b"{\"type\":\"input_json_delta\",\"partial_json\":\"",
             ];
             let len = (self.next() % 40) as usize;
             let mut out = Vec::new();
@@ -320,13 +323,17 @@ mod tests {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         let mut parser = SseParser::new();
         let mut decoders = providers.map(StreamDecoder::new);
+        let mut accumulators = providers.map(|_| crate::chat::Accumulator::default());
         for _ in 0..500 {
             let input = rng.bytes();
             parser.feed(&input);
             let cut = input.len() / 2;
-            for (provider, decoder) in providers.iter().zip(decoders.iter_mut()) {
-                decoder.feed(input.get(..cut).unwrap_or_default());
-                decoder.feed(input.get(cut..).unwrap_or_default());
+            for ((provider, decoder), acc) in providers.iter().zip(decoders.iter_mut()).zip(accumulators.iter_mut()) {
+                let events = decoder.feed(input.get(..cut).unwrap_or_default());
+                for event in events.into_iter().chain(decoder.feed(input.get(cut..).unwrap_or_default())) {
+                    acc.apply(event);
+                }
+                let _ = acc.tool_calls();
                 let _ = decode_completion(*provider, &input);
                 let _ = upstream_error_message(*provider, 500, &input);
             }

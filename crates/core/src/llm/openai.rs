@@ -7,14 +7,19 @@ use serde_json::Value;
 
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
-use super::{error_text, json_object, loose_text, to_json, wire_messages, Counts, WireMessage};
-use super::{Completion, StreamEvent};
+use super::{error_text, json_object, loose_text, to_json, Counts};
+use super::{ChatMessage, Completion, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice, ToolDef};
 
 /// A Chat Completions request body.
 #[derive(Serialize)]
 struct Body<'a> {
     model: &'a str,
-    messages: Vec<WireMessage<'a>>,
+    messages: Vec<Message<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: Vec<Tool<'a>>,
+    /// `"none"`, sent only with tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -30,11 +35,78 @@ struct StreamOptions {
     include_usage: bool,
 }
 
+/// A message: `{"role", "content"}`, an assistant's with its `tool_calls` (and `null` content
+/// when it has no text), a tool's result with the `tool_call_id` it answers.
+#[derive(Serialize)]
+struct Message<'a> {
+    role: Role,
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: Vec<Call<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a ChatMessage> for Message<'a> {
+    fn from(m: &'a ChatMessage) -> Self {
+        let tool_calls: Vec<Call> = m.tool_calls.iter().map(Call::from).collect();
+        let content = (tool_calls.is_empty() || !m.content.is_empty()).then_some(m.content.as_str());
+        let tool_call_id = m.tool_call_id.as_deref().filter(|_| m.role == Role::Tool);
+        Message { role: m.role, content, tool_calls, tool_call_id }
+    }
+}
+
+/// An assistant's tool call: `{"id", "type": "function", "function": {"name", "arguments"}}`,
+/// the arguments as the model sent them.
+#[derive(Serialize)]
+struct Call<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl<'a> From<&'a ToolCall> for Call<'a> {
+    fn from(call: &'a ToolCall) -> Self {
+        Call { id: &call.id, kind: "function", function: Function { name: &call.name, arguments: &call.arguments } }
+    }
+}
+
+/// A tool offered: `{"type": "function", "function": {"name", "description", "parameters"}}`.
+#[derive(Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: ToolFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a RawValue,
+}
+
+impl<'a> From<&ToolDef<'a>> for Tool<'a> {
+    fn from(def: &ToolDef<'a>) -> Self {
+        let function = ToolFunction { name: def.name, description: def.description, parameters: def.parameters };
+        Tool { kind: "function", function }
+    }
+}
+
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
     let body = Body {
         model: req.model,
-        messages: wire_messages(req.messages),
+        messages: req.messages.iter().map(Message::from).collect(),
+        tools: req.tools.iter().map(Tool::from).collect(),
+        tool_choice: (!req.tools.is_empty() && req.tool_choice == ToolChoice::None).then_some("none"),
         stream: req.stream,
         // Without it a stream reports no usage at all.
         stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
@@ -67,10 +139,10 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
-/// A delta or a whole message: the answer text, and the output that is billed without being
-/// answer text: refusals, reasoning (`reasoning_content` of DeepSeek-style APIs, `reasoning`
-/// of others) and tool calls (names and arguments), read as plain JSON values (a derived
-/// struct per nesting level would cost the wasm more than walking them).
+/// A delta or a whole message: the answer text, the tool calls, and the output that is billed
+/// without being answer text: refusals, reasoning (`reasoning_content` of DeepSeek-style APIs,
+/// `reasoning` of others), read as plain JSON values (a derived struct per nesting level would
+/// cost the wasm more than walking them).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Output {
@@ -78,24 +150,37 @@ struct Output {
     refusal: Option<Value>,
     reasoning_content: Option<Value>,
     reasoning: Option<Value>,
-    /// `[{"function": {"name", "arguments"}}]`.
+    /// `[{"index", "id", "function": {"name", "arguments"}}]`, each member but `index` only in
+    /// the fragments that carry it.
     tool_calls: Option<Value>,
     /// The legacy single call: `{"name", "arguments"}`.
     function_call: Option<Value>,
 }
 
 impl Output {
-    /// The other output's pieces, as text, in the order named above (empty ones left out).
-    fn other_pieces(self) -> Vec<String> {
-        let mut functions = Vec::new();
-        if let Some(Value::Array(calls)) = self.tool_calls {
-            for mut call in calls {
-                functions.extend(call.get_mut("function").map(Value::take));
+    /// The tool calls' fragments, in order; an entry without an `index` is taken to be at its
+    /// position in the list, and one with nothing in it (no id, name or arguments) is left out.
+    fn tool_call_deltas(&mut self) -> Vec<ToolCallDelta> {
+        let Some(Value::Array(calls)) = self.tool_calls.take() else { return Vec::new() };
+        let mut deltas = Vec::new();
+        for (position, mut call) in calls.into_iter().enumerate() {
+            let index = call.get("index").and_then(Value::as_u64).and_then(|i| usize::try_from(i).ok());
+            let id = call.get_mut("id").map(Value::take).map(loose_text).filter(|t| !t.is_empty());
+            let mut function = call.get_mut("function").map(Value::take).unwrap_or_default();
+            let name = function.get_mut("name").map(Value::take).map(loose_text).filter(|t| !t.is_empty());
+            let arguments = function.get_mut("arguments").map(Value::take).map(loose_text).unwrap_or_default();
+            if id.is_some() || name.is_some() || !arguments.is_empty() {
+                deltas.push(ToolCallDelta { index: index.unwrap_or(position), id, name, arguments });
             }
         }
-        functions.extend(self.function_call);
+        deltas
+    }
+
+    /// The other output's pieces, as text, in the order named above (empty ones left out);
+    /// a legacy `function_call` (never asked for) is other output too.
+    fn other_pieces(self) -> Vec<String> {
         let mut pieces = vec![self.refusal, self.reasoning_content, self.reasoning];
-        for mut function in functions {
+        if let Some(mut function) = self.function_call {
             pieces.push(function.get_mut("name").map(Value::take));
             pieces.push(function.get_mut("arguments").map(Value::take));
         }
@@ -104,7 +189,8 @@ impl Output {
 }
 
 /// One `data:` event: a `chat.completion.chunk`, an `{"error": ..}` or `[DONE]`.
-/// Role-only deltas add nothing; refusals, reasoning and tool calls are other output.
+/// Role-only deltas add nothing; each tool call fragment is a [`StreamEvent::ToolCall`];
+/// refusals and reasoning are other output.
 pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
     let data = event.data.trim();
     if data == "[DONE]" {
@@ -120,6 +206,9 @@ pub(super) fn decode_event(event: &SseEvent, sink: &mut Sink) {
         if let Some(mut delta) = choice.delta {
             if let Some(text) = delta.content.take().filter(|t| !t.is_empty()) {
                 sink.push(StreamEvent::Delta(text));
+            }
+            for call in delta.tool_call_deltas() {
+                sink.push(StreamEvent::ToolCall(call));
             }
             for piece in delta.other_pieces() {
                 sink.push(StreamEvent::OtherOutput(piece));
@@ -143,9 +232,12 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     let choice = body.choices.and_then(|c| c.into_iter().next()).ok_or("upstream answer has no choices")?;
     let mut message = choice.message.unwrap_or_default();
     let text = message.content.take().unwrap_or_default();
+    let calls = message.tool_call_deltas();
+    let call_chars = calls.iter().flat_map(|c| c.name.iter().chain([&c.arguments]).map(|t| t.chars().count()));
+    let other_chars = message.other_pieces().iter().map(|p| p.chars().count()).chain(call_chars).sum::<usize>();
     Ok(Completion {
         text,
-        other_output_chars: message.other_pieces().iter().map(|p| p.chars().count() as u64).sum(),
+        other_output_chars: other_chars as u64,
         usage: body.usage.as_ref().map(Counts::usage),
         finish_reason: choice.finish_reason,
     })
@@ -153,7 +245,7 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ChatMessage, Role, ToolChoice};
+    use super::super::ToolCall;
     use super::*;
 
     fn conversation() -> Vec<ChatMessage> {
@@ -203,5 +295,78 @@ mod tests {
         let built = build(None, &req);
         assert!(built.headers.iter().all(|(name, _)| name != "authorization"));
         assert_eq!(built.body, r#"{"model":"m","messages":[{"role":"user","content":"hi \"there\""}],"stream":false}"#);
+    }
+
+    fn schema() -> Box<RawValue> {
+        RawValue::from_string(r#"{"type":"object","required":["title"]}"#.into()).unwrap()
+    }
+
+    /// A tool turn: the user's question, the assistant's two calls (the second with arguments
+    /// that are not JSON), their results, and the final answer.
+    fn tool_turn() -> Vec<ChatMessage> {
+        let calls = vec![
+            ToolCall { id: "call_1".into(), name: "add_task".into(), arguments: r#"{"title":"milk"}"#.into() },
+            ToolCall { id: "call_2".into(), name: "recall".into(), arguments: "{not json".into() },
+        ];
+        vec![
+            ChatMessage::new(Role::User, "remember milk"),
+            ChatMessage::assistant_calls("", calls),
+            ChatMessage::tool_result("call_1", r#"{"task_id":"tsk_1"}"#),
+            ChatMessage::tool_result("call_2", "arguments are not valid JSON"),
+            ChatMessage::assistant_calls("Done.", Vec::new()),
+        ]
+    }
+
+    #[test]
+    fn tools_assistant_calls_and_tool_results_are_sent_in_the_chat_completions_shape() {
+        let messages = tool_turn();
+        let schema = schema();
+        let tools = [ToolDef { name: "add_task", description: "Add a \"task\".", parameters: &schema }];
+        let req = ChatRequest {
+            model: "m",
+            messages: &messages,
+            max_tokens: None,
+            temperature: None,
+            stream: false,
+            tools: &tools,
+            tool_choice: ToolChoice::Auto,
+        };
+        assert_eq!(
+            build(None, &req).body,
+            concat!(
+                r#"{"model":"m","messages":[{"role":"user","content":"remember milk"},"#,
+                r#"{"role":"assistant","content":null,"tool_calls":["#,
+                r#"{"id":"call_1","type":"function","function":{"name":"add_task","arguments":"{\"title\":\"milk\"}"}},"#,
+                r#"{"id":"call_2","type":"function","function":{"name":"recall","arguments":"{not json"}}]},"#,
+                r#"{"role":"tool","content":"{\"task_id\":\"tsk_1\"}","tool_call_id":"call_1"},"#,
+                r#"{"role":"tool","content":"arguments are not valid JSON","tool_call_id":"call_2"},"#,
+                r#"{"role":"assistant","content":"Done."}],"#,
+                r#""tools":[{"type":"function","function":{"name":"add_task","description":"Add a \"task\".","#,
+                r#""parameters":{"type":"object","required":["title"]}}}],"stream":false}"#
+            )
+        );
+        let last_step = ChatRequest { tool_choice: ToolChoice::None, ..req };
+        assert!(build(None, &last_step)
+            .body
+            .ends_with(r#""required":["title"]}}}],"tool_choice":"none","stream":false}"#));
+    }
+
+    #[test]
+    fn an_assistant_message_with_text_and_calls_keeps_its_text_and_no_tools_sends_no_tool_members() {
+        let call = ToolCall { id: "c".into(), name: "recall".into(), arguments: String::new() };
+        let messages = [ChatMessage::assistant_calls("Let me look.", vec![call])];
+        let req = ChatRequest {
+            model: "m",
+            messages: &messages,
+            max_tokens: None,
+            temperature: None,
+            stream: false,
+            tools: &[],
+            tool_choice: ToolChoice::None,
+        };
+        assert_eq!(
+            build(None, &req).body,
+            r#"{"model":"m","messages":[{"role":"assistant","content":"Let me look.","tool_calls":[{"id":"c","type":"function","function":{"name":"recall","arguments":""}}]}],"stream":false}"#
+        );
     }
 }

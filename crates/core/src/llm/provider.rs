@@ -183,6 +183,8 @@ pub fn upstream_error_message(provider: Provider, status: u16, body: &[u8]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::Accumulator;
+    use crate::llm::ToolCall;
 
     const OPENAI_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_stream.sse");
     const OPENAI_MALFORMED: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_malformed.sse");
@@ -193,6 +195,10 @@ mod tests {
     const OPENAI_TOOL_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_tool_stream.sse");
     const OPENAI_REASONING_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_reasoning_stream.sse");
     const ANTHROPIC_TOOL_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/anthropic_tool_stream.sse");
+    /// The simulator's answer to two `/tool` lines (add_task, recall), for each provider.
+    const OPENAI_TOOL_CALLS_STREAM: &[u8] = include_bytes!("../../tests/fixtures/llm/openai_tool_calls_stream.sse");
+    const ANTHROPIC_TOOL_CALLS_STREAM: &[u8] =
+        include_bytes!("../../tests/fixtures/llm/anthropic_tool_calls_stream.sse");
 
     /// What the simulator answers to "hello" with 12 tokens, streamed or not.
     const SIM_TEXT: &str = "is next right large eye be so we after begin house near";
@@ -209,6 +215,10 @@ mod tests {
         errors: Vec<String>,
         malformed: usize,
         done: usize,
+        /// The tool calls the chat accumulator assembled from the events.
+        calls: Vec<ToolCall>,
+        /// The accumulator's estimate of the output tokens.
+        output_estimate: u64,
     }
 
     fn decode_pieces(provider: Provider, pieces: &[&[u8]]) -> Outcome {
@@ -218,6 +228,10 @@ mod tests {
             events.extend(decoder.feed(piece));
         }
         events.extend(decoder.finish());
+        let mut acc = Accumulator::default();
+        for event in &events {
+            acc.apply(event.clone());
+        }
         let mut outcome = Outcome {
             text: String::new(),
             other: String::new(),
@@ -226,6 +240,8 @@ mod tests {
             errors: Vec::new(),
             malformed: 0,
             done: 0,
+            calls: acc.tool_calls().to_vec(),
+            output_estimate: acc.output_estimate(),
         };
         for event in events {
             match event {
@@ -297,15 +313,52 @@ mod tests {
         assert_eq!((outcome.done, outcome.malformed), (1, 0));
     }
 
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
     #[test]
-    fn openai_tool_calls_are_other_output_however_the_stream_is_split() {
+    fn openai_tool_calls_assemble_and_count_however_the_stream_is_split() {
         let outcome = decode_every_way(Provider::OpenAi, OPENAI_TOOL_STREAM);
-        assert_eq!(outcome.text, "");
-        // The name from the header delta, then each argument fragment (the empty first one adds
-        // nothing).
-        assert_eq!(outcome.other, "get_weather|{\"city\":|\"went as|k\",\"days|\":15}|");
+        assert_eq!(
+            (outcome.text.as_str(), outcome.other.as_str()),
+            ("", ""),
+            "a call is neither text nor other output"
+        );
+        assert_eq!(
+            outcome.calls,
+            [call("call_eeJTba4jE5ZnNzA9E8o3PlpL", "get_weather", r#"{"city":"went ask","days":15}"#)]
+        );
+        // get_weather and its arguments, counted once: 11 + 29 characters.
+        assert_eq!(outcome.output_estimate, 10);
         assert_eq!(outcome.finishes, ["tool_calls"]);
         assert_eq!(outcome.last_usage, Some(Usage { prompt_tokens: 2, completion_tokens: 4 }));
+    }
+
+    /// The calls in the simulator's answer to `/tool add_task {..}` and `/tool recall {..}`.
+    fn sim_calls(first_id: &str, second_id: &str) -> [ToolCall; 2] {
+        [
+            call(first_id, "add_task", r#"{"title":"buy milk","notes":"café \"2%\""}"#),
+            call(second_id, "recall", r#"{"query":"tea"}"#),
+        ]
+    }
+
+    #[test]
+    fn several_openai_tool_calls_in_one_answer_assemble_however_the_stream_is_split() {
+        let outcome = decode_every_way(Provider::OpenAi, OPENAI_TOOL_CALLS_STREAM);
+        assert_eq!(outcome.calls, sim_calls("call_wLMVlca03omuY9Hdv39HhUDR", "call_1tJ0oZPxTBN9krHVXBNUi0ql"));
+        assert_eq!((outcome.text.as_str(), outcome.finishes.as_slice()), ("", &["tool_calls".to_owned()][..]));
+        assert_eq!((outcome.last_usage, outcome.done), (Some(Usage { prompt_tokens: 22, completion_tokens: 8 }), 1));
+    }
+
+    #[test]
+    fn several_anthropic_tool_calls_in_one_answer_assemble_however_the_stream_is_split() {
+        let outcome = decode_every_way(Provider::Anthropic, ANTHROPIC_TOOL_CALLS_STREAM);
+        assert_eq!(outcome.calls, sim_calls("toolu_01ni0Q0GnXL3BGlgBeZkQjsI", "toolu_01OnzHMzyy5TyXOnhFkbzWfR"));
+        assert_eq!((outcome.text.as_str(), outcome.finishes.as_slice()), ("", &["tool_use".to_owned()][..]));
+        assert_eq!((outcome.last_usage, outcome.done), (Some(Usage { prompt_tokens: 22, completion_tokens: 8 }), 1));
+        let openai = decode_pieces(Provider::OpenAi, &[OPENAI_TOOL_CALLS_STREAM]);
+        assert_eq!(outcome.output_estimate, openai.output_estimate, "the same calls count the same");
     }
 
     #[test]
@@ -317,10 +370,13 @@ mod tests {
     }
 
     #[test]
-    fn anthropic_tool_input_and_thinking_are_other_output_however_the_stream_is_split() {
+    fn anthropic_tool_calls_assemble_and_thinking_is_other_output_however_the_stream_is_split() {
         let outcome = decode_every_way(Provider::Anthropic, ANTHROPIC_TOOL_STREAM);
         assert_eq!(outcome.text, "");
-        assert_eq!(outcome.other, "Ask the tool.|get_weather|{\"city\": |\"Paris\"}|");
+        assert_eq!(outcome.other, "Ask the tool.|");
+        assert_eq!(outcome.calls, [call("toolu_1", "get_weather", r#"{"city": "Paris"}"#)]);
+        // Ask the tool. + get_weather + {"city": "Paris"}: 13 + 11 + 17 characters.
+        assert_eq!(outcome.output_estimate, 11);
         assert_eq!(outcome.finishes, ["tool_use"]);
         assert_eq!(outcome.last_usage, Some(Usage { prompt_tokens: 30, completion_tokens: 40 }));
         assert_eq!((outcome.done, outcome.malformed), (1, 0));

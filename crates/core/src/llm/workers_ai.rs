@@ -1,6 +1,7 @@
 //! The Cloudflare Workers AI text-generation format, as the `AI` binding takes and returns
 //! it: input object, `{"response": ..}` stream events and answers, error bodies. No tools are
-//! ever sent to it, so its answers are text only.
+//! ever sent to it, so its answers are text only; a history with tool steps is sent as text
+//! (an assistant's calls left out, a tool's result as a user message).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -125,6 +126,27 @@ mod tests {
         assert_eq!(
             built.body,
             r#"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"stream":true,"max_tokens":100}"#
+        );
+    }
+
+    #[test]
+    fn tool_steps_go_as_text_and_tools_are_never_sent() {
+        let call = crate::llm::ToolCall { id: "c".into(), name: "recall".into(), arguments: "{}".into() };
+        let messages = [ChatMessage::assistant_calls("Looking.", vec![call]), ChatMessage::tool_result("c", "none")];
+        let schema = RawValue::from_string("{}".into()).unwrap();
+        let tools = [crate::llm::ToolDef { name: "recall", description: "d", parameters: &schema }];
+        let req = ChatRequest {
+            model: "m",
+            messages: &messages,
+            max_tokens: None,
+            temperature: None,
+            stream: false,
+            tools: &tools,
+            tool_choice: ToolChoice::None,
+        };
+        assert_eq!(
+            build(&req).body,
+            r#"{"messages":[{"role":"assistant","content":"Looking."},{"role":"user","content":"none"}],"stream":false}"#
         );
     }
 }
