@@ -519,7 +519,6 @@ function prettyJson(text) {
  * output is untrusted data: every part goes in as text, never as markup. */
 function toolCallNode(call, live) {
   const done = typeof call.ok === 'boolean';
-  const mark = done ? (call.ok ? 'ok' : 'error') : live ? 'running' : 'no result';
   const details = h('details', { className: `tool-call ${done ? (call.ok ? 'ok' : 'failed') : 'pending'}`, 'data-call-id': call.id || '' },
     h('summary', {},
       h('span', { className: 'tool-label' }, 'Tool '),
@@ -527,11 +526,10 @@ function toolCallNode(call, live) {
       ' ',
       h('span', { className: 'tool-mark' }, done ? (call.ok ? '✓ ok' : '✗ error') : live ? 'running…' : 'no result')),
     h('div', { className: 'tool-io' },
-      h('h4', {}, 'Arguments'),
+      h('p', { className: 'tool-io-label' }, 'Arguments'),
       h('pre', { className: 'tool-args' }, prettyJson(call.arguments)),
-      h('h4', {}, done ? (call.ok ? 'Result' : 'Error') : 'Result'),
+      h('p', { className: 'tool-io-label' }, done && !call.ok ? 'Error' : 'Result'),
       done ? h('pre', { className: 'tool-result' }, prettyJson(call.result)) : h('p', { className: 'muted' }, live ? 'Running…' : 'The tool did not finish.')));
-  details.dataset.outcome = mark;
   if (call.id && state.openCalls.has(call.id)) details.open = true;
   details.addEventListener('toggle', () => {
     if (!call.id) return;

@@ -206,17 +206,17 @@ describe('tool steps from a scripted stream', { timeout: 60000 }, () => {
       await context.close();
     }
   });
+});
 
-  test('a plain answer (no steps) renders as before', { timeout: 30000 }, async () => {
-    const { context, page, problems } = await openPage(browser);
-    try {
-      await registerViaUi(page, stack.url, unique('plain'));
-      const answer = await answerAfter(page, () => sendViaUi(page, 'plain **text**', 'echo'));
-      assert.equal(await answer.locator('details').count(), 0);
-      assert.equal(await answer.locator('.body > p > strong').textContent(), 'text');
-      await assertClean(page, problems);
-    } finally {
-      await context.close();
-    }
-  });
+test('a plain answer (no steps) renders as before', { timeout: 30000 }, async () => {
+  const { context, page, problems } = await openPage(browser);
+  try {
+    await registerViaUi(page, stack.url, unique('plain'));
+    const answer = await answerAfter(page, () => sendViaUi(page, 'plain **text**', 'echo'));
+    assert.equal(await answer.locator('details').count(), 0);
+    assert.equal(await answer.locator('.body > p > strong').textContent(), 'text');
+    await assertClean(page, problems);
+  } finally {
+    await context.close();
+  }
 });
