@@ -428,7 +428,20 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
         last_bill = Some(Bill { admission: admitted, route: run.route, settled, status });
         error = run.error;
         text.push_str(&run.acc.text);
-        let calls = run.acc.tool_calls().to_vec();
+        // A call without a name is kept under a placeholder (and refused as unknown): replayed,
+        // every call needs a name.
+        let calls: Vec<ToolCall> = run
+            .acc
+            .tool_calls()
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                if c.name.is_empty() {
+                    c.name = "unnamed_tool".into();
+                }
+                c
+            })
+            .collect();
         if calls.is_empty() || error.is_some() {
             // A stopped or failed step keeps its text; a tool turn records it as its last step.
             if !steps.is_empty() {

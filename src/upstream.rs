@@ -133,13 +133,15 @@ impl Pacing {
 pub struct Outlet {
     body: BodyWriter,
     stall_ms: u64,
+    /// When the client was last sent anything (the heartbeat counts from it).
+    last_sent: u64,
 }
 
 impl Outlet {
     /// A send may wait `pacing.stall_ms` for the client to take data before the client counts
     /// as gone.
     pub fn new(body: BodyWriter, pacing: Pacing) -> Self {
-        Self { body, stall_ms: pacing.stall_ms }
+        Self { body, stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
     }
 
     /// Sends bytes; false once the client has gone. A departed client's body stream is not
@@ -148,7 +150,10 @@ impl Outlet {
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
         let bytes = match self.body.send(bytes) {
             // The usual case, room in the buffer, needs no timer.
-            Sent::Queued => return true,
+            Sent::Queued => {
+                self.last_sent = runtime::now_ms();
+                return true;
+            }
             Sent::Gone => return false,
             Sent::Full(bytes) => bytes,
         };
@@ -156,7 +161,11 @@ impl Outlet {
             Either::Left((room, _)) => room,
             Either::Right(_) => false,
         };
-        room && matches!(self.body.send(bytes), Sent::Queued)
+        let sent = room && matches!(self.body.send(bytes), Sent::Queued);
+        if sent {
+            self.last_sent = runtime::now_ms();
+        }
+        sent
     }
 
     /// The request's abort signal, for a body the runtime pipes without this outlet.
@@ -193,13 +202,11 @@ pub struct Paced {
     pacing: Pacing,
     timer: Option<worker::Delay>,
     last_input: u64,
-    last_beat: u64,
 }
 
 impl Paced {
     pub fn new(pacing: Pacing) -> Self {
-        let now = runtime::now_ms();
-        Self { pacing, timer: None, last_input: now, last_beat: now }
+        Self { pacing, timer: None, last_input: runtime::now_ms() }
     }
 
     /// The stream's next item, unless it stalls or the client leaves first.
@@ -214,8 +221,10 @@ impl Paced {
             if now >= deadline {
                 return Wait::TimedOut;
             }
-            let beat = self.last_beat.max(self.last_input).saturating_add(self.pacing.heartbeat_ms);
-            let wake_at = if outlet.is_some() { deadline.min(beat) } else { deadline };
+            // Input the client is not sent (tool-call arguments, reasoning) is not output: the
+            // heartbeat counts from the last send, which also notices a client that left.
+            let beat = outlet.as_deref().map(|o| o.last_sent.saturating_add(self.pacing.heartbeat_ms));
+            let wake_at = beat.map_or(deadline, |beat| deadline.min(beat));
             // A timer armed earlier fires no later than needed: on firing it is re-armed.
             let timer = self.timer.get_or_insert_with(|| delay(wake_at.saturating_sub(now).max(1)));
             match select(stream.next(), timer).await {
@@ -229,11 +238,10 @@ impl Paced {
                     if now >= deadline {
                         return Wait::TimedOut;
                     }
-                    if let (Some(o), true) = (outlet.as_deref_mut(), now >= beat) {
+                    if let (Some(o), true) = (outlet.as_deref_mut(), beat.is_some_and(|beat| now >= beat)) {
                         if !o.ping().await {
                             return Wait::ClientGone;
                         }
-                        self.last_beat = runtime::now_ms();
                     }
                 }
             }

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { api } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { PASSWORD, uniqueEmail } from '../support/accounts.mjs';
 import { streamTurn } from '../support/sse.mjs';
 import { eventually, simRequests } from '../support/sim.mjs';
 import { TEST_VARS, simVars, startWorker } from '../support/stack.mjs';
@@ -29,8 +29,16 @@ before(async () => {
 after(() => worker?.stop());
 
 const call = (method, path, opts = {}) => api(method, path, { base, ...opts });
+
+async function registerUser() {
+  const res = await call('POST', '/api/v1/auth/register', { json: { email: uniqueEmail('agent'), password: PASSWORD } });
+  assert.equal(res.status, 201, res.text);
+  return res.body;
+}
 let n = 0;
-const unique = (text) => `${text} [${process.pid}-${Date.now()}-${n++}]`;
+// A marker on a line of its own (a `/tool` line must hold nothing but the call), by which
+// the simulator's records of the turn are found.
+const unique = (text) => `[agent-${process.pid}-${Date.now()}-${n++}]\n${text}`;
 
 async function conversation(token, json = {}) {
   const res = await call('POST', '/api/v1/conversations', { token, json });
@@ -44,8 +52,8 @@ const turn = (token, id, json, opts = {}) =>
 const named = (events, name) => events.filter((e) => e.event === name);
 const tasks = async (token) => (await call('GET', '/api/v1/tasks?limit=100', { token })).body.data;
 
-/** The model requests the simulator received for a turn whose first message holds `marker`. */
-const upstreamCalls = (marker) => simRequests(marker);
+/** The model requests the simulator received for a turn whose message is `content` (by its marker). */
+const upstreamCalls = (content) => simRequests(content.split('\n')[0]);
 
 for (const [provider, model] of [['OpenAI', 'agent'], ['Anthropic', 'agent-claude']]) {
   test(`${provider}: a turn calls add_task, streams the call and its result, then the answer, and stores every step`, async () => {
@@ -151,7 +159,7 @@ test('bad arguments come back to the model as a tool error and the loop goes on;
   assert.equal(answer.steps[0].tool_calls[0].ok, false);
 });
 
-test('a tool the conversation does not offer is refused as a tool error, and with no tools none is sent', async () => {
+test('only the conversation\'s tools are offered to the model, and with none no tools are sent', async () => {
   const u = await registerUser();
   const token = u.access_token;
   const id = await conversation(token, { model: 'agent', tools: ['list_tasks'] });
@@ -216,7 +224,7 @@ test("tools reach only the caller's rows: another user's task can be neither lis
   assert.equal(results[0].ok, true);
   assert.deepEqual(JSON.parse(results[0].result).tasks, []);
   assert.equal(results[1].ok, false);
-  assert.match(results[1].result, /not found/);
+  assert.match(results[1].result, /no such task/);
   assert.ok(!JSON.stringify(results).includes('owner secret plan'));
   assert.deepEqual((await tasks(owner.access_token)).map((t) => t.title), ['owner secret plan']);
 });
@@ -226,8 +234,8 @@ test('stop during a tool loop ends it: no further model call, the steps so far s
   const token = u.access_token;
   const id = await conversation(token, { model: 'looping-slow' });
   const content = unique('/tool add_task {"title":"slowly"}');
-  const s = await turn(token, id, { content, stopWhen: (e) => e.event === 'tool_result' });
-  assert.ok(s.aborted);
+  const s = await turn(token, id, { content }, { stopWhen: (e) => e.event === 'tool_result' });
+  assert.ok(s.aborted, JSON.stringify(s.events.map((e) => [e.event, e.data])).slice(0, 800));
   const stored = await eventually(async () => {
     const msgs = (await call('GET', `/api/v1/conversations/${id}/messages`, { token })).body.data;
     return msgs[1]?.status !== 'streaming' && msgs[1];

@@ -106,7 +106,12 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         model: req.model,
         messages: req.messages.iter().map(Message::from).collect(),
         tools: req.tools.iter().map(Tool::from).collect(),
-        tool_choice: (!req.tools.is_empty() && req.tool_choice == ToolChoice::None).then_some("none"),
+        // Sent whenever tools are (OpenAI refuses it without them); `auto` explicitly, so an
+        // upstream never defaults to forcing a call.
+        tool_choice: (!req.tools.is_empty()).then_some(match req.tool_choice {
+            ToolChoice::Auto => "auto",
+            ToolChoice::None => "none",
+        }),
         stream: req.stream,
         // Without it a stream reports no usage at all.
         stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
@@ -342,7 +347,7 @@ mod tests {
                 r#"{"role":"tool","content":"arguments are not valid JSON","tool_call_id":"call_2"},"#,
                 r#"{"role":"assistant","content":"Done."}],"#,
                 r#""tools":[{"type":"function","function":{"name":"add_task","description":"Add a \"task\".","#,
-                r#""parameters":{"type":"object","required":["title"]}}}],"stream":false}"#
+                r#""parameters":{"type":"object","required":["title"]}}}],"tool_choice":"auto","stream":false}"#
             )
         );
         let last_step = ChatRequest { tool_choice: ToolChoice::None, ..req };
