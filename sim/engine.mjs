@@ -2,6 +2,7 @@
 
 import { resolveOptions, OptionError } from './options.mjs';
 import { generateTokens, echoTokens, seedText, promptTokens, lastUserText } from './text.mjs';
+import { summaryAnswer } from './summary.mjs';
 
 const MAX_BODY = 32 * 1024 * 1024;
 
@@ -87,8 +88,10 @@ function makePlan(ctx) {
   return plan;
 }
 
-/** The generated (or echoed) answer text as tokens. */
+/** The generated (or echoed) answer text as tokens; a summary request's summary. */
 function textTokens(ctx) {
+  const summary = summaryAnswer(ctx.provider.texts(ctx.body));
+  if (summary !== null) return echoTokens(summary);
   if (ctx.opts.echo) return echoTokens(lastUserText(ctx.body.messages));
   return generateTokens(ctx.seed, ctx.opts.tokens ?? ctx.sim.tokens);
 }

@@ -5,6 +5,7 @@ mod auth;
 mod bindings;
 mod cache;
 mod chat;
+mod context;
 mod crypto;
 mod gateway;
 mod handlers;

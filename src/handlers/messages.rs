@@ -11,7 +11,7 @@ use crate::runtime::request::Header;
 use crate::runtime::streams;
 use crate::store::conversations::Messages;
 use crate::store::messages as store;
-use crate::{quota, runtime};
+use crate::{context, quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::agent::{self, turn};
@@ -19,7 +19,7 @@ use edgechat_core::body::parse_json;
 use edgechat_core::chat::{derive_title, PostMessage, Regenerate, TurnAnswer, TurnStarted};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
 use edgechat_core::ids::MessageId;
-use edgechat_core::llm::context::{estimate_messages, select_context};
+use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{ChatMessage, Role};
@@ -76,8 +76,6 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         return Err(message_not_found());
     }
     let parent_id = path.last().map(|m| m.message_id.clone());
-    let mut history = to_chat(&path);
-    history.push(ChatMessage::new(Role::User, req.content.clone()));
 
     let now = runtime::now_ms();
     let user_message = Message {
@@ -98,7 +96,7 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         steps: None,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
-    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, user_message, true, auto_title)
+    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, &path, user_message, true, auto_title)
         .await
 }
 
@@ -127,8 +125,7 @@ pub async fn regenerate(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
     let question = path.last().cloned().ok_or_else(message_not_found)?;
-    let history = to_chat(&path);
-    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, history, question, false, None).await
+    start_turn(cx, &conversation, &principal.user, principal.api_key_id, chain, &path, question, false, None).await
 }
 
 /// Stores the turn's messages, then runs it under `wait_until`, answering SSE or JSON.
@@ -139,7 +136,7 @@ async fn start_turn(
     user: &User,
     api_key_id: Option<String>,
     chain: Vec<ModelRoute>,
-    history: Vec<ChatMessage>,
+    path: &[Message],
     user_message: Message,
     store_user_message: bool,
     auto_title: Option<String>,
@@ -148,10 +145,19 @@ async fn start_turn(
     let config = cx.config.clone();
     let Admissible { chain, completion_tokens } = admission::chat(chain, config.plans.get(&user.plan));
     let route = &chain[0];
-    let budget = route.context_tokens.saturating_sub(route.max_output_tokens);
-    let context = select_context(conversation.system_prompt.as_deref(), &history, budget);
     // Workers AI models are offered no tools (its converter sends none).
     let tools = if chain[0].provider == Provider::WorkersAi { Vec::new() } else { conversation.offered_tools() };
+    let request = context::Request {
+        user,
+        api_key_id: api_key_id.as_deref(),
+        conversation,
+        route,
+        path,
+        question: &user_message,
+        tools_offered: !tools.is_empty(),
+        to_chat,
+    };
+    let context = context::build(cx, request).await;
     let tools_tokens = turn::tools_estimate(&agent::definitions(&tools));
     let prompt_estimate = estimate_messages(&context) + tools_tokens;
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));

@@ -59,6 +59,12 @@ pub async fn search(db: &Db, user_id: &str, fts: &str, fetch: u32, offset: u64) 
     db.all("search memories", search_statement(db, user_id, fts, fetch, offset)?).await
 }
 
+/// The user's `k` memories most relevant to a message, best first (`fts` from
+/// `search::fts_any_query`): what a chat turn tells the model about the user.
+pub async fn relevant(db: &Db, user_id: &str, fts: &str, k: u32) -> Result<Vec<Memory>, AppError> {
+    search(db, user_id, fts, k, 0).await
+}
+
 /// The query behind [`search`], to batch with others.
 pub fn search_statement(
     db: &Db,

@@ -10,6 +10,7 @@ pub mod memories;
 pub mod messages;
 pub mod quotas;
 pub mod reads;
+pub mod summaries;
 pub mod tasks;
 pub mod throttle;
 pub mod usage;

@@ -306,5 +306,9 @@ test('the context window keeps the newest messages that fit the model budget', a
   const recent = unique('recent question');
   await api('POST', `${path}/messages`, { token, json: { content: recent } });
   const [req] = await simRequests(recent);
-  assert.deepEqual(req.body.messages.map((m) => m.content), [recent], 'the old turn no longer fits 100 tokens');
+  const [system, ...rest] = req.body.messages;
+  assert.deepEqual(rest.map((m) => m.content), [recent], 'the old turn no longer fits 100 tokens');
+  // It reaches the model summarized instead (docs/architecture.md, "The context of a turn").
+  assert.equal(system.role, 'system');
+  assert.match(system.content, /<summary>\nold old old/);
 });

@@ -65,6 +65,40 @@ pub fn fts_query(raw: &str) -> Result<String, ApiError> {
     Ok(quoted.join(" "))
 }
 
+/// Most terms of a message's text that [`fts_any_query`] keeps.
+pub const MAX_ANY_TERMS: usize = 32;
+
+/// Common English words that would make nearly every row relevant.
+const STOP_WORDS: &[&str] = &[
+    "about", "also", "and", "any", "are", "been", "but", "can", "could", "did", "does", "for", "from", "had", "has",
+    "have", "how", "into", "its", "just", "not", "our", "out", "please", "should", "some", "than", "that", "the",
+    "their", "them", "then", "there", "they", "this", "was", "were", "what", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your",
+];
+
+/// Turns a message's text into an FTS5 query matching rows that contain any of its words (for
+/// relevance ranking, not a search box): terms are cut as in [`fts_query`], those shorter than
+/// 3 characters and common English words are left out, repeats (ignoring case) dropped, at most
+/// [`MAX_ANY_TERMS`] kept, each quoted, joined with `OR`. `None` when no word is left.
+pub fn fts_any_query(text: &str) -> Option<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for term in text.split(|c: char| !is_term_char(c)) {
+        let lower = term.to_lowercase();
+        if term.chars().count() < 3 || !term.chars().any(char::is_alphanumeric) || STOP_WORDS.contains(&lower.as_str())
+        {
+            continue;
+        }
+        if !seen.contains(&lower) {
+            seen.push(lower);
+        }
+        if seen.len() == MAX_ANY_TERMS {
+            break;
+        }
+    }
+    let quoted: Vec<String> = seen.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
+}
+
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", message)
 }
@@ -163,5 +197,35 @@ mod tests {
             }
         }
         assert!(ok > 100, "too few accepted inputs to mean anything: {ok}");
+    }
+
+    #[test]
+    fn a_message_becomes_quoted_terms_joined_by_or_without_short_or_common_words() {
+        assert_eq!(fts_any_query("What is my cat's name?").as_deref(), Some(r#""cat" OR "name""#));
+        assert_eq!(fts_any_query("Peanuts, peanuts and PEANUTS").as_deref(), Some(r#""peanuts""#));
+        assert_eq!(fts_any_query("title:secret OR NEAR(x)").as_deref(), Some(r#""title" OR "secret" OR "near""#));
+        assert_eq!(fts_any_query("a b of to is it"), None);
+        assert_eq!(fts_any_query("🎉 !!"), None);
+        let many: Vec<String> = (0..50).map(|i| format!("word{i}")).collect();
+        assert_eq!(fts_any_query(&many.join(" ")).map(|q| q.split(" OR ").count()), Some(MAX_ANY_TERMS));
+    }
+
+    #[test]
+    fn random_text_never_makes_an_unsafe_any_query() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let pool: Vec<char> = "abc Z9\"*^():-+.,'\\ \t\nNEAROTé日\u{0301}🎉{}[]|&~".chars().collect();
+        for _ in 0..500 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 60) as usize;
+            let raw: String = (0..len).map(|i| pool[(state as usize >> (i % 40)) % pool.len()]).collect();
+            if let Some(q) = fts_any_query(&raw) {
+                for group in q.split(" OR ") {
+                    assert!(group.len() >= 2 && group.starts_with('"') && group.ends_with('"'), "{raw:?} -> {q:?}");
+                    assert!(group[1..group.len() - 1].replace("\"\"", "").find('"').is_none(), "{raw:?} -> {q:?}");
+                }
+            }
+        }
     }
 }
