@@ -15,8 +15,10 @@ const state = {
   msgs: new Map(), // message_id -> message
   kids: new Map(), // parent_id ('' for the root) -> child ids, oldest first
   choice: new Map(), // parent key -> the child shown
-  turn: null, // the answer streaming now: { controller, assistantId, stopped, ended }
+  turn: null, // the answer streaming now: { controller, assistantId, stopped, ended, usedTools }
   editing: null, // message_id of the user message being edited
+  openCalls: new Set(), // ids of the tool calls the user expanded (kept across re-renders)
+  tasks: { open: [], done: [], openCursor: null, doneCursor: null, loaded: false },
 };
 
 // ---------------------------------------------------------------- helpers
@@ -140,6 +142,9 @@ function signedOut(message) {
   state.user = null;
   state.conv = null;
   state.convs = [];
+  state.tasks = { open: [], done: [], openCursor: null, doneCursor: null, loaded: false };
+  tasksSeq++;
+  renderTasks();
   clearTree();
   showAuth(message);
 }
@@ -213,6 +218,7 @@ async function startApp() {
   const u = state.user;
   $('user-line').textContent = u ? `Signed in as ${u.display_name || u.email}${u.plan ? ` · ${u.plan} plan` : ''}` : '';
   loadModels();
+  loadTasks();
   await loadConversations();
   await openFromHash();
   $('composer-input').focus();
@@ -451,7 +457,7 @@ function messageNode(m) {
   const badge = STATUS_LABEL[status];
   const body = h('div', { className: 'body' });
   if (mine) body.textContent = m.content;
-  else renderMarkdown(body, m.content);
+  else renderAnswer(body, m, live);
 
   const tools = h('div', { className: 'tools' });
   if (siblings.length > 1) {
@@ -476,11 +482,68 @@ function messageNode(m) {
   return node;
 }
 
+/** True when the answer called tools: it is then shown step by step. */
+function hasToolCalls(m) {
+  return Array.isArray(m.steps) && m.steps.some((s) => s.tool_calls?.length);
+}
+
+/** An answer's body: Markdown for a plain answer; for a tool turn each step's text in order,
+ * each tool call after it as a collapsed <details>. */
+function renderAnswer(body, m, live) {
+  if (!hasToolCalls(m)) {
+    renderMarkdown(body, m.content);
+    return;
+  }
+  const parts = [];
+  for (const step of m.steps) {
+    if (step.text) {
+      const text = h('div', { className: 'step-text' });
+      renderMarkdown(text, step.text);
+      parts.push(text);
+    }
+    for (const call of step.tool_calls || []) parts.push(toolCallNode(call, live));
+  }
+  body.replaceChildren(...parts);
+}
+
+/** JSON text pretty-printed when it parses, else as sent. */
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text ?? '';
+  }
+}
+
+/** One tool call: its name and outcome in the summary, arguments and result inside. Tool
+ * output is untrusted data: every part goes in as text, never as markup. */
+function toolCallNode(call, live) {
+  const done = typeof call.ok === 'boolean';
+  const details = h('details', { className: `tool-call ${done ? (call.ok ? 'ok' : 'failed') : 'pending'}`, 'data-call-id': call.id || '' },
+    h('summary', {},
+      h('span', { className: 'tool-label' }, 'Tool '),
+      h('code', { className: 'tool-name' }, call.name || '?'),
+      ' ',
+      h('span', { className: 'tool-mark' }, done ? (call.ok ? '✓ ok' : '✗ error') : live ? 'running…' : 'no result')),
+    h('div', { className: 'tool-io' },
+      h('p', { className: 'tool-io-label' }, 'Arguments'),
+      h('pre', { className: 'tool-args' }, prettyJson(call.arguments)),
+      h('p', { className: 'tool-io-label' }, done && !call.ok ? 'Error' : 'Result'),
+      done ? h('pre', { className: 'tool-result' }, prettyJson(call.result)) : h('p', { className: 'muted' }, live ? 'Running…' : 'The tool did not finish.')));
+  if (call.id && state.openCalls.has(call.id)) details.open = true;
+  details.addEventListener('toggle', () => {
+    if (!call.id) return;
+    if (details.open) state.openCalls.add(call.id);
+    else state.openCalls.delete(call.id);
+  });
+  return details;
+}
+
 function updateBubble(id) {
   const m = state.msgs.get(id);
   const node = $('messages').querySelector(`article[data-id="${CSS.escape(id)}"] .body`);
   if (!m || !node) return;
-  renderMarkdown(node, m.content);
+  renderAnswer(node, m, state.turn?.assistantId === id);
   scrollToEnd();
 }
 
@@ -586,7 +649,7 @@ function stop() {
 
 /** POSTs a chat turn and renders its SSE events as they arrive. True when it was sent. */
 async function stream(url, body) {
-  const turn = { controller: new AbortController(), assistantId: null, stopped: false, ended: false };
+  const turn = { controller: new AbortController(), assistantId: null, stopped: false, ended: false, usedTools: false };
   const convId = state.conv.conversation_id;
   state.turn = turn;
   setBusy(true);
@@ -619,6 +682,8 @@ async function stream(url, body) {
   } finally {
     if (state.turn === turn) state.turn = null;
     setBusy(false);
+    // A tool may have changed the tasks.
+    if (turn.usedTools) loadTasks();
     if (state.conv?.conversation_id === convId) render();
     // The button that started the turn may be gone: keep the keyboard somewhere useful.
     if (document.activeElement === document.body) $('composer-input').focus();
@@ -659,7 +724,7 @@ function onEvent(turn, event, data) {
   if (event === 'message') {
     const u = data.user_message;
     addMsg(u);
-    addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', status: 'streaming', model: u.model, created_at: new Date().toISOString() });
+    addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', steps: [], status: 'streaming', model: u.model, created_at: new Date().toISOString() });
     turn.assistantId = data.assistant_message_id;
     choose(data.assistant_message_id);
     if (state.conv) state.conv.message_count = (state.conv.message_count || 0) + 2;
@@ -669,9 +734,32 @@ function onEvent(turn, event, data) {
     const m = state.msgs.get(turn.assistantId);
     if (!m) return;
     m.content += data.text ?? '';
+    // A step's text comes before its tool calls: text after a call starts the next step.
+    let last = m.steps.at(-1);
+    if (!last || last.tool_calls.length) m.steps.push((last = { text: '', tool_calls: [] }));
+    last.text += data.text ?? '';
+    scheduleBubble(m.message_id);
+  } else if (event === 'tool_call') {
+    const m = state.msgs.get(turn.assistantId);
+    if (!m) return;
+    // A call belongs to the step streaming now, unless it names another step than the calls
+    // before it (a step of calls only, with no text before them).
+    let last = m.steps.at(-1);
+    if (!last || (last.tool_calls.length && last.n !== data.step)) m.steps.push((last = { text: '', tool_calls: [] }));
+    last.n ??= data.step;
+    last.tool_calls.push({ id: data.id, name: data.name, arguments: data.arguments });
+    announce(`The assistant is using the tool ${data.name}…`);
+    scheduleBubble(m.message_id);
+  } else if (event === 'tool_result') {
+    const m = state.msgs.get(turn.assistantId);
+    if (!m) return;
+    turn.usedTools = true;
+    const call = m.steps.flatMap((s) => s.tool_calls).find((c) => c.id === data.id);
+    if (call) Object.assign(call, { ok: !!data.ok, result: data.result ?? '' });
     scheduleBubble(m.message_id);
   } else if (event === 'done' || event === 'error') {
     turn.ended = true;
+    if (hasToolCalls(data.assistant_message || {})) turn.usedTools = true;
     if (data.assistant_message) addMsg(data.assistant_message);
     else if (state.msgs.has(turn.assistantId)) state.msgs.get(turn.assistantId).status = event === 'done' ? 'complete' : 'error';
     if (event === 'done') announce('Answer complete.');
@@ -696,6 +784,82 @@ async function refreshTitle() {
     if (state.conv === c) setTitle();
     renderConversations();
   } catch {}
+}
+
+// ---------------------------------------------------------------- tasks
+
+let tasksSeq = 0;
+
+/** Loads the user's tasks: the open ones, then the recently done ones. `more` ('open' or
+ * 'done') appends that group's next page instead. */
+async function loadTasks(more) {
+  const t = state.tasks;
+  const page = (status, cursor) => {
+    const params = new URLSearchParams({ status, limit: status === 'open' ? '50' : '20' });
+    if (cursor) params.set('cursor', cursor);
+    return api(`${API}/tasks?${params}`);
+  };
+  const seq = ++tasksSeq;
+  $('tasks').setAttribute('aria-busy', 'true');
+  try {
+    if (more) {
+      const p = await page(more, t[`${more}Cursor`]);
+      if (seq !== tasksSeq) return;
+      t[more] = t[more].concat(p.data);
+      t[`${more}Cursor`] = p.next_cursor;
+    } else {
+      const [open, done] = await Promise.all([page('open'), page('done')]);
+      if (seq !== tasksSeq) return;
+      Object.assign(t, { open: open.data, openCursor: open.next_cursor, done: done.data, doneCursor: done.next_cursor, loaded: true });
+    }
+    renderTasks();
+  } catch (e) {
+    if (seq === tasksSeq && e.status !== 401) showError(`Could not load your tasks: ${e.message}`);
+  } finally {
+    if (seq === tasksSeq) $('tasks').setAttribute('aria-busy', 'false');
+  }
+}
+
+function taskNode(task) {
+  const done = task.status === 'done';
+  const box = h('input', { type: 'checkbox', checked: done, onchange: () => setTaskStatus(task, box.checked ? 'done' : 'open') });
+  const due = task.due_at ? new Date(task.due_at) : null;
+  return h('li', { className: `task${done ? ' done' : ''}`, 'data-id': task.task_id },
+    h('label', { title: task.notes || null }, box, h('span', { className: 'task-title' }, task.title)),
+    due && !Number.isNaN(due.getTime()) && h('time', { className: 'muted small', dateTime: task.due_at }, `due ${due.toLocaleDateString()}`),
+    h('button', { type: 'button', className: 'icon', 'aria-label': `Delete task “${task.title}”`, title: 'Delete', onclick: () => deleteTask(task) }, '✕'));
+}
+
+function renderTasks() {
+  const t = state.tasks;
+  const open = t.open.map(taskNode);
+  if (!open.length) open.push(h('li', { className: 'muted small none' }, 'No open tasks.'));
+  $('tasks-open').replaceChildren(...open);
+  $('tasks-done').replaceChildren(...t.done.map(taskNode));
+  $('tasks-done-group').hidden = !t.done.length;
+  $('more-open-tasks').hidden = !t.openCursor;
+  $('more-done-tasks').hidden = !t.doneCursor;
+}
+
+async function setTaskStatus(task, status) {
+  try {
+    await api(`${API}/tasks/${encodeURIComponent(task.task_id)}`, { method: 'PATCH', body: { status } });
+    announce(status === 'done' ? `Task “${task.title}” done.` : `Task “${task.title}” reopened.`);
+  } catch (e) {
+    showError(`Could not change the task: ${e.message}`);
+  }
+  await loadTasks();
+}
+
+async function deleteTask(task) {
+  if (!(await confirmDialog(`Delete the task “${task.title}”?`))) return;
+  try {
+    await api(`${API}/tasks/${encodeURIComponent(task.task_id)}`, { method: 'DELETE' });
+    announce('Task deleted.');
+  } catch (e) {
+    showError(`Could not delete the task: ${e.message}`);
+  }
+  await loadTasks();
 }
 
 // ---------------------------------------------------------------- usage
@@ -740,6 +904,9 @@ function wire() {
   $('new-chat').addEventListener('click', newChat);
   $('more-convs').addEventListener('click', () => loadConversations(true));
   $('usage-open').addEventListener('click', showUsage);
+  $('tasks-refresh').addEventListener('click', () => loadTasks());
+  $('more-open-tasks').addEventListener('click', () => loadTasks('open'));
+  $('more-done-tasks').addEventListener('click', () => loadTasks('done'));
   $('error-close').addEventListener('click', () => showError(''));
   $('stop').addEventListener('click', stop);
   let timer = 0;
