@@ -277,6 +277,29 @@ fn log_failure(request_id: &str, e: &AppError) {
     }
 }
 
+/// Settles the previous model call of the loop, then admits the next against the user's
+/// plan, like the first; a refusal becomes the turn's error.
+async fn next_admission(
+    turn: &Turn,
+    previous: Bill,
+    messages: &[ChatMessage],
+    streaming: bool,
+) -> Result<Admission, (TurnError, String)> {
+    let now = runtime::now_ms();
+    match turn_db(&turn.env).and_then(|db| Ok((previous.statements(&db, turn, now)?, db))) {
+        Ok((statements, db)) => {
+            if let Err(e) = db.batch("settle step", statements).await {
+                log_failure(&turn.request_id, &e);
+            }
+        }
+        Err(e) => log_failure(&turn.request_id, &e),
+    }
+    admit_step(turn, messages, streaming).await.map_err(|e| match e.into_failure() {
+        Failure::Api(api) => (TurnError::Refused { status: api.status, code: api.code }, api.message.clone()),
+        _ => (TurnError::Storage, "the next model call could not be admitted".into()),
+    })
+}
+
 /// Admits the next model call of the loop against the user's plan, like the first.
 async fn admit_step(turn: &Turn, messages: &[ChatMessage], streaming: bool) -> Result<Admission, AppError> {
     let db = turn_db(&turn.env)?;
@@ -378,25 +401,10 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
     while !client_gone {
         step_no += 1;
         if let Some(bill) = last_bill.take() {
-            // The previous call is settled before the next is admitted.
-            let now = runtime::now_ms();
-            match turn_db(&turn.env).and_then(|db| Ok((bill.statements(&db, &turn, now)?, db))) {
-                Ok((statements, db)) => {
-                    if let Err(e) = db.batch("settle step", statements).await {
-                        log_failure(&turn.request_id, &e);
-                    }
-                }
-                Err(e) => log_failure(&turn.request_id, &e),
-            }
-            match admit_step(&turn, &messages, sse).await {
+            match next_admission(&turn, bill, &messages, sse).await {
                 Ok(a) => admission = Some(a),
-                Err(e) => {
-                    error = Some(match e.into_failure() {
-                        Failure::Api(api) => {
-                            (TurnError::Refused { status: api.status, code: api.code }, api.message.clone())
-                        }
-                        _ => (TurnError::Storage, "the next model call could not be admitted".into()),
-                    });
+                Err(refused) => {
+                    error = Some(refused);
                     break;
                 }
             }
@@ -428,20 +436,7 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
         last_bill = Some(Bill { admission: admitted, route: run.route, settled, status });
         error = run.error;
         text.push_str(&run.acc.text);
-        // A call without a name is kept under a placeholder (and refused as unknown): replayed,
-        // every call needs a name.
-        let calls: Vec<ToolCall> = run
-            .acc
-            .tool_calls()
-            .iter()
-            .cloned()
-            .map(|mut c| {
-                if c.name.is_empty() {
-                    c.name = "unnamed_tool".into();
-                }
-                c
-            })
-            .collect();
+        let calls = turn::callable(run.acc.tool_calls());
         if calls.is_empty() || error.is_some() {
             // A stopped or failed step keeps its text; a tool turn records it as its last step.
             if !steps.is_empty() {

@@ -18,6 +18,8 @@ Object.assign(routes.models, {
   looping: { provider: 'openai', upstream: 'sim-small+tool_loop+tokens=4+interval=1' },
   // Arguments stream in 8-character pieces 300 ms apart: a stop lands during a model call.
   'looping-slow': { provider: 'openai', upstream: 'sim-small+tool_loop+tokens=4+interval=300' },
+  // A step of over a second: the next one starts past a 1 s time budget.
+  'looping-slower': { provider: 'openai', upstream: 'sim-small+tool_loop+tokens=4+interval=700' },
 });
 
 const MAX_STEPS = 5;
@@ -256,4 +258,43 @@ test('stop during a tool loop ends it: no further model call, the steps so far s
   const usage = (await call('GET', '/api/v1/usage', { token })).body;
   assert.equal(usage.usage.reduce((sum, row) => sum + row.requests, 0), calls);
   assert.ok(usage.today.tokens_used > 0);
+});
+
+test('the time budget and the plan: past TOOL_TIME_BUDGET_MS the next call may not use tools; each call counts as a request', async () => {
+  // A worker whose loop gets 1 s and whose plan allows 2 model calls a minute.
+  const plans = { free: { requests_per_minute: 2, tokens_per_day: 1000000, concurrent_streams: 4, models: ['*'] } };
+  const slow = await startWorker({
+    vars: simVars({ MODEL_ROUTES: JSON.stringify(routes), TOOL_TIME_BUDGET_MS: '1000', PLANS: JSON.stringify(plans) }),
+  });
+  try {
+    const own = (method, path, opts = {}) => api(method, path, { base: slow.url, ...opts });
+    const signUp = async () => {
+      const res = await own('POST', '/api/v1/auth/register', { json: { email: uniqueEmail('budget'), password: PASSWORD } });
+      assert.equal(res.status, 201, res.text);
+      return res.body.access_token;
+    };
+    const start = async (token, model) => (await own('POST', '/api/v1/conversations', { token, json: { model } })).body.conversation_id;
+
+    const token = await signUp();
+    const content = unique('/tool add_task {"title":"budget"}');
+    const s = await streamTurn(`/api/v1/conversations/${await start(token, 'looping-slower')}/messages`, { base: slow.url, token, json: { content } });
+    assert.equal(s.events.at(-1).event, 'done', JSON.stringify(s.events.at(-1).data));
+    const upstream = await upstreamCalls(content);
+    assert.deepEqual(upstream.map((r) => r.body.tool_choice), ['auto', 'none']);
+
+    // A fresh user's third model call in the minute is refused: the turn ends with the refusal,
+    // its two steps kept.
+    const limited = await signUp();
+    const id = await start(limited, 'looping');
+    const r = await streamTurn(`/api/v1/conversations/${id}/messages`, { base: slow.url, token: limited, json: { content: unique('/tool add_task {"title":"rpm"}') } });
+    const last = r.events.at(-1);
+    assert.equal(last.event, 'error', JSON.stringify(last));
+    assert.equal(last.data.error.code, 'rate_limited');
+    assert.equal(last.data.assistant_message.status, 'error');
+    assert.equal(last.data.assistant_message.steps.length, 2);
+    const usage = (await own('GET', '/api/v1/usage', { token: limited })).body;
+    assert.equal(usage.usage.reduce((sum, row) => sum + row.requests, 0), 2);
+  } finally {
+    await slow.stop();
+  }
 });

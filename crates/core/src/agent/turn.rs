@@ -35,6 +35,17 @@ impl StepCall {
     }
 }
 
+/// The calls of a model's answer as the loop runs and replays them: a call without a name
+/// (a broken upstream) gets a placeholder, which no tool has, so it is answered as unknown and
+/// still replays (every provider needs a name).
+pub fn callable(calls: &[ToolCall]) -> Vec<ToolCall> {
+    let named = |c: &ToolCall| {
+        let name = if c.name.is_empty() { "unnamed_tool".to_owned() } else { c.name.clone() };
+        ToolCall { name, ..c.clone() }
+    };
+    calls.iter().map(named).collect()
+}
+
 /// The `steps` column of a turn: `None` (stored as NULL) for an answer that called no tool.
 pub fn stored_steps(steps: &[Step]) -> Option<String> {
     if steps.iter().all(|s| s.tool_calls.is_empty()) {
@@ -186,6 +197,14 @@ mod tests {
         assert_eq!(tools_estimate(&[]), 0);
         assert!(tools_estimate(&one) > 10, "{}", tools_estimate(&one));
         assert!(tools_estimate(&all) > 5 * tools_estimate(&one));
+    }
+
+    #[test]
+    fn a_call_without_a_name_gets_a_placeholder_no_tool_has() {
+        let calls = [ToolCall { id: "c".into(), name: String::new(), arguments: "{}".into() }];
+        let named = callable(&calls);
+        assert_eq!(named[0].name, "unnamed_tool");
+        assert_eq!(crate::agent::Tool::parse(&named[0].name), None);
     }
 
     #[test]
