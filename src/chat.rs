@@ -155,7 +155,7 @@ async fn call_model(
         Ok(build_request(route.provider, key, &req))
     };
     let Connected { route, body, controller } =
-        match upstream::connect(&turn.env, c, &turn.chain, build, out.as_mut().map(|o| &mut o.outlet)).await {
+        match upstream::connect(&turn.env, c, &turn.chain, &build, out.as_mut().map(|o| &mut o.outlet)).await {
             Ok(connected) => connected,
             Err(NoStream::ClientGone) => {
                 run.client_gone = true;

@@ -198,7 +198,7 @@ async fn summarize(
     };
     // What admission reserved: the charge for an answer of which nothing is known.
     let reserved = Usage { prompt_tokens: prompt_estimate, completion_tokens: u64::from(max_tokens) };
-    let ended = match upstream::connect(cx.env, &config, slice::from_ref(route), build, None).await {
+    let ended = match upstream::connect(cx.env, &config, slice::from_ref(route), &build, None).await {
         Err(_) => Ended::failed(SettledStatus::Error, None, Usage::default(), false),
         Ok(Connected { route: used, body, controller }) => {
             let provider = Some(used.provider.as_str());

@@ -273,7 +273,8 @@ pub async fn connect(
     env: &Env,
     config: &Config,
     chain: &[ModelRoute],
-    build: impl Fn(&ModelRoute) -> Result<UpstreamRequest, String>,
+    // Dynamic, so that the retry loop is compiled once for all its callers.
+    build: &dyn Fn(&ModelRoute) -> Result<UpstreamRequest, String>,
     mut outlet: Option<&mut Outlet>,
 ) -> Result<Connected, NoStream> {
     let c = config;

@@ -51,7 +51,7 @@ pub(super) async fn connect(
         };
         Ok(build_request(r.provider, api_key, &chat))
     };
-    upstream::connect(env, config, chain, build, None).await.map_err(connect_error)
+    upstream::connect(env, config, chain, &build, None).await.map_err(connect_error)
 }
 
 fn connect_error(failure: NoStream) -> OpenAiError {
