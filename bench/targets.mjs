@@ -20,6 +20,10 @@ const PORTKEY_HONO_NODE_SERVER = '1.13.8';
 
 /** Upstream models every OpenAI-shaped target is asked for (simulator options after `+`). */
 export const UPSTREAM = { stream: 'sim-small+tokens=64+interval=20', short: 'sim-small+tokens=8+interval=20', fast: 'sim-small+tokens=8+interval=0' };
+/** The agent scenario's looping model: after tool results it calls the same tools again (sim/README.md). */
+export const UPSTREAM_TOOL_LOOP = `${UPSTREAM.fast}+tool_loop`;
+/** The worker's MAX_TOOL_STEPS in the bench: a looping turn makes 3 tool steps, then answers. */
+export const MAX_TOOL_STEPS = 4;
 export const STREAM_TOKENS = 64;
 
 // ---------------------------------------------------------------------------------------
@@ -315,6 +319,7 @@ export function edgechatVars(simUrl) {
         bench: { provider: 'openai', upstream: UPSTREAM.stream },
         'bench-short': { provider: 'openai', upstream: UPSTREAM.short },
         'bench-fast': { provider: 'openai', upstream: UPSTREAM.fast },
+        'bench-tool-loop': { provider: 'openai', upstream: UPSTREAM_TOOL_LOOP },
       },
     }),
     // Plan limits out of the way (20 requests/minute and 2 streams at once on "free" by
@@ -323,6 +328,7 @@ export function edgechatVars(simUrl) {
     PASSWORD_HASH_ITERATIONS: '1000', // registration speed only; no login is measured
     LOGIN_MAX_FAILURES_PER_IP: '100000',
     ACCESS_TOKEN_TTL_SECONDS: '3600',
+    MAX_TOOL_STEPS: String(MAX_TOOL_STEPS),
   };
 }
 
