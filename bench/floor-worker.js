@@ -95,7 +95,7 @@ export default {
     const user = await session.first();
     switch (url.pathname) {
       case '/floor/conversations-hit': // KV hit: the session check, then the cached page
-        return new Response(await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:20`));
+        return new Response(await env.CACHE.get(`v2:conversations:${user.user_id}:${user.cache_version}:first:20`));
       case '/floor/conversations-first': { // first-page miss: KV miss, D1, then the page stored in KV
         const key = `v1:floor:${user.user_id}:${user.cache_version}:first:${h('x-floor-limit')}`;
         await env.CACHE.get(key);

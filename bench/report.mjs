@@ -288,7 +288,7 @@ export function renderAgentSection(a) {
     [`per extra tool step: (${k.toolLoop?.toolCalls ?? '—'}-step p50 − one-step p50) ÷ ${(k.toolLoop?.toolCalls ?? 0) - (k.oneTool?.toolCalls ?? 0)}`, ms(f.perExtraStepMs)],
     ['per extra tool step: gap between consecutive `tool_result` events of the looping turn, p50', ms(f.stepGapP50Ms)],
   ]), '');
-  out.push('What one tool step adds to a turn, in order: the `tool_call` event; the tool run on D1 (`add_task`: one capped insert); the `tool_result` event; a D1 batch that writes the finished model call\'s usage record and settles its admission; the next call\'s admission (a D1 batch counting the plan\'s limits, then its token reservation and stream slot); a second upstream request and streamed answer; and a larger final write (the steps JSON). CPU per turn is the mean over the timed turns of workerd\'s CPU from the request to the end of the pause after it (clock ticks of 10 ms, so only the mean is shown; it includes Miniflare\'s D1 work, which on Cloudflare runs elsewhere).', '');
+  out.push('What one tool step adds to a turn, in order: the `tool_call` event; the tool run on D1 (`add_task`: one capped insert); the `tool_result` event; a D1 batch that writes the finished model call\'s usage record and settles its admission; the next call\'s admission (one D1 batch that counts the plan\'s limits and reserves its tokens and stream slot); a second upstream request and streamed answer; and a larger final write (the steps JSON). CPU per turn is the mean over the timed turns of workerd\'s CPU from the request to the end of the pause after it (clock ticks of 10 ms, so only the mean is shown; it includes Miniflare\'s D1 work, which on Cloudflare runs elsewhere).', '');
   return out.join('\n');
 }
 
