@@ -12,9 +12,9 @@ export const SQL = {
     'u.created_at, u.updated_at, u.cache_version ' +
     'FROM sessions s JOIN users u ON u.user_id = s.user_id ' +
     'WHERE s.session_id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND u.is_disabled = 0',
-  LIST_FIRST_PAGE: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
+  LIST_FIRST_PAGE: 'SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at ' +
     'FROM conversations WHERE user_id = ?1 ORDER BY updated_at DESC, conversation_id DESC LIMIT ?2',
-  LIST_AFTER: 'SELECT conversation_id, title, model, system_prompt, message_count, created_at, updated_at ' +
+  LIST_AFTER: 'SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at ' +
     'FROM conversations WHERE user_id = ?1 AND (updated_at < ?2 OR (updated_at = ?2 AND conversation_id < ?3)) ' +
     'ORDER BY updated_at DESC, conversation_id DESC LIMIT ?4',
   FORGET_OLD_WINDOWS: 'DELETE FROM rate_windows WHERE user_id = ?1 AND window_start < ?2',
@@ -95,7 +95,7 @@ export default {
     const user = await session.first();
     switch (url.pathname) {
       case '/floor/conversations-hit': // KV hit: the session check, then the cached page
-        return new Response(await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:20`));
+        return new Response(await env.CACHE.get(`v2:conversations:${user.user_id}:${user.cache_version}:first:20`));
       case '/floor/conversations-first': { // first-page miss: KV miss, D1, then the page stored in KV
         const key = `v1:floor:${user.user_id}:${user.cache_version}:first:${h('x-floor-limit')}`;
         await env.CACHE.get(key);

@@ -10,7 +10,7 @@ export function percentile(sorted, p) {
 export function summarize(samples) {
   const s = [...samples].sort((a, b) => a - b);
   const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : null;
-  return { count: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.at(-1) ?? null, mean };
+  return { count: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) ?? null, mean };
 }
 
 /**

@@ -75,7 +75,7 @@ async function list(request, env, url, seen) {
   if (!user) throw invalidToken();
   seen.userId = user.user_id;
   const limit = Number(url.searchParams.get('limit') ?? 20);
-  const body = await env.CACHE.get(`v1:conversations:${user.user_id}:${user.cache_version}:first:${limit}`);
+  const body = await env.CACHE.get(`v2:conversations:${user.user_id}:${user.cache_version}:first:${limit}`);
   if (body === null) throw new Failure(503, 'cache_miss', 'not cached');
   return new Response(body, { headers: { 'content-type': JSON_TYPE, 'x-edgechat-cache': 'hit' } });
 }

@@ -138,6 +138,13 @@ function headlineRows(r) {
   }
   const turn = s.chatTurn?.edgechat;
   if (turn && st.js) streamRows(push, 'chat turn `POST /api/v1/conversations/{id}/messages` SSE (64 chunks, 20 ms apart)', turn, st.js, st.sim);
+  const k = r.agent?.kinds;
+  if (k?.plain?.turns && k.oneTool?.turns) {
+    const scen = 'chat turn with one tool step (`add_task`), SSE, 8 tokens at once';
+    const base = 'plain chat turn (no tools), same run';
+    push(scen, 'time to `done` p50, 1 connection', k.oneTool.done.p50, base, k.plain.done.p50);
+    push(scen, 'time to `done` p95, 1 connection', k.oneTool.done.p95, base, k.plain.done.p95);
+  }
   return rows;
 }
 
@@ -218,7 +225,71 @@ function problemLines(r) {
       }
     }
   }
+  for (const [id, t] of Object.entries(r.agent?.kinds ?? {})) {
+    if (t.errors) lines.push(`agent turns, ${t.label}: ${t.errors} of ${t.errors + t.turns} turns failed; first: ${t.firstError}`);
+  }
   return lines.map((l) => l.replace(/\|/g, '/').replace(/\s+/g, ' '));
+}
+
+/**
+ * The derived figures: a kind's time to `done` (p50) above the plain turn's, as a difference
+ * and a ratio, and the median of the round-by-round differences; per extra tool step, the
+ * looping turn's p50 above the one-tool turn's over the extra steps, and the median gap
+ * between its consecutive `tool_result` events (one whole step: settle, admit, model call,
+ * tool). Nulls where a figure is missing.
+ */
+export function agentFigures(a) {
+  const k = a?.kinds ?? {};
+  const p50 = (id) => k[id]?.done?.p50 ?? null;
+  const over = (id, base = 'plain') => {
+    const [x, y] = [p50(id), p50(base)];
+    return x === null || y === null ? null : { ms: x - y, ratio: y > 0 ? x / y : null, pairedMs: base === 'plain' ? k[id]?.pairedAbovePlain?.p50 ?? null : null };
+  };
+  const extraSteps = (k.toolLoop?.toolCalls ?? 0) - (k.oneTool?.toolCalls ?? 0);
+  const loopAbove = p50('toolLoop') !== null && p50('oneTool') !== null && extraSteps > 0 ? (p50('toolLoop') - p50('oneTool')) / extraSteps : null;
+  return {
+    offered: over('offered'),
+    oneTool: over('oneTool'),
+    oneToolOverOffered: over('oneTool', 'offered'),
+    toolLoop: over('toolLoop'),
+    perExtraStepMs: loopAbove,
+    stepGapP50Ms: k.toolLoop?.stepGap?.p50 ?? null,
+  };
+}
+
+/**
+ * The agent turns' section (also printed by `node bench/run.mjs --only agent`): each kind's
+ * event times, then the added latency of tool steps over a plain turn.
+ */
+export function renderAgentSection(a) {
+  const out = ['## Agent turns: the added latency of a tool step', ''];
+  if (!a?.kinds) {
+    out.push('Not measured in this run.', '');
+    return out.join('\n');
+  }
+  const k = a.kinds;
+  const f = agentFigures(a);
+  out.push(`Chat turns (\`POST /api/v1/conversations/{id}/messages\`, \`Accept: text/event-stream\`) to edgechat in bare workerd with Miniflare's local D1 (the migrations applied) and KV, against the simulator, one keep-alive connection: the same D1 (SQLite) as under \`wrangler dev\`, without the proxy that wrangler dev puts in front of the worker (about 6 ms on every request, see \`GET /health\` above), which would be counted in every turn. Every model call is \`${a.upstream}\` (8 tokens sent at once), so the times are the worker's own work and the loopback round trips, not simulated generation. The kinds of turn run interleaved: ${a.rounds} rounds (after ${a.warmupRounds} unmeasured ones), each running every kind once in a shuffled order (seed ${a.seed}), each turn in a fresh conversation and followed by a ${a.pauseMs} ms pause, so that drift and a turn's trailing work hit every kind alike. A tool turn's content carries the simulator's line \`/tool add_task {"title":"bench"}\`; the model calls the tool, the worker runs it (one D1 insert) and calls the model again, which answers \`Done: ...\`. The looping turn's model (\`tool_loop\`) calls the tool again after each result until the worker's last allowed call (\`MAX_TOOL_STEPS\` = ${a.maxToolSteps}, sent with tool choice \`none\`) answers in text. Every turn is checked (its \`tool_result\` events, the steps stored in the assistant message of \`done\`, every call ok); a turn that fails a check is counted as an error, not timed. Times are from sending the request to the event's arrival.`, '');
+  const row = (kind) => {
+    const t = k[kind.id] ?? kind;
+    return [t.label, String(t.modelCalls), String(t.toolCalls), `${t.turns}${t.errors ? ` (${t.errors} failed)` : ''}`,
+      t.toolCall ? ms(t.toolCall.p50) : '—', t.toolResult ? `${ms(t.toolResult.p50)} / ${ms(t.toolResult.p95)}` : '—',
+      t.lastToolResult ? ms(t.lastToolResult.p50) : '—', `${ms(t.done?.p50)} / ${ms(t.done?.p95)}`,
+      t.cpuPerTurnMs === null || t.cpuPerTurnMs === undefined ? '—' : ms(t.cpuPerTurnMs, 1)];
+  };
+  const ids = ['plain', 'offered', 'oneTool', 'toolLoop'].filter((id) => k[id]);
+  out.push(table(['turn', 'model calls', 'tool steps', 'turns timed', 'first `tool_call` p50', 'first `tool_result` p50 / p95', 'last `tool_result` p50', '`done` p50 / p95', 'workerd CPU per turn (mean)'], ids.map((id) => row({ id, ...k[id] }))), '');
+  const d = (x) => (x ? `${signed(x.ms, 2)} (×${x.ratio?.toFixed(2) ?? '—'})${x.pairedMs !== null && x.pairedMs !== undefined ? `; median of the rounds' differences ${signed(x.pairedMs, 2)}` : ''}` : '—');
+  out.push(table(['added latency (time to `done`, p50)', 'measured'], [
+    ['one tool step over a plain turn (no tools offered)', d(f.oneTool)],
+    ['one tool step over a plain turn offering the same tool', d(f.oneToolOverOffered)],
+    ['offering `add_task` without calling it, over no tools', d(f.offered)],
+    [`${k.toolLoop?.toolCalls ?? '—'} tool steps over a plain turn (no tools offered)`, d(f.toolLoop)],
+    [`per extra tool step: (${k.toolLoop?.toolCalls ?? '—'}-step p50 − one-step p50) ÷ ${(k.toolLoop?.toolCalls ?? 0) - (k.oneTool?.toolCalls ?? 0)}`, ms(f.perExtraStepMs)],
+    ['per extra tool step: gap between consecutive `tool_result` events of the looping turn, p50', ms(f.stepGapP50Ms)],
+  ]), '');
+  out.push('What one tool step adds to a turn, in order: the `tool_call` event; the tool run on D1 (`add_task`: one capped insert); the `tool_result` event; a D1 batch that writes the finished model call\'s usage record and settles its admission; the next call\'s admission (one D1 batch that counts the plan\'s limits and reserves its tokens and stream slot); a second upstream request and streamed answer; and a larger final write (the steps JSON). CPU per turn is the mean over the timed turns of workerd\'s CPU from the request to the end of the pause after it (clock ticks of 10 ms, so only the mean is shown; it includes Miniflare\'s D1 work, which on Cloudflare runs elsewhere).', '');
+  return out.join('\n');
 }
 
 const table = (head, rows) => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -290,6 +361,7 @@ export function renderMarkdown(r) {
   out.push('## Peak memory', '');
   out.push('Peak resident memory of each target\'s processes over the whole run, after 256 concurrent streams; for the two workers this is the whole workerd process (Miniflare\'s own services, D1 and KV included).', '');
   out.push(table(['process', 'peak RSS (VmHWM)'], Object.entries(r.memory).map(([id, v]) => [r.labels[id] ?? id, mib(v)])), '');
+  out.push(renderAgentSection(r.agent));
   const problems = problemLines(r);
   if (problems.length) {
     out.push('## Errors seen', '');

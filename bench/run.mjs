@@ -1,15 +1,23 @@
 // bench/run.mjs — `npm run bench`: sets up and builds, starts edgechat and its baselines, runs every scenario in one bounded run (~7-8 min) and writes the reports.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { api, latencyRun, rateSteps } from './load.mjs';
 import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
 import { cpuAround, marginalChunkCpu, median } from './cpu.mjs';
-import { writeReports } from './report.mjs';
+import { renderAgentSection, writeReports } from './report.mjs';
+import { measureAgentTurns } from './agent.mjs';
 import * as T from './targets.mjs';
 
 const ROOT = T.ROOT;
+// `--only agent`: only the agent-turn scenario (about a minute), printed, not written to docs/.
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  const v = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+  if (v !== undefined && v !== 'agent') throw new Error(`--only takes one scenario: agent (got ${v})`);
+  return v ?? null;
+})();
 const started = performance.now();
 const elapsedS = () => (performance.now() - started) / 1000;
 const log = (msg) => console.log(`[bench ${elapsedS().toFixed(0).padStart(3)} s] ${msg}`);
@@ -208,7 +216,27 @@ async function createConversations(url, token, count) {
   return ids;
 }
 
+/** `--only agent`: edgechat and the simulator, the agent turns, a printed report section. */
+async function onlyAgent() {
+  log('build');
+  sh('scripts/build.sh');
+  measuringFrom = performance.now();
+  armWatchdog();
+  const sim = await T.startSimulator();
+  const edgechat = await T.startEdgechat(sim.url);
+  const token = await seedUser(edgechat.url, 'agent');
+  log('scenario: agent turns, plain against tool steps (interleaved)');
+  const agent = await measureAgentTurns(edgechat, token, { log });
+  await T.stopAll();
+  const results = { date: new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'), edgechat: revision(), agent };
+  mkdirSync(path.join(ROOT, 'bench-results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench-results/agent-latest.json'), JSON.stringify(results, null, 2) + '\n');
+  console.log(`\n${renderAgentSection(agent)}`);
+  log('wrote bench-results/agent-latest.json (docs/benchmarks.md is written by the full run only)');
+}
+
 async function main() {
+  if (ONLY === 'agent') return onlyAgent();
   log('setup and build');
   sh('scripts/setup.sh');
   sh('scripts/build.sh');
@@ -383,6 +411,10 @@ async function main() {
     body: { content: PROMPT[0].content, model: edgechat.models[which] },
     kind: 'edgechat',
   }));
+
+  log('scenario: edgechat agent turns, plain against tool steps (interleaved, 8 tokens at once)');
+  const agentToken = await seedUser(edgechat.url, 'agent');
+  results.agent = await measureAgentTurns(edgechat, agentToken, { log });
 
   for (const t of [sim, js, edgechat, ...peers]) results.memory[t.id] = T.peakRssKb(t.pids());
   for (const t of peers) await t.stop();

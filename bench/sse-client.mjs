@@ -7,13 +7,16 @@ import { summarize, targetUrl } from './load.mjs';
  * choices[0].delta.content, then `[DONE]`) or 'edgechat' (`event: delta` with {text}, then
  * `event: done`). Tokens are counted as words of the received text (every simulator token is
  * one word), so events that arrive merged still count. Resolves, never rejects:
- * { status, ttftMs, lastTokenMs, gaps, tokens, contentEvents, done, error } (times in ms from the request).
+ * { status, ttftMs, lastTokenMs, gaps, tokens, contentEvents, done, error, eventsAt, finalData }
+ * (times in ms from the request). `eventsAt` has, for each named event other than `delta`
+ * (edgechat's `message`, `tool_call`, `tool_result`, `done`, ...), the arrival times of every
+ * one of them; `finalData` is the `done` event's data when `keepFinal` is set.
  */
-export function streamOnce(agent, base, { path, headers = {}, body, kind, timeoutMs = 30_000 }) {
+export function streamOnce(agent, base, { path, headers = {}, body, kind, timeoutMs = 30_000, keepFinal = false }) {
   const url = targetUrl(base, path);
   if (url.hostname !== '127.0.0.1') throw new Error(`refusing to stream from ${url.hostname}`);
   const payload = JSON.stringify(body);
-  const out = { status: null, ttftMs: null, lastTokenMs: null, gaps: [], tokens: 0, contentEvents: 0, done: false, error: null };
+  const out = { status: null, ttftMs: null, lastTokenMs: null, gaps: [], tokens: 0, contentEvents: 0, done: false, error: null, eventsAt: {}, finalData: null };
   return new Promise((resolve) => {
     let text = '';
     let last = null;
@@ -55,6 +58,8 @@ export function streamOnce(agent, base, { path, headers = {}, body, kind, timeou
             else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
           }
           if (data.length === 0) continue; // comments (heartbeats)
+          if (kind === 'edgechat' && event !== 'delta') (out.eventsAt[event] ??= []).push(at);
+          if (keepFinal && kind === 'edgechat' && event === 'done') out.finalData = data.join('\n');
           const content = parseEvent(kind, event, data.join('\n'), out);
           if (content) {
             text += content;

@@ -20,6 +20,10 @@ const PORTKEY_HONO_NODE_SERVER = '1.13.8';
 
 /** Upstream models every OpenAI-shaped target is asked for (simulator options after `+`). */
 export const UPSTREAM = { stream: 'sim-small+tokens=64+interval=20', short: 'sim-small+tokens=8+interval=20', fast: 'sim-small+tokens=8+interval=0' };
+/** The agent scenario's looping model: after tool results it calls the same tools again (sim/README.md). */
+export const UPSTREAM_TOOL_LOOP = `${UPSTREAM.fast}+tool_loop`;
+/** The worker's MAX_TOOL_STEPS in the bench: a looping turn makes 3 tool steps, then answers. */
+export const MAX_TOOL_STEPS = 4;
 export const STREAM_TOKENS = 64;
 
 // ---------------------------------------------------------------------------------------
@@ -284,7 +288,8 @@ export async function referenceStreamMismatches(edgechat, token) {
 /**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
  * floor must make exactly edgechat's calls. Rust string constants are read with their line
- * continuations (a backslash-newline and the next line's indent vanish).
+ * continuations (a backslash-newline and the next line's indent vanish); a name may be used
+ * in several store modules (`LIST_AFTER`), so a statement matches any constant of its name.
  */
 export async function floorSqlMismatches() {
   const { SQL } = await import('./floor-worker.js');
@@ -292,10 +297,10 @@ export async function floorSqlMismatches() {
   const rust = new Map();
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.rs'))) {
     for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/const (\w+): &str =\s*"((?:[^"\\]|\\.)*)";/gs)) {
-      rust.set(m[1], m[2].replace(/\\\n\s*/g, '').replace(/\\"/g, '"'));
+      (rust.get(m[1]) ?? rust.set(m[1], new Set()).get(m[1])).add(m[2].replace(/\\\n\s*/g, '').replace(/\\"/g, '"'));
     }
   }
-  return Object.entries(SQL).filter(([name, sql]) => rust.get(name) !== sql).map(([name]) => name);
+  return Object.entries(SQL).filter(([name, sql]) => !rust.get(name)?.has(sql)).map(([name]) => name);
 }
 
 /** edgechat's version, as its `GET /health` reports it (the core crate's version). */
@@ -315,6 +320,7 @@ export function edgechatVars(simUrl) {
         bench: { provider: 'openai', upstream: UPSTREAM.stream },
         'bench-short': { provider: 'openai', upstream: UPSTREAM.short },
         'bench-fast': { provider: 'openai', upstream: UPSTREAM.fast },
+        'bench-tool-loop': { provider: 'openai', upstream: UPSTREAM_TOOL_LOOP },
       },
     }),
     // Plan limits out of the way (20 requests/minute and 2 streams at once on "free" by
@@ -323,6 +329,7 @@ export function edgechatVars(simUrl) {
     PASSWORD_HASH_ITERATIONS: '1000', // registration speed only; no login is measured
     LOGIN_MAX_FAILURES_PER_IP: '100000',
     ACCESS_TOKEN_TTL_SECONDS: '3600',
+    MAX_TOOL_STEPS: String(MAX_TOOL_STEPS),
   };
 }
 

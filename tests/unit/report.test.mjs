@@ -3,7 +3,7 @@
 // shown with the spread of the rounds it comes from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuAbove, perRound, ratioWithin, within } from '../../bench/report.mjs';
+import { agentFigures, cpuAbove, perRound, ratioWithin, renderAgentSection, within } from '../../bench/report.mjs';
 
 test('a CPU figure equal to its budget up to rounding meets it', () => {
   // One round's difference as the bench computes it: 1,240 and 940 ms of CPU over 300
@@ -58,4 +58,22 @@ test('a ratio budget is met at the limit and not a step above, and needs both fi
   assert.equal(ratioWithin(1.21, 1.0, 1.2), false);
   assert.equal(ratioWithin(1.0, 0, 1.2), null);
   assert.equal(ratioWithin(null, 1.0, 1.2), null);
+});
+
+test('the agent figures are the tool turns above the plain turn, and per extra step', () => {
+  const kind = (p50, toolCalls, paired = null, stepGap = null) => ({ toolCalls, done: { p50 }, pairedAbovePlain: { p50: paired }, stepGap: stepGap === null ? null : { p50: stepGap } });
+  const f = agentFigures({ kinds: { plain: kind(10, 0), offered: kind(11, 0, 1), oneTool: kind(18, 1, 7.5), toolLoop: kind(34, 3, 24, 8.2) } });
+  assert.deepEqual(f.oneTool, { ms: 8, ratio: 1.8, pairedMs: 7.5 });
+  assert.equal(f.oneToolOverOffered.ms, 7);
+  assert.equal(f.oneToolOverOffered.pairedMs, null);
+  assert.equal(f.toolLoop.ratio, 3.4);
+  assert.equal(f.perExtraStepMs, 8);
+  assert.equal(f.stepGapP50Ms, 8.2);
+});
+
+test('agent figures without a measured kind are unknown, and the section says it was not measured', () => {
+  const f = agentFigures({ kinds: { plain: { toolCalls: 0, done: { p50: 10 } } } });
+  assert.equal(f.oneTool, null);
+  assert.equal(f.perExtraStepMs, null);
+  assert.match(renderAgentSection(undefined), /Not measured in this run/);
 });
