@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  answerAfter, apiLogin, conversationId, launchBrowser, openPage, registerViaUi, sendViaUi, shot, squash,
+  answerAfter, assertClean, apiLogin, conversationId, launchBrowser, openPage, registerViaUi, sendViaUi, shot, squash,
   startBrowserStack, storedMessages, unique, waitForAnswer,
 } from './helpers.mjs';
 
@@ -19,12 +19,6 @@ after(async () => {
   await browser?.close();
   await stack?.stop();
 });
-
-/** Fails on page errors, console errors, CSP violations and off-loopback requests. */
-async function assertClean(page, problems) {
-  const csp = await page.evaluate(() => window.__csp);
-  assert.deepEqual([...problems, ...csp.map((v) => `CSP violation: ${v}`)], []);
-}
 
 describe('the chat page', { timeout: 120000 }, () => {
   let page;

@@ -1,5 +1,6 @@
 // Shared pieces of the browser tests: the real stack (simulator + worker under wrangler dev),
 // headless Debian Chromium driven by playwright-core, and small page actions.
+import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -40,6 +41,12 @@ export function launchBrowser() {
  * Content-Security-Policy violations so tests can assert there were none, and any request
  * that is not to the loopback worker.
  */
+/** Fails on page errors, console errors, CSP violations and off-loopback requests. */
+export async function assertClean(page, problems) {
+  const csp = await page.evaluate(() => window.__csp);
+  assert.deepEqual([...problems, ...csp.map((v) => `CSP violation: ${v}`)], []);
+}
+
 export async function openPage(browser, { viewport = { width: 1200, height: 800 } } = {}) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();

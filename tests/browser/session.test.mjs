@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  answerAfter, conversationId, launchBrowser, loginViaUi, openPage, registerViaUi, sendViaUi,
+  answerAfter, assertClean, conversationId, launchBrowser, loginViaUi, openPage, registerViaUi, sendViaUi,
   shot, startBrowserStack, unique,
 } from './helpers.mjs';
 
@@ -24,11 +24,6 @@ after(async () => {
   await browser?.close();
   await stack?.stop();
 });
-
-async function assertClean(page, problems) {
-  const csp = await page.evaluate(() => window.__csp);
-  assert.deepEqual([...problems, ...csp.map((v) => `CSP violation: ${v}`)], []);
-}
 
 const errorBanner = (page) => page.getByRole('alert').filter({ hasText: /\S/ });
 

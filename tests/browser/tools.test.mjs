@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  answerAfter, apiLogin, conversationId, launchBrowser, openPage, registerViaUi, sendViaUi, shot,
+  answerAfter, assertClean, apiLogin, conversationId, launchBrowser, openPage, registerViaUi, sendViaUi, shot,
   startBrowserStack, storedMessages, unique,
 } from './helpers.mjs';
 
@@ -19,12 +19,6 @@ after(async () => {
   await browser?.close();
   await stack?.stop();
 });
-
-/** Fails on page errors, console errors, CSP violations and off-loopback requests. */
-async function assertClean(page, problems) {
-  const csp = await page.evaluate(() => window.__csp);
-  assert.deepEqual([...problems, ...csp.map((v) => `CSP violation: ${v}`)], []);
-}
 
 /** What the answer's body shows, in order: ['text', ...] for a step's text, ['tool', name, mark,
  * open] for a tool call. */
