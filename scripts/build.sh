@@ -7,6 +7,11 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
 
+# One build at a time (wrangler dev's watcher and a test run may both start one): a second
+# waits, then finds the first's output fresh.
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+exec 9>"${CARGO_TARGET_DIR:-target}/.edgechat-build.lock"
+flock 9
 stamp=build/.edgechat-built
 if [ -f "$stamp" ] && [ -z "$(find src crates Cargo.toml Cargo.lock scripts/build.sh scripts/shorten-imports.mjs \
   scripts/env.sh -newer "$stamp" -print -quit)" ]; then
@@ -24,23 +29,26 @@ cargo fetch --quiet
 remap=(--remap-path-prefix="$EDGECHAT_ROOT/=" --remap-path-prefix="$(rustc --print sysroot)/=rust/")
 for dir in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do remap+=(--remap-path-prefix="$dir=deps/"); done
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remap[*]}" cargo build --release --target wasm32-unknown-unknown --lib
-rm -rf build && mkdir -p build/bindgen
+# Made in a fresh folder and moved into place whole, so that build/ is never half written.
+out=build.new
+rm -rf "$out" && mkdir -p "$out/bindgen"
 # --experimental-reset-state-function: src/js/trap.js starts a fresh instance after a trap.
-"$WASM_BINDGEN_BIN" "${CARGO_TARGET_DIR:-target}"/wasm32-unknown-unknown/release/edgechat.wasm --out-dir build/bindgen \
+"$WASM_BINDGEN_BIN" "${CARGO_TARGET_DIR:-target}"/wasm32-unknown-unknown/release/edgechat.wasm --out-dir "$out/bindgen" \
   --out-name edgechat --target web --no-typescript --omit-default-module-path \
   --experimental-reset-state-function
 # The name section (readable stack traces) is dropped unless EDGECHAT_KEEP_WASM_NAMES=1.
 features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
 names=(--strip-debug --strip-producers)
 [ "${EDGECHAT_KEEP_WASM_NAMES:-0}" = 1 ] && names=(--debuginfo)
-"$WASM_OPT_BIN" build/bindgen/edgechat_bg.wasm -Oz --converge "${names[@]}" "${features[@]/#/--enable-}" \
-  -o build/bindgen/optimized.wasm
-node scripts/shorten-imports.mjs build/bindgen/optimized.wasm build/bindgen/edgechat.js build/index_bg.wasm
-cp src/js/entry.js src/js/trap.js build/
-"$ESBUILD_BIN" build/entry.js --bundle --format=esm --minify --log-level=warning --log-override:duplicate-object-key=silent \
-  --external:./index_bg.wasm --outfile=build/index.js
-rm -r build/entry.js build/trap.js build/bindgen
-touch "$stamp"
+"$WASM_OPT_BIN" "$out/bindgen/edgechat_bg.wasm" -Oz --converge "${names[@]}" "${features[@]/#/--enable-}" \
+  -o "$out/bindgen/optimized.wasm"
+node scripts/shorten-imports.mjs "$out/bindgen/optimized.wasm" "$out/bindgen/edgechat.js" "$out/index_bg.wasm"
+cp src/js/entry.js src/js/trap.js "$out/"
+"$ESBUILD_BIN" "$out/entry.js" --bundle --format=esm --minify --log-level=warning --log-override:duplicate-object-key=silent \
+  --external:./index_bg.wasm --outfile="$out/index.js"
+rm -r "$out/entry.js" "$out/trap.js" "$out/bindgen"
+touch "$out/.edgechat-built"
+rm -rf build && mv "$out" build
 raw=$(wc -c <build/index_bg.wasm)
 gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
 say "built in $(( $(date +%s) - start )) s: build/index_bg.wasm $raw bytes raw, $gz bytes gzip"
