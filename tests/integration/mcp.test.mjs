@@ -35,6 +35,12 @@ async function call(client, name, args) {
   const text = res.content[0].text;
   let json = null;
   try { json = JSON.parse(text); } catch {}
+  // A successful object result is also structured content, equal to the text's JSON.
+  if (res.isError !== true && json && typeof json === 'object' && !Array.isArray(json)) {
+    assert.deepEqual(res.structuredContent, json);
+  } else {
+    assert.equal(res.structuredContent, undefined);
+  }
   return { isError: res.isError === true, text, json };
 }
 

@@ -174,9 +174,15 @@ pub fn tool_call(params: Option<&Value>) -> Result<(Tool, String), RpcError> {
     Ok((tool, arguments.to_string()))
 }
 
-/// A `tools/call` result: the tool's text, flagged when it is an error.
+/// A `tools/call` result: the tool's text, flagged when it is an error; a successful result
+/// that is a JSON object is also given as `structuredContent` (MCP 2025-06-18), so clients
+/// read it without parsing the text.
 pub fn tool_result(text: &str, is_error: bool) -> String {
-    json!({ "content": [{ "type": "text", "text": text }], "isError": is_error }).to_string()
+    let mut result = json!({ "content": [{ "type": "text", "text": text }], "isError": is_error });
+    if let (false, Ok(object @ Value::Object(_))) = (is_error, serde_json::from_str::<Value>(text)) {
+        result["structuredContent"] = object;
+    }
+    result.to_string()
 }
 
 #[cfg(test)]
@@ -289,5 +295,16 @@ mod tests {
         assert_eq!(err, json!({ "jsonrpc": "2.0", "id": "a", "error": { "code": -32601, "message": "no" } }));
         let result: Value = serde_json::from_str(&tool_result("bad", true)).unwrap();
         assert_eq!(result, json!({ "content": [{ "type": "text", "text": "bad" }], "isError": true }));
+    }
+
+    #[test]
+    fn an_object_result_is_also_structured_content_but_an_error_or_other_text_is_not() {
+        let ok: Value = serde_json::from_str(&tool_result(r#"{"task_id":"tsk_1"}"#, false)).unwrap();
+        assert_eq!(ok["structuredContent"], json!({ "task_id": "tsk_1" }));
+        assert_eq!(ok["content"][0]["text"], r#"{"task_id":"tsk_1"}"#);
+        for (text, is_error) in [(r#"{"x":1}"#, true), ("[1]", false), ("plain", false)] {
+            let v: Value = serde_json::from_str(&tool_result(text, is_error)).unwrap();
+            assert!(v.get("structuredContent").is_none(), "{text}");
+        }
     }
 }
