@@ -215,24 +215,36 @@ test('JSON mode answers the stored message with its whole step list', async () =
   assert.deepEqual(memories.map((m) => m.content), ['likes tea']);
 });
 
-test("tools reach only the caller's rows: another user's task can be neither listed nor deleted", async () => {
+test("tools reach only the caller's rows: another user's tasks and memories can be neither read nor deleted", async () => {
   const owner = await registerUser();
   const other = await registerUser();
   const created = await call('POST', '/api/v1/tasks', { token: owner.access_token, json: { title: 'owner secret plan' } });
   assert.equal(created.status, 201, created.text);
   const taskId = created.body.task_id;
+  const memory = await call('POST', '/api/v1/memories', { token: owner.access_token, json: { content: 'owner secret memory' } });
+  assert.equal(memory.status, 201, memory.text);
+  const memoryId = memory.body.memory_id;
   const id = await conversation(other.access_token, { model: 'agent' });
   const s = await turn(other.access_token, id, {
-    content: unique(`/tool list_tasks {}\n/tool delete_task {"task_id":"${taskId}"}\n/tool recall {"query":"secret"}`),
+    content: unique([
+      '/tool list_tasks {}',
+      `/tool delete_task {"task_id":"${taskId}"}`,
+      '/tool recall {"query":"secret"}',
+      `/tool forget {"memory_id":"${memoryId}"}`,
+    ].join('\n')),
   });
   const results = named(s.events, 'tool_result').map((e) => e.data);
-  assert.deepEqual(results.map((r) => r.name), ['list_tasks', 'delete_task', 'recall']);
+  assert.deepEqual(results.map((r) => r.name), ['list_tasks', 'delete_task', 'recall', 'forget']);
   assert.equal(results[0].ok, true);
   assert.deepEqual(JSON.parse(results[0].result).tasks, []);
   assert.equal(results[1].ok, false);
   assert.match(results[1].result, /no such task/);
-  assert.ok(!JSON.stringify(results).includes('owner secret plan'));
+  assert.equal(results[2].ok, true);
+  assert.equal(results[3].ok, false);
+  assert.ok(!JSON.stringify(results).includes('owner secret'));
   assert.deepEqual((await tasks(owner.access_token)).map((t) => t.title), ['owner secret plan']);
+  const kept = (await call('GET', '/api/v1/memories', { token: owner.access_token })).body.data;
+  assert.deepEqual(kept.map((m) => m.content), ['owner secret memory']);
 });
 
 test('stop during a tool loop ends it: no further model call, the steps so far stored as cancelled and billed', async () => {
