@@ -4,7 +4,7 @@
 use crate::quota::Admission;
 use crate::store::{usage, Db};
 use crate::{bindings, runtime};
-use edgechat_core::chat::{Accumulator, SettledStatus};
+use edgechat_core::chat::{Accumulator, Settlement};
 use edgechat_core::gateway::CachedCompletion;
 use edgechat_core::ids;
 use edgechat_core::llm::routing::ModelRoute;
@@ -19,48 +19,6 @@ pub(super) struct Billing {
     pub api_key_id: Option<String>,
     /// The prompt's tokens as estimated before the call, for an upstream that reports none.
     pub prompt_estimate: u64,
-}
-
-/// What a call cost and how it ended. The status also decides what is charged when the
-/// counted usage says too little ([`Billing::close`]).
-pub(super) struct Outcome {
-    pub status: &'static str,
-    pub usage: Usage,
-    pub estimated: bool,
-}
-
-impl Outcome {
-    /// The client left before the answer's head went out; the upstream had the prompt.
-    pub fn cancelled() -> Self {
-        Self { status: SettledStatus::Cancelled.as_str(), usage: Usage::default(), estimated: false }
-    }
-
-    /// The upstream's answer failed before any of it arrived.
-    pub fn failed() -> Self {
-        Self { status: SettledStatus::Error.as_str(), usage: Usage::default(), estimated: false }
-    }
-
-    /// A whole answer of which nothing is known (`too_large`, `undecodable`): it is charged
-    /// what was reserved.
-    pub fn unknown(status: SettledStatus) -> Self {
-        Self { status: status.as_str(), usage: Usage::default(), estimated: true }
-    }
-
-    /// A whole answer, complete.
-    pub fn complete(usage: Usage, estimated: bool) -> Self {
-        Self { status: SettledStatus::Complete.as_str(), usage, estimated }
-    }
-
-    /// A streamed call, as [`Accumulator::settle`] bills it: cancelled when the client left,
-    /// cut or an error when the model failed, else complete.
-    pub fn of_stream(billing: &Billing, acc: &Accumulator, gone: bool, failed: bool) -> Self {
-        let settled = acc.settle(billing.prompt_estimate, gone, failed);
-        Self { status: settled.status.as_str(), usage: settled.usage, estimated: settled.estimated }
-    }
-
-    pub fn is_complete(&self) -> bool {
-        self.status == SettledStatus::Complete.as_str()
-    }
 }
 
 /// How a call ended, for its usage record.
@@ -87,38 +45,30 @@ impl Record {
         Self { model: first.name.clone(), provider: None, status: "error", usage, estimated: false, cache_hit: false }
     }
 
-    /// `route` answered, and the call ended as `outcome` says.
-    pub fn ended(route: &ModelRoute, outcome: Outcome) -> Self {
+    /// `route` answered, and the call was charged as `charged` says (see
+    /// `Settlement::charged`).
+    pub fn ended(route: &ModelRoute, charged: Settlement) -> Self {
         Self {
             model: route.name.clone(),
             provider: Some(route.provider.as_str()),
-            status: outcome.status,
-            usage: outcome.usage,
-            estimated: outcome.estimated,
+            status: charged.status.as_str(),
+            usage: charged.usage,
+            estimated: charged.estimated,
             cache_hit: false,
         }
     }
 }
 
 impl Billing {
+    /// A streamed call, as [`Accumulator::settle`] bills it: cancelled when the client left,
+    /// cut or an error when the model failed, else complete.
+    pub fn of_stream(&self, acc: &Accumulator, gone: bool, failed: bool) -> Settlement {
+        acc.settle(self.prompt_estimate, gone, failed)
+    }
+
     /// Writes the usage record and settles the admission with `used_tokens`, in one D1 batch
-    /// (after the response, under `wait_until`). A model's answer of which nothing is known
-    /// (`too_large`, `undecodable`) is charged what admission reserved; a client that left
-    /// (`cancelled`) before anything was counted, the prompt estimate.
-    pub async fn close(self, admission: Admission, used_tokens: u64, mut r: Record) {
-        let unknown = [SettledStatus::TooLarge, SettledStatus::Undecodable].map(|s| s.as_str());
-        let used_tokens = if unknown.contains(&r.status) {
-            let reserved = admission.reserved().max(self.prompt_estimate);
-            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: reserved - self.prompt_estimate };
-            r.estimated = true;
-            reserved
-        } else if r.status == SettledStatus::Cancelled.as_str() && r.usage.total() == 0 {
-            r.usage = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: 0 };
-            r.estimated = true;
-            self.prompt_estimate
-        } else {
-            used_tokens
-        };
+    /// (after the response, under `wait_until`).
+    pub async fn close(self, admission: Admission, used_tokens: u64, r: Record) {
         let record = match (bindings::d1(&self.env), runtime::random_bytes()) {
             (Ok(d1), Ok(random)) => {
                 let id = ids::new_id("use", random);

@@ -85,7 +85,7 @@ async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Ou
     let route = connected.route.clone();
     let answer =
         relay::Answer { config: &config, req: &req, meta: &meta, billing: &billing, cache_to: cache_to.as_deref() };
-    let outcome = answer.deliver(connected, head, cache, outlet).await;
-    let used = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
-    billing.close(admission, used, Record::ended(&route, outcome)).await;
+    let settled = answer.deliver(connected, head, cache, outlet).await;
+    let charged = settled.charged(admission.reserved(), billing.prompt_estimate);
+    billing.close(admission, charged.usage.total(), Record::ended(&route, charged)).await;
 }

@@ -1,14 +1,14 @@
 //! Upstream and relay of a gateway call: the model connected (retries and fallbacks), then
 //! its answer delivered as a whole completion, translated chunk by chunk, or piped as it is,
-//! ending in the call's [`Outcome`] (and its cache entry when it completed).
+//! ending in the call's [`Settlement`] (and its cache entry when it completed).
 
-use super::billing::{Billing, Outcome};
+use super::billing::Billing;
 use super::{cache, Head};
 use crate::http::JSON;
 use crate::relay::{Ending, Pump};
 use crate::runtime::streams::{self, ByteStream, Whole};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
-use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus};
+use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{
     self, chunk_event, completion_json, delta, finish_reason, passthrough_request, usage_event, GatewayRequest,
@@ -89,7 +89,7 @@ impl Answer<'_> {
         head: oneshot::Sender<Head>,
         cache: &'static str,
         outlet: Option<Outlet>,
-    ) -> Outcome {
+    ) -> Settlement {
         match (outlet, connected) {
             // The upstream already speaks the client's format: its bytes go out untouched.
             (Some(outlet), connected) if connected.route.provider == Provider::OpenAi => {
@@ -98,7 +98,7 @@ impl Answer<'_> {
             (Some(outlet), connected) => {
                 if head.send(Head::Stream { cache }).is_err() {
                     connected.controller.abort();
-                    Outcome::cancelled()
+                    Settlement::nothing(SettledStatus::Cancelled)
                 } else {
                     self.translate(connected, outlet).await
                 }
@@ -116,13 +116,14 @@ impl Answer<'_> {
 
     /// A non-streamed answer: OpenAI bytes as they came, other providers translated. An
     /// answer over the size limit or not of the provider's format is charged what was reserved.
-    async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Outcome) {
+    async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Settlement) {
         let Connected { route, body, controller } = connected;
         let body = match read_all(&body, self.config).await {
             Ok(b) => b,
             Err((e, too_large)) => {
                 controller.abort();
-                let outcome = if too_large { Outcome::unknown(SettledStatus::TooLarge) } else { Outcome::failed() };
+                let outcome =
+                    Settlement::nothing(if too_large { SettledStatus::TooLarge } else { SettledStatus::Error });
                 return (Err(e), outcome);
             }
         };
@@ -130,7 +131,7 @@ impl Answer<'_> {
             Ok(d) => d,
             Err(message) => {
                 let failure = NoStream::Failed { timed_out: false, status: None, message };
-                return (Err(connect_error(failure)), Outcome::unknown(SettledStatus::Undecodable));
+                return (Err(connect_error(failure)), Settlement::nothing(SettledStatus::Undecodable));
             }
         };
         let estimate =
@@ -146,12 +147,12 @@ impl Answer<'_> {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
             completion_json(&meta, &decoded.text, finish, &usage).into_bytes()
         };
-        (Ok(out), Outcome::complete(usage, estimated))
+        (Ok(out), Settlement::complete(usage, estimated))
     }
 
     /// A streamed answer from a provider with another format, translated chunk by chunk to
     /// OpenAI chunks while it arrives.
-    async fn translate(&self, connected: Connected, mut outlet: Outlet) -> Outcome {
+    async fn translate(&self, connected: Connected, mut outlet: Outlet) -> Settlement {
         let Connected { route, body, controller } = connected;
         let mut stream = ByteStream::from(body);
         let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
@@ -235,7 +236,7 @@ impl Answer<'_> {
         head: oneshot::Sender<Head>,
         cache: &'static str,
         signal: Option<&web_sys::AbortSignal>,
-    ) -> Outcome {
+    ) -> Settlement {
         let Connected { body, controller, .. } = connected;
         let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
         let pacing = Pacing::of(self.config);
@@ -244,7 +245,7 @@ impl Answer<'_> {
         let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, tails, signal, strip_usage);
         if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {
             controller.abort();
-            return Outcome::cancelled();
+            return Settlement::nothing(SettledStatus::Cancelled);
         }
         let ending = pump.ended().await;
         if ending != Ending::End {
@@ -292,9 +293,9 @@ impl Answer<'_> {
         finish: &str,
         gone: bool,
         failed: bool,
-    ) -> Outcome {
-        let outcome = Outcome::of_stream(self.billing, acc, gone, failed);
-        if let (true, Some(key)) = (outcome.is_complete(), cache_to) {
+    ) -> Settlement {
+        let outcome = self.billing.of_stream(acc, gone, failed);
+        if let (true, Some(key)) = (outcome.status == SettledStatus::Complete, cache_to) {
             cache::put(&self.billing.env, self.config, key, &acc.text, finish, outcome.usage).await;
         }
         outcome

@@ -167,6 +167,37 @@ pub struct Settlement {
     pub estimated: bool,
 }
 
+impl Settlement {
+    /// A call of which no output was counted: the client left first (`Cancelled`), the
+    /// upstream failed (`Error`), or its whole answer is unknown (`TooLarge`, `Undecodable`).
+    pub fn nothing(status: SettledStatus) -> Self {
+        Self { status, usage: Usage::default(), estimated: false }
+    }
+
+    /// A whole answer, complete.
+    pub fn complete(usage: Usage, estimated: bool) -> Self {
+        Self { status: SettledStatus::Complete, usage, estimated }
+    }
+
+    /// What the call is charged, given the tokens admission `reserved` and the prompt's
+    /// estimate: an answer of which nothing is known (`TooLarge`, `Undecodable`) is charged
+    /// the reservation, a client that left before anything was counted the prompt, any
+    /// other call what was counted. The result's usage is what the record says and the
+    /// limits are settled with.
+    pub fn charged(self, reserved: u64, prompt_estimate: u64) -> Self {
+        let usage = match self.status {
+            SettledStatus::TooLarge | SettledStatus::Undecodable => {
+                Usage { prompt_tokens: prompt_estimate, completion_tokens: reserved.saturating_sub(prompt_estimate) }
+            }
+            SettledStatus::Cancelled if self.usage.total() == 0 => {
+                Usage { prompt_tokens: prompt_estimate, completion_tokens: 0 }
+            }
+            _ => return self,
+        };
+        Self { usage, estimated: true, ..self }
+    }
+}
+
 /// Collects one upstream stream: the answer text, the tool calls, the size of the other
 /// output, usage, and whether it ended properly.
 #[derive(Debug, Default)]
@@ -348,6 +379,25 @@ mod tests {
             r#"{"error":{"code":"upstream_error","message":"broke off"}}"#
         );
         assert_eq!(serde_json::to_string(&Delta { text: "a\n\"b\"" }).unwrap(), r#"{"text":"a\n\"b\""}"#);
+    }
+
+    #[test]
+    fn unknown_answers_are_charged_the_reservation_and_early_departures_the_prompt() {
+        let unknown = Settlement::nothing(SettledStatus::TooLarge).charged(1_100, 100);
+        assert_eq!((unknown.usage, unknown.estimated), (Usage { prompt_tokens: 100, completion_tokens: 1_000 }, true));
+        let undecodable = Settlement::nothing(SettledStatus::Undecodable).charged(50, 100);
+        assert_eq!(undecodable.usage, Usage { prompt_tokens: 100, completion_tokens: 0 });
+        let left = Settlement::nothing(SettledStatus::Cancelled).charged(1_100, 100);
+        assert_eq!((left.usage.total(), left.estimated), (100, true));
+        let counted = Settlement {
+            status: SettledStatus::Cancelled,
+            usage: Usage { prompt_tokens: 7, completion_tokens: 3 },
+            estimated: false,
+        };
+        assert_eq!(counted.charged(1_100, 100), counted);
+        assert_eq!(Settlement::nothing(SettledStatus::Error).charged(1_100, 100).usage.total(), 0);
+        let whole = Settlement::complete(Usage { prompt_tokens: 5, completion_tokens: 6 }, false);
+        assert_eq!(whole.charged(1_100, 100), whole);
     }
 
     #[test]
