@@ -3,6 +3,7 @@ import http from 'node:http';
 import { api, summarize } from './load.mjs';
 import { streamOnce } from './sse-client.mjs';
 import * as T from './targets.mjs';
+import { mulberry32 } from '../sim/text.mjs';
 
 /**
  * Turns per kind (after `warmupRounds` unmeasured rounds of each), and the pause after each
@@ -30,18 +31,6 @@ export const KINDS = [
     model: 'bench-tool-loop', toolCalls: T.MAX_TOOL_STEPS - 1, modelCalls: T.MAX_TOOL_STEPS,
   },
 ];
-
-/** A small seeded generator (mulberry32), so that a run's order of turns can be repeated. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled(items, random) {
   const out = [...items];
@@ -91,7 +80,8 @@ export async function measureAgentTurns(target, token, { rounds = AGENT.rounds, 
     }
   }
   const pids = target.pids();
-  const random = rng(seed);
+  // Seeded, so that a run's order of turns can be repeated.
+  const random = mulberry32(seed);
   const samples = Object.fromEntries(KINDS.map((k) => [k.id, { done: [], toolCall: [], toolResult: [], lastToolResult: [], stepGap: [], cpu: [], errors: 0, firstError: null }]));
   const pairs = KINDS.map(() => []); // per round, [kind's done − plain's done]
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
