@@ -366,12 +366,37 @@ fn offered(turn: &Turn) -> String {
     turn.tools.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
 }
 
+/// What a turn's loop produced: the answer to store, how it ended, and the last model call's
+/// bill (written with the answer).
+struct Answer {
+    text: String,
+    steps: Vec<Step>,
+    usage: Usage,
+    estimated: bool,
+    first_token_at: Option<u64>,
+    /// The last model that answered.
+    used: Option<ModelRoute>,
+    malformed: u32,
+    model_calls: u32,
+    tool_calls: u32,
+    error: Option<(TurnError, String)>,
+    client_gone: bool,
+    last_bill: Option<Bill>,
+}
+
+impl Answer {
+    fn status(&self) -> FinalStatus {
+        if self.client_gone {
+            FinalStatus::Cancelled
+        } else if self.error.is_some() {
+            FinalStatus::Error
+        } else {
+            FinalStatus::Complete
+        }
+    }
+}
+
 /// Runs a turn to its end and stores the result; never returns early without finalizing.
-///
-/// The agent loop: while the model answers with tool calls (and the loop's limits allow),
-/// the calls are run, their results appended, and the model called again; each call is
-/// admitted, billed and settled on its own. The answer is one assistant message whose text
-/// is every step's text and whose `steps` keep the calls and results.
 pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
     let (mut out, json_tx) = match sink {
         Sink::Sse { body, first_event } => {
@@ -381,114 +406,117 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
         }
         Sink::Json(tx) => (None, Some(tx)),
     };
-    let sse = out.is_some() || json_tx.is_none();
+    let answer = agent_loop(&turn, admission, &mut out, json_tx.is_none()).await;
+    let result = finish(&turn, answer, &mut out).await;
+    if let Some(tx) = json_tx {
+        let _ = tx.send(result);
+    }
+}
+
+/// The agent loop: while the model answers with tool calls (and the loop's limits allow),
+/// the calls are run, their results appended, and the model called again; each call is
+/// admitted, billed and settled on its own (the last one's bill is left for the answer's
+/// batch). `sse` says whether the turn streams (then `out` is None once the client left).
+async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>, sse: bool) -> Answer {
     let c = Rc::clone(&turn.config);
     let defs = agent::definitions(&turn.tools);
     let mut messages = turn.context.clone();
-    let mut text = String::new();
-    let mut steps: Vec<Step> = Vec::new();
-    let mut totals = (Usage::default(), false);
-    let mut first_token_at = None;
-    let mut client_gone = sse && out.is_none();
-    let mut error: Option<(TurnError, String)> = None;
-    let mut used: Option<ModelRoute> = None;
-    let mut malformed = 0;
-    let mut tool_calls = 0;
-    let mut step_no = 0;
+    let mut a = Answer {
+        text: String::new(),
+        steps: Vec::new(),
+        usage: Usage::default(),
+        estimated: false,
+        first_token_at: None,
+        used: None,
+        malformed: 0,
+        model_calls: 0,
+        tool_calls: 0,
+        error: None,
+        client_gone: sse && out.is_none(),
+        last_bill: None,
+    };
     let mut admission = Some(admission);
-    let mut last_bill: Option<Bill> = None;
-
-    while !client_gone {
-        step_no += 1;
-        if let Some(bill) = last_bill.take() {
-            match next_admission(&turn, bill, &messages, sse).await {
-                Ok(a) => admission = Some(a),
+    while !a.client_gone {
+        a.model_calls += 1;
+        let step_no = a.model_calls;
+        if let Some(bill) = a.last_bill.take() {
+            match next_admission(turn, bill, &messages, sse).await {
+                Ok(next) => admission = Some(next),
                 Err(refused) => {
-                    error = Some(refused);
+                    a.error = Some(refused);
                     break;
                 }
             }
         }
         let elapsed = runtime::now_ms().saturating_sub(turn.started_at);
         let choice = if defs.is_empty() { ToolChoice::Auto } else { c.agent_loop.choice(step_no, elapsed) };
-        let run = call_model(&turn, &messages, &defs, choice, &mut out, &mut first_token_at).await;
-        client_gone |= run.client_gone;
-        malformed += run.acc.malformed;
-        let failed = run.error.is_some();
-        let settled =
-            run.route.as_ref().map(|_| run.acc.settle(prompt_estimate(&turn, step_no, &messages), client_gone, failed));
-        let status = if client_gone {
-            FinalStatus::Cancelled
-        } else if failed {
-            FinalStatus::Error
-        } else {
-            FinalStatus::Complete
-        };
+        let run = call_model(turn, &messages, &defs, choice, out, &mut a.first_token_at).await;
+        a.client_gone |= run.client_gone;
+        a.malformed += run.acc.malformed;
+        a.error = run.error;
+        let estimate = prompt_estimate(turn, step_no, &messages);
+        let settled = run.route.as_ref().map(|_| run.acc.settle(estimate, a.client_gone, a.error.is_some()));
         if let Some(s) = settled {
-            totals.0.prompt_tokens += s.usage.prompt_tokens;
-            totals.0.completion_tokens += s.usage.completion_tokens;
-            totals.1 |= s.estimated;
+            a.usage.prompt_tokens += s.usage.prompt_tokens;
+            a.usage.completion_tokens += s.usage.completion_tokens;
+            a.estimated |= s.estimated;
         }
         if run.route.is_some() {
-            used = run.route.clone();
+            a.used = run.route.clone();
         }
         let Some(admitted) = admission.take() else { break };
-        last_bill = Some(Bill { admission: admitted, route: run.route, settled, status });
-        error = run.error;
-        text.push_str(&run.acc.text);
+        a.last_bill = Some(Bill { admission: admitted, route: run.route, settled, status: a.status() });
+        a.text.push_str(&run.acc.text);
         let calls = turn::callable(run.acc.tool_calls());
-        if calls.is_empty() || error.is_some() {
+        if calls.is_empty() || a.error.is_some() {
             // A stopped or failed step keeps its text; a tool turn records it as its last step.
-            if !steps.is_empty() {
-                steps.push(Step { text: run.acc.text, tool_calls: Vec::new() });
+            if !a.steps.is_empty() {
+                a.steps.push(Step { text: run.acc.text, tool_calls: Vec::new() });
             }
             break;
         }
         // Calls the model made where it was told not to (the last step) are answered, not run.
         let may_run = choice == ToolChoice::Auto && !defs.is_empty();
-        let done = run_tools(&turn, step_no, &calls, may_run, &mut out, &mut client_gone).await;
-        tool_calls += done.len() as u32;
+        let done = run_tools(turn, step_no, &calls, may_run, out, &mut a.client_gone).await;
+        a.tool_calls += done.len() as u32;
         messages.push(ChatMessage::assistant_calls(run.acc.text.clone(), calls));
         messages.extend(done.iter().map(|call| ChatMessage::tool_result(call.id.clone(), call.result.clone())));
-        steps.push(Step { text: run.acc.text, tool_calls: done });
+        a.steps.push(Step { text: run.acc.text, tool_calls: done });
         if !may_run {
             break;
         }
     }
-
-    let status = if client_gone {
-        FinalStatus::Cancelled
-    } else if error.is_some() {
-        FinalStatus::Error
-    } else {
-        FinalStatus::Complete
-    };
     if let Some(unused) = admission.take() {
         // No model call was made (the client left at once): the reservation is given back.
-        last_bill = Some(Bill { admission: unused, route: None, settled: None, status });
+        a.last_bill = Some(Bill { admission: unused, route: None, settled: None, status: a.status() });
     }
+    a
+}
+
+/// Stores the answer with the last call's bill in one batch, logs the turn and sends the
+/// final event (`done`, or `error` with the answer as stored).
+async fn finish(turn: &Turn, mut a: Answer, out: &mut Option<SseOut>) -> TurnResult {
+    let status = a.status();
     let now = runtime::now_ms();
-    let (usage, estimated) = totals;
-    let stored_steps = turn::stored_steps(&steps);
-    let route = used.as_ref().or(turn.chain.first());
+    let stored_steps = turn::stored_steps(&a.steps);
+    let route = a.used.as_ref().or(turn.chain.first());
     let fin = messages::Final {
         message_id: &turn.assistant_message_id,
-        content: &text,
+        content: &a.text,
         status: status.as_str(),
         model: route.map_or("", |r| r.name.as_str()),
-        provider: used.as_ref().map(|r| r.provider.as_str()),
-        prompt_tokens: usage.prompt_tokens,
-        completion_tokens: usage.completion_tokens,
-        is_usage_estimated: estimated,
-        time_to_first_token_ms: first_token_at.map(|t| t.saturating_sub(turn.started_at)),
+        provider: a.used.as_ref().map(|r| r.provider.as_str()),
+        prompt_tokens: a.usage.prompt_tokens,
+        completion_tokens: a.usage.completion_tokens,
+        is_usage_estimated: a.estimated,
+        time_to_first_token_ms: a.first_token_at.map(|t| t.saturating_sub(turn.started_at)),
         duration_ms: now.saturating_sub(turn.started_at),
         steps: stored_steps.as_deref(),
     };
-    // The last call's usage record and settlement go in the same batch as the answer.
     let stored = match turn_db(&turn.env) {
         Ok(db) => {
-            let also = match &last_bill {
-                Some(bill) => bill.statements(&db, &turn, now),
+            let also = match &a.last_bill {
+                Some(bill) => bill.statements(&db, turn, now),
                 None => Ok(Vec::new()),
             };
             match also {
@@ -506,7 +534,7 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
         Ok(m) => m,
         Err(e) => {
             log_failure(&turn.request_id, &e);
-            error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));
+            a.error.get_or_insert((TurnError::Storage, "the answer could not be stored".into()));
             None
         }
     };
@@ -520,16 +548,16 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
         provider: fin.provider,
         time_to_first_token_ms: fin.time_to_first_token_ms,
         duration_ms: fin.duration_ms,
-        completion_tokens: usage.completion_tokens,
-        malformed_chunks: malformed,
-        steps: step_no,
-        tool_calls,
-        error_code: error.as_ref().map(|(k, _)| k.code()),
+        completion_tokens: a.usage.completion_tokens,
+        malformed_chunks: a.malformed,
+        steps: a.model_calls,
+        tool_calls: a.tool_calls,
+        error_code: a.error.as_ref().map(|(k, _)| k.code()),
     };
     runtime::log(&turn_log.to_line());
 
     if let Some(o) = out.as_mut() {
-        let _ = match (&error, &message) {
+        let _ = match (&a.error, &message) {
             (None, Some(m)) => o.json_event("done", &TurnDone { assistant_message: m.view() }).await,
             (Some((kind, text)), _) => {
                 let error = EventError { code: kind.code(), message: text };
@@ -542,13 +570,11 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
             }
         };
     }
-    if let (false, Some(bill)) = (settled, last_bill) {
+    if let (false, Some(bill)) = (settled, a.last_bill) {
         let used = bill.usage().0.total();
         bill.admission.settle(&turn.env, used).await;
     }
-    if let Some(tx) = json_tx {
-        let _ = tx.send(TurnResult { message, error });
-    }
+    TurnResult { message, error: a.error }
 }
 
 /// The prompt estimate of step `step`: the turn's for the first, else that of the messages sent.
