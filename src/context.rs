@@ -10,6 +10,7 @@ use crate::upstream::{self, Connected, Pacing};
 use crate::{quota, runtime};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::Reserve;
+use edgechat_core::agent::turn;
 use edgechat_core::chat::SettledStatus;
 use edgechat_core::conversations::{Conversation, Message};
 use edgechat_core::ids::UsageRecordId;
@@ -42,8 +43,6 @@ pub struct Request<'a> {
     pub question: &'a Message,
     /// Whether the model is offered tools in this turn.
     pub tools_offered: bool,
-    /// How stored messages are sent to the model (called with one message at a time).
-    pub to_chat: fn(&[Message]) -> Vec<ChatMessage>,
 }
 
 /// The messages to send for the turn: the system message (system prompt, tool note, relevant
@@ -55,7 +54,7 @@ pub async fn build(cx: &mut Ctx<'_>, req: Request<'_>) -> Vec<ChatMessage> {
     if stored.last().map(|m| &m.message_id) != Some(&req.question.message_id) {
         stored.push(req.question);
     }
-    let branch: Vec<Vec<ChatMessage>> = stored.iter().map(|m| (req.to_chat)(slice::from_ref(*m))).collect();
+    let branch: Vec<Vec<ChatMessage>> = stored.iter().map(|m| turn::as_chat(m)).collect();
     let mut sections = Sections {
         system_prompt: req.conversation.system_prompt.as_deref(),
         tools_offered: req.tools_offered,

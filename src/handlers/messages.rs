@@ -22,7 +22,6 @@ use edgechat_core::ids::MessageId;
 use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{ChatMessage, Role};
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 
@@ -40,19 +39,6 @@ fn model_chain(
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(requested.unwrap_or(&conversation.model))).map_err(ApiError::validation)?;
     Ok(routes.chain(&route.name).into_iter().cloned().collect())
-}
-
-/// The branch as the model sees it: an answer with tool steps replays them.
-fn to_chat(messages: &[Message]) -> Vec<ChatMessage> {
-    let mut chat = Vec::with_capacity(messages.len());
-    for m in messages {
-        if m.role == "assistant" {
-            chat.extend(turn::replay(&m.content, m.steps.as_deref()));
-        } else if !m.content.is_empty() {
-            chat.push(ChatMessage::new(Role::User, m.content.clone()));
-        }
-    }
-    chat
 }
 
 pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
@@ -155,7 +141,6 @@ async fn start_turn(
         path,
         question: &user_message,
         tools_offered: !tools.is_empty(),
-        to_chat,
     };
     let context = context::build(cx, request).await;
     let tools_tokens = turn::tools_estimate(&agent::definitions(&tools));

@@ -2,6 +2,7 @@
 //! model messages, the payloads of the `tool_call` and `tool_result` events, and what the next
 //! model call may do.
 
+use crate::conversations::Message;
 use crate::llm::context::estimate_chars;
 use crate::llm::{ChatMessage, Role, ToolCall, ToolChoice, ToolDef};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,18 @@ pub fn replay(content: &str, steps: Option<&str>) -> Vec<ChatMessage> {
 pub fn tools_estimate(tools: &[ToolDef<'_>]) -> u64 {
     let chars = tools.iter().map(|t| t.name.chars().count() + t.description.chars().count() + t.parameters.get().len());
     estimate_chars(chars.sum::<usize>() as u64)
+}
+
+/// A stored message as the model sees it: a question as its text (none when empty), an answer
+/// with its tool steps replayed ([`replay`]).
+pub fn as_chat(message: &Message) -> Vec<ChatMessage> {
+    if message.role == "assistant" {
+        replay(&message.content, message.steps.as_deref())
+    } else if message.content.is_empty() {
+        Vec::new()
+    } else {
+        vec![ChatMessage::new(Role::User, message.content.clone())]
+    }
 }
 
 /// Limits of one turn's loop (`MAX_TOOL_STEPS`, `TOOL_TIME_BUDGET_MS`).
@@ -205,6 +218,23 @@ mod tests {
         let named = callable(&calls);
         assert_eq!(named[0].name, "unnamed_tool");
         assert_eq!(crate::agent::Tool::parse(&named[0].name), None);
+    }
+
+    #[test]
+    fn a_stored_message_is_sent_as_its_text_or_its_replayed_steps() {
+        let row = r#"[{"message_id":"m","conversation_id":"c","parent_id":null,"role":"user","content":"hi","status":"complete",
+            "model":null,"provider":null,"prompt_tokens":null,"completion_tokens":null,"is_usage_estimated":0,
+            "time_to_first_token_ms":null,"duration_ms":null,"created_at":1,"steps":null}]"#;
+        let mut m = crate::body::parse_rows::<Message>(row).unwrap().remove(0);
+        assert_eq!(as_chat(&m), vec![ChatMessage::new(Role::User, "hi")]);
+        m.role = "assistant".into();
+        m.steps = stored_steps(&[Step { text: "a".into(), tool_calls: vec![call("c1", true)] }]);
+        assert_eq!(as_chat(&m).iter().map(|c| c.role).collect::<Vec<_>>(), [Role::Assistant, Role::Tool]);
+        m.content.clear();
+        m.steps = None;
+        assert!(as_chat(&m).is_empty());
+        m.role = "user".into();
+        assert!(as_chat(&m).is_empty());
     }
 
     #[test]
