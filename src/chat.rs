@@ -12,7 +12,7 @@ use crate::{bindings, runtime, tools};
 use edgechat_core::accounts::User;
 use edgechat_core::admission::Reserve;
 use edgechat_core::agent::turn::{self, Step, StepCall, ToolCallEvent, ToolResultEvent};
-use edgechat_core::agent::{self, Tool};
+use edgechat_core::agent::Tool;
 use edgechat_core::chat::{Accumulator, Delta, EventError, FinalStatus, Settlement, TurnDone, TurnFailed};
 use edgechat_core::config::Config;
 use edgechat_core::conversations::Message;
@@ -46,10 +46,9 @@ pub struct Turn {
     pub prompt_estimate: u64,
     /// The output tokens each model call reserves (its worst case).
     pub completion_reserve: u64,
-    /// The tools the model is offered (none: a plain turn).
+    /// The tools the model is offered (none: a plain turn), and their definitions as sent.
     pub tools: Vec<Tool>,
-    /// Their estimated prompt tokens (part of every call's prompt estimate).
-    pub tools_tokens: u64,
+    pub tool_defs: Vec<ToolDef<'static>>,
     pub auto_title: Option<String>,
     pub started_at: u64,
     /// The hold on the running call's reservation, moved to each later call's.
@@ -303,7 +302,7 @@ async fn next_admission(
 /// Admits the next model call of the loop against the user's plan, like the first.
 async fn admit_step(turn: &Turn, messages: &[ChatMessage], streaming: bool) -> Result<Admission, AppError> {
     let db = turn_db(&turn.env)?;
-    let prompt_tokens = estimate_messages(messages) + turn.tools_tokens;
+    let prompt_tokens = estimate_messages(messages) + turn::tools_estimate(&turn.tool_defs);
     let reserve = Reserve { prompt_tokens, completion_tokens: turn.completion_reserve };
     let model = turn.chain.first().map_or("", |r| r.name.as_str());
     let call = quota::Call::new(model, "chat", turn.api_key_id.as_deref(), reserve, streaming)?;
@@ -419,7 +418,7 @@ pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
 /// batch). `sse` says whether the turn streams (then `out` is None once the client left).
 async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>, sse: bool) -> Answer {
     let c = Rc::clone(&turn.config);
-    let defs = agent::definitions(&turn.tools);
+    let defs = &turn.tool_defs;
     let mut messages = turn.context.clone();
     let mut a = Answer {
         text: String::new(),
@@ -450,7 +449,7 @@ async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>,
         }
         let elapsed = runtime::now_ms().saturating_sub(turn.started_at);
         let choice = if defs.is_empty() { ToolChoice::Auto } else { c.agent_loop.choice(step_no, elapsed) };
-        let run = call_model(turn, &messages, &defs, choice, out, &mut a.first_token_at).await;
+        let run = call_model(turn, &messages, defs, choice, out, &mut a.first_token_at).await;
         a.client_gone |= run.client_gone;
         a.malformed += run.acc.malformed;
         a.error = run.error;
@@ -582,6 +581,6 @@ fn prompt_estimate(turn: &Turn, step: u32, messages: &[ChatMessage]) -> u64 {
     if step == 1 {
         turn.prompt_estimate
     } else {
-        estimate_messages(messages) + turn.tools_tokens
+        estimate_messages(messages) + turn::tools_estimate(&turn.tool_defs)
     }
 }

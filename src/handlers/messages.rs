@@ -143,8 +143,8 @@ async fn start_turn(
         tools_offered: !tools.is_empty(),
     };
     let context = context::build(cx, request).await;
-    let tools_tokens = turn::tools_estimate(&agent::definitions(&tools));
-    let prompt_estimate = estimate_messages(&context) + tools_tokens;
+    let tool_defs = agent::definitions(&tools);
+    let prompt_estimate = estimate_messages(&context) + turn::tools_estimate(&tool_defs);
     let wants_sse = cx.header(Header::Accept).is_some_and(|a| a.contains("text/event-stream"));
     let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
     let call = quota::Call::new(&route.name, "chat", api_key_id.as_deref(), reserve, wants_sse)?;
@@ -194,7 +194,7 @@ async fn start_turn(
         prompt_estimate,
         completion_reserve: completion_tokens,
         tools,
-        tools_tokens,
+        tool_defs,
         auto_title,
         started_at,
         lease: lease.clone(),

@@ -32,6 +32,9 @@ struct Entry<'a> {
 /// The tools `offered`, in that order, as the model is told about them: each one's name,
 /// description and input schema (borrowed from [`TOOLS_JSON`], never serialized again).
 pub fn definitions(offered: &[Tool]) -> Vec<ToolDef<'static>> {
+    if offered.is_empty() {
+        return Vec::new();
+    }
     // TOOLS_JSON is generated and checked by a unit test: it always reads.
     let entries: Vec<Entry<'static>> = serde_json::from_str(TOOLS_JSON).unwrap_or_default();
     offered
