@@ -8,15 +8,9 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { api, expectError, BASE } from '../support/client.mjs';
-import { registerUser } from '../support/accounts.mjs';
+import { keyOf, registerUser } from '../support/accounts.mjs';
 
 const TOOLS = ['add_task', 'list_tasks', 'update_task', 'complete_task', 'delete_task', 'remember', 'recall', 'forget', 'search_conversations'];
-
-async function keyOf(u, scopes) {
-  const res = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'mcp', scopes } });
-  assert.equal(res.status, 201, res.text);
-  return res.body.key;
-}
 
 async function connect(token) {
   const transport = new StreamableHTTPClientTransport(new URL(`${BASE}/mcp`), {

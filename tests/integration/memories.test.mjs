@@ -4,19 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, expectError } from '../support/client.mjs';
-import { PASSWORD, registerUser } from '../support/accounts.mjs';
+import { PASSWORD, keyOf, registerUser } from '../support/accounts.mjs';
 import { execSql } from '../support/stack.mjs';
 
 async function remember(token, content) {
   const res = await api('POST', '/api/v1/memories', { token, json: { content } });
   assert.equal(res.status, 201, res.text);
   return res.body;
-}
-
-async function keyOf(u, scopes) {
-  const res = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k', scopes } });
-  assert.equal(res.status, 201, res.text);
-  return res.body.key;
 }
 
 const list = async (token, q = '') => {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, expectError } from '../support/client.mjs';
-import { PASSWORD, registerUser } from '../support/accounts.mjs';
+import { PASSWORD, keyOf, registerUser } from '../support/accounts.mjs';
 import { execSql } from '../support/stack.mjs';
 
 const FIELDS = ['completed_at', 'created_at', 'due_at', 'notes', 'status', 'task_id', 'title', 'updated_at'];
@@ -13,12 +13,6 @@ async function add(u, json) {
   const res = await api('POST', '/api/v1/tasks', { token: u.access_token ?? u, json });
   assert.equal(res.status, 201, res.text);
   return res.body;
-}
-
-async function keyOf(u, scopes) {
-  const res = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k', scopes } });
-  assert.equal(res.status, 201, res.text);
-  return res.body.key;
 }
 
 test('a task is created, read, changed, completed, reopened and deleted', async () => {

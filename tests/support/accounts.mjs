@@ -25,6 +25,13 @@ export async function registerUser({ email = uniqueEmail(), password = PASSWORD,
   return { ...res.body, email, password };
 }
 
+/** A new API key of user `u` (a registerUser result) with `scopes`; returns the key itself. */
+export async function keyOf(u, scopes) {
+  const res = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'k', scopes } });
+  if (res.status !== 201) throw new Error(`key creation failed: ${res.status} ${res.text}`);
+  return res.body.key;
+}
+
 /** Makes the account of `email` an admin in the local D1 under `persistDir`, through the
  * code of the operator's `npm run admin -- grant`. */
 export async function grantAdmin(persistDir, email) {
