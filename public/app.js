@@ -137,7 +137,7 @@ async function api(path, { method = 'GET', body, headers = {}, signal, stream, a
 }
 
 function signedOut(message) {
-  abortTurn();
+  detachTurn();
   state.token = null;
   state.user = null;
   state.conv = null;
@@ -339,7 +339,7 @@ function setTitle() {
 }
 
 function newChat() {
-  abortTurn();
+  detachTurn();
   state.conv = null;
   clearTree();
   if (location.hash) history.pushState(null, '', location.pathname);
@@ -358,7 +358,8 @@ async function openFromHash() {
 }
 
 async function openConversation(id, { push = true } = {}) {
-  if (state.turn && state.conv?.conversation_id !== id) abortTurn();
+  // Leaving a conversation stops reading its answer, not the answer.
+  if (state.turn && state.turn.convId !== id) detachTurn();
   setNav(false);
   showError('');
   try {
@@ -428,17 +429,23 @@ async function loadMessages() {
     all.push(...page.data);
     cursor = page.next_cursor;
   } while (cursor && all.length < 5000);
+  // The answer read here is newer than its stored row.
+  const live = state.turn?.convId === id ? state.msgs.get(state.turn.assistantId) : null;
   clearTree();
   all.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
   for (const m of all) addMsg(m);
+  if (live) addMsg(live);
   if (all.length) choose(all[all.length - 1].message_id); // the newest branch
   render();
   scrollToEnd(true);
+  // An answer still running on the server (a reload, another tab's send): read it here too.
+  const last = path().filter((m) => m.role === 'assistant').at(-1);
+  if (last?.status === 'streaming') attach(last);
 }
 
 // ---------------------------------------------------------------- rendering
 
-const STATUS_LABEL = { cancelled: 'stopped', error: 'failed', streaming: 'answering…' };
+const STATUS_LABEL = { cancelled: 'stopped', error: 'failed', streaming: 'answering…', reconnecting: 'reconnecting…' };
 
 function render() {
   const box = $('messages');
@@ -454,7 +461,7 @@ function messageNode(m) {
   const siblings = state.kids.get(m.parent_id || '') || [];
   const index = siblings.indexOf(m.message_id);
   const status = live ? 'streaming' : m.status;
-  const badge = STATUS_LABEL[status];
+  const badge = STATUS_LABEL[live && state.turn.reconnecting ? 'reconnecting' : status];
   const body = h('div', { className: 'body' });
   if (mine) body.textContent = m.content;
   else renderAnswer(body, m, live);
@@ -596,6 +603,7 @@ function editForm(m) {
 function setBusy(busy) {
   $('send').hidden = busy;
   $('stop').hidden = !busy;
+  $('stop').disabled = false;
   // The log is read once the answer is complete, not at every token.
   $('messages').setAttribute('aria-busy', String(busy));
 }
@@ -634,67 +642,168 @@ function regenerate(m) {
   return stream(`${API}/conversations/${state.conv.conversation_id}/messages/${m.message_id}/regenerate`, model ? { model } : {});
 }
 
-function abortTurn() {
+/** Stops reading the answer here (a conversation switch, signing out). The turn goes on on the
+ * server; opening its conversation again re-attaches to it. */
+function detachTurn() {
   const turn = state.turn;
   if (!turn) return;
-  turn.stopped = true;
+  turn.detached = true;
+  turn.controller.abort();
+  state.turn = null;
+  setBusy(false);
+}
+
+/** Stop cancels the turn on the server, for every tab and device reading it; its streams then
+ * end with `done` (cancelled). Before the turn has an id, the cancel waits for it. */
+function stop() {
+  const turn = state.turn;
+  if (!turn || turn.cancelling) return;
+  turn.cancelling = true;
+  $('stop').disabled = true;
+  announce('Stopping…');
+  if (turn.assistantId) cancelTurn(turn);
+}
+
+async function cancelTurn(turn) {
+  try {
+    const m = (await api(`${API}/conversations/${turn.convId}/messages/${turn.assistantId}/cancel`, { method: 'POST' }))?.assistant_message;
+    // The answer is the final state: no need to wait for the stream to say it too.
+    if (m && m.status !== 'streaming') endTurn(turn, 'done', { assistant_message: m });
+  } catch (e) {
+    if (turn.ended || turn.detached) return;
+    if (e.status === 404 || e.status === 405) {
+      // A worker without the cancel endpoint stops a turn when its reader leaves.
+      turn.stopped = true;
+      turn.controller.abort();
+      announce('Answer stopped.');
+      return;
+    }
+    turn.cancelling = false;
+    if (state.turn === turn) $('stop').disabled = false;
+    showError(`Could not stop the answer: ${e.message}`);
+  }
+}
+
+function endTurn(turn, event, data) {
+  onEvent(turn, event, data);
   turn.controller.abort();
 }
 
-function stop() {
-  if (!state.turn) return;
-  abortTurn();
-  announce('Answer stopped.');
-}
-
-/** POSTs a chat turn and renders its SSE events as they arrive. True when it was sent. */
-async function stream(url, body) {
-  const turn = { controller: new AbortController(), assistantId: null, stopped: false, ended: false, usedTools: false };
-  const convId = state.conv.conversation_id;
+/** The answer this page reads now; `assistantId` is known at once when re-attaching. */
+function newTurn(convId, assistantId = null) {
+  const turn = { controller: new AbortController(), convId, assistantId, resumed: !!assistantId, lastId: 0, sent: false, cancelling: false, stopped: false, detached: false, ended: false, reconnecting: false, usedTools: false };
   state.turn = turn;
   setBusy(true);
   render();
-  announce('Sending…');
-  let sent = false;
-  try {
-    const res = await api(url, { method: 'POST', body, headers: { accept: 'text/event-stream' }, signal: turn.controller.signal, stream: true });
-    sent = true;
-    if (!(res.headers.get('content-type') || '').startsWith('text/event-stream')) {
-      const j = await res.json();
-      onEvent(turn, 'message', { user_message: j.user_message, assistant_message_id: j.assistant_message.message_id });
-      onEvent(turn, 'done', j);
-    } else {
-      await readEvents(res.body, (event, data) => onEvent(turn, event, data));
-    }
-    if (!turn.ended) throw new ApiError(0, 'network', 'The connection was lost before the answer finished; what arrived is kept. Try again or regenerate.');
-  } catch (e) {
-    if (turn.stopped) {
-      const m = state.msgs.get(turn.assistantId);
-      if (m && m.status === 'streaming') m.status = 'cancelled';
-      // Stopped before the server said what it stored: ask it.
-      if (!turn.assistantId && sent) setTimeout(() => state.conv?.conversation_id === convId && !state.turn && loadMessages().catch(() => {}), 400);
-    } else {
-      const m = state.msgs.get(turn.assistantId);
-      if (m && m.status === 'streaming') m.status = 'error';
-      showError(e.message || NETWORK);
-      announce('The answer failed.');
-    }
-  } finally {
-    if (state.turn === turn) state.turn = null;
-    setBusy(false);
-    // A tool may have changed the tasks.
-    if (turn.usedTools) loadTasks();
-    if (state.conv?.conversation_id === convId) render();
-    // The button that started the turn may be gone: keep the keyboard somewhere useful.
-    if (document.activeElement === document.body) $('composer-input').focus();
-  }
-  return sent;
+  return turn;
 }
 
-/** Reads an SSE body, calling `on(event, data)` for every event with JSON data. */
+/** POSTs a chat turn and renders its SSE events as they arrive. True when it was sent. */
+function stream(url, body) {
+  const turn = newTurn(state.conv.conversation_id);
+  // The same key on a repeat makes the server return the same turn instead of a second one.
+  const key = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  announce('Sending…');
+  return readTurn(turn, () => api(url, { method: 'POST', body, headers: { accept: 'text/event-stream', 'idempotency-key': key }, signal: turn.controller.signal, stream: true }));
+}
+
+const noResume = new Set(); // answers whose resume stream the worker does not know
+
+/** Reads an answer that runs on the server (after a reload, a conversation switch, another
+ * tab's send): all its events from the first, then live. */
+function attach(m) {
+  if (state.turn || noResume.has(m.message_id)) return;
+  const turn = newTurn(state.conv.conversation_id, m.message_id);
+  announce('The assistant is answering…');
+  readTurn(turn);
+}
+
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+/** Reads `turn` until `done`/`error` or until the page stops reading it. `post` opens a new turn
+ * and is repeated (same Idempotency-Key) while no event has come; once the turn has an id, a
+ * lost connection resumes after the last event seen, with backoff. */
+async function follow(turn, post) {
+  const { signal } = turn.controller;
+  let delay = 500;
+  for (let tries = 1; ; tries++) {
+    const seen = turn.lastId;
+    try {
+      const res = turn.assistantId
+        ? await api(`${API}/conversations/${turn.convId}/messages/${turn.assistantId}/stream`, { headers: { accept: 'text/event-stream', 'last-event-id': String(turn.lastId) }, signal, stream: true })
+        : await post();
+      turn.sent = true;
+      if (!(res.headers.get('content-type') || '').startsWith('text/event-stream')) {
+        const j = await res.json();
+        onEvent(turn, 'message', { user_message: j.user_message, assistant_message_id: j.assistant_message.message_id });
+        onEvent(turn, 'done', j);
+        return;
+      }
+      await readEvents(res.body, (event, data, id) => onEvent(turn, event, data, id));
+    } catch (e) {
+      if (turn.ended || signal.aborted) return;
+      // A resume refused: the worker has no such stream (it predates them, or the answer is gone).
+      if (turn.assistantId && e.status >= 400 && e.status < 500) throw Object.assign(e, { lost: true });
+      // Retried: a lost connection (a failed fetch or body read), a 5xx of a resume, and a repeat
+      // of a send whose first try the worker is still taking in.
+      const retry = e instanceof TypeError || (e instanceof ApiError && (e.status === 0 || (e.status >= 500 && turn.assistantId) || e.code === 'idempotency_key_in_use'));
+      if (!retry) throw e;
+    }
+    if (turn.ended || signal.aborted) return;
+    if (!turn.assistantId && tries >= 3) throw new ApiError(0, 'network', NETWORK);
+    if (turn.lastId > seen) delay = 500;
+    setReconnecting(turn, true);
+    announce('Connection lost: reconnecting…');
+    await sleep(delay, signal);
+    delay = Math.min(delay * 2, 10000);
+  }
+}
+
+function setReconnecting(turn, on) {
+  if (turn.reconnecting === on) return;
+  turn.reconnecting = on;
+  if (state.turn === turn) render();
+}
+
+async function readTurn(turn, post) {
+  try {
+    await follow(turn, post);
+  } catch (e) {
+    const m = state.msgs.get(turn.assistantId);
+    if (e.lost && turn.resumed) {
+      noResume.add(turn.assistantId);
+      // The old rule: a turn whose reader left is being stored as cancelled. Show what it kept.
+      setTimeout(() => state.conv?.conversation_id === turn.convId && !state.turn && loadMessages().catch(() => {}), 400);
+    } else if (!turn.detached) {
+      if (m && m.status === 'streaming') m.status = 'error';
+      showError(e.lost ? 'The connection was lost before the answer finished; what arrived is kept. Try again or regenerate.' : e.message || NETWORK);
+      announce('The answer failed.');
+    }
+  }
+  if (turn.stopped) {
+    const m = state.msgs.get(turn.assistantId);
+    if (m && m.status === 'streaming') m.status = 'cancelled';
+  }
+  if (state.turn === turn) {
+    state.turn = null;
+    setBusy(false);
+  }
+  // A tool may have changed the tasks.
+  if (turn.usedTools) loadTasks();
+  if (!turn.detached && state.conv?.conversation_id === turn.convId) render();
+  // The button that started the turn may be gone: keep the keyboard somewhere useful.
+  if (document.activeElement === document.body) $('composer-input').focus();
+  return turn.sent;
+}
+
+/** Reads an SSE body, calling `on(event, data, id)` for every event with JSON data. */
 async function readEvents(body, on) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
+  let id = null;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
@@ -712,24 +821,36 @@ async function readEvents(body, on) {
         const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
         if (field === 'event') event = v;
         else if (field === 'data') data.push(v);
+        else if (field === 'id') id = v;
       }
-      if (data.length) on(event, JSON.parse(data.join('\n')));
+      if (data.length) on(event, JSON.parse(data.join('\n')), id);
     }
   }
 }
 
-function onEvent(turn, event, data) {
-  if (state.turn !== turn && event !== 'done' && event !== 'error') return;
+function onEvent(turn, event, data, id) {
+  if (turn.ended || turn.detached) return;
+  if (id != null) {
+    if (+id <= turn.lastId) return; // seen already
+    turn.lastId = +id;
+  }
+  setReconnecting(turn, false);
   const shown = state.conv && state.turn === turn;
   if (event === 'message') {
     const u = data.user_message;
+    const known = state.msgs.get(data.assistant_message_id);
     addMsg(u);
-    addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', steps: [], status: 'streaming', model: u.model, created_at: new Date().toISOString() });
+    // Re-attached: the events start again from the first, so the text does too.
+    addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', steps: [], status: 'streaming', model: known?.model ?? u.model, created_at: known?.created_at ?? new Date().toISOString() });
     turn.assistantId = data.assistant_message_id;
     choose(data.assistant_message_id);
-    if (state.conv) state.conv.message_count = (state.conv.message_count || 0) + 2;
+    if (!turn.resumed) {
+      if (state.conv) state.conv.message_count = (state.conv.message_count || 0) + 2;
+      tell('started', turn);
+    }
     if (shown) { render(); scrollToEnd(true); }
     announce('The assistant is answering…');
+    if (turn.cancelling) cancelTurn(turn);
   } else if (event === 'delta') {
     const m = state.msgs.get(turn.assistantId);
     if (!m) return;
@@ -759,17 +880,48 @@ function onEvent(turn, event, data) {
     scheduleBubble(m.message_id);
   } else if (event === 'done' || event === 'error') {
     turn.ended = true;
-    if (hasToolCalls(data.assistant_message || {})) turn.usedTools = true;
-    if (data.assistant_message) addMsg(data.assistant_message);
+    const final = data.assistant_message;
+    if (hasToolCalls(final || {})) turn.usedTools = true;
+    if (final) addMsg(final);
     else if (state.msgs.has(turn.assistantId)) state.msgs.get(turn.assistantId).status = event === 'done' ? 'complete' : 'error';
-    if (event === 'done') announce('Answer complete.');
+    if (event === 'done') announce(final?.status === 'cancelled' ? 'Answer stopped.' : 'Answer complete.');
     else {
       const err = data.error || {};
-      showError(describe(0, err, null) + (data.assistant_message?.content ? ' The partial answer is kept.' : ''));
+      showError(describe(0, err, null) + (final?.content ? ' The partial answer is kept.' : ''));
       announce('The answer failed.');
     }
+    tell('ended', turn);
     refreshTitle();
   }
+}
+
+// ---------------------------------------------------------------- other tabs
+
+// Tabs of the same browser tell each other when a turn starts or ends, so that a tab showing
+// the same conversation reads the answer too (and Stop there cancels it everywhere).
+const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('edgechat') : null;
+
+function tell(type, turn) {
+  channel?.postMessage({ type, user: state.user?.user_id, conv: turn.convId, message: turn.assistantId });
+}
+
+channel?.addEventListener('message', ({ data: d }) => {
+  if (!state.token || !d || d.user !== state.user?.user_id) return;
+  if (d.conv !== state.conv?.conversation_id) {
+    if (d.type === 'started' && !state.convs.some((c) => c.conversation_id === d.conv) && !$('search').value.trim()) loadConversations();
+    return;
+  }
+  if (state.turn) return;
+  const status = state.msgs.get(d.message)?.status;
+  if (d.type === 'started' ? status !== 'streaming' : status === 'streaming') syncMessages(d.message, 4);
+});
+
+/** Loads the messages again until `id` is among them (another tab's write may still be on
+ * its way); a running answer is attached to by loadMessages. */
+async function syncMessages(id, tries) {
+  const conv = state.conv;
+  await loadMessages().catch(() => {});
+  if (--tries > 0 && state.conv === conv && !state.msgs.has(id)) setTimeout(() => syncMessages(id, tries), 300);
 }
 
 /** A first answer gives the conversation a title: show it. */
@@ -935,7 +1087,9 @@ function wire() {
     }
   });
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && document.body.classList.contains('nav-open')) { setNav(false); $('menu').focus(); }
+    if (e.key !== 'Escape') return;
+    if (document.body.classList.contains('nav-open')) { setNav(false); $('menu').focus(); }
+    else if (state.turn && !document.querySelector('dialog[open]')) stop();
   });
   addEventListener('popstate', () => state.token && openFromHash());
 }

@@ -163,3 +163,35 @@ export const squash = (s) => s.replace(/\s+/g, ' ').trim();
 export function unique(prefix) {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}@example.com`;
 }
+
+/** Records the problems `assertClean` checks on a page that `openPage` did not make (a second
+ * tab in the same context). */
+export async function watchPage(page) {
+  page.setDefaultTimeout(15000);
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return problems;
+}
+
+/** Waits until the answer streaming on the page shows more than `chars` characters. */
+export async function waitForLiveText(page, chars = 40) {
+  await page.waitForFunction((n) => (document.querySelector('#messages article.live .body')?.textContent.length ?? 0) > n, chars);
+}
+
+/** The stored message `id` once it is no longer streaming. */
+export async function settledMessage(url, token, convId, id, { timeout = 20000 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const m = (await storedMessages(url, token, convId)).find((x) => x.message_id === id);
+    if (m && m.status !== 'streaming') return m;
+    if (Date.now() > deadline) throw new Error(`message ${id} still ${m?.status ?? 'missing'}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
