@@ -718,9 +718,17 @@ function attach(m) {
   readTurn(turn);
 }
 
+/** Waits `ms`, less when the page stops reading or the browser is back online. */
 const sleep = (ms, signal) => new Promise((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  const done = () => {
+    clearTimeout(t);
+    removeEventListener('online', done);
+    signal.removeEventListener('abort', done);
+    resolve();
+  };
+  const t = setTimeout(done, ms);
+  signal.addEventListener('abort', done);
+  addEventListener('online', done);
 });
 
 /** Reads `turn` until `done`/`error` or until the page stops reading it. `post` opens a new turn

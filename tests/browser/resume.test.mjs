@@ -1,7 +1,7 @@
 // Answers that outlive the page: a reload, a conversation switch and a dropped connection
 // re-attach to the running answer (the resume stream), a send repeated after its response was
-// lost stores one turn (Idempotency-Key), and a second tab sees the answer stream, where Stop
-// (the cancel endpoint) ends it in every tab.
+// lost stores one turn (Idempotency-Key), Escape stops an answer, and a second tab sees the
+// answer stream, where Stop (the cancel endpoint) ends it in every tab.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -185,6 +185,30 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
     assert.equal(await answer.getAttribute('data-id'), stored[1].message_id);
     assert.equal(squash(await answer.locator('.body').innerText()), squash(stored[1].content));
     assert.equal(await page.locator('#messages article').count(), 2);
+    await assertClean(page, problems);
+  });
+
+  test('Escape while an answer streams stops it through the cancel endpoint', { timeout: 60000 }, async () => {
+    await page.getByRole('button', { name: '+ New chat' }).click();
+    const cancels = [];
+    const onRequest = (r) => /\/messages\/[^/]+\/cancel$/.test(r.url()) && cancels.push(r.method());
+    page.on('request', onRequest);
+    try {
+      await sendViaUi(page, 'Go on and on', 'slow');
+      await waitForLiveText(page, 40);
+      const asst = await page.locator('#messages article.live').getAttribute('data-id');
+      await page.keyboard.press('Escape');
+      await page.waitForFunction((a) => document.querySelector(`#messages article[data-id="${a}"]`)?.dataset.status === 'cancelled', asst);
+      assert.deepEqual(cancels, ['POST']);
+      const stored = await settledMessage(stack.url, token, await conversationId(page), asst);
+      assert.equal(stored.status, 'cancelled');
+      const answer = page.locator(`#messages article[data-id="${asst}"]`);
+      assert.equal(squash(await answer.locator('.body').innerText()), squash(stored.content));
+      assert.equal(await page.locator('#status').textContent(), 'Answer stopped.');
+      await page.locator('#send').waitFor();
+    } finally {
+      page.off('request', onRequest);
+    }
     await assertClean(page, problems);
   });
 
