@@ -229,8 +229,14 @@ async fn start_turn(
         );
     }
 
-    let first_event =
-        to_json(&TurnStarted { user_message: question.view(), assistant_message_id: &assistant_message_id })?;
+    let expires_at = started_at / 1000 + turns::STREAM_TOKEN_TTL_SECONDS;
+    let token = turns::stream_token(cx.config.jwt_secret()?, &user.user_id, &assistant_message_id, expires_at);
+    let stream_url = format!("/api/v1/conversations/{conversation_id}/messages/{assistant_message_id}/stream?token={token}");
+    let first_event = to_json(&TurnStarted {
+        user_message: question.view(),
+        assistant_message_id: &assistant_message_id,
+        stream_url: &stream_url,
+    })?;
     let spec = TurnSpec {
         request_id: cx.request_id.to_string(),
         user: user.clone(),
@@ -376,6 +382,11 @@ async fn keyed_turn(cx: &mut Ctx<'_>, principal: &Principal, body: &[u8]) -> Res
 /// `GET .../messages/{message_id}/stream`: the answer's events after `Last-Event-ID` (or
 /// `?after=`), then live until the turn ends.
 pub async fn stream_turn(cx: &mut Ctx<'_>) -> HandlerResult {
+    if cx.header(Header::Authorization).is_none() {
+        if let Some(token) = query_param(&cx.query(), "token") {
+            return stream_by_token(cx, &token).await;
+        }
+    }
     let checked = check_credential(cx).await?;
     let target = MessageId::parse(cx.param("message_id"));
     let messages = target.as_deref().map_or(Messages::None, Messages::PathTo);
@@ -387,6 +398,22 @@ pub async fn stream_turn(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
     replay(cx, &principal.user.user_id, answer, after).await
+}
+
+/// The stream route with the turn's own token (`?token=`, from its `message` event) instead
+/// of a credential: that user's answer with that id, and nothing else, for an hour.
+async fn stream_by_token(cx: &mut Ctx<'_>, token: &str) -> HandlerResult {
+    let target = MessageId::parse(cx.param("message_id")).ok_or_else(message_not_found)?;
+    let now = runtime::now_ms() / 1000;
+    let user_id = turns::check_stream_token(cx.config.jwt_secret()?, token, &target, now)
+        .ok_or_else(|| ApiError::unauthorized("the stream token is invalid or has expired"))?
+        .to_owned();
+    cx.user_id = Some(user_id.clone());
+    let db = cx.db()?;
+    let answer = store::find(&db, &user_id, &target).await?;
+    let answer = answer.filter(|m| m.conversation_id.as_str() == cx.param("conversation_id")).ok_or_else(message_not_found)?;
+    let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
+    replay(cx, &user_id, &answer, after).await
 }
 
 /// The answer's events after `after`, from its turn object; for a turn whose events are no
