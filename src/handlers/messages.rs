@@ -17,13 +17,15 @@ use crate::{context, quota, runtime};
 use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::agent::{self, turn};
 use edgechat_core::body::parse_json;
-use edgechat_core::chat::{derive_title, EventError, PostMessage, Regenerate, TurnAnswer, TurnDone, TurnFailed, TurnStarted};
+use edgechat_core::chat::{
+    derive_title, EventError, PostMessage, Regenerate, TurnAnswer, TurnDone, TurnFailed, TurnStarted,
+};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
+use edgechat_core::cursor::query_param;
 use edgechat_core::ids::MessageId;
 use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::cursor::query_param;
 use edgechat_core::llm::sse::encode_event;
 use edgechat_core::turns;
 use edgechat_core::ApiError;
@@ -93,7 +95,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         steps: None,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
-    let turn = NewTurn { conversation: &conversation, path: &path, question: user_message, store_question: true, auto_title };
+    let turn =
+        NewTurn { conversation: &conversation, path: &path, question: user_message, store_question: true, auto_title };
     start_turn(cx, &principal, chain, turn, keyed).await
 }
 
@@ -231,7 +234,8 @@ async fn start_turn(
 
     let expires_at = started_at / 1000 + turns::STREAM_TOKEN_TTL_SECONDS;
     let token = turns::stream_token(cx.config.jwt_secret()?, &user.user_id, &assistant_message_id, expires_at);
-    let stream_url = format!("/api/v1/conversations/{conversation_id}/messages/{assistant_message_id}/stream?token={token}");
+    let stream_url =
+        format!("/api/v1/conversations/{conversation_id}/messages/{assistant_message_id}/stream?token={token}");
     let first_event = to_json(&TurnStarted {
         user_message: question.view(),
         assistant_message_id: &assistant_message_id,
@@ -296,9 +300,7 @@ fn chat_error_code(code: &str) -> &'static str {
 
 fn event_stream(resp: worker::Response) -> Reply {
     match resp.body() {
-        worker::ResponseBody::Stream(readable) => {
-            Reply::event_stream(readable.clone()).with("x-accel-buffering", "no")
-        }
+        worker::ResponseBody::Stream(readable) => Reply::event_stream(readable.clone()).with("x-accel-buffering", "no"),
         _ => Reply::event_stream(empty_stream()),
     }
 }
@@ -411,7 +413,8 @@ async fn stream_by_token(cx: &mut Ctx<'_>, token: &str) -> HandlerResult {
     cx.user_id = Some(user_id.clone());
     let db = cx.db()?;
     let answer = store::find(&db, &user_id, &target).await?;
-    let answer = answer.filter(|m| m.conversation_id.as_str() == cx.param("conversation_id")).ok_or_else(message_not_found)?;
+    let answer =
+        answer.filter(|m| m.conversation_id.as_str() == cx.param("conversation_id")).ok_or_else(message_not_found)?;
     let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
     replay(cx, &user_id, &answer, after).await
 }
