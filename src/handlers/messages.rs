@@ -17,13 +17,15 @@ use crate::{context, quota, runtime};
 use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::agent::{self, turn};
 use edgechat_core::body::parse_json;
-use edgechat_core::chat::{derive_title, EventError, PostMessage, Regenerate, TurnAnswer, TurnDone, TurnFailed, TurnStarted};
+use edgechat_core::chat::{
+    derive_title, EventError, PostMessage, Regenerate, TurnAnswer, TurnDone, TurnFailed, TurnStarted,
+};
 use edgechat_core::conversations::{validate_content, Conversation, Message};
+use edgechat_core::cursor::query_param;
 use edgechat_core::ids::MessageId;
 use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::cursor::query_param;
 use edgechat_core::llm::sse::encode_event;
 use edgechat_core::turns;
 use edgechat_core::ApiError;
@@ -93,7 +95,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         steps: None,
     };
     let auto_title = (conversation.title.is_empty() && path.is_empty()).then(|| derive_title(&user_message.content));
-    let turn = NewTurn { conversation: &conversation, path: &path, question: user_message, store_question: true, auto_title };
+    let turn =
+        NewTurn { conversation: &conversation, path: &path, question: user_message, store_question: true, auto_title };
     start_turn(cx, &principal, chain, turn, keyed).await
 }
 
@@ -229,8 +232,15 @@ async fn start_turn(
         );
     }
 
-    let first_event =
-        to_json(&TurnStarted { user_message: question.view(), assistant_message_id: &assistant_message_id })?;
+    let expires_at = started_at / 1000 + turns::STREAM_TOKEN_TTL_SECONDS;
+    let token = turns::stream_token(cx.config.jwt_secret()?, &user.user_id, &assistant_message_id, expires_at);
+    let stream_url =
+        format!("/api/v1/conversations/{conversation_id}/messages/{assistant_message_id}/stream?token={token}");
+    let first_event = to_json(&TurnStarted {
+        user_message: question.view(),
+        assistant_message_id: &assistant_message_id,
+        stream_url: &stream_url,
+    })?;
     let spec = TurnSpec {
         request_id: cx.request_id.to_string(),
         user: user.clone(),
@@ -290,9 +300,7 @@ fn chat_error_code(code: &str) -> &'static str {
 
 fn event_stream(resp: worker::Response) -> Reply {
     match resp.body() {
-        worker::ResponseBody::Stream(readable) => {
-            Reply::event_stream(readable.clone()).with("x-accel-buffering", "no")
-        }
+        worker::ResponseBody::Stream(readable) => Reply::event_stream(readable.clone()).with("x-accel-buffering", "no"),
         _ => Reply::event_stream(empty_stream()),
     }
 }
@@ -376,6 +384,11 @@ async fn keyed_turn(cx: &mut Ctx<'_>, principal: &Principal, body: &[u8]) -> Res
 /// `GET .../messages/{message_id}/stream`: the answer's events after `Last-Event-ID` (or
 /// `?after=`), then live until the turn ends.
 pub async fn stream_turn(cx: &mut Ctx<'_>) -> HandlerResult {
+    if cx.header(Header::Authorization).is_none() {
+        if let Some(token) = query_param(&cx.query(), "token") {
+            return stream_by_token(cx, &token).await;
+        }
+    }
     let checked = check_credential(cx).await?;
     let target = MessageId::parse(cx.param("message_id"));
     let messages = target.as_deref().map_or(Messages::None, Messages::PathTo);
@@ -387,6 +400,23 @@ pub async fn stream_turn(cx: &mut Ctx<'_>) -> HandlerResult {
     }
     let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
     replay(cx, &principal.user.user_id, answer, after).await
+}
+
+/// The stream route with the turn's own token (`?token=`, from its `message` event) instead
+/// of a credential: that user's answer with that id, and nothing else, for an hour.
+async fn stream_by_token(cx: &mut Ctx<'_>, token: &str) -> HandlerResult {
+    let target = MessageId::parse(cx.param("message_id")).ok_or_else(message_not_found)?;
+    let now = runtime::now_ms() / 1000;
+    let user_id = turns::check_stream_token(cx.config.jwt_secret()?, token, &target, now)
+        .ok_or_else(|| ApiError::unauthorized("the stream token is invalid or has expired"))?
+        .to_owned();
+    cx.user_id = Some(user_id.clone());
+    let db = cx.db()?;
+    let answer = store::find(&db, &user_id, &target).await?;
+    let answer =
+        answer.filter(|m| m.conversation_id.as_str() == cx.param("conversation_id")).ok_or_else(message_not_found)?;
+    let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
+    replay(cx, &user_id, &answer, after).await
 }
 
 /// The answer's events after `after`, from its turn object; for a turn whose events are no

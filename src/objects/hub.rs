@@ -4,9 +4,9 @@
 
 use crate::quota::Admission;
 use crate::runtime::streams::{BodyWriter, Sent};
+use edgechat_core::llm::sse::{encode_comment, encode_event};
 use edgechat_core::log::failure_line;
 use edgechat_core::serde_json;
-use edgechat_core::llm::sse::{encode_comment, encode_event};
 use edgechat_core::turns::Recorded;
 use futures_channel::{mpsc, oneshot};
 use std::cell::{Cell, RefCell};
@@ -111,7 +111,12 @@ impl Hub {
     pub fn record(&self, name: &str, data: &str) -> u64 {
         let id = self.last_id() + 1;
         if let Some(sql) = &self.storage {
-            let args = vec![self.message_id.clone().into(), (id as f64).into(), name.to_owned().into(), data.to_owned().into()];
+            let args = vec![
+                self.message_id.clone().into(),
+                (id as f64).into(),
+                name.to_owned().into(),
+                data.to_owned().into(),
+            ];
             if let Err(e) = sql.exec(INSERT_EVENT, args) {
                 self.log_failure("turn event not recorded", &e.to_string());
             }

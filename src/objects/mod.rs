@@ -33,10 +33,20 @@ pub enum StartMode {
 
 /// A call of the Worker on a turn object.
 enum Call {
-    Start { spec: Box<TurnSpec>, mode: StartMode },
-    Stream { message_id: String, after: u64 },
-    Cancel { message_id: String },
-    Wait { message_id: String },
+    Start {
+        spec: Box<TurnSpec>,
+        mode: StartMode,
+    },
+    Stream {
+        message_id: String,
+        after: u64,
+    },
+    Cancel {
+        message_id: String,
+    },
+    Wait {
+        message_id: String,
+    },
     /// The user's account is being deleted: their turns stop and the object keeps nothing.
     Forget,
 }
@@ -49,7 +59,11 @@ impl Call {
         let message_id = || query_param(query, "message_id").unwrap_or_default();
         match (req.method(), edgechat_core::url::path(&url)) {
             (Method::Post, "/start") => {
-                let mode = if query_param(query, "mode").as_deref() == Some("json") { StartMode::Json } else { StartMode::Sse };
+                let mode = if query_param(query, "mode").as_deref() == Some("json") {
+                    StartMode::Json
+                } else {
+                    StartMode::Sse
+                };
                 let bytes = req.bytes().await.map_err(|_| ApiError::internal())?;
                 let spec = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
                 Ok(Call::Start { spec: Box::new(spec), mode })
@@ -106,7 +120,8 @@ fn error_answer(e: &ApiError) -> worker::Result<Response> {
 }
 
 fn sse_response(readable: web_sys::ReadableStream) -> Response {
-    let resp = Response::from_body(ResponseBody::Stream(readable)).unwrap_or_else(|_| Response::empty().unwrap_or_else(|_| unreachable!()));
+    let resp = Response::from_body(ResponseBody::Stream(readable))
+        .unwrap_or_else(|_| Response::empty().unwrap_or_else(|_| unreachable!()));
     let _ = resp.headers().set("content-type", "text/event-stream");
     resp
 }
@@ -117,7 +132,13 @@ fn stub(env: &Env, user_id: &str) -> Result<worker::Stub, AppError> {
     ns.get_by_name(user_id).map_err(|e| AppError::platform("turn object", e.to_string()))
 }
 
-async fn call(env: &Env, user_id: &str, method: Method, path_and_query: &str, body: Option<String>) -> Result<Response, AppError> {
+async fn call(
+    env: &Env,
+    user_id: &str,
+    method: Method,
+    path_and_query: &str,
+    body: Option<String>,
+) -> Result<Response, AppError> {
     let mut init = RequestInit::new();
     init.with_method(method);
     if let Some(body) = body {

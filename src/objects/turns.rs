@@ -93,7 +93,8 @@ impl DurableObject for UserTurns {
         let _ = sql.exec(DELETE_OLD_EVENTS, vec![cutoff.into()]);
         let _ = sql.exec(DELETE_OLD_TURNS, vec![cutoff.into()]);
         let next = if self.live.borrow().is_empty() {
-            let oldest = sql.exec(SELECT_OLDEST_FINISHED, None).and_then(|c| c.one::<Oldest>()).ok().and_then(|o| o.oldest);
+            let oldest =
+                sql.exec(SELECT_OLDEST_FINISHED, None).and_then(|c| c.one::<Oldest>()).ok().and_then(|o| o.oldest);
             oldest.map(|at| at as u64 + turns::EVENTS_KEPT_MS + 1000)
         } else {
             Some(runtime::now_ms() + ALARM_EVERY_MS)
@@ -226,7 +227,8 @@ impl UserTurns {
     /// Ends, as `error` with what they had sent, the turns an earlier life of the object was
     /// running (recorded as running, not running here).
     async fn recover(&self) {
-        let rows = self.sql().exec(SELECT_UNFINISHED, None).and_then(|c| c.to_array::<Unfinished>()).unwrap_or_default();
+        let rows =
+            self.sql().exec(SELECT_UNFINISHED, None).and_then(|c| c.to_array::<Unfinished>()).unwrap_or_default();
         for row in rows {
             if self.live.borrow().contains_key(&row.message_id) {
                 continue;

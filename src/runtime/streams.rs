@@ -143,7 +143,10 @@ impl Gathered {
 impl futures_util::Stream for Gathered {
     type Item = Result<Vec<u8>, String>;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         use std::future::Future;
         use std::task::Poll;
         let this = &mut *self;

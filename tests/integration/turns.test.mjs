@@ -6,7 +6,9 @@
 // last test) on the test run's simulator.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { api, expectError } from '../support/client.mjs';
@@ -14,6 +16,7 @@ import { PASSWORD, uniqueEmail } from '../support/accounts.mjs';
 import { streamTurn } from '../support/sse.mjs';
 import { eventually, simRequests } from '../support/sim.mjs';
 import { TEST_VARS, applyMigrations, execSql, simVars, startWorker } from '../support/stack.mjs';
+import { startBareWorker } from '../support/miniflare.mjs';
 
 const routes = JSON.parse(TEST_VARS.MODEL_ROUTES);
 Object.assign(routes.models, {
@@ -87,6 +90,95 @@ test('a reader that leaves after 3 deltas resumes with Last-Event-ID and gets th
   assert.deepEqual(plain(replay.events.slice(4)), plain(rest.events));
   const byQuery = await streamTurn(`${p}/messages/${answerId(first)}/stream?after=${seen}`, { base, token, method: 'GET' });
   assert.deepEqual(plain(byQuery.events), plain(rest.events));
+});
+
+/**
+ * A TCP relay to the worker that cuts its first connection once `cutAfter` delta events have
+ * passed (a dropped network), and records each connection's request head.
+ */
+async function flakyRelay(target, cutAfter) {
+  const { hostname, port } = new URL(target);
+  const heads = [];
+  const server = net.createServer((client) => {
+    const index = heads.length;
+    heads.push('');
+    const upstream = net.connect(Number(port), hostname);
+    let deltas = 0;
+    client.on('data', (b) => { heads[index] += b.toString(); upstream.write(b); });
+    upstream.on('data', (b) => {
+      client.write(b);
+      deltas += b.toString().split('event: delta').length - 1;
+      if (index === 0 && deltas >= cutAfter) { client.destroy(); upstream.destroy(); }
+    });
+    for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, heads, close: () => server.close() };
+}
+
+/** Reads `url` with the runtime's own EventSource (Node's, as a browser would): every named event, until `done` or `error`. */
+function readWithEventSource(url) {
+  const script = `
+    const es = new EventSource(${JSON.stringify(url)});
+    const events = [];
+    for (const name of ['message', 'delta', 'done', 'error']) {
+      es.addEventListener(name, (e) => {
+        if (e.data === undefined) return; // the connection dropped: EventSource reconnects by itself
+        events.push({ event: name, id: Number(e.lastEventId), data: JSON.parse(e.data) });
+        if (name === 'done' || name === 'error') { es.close(); console.log(JSON.stringify(events)); process.exit(0); }
+      });
+    }
+    setTimeout(() => { console.log(JSON.stringify(events)); process.exit(1); }, 30000);`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--experimental-eventsource', '--no-warnings', '--input-type=module', '-e', script], (err, stdout) => {
+      if (err) reject(new Error(`EventSource client failed: ${err.message}\n${stdout}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
+
+test("the browser's EventSource reads a turn from its stream_url with no credential, and resumes by itself after the connection drops", async (t) => {
+  // In bare workerd: wrangler dev's proxy holds back a GET that follows a cut connection.
+  const bare = await startBareWorker(vars);
+  t.after(() => bare.stop());
+  const at = (method, q, opts = {}) => api(method, q, { base: bare.url, ...opts });
+  const reg = await at('POST', '/api/v1/auth/register', { json: { email: uniqueEmail('es'), password: PASSWORD } });
+  const token = reg.body.access_token;
+  const conv = await at('POST', '/api/v1/conversations', { token, json: { model: 'medium', tools: [] } });
+  const p = `/api/v1/conversations/${conv.body.conversation_id}`;
+  const started = await streamTurn(`${p}/messages`, { base: bare.url, token, json: { content: unique('Read me with EventSource') }, stopWhen: (e) => e.event === 'message' });
+  const { stream_url: streamUrl } = started.events[0].data;
+  assert.match(streamUrl, new RegExp(`^${p}/messages/${answerId(started)}/stream\\?token=`));
+  const relay = await flakyRelay(bare.url, 3);
+  let events;
+  try {
+    events = await readWithEventSource(relay.url + streamUrl);
+  } finally {
+    relay.close();
+  }
+  assert.ok(relay.heads.length >= 2, 'the first connection was cut and EventSource reconnected');
+  assert.doesNotMatch(relay.heads[0], /last-event-id/i);
+  const resumedFrom = Number(relay.heads[1].match(/last-event-id: *(\d+)/i)?.[1]);
+  assert.ok(resumedFrom >= 4, `the reconnect sent Last-Event-ID (${resumedFrom})`);
+  assert.deepEqual(events.map((e) => e.id), events.map((_, i) => i + 1), 'every event once, in order');
+  const done = events.at(-1);
+  assert.equal(done.event, 'done');
+  const text = events.filter((e) => e.event === 'delta').map((e) => e.data.text).join('');
+  assert.equal(text, done.data.assistant_message.content);
+  const stored = (await at('GET', `${p}/messages?limit=100`, { token })).body.data.find((m) => m.message_id === answerId(started));
+  assert.equal(stored.content, text);
+
+  // The token reads that turn only, in its own conversation, and cannot be altered.
+  const tokenValue = new URL(streamUrl, bare.url).searchParams.get('token');
+  const other = await streamTurn(`${p}/messages`, { base: bare.url, token, json: { content: unique('another turn') } });
+  expectError(assert, await at('GET', `${p}/messages/${answerId(other)}/stream?token=${tokenValue}`), 401, 'unauthorized');
+  expectError(assert, await at('GET', `${streamUrl.slice(0, -3)}abc`), 401, 'unauthorized');
+  const conv2 = await at('POST', '/api/v1/conversations', { token, json: {} });
+  const elsewhere = `/api/v1/conversations/${conv2.body.conversation_id}`;
+  expectError(assert, await at('GET', `${elsewhere}/messages/${answerId(started)}/stream?token=${tokenValue}`), 404, 'not_found');
 });
 
 test('two readers of one turn see identical events', async () => {

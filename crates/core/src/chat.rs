@@ -28,6 +28,9 @@ pub struct Regenerate {
 pub struct TurnStarted<'a> {
     pub user_message: MessageView<'a>,
     pub assistant_message_id: &'a str,
+    /// Where the turn is read again, with a token that lets a reader without headers (the
+    /// browser's `EventSource`) read this turn and nothing else.
+    pub stream_url: &'a str,
 }
 
 /// The JSON answer of a turn that was not streamed.

@@ -1,8 +1,12 @@
 //! The rules of a turn that outlives its connection: where a reader resumes (`Last-Event-ID`
-//! or `?after=`), what an `Idempotency-Key` may be and what makes two sends the same, and what
-//! a turn's recorded events say when the object running it died.
+//! or `?after=`), the stream token that lets a header-less reader (the browser's
+//! `EventSource`) read one turn, what an `Idempotency-Key` may be and what makes two sends the
+//! same, and what a turn's recorded events say when the object running it died.
 
 use crate::ApiError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -10,6 +14,8 @@ use sha2::{Digest, Sha256};
 pub const IDEMPOTENCY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 /// How long a finished turn's events stay available to readers that resume.
 pub const EVENTS_KEPT_MS: u64 = IDEMPOTENCY_WINDOW_MS;
+/// How long a turn's stream token lets its owner read it.
+pub const STREAM_TOKEN_TTL_SECONDS: u64 = 60 * 60;
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -74,6 +80,34 @@ pub fn key_in_flight() -> ApiError {
     ApiError::conflict("idempotency_key_in_use", "a request with this Idempotency-Key is still being processed")
 }
 
+fn stream_mac(secret: &[u8], user_id: &str, message_id: &str, expires_at: u64) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
+    // Domain-separated from every other use of the secret (a JWT's signature is over base64 text).
+    for part in ["edgechat stream token v1", user_id, message_id, &expires_at.to_string()] {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    Some(mac)
+}
+
+/// A token that lets `user_id` read the turn answering with `message_id` until `expires_at`
+/// (Unix seconds), and nothing else: `{user_id}.{expires_at}.{mac}`.
+pub fn stream_token(secret: &[u8], user_id: &str, message_id: &str, expires_at: u64) -> String {
+    let tag = stream_mac(secret, user_id, message_id, expires_at).map(|m| m.finalize().into_bytes().to_vec());
+    format!("{user_id}.{expires_at}.{}", URL_SAFE_NO_PAD.encode(tag.unwrap_or_default()))
+}
+
+/// The user a stream token for `message_id` was made for, if it is genuine and unexpired at
+/// `now` (Unix seconds); the comparison is constant-time.
+pub fn check_stream_token<'t>(secret: &[u8], token: &'t str, message_id: &str, now: u64) -> Option<&'t str> {
+    let mut parts = token.splitn(3, '.');
+    let (user_id, expires_at, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let expires_at: u64 = expires_at.parse().ok()?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    let mac = stream_mac(secret, user_id, message_id, expires_at)?;
+    (mac.verify_slice(&tag).is_ok() && now < expires_at).then_some(user_id)
+}
+
 /// One recorded event of a turn: its id, name and data (JSON text).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Recorded {
@@ -130,6 +164,23 @@ mod tests {
         let err = check_resume_point(6, 5).unwrap_err();
         assert_eq!(err.status, 400);
         assert!(err.message.contains("latest event of this turn is 5"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_stream_token_reads_one_turn_of_one_user_until_it_expires() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let token = stream_token(secret, "usr_a", "msg_1", 1000);
+        assert_eq!(check_stream_token(secret, &token, "msg_1", 999), Some("usr_a"));
+        assert_eq!(check_stream_token(secret, &token, "msg_1", 1000), None, "expired");
+        assert_eq!(check_stream_token(secret, &token, "msg_2", 999), None, "another turn");
+        assert_eq!(check_stream_token(b"another secret, just as long 0123", &token, "msg_1", 999), None);
+        let forged = token.replacen("usr_a", "usr_b", 1);
+        assert_eq!(check_stream_token(secret, &forged, "msg_1", 999), None, "another user");
+        let later = token.replacen("1000", "9999", 1);
+        assert_eq!(check_stream_token(secret, &later, "msg_1", 999), None, "a later expiry");
+        for bad in ["", "usr_a", "usr_a.1000", "usr_a.x.y", "usr_a.1000.!!!"] {
+            assert_eq!(check_stream_token(secret, bad, "msg_1", 0), None, "{bad:?}");
+        }
     }
 
     #[test]
