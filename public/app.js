@@ -15,7 +15,7 @@ const state = {
   msgs: new Map(), // message_id -> message
   kids: new Map(), // parent_id ('' for the root) -> child ids, oldest first
   choice: new Map(), // parent key -> the child shown
-  turn: null, // the answer streaming now: { controller, assistantId, stopped, ended, usedTools }
+  turn: null, // the answer this page reads now (see newTurn)
   editing: null, // message_id of the user message being edited
   openCalls: new Set(), // ids of the tool calls the user expanded (kept across re-renders)
   tasks: { open: [], done: [], openCursor: null, doneCursor: null, loaded: false },
@@ -671,13 +671,6 @@ async function cancelTurn(turn) {
     if (m && m.status !== 'streaming') endTurn(turn, 'done', { assistant_message: m });
   } catch (e) {
     if (turn.ended || turn.detached) return;
-    if (e.status === 404 || e.status === 405) {
-      // A worker without the cancel endpoint stops a turn when its reader leaves.
-      turn.stopped = true;
-      turn.controller.abort();
-      announce('Answer stopped.');
-      return;
-    }
     turn.cancelling = false;
     if (state.turn === turn) $('stop').disabled = false;
     showError(`Could not stop the answer: ${e.message}`);
@@ -691,7 +684,7 @@ function endTurn(turn, event, data) {
 
 /** The answer this page reads now; `assistantId` is known at once when re-attaching. */
 function newTurn(convId, assistantId = null) {
-  const turn = { controller: new AbortController(), convId, assistantId, resumed: !!assistantId, lastId: 0, sent: false, cancelling: false, stopped: false, detached: false, ended: false, reconnecting: false, usedTools: false };
+  const turn = { controller: new AbortController(), convId, assistantId, resumed: !!assistantId, lastId: 0, sent: false, cancelling: false, detached: false, ended: false, reconnecting: false, usedTools: false };
   state.turn = turn;
   setBusy(true);
   render();
@@ -707,7 +700,7 @@ function stream(url, body) {
   return readTurn(turn, () => api(url, { method: 'POST', body, headers: { accept: 'text/event-stream', 'idempotency-key': key }, signal: turn.controller.signal, stream: true }));
 }
 
-const noResume = new Set(); // answers whose resume stream the worker does not know
+const noResume = new Set(); // answers whose resume the worker refused
 
 /** Reads an answer that runs on the server (after a reload, a conversation switch, another
  * tab's send): all its events from the first, then live. */
@@ -753,7 +746,7 @@ async function follow(turn, post) {
       await readEvents(res.body, (event, data, id) => onEvent(turn, event, data, id));
     } catch (e) {
       if (turn.ended || signal.aborted) return;
-      // A resume refused: the worker has no such stream (it predates them, or the answer is gone).
+      // A resume refused: the worker has no such answer (deleted, or a bad id).
       if (turn.assistantId && e.status >= 400 && e.status < 500) throw Object.assign(e, { lost: true });
       // Retried: a lost connection (a failed fetch or body read), a 5xx of a resume, and a repeat
       // of a send whose first try the worker is still taking in.
@@ -782,18 +775,14 @@ async function readTurn(turn, post) {
   } catch (e) {
     const m = state.msgs.get(turn.assistantId);
     if (e.lost && turn.resumed) {
+      // Not to be read (gone, or not this user's any more): show the answer as stored.
       noResume.add(turn.assistantId);
-      // The old rule: a turn whose reader left is being stored as cancelled. Show what it kept.
       setTimeout(() => state.conv?.conversation_id === turn.convId && !state.turn && loadMessages().catch(() => {}), 400);
     } else if (!turn.detached) {
       if (m && m.status === 'streaming') m.status = 'error';
       showError(e.lost ? 'The connection was lost before the answer finished; what arrived is kept. Try again or regenerate.' : e.message || NETWORK);
       announce('The answer failed.');
     }
-  }
-  if (turn.stopped) {
-    const m = state.msgs.get(turn.assistantId);
-    if (m && m.status === 'streaming') m.status = 'cancelled';
   }
   if (state.turn === turn) {
     state.turn = null;
