@@ -389,17 +389,24 @@ pub async fn stream_turn(cx: &mut Ctx<'_>) -> HandlerResult {
             return stream_by_token(cx, &token).await;
         }
     }
+    let (principal, answer) = owned_answer(cx).await?;
+    let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
+    replay(cx, &principal.user.user_id, &answer, after).await
+}
+
+/// The caller and their answer named by the path (404 for another user's or an unknown one,
+/// 400 for a question), read with the session check.
+async fn owned_answer(cx: &mut Ctx<'_>) -> Result<(Principal, Message), AppError> {
     let checked = check_credential(cx).await?;
     let target = MessageId::parse(cx.param("message_id"));
     let messages = target.as_deref().map_or(Messages::None, Messages::PathTo);
     let (principal, found) = authenticate_for_conversation(cx, checked, messages).await?;
-    let (_, path) = found.ok_or_else(conversation_not_found)?;
-    let answer = path.last().ok_or_else(message_not_found)?;
+    let (_, mut path) = found.ok_or_else(conversation_not_found)?;
+    let answer = path.pop().ok_or_else(message_not_found)?;
     if answer.role != "assistant" {
         return Err(not_an_answer());
     }
-    let after = turns::resume_point(cx.header(Header::LastEventId), query_param(&cx.query(), "after").as_deref())?;
-    replay(cx, &principal.user.user_id, answer, after).await
+    Ok((principal, answer))
 }
 
 /// The stream route with the turn's own token (`?token=`, from its `message` event) instead
@@ -443,22 +450,14 @@ async fn replay(cx: &mut Ctx<'_>, user_id: &str, answer: &Message, after: u64) -
 /// `POST .../messages/{message_id}/cancel`: stops the turn wherever it runs and answers with
 /// the answer as stored (cancelled, or its final state if it had already ended).
 pub async fn cancel_turn(cx: &mut Ctx<'_>) -> HandlerResult {
-    let checked = check_credential(cx).await?;
-    let target = MessageId::parse(cx.param("message_id"));
-    let messages = target.as_deref().map_or(Messages::None, Messages::PathTo);
-    let (principal, found) = authenticate_for_conversation(cx, checked, messages).await?;
-    let (_, path) = found.ok_or_else(conversation_not_found)?;
-    let answer = path.last().ok_or_else(message_not_found)?;
-    if answer.role != "assistant" {
-        return Err(not_an_answer());
-    }
+    let (principal, answer) = owned_answer(cx).await?;
     let user_id = &principal.user.user_id;
     let answer = if answer.status == "streaming" {
         objects::cancel(cx.env, user_id, &answer.message_id).await?;
         let db = cx.db()?;
         store::find(&db, user_id, &answer.message_id).await?.ok_or_else(message_not_found)?
     } else {
-        answer.clone()
+        answer
     };
     json(200, &TurnDone { assistant_message: answer.view() })
 }
