@@ -122,7 +122,7 @@ describe('the chat page', { timeout: 120000 }, () => {
     await assertClean(page, problems);
   });
 
-  test('Stop aborts the answer; the partial answer survives a reload, marked stopped', { timeout: 30000 }, async () => {
+  test('Stop cancels the answer; the partial answer survives a reload, marked stopped', { timeout: 30000 }, async () => {
     await page.getByRole('button', { name: '+ New chat' }).click();
     await sendViaUi(page, 'Say a lot', 'slow');
     const live = page.locator('#messages article.assistant.live .body');
