@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { api, latencyRun, rateSteps } from './load.mjs';
 import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
-import { cpuAround, marginalChunkCpu, median } from './cpu.mjs';
 import { renderAgentSection, writeReports } from './report.mjs';
 import { measureAgentTurns } from './agent.mjs';
 import * as T from './targets.mjs';
@@ -100,7 +99,7 @@ function wasmSize() {
 /** One-connection latency (with CPU of the target's processes), then the load steps. */
 async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = true } = {}) {
   const pids = target.pids();
-  const around = pids.length ? cpuAround(pids) : undefined;
+  const around = pids.length ? T.cpuAround(pids) : undefined;
   const { cpuPerRequestMs = null, ...latency } = await latencyRun(target.url, spec, { n, warmup, around });
   if (latency.errors) log(`  ${target.id}: ${latency.errors} errors, first: ${latency.firstError}`);
   if (latency.count === 0) return { error: latency.firstError, cpuPerRequestMs };
@@ -128,13 +127,13 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
   for (let round = 0; round < rounds; round++) {
     await beforeRound?.();
     for (const [i, [target, spec]] of pairs.entries()) {
-      const around = cpuAround(target.pids());
+      const around = T.cpuAround(target.pids());
       const r = await latencyRun(target.url, spec, { n, warmup, around });
       samples[i].push(r.errors === 0 ? r.cpuPerRequestMs : null);
     }
   }
   for (const [i, [, , result]] of pairs.entries()) {
-    const middle = median(samples[i]);
+    const middle = T.median(samples[i]);
     if (result && middle !== null) {
       result.cpuPerRequestMs = middle;
       result.cpuRoundsMs = samples[i];
@@ -152,14 +151,14 @@ async function interleavedChunkCpu(pairs) {
   const samples = pairs.map(() => []);
   for (let round = 0; round < METHOD.marginalRepeats; round++) {
     for (const [i, [target]] of pairs.entries()) {
-      samples[i].push(await marginalChunkCpu(target, (which) => openaiSpec(target, which), {
+      samples[i].push(await T.marginalChunkCpu(target, (which) => openaiSpec(target, which), {
         streams: METHOD.marginalStreams, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
       }));
     }
   }
   for (const [i, [, result]] of pairs.entries()) {
     result.pairedExtraChunkRoundsMs = samples[i];
-    result.pairedExtraChunkMs = median(samples[i]);
+    result.pairedExtraChunkMs = T.median(samples[i]);
   }
   log(`  CPU per extra chunk, median of ${METHOD.marginalRepeats} alternating rounds: ${pairs.map(([t, r]) => `${t.id} ${r.pairedExtraChunkMs?.toFixed(4)} ms`).join(', ')}`);
 }
@@ -183,7 +182,7 @@ async function measureStreams(target, makeSpecFor) {
     `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
     (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
   await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
-  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpecFor, {
+  const cpuPerExtraChunkMs = await T.marginalChunkCpu(target, makeSpecFor, {
     streams: METHOD.marginalStreams, repeats: METHOD.marginalRepeats, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
   });
   if (cpuPerExtraChunkMs !== null) log(`  ${target.id}: CPU per extra chunk ${cpuPerExtraChunkMs.toFixed(4)} ms`);
