@@ -337,8 +337,21 @@ export function edgechatVars(simUrl) {
     PLANS: JSON.stringify({ free: { requests_per_minute: 100_000_000, tokens_per_day: 1e15, concurrent_streams: 100_000, models: ['*'] } }),
     PASSWORD_HASH_ITERATIONS: '1000', // registration speed only; no login is measured
     LOGIN_MAX_FAILURES_PER_IP: '100000',
+    REGISTER_MAX_PER_IP: '100000', // the chat turns' users all register from 127.0.0.1
     ACCESS_TOKEN_TTL_SECONDS: '3600',
     MAX_TOOL_STEPS: String(MAX_TOOL_STEPS),
+  };
+}
+
+/**
+ * A Durable Object namespace for Miniflare 5: the binding `name` of class `className`
+ * exported by worker `worker`, SQLite-backed. Returns { env, exports } to merge into that
+ * worker's config.
+ */
+function durableObject(name, worker, className) {
+  return {
+    env: { [name]: { type: 'durable-object', worker, exportName: className } },
+    exports: { [className]: { type: 'durable-object', storage: 'sqlite' } },
   };
 }
 
@@ -346,19 +359,28 @@ export function edgechatVars(simUrl) {
  * edgechat in bare workerd, and beside it in the same process the JavaScript reference
  * (bench/reference-worker.js, answering under /reference/) and the storage floor
  * (bench/floor-worker.js, under /floor/), bound to the same D1 database and KV namespace.
- * `build` is the directory of the built worker (another build, for an A/B run).
+ * Each chat worker has its Durable Object namespace `TURNS` (edgechat's `UserTurns`, once
+ * the build exports it; the reference's `RefTurns`). `build` is the directory of the built
+ * worker (another build, for an A/B run).
  */
 export async function startEdgechat(simUrl, { build = 'build' } = {}) {
   const vars = edgechatVars(simUrl);
   const storage = { d1: { DB: 'bench-db' }, kv: { CACHE: 'bench-kv' } };
+  const manifest = buildManifest(path.join(ROOT, build));
+  const turns = /\bUserTurns\b/.test(manifest.modules['index.js'].contents) ? durableObject('TURNS', 'edgechat', 'UserTurns') : { env: {}, exports: {} };
+  const refTurns = durableObject('TURNS', 'reference', 'RefTurns');
   const { mf, url, pids, stderr, stop } = await startMiniflare({
     workers: [
-      { name: 'edgechat', manifest: buildManifest(path.join(ROOT, build)), env: workerEnv({ ...storage, vars }) },
+      { name: 'edgechat', manifest, env: { ...workerEnv({ ...storage, vars }), ...turns.env }, exports: turns.exports },
       {
         name: 'reference',
         // It imports src/js/relay.js, edgechat's own relay for pass-through streams.
-        manifest: workerManifest(ROOT, 'bench/reference-worker.js', ['bench/floor-worker.js', 'src/js/relay.js']),
-        env: workerEnv({ ...storage, vars: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() } }),
+        manifest: workerManifest(ROOT, 'bench/reference-worker.js', ['bench/reference-turns.js', 'bench/floor-worker.js', 'src/js/relay.js']),
+        env: {
+          ...workerEnv({ ...storage, vars: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() } }),
+          ...refTurns.env,
+        },
+        exports: refTurns.exports,
         triggers: [{ type: 'fetch', pattern: '*/reference/*' }],
       },
       {
@@ -373,7 +395,7 @@ export async function startEdgechat(simUrl, { build = 'build' } = {}) {
     await stop();
     throw err;
   }
-  const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
+  const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop, turnObject: Boolean(turns.exports.UserTurns) };
   edgechat.reference = { id: 'reference', label: 'the same request in plain JS (bench/reference-worker.js, same workerd, D1 and KV)', url: `${url}/reference`, pids: () => pids };
   edgechat.floor = { id: 'floor', label: 'the storage floor: only the same D1, KV and upstream calls (bench/floor-worker.js, same workerd, D1 and KV)', url: `${url}/floor`, pids: () => pids };
   return edgechat;
