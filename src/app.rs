@@ -204,6 +204,8 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::ListMessages => Box::pin(handlers::conversations::list_messages(cx)),
         Route::PostMessage => Box::pin(handlers::messages::post_message(cx)),
         Route::Regenerate => Box::pin(handlers::messages::regenerate(cx)),
+        Route::StreamTurn => Box::pin(handlers::messages::stream_turn(cx)),
+        Route::CancelTurn => Box::pin(handlers::messages::cancel_turn(cx)),
         Route::ListModels => Box::pin(gateway::list_models(cx)),
         Route::ChatCompletions => Box::pin(gateway::chat_completions(cx)),
         Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),

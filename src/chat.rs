@@ -1,11 +1,13 @@
-//! The chat turn at the edge: calls the upstream (retries, fallbacks, timeouts), relays its
-//! answer as SSE events while it arrives, runs the tools the model calls and calls it again
-//! (the agent loop), and finalizes the assistant message in D1 whatever happens, running under
-//! `wait_until` so a departed client still gets its answer stored.
+//! The chat turn, run by the turn object (src/objects/turns.rs): calls the upstream (retries,
+//! fallbacks, timeouts), records its answer as numbered SSE events for every reader while it
+//! arrives (one `delta` per pass over what has arrived), runs the tools the model calls and
+//! calls it again (the agent loop), and finalizes the assistant message in D1 exactly once,
+//! whatever happens. Only a stop ends it early; its readers come and go.
 
 use crate::http::{AppError, Failure};
+use crate::objects::hub::Hub;
 use crate::quota::{self, Admission, Lease};
-use crate::runtime::streams::{BodyWriter, ByteStream};
+use crate::runtime::streams::Gathered;
 use crate::store::{messages, usage, D1PreparedStatement, Db};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use crate::{bindings, runtime, tools};
@@ -20,14 +22,63 @@ use edgechat_core::ids::{ConversationId, MessageId, UsageRecordId};
 use edgechat_core::llm::context::estimate_messages;
 use edgechat_core::llm::provider::{build_request, ChatRequest, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::sse::encode_event;
 use edgechat_core::llm::{ChatMessage, ToolCall, ToolChoice, ToolDef, Usage};
 use edgechat_core::log::{failure_line, TurnLog};
-use edgechat_core::serde::Serialize;
 use edgechat_core::serde_json;
-use futures_channel::oneshot;
+use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 use worker::Env;
+
+/// A turn as the request that started it hands it to the turn object: owned, serializable.
+#[derive(Serialize, Deserialize)]
+pub struct TurnSpec {
+    pub request_id: String,
+    pub user: User,
+    pub api_key_id: Option<String>,
+    pub conversation_id: ConversationId,
+    pub assistant_message_id: MessageId,
+    /// The requested model's name, then its fallbacks' (routed again from the configuration).
+    pub chain: Vec<String>,
+    pub context: Vec<ChatMessage>,
+    pub prompt_estimate: u64,
+    pub completion_reserve: u64,
+    /// The tools offered, by name.
+    pub tools: Vec<String>,
+    pub auto_title: Option<String>,
+    pub started_at: u64,
+    pub admission: Admission,
+    /// The first event's data (`message`: the question and the answer's id).
+    pub first_event: String,
+}
+
+impl TurnSpec {
+    /// The turn to run, with `config` and `env` of the object that runs it.
+    pub fn into_turn(self, env: Env, config: Rc<Config>) -> (Turn, Admission, String) {
+        let chain = self.chain.iter().filter_map(|name| config.routes.resolve(Some(name)).ok().cloned()).collect();
+        let tools: Vec<Tool> = self.tools.iter().filter_map(|name| Tool::parse(name)).collect();
+        let tool_defs = edgechat_core::agent::definitions(&tools);
+        let lease = self.admission.lease(&env);
+        let turn = Turn {
+            env,
+            config,
+            request_id: self.request_id,
+            user: self.user,
+            api_key_id: self.api_key_id,
+            conversation_id: self.conversation_id,
+            assistant_message_id: self.assistant_message_id,
+            chain,
+            context: self.context,
+            prompt_estimate: self.prompt_estimate,
+            completion_reserve: self.completion_reserve,
+            tools,
+            tool_defs,
+            auto_title: self.auto_title,
+            started_at: self.started_at,
+            lease,
+        };
+        (turn, self.admission, self.first_event)
+    }
+}
 
 /// Everything a turn needs, owned, so it can outlive the request.
 pub struct Turn {
@@ -55,12 +106,6 @@ pub struct Turn {
     pub lease: Lease,
 }
 
-/// Where the turn's output goes: SSE bytes as they are produced, or one result at the end.
-pub enum Sink {
-    Sse { body: BodyWriter, first_event: String },
-    Json(oneshot::Sender<TurnResult>),
-}
-
 /// The stored assistant message and, when the turn failed, the error to report.
 pub struct TurnResult {
     pub message: Option<Message>,
@@ -77,6 +122,8 @@ pub enum TurnError {
     Storage,
     /// A later model call of the loop was refused by the plan's limits (429, or 403).
     Refused { status: u16, code: &'static str },
+    /// The object running the turn was restarted under it (503).
+    Interrupted,
 }
 
 impl TurnError {
@@ -86,6 +133,7 @@ impl TurnError {
             Self::Upstream => "upstream_error",
             Self::Storage => "internal_error",
             Self::Refused { code, .. } => code,
+            Self::Interrupted => "turn_interrupted",
         }
     }
 
@@ -95,20 +143,24 @@ impl TurnError {
             Self::Upstream => 502,
             Self::Storage => 500,
             Self::Refused { status, .. } => *status,
+            Self::Interrupted => 503,
         }
     }
 }
 
-/// The SSE side of a turn: numbered events over the outlet.
+/// The turn's output: numbered events recorded and sent to its readers by the hub, and the
+/// outlet that paces heartbeats between them.
 struct SseOut {
+    hub: Rc<Hub>,
     outlet: Outlet,
-    next_id: u64,
 }
 
 impl SseOut {
+    /// Records an event; false once the turn is stopped.
     async fn event(&mut self, name: &str, data: &str) -> bool {
-        self.next_id += 1;
-        self.outlet.send(encode_event(name, self.next_id, data).into_bytes()).await
+        self.hub.record(name, data);
+        self.outlet.touch();
+        !self.hub.is_cancelled()
     }
 
     /// An event whose data is `value` as JSON.
@@ -135,7 +187,7 @@ async fn call_model(
     messages: &[ChatMessage],
     tools: &[ToolDef<'_>],
     tool_choice: ToolChoice,
-    out: &mut Option<SseOut>,
+    out: &mut SseOut,
     first_token_at: &mut Option<u64>,
 ) -> StepRun {
     let c = &turn.config;
@@ -154,7 +206,7 @@ async fn call_model(
         Ok(build_request(route.provider, key, &req))
     };
     let Connected { route, body, controller } =
-        match upstream::connect(&turn.env, c, &turn.chain, &build, out.as_mut().map(|o| &mut o.outlet)).await {
+        match upstream::connect(&turn.env, c, &turn.chain, &build, Some(&mut out.outlet)).await {
             Ok(connected) => connected,
             Err(NoStream::ClientGone) => {
                 run.client_gone = true;
@@ -165,28 +217,38 @@ async fn call_model(
                 return run;
             }
         };
-    let mut stream = ByteStream::from(body);
+    let mut stream = Gathered::new(&body);
+    out.hub.watch(controller);
     let mut decoder = StreamDecoder::new(route.provider);
     let mut paced = Paced::new(Pacing::of(c));
     run.route = Some(route);
     let acc = &mut run.acc;
-    'read: loop {
-        let outlet = out.as_mut().map(|o| &mut o.outlet);
-        match paced.next(&mut stream, outlet).await {
+    loop {
+        match paced.next(&mut stream, Some(&mut out.outlet)).await {
             Wait::Ready(Some(Ok(bytes))) => {
+                // Whatever arrived is one pass: decoded, then sent as one `delta`.
+                let mut text = String::new();
                 for event in decoder.feed(&bytes) {
-                    let Some(text) = acc.apply(event) else { continue };
-                    first_token_at.get_or_insert_with(runtime::now_ms);
-                    if let Some(o) = out.as_mut() {
-                        if !o.json_event("delta", &Delta { text: &text }).await {
-                            run.client_gone = true;
-                            break 'read;
-                        }
+                    if let Some(piece) = acc.apply(event) {
+                        text.push_str(&piece);
                     }
+                }
+                if text.is_empty() {
+                    continue;
+                }
+                first_token_at.get_or_insert_with(runtime::now_ms);
+                if !out.json_event("delta", &Delta { text: &text }).await {
+                    run.client_gone = true;
+                    break;
                 }
             }
             Wait::Ready(Some(Err(_))) => {
-                run.error = Some((TurnError::Upstream, "the model's stream broke off".into()));
+                // A stop aborts the upstream, which then looks like a broken stream.
+                if out.hub.is_cancelled() {
+                    run.client_gone = true;
+                } else {
+                    run.error = Some((TurnError::Upstream, "the model's stream broke off".into()));
+                }
                 break;
             }
             Wait::Ready(None) => {
@@ -208,20 +270,13 @@ async fn call_model(
     }
     // Stop paying for tokens nobody will read.
     drop(stream);
-    controller.abort();
-    if run.error.is_none() && !run.client_gone && acc.status() == FinalStatus::Error {
+    out.hub.abort_upstream();
+    run.client_gone |= out.hub.is_cancelled();
+    if run.client_gone {
+        run.error = None;
+    } else if run.error.is_none() && acc.status() == FinalStatus::Error {
         let message = acc.upstream_error.clone().unwrap_or_else(|| "the model's stream ended early".into());
         run.error = Some((TurnError::Upstream, message));
-    }
-    // A departed client also cancels the upstream fetch, which then looks like a broken
-    // stream: ask the client before blaming the model.
-    if run.error.is_some() && !run.client_gone {
-        if let Some(o) = out.as_mut() {
-            if !o.outlet.ping().await {
-                run.client_gone = true;
-                run.error = None;
-            }
-        }
     }
     run
 }
@@ -282,7 +337,7 @@ async fn next_admission(
     turn: &Turn,
     previous: Bill,
     messages: &[ChatMessage],
-    streaming: bool,
+    hub: &Hub,
 ) -> Result<Admission, (TurnError, String)> {
     let now = runtime::now_ms();
     match turn_db(&turn.env).and_then(|db| Ok((previous.statements(&db, turn, now)?, db))) {
@@ -293,10 +348,13 @@ async fn next_admission(
         }
         Err(e) => log_failure(&turn.request_id, &e),
     }
-    admit_step(turn, messages, streaming).await.map_err(|e| match e.into_failure() {
+    let streaming = previous.admission.streams();
+    let admitted = admit_step(turn, messages, streaming).await.map_err(|e| match e.into_failure() {
         Failure::Api(api) => (TurnError::Refused { status: api.status, code: api.code }, api.message.clone()),
         _ => (TurnError::Storage, "the next model call could not be admitted".into()),
-    })
+    })?;
+    hub.hold(&admitted);
+    Ok(admitted)
 }
 
 /// Admits the next model call of the loop against the user's plan, like the first.
@@ -318,15 +376,15 @@ async fn run_tools(
     step: u32,
     calls: &[ToolCall],
     may_run: bool,
-    out: &mut Option<SseOut>,
+    out: &mut SseOut,
     client_gone: &mut bool,
 ) -> Vec<StepCall> {
     let db = turn_db(&turn.env);
     let mut done = Vec::with_capacity(calls.len());
     for call in calls {
-        if let Some(o) = out.as_mut().filter(|_| !*client_gone) {
+        if !*client_gone {
             let event = ToolCallEvent { step, id: &call.id, name: &call.name, arguments: &call.arguments };
-            *client_gone = !o.json_event("tool_call", &event).await;
+            *client_gone = !out.json_event("tool_call", &event).await;
         }
         let (ok, result) = if *client_gone {
             (false, turn::NOT_RUN_STOPPED.to_owned())
@@ -353,8 +411,8 @@ async fn run_tools(
             }
         };
         let call = StepCall::new(call.clone(), ok, result);
-        if let Some(o) = out.as_mut().filter(|_| !*client_gone) {
-            *client_gone = !o.json_event("tool_result", &ToolResultEvent::new(step, &call)).await;
+        if !*client_gone {
+            *client_gone = !out.json_event("tool_result", &ToolResultEvent::new(step, &call)).await;
         }
         done.push(call);
     }
@@ -395,28 +453,20 @@ impl Answer {
     }
 }
 
-/// Runs a turn to its end and stores the result; never returns early without finalizing.
-pub async fn run(turn: Turn, admission: Admission, sink: Sink) {
-    let (mut out, json_tx) = match sink {
-        Sink::Sse { body, first_event } => {
-            let mut o = SseOut { outlet: Outlet::new(body, Pacing::of(&turn.config)), next_id: 0 };
-            let alive = o.event("message", &first_event).await;
-            (alive.then_some(o), None)
-        }
-        Sink::Json(tx) => (None, Some(tx)),
-    };
-    let answer = agent_loop(&turn, admission, &mut out, json_tx.is_none()).await;
-    let result = finish(&turn, answer, &mut out).await;
-    if let Some(tx) = json_tx {
-        let _ = tx.send(result);
-    }
+/// Runs a turn to its end, its events going to `hub`, and stores the result; never returns
+/// early without finalizing. The hub is finished by the caller.
+pub async fn run(turn: Turn, admission: Admission, hub: Rc<Hub>, first_event: &str) -> TurnResult {
+    let mut out = SseOut { outlet: Outlet::hub(hub.clone(), Pacing::of(&turn.config)), hub };
+    out.event("message", first_event).await;
+    let answer = agent_loop(&turn, admission, &mut out).await;
+    finish(&turn, answer, &mut out).await
 }
 
 /// The agent loop: while the model answers with tool calls (and the loop's limits allow),
 /// the calls are run, their results appended, and the model called again; each call is
 /// admitted, billed and settled on its own (the last one's bill is left for the answer's
-/// batch). `sse` says whether the turn streams (then `out` is None once the client left).
-async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>, sse: bool) -> Answer {
+/// batch). A stop ends it wherever it is.
+async fn agent_loop(turn: &Turn, admission: Admission, out: &mut SseOut) -> Answer {
     let c = Rc::clone(&turn.config);
     let defs = &turn.tool_defs;
     let mut messages = turn.context.clone();
@@ -431,7 +481,7 @@ async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>,
         model_calls: 0,
         tool_calls: 0,
         error: None,
-        client_gone: sse && out.is_none(),
+        client_gone: out.hub.is_cancelled(),
         last_bill: None,
     };
     let mut admission = Some(admission);
@@ -439,7 +489,7 @@ async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>,
         a.model_calls += 1;
         let step_no = a.model_calls;
         if let Some(bill) = a.last_bill.take() {
-            match next_admission(turn, bill, &messages, sse).await {
+            match next_admission(turn, bill, &messages, &out.hub).await {
                 Ok(next) => admission = Some(next),
                 Err(refused) => {
                     a.error = Some(refused);
@@ -494,7 +544,7 @@ async fn agent_loop(turn: &Turn, admission: Admission, out: &mut Option<SseOut>,
 
 /// Stores the answer with the last call's bill in one batch, logs the turn and sends the
 /// final event (`done`, or `error` with the answer as stored).
-async fn finish(turn: &Turn, mut a: Answer, out: &mut Option<SseOut>) -> TurnResult {
+async fn finish(turn: &Turn, mut a: Answer, out: &mut SseOut) -> TurnResult {
     let status = a.status();
     let now = runtime::now_ms();
     let stored_steps = turn::stored_steps(&a.steps);
@@ -555,25 +605,49 @@ async fn finish(turn: &Turn, mut a: Answer, out: &mut Option<SseOut>) -> TurnRes
     };
     runtime::log(&turn_log.to_line());
 
-    if let Some(o) = out.as_mut() {
-        let _ = match (&a.error, &message) {
-            (None, Some(m)) => o.json_event("done", &TurnDone { assistant_message: m.view() }).await,
-            (Some((kind, text)), _) => {
-                let error = EventError { code: kind.code(), message: text };
-                let assistant_message = Some(message.as_ref().map(Message::view));
-                o.json_event("error", &TurnFailed { error, assistant_message }).await
-            }
-            (None, None) => {
-                let error = EventError { code: "internal_error", message: "the answer could not be stored" };
-                o.json_event("error", &TurnFailed { error, assistant_message: None }).await
-            }
-        };
-    }
+    let _ = match (&a.error, &message) {
+        (None, Some(m)) => out.json_event("done", &TurnDone { assistant_message: m.view() }).await,
+        (Some((kind, text)), _) => {
+            let error = EventError { code: kind.code(), message: text };
+            let assistant_message = Some(message.as_ref().map(Message::view));
+            out.json_event("error", &TurnFailed { error, assistant_message }).await
+        }
+        (None, None) => {
+            let error = EventError { code: "internal_error", message: "the answer could not be stored" };
+            out.json_event("error", &TurnFailed { error, assistant_message: None }).await
+        }
+    };
     if let (false, Some(bill)) = (settled, a.last_bill) {
         let used = bill.usage().0.total();
         bill.admission.settle(&turn.env, used).await;
     }
     TurnResult { message, error: a.error }
+}
+
+/// Ends a turn whose object died while it ran (its events, `hub`, are what had been sent):
+/// the answer is stored as `error` with the text sent, its call billed for that text and the
+/// prompt, its reservation and stream slot given back, and readers get the `error` event.
+pub async fn interrupted(turn: Turn, admission: Admission, hub: Rc<Hub>) -> TurnResult {
+    let text = hub.text();
+    let settled = Settlement::interrupted(&text, turn.prompt_estimate);
+    let route = turn.chain.first().cloned();
+    let bill = Bill { admission, route: route.clone(), settled: Some(settled), status: FinalStatus::Error };
+    let answer = Answer {
+        text,
+        steps: Vec::new(),
+        usage: settled.usage,
+        estimated: true,
+        first_token_at: None,
+        used: route,
+        malformed: 0,
+        model_calls: 1,
+        tool_calls: 0,
+        error: Some((TurnError::Interrupted, "the answer was interrupted: the service restarted while it ran".into())),
+        client_gone: false,
+        last_bill: Some(bill),
+    };
+    let mut out = SseOut { outlet: Outlet::hub(hub.clone(), Pacing::of(&turn.config)), hub };
+    finish(&turn, answer, &mut out).await
 }
 
 /// The prompt estimate of step `step`: the turn's for the first, else that of the messages sent.

@@ -39,6 +39,14 @@ impl AppError {
         &self.0
     }
 
+    /// The API error's code, when this is one.
+    pub fn api_code(&self) -> Option<&'static str> {
+        match self.failure() {
+            Failure::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
     pub fn into_failure(self) -> Failure {
         *self.0
     }
@@ -154,10 +162,16 @@ pub async fn read_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
 
 /// Reads and decodes a JSON body (415/400/413/422 as documented).
 pub async fn read_json<T: DeserializeOwned>(cx: &Ctx<'_>) -> Result<T, AppError> {
+    read_json_bytes(cx).await.map(|(value, _)| value)
+}
+
+/// [`read_json`], with the body's bytes as sent.
+pub async fn read_json_bytes<T: DeserializeOwned>(cx: &Ctx<'_>) -> Result<(T, Vec<u8>), AppError> {
     let content_type = cx.header(Header::ContentType);
     if !body::is_json_content_type(content_type) {
         return Err(ApiError::unsupported_media_type().into());
     }
     let bytes = read_body(cx).await?;
-    Ok(body::parse_json(content_type, &bytes)?)
+    let value = body::parse_json(content_type, &bytes)?;
+    Ok((value, bytes))
 }

@@ -1,4 +1,5 @@
-//! edgechat Worker: the entry point. It only hands the request to the [`app`] pipeline.
+//! edgechat Worker: the entry point. It only hands the request to the [`app`] pipeline; the
+//! turn objects ([`objects::turns::UserTurns`]) are exported beside it.
 
 mod app;
 mod auth;
@@ -10,6 +11,7 @@ mod crypto;
 mod gateway;
 mod handlers;
 mod http;
+mod objects;
 mod quota;
 mod relay;
 mod runtime;

@@ -28,7 +28,9 @@ const RESERVATION_LEASE_MS: u64 = 2 * 60 * 1000;
 /// How often a running call renews both: a few times within the shorter lease.
 const RENEW_EVERY_MS: u64 = 20 * 1000;
 
-/// An admitted call: what it reserved, to be settled when it ends.
+/// An admitted call: what it reserved, to be settled when it ends. Serialized with a turn
+/// handed to the turn object, and kept by it so that a restarted object can settle it.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Admission {
     user_id: String,
     day: String,
@@ -175,6 +177,11 @@ pub async fn admit_on(
 }
 
 impl Admission {
+    /// Whether the call holds a stream slot.
+    pub fn streams(&self) -> bool {
+        self.stream_id.is_some()
+    }
+
     /// The tokens reserved at admission.
     pub fn reserved(&self) -> u64 {
         self.reserved

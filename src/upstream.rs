@@ -2,6 +2,7 @@
 //! built, with an abort handle), and the retry/fallback loop around attempts, with
 //! heartbeats to the client and a first-byte deadline while waiting.
 
+use crate::objects::hub::Hub;
 use crate::runtime::streams::{BodyWriter, ByteStream, Sent};
 use crate::runtime::{delay, error_text};
 use crate::{bindings, runtime};
@@ -13,6 +14,7 @@ use edgechat_core::llm::sse::encode_comment;
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
 use std::future::Future;
+use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
@@ -128,10 +130,16 @@ impl Pacing {
     }
 }
 
+/// Where a stream's bytes go: one client's response body, or every reader of a turn.
+enum To {
+    Body(BodyWriter),
+    Hub(Rc<Hub>),
+}
+
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
 /// Dropping it ends the response.
 pub struct Outlet {
-    body: BodyWriter,
+    to: To,
     stall_ms: u64,
     /// When the client was last sent anything (the heartbeat counts from it).
     last_sent: u64,
@@ -141,14 +149,33 @@ impl Outlet {
     /// A send may wait `pacing.stall_ms` for the client to take data before the client counts
     /// as gone.
     pub fn new(body: BodyWriter, pacing: Pacing) -> Self {
-        Self { body, stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
+        Self { to: To::Body(body), stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
+    }
+
+    /// The readers of a running turn: a send goes to whoever reads, and "gone" means the turn
+    /// was stopped.
+    pub fn hub(hub: Rc<Hub>, pacing: Pacing) -> Self {
+        Self { to: To::Hub(hub), stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
+    }
+
+    /// Counts output sent another way (a turn's recorded events) for the heartbeat.
+    pub fn touch(&mut self) {
+        self.last_sent = runtime::now_ms();
     }
 
     /// Sends bytes; false once the client has gone. A departed client's body stream is not
     /// always cancelled by the runtime: it may just stop being read, so a send that stays
     /// blocked for the stall time also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
-        let bytes = match self.body.send(bytes) {
+        let body = match &mut self.to {
+            To::Hub(hub) => {
+                hub.broadcast(&bytes);
+                self.last_sent = runtime::now_ms();
+                return !hub.is_cancelled();
+            }
+            To::Body(body) => body,
+        };
+        let bytes = match body.send(bytes) {
             // The usual case, room in the buffer, needs no timer.
             Sent::Queued => {
                 self.last_sent = runtime::now_ms();
@@ -157,11 +184,11 @@ impl Outlet {
             Sent::Gone => return false,
             Sent::Full(bytes) => bytes,
         };
-        let room = match select(Box::pin(self.body.drained()), delay(self.stall_ms)).await {
+        let room = match select(Box::pin(body.drained()), delay(self.stall_ms)).await {
             Either::Left((room, _)) => room,
             Either::Right(_) => false,
         };
-        let sent = room && matches!(self.body.send(bytes), Sent::Queued);
+        let sent = room && matches!(body.send(bytes), Sent::Queued);
         if sent {
             self.last_sent = runtime::now_ms();
         }
@@ -170,7 +197,10 @@ impl Outlet {
 
     /// The request's abort signal, for a body the runtime pipes without this outlet.
     pub fn abort_signal(&self) -> Option<&web_sys::AbortSignal> {
-        self.body.abort_signal()
+        match &self.to {
+            To::Body(body) => body.abort_signal(),
+            To::Hub(_) => None,
+        }
     }
 
     pub async fn ping(&mut self) -> bool {

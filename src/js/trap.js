@@ -48,8 +48,9 @@ export function isFatal(error) {
 /**
  * Wraps the wasm fetch handler. `handle(request, env, ctx)` returns a Response or a promise of
  * one; `reset()` starts a fresh instance; `log(line)` writes a log line. Returns `fetch` for the
- * module's default export and `trapped(errorOrEvent)` for the global error listeners (a trap
- * inside a promise callback reaches only them).
+ * module's default export, `trapped(errorOrEvent)` for the global error listeners (a trap
+ * inside a promise callback reaches only them), and `generation()`, the number of instances
+ * replaced so far.
  */
 export function guard(handle, reset, log = (line) => console.error(line), now = Date.now) {
   let broken = false;
@@ -58,9 +59,12 @@ export function guard(handle, reset, log = (line) => console.error(line), now = 
   /** Requests waiting for the wasm's answer, oldest first: key -> [started, fail]. */
   const waiting = new Map();
 
+  /** Counts fresh instances: objects holding a Rust value of an older one make it again. */
+  let instances = 0;
   const renew = () => {
     try {
       reset();
+      instances += 1;
       broken = false;
     } catch (error) {
       broken = true; // the next request tries again
@@ -123,5 +127,5 @@ export function guard(handle, reset, log = (line) => console.error(line), now = 
     return internalError(request, id);
   };
 
-  return { fetch, trapped };
+  return { fetch, trapped, generation: () => instances };
 }

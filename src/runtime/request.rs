@@ -21,9 +21,11 @@ pub enum Header {
     PreflightMethod,
     PreflightHeaders,
     McpProtocolVersion,
+    LastEventId,
+    IdempotencyKey,
 }
 
-const COUNT: usize = Header::McpProtocolVersion as usize + 1;
+const COUNT: usize = Header::IdempotencyKey as usize + 1;
 
 impl Header {
     pub fn name(self) -> &'static str {
@@ -41,6 +43,8 @@ impl Header {
             Self::PreflightMethod => "access-control-request-method",
             Self::PreflightHeaders => "access-control-request-headers",
             Self::McpProtocolVersion => "mcp-protocol-version",
+            Self::LastEventId => "last-event-id",
+            Self::IdempotencyKey => "idempotency-key",
         }
     }
 }

@@ -112,3 +112,54 @@ impl BodyWriter {
         std::future::poll_fn(|cx| self.chunks.poll_ready(cx)).await.is_ok()
     }
 }
+
+// workers-rs reads a body one chunk per call into wasm: src/js/gather.js reads it in JavaScript
+// and hands over what has arrived in one piece.
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/gather.js")]
+extern "C" {
+    type Gather;
+
+    #[wasm_bindgen(constructor)]
+    fn new(stream: &ReadableStream) -> Gather;
+    #[wasm_bindgen(method)]
+    fn take(this: &Gather) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn cancel(this: &Gather);
+}
+
+/// A body read in passes: each item is everything that arrived since the previous one.
+/// Dropping it cancels the body.
+pub struct Gathered {
+    gather: Gather,
+    pending: Option<wasm_bindgen_futures::JsFuture>,
+}
+
+impl Gathered {
+    pub fn new(stream: &ReadableStream) -> Self {
+        Self { gather: Gather::new(stream), pending: None }
+    }
+}
+
+impl futures_util::Stream for Gathered {
+    type Item = Result<Vec<u8>, String>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        let pending = this.pending.get_or_insert_with(|| this.gather.take().into());
+        let Poll::Ready(taken) = std::pin::Pin::new(pending).poll(cx) else { return Poll::Pending };
+        this.pending = None;
+        Poll::Ready(match taken {
+            Ok(bytes) if bytes.is_null() => None,
+            Ok(bytes) => Some(Ok(js_sys::Uint8Array::new(&bytes).to_vec())),
+            Err(e) => Some(Err(super::error_text(&e))),
+        })
+    }
+}
+
+impl Drop for Gathered {
+    fn drop(&mut self) {
+        self.gather.cancel();
+    }
+}

@@ -168,3 +168,12 @@ pub async fn finalize(
     let results = db.batch("finalize turn", statements).await?;
     Ok(rows::<Message>("finalize turn", results.first())?.into_iter().next())
 }
+
+const FIND_MESSAGE: &str = "SELECT message_id, conversation_id, parent_id, role, content, status, model, provider, \
+     prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at, steps \
+     FROM messages WHERE message_id = ?1 AND user_id = ?2";
+
+/// One of the user's messages.
+pub async fn find(db: &Db, user_id: &str, message_id: &str) -> Result<Option<Message>, AppError> {
+    db.first("read message", db.stmt(FIND_MESSAGE, &[text(message_id), text(user_id)])?).await
+}

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod billing;
 pub mod conversations;
+pub mod idempotency;
 pub mod memories;
 pub mod messages;
 pub mod quotas;

@@ -247,18 +247,25 @@ test("tools reach only the caller's rows: another user's tasks and memories can 
   assert.deepEqual(kept.map((m) => m.content), ['owner secret memory']);
 });
 
-test('stop during a tool loop ends it: no further model call, the steps so far stored as cancelled and billed', async () => {
+test('a cancel during a tool loop ends it: no further model call, the steps so far stored as cancelled and billed', async () => {
   const u = await registerUser();
   const token = u.access_token;
   const id = await conversation(token, { model: 'looping-slow' });
   const content = unique('/tool add_task {"title":"slowly"}');
-  const s = await turn(token, id, { content }, { stopWhen: (e) => e.event === 'tool_result' });
-  assert.ok(s.aborted, JSON.stringify(s.events.map((e) => [e.event, e.data])).slice(0, 800));
-  const stored = await eventually(async () => {
-    const msgs = (await call('GET', `/api/v1/conversations/${id}/messages`, { token })).body.data;
-    return msgs[1]?.status !== 'streaming' && msgs[1];
-  }, { timeoutMs: 10000, what: 'the stopped turn to be stored' });
+  let answer;
+  let stop;
+  const s = await turn(token, id, { content }, {
+    stopWhen: (e) => {
+      if (e.event === 'message') answer = e.data.assistant_message_id;
+      // Stopped from another connection; this reader reads on to the final event.
+      if (e.event === 'tool_result') stop = call('POST', `/api/v1/conversations/${id}/messages/${answer}/cancel`, { token });
+      return false;
+    },
+  });
+  assert.equal(s.events.at(-1).event, 'done', JSON.stringify(s.events.map((e) => [e.event, e.data])).slice(0, 800));
+  const stored = (await stop).body.assistant_message;
   assert.equal(stored.status, 'cancelled');
+  assert.deepEqual(s.events.at(-1).data.assistant_message, stored);
   assert.equal(stored.steps[0].tool_calls[0].ok, true);
   // The stop lands during the second call; a loaded machine may let it finish before the
   // runtime reports the departure, but the loop never runs to its limit.

@@ -86,25 +86,21 @@ test('the second turn sends the history as context', async () => {
   assert.equal(req.body.stream, true);
 });
 
-test('when the client disconnects, the upstream is aborted and the partial answer is stored as cancelled', async () => {
+test('when the client disconnects, the turn runs on to its end and is stored complete', async () => {
   const { token, path } = await setup('slow');
   const content = unique('Write a very long story');
   const s = await streamTurn(`${path}/messages`, { token, json: { content }, stopAfterDeltas: 5 });
   assert.ok(s.aborted);
-  const [rec] = await eventually(async () => {
-    const recs = await simRequests(content);
-    return recs.length && recs[0].finished_at ? recs : null;
-  }, { what: 'the simulator to see the abort' });
-  assert.equal(rec.aborted, true);
-  assert.ok(rec.tokens_sent < 400, `upstream stopped after ${rec.tokens_sent} tokens`);
   const assistant = await eventually(async () => {
     const m = (await messages(token, path)).find((x) => x.role === 'assistant');
     return m && m.status !== 'streaming' ? m : null;
-  }, { what: 'the assistant message to be finalized' });
-  assert.equal(assistant.status, 'cancelled');
+  }, { what: 'the assistant message to be finalized', timeoutMs: 30000 });
+  assert.equal(assistant.status, 'complete');
   assert.ok(assistant.content.startsWith(s.text), 'keeps what the client saw');
-  assert.ok(assistant.content.length > 0);
-  assert.ok(assistant.usage.completion_tokens > 0);
+  assert.ok(assistant.content.length > s.text.length, 'and the rest the client never read');
+  const [rec] = await simRequests(content);
+  assert.equal(rec.aborted, false, 'the upstream ran to its end');
+  assert.ok(assistant.usage.completion_tokens >= 400, `billed ${assistant.usage.completion_tokens} tokens`);
 });
 
 test('a 429 before the first byte is retried and then succeeds', async () => {

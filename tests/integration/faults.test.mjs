@@ -20,7 +20,9 @@ before(async () => {
   const routes = JSON.parse(TEST_VARS.MODEL_ROUTES);
   routes.models.paced = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=700' };
   routes.models.stall = { provider: 'openai', upstream: 'sim-small+tokens=3+interval=2500' };
-  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify(routes) }));
+  // The old rule (a turn stops when its last reader leaves): the departure test below checks
+  // it at every stage of a turn.
+  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify(routes), TURN_CANCEL_ON_DISCONNECT: 'true' }));
   BASE = worker.url;
 });
 after(() => worker?.stop());
@@ -106,7 +108,7 @@ test('chat: every fault mode ends in a finalized assistant message with the righ
   }
 });
 
-test('chat: the client going away at each stage ends the turn as cancelled', async () => {
+test('chat, with TURN_CANCEL_ON_DISCONNECT: the client going away at each stage ends the turn as cancelled', async () => {
   const u = await registerUser();
   // While the upstream has sent nothing yet (detected by the heartbeat).
   const before = await chatTurn(u.access_token, 'hang', unique('leave before first byte'), 400);

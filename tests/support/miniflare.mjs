@@ -35,14 +35,24 @@ export function buildManifest(buildDir = path.join(ROOT, 'build')) {
 
 /**
  * Miniflare 5's environment for a worker: each var a text (or JSON) binding, `d1` and `kv`
- * map binding names to database / namespace ids.
+ * map binding names to database / namespace ids, `objects` binding names to Durable Object
+ * classes the worker named `worker` exports.
  */
-export function workerEnv({ vars = {}, d1 = {}, kv = {} } = {}) {
+export function workerEnv({ vars = {}, d1 = {}, kv = {}, objects = {}, worker = 'edgechat' } = {}) {
   const env = {};
   for (const [name, value] of Object.entries(vars)) env[name] = typeof value === 'string' ? { type: 'text', value } : { type: 'json', value };
   for (const [name, id] of Object.entries(d1)) env[name] = { type: 'd1', id };
   for (const [name, id] of Object.entries(kv)) env[name] = { type: 'kv', id };
+  for (const [name, exportName] of Object.entries(objects)) env[name] = { type: 'durable-object', worker, exportName };
   return env;
+}
+
+/** edgechat's Durable Objects, as wrangler.toml declares them: binding name -> class. */
+export const OBJECTS = { TURNS: 'UserTurns' };
+
+/** Miniflare 5's `exports` for SQLite-backed Durable Object classes. */
+export function objectExports(classes) {
+  return Object.fromEntries(classes.map((name) => [name, { type: 'durable-object', storage: 'sqlite' }]));
 }
 
 /**
@@ -110,7 +120,8 @@ export async function startBareWorker(vars) {
         compatibilityDate: COMPAT_DATE,
         compatibilityFlags: COMPAT_FLAGS,
         manifest: buildManifest(),
-        env: workerEnv({ vars, d1: { DB: 'load-db' }, kv: { CACHE: 'CACHE' } }),
+        env: workerEnv({ vars, d1: { DB: 'load-db' }, kv: { CACHE: 'CACHE' }, objects: OBJECTS }),
+        exports: objectExports(Object.values(OBJECTS)),
       },
     }],
     // The worker's request log lines carry its wasm memory: keep the latest figure.

@@ -26,17 +26,18 @@ function parse(buffer) {
 }
 
 /**
- * POSTs `json` to `path` with `Accept: text/event-stream` and reads the stream.
+ * POSTs `json` to `path` with `Accept: text/event-stream` (or with `method: 'GET'`, reads a
+ * turn's stream) and reads the stream; `headers` are added to the request's.
  * `stopAfterDeltas`: abort the request after that many delta events; `stopWhen(event)`: abort
  * once it returns true for an event.
  * Returns { status, headers, events: [{event, id, data, at}], pings, reads, text }.
  */
-export async function streamTurn(path, { token, json, stopAfterDeltas, stopWhen, base = BASE } = {}) {
+export async function streamTurn(path, { token, json, method = 'POST', headers = {}, stopAfterDeltas, stopWhen, base = BASE } = {}) {
   const controller = new AbortController();
   const res = await fetch(base + path, {
-    method: 'POST',
-    headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(json ?? {}),
+    method,
+    headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers },
+    body: method === 'GET' ? undefined : JSON.stringify(json ?? {}),
     signal: controller.signal,
   });
   const out = { status: res.status, headers: res.headers, events: [], pings: 0, reads: 0, text: '', aborted: false };

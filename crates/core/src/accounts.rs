@@ -143,8 +143,9 @@ impl TryFrom<String> for Role {
     }
 }
 
-/// A user as stored (epoch-ms timestamps), without the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A user as stored (epoch-ms timestamps), without the password hash. Serialized only to
+/// hand a running turn to the object that runs it, never as an API view ([`UserView`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct User {
     pub user_id: String,
     pub email: String,

@@ -184,6 +184,16 @@ impl Settlement {
     /// the reservation, a client that left before anything was counted the prompt, any
     /// other call what was counted. The result's usage is what the record says and the
     /// limits are settled with.
+    /// A call whose running turn was lost with the object running it (evicted or restarted)
+    /// after `text` had been sent: billed for the prompt and that text, estimated (the
+    /// upstream's own count never arrived).
+    pub fn interrupted(text: &str, prompt_estimate: u64) -> Self {
+        let acc = Accumulator { text: text.to_owned(), ..Accumulator::default() };
+        let settled = acc.settle(prompt_estimate, false, true);
+        let usage = Usage { prompt_tokens: prompt_estimate, completion_tokens: settled.usage.completion_tokens };
+        Self { usage, estimated: true, ..settled }
+    }
+
     pub fn charged(self, reserved: u64, prompt_estimate: u64) -> Self {
         let usage = match self.status {
             SettledStatus::TooLarge | SettledStatus::Undecodable => {
@@ -590,5 +600,15 @@ mod tests {
         assert!(!t.contains("  "));
         assert_eq!(derive_title(&"x".repeat(100)).chars().count(), AUTO_TITLE_CHARS);
         assert_eq!(derive_title("\n\n"), "");
+    }
+
+    #[test]
+    fn an_interrupted_call_is_billed_for_its_prompt_and_the_text_sent() {
+        let s = Settlement::interrupted("", 120);
+        assert_eq!((s.usage.prompt_tokens, s.usage.completion_tokens, s.estimated), (120, 0, true));
+        let s = Settlement::interrupted(&"word ".repeat(40), 120);
+        assert_eq!(s.usage.prompt_tokens, 120);
+        assert!(s.usage.completion_tokens > 0 && s.estimated);
+        assert_eq!(s.status, SettledStatus::Cut);
     }
 }

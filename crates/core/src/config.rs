@@ -69,6 +69,9 @@ pub struct Config {
     pub first_byte_timeout_ms: u64,
     /// Interval of `: ping` comments on an idle SSE stream.
     pub heartbeat_ms: u64,
+    /// The old rule for chat turns: a turn is stopped when its last reader leaves (by default
+    /// it runs to its end and is stopped only by an explicit cancel).
+    pub cancel_on_disconnect: bool,
     /// Plans and their limits (`PLANS`).
     pub plans: Plans,
     /// Stripe price id -> plan name (`STRIPE_PRICE_PLANS`).
@@ -195,6 +198,14 @@ impl Config {
         };
         let first_byte_timeout_ms = number(&get, p, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 30_000, 100, 600_000);
         let heartbeat_ms = number(&get, p, "SSE_HEARTBEAT_MS", 15_000, 100, 120_000);
+        let cancel_on_disconnect = match get("TURN_CANCEL_ON_DISCONNECT").as_deref().map(str::trim) {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(_) => {
+                p.push(ConfigError { variable: "TURN_CANCEL_ON_DISCONNECT", problem: "must be true or false".into() });
+                false
+            }
+        };
         let plans =
             Plans::parse(&get("PLANS").unwrap_or_else(|| DEFAULT_PLANS.to_string())).unwrap_or_else(|problem| {
                 p.push(ConfigError { variable: "PLANS", problem: format!("is invalid: {problem}") });
@@ -246,6 +257,7 @@ impl Config {
             retry,
             first_byte_timeout_ms,
             heartbeat_ms,
+            cancel_on_disconnect,
             plans,
             stripe_price_plans,
             stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),

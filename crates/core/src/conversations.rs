@@ -259,8 +259,8 @@ impl Conversation {
     }
 }
 
-/// A message as stored.
-#[derive(Debug, Clone, Deserialize)]
+/// A message as stored (serialized only between the Worker and the turn object).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Message {
     pub message_id: MessageId,
     pub conversation_id: ConversationId,

@@ -33,6 +33,7 @@ pub mod stripe;
 pub mod throttle;
 pub mod time;
 pub mod token;
+pub mod turns;
 pub mod url;
 pub mod views;
 

@@ -26,6 +26,10 @@ pub enum Route {
     ListMessages,
     PostMessage,
     Regenerate,
+    /// A running or finished turn's events, from where a reader left off.
+    StreamTurn,
+    /// Stops a running turn from anywhere.
+    CancelTurn,
     ListModels,
     ChatCompletions,
     StripeWebhook,
@@ -84,6 +88,14 @@ const TABLE: &[Entry] = &[
     Entry {
         pattern: "/api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate",
         methods: &[("POST", Route::Regenerate)],
+    },
+    Entry {
+        pattern: "/api/v1/conversations/{conversation_id}/messages/{message_id}/stream",
+        methods: &[("GET", Route::StreamTurn)],
+    },
+    Entry {
+        pattern: "/api/v1/conversations/{conversation_id}/messages/{message_id}/cancel",
+        methods: &[("POST", Route::CancelTurn)],
     },
     Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
