@@ -26,11 +26,12 @@
 //   placeholder (`streaming`); then the turn goes to the user's Durable Object
 //   (bench/reference-turns.js), whose first reader is the response.
 // - `GET /api/v1/conversations/{id}/messages/{message_id}/stream` (resume): the token check,
-//   the session and the assistant message's owner read in one batch, then a new reader from
-//   the user's Durable Object after `Last-Event-ID` (or `?after=`).
+//   the session, conversation and the branch to the message read in one batch, then a new
+//   reader from the user's Durable Object after `Last-Event-ID` (or `?after=`).
 // The CPU per request of each is what the same features cost without Rust and wasm.
 import { SQL } from './floor-worker.js';
 import { Relay } from '../src/js/relay.js';
+import { messageView } from './reference-turns.js';
 export { RefTurns } from './reference-turns.js';
 
 const encoder = new TextEncoder();
@@ -247,8 +248,13 @@ const LATEST_PATH = 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
   'WHERE p.depth < ?3) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ' +
   'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
   'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
-/** The assistant message a resume names, if the user's (the reference's own check). */
-const OWNED_ASSISTANT = "SELECT message_id FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3 AND role = 'assistant'";
+/** The branch from the root to one message (src/store/conversations.rs MESSAGE_PATH, expanded likewise). */
+const MESSAGE_PATH = 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
+  'SELECT message_id, parent_id, 0 FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3 UNION ALL ' +
+  'SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id ' +
+  'WHERE p.depth < ?4) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ' +
+  'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
+  'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
 const MAX_MESSAGES = 1000;
 const MAX_CONTENT_BYTES = 32 * 1024;
 const MEMORY_TOP_K = 5;
@@ -335,30 +341,48 @@ async function postMessage(request, env, conversationId, id, seen) {
   if (!hit.results[0] || !reserved.results[0] || !slot.results[0]) throw new Failure(429, 'rate_limited', 'over the plan');
   if (!results[9].results[0]) throw new Failure(409, 'message_limit_reached', `at most ${MAX_MESSAGES} messages per conversation`);
   const spec = {
-    request_id: id, user_id: c.sub, conversation_id: conversationId, assistant_message_id: assistantId, model, day,
-    reservation_id: reservation, stream_id: streamId, reserved: prompt + completion, prompt_estimate: prompt, started_at: startedAt,
+    request_id: id, user_id: c.sub, conversation_id: conversationId, assistant_message_id: assistantId, model,
+    prompt_estimate: prompt, started_at: startedAt,
+    admission: { day, reservation_id: reservation, stream_id: streamId, reserved: prompt + completion },
     first_event: JSON.stringify({ user_message: userView(userMessage), assistant_message_id: assistantId }),
     upstream_body: { model: route.upstream, messages, stream: true, stream_options: { include_usage: true }, max_tokens: completion },
   };
-  const stub = env.TURNS.get(env.TURNS.idFromName(c.sub));
-  const answer = await stub.fetch('https://turns/start', { method: 'POST', body: JSON.stringify(spec) });
-  return new Response(answer.body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } });
+  const answer = await env.TURNS.get(env.TURNS.idFromName(c.sub)).fetch('https://turns.internal/start', { method: 'POST', body: JSON.stringify(spec) });
+  if (answer.status !== 200) throw new Failure(500, 'internal_error', 'the turn did not start');
+  return eventStream(answer.body);
 }
 
-/** `GET .../messages/{message_id}/stream`: the turn's events after `Last-Event-ID`, then live. */
+const eventStream = (body) => new Response(body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } });
+
+/** `GET .../messages/{message_id}/stream`: the turn's events after `Last-Event-ID` (or `?after=`), then live. */
 async function resume(request, env, url, conversationId, messageId, seen) {
   const c = await claims(request, env);
-  const raw = request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? '0';
-  if (!/^\d{1,15}$/.test(raw)) throw new Failure(400, 'invalid_last_event_id', 'Last-Event-ID must be a non-negative integer');
-  const [session, owned] = await env.DB.batch([sessionUser(env, c), env.DB.prepare(OWNED_ASSISTANT).bind(messageId, conversationId, c.sub)]);
+  const [session, found, branch] = await env.DB.batch([
+    sessionUser(env, c),
+    env.DB.prepare(SQL.SELECT_CONVERSATION).bind(conversationId, c.sub),
+    env.DB.prepare(MESSAGE_PATH).bind(messageId, conversationId, c.sub, MAX_MESSAGES),
+  ]);
   const user = session.results[0];
   if (!user) throw invalidToken();
   seen.userId = user.user_id;
-  if (!owned.results[0]) throw new Failure(404, 'not_found', 'message not found');
+  if (!found.results[0]) throw new Failure(404, 'not_found', 'conversation not found');
+  const answer = branch.results.at(-1);
+  if (!answer) throw new Failure(404, 'not_found', 'message not found');
+  if (answer.role !== 'assistant') throw new Failure(400, 'not_an_answer', 'this message is a question: only an answer has a turn');
+  const raw = request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? '0';
+  if (!/^\d{1,15}$/.test(raw.trim())) throw new Failure(400, 'invalid_event_id', 'Last-Event-ID must be a non-negative event id, e.g. 3');
+  const after = Number(raw.trim());
   const stub = env.TURNS.get(env.TURNS.idFromName(c.sub));
-  const answer = await stub.fetch(`https://turns/stream?message_id=${encodeURIComponent(messageId)}&after=${raw}`);
-  if (answer.status !== 200) throw new Failure(404, 'not_found', 'no events for this message');
-  return new Response(answer.body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } });
+  const kept = await stub.fetch(`https://turns.internal/stream?message_id=${encodeURIComponent(answer.message_id)}&after=${after}`);
+  if (kept.status === 200) return eventStream(kept.body);
+  const { error } = await kept.json();
+  if (error.code !== 'turn_not_kept') throw new Failure(kept.status, error.code, error.message);
+  // Events no longer kept: the final event made from the stored answer.
+  const view = messageView(answer);
+  const [name, data] = answer.status === 'complete' || answer.status === 'cancelled'
+    ? ['done', { assistant_message: view }]
+    : ['error', { error: { code: 'turn_interrupted', message: 'the answer did not finish' }, assistant_message: view }];
+  return eventStream(`id: ${after + 1}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
 /** The error body edgechat gives: OpenAI's shape under /v1, edgechat's elsewhere. */

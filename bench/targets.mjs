@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { COMPAT_DATE, COMPAT_FLAGS, applyMigrations, buildManifest, workerEnv, workerManifest } from '../tests/support/miniflare.mjs';
+import { COMPAT_DATE, COMPAT_FLAGS, OBJECTS, applyMigrations, buildManifest, objectExports, workerEnv, workerManifest } from '../tests/support/miniflare.mjs';
 import { freePort, startWorker } from '../tests/support/stack.mjs';
 import { concurrentStreams } from './sse-client.mjs';
 
@@ -344,43 +344,28 @@ export function edgechatVars(simUrl) {
 }
 
 /**
- * A Durable Object namespace for Miniflare 5: the binding `name` of class `className`
- * exported by worker `worker`, SQLite-backed. Returns { env, exports } to merge into that
- * worker's config.
- */
-function durableObject(name, worker, className) {
-  return {
-    env: { [name]: { type: 'durable-object', worker, exportName: className } },
-    exports: { [className]: { type: 'durable-object', storage: 'sqlite' } },
-  };
-}
-
-/**
  * edgechat in bare workerd, and beside it in the same process the JavaScript reference
  * (bench/reference-worker.js, answering under /reference/) and the storage floor
  * (bench/floor-worker.js, under /floor/), bound to the same D1 database and KV namespace.
- * Each chat worker has its Durable Object namespace `TURNS` (edgechat's `UserTurns`, once
- * the build exports it; the reference's `RefTurns`). `build` is the directory of the built
- * worker (another build, for an A/B run).
+ * Each chat worker has its SQLite-backed Durable Object namespace `TURNS` (edgechat's
+ * `UserTurns`, as wrangler.toml declares it; the reference's `RefTurns`). `build` is the
+ * directory of the built worker (another build, for an A/B run).
  */
 export async function startEdgechat(simUrl, { build = 'build' } = {}) {
   const vars = edgechatVars(simUrl);
   const storage = { d1: { DB: 'bench-db' }, kv: { CACHE: 'bench-kv' } };
-  const manifest = buildManifest(path.join(ROOT, build));
-  const turns = /\bUserTurns\b/.test(manifest.modules['index.js'].contents) ? durableObject('TURNS', 'edgechat', 'UserTurns') : { env: {}, exports: {} };
-  const refTurns = durableObject('TURNS', 'reference', 'RefTurns');
+  const refVars = { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
     workers: [
-      { name: 'edgechat', manifest, env: { ...workerEnv({ ...storage, vars }), ...turns.env }, exports: turns.exports },
+      {
+        name: 'edgechat', manifest: buildManifest(path.join(ROOT, build)),
+        env: workerEnv({ ...storage, vars, objects: OBJECTS, worker: 'edgechat' }), exports: objectExports(Object.values(OBJECTS)),
+      },
       {
         name: 'reference',
-        // It imports src/js/relay.js, edgechat's own relay for pass-through streams.
-        manifest: workerManifest(ROOT, 'bench/reference-worker.js', ['bench/reference-turns.js', 'bench/floor-worker.js', 'src/js/relay.js']),
-        env: {
-          ...workerEnv({ ...storage, vars: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() } }),
-          ...refTurns.env,
-        },
-        exports: refTurns.exports,
+        // It imports edgechat's own relay (src/js/relay.js) and body reader (src/js/gather.js).
+        manifest: workerManifest(ROOT, 'bench/reference-worker.js', ['bench/reference-turns.js', 'bench/floor-worker.js', 'src/js/relay.js', 'src/js/gather.js']),
+        env: workerEnv({ ...storage, vars: refVars, objects: { TURNS: 'RefTurns' }, worker: 'reference' }), exports: objectExports(['RefTurns']),
         triggers: [{ type: 'fetch', pattern: '*/reference/*' }],
       },
       {
@@ -395,7 +380,7 @@ export async function startEdgechat(simUrl, { build = 'build' } = {}) {
     await stop();
     throw err;
   }
-  const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop, turnObject: Boolean(turns.exports.UserTurns) };
+  const edgechat = { id: 'edgechat', label: 'edgechat (Rust/wasm, bare workerd)', url, pids: () => pids, stderr, stop };
   edgechat.reference = { id: 'reference', label: 'the same request in plain JS (bench/reference-worker.js, same workerd, D1 and KV)', url: `${url}/reference`, pids: () => pids };
   edgechat.floor = { id: 'floor', label: 'the storage floor: only the same D1, KV and upstream calls (bench/floor-worker.js, same workerd, D1 and KV)', url: `${url}/floor`, pids: () => pids };
   return edgechat;
