@@ -6,6 +6,14 @@
 // What edgechat costs above this is its own CPU, the part the budget of 1 ms per request is
 // about (on Cloudflare, D1 and KV run elsewhere and are not billed as the worker's CPU).
 
+/** src/store/conversations.rs `path_query!`: the branch from the root to the message `leaf` picks. */
+const pathQuery = (leaf, depth) => 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
+  `SELECT message_id, parent_id, 0 FROM messages WHERE ${leaf} UNION ALL ` +
+  'SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id ' +
+  `WHERE p.depth < ${depth}) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ` +
+  'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
+  'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
+
 /** The statements used, by the name of the Rust constant they mirror. */
 export const SQL = {
   SELECT_LIVE_SESSION_USER: 'SELECT u.user_id, u.email, u.display_name, u.role, u.plan, u.is_disabled, ' +
@@ -48,6 +56,9 @@ export const SQL = {
     'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
     'VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)',
   // The chat turn's (used by bench/reference-worker.js and bench/reference-turns.js only).
+  LATEST_PATH: pathQuery('message_id = (SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 ' +
+    'ORDER BY created_at DESC, message_id DESC LIMIT 1)', '?3'),
+  MESSAGE_PATH: pathQuery('message_id = ?1 AND conversation_id = ?2 AND user_id = ?3', '?4'),
   SELECT_CONVERSATION: 'SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at ' +
     'FROM conversations WHERE conversation_id = ?1 AND user_id = ?2',
   SEARCH: 'SELECT m.memory_id, m.content, m.created_at FROM memories_fts f ' +

@@ -240,21 +240,6 @@ async function completion(request, env, ctx, seen) {
   return new Response(answer, { headers: { 'content-type': JSON_TYPE, 'x-edgechat-cache': 'bypass' } });
 }
 
-/** The branch from the conversation's newest message to its root (src/store/conversations.rs LATEST_PATH, its `path_query!` expanded). */
-const LATEST_PATH = 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
-  'SELECT message_id, parent_id, 0 FROM messages WHERE message_id = (SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 ' +
-  'ORDER BY created_at DESC, message_id DESC LIMIT 1) UNION ALL ' +
-  'SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id ' +
-  'WHERE p.depth < ?3) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ' +
-  'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
-  'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
-/** The branch from the root to one message (src/store/conversations.rs MESSAGE_PATH, expanded likewise). */
-const MESSAGE_PATH = 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
-  'SELECT message_id, parent_id, 0 FROM messages WHERE message_id = ?1 AND conversation_id = ?2 AND user_id = ?3 UNION ALL ' +
-  'SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id ' +
-  'WHERE p.depth < ?4) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ' +
-  'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
-  'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
 const MAX_MESSAGES = 1000;
 const MAX_CONTENT_BYTES = 32 * 1024;
 const MEMORY_TOP_K = 5;
@@ -291,7 +276,7 @@ async function postMessage(request, env, conversationId, id, seen) {
   const [session, found, branch] = await env.DB.batch([
     sessionUser(env, c),
     env.DB.prepare(SQL.SELECT_CONVERSATION).bind(conversationId, c.sub),
-    env.DB.prepare(LATEST_PATH).bind(conversationId, c.sub, MAX_MESSAGES),
+    env.DB.prepare(SQL.LATEST_PATH).bind(conversationId, c.sub, MAX_MESSAGES),
   ]);
   const user = session.results[0];
   if (!user) throw invalidToken();
@@ -360,7 +345,7 @@ async function resume(request, env, url, conversationId, messageId, seen) {
   const [session, found, branch] = await env.DB.batch([
     sessionUser(env, c),
     env.DB.prepare(SQL.SELECT_CONVERSATION).bind(conversationId, c.sub),
-    env.DB.prepare(MESSAGE_PATH).bind(messageId, conversationId, c.sub, MAX_MESSAGES),
+    env.DB.prepare(SQL.MESSAGE_PATH).bind(messageId, conversationId, c.sub, MAX_MESSAGES),
   ]);
   const user = session.results[0];
   if (!user) throw invalidToken();

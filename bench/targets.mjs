@@ -296,17 +296,27 @@ export async function referenceStreamMismatches(edgechat, token) {
 
 /**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
- * floor must make exactly edgechat's calls. Rust string constants are read with their line
- * continuations (a backslash-newline and the next line's indent vanish); a name may be used
- * in several store modules (`LIST_AFTER`), so a statement matches any constant of its name.
+ * floor and the reference must make exactly edgechat's calls. Rust string constants are read
+ * with their line continuations (a backslash-newline and the next line's indent vanish), and
+ * `path_query!(leaf, depth)` constants with the macro's text around them; a name may be used in
+ * several store modules (`LIST_AFTER`), so a statement matches any constant of its name.
  */
 export async function floorSqlMismatches() {
   const { SQL } = await import('./floor-worker.js');
   const dir = path.join(ROOT, 'src/store');
+  const literal = '"((?:[^"\\\\]|\\\\.)*)"';
+  const unescape = (text) => text.replace(/\\\n\s*/g, '').replace(/\\"/g, '"');
   const rust = new Map();
+  const add = (name, sql) => (rust.get(name) ?? rust.set(name, new Set()).get(name)).add(sql);
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.rs'))) {
-    for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/const (\w+): &str =\s*"((?:[^"\\]|\\.)*)";/gs)) {
-      (rust.get(m[1]) ?? rust.set(m[1], new Set()).get(m[1])).add(m[2].replace(/\\\n\s*/g, '').replace(/\\"/g, '"'));
+    const source = readFileSync(path.join(dir, f), 'utf8');
+    for (const m of source.matchAll(new RegExp(`const (\\w+): &str =\\s*${literal};`, 'gs'))) add(m[1], unescape(m[2]));
+    // The macro's three pieces of text around its two arguments.
+    const macro = source.match(new RegExp(`macro_rules! path_query[\\s\\S]*?concat!\\(\\s*${literal},\\s*\\$leaf,\\s*${literal},\\s*\\$depth,\\s*${literal}`, 's'));
+    if (!macro) continue;
+    const [, before, between, after] = macro.map(unescape);
+    for (const m of source.matchAll(new RegExp(`const (\\w+): &str = path_query!\\(\\s*${literal},\\s*${literal},?\\s*\\);`, 'gs'))) {
+      add(m[1], `${before}${unescape(m[2])}${between}${unescape(m[3])}${after}`);
     }
   }
   return Object.entries(SQL).filter(([name, sql]) => !rust.get(name)?.has(sql)).map(([name]) => name);
