@@ -79,6 +79,9 @@ pub async fn delete_me(cx: &mut Ctx<'_>) -> HandlerResult {
         parse_json::<DeleteMeRequest>(cx.header(Header::ContentType), &bytes)?
     };
     check_current_password(cx, &principal.user.user_id, req.current_password()?).await?;
+    // The turn object first: its running turns stop, and nothing it kept (turn contexts and
+    // events) outlives the account. If it cannot be reached, nothing is deleted.
+    crate::objects::forget(cx.env, &principal.user.user_id).await?;
     let db = cx.db()?;
     accounts::delete_account(&db, &principal.user.user_id).await?;
     Ok(Reply::empty(204))

@@ -37,6 +37,8 @@ enum Call {
     Stream { message_id: String, after: u64 },
     Cancel { message_id: String },
     Wait { message_id: String },
+    /// The user's account is being deleted: their turns stop and the object keeps nothing.
+    Forget,
 }
 
 impl Call {
@@ -58,6 +60,7 @@ impl Call {
             }
             (Method::Post, "/cancel") => Ok(Call::Cancel { message_id: message_id() }),
             (Method::Get, "/wait") => Ok(Call::Wait { message_id: message_id() }),
+            (Method::Post, "/forget") => Ok(Call::Forget),
             _ => Err(ApiError::route_not_found()),
         }
     }
@@ -173,6 +176,12 @@ pub enum Started {
 pub async fn stream(env: &Env, user_id: &str, message_id: &str, after: u64) -> Result<Response, AppError> {
     let path = format!("/stream?message_id={message_id}&after={after}");
     call(env, user_id, Method::Get, &path, None).await
+}
+
+/// Stops the user's running turns and deletes everything their object keeps (the account is
+/// being deleted).
+pub async fn forget(env: &Env, user_id: &str) -> Result<(), AppError> {
+    call(env, user_id, Method::Post, "/forget", None).await.map(|_| ())
 }
 
 /// Resolves once the turn (if it runs) has stored its answer.

@@ -80,6 +80,7 @@ impl DurableObject for UserTurns {
             Ok(Call::Stream { message_id, after }) => self.stream(&req, &message_id, after).await,
             Ok(Call::Cancel { message_id }) => self.cancel(&message_id, true).await,
             Ok(Call::Wait { message_id }) => self.cancel(&message_id, false).await,
+            Ok(Call::Forget) => self.forget().await,
             Err(e) => Err(e),
         };
         answer.or_else(|e| super::error_answer(&e))
@@ -188,6 +189,20 @@ impl UserTurns {
             }
             hub.finished().await;
         }
+        Response::empty().map_err(|_| ApiError::internal())
+    }
+
+    /// Stops every running turn, then deletes the object's storage (and its alarm).
+    async fn forget(&self) -> std::result::Result<Response, ApiError> {
+        let running: Vec<Rc<Hub>> = self.live.borrow().values().cloned().collect();
+        for hub in running {
+            hub.cancel();
+            hub.finished().await;
+        }
+        let storage = self.state.storage();
+        storage.delete_all().await.map_err(|_| ApiError::internal())?;
+        let _ = storage.delete_alarm().await;
+        self.sql().exec(SCHEMA, None).map_err(|_| ApiError::internal())?;
         Response::empty().map_err(|_| ApiError::internal())
     }
 

@@ -240,3 +240,17 @@ test('a restart mid-turn ends the turn as error with what it had sent, and frees
   const usage = (await call('GET', '/api/v1/usage', { token })).body;
   assert.ok(usage.today.tokens_used > 0, 'the interrupted call is billed');
 });
+
+test('deleting the account stops its running turns before the account is gone', async () => {
+  const { token, path: p } = await setup('slow');
+  const content = unique('Outlive me');
+  await send(token, p, { content }, { stopAfterDeltas: 2 });
+  const res = await call('DELETE', '/api/v1/users/me', { token, json: { current_password: PASSWORD } });
+  assert.equal(res.status, 204, res.text);
+  const [rec] = await eventually(async () => {
+    const recs = await simRequests(content);
+    return recs.length && recs[0].finished_at ? recs : null;
+  }, { what: 'the simulator to see the abort' });
+  assert.equal(rec.aborted, true, 'the model call was stopped');
+  assert.ok(rec.tokens_sent < 400);
+});

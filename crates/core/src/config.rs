@@ -327,6 +327,14 @@ mod tests {
     }
 
     #[test]
+    fn turns_run_on_after_a_client_leaves_unless_the_old_rule_is_chosen() {
+        assert!(!config(&[("JWT_SECRET", SECRET)]).cancel_on_disconnect);
+        assert!(config(&[("JWT_SECRET", SECRET), ("TURN_CANCEL_ON_DISCONNECT", "true")]).cancel_on_disconnect);
+        let bad = config(&[("JWT_SECRET", SECRET), ("TURN_CANCEL_ON_DISCONNECT", "yes")]);
+        assert_eq!(bad.check().unwrap_err().variable, "TURN_CANCEL_ON_DISCONNECT");
+    }
+
+    #[test]
     fn a_missing_jwt_secret_is_named_at_first_use() {
         let c = config(&[]);
         assert!(c.check().is_ok(), "routes that need no secret still work");
