@@ -130,10 +130,11 @@ impl Pacing {
     }
 }
 
-/// Where a stream's bytes go: one client's response body, or every reader of a turn.
+/// Where a stream's bytes go: one client's response body, or every reader of a turn (with the
+/// signal of its stop).
 enum To {
     Body(BodyWriter),
-    Hub(Rc<Hub>),
+    Hub(Rc<Hub>, futures_channel::mpsc::UnboundedReceiver<()>),
 }
 
 /// The client end of a streamed response: bytes in order, and whether anyone still reads.
@@ -155,7 +156,8 @@ impl Outlet {
     /// The readers of a running turn: a send goes to whoever reads, and "gone" means the turn
     /// was stopped.
     pub fn hub(hub: Rc<Hub>, pacing: Pacing) -> Self {
-        Self { to: To::Hub(hub), stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
+        let stop = hub.stop_signal();
+        Self { to: To::Hub(hub, stop), stall_ms: pacing.stall_ms, last_sent: runtime::now_ms() }
     }
 
     /// Counts output sent another way (a turn's recorded events) for the heartbeat.
@@ -168,7 +170,7 @@ impl Outlet {
     /// blocked for the stall time also means gone (never wait forever).
     pub async fn send(&mut self, bytes: Vec<u8>) -> bool {
         let body = match &mut self.to {
-            To::Hub(hub) => {
+            To::Hub(hub, _) => {
                 hub.broadcast(&bytes);
                 self.last_sent = runtime::now_ms();
                 return !hub.is_cancelled();
@@ -199,7 +201,17 @@ impl Outlet {
     pub fn abort_signal(&self) -> Option<&web_sys::AbortSignal> {
         match &self.to {
             To::Body(body) => body.abort_signal(),
-            To::Hub(_) => None,
+            To::Hub(..) => None,
+        }
+    }
+
+    /// Resolves when the turn this outlet feeds is stopped (never for a client's body).
+    async fn stopped(&mut self) {
+        match &mut self.to {
+            To::Hub(_, stop) => {
+                let _ = stop.next().await;
+            }
+            To::Body(_) => std::future::pending().await,
         }
     }
 
@@ -257,7 +269,17 @@ impl Paced {
             let wake_at = beat.map_or(deadline, |beat| deadline.min(beat));
             // A timer armed earlier fires no later than needed: on firing it is re-armed.
             let timer = self.timer.get_or_insert_with(|| delay(wake_at.saturating_sub(now).max(1)));
-            match select(stream.next(), timer).await {
+            let stopped = async {
+                match outlet.as_deref_mut() {
+                    Some(o) => o.stopped().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let waited = match select(select(stream.next(), timer), std::pin::pin!(stopped)).await {
+                Either::Left((waited, _)) => waited,
+                Either::Right(_) => return Wait::ClientGone,
+            };
+            match waited {
                 Either::Left((item, _)) => {
                     self.last_input = runtime::now_ms();
                     return Wait::Ready(item);

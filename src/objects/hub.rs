@@ -8,7 +8,7 @@ use edgechat_core::log::failure_line;
 use edgechat_core::serde_json;
 use edgechat_core::llm::sse::{encode_comment, encode_event};
 use edgechat_core::turns::Recorded;
-use futures_channel::oneshot;
+use futures_channel::{mpsc, oneshot};
 use std::cell::{Cell, RefCell};
 use worker::{AbortController, SqlStorage};
 
@@ -59,6 +59,9 @@ pub struct Hub {
     /// The running model call, aborted by a stop.
     upstream: RefCell<Option<AbortController>>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// Told of a stop: waits on the upstream (before its first byte, a retry's pause) end at
+    /// once instead of at the next heartbeat.
+    stop_signals: RefCell<Vec<mpsc::UnboundedSender<()>>>,
 }
 
 impl Hub {
@@ -75,6 +78,7 @@ impl Hub {
             finished: Cell::new(false),
             upstream: RefCell::new(None),
             waiters: RefCell::new(Vec::new()),
+            stop_signals: RefCell::new(Vec::new()),
         }
     }
 
@@ -188,6 +192,20 @@ impl Hub {
         if let Some(controller) = self.upstream.borrow_mut().take() {
             controller.abort();
         }
+        for signal in self.stop_signals.borrow_mut().drain(..) {
+            let _ = signal.unbounded_send(());
+        }
+    }
+
+    /// A signal that fires when the turn is stopped.
+    pub fn stop_signal(&self) -> mpsc::UnboundedReceiver<()> {
+        let (tx, rx) = mpsc::unbounded();
+        if self.is_cancelled() {
+            let _ = tx.unbounded_send(());
+        } else {
+            self.stop_signals.borrow_mut().push(tx);
+        }
+        rx
     }
 
     /// Ends the turn: readers get what is still owed them, then their bodies end; those

@@ -111,33 +111,28 @@ test('a user over the daily token budget gets 429 with Retry-After and no upstre
   expectError(assert, await call('POST', path, { token: u.access_token, json: { content: 'x', model: 'claude' } }), 403, 'model_not_in_plan');
 });
 
-test('concurrent streams are capped by the plan and freed when a stream ends', async () => {
+test('concurrent streams are capped by the plan and freed when a turn ends', async () => {
   const u = await user();
   const conv = (await call('POST', '/api/v1/conversations', { token: u.access_token, json: { model: 'slow' } })).body;
   const path = `/api/v1/conversations/${conv.conversation_id}/messages`;
-  const controller = new AbortController();
-  const first = fetch(`${base}${path}`, {
-    method: 'POST', signal: controller.signal,
-    headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${u.access_token}` },
-    body: JSON.stringify({ content: unique('long story') }),
-  });
-  const firstRes = await first;
-  const reader = firstRes.body.getReader();
-  await reader.read();
+  // The first turn holds its slot while it runs, read or not (its reader leaves at once).
+  const first = await streamTurn(path, { token: u.access_token, json: { content: unique('long story') }, base, stopWhen: (e) => e.event === 'message' });
+  const firstId = first.events[0].data.assistant_message_id;
   const secondContent = unique('second');
   const second = await streamTurn(path, { token: u.access_token, json: { content: secondContent }, base });
   assert.equal(second.status, 429);
   assert.equal(second.body.error.code, 'too_many_streams');
   const stored = (await call('GET', `${path}?limit=100`, { token: u.access_token })).body.data;
   assert.ok(!stored.some((m) => m.content === secondContent), 'a turn refused a stream slot stores nothing');
-  controller.abort();
+  const cancelled = await call('POST', `${path}/${firstId}/cancel`, { token: u.access_token });
+  assert.equal(cancelled.status, 200, cancelled.text);
   let third;
   for (let i = 0; i < 40; i++) {
     await new Promise((r) => setTimeout(r, 150));
     third = await streamTurn(path, { token: u.access_token, json: { content: unique('third') }, base, stopAfterDeltas: 1 });
     if (third.status === 200) break;
   }
-  assert.equal(third.status, 200, 'the slot is released when the first stream ends');
+  assert.equal(third.status, 200, 'the slot is released when the first turn ends');
 });
 
 // A gateway call's counting rides in the D1 batch that checks its credential, gated on the

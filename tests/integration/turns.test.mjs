@@ -141,6 +141,17 @@ test('a client that leaves does not stop the turn; a cancel from another connect
   assert.equal(late.body.assistant_message.content, complete.text);
 });
 
+test('a cancel before the first byte of the model ends the turn as cancelled', async () => {
+  const { token, path: p } = await setup('hang');
+  const started = await send(token, p, { content: unique('never answered') }, { stopWhen: (e) => e.event === 'message' });
+  const res = await call('POST', `${p}/messages/${answerId(started)}/cancel`, { token });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.assistant_message.status, 'cancelled');
+  assert.equal(res.body.assistant_message.content, '');
+  const replay = await resume(token, p, answerId(started));
+  assert.deepEqual(replay.events.map((e) => e.event), ['message', 'done']);
+});
+
 test('an Idempotency-Key repeat returns the same turn and stores nothing new; another body with the key is 422', async () => {
   const { token, path: p } = await setup('sim-small');
   const key = `key-${process.pid}-${Date.now()}`;
