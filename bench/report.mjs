@@ -412,7 +412,7 @@ export function renderMarkdown(r) {
   for (const n of r.notRun) out.push(`- not run: ${n.target}: ${n.reason}`);
   out.push('');
   out.push('## How to run', '');
-  out.push('`npm run bench` (sets up and builds first; about 8-10 minutes on 2 cores; the first run also installs LiteLLM into bench/.venv and Portkey into bench/.peers, both cached). Results: `bench-results/latest.md` and `latest.json` (plus a timestamped copy of each) and this file.', '');
+  out.push('`npm run bench` (sets up and builds first; about 12-14 minutes on 2 cores; the first run also installs LiteLLM into bench/.venv and Portkey into bench/.peers, both cached). Results: `bench-results/latest.md` and `latest.json` (plus a timestamped copy of each) and this file.', '');
   return out.join('\n');
 }
 
