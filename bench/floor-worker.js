@@ -1,10 +1,18 @@
 // bench/floor-worker.js — the storage floor: for each authenticated scenario, only the D1, KV
 // and upstream calls edgechat makes for it, with the same SQL (checked against src/store/ at
 // the start of every run) on the same D1 database and KV namespace, in the same workerd
-// process. No token check, no validation, no JSON built: ids and values come in as headers
+// process (its SQL map is also the reference workers'). No token check, no validation, no JSON built: ids and values come in as headers
 // (the user's session and id: `x-floor-session`, `x-floor-user`).
 // What edgechat costs above this is its own CPU, the part the budget of 1 ms per request is
 // about (on Cloudflare, D1 and KV run elsewhere and are not billed as the worker's CPU).
+
+/** src/store/conversations.rs `path_query!`: the branch from the root to the message `leaf` picks. */
+const pathQuery = (leaf, depth) => 'WITH RECURSIVE path (message_id, parent_id, depth) AS ( ' +
+  `SELECT message_id, parent_id, 0 FROM messages WHERE ${leaf} UNION ALL ` +
+  'SELECT m.message_id, m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.message_id = p.parent_id ' +
+  `WHERE p.depth < ${depth}) SELECT m.message_id, m.conversation_id, m.parent_id, m.role, m.content, m.status, m.model, m.provider, ` +
+  'm.prompt_tokens, m.completion_tokens, m.is_usage_estimated, m.time_to_first_token_ms, m.duration_ms, ' +
+  'm.created_at, m.steps FROM path JOIN messages m ON m.message_id = path.message_id ORDER BY path.depth DESC';
 
 /** The statements used, by the name of the Rust constant they mirror. */
 export const SQL = {
@@ -47,6 +55,41 @@ export const SQL = {
   INSERT_USAGE: 'INSERT INTO usage_records (usage_record_id, user_id, api_key_id, source, model, provider, ' +
     'status, prompt_tokens, completion_tokens, is_usage_estimated, is_cache_hit, created_at) ' +
     'VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)',
+  // The chat turn's (used by bench/reference-worker.js and bench/reference-turns.js only).
+  LATEST_PATH: pathQuery('message_id = (SELECT message_id FROM messages WHERE conversation_id = ?1 AND user_id = ?2 ' +
+    'ORDER BY created_at DESC, message_id DESC LIMIT 1)', '?3'),
+  MESSAGE_PATH: pathQuery('message_id = ?1 AND conversation_id = ?2 AND user_id = ?3', '?4'),
+  SELECT_CONVERSATION: 'SELECT conversation_id, title, model, system_prompt, tools, message_count, created_at, updated_at ' +
+    'FROM conversations WHERE conversation_id = ?1 AND user_id = ?2',
+  SEARCH: 'SELECT m.memory_id, m.content, m.created_at FROM memories_fts f ' +
+    'JOIN memories m ON m.rowid = f.rowid AND m.user_id = ?1 ' +
+    'WHERE memories_fts MATCH ?2 AND f.user_id = ?1 ' +
+    'ORDER BY bm25(memories_fts), m.memory_id LIMIT ?3 OFFSET ?4',
+  INSERT_USER_MESSAGE: 'INSERT INTO messages ' +
+    '(message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) ' +
+    "SELECT ?1, ?2, ?3, ?4, 'user', ?5, 'complete', ?6, ?7 " +
+    'WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?9 <= ?8 ' +
+    'AND EXISTS (SELECT 1 FROM daily_tokens WHERE user_id = ?3 AND day = ?11 AND last_reservation = ?10) ' +
+    'AND (?12 IS NULL OR EXISTS (SELECT 1 FROM active_streams WHERE stream_id = ?12))',
+  INSERT_ASSISTANT_PLACEHOLDER: 'INSERT INTO messages ' +
+    '(message_id, conversation_id, user_id, parent_id, role, content, status, model, created_at) ' +
+    "SELECT ?1, ?2, ?3, ?4, 'assistant', '', 'streaming', ?5, ?6 " +
+    'WHERE (SELECT message_count FROM conversations WHERE conversation_id = ?2 AND user_id = ?3) + ?8 <= ?7 ' +
+    'AND EXISTS (SELECT 1 FROM daily_tokens WHERE user_id = ?3 AND day = ?10 AND last_reservation = ?9) ' +
+    'AND (?11 IS NULL OR EXISTS (SELECT 1 FROM active_streams WHERE stream_id = ?11)) ' +
+    'RETURNING message_id',
+  COUNT_TURN: 'UPDATE conversations SET message_count = message_count + ?4, updated_at = ?5 ' +
+    'WHERE conversation_id = ?1 AND user_id = ?2 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?3)',
+  BUMP_CACHE_VERSION_IF_STORED: 'UPDATE users SET cache_version = cache_version + 1 ' +
+    'WHERE user_id = ?1 AND EXISTS (SELECT 1 FROM messages WHERE message_id = ?2)',
+  FINALIZE_ASSISTANT: 'UPDATE messages SET content = ?2, status = ?3, model = ?4, provider = ?5, ' +
+    'prompt_tokens = ?6, completion_tokens = ?7, is_usage_estimated = ?8, time_to_first_token_ms = ?9, duration_ms = ?10, ' +
+    'steps = ?11 WHERE message_id = ?1 ' +
+    'RETURNING message_id, conversation_id, parent_id, role, content, status, model, provider, ' +
+    'prompt_tokens, completion_tokens, is_usage_estimated, time_to_first_token_ms, duration_ms, created_at, steps',
+  TOUCH_CONVERSATION: 'UPDATE conversations SET updated_at = ?2, ' +
+    "title = CASE WHEN title = '' AND ?3 IS NOT NULL THEN ?3 ELSE title END WHERE conversation_id = ?1",
+  BUMP_CACHE_VERSION: 'UPDATE users SET cache_version = cache_version + 1 WHERE user_id = ?1',
 };
 
 const ok = () => new Response('ok');

@@ -1,42 +1,73 @@
-// A quick CPU check while working on the worker (not part of the report, ~1 minute):
-// edgechat in bare workerd, CPU per request for /health, a KV-hit conversations list and a
-// non-streamed completion (each beside its storage floor, bench/floor-worker.js), and the
-// marginal CPU per streamed chunk. Run: node bench/quick.mjs
-// (add --js for the JS pass-through worker's marginal CPU per chunk).
+// bench/quick.mjs — the quick check while working on the worker (about a minute, not the
+// report): edgechat in bare workerd beside the same work in plain JavaScript
+// (bench/reference-worker.js) and the storage floor (bench/floor-worker.js), CPU per request
+// for /health, the KV-hit conversation list and a non-streamed completion, then CPU per extra
+// streamed chunk of the relay and of a chat turn, each pair in alternating rounds.
+// Run: bash scripts/node.sh bench/quick.mjs [--build=DIR] (DIR: another build, for an A/B run).
 import * as T from './targets.mjs';
 import { api, latencyRun } from './load.mjs';
-import { cpuAround, marginalChunkCpu } from './cpu.mjs';
 
-const PROMPT = [{ role: 'user', content: 'Say something.' }];
+const build = process.argv.find((a) => a.startsWith('--build='))?.slice(8) ?? 'build';
+const ROUNDS = 3;
+const PROMPT = [{ role: 'user', content: 'Tell me something about rivers.' }];
 const sim = await T.startSimulator();
-const w = await T.startEdgechat(sim.url);
-const email = `quick-${Date.now()}@bench.example`;
-const token = (await api(w.url, 'POST', '/api/v1/auth/register', { json: { email, password: 'correct horse battery staple' } })).json.access_token;
+const w = await T.startEdgechat(sim.url, { build });
+const register = async (tag) => {
+  const r = await api(w.url, 'POST', '/api/v1/auth/register', { json: { email: `quick-${tag}-${Date.now()}@bench.example`, password: 'correct horse battery staple' } });
+  if (r.status !== 201) throw new Error(`register failed: HTTP ${r.status} ${r.text.slice(0, 160)}`);
+  return r.json.access_token;
+};
+const token = await register('list');
 for (let i = 0; i < 20; i++) await api(w.url, 'POST', '/api/v1/conversations', { token, json: { title: `c${i}` } });
+await api(w.url, 'GET', '/api/v1/conversations', { token }); // fills the KV page the reference reads
 const auth = { authorization: `Bearer ${token}` };
-
-async function cpu(name, spec, n = 500) {
-  const r = await latencyRun(w.url, spec, { n, warmup: 100, around: cpuAround(w.pids()) });
-  console.log(`${name}: ${r.cpuPerRequestMs.toFixed(3)} ms CPU/request, p50 ${r.p50.toFixed(2)} ms, errors ${r.errors}`);
-}
-await cpu('/health', { path: '/health' });
-const hit = (r) => r.status === 200 && r.headers['x-edgechat-cache'] === 'hit';
-await cpu('conversations (KV hit)', { path: '/api/v1/conversations', headers: auth, check: hit });
-await cpu('the same in plain JS', { path: '/reference/api/v1/conversations', headers: auth, check: hit });
 const floor = T.floorHeaders(token);
-await cpu('its storage floor', { path: '/floor/conversations-hit', headers: floor, check: (r) => r.status === 200 && r.body.length > 100 });
-const completion = { method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: 'bench-fast', messages: PROMPT }, kind: 'openai', check: (r) => r.status === 200 };
-await cpu('completion, not streamed', completion, 300);
-await cpu('its storage floor', { method: 'POST', path: '/floor/completion', headers: floor, body: { model: T.UPSTREAM.fast, messages: PROMPT }, check: (r) => r.status === 200 }, 300);
+const ok = (r) => r.status === 200;
 
-// Marginal CPU per chunk (per-request costs cancel out): 32 streams of 64 chunks against
-// 32 of 8, once.
-async function marginal(target, models) {
-  const spec = (which) => ({ method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: models[which], messages: PROMPT, stream: true }, kind: 'openai' });
-  const perChunk = await marginalChunkCpu(target, spec, { streams: 32, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: 8 });
-  console.log(`${target.id} streams: ${perChunk?.toFixed(4) ?? '(incomplete)'} ms CPU per extra chunk`);
+/** CPU per request of each [name, base url, spec], median of alternating rounds. */
+async function cpu(what, entries, n = 300) {
+  const rounds = entries.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, [, base, spec]] of entries.entries()) {
+      const r = await latencyRun(base, spec, { n, warmup: 30, around: T.cpuAround(w.pids()) });
+      rounds[i].push(r.errors ? null : r.cpuPerRequestMs);
+      if (r.errors) console.log(`  ${entries[i][0]}: ${r.errors} errors, first: ${r.firstError}`);
+    }
+  }
+  console.log(`${what}: ${entries.map(([name], i) => `${name} ${T.median(rounds[i])?.toFixed(3) ?? '—'} ms`).join(', ')} CPU per request`);
 }
-await marginal(w, { stream: 'bench', short: 'bench-short' });
-if (process.argv.includes('--js')) await marginal(await T.startJsWorker(sim.url), T.UPSTREAM);
+await cpu('GET /health', [['edgechat', w.url, { path: '/health' }], ['plain JS', w.reference.url, { path: '/health' }]]);
+const list = { path: '/api/v1/conversations', headers: auth, check: (r) => ok(r) && r.headers['x-edgechat-cache'] === 'hit' };
+await cpu('conversations, KV hit', [['edgechat', w.url, list], ['plain JS', w.reference.url, list],
+  ['floor', w.floor.url, { path: '/conversations-hit', headers: floor, check: ok }]]);
+const completion = { method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: 'bench-fast', messages: PROMPT }, check: ok };
+await cpu('completion, not streamed', [['edgechat', w.url, completion], ['plain JS', w.reference.url, completion],
+  ['floor', w.floor.url, { method: 'POST', path: '/completion', headers: floor, body: { model: T.UPSTREAM.fast, messages: PROMPT }, check: ok }]], 200);
+
+// CPU per extra chunk (per-request work cancels out): 32 streams of 64 chunks against 32 of 8.
+const models = { stream: 'bench', short: 'bench-short' };
+const users = [];
+for (let i = 0; i < 16; i++) users.push(await register(`chat${i}`));
+let turn = 0;
+const conversations = [];
+for (let i = 0; i < 2 * ROUNDS * 3 * 32; i++) {
+  const t = users[i % users.length];
+  conversations.push([t, (await api(w.url, 'POST', '/api/v1/conversations', { token: t, json: { title: `t${i}`, tools: [] } })).json.conversation_id]);
+}
+const relay = (which) => ({ method: 'POST', path: '/v1/chat/completions', headers: auth, body: { model: models[which], messages: PROMPT, stream: true }, kind: 'openai' });
+const chat = (which) => {
+  const [t, id] = conversations[turn++];
+  return { path: `/api/v1/conversations/${id}/messages`, headers: { authorization: `Bearer ${t}` }, body: { content: PROMPT[0].content, model: models[which] }, kind: 'edgechat' };
+};
+for (const [what, spec] of [['relay', relay], ['chat turn', chat]]) {
+  const rounds = [[], []];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, target] of [w, w.reference].entries()) {
+      rounds[i].push(await T.marginalChunkCpu(target, spec, { streams: 32, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: 8 }));
+    }
+  }
+  const [e, js] = rounds.map((r) => T.median(r));
+  console.log(`${what}: edgechat ${e?.toFixed(4) ?? '—'} ms, plain JS ${js?.toFixed(4) ?? '—'} ms CPU per extra chunk` + (e && js ? ` (×${(e / js).toFixed(2)})` : ''));
+}
 await T.stopAll();
 process.exit(0);

@@ -18,9 +18,21 @@
 //   record (in waitUntil). A streamed answer goes through src/js/relay.js, the same relay
 //   edgechat uses: teed, piped to the client (through its usage filter when the client did not
 //   ask for usage, natively otherwise), the copy read for usage once it has ended.
+// - `POST /api/v1/conversations/{id}/messages` with `Accept: text/event-stream` (the chat
+//   turn): the token check, the body checked, the session, conversation and branch read in
+//   one batch, the user's memories searched for the message's words, the context (memories,
+//   branch, the message), then one admission batch (rate window, reservation, stream slot,
+//   expired reservations settled) that also stores the user message and the assistant
+//   placeholder (`streaming`); then the turn goes to the user's Durable Object
+//   (bench/reference-turns.js), whose first reader is the response.
+// - `GET /api/v1/conversations/{id}/messages/{message_id}/stream` (resume): the token check,
+//   the session, conversation and the branch to the message read in one batch, then a new
+//   reader from the user's Durable Object after `Last-Event-ID` (or `?after=`).
 // The CPU per request of each is what the same features cost without Rust and wasm.
 import { SQL } from './floor-worker.js';
 import { Relay } from '../src/js/relay.js';
+import { messageView } from './reference-turns.js';
+export { RefTurns } from './reference-turns.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -228,6 +240,136 @@ async function completion(request, env, ctx, seen) {
   return new Response(answer, { headers: { 'content-type': JSON_TYPE, 'x-edgechat-cache': 'bypass' } });
 }
 
+const MAX_MESSAGES = 1000;
+const MAX_CONTENT_BYTES = 32 * 1024;
+const MEMORY_TOP_K = 5;
+const STOP_WORDS = new Set(['about', 'also', 'and', 'any', 'are', 'been', 'but', 'can', 'could', 'did', 'does', 'for', 'from', 'had', 'has',
+  'have', 'how', 'into', 'its', 'just', 'not', 'our', 'out', 'please', 'should', 'some', 'than', 'that', 'the',
+  'their', 'them', 'then', 'there', 'they', 'this', 'was', 'were', 'what', 'when', 'where', 'which', 'who', 'why']);
+
+/** The FTS5 query matching any word of `text` (3 letters or more, not a stop word), or null. */
+function ftsAnyQuery(text) {
+  const seen = [];
+  for (const term of text.split(/[^\p{L}\p{N}\p{M}]+/u)) {
+    const lower = term.toLowerCase();
+    if ([...term].length < 3 || STOP_WORDS.has(lower) || seen.includes(lower)) continue;
+    seen.push(lower);
+    if (seen.length === 32) break;
+  }
+  return seen.length ? seen.map((t) => `"${t.replaceAll('"', '""')}"`).join(' OR ') : null;
+}
+
+const userView = (m) => ({
+  message_id: m.message_id, conversation_id: m.conversation_id, parent_id: m.parent_id, role: 'user', content: m.content, status: 'complete',
+  model: m.model, provider: null, usage: null, time_to_first_token_ms: null, duration_ms: null, created_at: new Date(m.created_at).toISOString(), steps: [],
+});
+
+/** `POST /api/v1/conversations/{id}/messages`, streamed: admission, then the user's Durable Object. */
+async function postMessage(request, env, conversationId, id, seen) {
+  const c = await claims(request, env);
+  routes ??= JSON.parse(env.MODEL_ROUTES);
+  if (!(request.headers.get('content-type') ?? '').startsWith('application/json')) throw new Failure(415, 'unsupported_media_type', 'send JSON');
+  const text = await request.text();
+  if (text.length > MAX_BODY) throw new Failure(413, 'payload_too_large', 'body too large');
+  let req;
+  try { req = JSON.parse(text); } catch { throw new Failure(400, 'invalid_json', 'the body is not JSON'); }
+  const [session, found, branch] = await env.DB.batch([
+    sessionUser(env, c),
+    env.DB.prepare(SQL.SELECT_CONVERSATION).bind(conversationId, c.sub),
+    env.DB.prepare(SQL.LATEST_PATH).bind(conversationId, c.sub, MAX_MESSAGES),
+  ]);
+  const user = session.results[0];
+  if (!user) throw invalidToken();
+  seen.userId = user.user_id;
+  if (typeof req?.content !== 'string' || !req.content.trim() || encoder.encode(req.content).length > MAX_CONTENT_BYTES) {
+    throw new Failure(422, 'validation_failed', 'content must not be empty');
+  }
+  const conversation = found.results[0];
+  if (!conversation) throw new Failure(404, 'not_found', 'conversation not found');
+  const model = req.model ?? conversation.model;
+  const route = routes.models[model];
+  if (!route) throw new Failure(422, 'validation_failed', `unknown model ${model}`);
+  const path = branch.results;
+  const fts = ftsAnyQuery(req.content);
+  const memories = fts ? (await env.DB.prepare(SQL.SEARCH).bind(user.user_id, fts, MEMORY_TOP_K, 0).all()).results : [];
+  // The context: what the user's memories say, the branch, the new message (the bench's turns
+  // offer no tools, have no system prompt and fit the window).
+  const messages = [];
+  if (memories.length) messages.push({ role: 'system', content: `Things to remember about the user:\n${memories.map((m) => `- ${m.content}`).join('\n')}` });
+  for (const m of path) if (m.content) messages.push({ role: m.role, content: m.content });
+  messages.push({ role: 'user', content: req.content });
+  const prompt = messages.reduce((n, m) => n + Math.ceil(m.content.length / 4) + 4, 0);
+  const completion = route.max_output_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  const now = Date.now();
+  const window = now - (now % 60_000);
+  const day = new Date(now - (now % 86_400_000)).toISOString().slice(0, 10);
+  const reservation = randomId('rsv');
+  const streamId = randomId('str');
+  const userMessage = { message_id: randomId('msg'), conversation_id: conversationId, parent_id: path.at(-1)?.message_id ?? null, content: req.content, model, created_at: now };
+  const assistantId = randomId('msg');
+  const startedAt = Date.now();
+  const results = await env.DB.batch([
+    env.DB.prepare(SQL.FORGET_OLD_WINDOWS).bind(c.sub, window),
+    env.DB.prepare(SQL.HIT_RATE_WINDOW).bind(c.sub, window),
+    env.DB.prepare(SQL.RESERVE_TOKENS).bind(c.sub, day, prompt + completion, 1e15, window, 1e8, reservation),
+    env.DB.prepare(SQL.EXPIRE_STREAMS).bind(c.sub, now - STREAM_LEASE_MS),
+    env.DB.prepare(SQL.ACQUIRE_STREAM).bind(streamId, c.sub, now, 100_000, window, 1e8),
+    env.DB.prepare(SQL.RECORD_RESERVATION).bind(reservation, c.sub, day, prompt, completion, model, 'chat', null, now, now + RESERVATION_LEASE_MS, streamId),
+    env.DB.prepare(SQL.SETTLE_EXPIRED_USAGE).bind(c.sub, now),
+    env.DB.prepare(SQL.FORGET_EXPIRED).bind(c.sub, now),
+    env.DB.prepare(SQL.INSERT_USER_MESSAGE).bind(userMessage.message_id, conversationId, c.sub, userMessage.parent_id, req.content, model, now, MAX_MESSAGES, 2, reservation, day, streamId),
+    env.DB.prepare(SQL.INSERT_ASSISTANT_PLACEHOLDER).bind(assistantId, conversationId, c.sub, userMessage.message_id, model, Math.max(startedAt, now + 1), MAX_MESSAGES, 2, reservation, day, streamId),
+    env.DB.prepare(SQL.COUNT_TURN).bind(conversationId, c.sub, assistantId, 2, Math.max(startedAt, now + 1)),
+    env.DB.prepare(SQL.BUMP_CACHE_VERSION_IF_STORED).bind(c.sub, assistantId),
+  ]);
+  const [, hit, reserved, , slot] = results;
+  if (!hit.results[0] || !reserved.results[0] || !slot.results[0]) throw new Failure(429, 'rate_limited', 'over the plan');
+  if (!results[9].results[0]) throw new Failure(409, 'message_limit_reached', `at most ${MAX_MESSAGES} messages per conversation`);
+  const spec = {
+    request_id: id, user_id: c.sub, conversation_id: conversationId, assistant_message_id: assistantId, model,
+    prompt_estimate: prompt, started_at: startedAt,
+    admission: { day, reservation_id: reservation, stream_id: streamId, reserved: prompt + completion },
+    first_event: JSON.stringify({ user_message: userView(userMessage), assistant_message_id: assistantId }),
+    upstream_body: { model: route.upstream, messages, stream: true, stream_options: { include_usage: true }, max_tokens: completion },
+  };
+  const answer = await env.TURNS.get(env.TURNS.idFromName(c.sub)).fetch('https://turns.internal/start', { method: 'POST', body: JSON.stringify(spec) });
+  if (answer.status !== 200) throw new Failure(500, 'internal_error', 'the turn did not start');
+  return eventStream(answer.body);
+}
+
+const eventStream = (body) => new Response(body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } });
+
+/** `GET .../messages/{message_id}/stream`: the turn's events after `Last-Event-ID` (or `?after=`), then live. */
+async function resume(request, env, url, conversationId, messageId, seen) {
+  const c = await claims(request, env);
+  const [session, found, branch] = await env.DB.batch([
+    sessionUser(env, c),
+    env.DB.prepare(SQL.SELECT_CONVERSATION).bind(conversationId, c.sub),
+    env.DB.prepare(SQL.MESSAGE_PATH).bind(messageId, conversationId, c.sub, MAX_MESSAGES),
+  ]);
+  const user = session.results[0];
+  if (!user) throw invalidToken();
+  seen.userId = user.user_id;
+  if (!found.results[0]) throw new Failure(404, 'not_found', 'conversation not found');
+  const answer = branch.results.at(-1);
+  if (!answer) throw new Failure(404, 'not_found', 'message not found');
+  if (answer.role !== 'assistant') throw new Failure(400, 'not_an_answer', 'this message is a question: only an answer has a turn');
+  const raw = request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? '0';
+  if (!/^\d{1,15}$/.test(raw.trim())) throw new Failure(400, 'invalid_event_id', 'Last-Event-ID must be a non-negative event id, e.g. 3');
+  const after = Number(raw.trim());
+  const stub = env.TURNS.get(env.TURNS.idFromName(c.sub));
+  const kept = await stub.fetch(`https://turns.internal/stream?message_id=${encodeURIComponent(answer.message_id)}&after=${after}`);
+  if (kept.status === 200) return eventStream(kept.body);
+  const { error } = await kept.json();
+  if (error.code !== 'turn_not_kept') throw new Failure(kept.status, error.code, error.message);
+  // Events no longer kept: the final event made from the stored answer.
+  const view = messageView(answer);
+  const [name, data] = answer.status === 'complete' || answer.status === 'cancelled'
+    ? ['done', { assistant_message: view }]
+    : ['error', { error: { code: 'turn_interrupted', message: 'the answer did not finish' }, assistant_message: view }];
+  return eventStream(`id: ${after + 1}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
 /** The error body edgechat gives: OpenAI's shape under /v1, edgechat's elsewhere. */
 function failed(f, openai, id) {
   const error = openai
@@ -235,6 +377,9 @@ function failed(f, openai, id) {
     : { code: f.code, message: f.message, request_id: id };
   return new Response(JSON.stringify({ error }), { status: f.status, headers: { 'content-type': JSON_TYPE } });
 }
+
+const TURN_ROUTE = /^\/api\/v1\/conversations\/([^/]+)\/messages$/;
+const RESUME_ROUTE = /^\/api\/v1\/conversations\/([^/]+)\/messages\/([^/]+)\/stream$/;
 
 export default {
   async fetch(request, env, ctx) {
@@ -245,10 +390,18 @@ export default {
     const path = url.pathname.slice('/reference'.length);
     let route = path;
     let response;
+    let match;
     try {
       if (path === '/health') response = new Response(JSON.stringify({ status: 'ok', version: env.VERSION }), { headers: { 'content-type': JSON_TYPE } });
       else if (path === '/api/v1/conversations') response = await list(request, env, url, seen);
       else if (path === '/v1/chat/completions' && request.method === 'POST') response = await completion(request, env, ctx, seen);
+      else if ((match = path.match(TURN_ROUTE)) && request.method === 'POST') {
+        route = '/api/v1/conversations/{conversation_id}/messages';
+        response = await postMessage(request, env, match[1], id, seen);
+      } else if ((match = path.match(RESUME_ROUTE)) && request.method === 'GET') {
+        route = '/api/v1/conversations/{conversation_id}/messages/{message_id}/stream';
+        response = await resume(request, env, url, match[1], match[2], seen);
+      }
       else { route = 'unmatched'; throw new Failure(404, 'not_found', 'no such route'); }
     } catch (err) {
       if (!(err instanceof Failure)) throw err;

@@ -137,7 +137,24 @@ function headlineRows(r) {
     push(sscen, 'workerd CPU per extra chunk, alternating rounds', st.edgechat.pairedExtraChunkMs, 'same relay in plain JS', st.reference.pairedExtraChunkMs, (v) => ms(v, 4));
   }
   const turn = s.chatTurn?.edgechat;
-  if (turn && st.js) streamRows(push, 'chat turn `POST /api/v1/conversations/{id}/messages` SSE (64 chunks, 20 ms apart)', turn, st.js, st.sim);
+  const tscen = 'chat turn `POST /api/v1/conversations/{id}/messages` SSE (64 chunks, 20 ms apart)';
+  if (turn && st.js) streamRows(push, tscen, turn, st.js, st.sim);
+  const tref = s.chatTurn?.reference;
+  if (turn?.many && tref?.many) {
+    const base = 'same turn in plain JS';
+    push(tscen, 'inter-chunk gap p99, 256 concurrent streams', turn.many.gap?.p99, base, tref.many.gap?.p99);
+    push(tscen, 'time to last token p99, 256 concurrent streams', turn.many.lastToken?.p99, base, tref.many.lastToken?.p99);
+    push(tscen, 'workerd CPU per chunk (256 streams, raw)', turn.many.cpuPerChunkMs, base, tref.many.cpuPerChunkMs, (v) => ms(v, 4));
+  }
+  if (turn?.pairedExtraChunkMs != null && tref?.pairedExtraChunkMs != null) {
+    push(tscen, 'workerd CPU per extra chunk, alternating rounds', turn.pairedExtraChunkMs, 'same turn in plain JS', tref.pairedExtraChunkMs, (v) => ms(v, 4));
+  }
+  const re = r.resume ?? {};
+  if (re.edgechat?.firstEvent?.count && re.reference?.firstEvent?.count) {
+    const scen = 'reconnect: `GET .../messages/{id}/stream` with `Last-Event-ID: 3`';
+    push(scen, 'time to the first resumed event p50, 1 connection', re.edgechat.firstEvent.p50, 'same turn in plain JS', re.reference.firstEvent.p50);
+    push(scen, 'time to the first resumed event p95, 1 connection', re.edgechat.firstEvent.p95, 'same turn in plain JS', re.reference.firstEvent.p95);
+  }
   const k = r.agent?.kinds;
   if (k?.plain?.turns && k.oneTool?.turns) {
     const scen = 'chat turn with one tool step (`add_task`), SSE, 8 tokens at once';
@@ -187,9 +204,9 @@ function budgetRows(r) {
   const [pe, pr] = [st.edgechat?.pairedExtraChunkMs, st.reference?.pairedExtraChunkMs];
   rows.push(['streamed `/v1/chat/completions` (pass-through): CPU per extra chunk <= 1.2x the same relay in plain JS',
     known(pe, pr) ? `${ms(pe, 4)} vs ${ms(pr, 4)}: ${ratio(pe, pr)}` : 'not measured', met(ratioWithin(pe, pr, 1.2))]);
-  const turnExtra = s.chatTurn?.edgechat?.cpuPerExtraChunkMs;
-  rows.push(['chat turn: CPU per extra chunk <= 1.2x the same turn in plain JS',
-    `${ms(turnExtra, 4)}; bench/reference-worker.js has no plain-JS chat turn yet`, 'n/a']);
+  const [te, tr] = [s.chatTurn?.edgechat?.pairedExtraChunkMs, s.chatTurn?.reference?.pairedExtraChunkMs];
+  rows.push(['chat turn: CPU per extra chunk <= 1.2x the same turn in plain JS (same Durable Object design)',
+    known(te, tr) ? `${ms(te, 4)} vs ${ms(tr, 4)}: ${ratio(te, tr)}` : 'not measured', met(ratioWithin(te, tr, 1.2))]);
   // On Cloudflare D1 and KV run elsewhere: the worker's own CPU is what it costs above the
   // same storage calls made by a worker that does nothing else.
   for (const [key, name] of FLOORED) {
@@ -206,6 +223,12 @@ function budgetRows(r) {
     rows.push([`${name}, 256 concurrent streams: inter-chunk gap p99 <= 3x the pass-through worker's, no token lost`,
       `${ms(gap)} vs ${ms(jsGap)}: ${ratio(gap, jsGap)}; ${num(t.many.lostTokens)} tokens lost, ${t.many.completed} of ${t.many.streams} streams completed`,
       met(t.many.lostTokens === 0 && t.many.completed === t.many.streams ? ratioWithin(gap, jsGap, 3) : false)]);
+  }
+  const re = r.resume ?? {};
+  if (re.edgechat) {
+    const [e, ref] = [re.edgechat.firstEvent?.p50, re.reference?.firstEvent?.p50];
+    rows.push(['chat turn: time to the first resumed event after a reconnect, p50 (reported, no budget)',
+      `${ms(e)}${known(e, ref) ? ` vs ${ms(ref)} in plain JS: ${ratio(e, ref)}` : ''}; ${re.edgechat.turns - re.edgechat.errors} of ${re.edgechat.turns} resumes complete`, 'reported']);
   }
   return rows;
 }
@@ -225,10 +248,25 @@ function problemLines(r) {
       }
     }
   }
+  for (const [id, t] of Object.entries(r.resume ?? {})) {
+    if (t.errors) lines.push(`reconnects, ${r.labels[id] ?? id}: ${t.errors} of ${t.turns} resumes failed; first: ${t.firstError}`);
+  }
   for (const [id, t] of Object.entries(r.agent?.kinds ?? {})) {
     if (t.errors) lines.push(`agent turns, ${t.label}: ${t.errors} of ${t.errors + t.turns} turns failed; first: ${t.firstError}`);
   }
   return lines.map((l) => l.replace(/\|/g, '/').replace(/\s+/g, ' '));
+}
+
+/** The reconnect section: per target, the time to the first resumed event and the checks. */
+function renderResumeSection(r) {
+  const out = ['## Reconnects: the first resumed event', ''];
+  const re = r.resume;
+  if (!re) return [...out, 'Not measured in this run.', ''].join('\n');
+  out.push(`A chat turn (8 tokens 20 ms apart, a fresh conversation) is read until its third \`delta\` (event id 4), the connection is dropped, and \`GET /api/v1/conversations/{id}/messages/{message_id}/stream\` is sent with \`Last-Event-ID: 3\` on a new connection: the time is from sending that request to the arrival of its first event, which must be id 4 (kept by the turn's Durable Object); the resumed stream is then read to \`done\`, and the text of the deltas before and after the reconnect must equal the stored answer, \`complete\` (else the resume counts as failed). ${r.method.resumeTurns} turns per target after ${r.method.resumeWarmup} unmeasured ones, edgechat and the same turn in plain JS alternating, one at a time.`, '');
+  const rows = Object.entries(re).map(([id, t]) => [id === 'reference' ? 'the same turn in plain JS (bench/reference-worker.js and its Durable Object)' : r.labels[id] ?? id,
+    `${t.turns - t.errors} / ${t.turns}`, ms(t.firstEvent?.p50), ms(t.firstEvent?.p95), ms(t.firstEvent?.max)]);
+  out.push(table(['target', 'resumes complete', 'first resumed event p50', 'p95', 'max'], rows), '');
+  return out.join('\n');
 }
 
 /**
@@ -321,7 +359,7 @@ function streamTargetRows(r) {
   const rows = [];
   const sim = r.scenarios.completionsStream?.sim;
   const all = [...Object.entries(r.scenarios.completionsStream ?? {}).map(([id, t]) => [r.labels[id] ?? id, '`/v1/chat/completions`', t]),
-    ...Object.entries(r.scenarios.chatTurn ?? {}).map(([id, t]) => [r.labels[id] ?? id, 'chat turn (`event: delta`)', t])];
+    ...Object.entries(r.scenarios.chatTurn ?? {}).map(([id, t]) => [id === 'reference' ? 'the same turn in plain JS (bench/reference-worker.js and its Durable Object, same workerd, D1 and KV)' : r.labels[id] ?? id, 'chat turn (`event: delta`)', t])];
   for (const [label, what, t] of all) {
     if (!t.one && !t.many && !t.notImplemented && !t.error) continue; // measured only in the paired rounds
     if (t.notImplemented || t.error) { rows.push([label, what, t.notImplemented ? 'not yet implemented (404)' : `failed: ${t.error}`, '', '', '', '', '', '', '', '', '', '']); continue; }
@@ -355,12 +393,13 @@ export function renderMarkdown(r) {
   out.push('One connection for latency (sequential keep-alive requests after a warm-up); then closed-loop load stepped through concurrency ' + r.method.steps.join(', ') + ` (${r.method.stepSeconds} s each) until p99 > ${r.method.p99LimitMs} ms or an error. CPU per request: user+system CPU of the target\'s own processes (workerd for the two workers) over the measured one-connection requests, divided by their count; raw, nothing subtracted. For the head-to-head sets (\`/health\` against the JS worker and the same response in plain JS, the cached conversation list and the non-streamed completion against the same request in plain JS and their storage floor, each other storage-floor scenario against its floor) it is instead the median of ${r.method.cpuRounds ?? 1} alternating rounds (${r.method.gatewayCpuRounds ?? r.method.cpuRounds ?? 1} for the gateway call) of ${r.method.cpuRoundRequests ?? 0} requests, so that the machine's drift affects both alike; a difference between two of them (edgechat above its storage floor, or above its baseline) is the median of their differences round by round. Under Miniflare, D1 and KV run inside the same workerd process, so edgechat\'s CPU includes its database and cache work (on Cloudflare they are separate services).`, '');
   out.push(table(['scenario', 'target', 'p50', 'p99', 'added p50', 'added p99', 'best req/s, p99 < 10 ms', 'CPU / request', 'errors'], targetRows(r)), '');
   out.push('## Every target: streams', '');
-  out.push(`Each stream is 64 tokens 20 ms apart from the simulator, asked for as most clients ask (no \`stream_options\`): edgechat and the same relay in plain JS ask the upstream for usage and take it out of the client's stream (src/js/relay.js \`withoutUsage\`), the JS worker and the peers forward the request as it is. One connection: ${r.method.sequentialStreams} streams in a row after a warm-up. Then ${r.method.concurrentStreams} streams at once (one connection each, cut off at ${r.method.concurrentTimeoutSeconds} s): tokens counted as words of the text received. CPU per chunk: CPU of the target\'s processes during the ${r.method.concurrentStreams} streams ÷ tokens received (raw: includes the requests themselves and, for chat turns, their D1 writes). CPU per extra chunk: ${r.method.marginalStreams} streams of 64 chunks at once, then ${r.method.marginalStreams} of ${r.method.shortStreamTokens} chunks (same pace), CPU difference ÷ extra chunks received: what one more chunk costs, with the per-request work cancelled out; the median of ${r.method.marginalRepeats ?? 1} such pairs ("—": some streams did not finish within 20 s). edgechat and the same relay in plain JS (bench/reference-worker.js) are also measured against each other in ${r.method.marginalRepeats ?? 1} alternating rounds.`, '');
+  out.push(`Each stream is 64 tokens 20 ms apart from the simulator, asked for as most clients ask (no \`stream_options\`): edgechat and the same relay in plain JS ask the upstream for usage and take it out of the client's stream (src/js/relay.js \`withoutUsage\`), the JS worker and the peers forward the request as it is. One connection: ${r.method.sequentialStreams} streams in a row after a warm-up. Then ${r.method.concurrentStreams} streams at once (one connection each, cut off at ${r.method.concurrentTimeoutSeconds} s): tokens counted as words of the text received. CPU per chunk: CPU of the target\'s processes during the ${r.method.concurrentStreams} streams ÷ tokens received (raw: includes the requests themselves and, for chat turns, their D1 writes). CPU per extra chunk: ${r.method.marginalStreams} streams of 64 chunks at once, then ${r.method.marginalStreams} of ${r.method.shortStreamTokens} chunks (same pace), CPU difference ÷ extra chunks received: what one more chunk costs, with the per-request work cancelled out; the median of ${r.method.marginalRepeats ?? 1} such pairs ("—": some streams did not finish within 20 s). edgechat and the same relay in plain JS (bench/reference-worker.js) are also measured against each other in ${r.method.marginalRepeats ?? 1} alternating rounds. Chat turns (\`POST /api/v1/conversations/{id}/messages\`, \`Accept: text/event-stream\`) each start a fresh conversation that offers no tools, spread over ${r.method.chatUsers ?? 1} users (edgechat runs a turn in its user's Durable Object, so at 256 streams each object runs ${Math.ceil(r.method.concurrentStreams / (r.method.chatUsers ?? 1))} turns); the same turn in plain JS (bench/reference-worker.js, its Durable Object in bench/reference-turns.js: the same admission batch, one object per user, one delta and one SQLite insert per pass over what the upstream sent, fan-out to readers, one final D1 batch) runs the 256 streams too, and its CPU per extra chunk is measured against edgechat's in ${r.method.marginalRepeats ?? 1} alternating rounds, which give both chat-turn figures of that column.`, '');
   out.push(table(['target', 'endpoint', 'TTFT p50', 'added TTFT p50', 'gap p99, 1 conn', `tokens received, ${r.method.concurrentStreams} streams`, 'streams completed', 'TTFT p50, 256', 'TTFT p99, 256', 'last token p99, 256', 'gap p99, 256', 'CPU per chunk', 'CPU per extra chunk'], streamTargetRows(r)), '');
   out.push('Note: a gap p99 below 20 ms at 256 streams means tokens arrived in bursts (the stream started late and caught up), not a faster stream: read it with the TTFT and last-token columns.', '');
   out.push('## Peak memory', '');
   out.push('Peak resident memory of each target\'s processes over the whole run, after 256 concurrent streams; for the two workers this is the whole workerd process (Miniflare\'s own services, D1 and KV included).', '');
   out.push(table(['process', 'peak RSS (VmHWM)'], Object.entries(r.memory).map(([id, v]) => [r.labels[id] ?? id, mib(v)])), '');
+  out.push(renderResumeSection(r));
   out.push(renderAgentSection(r.agent));
   const problems = problemLines(r);
   if (problems.length) {
@@ -373,7 +412,7 @@ export function renderMarkdown(r) {
   for (const n of r.notRun) out.push(`- not run: ${n.target}: ${n.reason}`);
   out.push('');
   out.push('## How to run', '');
-  out.push('`npm run bench` (sets up and builds first; about 6-8 minutes on 2 cores; the first run also installs LiteLLM into bench/.venv and Portkey into bench/.peers, both cached). Results: `bench-results/latest.md` and `latest.json` (plus a timestamped copy of each) and this file.', '');
+  out.push('`npm run bench` (sets up and builds first; about 12-14 minutes on 2 cores; the first run also installs LiteLLM into bench/.venv and Portkey into bench/.peers, both cached). Results: `bench-results/latest.md` and `latest.json` (plus a timestamped copy of each) and this file.', '');
   return out.join('\n');
 }
 

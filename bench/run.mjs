@@ -1,21 +1,21 @@
-// bench/run.mjs — `npm run bench`: sets up and builds, starts edgechat and its baselines, runs every scenario in one bounded run (~7-8 min) and writes the reports.
+// bench/run.mjs — `npm run bench`: sets up and builds, starts edgechat and its baselines, runs every scenario in one bounded run (~11 min) and writes the reports.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { api, latencyRun, rateSteps } from './load.mjs';
-import { concurrentStreams, sequentialStreams } from './sse-client.mjs';
-import { cpuAround, marginalChunkCpu, median } from './cpu.mjs';
+import { api, latencyRun, rateSteps, summarize } from './load.mjs';
+import { concurrentStreams, resumeOnce, sequentialStreams } from './sse-client.mjs';
 import { renderAgentSection, writeReports } from './report.mjs';
 import { measureAgentTurns } from './agent.mjs';
 import * as T from './targets.mjs';
 
 const ROOT = T.ROOT;
-// `--only agent`: only the agent-turn scenario (about a minute), printed, not written to docs/.
+// `--only agent` or `--only chat`: only the agent-turn scenario or only the chat turn's (about
+// a minute or two each), printed, not written to docs/.
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');
   const v = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice(7);
-  if (v !== undefined && v !== 'agent') throw new Error(`--only takes one scenario: agent (got ${v})`);
+  if (v !== undefined && v !== 'agent' && v !== 'chat') throw new Error(`--only takes one scenario: agent or chat (got ${v})`);
   return v ?? null;
 })();
 const started = performance.now();
@@ -25,8 +25,8 @@ const log = (msg) => console.log(`[bench ${elapsedS().toFixed(0).padStart(3)} s]
 // Bounds, counted from the end of setup, build and the peers' install (seconds when nothing
 // changed; the first run on a fresh machine installs the Rust tools and the peers first):
 // optional phases are skipped past SOFT_LIMIT; at HARD_LIMIT everything is stopped.
-const SOFT_LIMIT_S = 8 * 60;
-const HARD_LIMIT_MS = 9.5 * 60_000;
+const SOFT_LIMIT_S = 10.5 * 60;
+const HARD_LIMIT_MS = 13 * 60_000;
 let measuringFrom = 0;
 const measuringS = () => (performance.now() - measuringFrom) / 1000;
 const METHOD = {
@@ -45,6 +45,12 @@ const METHOD = {
   marginalStreams: 64,
   marginalRepeats: 3,
   shortStreamTokens: 8,
+  // Chat turns are spread over this many users (edgechat keeps one turn object per user),
+  // each turn in a fresh conversation offering no tools.
+  chatUsers: 64,
+  // Reconnects: turns left after 3 deltas and resumed with Last-Event-ID, per target.
+  resumeTurns: 50,
+  resumeWarmup: 3,
 };
 const PROMPT = [{ role: 'user', content: 'Tell me something about rivers.' }];
 
@@ -100,7 +106,7 @@ function wasmSize() {
 /** One-connection latency (with CPU of the target's processes), then the load steps. */
 async function measureRequests(target, spec, { n = 2000, warmup = 200, rate = true } = {}) {
   const pids = target.pids();
-  const around = pids.length ? cpuAround(pids) : undefined;
+  const around = pids.length ? T.cpuAround(pids) : undefined;
   const { cpuPerRequestMs = null, ...latency } = await latencyRun(target.url, spec, { n, warmup, around });
   if (latency.errors) log(`  ${target.id}: ${latency.errors} errors, first: ${latency.firstError}`);
   if (latency.count === 0) return { error: latency.firstError, cpuPerRequestMs };
@@ -128,13 +134,13 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
   for (let round = 0; round < rounds; round++) {
     await beforeRound?.();
     for (const [i, [target, spec]] of pairs.entries()) {
-      const around = cpuAround(target.pids());
+      const around = T.cpuAround(target.pids());
       const r = await latencyRun(target.url, spec, { n, warmup, around });
       samples[i].push(r.errors === 0 ? r.cpuPerRequestMs : null);
     }
   }
   for (const [i, [, , result]] of pairs.entries()) {
-    const middle = median(samples[i]);
+    const middle = T.median(samples[i]);
     if (result && middle !== null) {
       result.cpuPerRequestMs = middle;
       result.cpuRoundsMs = samples[i];
@@ -147,19 +153,20 @@ async function interleavedCpu(pairs, { n = METHOD.cpuRoundRequests, warmup = 20,
  * CPU per extra chunk of targets compared with each other: `marginalRepeats` alternating
  * rounds of one marginal measurement each; each result gets `pairedExtraChunkRoundsMs` (in
  * order, null for an incomplete round) and their median, `pairedExtraChunkMs`.
+ * `specFor(target, which)` gives a request (default: a streamed `/v1/chat/completions`).
  */
-async function interleavedChunkCpu(pairs) {
+async function interleavedChunkCpu(pairs, specFor = openaiSpec) {
   const samples = pairs.map(() => []);
   for (let round = 0; round < METHOD.marginalRepeats; round++) {
     for (const [i, [target]] of pairs.entries()) {
-      samples[i].push(await marginalChunkCpu(target, (which) => openaiSpec(target, which), {
+      samples[i].push(await T.marginalChunkCpu(target, (which) => specFor(target, which), {
         streams: METHOD.marginalStreams, repeats: 1, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
       }));
     }
   }
   for (const [i, [, result]] of pairs.entries()) {
     result.pairedExtraChunkRoundsMs = samples[i];
-    result.pairedExtraChunkMs = median(samples[i]);
+    result.pairedExtraChunkMs = T.median(samples[i]);
   }
   log(`  CPU per extra chunk, median of ${METHOD.marginalRepeats} alternating rounds: ${pairs.map(([t, r]) => `${t.id} ${r.pairedExtraChunkMs?.toFixed(4)} ms`).join(', ')}`);
 }
@@ -167,10 +174,11 @@ async function interleavedChunkCpu(pairs) {
 /**
  * Sequential streams on one connection, then 256 at once with the CPU they cost, then the
  * CPU per extra chunk. `makeSpec(which)` gives a request for 'stream' (64 chunks) or 'short'.
+ * `sequential: false` leaves out the first part, `marginal: false` the last.
  */
-async function measureStreams(target, makeSpecFor) {
+async function measureStreams(target, makeSpecFor, { sequential = true, marginal = true } = {}) {
   const makeSpec = () => makeSpecFor('stream');
-  const one = await sequentialStreams(target.url, makeSpec, { count: METHOD.sequentialStreams, expectedTokens: T.STREAM_TOKENS });
+  const one = sequential ? await sequentialStreams(target.url, makeSpec, { count: METHOD.sequentialStreams, expectedTokens: T.STREAM_TOKENS }) : null;
   const pids = target.pids();
   const before = T.cpuMs(pids);
   const many = await concurrentStreams(target.url, makeSpec, {
@@ -179,11 +187,12 @@ async function measureStreams(target, makeSpecFor) {
   const cpu = T.cpuMs(pids) - before;
   many.cpuPerStreamMs = pids.length ? cpu / many.streams : null;
   many.cpuPerChunkMs = pids.length && many.receivedTokens ? cpu / many.receivedTokens : null;
-  log(`  ${target.id}: TTFT p50 ${one.ttft.p50?.toFixed(1)} ms, gap p99 ${one.gap.p99?.toFixed(1)} ms; ` +
+  log(`  ${target.id}: ${one ? `TTFT p50 ${one.ttft.p50?.toFixed(1)} ms, gap p99 ${one.gap.p99?.toFixed(1)} ms; ` : ''}` +
     `${many.streams} streams: ${many.completed} completed, ${many.lostTokens} tokens lost, TTFT p99 ${many.ttft.p99?.toFixed(0)} ms, last token p99 ${many.lastToken.p99?.toFixed(0)} ms, gap p99 ${many.gap.p99?.toFixed(1)} ms` +
     (many.cpuPerChunkMs !== null ? `, CPU ${many.cpuPerChunkMs.toFixed(4)} ms/chunk` : '') + (many.firstError ? `; first error: ${many.firstError}` : ''));
   await new Promise((r) => setTimeout(r, 1000)); // let closing connections and D1 writes settle
-  const cpuPerExtraChunkMs = await marginalChunkCpu(target, makeSpecFor, {
+  if (!marginal) return { one, many };
+  const cpuPerExtraChunkMs = await T.marginalChunkCpu(target, makeSpecFor, {
     streams: METHOD.marginalStreams, repeats: METHOD.marginalRepeats, longTokens: T.STREAM_TOKENS, shortTokens: METHOD.shortStreamTokens,
   });
   if (cpuPerExtraChunkMs !== null) log(`  ${target.id}: CPU per extra chunk ${cpuPerExtraChunkMs.toFixed(4)} ms`);
@@ -216,6 +225,70 @@ async function createConversations(url, token, count) {
   return ids;
 }
 
+/**
+ * Chat turns to run: `count` fresh conversations (no tools offered) spread over `tokens`
+ * (users), made 8 at a time. Returns next(): the next one, { token, conversationId }.
+ */
+async function freshTurns(url, tokens, count) {
+  const turns = new Array(count);
+  let made = 0;
+  const maker = async () => {
+    for (let i = made++; i < count; i = made++) {
+      const token = tokens[i % tokens.length];
+      const c = await api(url, 'POST', '/api/v1/conversations', { token, json: { title: `bench turn ${i}`, tools: [] } });
+      if (c.status !== 201) throw new Error(`create conversation failed: HTTP ${c.status} ${c.text.slice(0, 200)}`);
+      turns[i] = { token, conversationId: c.json.conversation_id };
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, maker));
+  let next = 0;
+  return () => {
+    if (next === count) throw new Error(`more than the ${count} chat turns prepared`);
+    return turns[next++];
+  };
+}
+
+/**
+ * The chat turn, edgechat against the same turn in plain JS: streams (one connection, then 256
+ * at once), CPU per extra chunk in alternating rounds, then reconnects (a turn left after 3
+ * deltas and resumed with Last-Event-ID). Into results.scenarios.chatTurn and results.resume.
+ */
+async function measureChatTurns(edgechat, results) {
+  log(`scenario: chat turn, SSE (64 chunks 20 ms apart), edgechat and the same turn in plain JS (a fresh conversation per turn, ${METHOD.chatUsers} users)`);
+  const chatUsers = [];
+  for (let i = 0; i < METHOD.chatUsers; i++) chatUsers.push(await seedUser(edgechat.url, `chat${i}`));
+  const perMarginal = METHOD.marginalStreams * 3; // a warm-up, then the long and the short streams
+  const nextTurn = await freshTurns(edgechat.url, chatUsers, 1 + METHOD.sequentialStreams + 2 * METHOD.concurrentStreams +
+    2 * METHOD.marginalRepeats * perMarginal + 2 * (METHOD.resumeWarmup + METHOD.resumeTurns));
+  // which: 'stream' (64 chunks) or 'short' (8); the reference answers the same route under /reference.
+  const turnSpec = (target, which) => {
+    const { token, conversationId } = nextTurn();
+    return { path: `/api/v1/conversations/${conversationId}/messages`, headers: { authorization: `Bearer ${token}` }, body: { content: PROMPT[0].content, model: edgechat.models[which] }, kind: 'edgechat' };
+  };
+  const turn = results.scenarios.chatTurn;
+  turn.edgechat = await measureStreams(edgechat, (which) => turnSpec(edgechat, which), { marginal: false });
+  turn.reference = await measureStreams(edgechat.reference, (which) => turnSpec(edgechat.reference, which), { sequential: false, marginal: false });
+  // The budget's pair, in alternating rounds; these figures also fill each one's own row.
+  await interleavedChunkCpu([[edgechat, turn.edgechat], [edgechat.reference, turn.reference]], turnSpec);
+  for (const t of [turn.edgechat, turn.reference]) t.cpuPerExtraChunkMs = t.pairedExtraChunkMs;
+
+  log(`scenario: reconnects: ${METHOD.resumeTurns} turns each left after 3 deltas and resumed with Last-Event-ID: 3 (alternating edgechat and plain JS)`);
+  results.resume = {};
+  const resumed = { edgechat: [], reference: [] };
+  // One at a time, alternating, so that drift hits both alike.
+  for (let i = 0; i < METHOD.resumeWarmup + METHOD.resumeTurns; i++) {
+    for (const t of [edgechat, edgechat.reference]) {
+      const r = await resumeOnce(t.url, turnSpec(t, 'short'));
+      if (i >= METHOD.resumeWarmup) resumed[t.id].push(r);
+    }
+  }
+  for (const [id, runs] of Object.entries(resumed)) {
+    const ok = runs.filter((r) => !r.error);
+    results.resume[id] = { turns: runs.length, errors: runs.length - ok.length, firstError: runs.find((r) => r.error)?.error ?? null, firstEvent: summarize(ok.map((r) => r.resumeMs)) };
+    log(`  ${id}: first resumed event p50 ${results.resume[id].firstEvent.p50?.toFixed(2) ?? '—'} ms, ${results.resume[id].errors} of ${runs.length} failed${results.resume[id].firstError ? `; first: ${results.resume[id].firstError}` : ''}`);
+  }
+}
+
 /** `--only agent`: edgechat and the simulator, the agent turns, a printed report section. */
 async function onlyAgent() {
   log('build');
@@ -235,8 +308,31 @@ async function onlyAgent() {
   log('wrote bench-results/agent-latest.json (docs/benchmarks.md is written by the full run only)');
 }
 
+/** `--only chat`: edgechat, the JS worker (the gap's baseline) and the simulator, the chat turn's figures, printed. */
+async function onlyChat() {
+  log('build');
+  sh('scripts/build.sh');
+  measuringFrom = performance.now();
+  armWatchdog();
+  const sim = await T.startSimulator();
+  const edgechat = await T.startEdgechat(sim.url);
+  const js = await T.startJsWorker(sim.url);
+  edgechat.models = { stream: 'bench', short: 'bench-short' };
+  const results = { scenarios: { chatTurn: {} } };
+  log('the JS worker: 256 streams at once (the gap\'s baseline)');
+  const base = await measureStreams(js, (which) => openaiSpec(js, which), { sequential: false, marginal: false });
+  await measureChatTurns(edgechat, results);
+  await T.stopAll();
+  const { edgechat: e, reference: r } = results.scenarios.chatTurn;
+  const x = (a, b) => (a && b ? `×${(a / b).toFixed(2)}` : '—');
+  console.log(`\nchat turn CPU per extra chunk: edgechat ${e.pairedExtraChunkMs?.toFixed(4)} ms, plain JS ${r.pairedExtraChunkMs?.toFixed(4)} ms: ${x(e.pairedExtraChunkMs, r.pairedExtraChunkMs)} (budget ×1.2)`);
+  console.log(`gap p99 at 256 turns: edgechat ${e.many.gap.p99?.toFixed(1)} ms (${e.many.lostTokens} tokens lost), plain JS ${r.many.gap.p99?.toFixed(1)} ms, pass-through ${base.many.gap.p99?.toFixed(1)} ms: ${x(e.many.gap.p99, base.many.gap.p99)} (budget ×3)`);
+  console.log(`first resumed event p50: edgechat ${results.resume.edgechat.firstEvent.p50?.toFixed(2) ?? '—'} ms, plain JS ${results.resume.reference.firstEvent.p50?.toFixed(2) ?? '—'} ms`);
+}
+
 async function main() {
   if (ONLY === 'agent') return onlyAgent();
+  if (ONLY === 'chat') return onlyChat();
   log('setup and build');
   sh('scripts/setup.sh');
   sh('scripts/build.sh');
@@ -285,8 +381,6 @@ async function main() {
   log('seeding edgechat: users and conversations');
   const listToken = await seedUser(edgechat.url, 'list');
   await createConversations(edgechat.url, listToken, 20);
-  const chatToken = await seedUser(edgechat.url, 'chat');
-  const chatConversations = await createConversations(edgechat.url, chatToken, 1 + METHOD.sequentialStreams + METHOD.concurrentStreams + 3 * METHOD.marginalStreams);
   const gatewayToken = await seedUser(edgechat.url, 'gateway');
   const streamsUnlike = await T.referenceStreamMismatches(edgechat, gatewayToken);
   if (streamsUnlike.length) throw new Error(`bench/reference-worker.js no longer streams like edgechat: ${streamsUnlike.join('; ')}`);
@@ -396,25 +490,24 @@ async function main() {
       [edgechat.reference, S.completionsStream.reference],
     ]);
   };
-  for (const t of openaiTargets) {
+  for (const t of [sim, js, edgechat]) {
     if (t === edgechat && gatewayState) { S.completionsStream.edgechat = gatewayState; continue; }
-    if (measuringS() > SOFT_LIMIT_S && t !== sim && t !== js && t !== edgechat) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
     S.completionsStream[t.id] = await measureStreams(t, (which) => openaiSpec(t, which));
     if (t === edgechat) await pairedRelay();
   }
 
-  log('scenario: edgechat chat turn, SSE (64 chunks 20 ms apart, a fresh conversation per stream)');
-  let next = 0;
-  S.chatTurn.edgechat = await measureStreams(edgechat, (which) => ({
-    path: `/api/v1/conversations/${chatConversations[next++ % chatConversations.length]}/messages`,
-    headers: auth(chatToken),
-    body: { content: PROMPT[0].content, model: edgechat.models[which] },
-    kind: 'edgechat',
-  }));
+  await measureChatTurns(edgechat, results);
 
   log('scenario: edgechat agent turns, plain against tool steps (interleaved, 8 tokens at once)');
   const agentToken = await seedUser(edgechat.url, 'agent');
   results.agent = await measureAgentTurns(edgechat, agentToken, { log });
+
+  // The peers' streams last: the budgets do not depend on them.
+  for (const t of peers) {
+    if (measuringS() > SOFT_LIMIT_S) { notRun(`${t.label}, streamed`, 'skipped: run time limit'); continue; }
+    log(`scenario: POST /v1/chat/completions streamed through ${t.label}`);
+    S.completionsStream[t.id] = await measureStreams(t, (which) => openaiSpec(t, which));
+  }
 
   for (const t of [sim, js, edgechat, ...peers]) results.memory[t.id] = T.peakRssKb(t.pids());
   for (const t of peers) await t.stop();

@@ -43,40 +43,128 @@ export function streamOnce(agent, base, { path, headers = {}, body, kind, timeou
         return;
       }
       res.setEncoding('utf8');
-      let buffer = '';
-      res.on('data', (chunk) => {
+      res.on('data', eventReader((event, data) => {
         const at = performance.now() - start;
-        buffer += chunk.replace(/\r\n/g, '\n');
-        let cut;
-        while ((cut = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          let event = 'message';
-          const data = [];
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-          }
-          if (data.length === 0) continue; // comments (heartbeats)
-          if (kind === 'edgechat' && event !== 'delta') (out.eventsAt[event] ??= []).push(at);
-          if (keepFinal && kind === 'edgechat' && event === 'done') out.finalData = data.join('\n');
-          const content = parseEvent(kind, event, data.join('\n'), out);
-          if (content) {
-            text += content;
-            out.contentEvents++;
-            if (out.ttftMs === null) out.ttftMs = at;
-            else out.gaps.push(at - last);
-            last = at;
-            out.lastTokenMs = at;
-          }
+        if (kind === 'edgechat' && event !== 'delta') (out.eventsAt[event] ??= []).push(at);
+        if (keepFinal && kind === 'edgechat' && event === 'done') out.finalData = data;
+        const content = parseEvent(kind, event, data, out);
+        if (content) {
+          text += content;
+          out.contentEvents++;
+          if (out.ttftMs === null) out.ttftMs = at;
+          else out.gaps.push(at - last);
+          last = at;
+          out.lastTokenMs = at;
         }
-      });
+      }));
       res.on('end', () => finish(out.done ? null : 'stream ended without its final event'));
       res.on('error', (err) => finish(err.message));
     });
     const timer = setTimeout(() => { req.destroy(); finish(`not finished after ${timeoutMs} ms`); }, timeoutMs);
     req.on('error', (err) => finish(err.message));
     req.end(payload);
+  });
+}
+
+/**
+ * A `data` handler for a text stream of SSE: calls `onEvent(event, data, id)` for each event
+ * (`event` defaults to `message`, `id` is null when absent); comments (heartbeats) are skipped.
+ */
+export function eventReader(onEvent) {
+  let buffer = '';
+  return (chunk) => {
+    buffer += chunk.replace(/\r\n/g, '\n');
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = 'message';
+      let id = null;
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        else if (line.startsWith('id:')) id = Number(line.slice(3).trim());
+      }
+      if (data.length) onEvent(event, data.join('\n'), id);
+    }
+  };
+}
+
+/**
+ * One chat turn left and resumed, as a reloading browser does: POSTs `spec` (an edgechat chat
+ * turn), reads `deltas` deltas, disconnects, then GETs the turn's
+ * `/api/v1/conversations/{id}/messages/{message_id}/stream` with `Last-Event-ID: lastEventId`
+ * and times the first event (ms from sending the GET to its arrival), then reads on to `done`.
+ * Resolves { resumeMs, firstId, error }: an error when the first resumed event is not
+ * `lastEventId + 1`, or when the text of the deltas before it and after it differs from the
+ * stored answer of `done`, or the answer is not `complete`.
+ */
+export function resumeOnce(base, spec, { deltas = 3, lastEventId = 3, timeoutMs = 15_000 } = {}) {
+  const agent = new http.Agent({ keepAlive: false });
+  const headers = { 'content-type': 'application/json', accept: 'text/event-stream', ...spec.headers };
+  return new Promise((resolve) => {
+    const out = { resumeMs: null, firstId: null, error: null };
+    const texts = new Map(); // delta text by event id
+    let settled = false;
+    const finish = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      out.error = error;
+      agent.destroy();
+      resolve(out);
+    };
+    const timer = setTimeout(() => finish(`not finished after ${timeoutMs} ms`), timeoutMs);
+    const fail = (res, what) => {
+      let b = '';
+      res.on('data', (c) => { b += c; });
+      res.on('end', () => finish(`${what}: HTTP ${res.statusCode} ${b.slice(0, 160)}`));
+    };
+    const resumeFrom = (conversationPath, messageId) => {
+      const started = performance.now();
+      const req = http.request(targetUrl(base, `${conversationPath}/${messageId}/stream`), {
+        agent, headers: { accept: 'text/event-stream', 'last-event-id': String(lastEventId), ...spec.headers },
+      }, (res) => {
+        if (res.statusCode !== 200) return fail(res, 'resume');
+        res.setEncoding('utf8');
+        res.on('data', eventReader((event, data, id) => {
+          if (out.firstId === null) {
+            out.resumeMs = performance.now() - started;
+            out.firstId = id;
+            if (id !== lastEventId + 1) return finish(`the first resumed event has id ${id}, not ${lastEventId + 1}`);
+          }
+          if (event === 'delta') texts.set(id, JSON.parse(data).text);
+          if (event === 'error') finish(`error event: ${data.slice(0, 160)}`);
+          if (event !== 'done') return;
+          const m = JSON.parse(data).assistant_message;
+          const joined = [...texts.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t).join('');
+          finish(m?.status !== 'complete' ? `answer stored as ${m?.status}` : joined !== m.content ? 'the joined deltas differ from the stored answer' : null);
+        }));
+        res.on('end', () => finish('the resumed stream ended without done'));
+      });
+      req.on('error', (err) => finish(`resume: ${err.message}`));
+      req.end();
+    };
+    const payload = JSON.stringify(spec.body);
+    const post = http.request(targetUrl(base, spec.path), { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      if (res.statusCode !== 200) return fail(res, 'turn');
+      res.setEncoding('utf8');
+      let messageId = null;
+      let seen = 0;
+      res.on('data', eventReader((event, data, id) => {
+        if (seen >= deltas) return;
+        if (event === 'message') messageId = JSON.parse(data).assistant_message_id;
+        if (event !== 'delta') return;
+        texts.set(id, JSON.parse(data).text);
+        if (++seen < deltas) return;
+        post.destroy(); // the reader leaves; the turn goes on without it
+        resumeFrom(spec.path, messageId);
+      }));
+      res.on('error', () => {});
+    });
+    post.on('error', (err) => { if (!post.destroyed || !texts.size) finish(`turn: ${err.message}`); });
+    post.end(payload);
   });
 }
 

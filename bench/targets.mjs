@@ -1,13 +1,13 @@
-// bench/targets.mjs — starts and stops every benchmark target (simulator, edgechat and the JS worker in bare workerd, wrangler dev, LiteLLM, Portkey) and reads their processes' CPU and memory.
+// bench/targets.mjs — starts and stops every benchmark target (simulator, edgechat and the JS workers in bare workerd, wrangler dev, LiteLLM, Portkey) and reads their processes' CPU (per request, per extra streamed chunk) and memory.
 import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { COMPAT_DATE, COMPAT_FLAGS, applyMigrations, buildManifest, workerEnv, workerManifest } from '../tests/support/miniflare.mjs';
+import { COMPAT_DATE, COMPAT_FLAGS, OBJECTS, applyMigrations, buildManifest, objectExports, workerEnv, workerManifest } from '../tests/support/miniflare.mjs';
 import { freePort, startWorker } from '../tests/support/stack.mjs';
+import { concurrentStreams } from './sse-client.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
@@ -133,6 +133,44 @@ export function peakRssKb(pids) {
   }, 0);
 }
 
+/** latencyRun's `around` hook: `cpuPerRequestMs` = CPU of `pids` over the measured requests ÷ their count. */
+export function cpuAround(pids) {
+  return { before: () => cpuMs(pids), after: (before, count) => ({ cpuPerRequestMs: (cpuMs(pids) - before) / count }) };
+}
+
+/**
+ * CPU per extra chunk: the CPU of `streams` long streams at once minus that of as many short
+ * ones, over the extra chunks received, so per-request work (auth, limits, records) cancels
+ * out and what is left is what each chunk costs. Measured `repeats` times after a warm-up;
+ * the median is the figure (process CPU on a shared machine is noisy). `makeSpec(which)`
+ * gives a request for 'stream' (`longTokens` chunks) or 'short' (`shortTokens`). Null when
+ * the target has no processes of its own or a stream did not finish within 20 s.
+ */
+export async function marginalChunkCpu(target, makeSpec, { streams, repeats, longTokens, shortTokens }) {
+  const pids = target.pids();
+  if (!pids.length) return null;
+  const run = async (which, expectedTokens) => {
+    const before = cpuMs(pids);
+    const r = await concurrentStreams(target.url, () => makeSpec(which), { n: streams, expectedTokens, timeoutMs: 20_000 });
+    return { cpu: cpuMs(pids) - before, tokens: r.receivedTokens, complete: r.completed === r.streams };
+  };
+  await run('short', shortTokens); // warm-up
+  const samples = [];
+  for (let i = 0; i < repeats; i++) {
+    const long = await run('stream', longTokens);
+    const short = await run('short', shortTokens);
+    if (!long.complete || !short.complete || long.tokens <= short.tokens) return null;
+    samples.push((long.cpu - short.cpu) / (long.tokens - short.tokens));
+  }
+  return median(samples);
+}
+
+/** The median of the values that are not null (the upper one of an even count); null when none are. */
+export function median(values) {
+  const sorted = values.filter((v) => v !== null).sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
+}
+
 async function waitFor(check, { timeoutMs, what, proc }) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -174,13 +212,12 @@ function childWorkerds() {
 }
 
 /** `workers`: Miniflare 5 worker configs, each given wrangler.toml's compatibility date and flags. */
-async function startMiniflare({ workers, inspectorPort }) {
+async function startMiniflare({ workers }) {
   const before = new Set(childWorkerds());
   let stderr = '';
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: 0,
-    ...(inspectorPort ? { inspectorPort } : {}),
     workers: workers.map((config) => ({ config: { compatibilityDate: COMPAT_DATE, compatibilityFlags: COMPAT_FLAGS, ...config } })),
     // Worker logs (one JSON line per request for edgechat) are produced but not printed;
     // warnings and errors are kept for the report.
@@ -192,34 +229,6 @@ async function startMiniflare({ workers, inspectorPort }) {
   const pids = childWorkerds().filter((p) => !before.has(p));
   const stop = track(() => mf.dispose(), () => pids.forEach((p) => { try { process.kill(p, 'SIGKILL'); } catch {} }));
   return { mf, url, pids, stderr: () => stderr, stop };
-}
-
-/**
- * The requests the instant-D1 tools (bench/own-cpu.mjs, bench/perf-cpu.mjs) send, with an
- * access token from accessToken(): `/health`, the KV-hit conversation list and a non-streamed
- * gateway call. Each works under `/reference` too.
- */
-export function instantD1Requests(token) {
-  const auth = { authorization: `Bearer ${token}` };
-  return {
-    health: { path: '/health' },
-    hit: { path: '/api/v1/conversations', headers: auth, check: (r) => r.status === 200 },
-    completion: {
-      method: 'POST', path: '/v1/chat/completions', headers: auth, kind: 'openai', check: (r) => r.status === 200,
-      body: { model: 'bench-fast', messages: [{ role: 'user', content: 'Say something.' }] },
-    },
-  };
-}
-
-/**
- * An access token as edgechat issues it (HS256 over the same claims), for a user and session
- * that need not exist: with bench/instant-d1.js every session is live.
- */
-export function accessToken(secret, { userId = 'usr_benchbenchbenchbenchbe', sessionId = 'ses_benchbenchbenchbenchbe', ttlSeconds = 3600 } = {}) {
-  const now = Math.floor(Date.now() / 1000);
-  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ exp: now + ttlSeconds, nbf: now, iat: now, sub: userId, sid: sessionId, iss: 'edgechat', aud: 'edgechat', typ: 'access' })}`;
-  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
 }
 
 /** The headers that name an access token's session and user to bench/floor-worker.js. */
@@ -287,17 +296,27 @@ export async function referenceStreamMismatches(edgechat, token) {
 
 /**
  * Statements of bench/floor-worker.js that differ from (or are missing in) src/store/: the
- * floor must make exactly edgechat's calls. Rust string constants are read with their line
- * continuations (a backslash-newline and the next line's indent vanish); a name may be used
- * in several store modules (`LIST_AFTER`), so a statement matches any constant of its name.
+ * floor and the reference must make exactly edgechat's calls. Rust string constants are read
+ * with their line continuations (a backslash-newline and the next line's indent vanish), and
+ * `path_query!(leaf, depth)` constants with the macro's text around them; a name may be used in
+ * several store modules (`LIST_AFTER`), so a statement matches any constant of its name.
  */
 export async function floorSqlMismatches() {
   const { SQL } = await import('./floor-worker.js');
   const dir = path.join(ROOT, 'src/store');
+  const literal = '"((?:[^"\\\\]|\\\\.)*)"';
+  const unescape = (text) => text.replace(/\\\n\s*/g, '').replace(/\\"/g, '"');
   const rust = new Map();
+  const add = (name, sql) => (rust.get(name) ?? rust.set(name, new Set()).get(name)).add(sql);
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.rs'))) {
-    for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/const (\w+): &str =\s*"((?:[^"\\]|\\.)*)";/gs)) {
-      (rust.get(m[1]) ?? rust.set(m[1], new Set()).get(m[1])).add(m[2].replace(/\\\n\s*/g, '').replace(/\\"/g, '"'));
+    const source = readFileSync(path.join(dir, f), 'utf8');
+    for (const m of source.matchAll(new RegExp(`const (\\w+): &str =\\s*${literal};`, 'gs'))) add(m[1], unescape(m[2]));
+    // The macro's three pieces of text around its two arguments.
+    const macro = source.match(new RegExp(`macro_rules! path_query[\\s\\S]*?concat!\\(\\s*${literal},\\s*\\$leaf,\\s*${literal},\\s*\\$depth,\\s*${literal}`, 's'));
+    if (!macro) continue;
+    const [, before, between, after] = macro.map(unescape);
+    for (const m of source.matchAll(new RegExp(`const (\\w+): &str = path_query!\\(\\s*${literal},\\s*${literal},?\\s*\\);`, 'gs'))) {
+      add(m[1], `${before}${unescape(m[2])}${between}${unescape(m[3])}${after}`);
     }
   }
   return Object.entries(SQL).filter(([name, sql]) => !rust.get(name)?.has(sql)).map(([name]) => name);
@@ -328,6 +347,7 @@ export function edgechatVars(simUrl) {
     PLANS: JSON.stringify({ free: { requests_per_minute: 100_000_000, tokens_per_day: 1e15, concurrent_streams: 100_000, models: ['*'] } }),
     PASSWORD_HASH_ITERATIONS: '1000', // registration speed only; no login is measured
     LOGIN_MAX_FAILURES_PER_IP: '100000',
+    REGISTER_MAX_PER_IP: '100000', // the chat turns' users all register from 127.0.0.1
     ACCESS_TOKEN_TTL_SECONDS: '3600',
     MAX_TOOL_STEPS: String(MAX_TOOL_STEPS),
   };
@@ -335,36 +355,37 @@ export function edgechatVars(simUrl) {
 
 /**
  * edgechat in bare workerd, and beside it in the same process the JavaScript reference
- * (bench/reference-worker.js, answering under /reference/) bound to the same D1 database and
- * KV namespace. `build` is the directory of the built worker (another build, for an A/B run);
- * `inspectorPort` opens workerd's V8 inspector (bench/profile.mjs).
+ * (bench/reference-worker.js, answering under /reference/) and the storage floor
+ * (bench/floor-worker.js, under /floor/), bound to the same D1 database and KV namespace.
+ * Each chat worker has its SQLite-backed Durable Object namespace `TURNS` (edgechat's
+ * `UserTurns`, as wrangler.toml declares it; the reference's `RefTurns`). `build` is the
+ * directory of the built worker (another build, for an A/B run).
  */
-export async function startEdgechat(simUrl, { build = 'build', inspectorPort, instantD1 = false } = {}) {
+export async function startEdgechat(simUrl, { build = 'build' } = {}) {
   const vars = edgechatVars(simUrl);
-  // instantD1: bench/instant-d1.js in place of Miniflare's D1 (for bench/own-cpu.mjs and bench/perf-cpu.mjs only).
-  const storage = { d1: instantD1 ? {} : { DB: 'bench-db' }, kv: { CACHE: 'bench-kv' } };
-  const code = instantD1 ? withInstantD1 : (manifest) => manifest;
+  const storage = { d1: { DB: 'bench-db' }, kv: { CACHE: 'bench-kv' } };
+  const refVars = { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() };
   const { mf, url, pids, stderr, stop } = await startMiniflare({
-    inspectorPort,
     workers: [
       {
-        name: 'edgechat', manifest: code(buildManifest(path.join(ROOT, build))), env: workerEnv({ ...storage, vars }),
+        name: 'edgechat', manifest: buildManifest(path.join(ROOT, build)),
+        env: workerEnv({ ...storage, vars, objects: OBJECTS, worker: 'edgechat' }), exports: objectExports(Object.values(OBJECTS)),
       },
       {
         name: 'reference',
-        // It imports src/js/relay.js, edgechat's own relay for pass-through streams.
-        manifest: code(workerManifest(ROOT, 'bench/reference-worker.js', ['bench/floor-worker.js', 'src/js/relay.js'])),
-        env: workerEnv({ ...storage, vars: { JWT_SECRET: vars.JWT_SECRET, MODEL_ROUTES: vars.MODEL_ROUTES, OPENAI_BASE_URL: vars.OPENAI_BASE_URL, VERSION: crateVersion() } }),
+        // It imports edgechat's own relay (src/js/relay.js) and body reader (src/js/gather.js).
+        manifest: workerManifest(ROOT, 'bench/reference-worker.js', ['bench/reference-turns.js', 'bench/floor-worker.js', 'src/js/relay.js', 'src/js/gather.js']),
+        env: workerEnv({ ...storage, vars: refVars, objects: { TURNS: 'RefTurns' }, worker: 'reference' }), exports: objectExports(['RefTurns']),
         triggers: [{ type: 'fetch', pattern: '*/reference/*' }],
       },
       {
-        name: 'floor', manifest: code(workerManifest(BENCH, 'floor-worker.js')), env: workerEnv({ ...storage, vars: { UPSTREAM: simUrl } }),
+        name: 'floor', manifest: workerManifest(BENCH, 'floor-worker.js'), env: workerEnv({ ...storage, vars: { UPSTREAM: simUrl } }),
         triggers: [{ type: 'fetch', pattern: '*/floor/*' }],
       },
     ],
   });
   try {
-    if (!instantD1) await applyMigrations(await mf.getD1Database('DB'));
+    await applyMigrations(await mf.getD1Database('DB'));
   } catch (err) {
     await stop();
     throw err;
@@ -373,28 +394,6 @@ export async function startEdgechat(simUrl, { build = 'build', inspectorPort, in
   edgechat.reference = { id: 'reference', label: 'the same request in plain JS (bench/reference-worker.js, same workerd, D1 and KV)', url: `${url}/reference`, pids: () => pids };
   edgechat.floor = { id: 'floor', label: 'the storage floor: only the same D1, KV and upstream calls (bench/floor-worker.js, same workerd, D1 and KV)', url: `${url}/floor`, pids: () => pids };
   return edgechat;
-}
-
-/**
- * A worker's code with bench/instant-d1.js as its `DB`: Miniflare 5 has no wrapped bindings, so
- * a main module of a few lines hands the worker an env whose DB is the stand-in.
- */
-function withInstantD1(manifest) {
-  const main = '__instant-d1-entry.js';
-  const entry = `import worker from './${manifest.mainModule}';
-import instantD1 from './__instant-d1.js';
-let db;
-export default { fetch: (request, env, ctx) => worker.fetch(request, { ...env, DB: (db ??= instantD1(env)) }, ctx) };
-`;
-  return {
-    ...manifest,
-    mainModule: main,
-    modules: {
-      [main]: { type: 'esm', contents: entry },
-      '__instant-d1.js': { type: 'esm', contents: readFileSync(path.join(BENCH, 'instant-d1.js'), 'utf8') },
-      ...manifest.modules,
-    },
-  };
 }
 
 export async function startJsWorker(simUrl) {
