@@ -6,16 +6,31 @@ use crate::ApiError;
 pub const ALLOWED_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Request headers a cross-origin caller may send.
 // `mcp-protocol-version`: MCP clients in a browser send it on every request after `initialize`.
+// The official OpenAI and Anthropic SDKs, used from a page, send their own headers (versions,
+// betas, organization, and `x-stainless-*` telemetry); refusing one fails the whole preflight.
 const ALLOWED_HEADERS: &[&str] = &[
     "accept",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "anthropic-version",
     "authorization",
     "cache-control",
     "content-type",
+    "idempotency-key",
     "last-event-id",
     "mcp-protocol-version",
+    "openai-organization",
+    "openai-project",
+    "x-api-key",
     "x-csrf-token",
     "x-request-id",
 ];
+/// Request header name prefixes a cross-origin caller may send (the SDKs' telemetry).
+const ALLOWED_HEADER_PREFIXES: &[&str] = &["x-stainless-"];
+
+fn is_allowed_header(name: &str) -> bool {
+    ALLOWED_HEADERS.contains(&name) || ALLOWED_HEADER_PREFIXES.iter().any(|p| name.starts_with(p) && name.len() > p.len())
+}
 /// Response headers a cross-origin caller may read.
 pub const EXPOSED_HEADERS: &str =
     "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-edgechat-cache";
@@ -106,7 +121,7 @@ impl CorsPolicy {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
-        if let Some(bad) = requested.iter().find(|h| !ALLOWED_HEADERS.contains(&h.as_str())) {
+        if let Some(bad) = requested.iter().find(|h| !is_allowed_header(h)) {
             return Err(denied(format!("request header {bad} is not allowed")));
         }
         let mut headers = self.response_headers(Some(origin));
@@ -177,6 +192,22 @@ mod tests {
         assert_eq!(get(&h, "access-control-allow-methods"), Some(ALLOWED_METHODS));
         assert_eq!(get(&h, "access-control-allow-headers"), Some("content-type, authorization"));
         assert_eq!(get(&h, "access-control-max-age"), Some("600"));
+    }
+
+    #[test]
+    fn preflight_lets_the_official_sdks_and_resuming_clients_send_their_headers() {
+        let policy = CorsPolicy::parse("https://app.example.com").unwrap();
+        let sdk = "authorization, content-type, x-stainless-lang, x-stainless-package-version, x-stainless-os, \
+                   x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-retry-count, \
+                   x-stainless-timeout, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, \
+                   x-api-key, openai-organization, openai-project, idempotency-key, last-event-id";
+        let h = policy.preflight("https://app.example.com", "POST", Some(sdk)).unwrap();
+        let allowed = h.iter().find(|(n, _)| *n == "access-control-allow-headers").unwrap();
+        assert!(allowed.1.contains("x-stainless-retry-count") && allowed.1.contains("idempotency-key"));
+        // A bare prefix or an unrelated header is still refused.
+        assert!(policy.preflight("https://app.example.com", "POST", Some("x-stainless-")).is_err());
+        assert!(policy.preflight("https://app.example.com", "POST", Some("x-stainlessly")).is_err());
+        assert!(policy.preflight("https://evil.example", "POST", Some("x-stainless-os")).is_err());
     }
 
     #[test]
