@@ -207,6 +207,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::StreamTurn => Box::pin(handlers::messages::stream_turn(cx)),
         Route::CancelTurn => Box::pin(handlers::messages::cancel_turn(cx)),
         Route::ListModels => Box::pin(gateway::list_models(cx)),
+        Route::GetModel => Box::pin(gateway::get_model(cx)),
         Route::ChatCompletions => Box::pin(gateway::chat_completions(cx)),
         Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),
         Route::GetUsage => Box::pin(handlers::usage::get_usage(cx)),

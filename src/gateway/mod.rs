@@ -30,6 +30,17 @@ pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
     Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
 }
 
+/// `GET /v1/models/{model}`: a routed model (the SDKs' `models.retrieve`); 404
+/// `model_not_found` in OpenAI's shape for any other name.
+pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
+    authenticate(cx).await?;
+    let name = cx.param("model");
+    let route =
+        cx.config.routes.names().into_iter().find(|n| *n == name).and_then(|n| cx.config.routes.resolve(Some(n)).ok());
+    let route = route.ok_or_else(|| OpenAiError::model_not_found(name))?;
+    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(&route.name, route.provider.as_str()).into_bytes()))
+}
+
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
     let call = request::admit(cx).await?;
     let (head_tx, head_rx) = oneshot::channel::<Head>();

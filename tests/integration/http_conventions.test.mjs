@@ -92,6 +92,22 @@ test('CORS: an allowed origin gets a preflight grant with credentials', async ()
   assert.match(actual.headers.get('vary'), /Origin/);
 });
 
+test('CORS: a page using the official SDKs, or resuming a turn, passes the preflight with their headers', async () => {
+  // What the openai and anthropic JS SDKs send from a browser, and what a resuming or
+  // idempotent chat client adds.
+  const sent = 'authorization, content-type, x-stainless-lang, x-stainless-package-version, x-stainless-os, '
+    + 'x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-retry-count, x-stainless-timeout, '
+    + 'anthropic-version, anthropic-dangerous-direct-browser-access, idempotency-key, last-event-id';
+  for (const [path, method] of [['/v1/chat/completions', 'POST'], ['/v1/models/sim-small', 'GET'], ['/api/v1/conversations/c/messages', 'POST']]) {
+    const res = await api('OPTIONS', path, {
+      headers: { origin: 'https://app.test.example', 'access-control-request-method': method, 'access-control-request-headers': sent },
+    });
+    assert.equal(res.status, 204, `${path}: ${res.text}`);
+    assert.equal(res.headers.get('access-control-allow-headers'), sent);
+    assert.equal(res.headers.get('access-control-allow-origin'), 'https://app.test.example');
+  }
+});
+
 test('CORS: a disallowed origin gets no grant', async () => {
   const pre = await api('OPTIONS', '/health', {
     headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },

@@ -87,6 +87,16 @@ test('models.list contains the test models', TIMEOUT, async () => {
   for (const m of models) assert.equal(m.object, 'model');
 });
 
+test('models.retrieve answers a routed model and raises NotFoundError for any other', TIMEOUT, async () => {
+  const m = await client.models.retrieve('claude');
+  assert.deepEqual({ id: m.id, object: m.object, owned_by: m.owned_by }, { id: 'claude', object: 'model', owned_by: 'anthropic' });
+  await assert.rejects(client.models.retrieve('no-such-model'), (err) => {
+    openAiError(NotFoundError, 404)(err);
+    assert.equal(err.error.code, 'model_not_found');
+    return true;
+  });
+});
+
 test('a completion is the simulator answer', TIMEOUT, async () => {
   const messages = user(unique('Describe the tides'));
   const res = await client.chat.completions.create({ model: 'sim-small', messages });

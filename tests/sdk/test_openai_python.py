@@ -230,6 +230,14 @@ def wrong_api_key_is_an_authentication_error():
 
 
 @test
+def models_retrieve_answers_a_routed_model_and_404_for_others():
+    m = client.models.retrieve("claude")
+    eq((m.id, m.object, m.owned_by), ("claude", "model", "anthropic"), "retrieved model")
+    err = expect_status_error(openai.NotFoundError, 404, lambda: client.models.retrieve("no-such-model"))
+    eq(err.code, "model_not_found", "error code")
+
+
+@test
 def unknown_model_is_not_found():
     expect_status_error(
         openai.NotFoundError,

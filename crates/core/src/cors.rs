@@ -29,7 +29,8 @@ const ALLOWED_HEADERS: &[&str] = &[
 const ALLOWED_HEADER_PREFIXES: &[&str] = &["x-stainless-"];
 
 fn is_allowed_header(name: &str) -> bool {
-    ALLOWED_HEADERS.contains(&name) || ALLOWED_HEADER_PREFIXES.iter().any(|p| name.starts_with(p) && name.len() > p.len())
+    ALLOWED_HEADERS.contains(&name)
+        || ALLOWED_HEADER_PREFIXES.iter().any(|p| name.starts_with(p) && name.len() > p.len())
 }
 /// Response headers a cross-origin caller may read.
 pub const EXPOSED_HEADERS: &str =

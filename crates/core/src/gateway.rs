@@ -1028,6 +1028,11 @@ pub fn models_json(models: &[(&str, &str)]) -> String {
     to_json(&ModelList { object: "list", data })
 }
 
+/// `GET /v1/models/{model}`: one routed model in OpenAI's shape.
+pub fn model_json(id: &str, owned_by: &str) -> String {
+    to_json(&ModelJson { id, object: "model", created: 0, owned_by })
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }

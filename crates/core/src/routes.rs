@@ -31,6 +31,7 @@ pub enum Route {
     /// Stops a running turn from anywhere.
     CancelTurn,
     ListModels,
+    GetModel,
     ChatCompletions,
     StripeWebhook,
     GetUsage,
@@ -98,6 +99,7 @@ const TABLE: &[Entry] = &[
         methods: &[("POST", Route::CancelTurn)],
     },
     Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
+    Entry { pattern: "/v1/models/{model}", methods: &[("GET", Route::GetModel)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
     Entry { pattern: "/api/v1/webhooks/stripe", methods: &[("POST", Route::StripeWebhook)] },
     Entry { pattern: "/api/v1/usage", methods: &[("GET", Route::GetUsage)] },
