@@ -77,6 +77,11 @@ async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), Ap
     if req.has_tools && route.provider != Provider::OpenAi {
         return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
     }
+    // Refused rather than dropped: the translated providers are not sent the request's format.
+    if req.wants_json && route.provider != Provider::OpenAi {
+        let message = "response_format (JSON mode) is supported only by OpenAI-compatible models";
+        return Err(OpenAiError::invalid("response_format", message).into());
+    }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
     Ok((req, chain))
 }

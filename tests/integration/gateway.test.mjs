@@ -150,6 +150,21 @@ test('tool calls stream through intact', async () => {
   expectOpenAiError(claude, 400);
 });
 
+test('JSON mode on a translated (Anthropic) route is refused with 400, never silently dropped', async () => {
+  const u = await keyedUser();
+  for (const response_format of [{ type: 'json_object' }, { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } }]) {
+    const content = unique('Answer in JSON');
+    const res = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content }], response_format });
+    const err = expectOpenAiError(res, 400);
+    assert.equal(err.param, 'response_format');
+    assert.equal((await simRequests(content)).length, 0, 'nothing reaches the upstream');
+  }
+  const text = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content: unique('plain') }], response_format: { type: 'text' } });
+  assert.equal(text.status, 200, text.text);
+  const openai = await complete(u.key, { model: 'sim-small', messages: [{ role: 'user', content: unique('json please') }], response_format: { type: 'json_object' } });
+  assert.equal(openai.status, 200, openai.text);
+});
+
 test('errors take OpenAI shapes and statuses', async () => {
   const u = await keyedUser();
   expectOpenAiError(await complete('ec_sk_' + 'A'.repeat(43), { model: 'sim-small', messages: [{ role: 'user', content: 'x' }] }), 401, 'invalid_api_key');

@@ -99,6 +99,8 @@ pub struct GatewayRequest {
     /// Temperature 0 or a seed: eligible for the response cache.
     pub deterministic: bool,
     pub has_tools: bool,
+    /// JSON mode was asked for (`response_format` `json_object` or `json_schema`).
+    pub wants_json: bool,
     /// The output cap asked for: `max_completion_tokens`, else `max_tokens`.
     pub max_tokens: Option<u32>,
     /// `max_tokens` and `max_completion_tokens` as sent, for the admission rules.
@@ -321,13 +323,16 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     }
     let (has_tools, tool_tokens) = check_tools(&body)?;
     prompt_other_tokens += tool_tokens;
+    let mut wants_json = false;
     match body.checked_keeping("response_format", &["type"])? {
         None | Some(Value::Null) => {}
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_schema") => {
             // The schema is part of the prompt the model is given.
             prompt_other_tokens += body.get("response_format").map_or(0, json_text_tokens);
+            wants_json = true;
         }
-        Some(Value::Object(o)) if matches!(o.get("type").and_then(Value::as_str), Some("text" | "json_object")) => {}
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_object") => wants_json = true,
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("text") => {}
         Some(_) => {
             return Err(OpenAiError::invalid(
                 "response_format",
@@ -344,6 +349,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         include_usage,
         deterministic,
         has_tools,
+        wants_json,
         max_tokens,
         max_tokens_field,
         max_completion_tokens,
@@ -1242,8 +1248,12 @@ mod tests {
         assert_eq!(parse(with("tools", tools)).unwrap().prompt_estimate(), 5 + tools_tokens);
         let schema = json!({ "type": "json_schema", "json_schema": { "name": "s", "schema": { "type": "object" } } });
         let schema_tokens = estimate_chars(schema.to_string().len() as u64);
-        assert_eq!(parse(with("response_format", schema)).unwrap().prompt_estimate(), 5 + schema_tokens);
+        assert_eq!(parse(with("response_format", schema.clone())).unwrap().prompt_estimate(), 5 + schema_tokens);
         assert_eq!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().prompt_estimate(), 5);
+        assert!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().wants_json);
+        assert!(parse(with("response_format", schema.clone())).unwrap().wants_json);
+        assert!(!parse(with("response_format", json!({ "type": "text" }))).unwrap().wants_json);
+        assert!(!parse(base()).unwrap().wants_json);
         let calls = json!([{ "id": "c1", "type": "function", "function": { "name": "f", "arguments": "{\"a\":1}" } }]);
         let calls_tokens = estimate_chars(calls.to_string().len() as u64);
         let turns = json!([
