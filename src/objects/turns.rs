@@ -13,7 +13,7 @@ use edgechat_core::serde_json;
 use edgechat_core::turns::{self, Recorded};
 use edgechat_core::ApiError;
 use serde::Deserialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
@@ -26,10 +26,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS turns (\
 const INSERT_TURN: &str =
     "INSERT INTO turns (message_id, spec, admission, is_finished, started_at) VALUES (?, ?, ?, 0, ?)";
 const FINISH_TURN: &str = "UPDATE turns SET is_finished = 1, finished_at = ? WHERE message_id = ?";
-const COUNT_TURN: &str = "SELECT COUNT(*) AS n FROM turns WHERE message_id = ?";
 const SELECT_UNFINISHED: &str = "SELECT message_id, spec, admission FROM turns WHERE is_finished = 0";
 const SELECT_EVENTS: &str = "SELECT event_id, name, data FROM events WHERE message_id = ? ORDER BY event_id";
-const SELECT_LATEST_EVENT: &str = "SELECT COALESCE(MAX(event_id), 0) AS last FROM events WHERE message_id = ?";
 const DELETE_OLD_EVENTS: &str =
     "DELETE FROM events WHERE message_id IN (SELECT message_id FROM turns WHERE is_finished = 1 AND finished_at < ?)";
 const DELETE_OLD_TURNS: &str = "DELETE FROM turns WHERE is_finished = 1 AND finished_at < ?";
@@ -41,6 +39,9 @@ pub struct UserTurns {
     env: Env,
     /// The turns running in this life of the object.
     live: Rc<RefCell<HashMap<String, Rc<Hub>>>>,
+    /// The turns an earlier life left running have been taken up (once per life: every turn
+    /// started in this one is in `live` until it is marked finished).
+    recovered: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -48,16 +49,6 @@ struct Unfinished {
     message_id: String,
     spec: String,
     admission: String,
-}
-
-#[derive(Deserialize)]
-struct Count {
-    n: i64,
-}
-
-#[derive(Deserialize)]
-struct Latest {
-    last: i64,
 }
 
 #[derive(Deserialize)]
@@ -70,13 +61,13 @@ impl DurableObject for UserTurns {
         if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
             runtime::log(&edgechat_core::log::failure_line("", "turn object schema", &e.to_string()));
         }
-        Self { state, env, live: Rc::new(RefCell::new(HashMap::new())) }
+        Self { state, env, live: Rc::new(RefCell::new(HashMap::new())), recovered: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.recover().await;
         let answer = match Call::read(&mut req).await {
-            Ok(Call::Start { spec, mode }) => self.start(&req, *spec, mode).await,
+            Ok(Call::Start { spec, spec_json, mode }) => self.start(&req, *spec, spec_json, mode).await,
             Ok(Call::Stream { message_id, after }) => self.stream(&req, &message_id, after).await,
             Ok(Call::Cancel { message_id }) => self.cancel(&message_id, true).await,
             Ok(Call::Wait { message_id }) => self.cancel(&message_id, false).await,
@@ -113,10 +104,15 @@ impl UserTurns {
 
     /// Starts a turn: records it, runs it in the background and answers its first reader (SSE)
     /// or, in JSON mode, its outcome once it has ended.
-    async fn start(&self, req: &Request, spec: TurnSpec, mode: StartMode) -> std::result::Result<Response, ApiError> {
+    async fn start(
+        &self,
+        req: &Request,
+        spec: TurnSpec,
+        spec_json: String,
+        mode: StartMode,
+    ) -> std::result::Result<Response, ApiError> {
         let message_id = spec.assistant_message_id.to_string();
         let sql = self.sql();
-        let spec_json = serde_json::to_string(&spec).map_err(|_| ApiError::internal())?;
         let admission = serde_json::to_string(&spec.admission).map_err(|_| ApiError::internal())?;
         let row = vec![message_id.clone().into(), spec_json.into(), admission.into(), (spec.started_at as f64).into()];
         sql.exec(INSERT_TURN, row).map_err(|_| ApiError::conflict("turn_exists", "this turn has already started"))?;
@@ -142,7 +138,7 @@ impl UserTurns {
             end(&sql, &live, &message_id, &running).await;
         });
         match reader {
-            Some(readable) => Ok(super::sse_response(readable)),
+            Some(readable) => super::sse_response(readable),
             None => {
                 hub.finished().await;
                 let outcome = outcome.borrow_mut().take().unwrap_or_else(TurnOutcome::lost);
@@ -158,20 +154,13 @@ impl UserTurns {
             turns::check_resume_point(after, hub.last_id())?;
             let (readable, body) = streams::body_pipe(req.inner());
             hub.attach(body, after);
-            return Ok(super::sse_response(readable));
+            return super::sse_response(readable);
         }
-        let sql = self.sql();
-        let known = sql.exec(COUNT_TURN, vec![message_id.to_owned().into()]).and_then(|c| c.one::<Count>());
-        if known.map_or(true, |c| c.n == 0) {
-            return Err(super::turn_not_kept());
-        }
-        let last = sql
-            .exec(SELECT_LATEST_EVENT, vec![message_id.to_owned().into()])
-            .and_then(|c| c.one::<Latest>())
-            .map_or(0, |l| l.last.max(0) as u64);
+        // A kept turn has at least its first event (recorded as it starts).
+        let events = self.events(message_id);
+        let last = events.last().ok_or_else(super::turn_not_kept)?.event_id;
         turns::check_resume_point(after, last)?;
-        let replay: String = self
-            .events(message_id)
+        let replay: String = events
             .iter()
             .filter(|e| e.event_id > after)
             .map(|e| edgechat_core::llm::sse::encode_event(&e.name, e.event_id, &e.data))
@@ -225,14 +214,16 @@ impl UserTurns {
     }
 
     /// Ends, as `error` with what they had sent, the turns an earlier life of the object was
-    /// running (recorded as running, not running here).
+    /// running (recorded as running). Runs once per life; the lost turns join `live` before the
+    /// first wait, so requests arriving meanwhile read them as running turns.
     async fn recover(&self) {
+        if self.recovered.replace(true) {
+            return;
+        }
         let rows =
             self.sql().exec(SELECT_UNFINISHED, None).and_then(|c| c.to_array::<Unfinished>()).unwrap_or_default();
+        let mut lost = Vec::new();
         for row in rows {
-            if self.live.borrow().contains_key(&row.message_id) {
-                continue;
-            }
             let (Ok(mut spec), Ok(admission)) =
                 (serde_json::from_str::<TurnSpec>(&row.spec), serde_json::from_str(&row.admission))
             else {
@@ -243,9 +234,12 @@ impl UserTurns {
             let events = self.events(&row.message_id);
             let hub = Rc::new(Hub::recovered(&row.message_id, &spec.request_id, self.sql(), events));
             self.live.borrow_mut().insert(row.message_id.clone(), hub.clone());
+            lost.push((row.message_id, spec, hub));
+        }
+        for (message_id, spec, hub) in lost {
             let (turn, admission, _) = spec.into_turn(self.env.clone(), bindings::config(&self.env));
             chat::interrupted(turn, admission, hub.clone()).await;
-            end(&self.sql(), &self.live, &row.message_id, &hub).await;
+            end(&self.sql(), &self.live, &message_id, &hub).await;
         }
     }
 }
