@@ -90,11 +90,20 @@ impl Reply {
 
     /// A Server-Sent Events stream.
     pub fn event_stream(body: web_sys::ReadableStream) -> Self {
+        Self::sse(Payload::Stream(body))
+    }
+
+    /// A Server-Sent Events stream another party (a Durable Object) answered with.
+    pub fn fetched_event_stream(resp: worker::Response) -> Self {
+        Self::sse(Payload::Fetched(resp))
+    }
+
+    fn sse(payload: Payload) -> Self {
         let headers = vec![
             ("content-type", "text/event-stream; charset=utf-8".to_string()),
             ("cache-control", "no-cache, no-transform".to_string()),
         ];
-        Self { status: 200, headers, payload: Payload::Stream(body) }
+        Self { status: 200, headers, payload }
     }
 
     /// Sets a header (over an earlier one of the same name).

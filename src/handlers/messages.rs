@@ -275,39 +275,15 @@ fn answer_started(started: Started, question: &Message) -> HandlerResult {
             (None, Some(assistant)) => {
                 json(201, &TurnAnswer { user_message: question.view(), assistant_message: assistant.view() })
             }
-            (Some(e), _) => {
-                let code = chat_error_code(&e.code);
-                Err(ApiError::new(e.status, code, e.message).into())
-            }
+            (Some(e), _) => Err(objects::api_error(e.status, &e.code, e.message).into()),
             (None, None) => Err(ApiError::internal().into()),
         },
     }
 }
 
-/// A turn's error code as the API knows it (the codes a turn ends with).
-fn chat_error_code(code: &str) -> &'static str {
-    const CODES: &[&str] = &[
-        "upstream_timeout",
-        "upstream_error",
-        "turn_interrupted",
-        "rate_limited",
-        "token_budget_exceeded",
-        "too_many_streams",
-        "model_not_in_plan",
-    ];
-    CODES.iter().find(|c| **c == code).copied().unwrap_or("internal_error")
-}
-
+/// The turn object's event stream, passed on as it comes.
 fn event_stream(resp: worker::Response) -> Reply {
-    match resp.body() {
-        worker::ResponseBody::Stream(readable) => Reply::event_stream(readable.clone()).with("x-accel-buffering", "no"),
-        _ => Reply::event_stream(empty_stream()),
-    }
-}
-
-fn empty_stream() -> web_sys::ReadableStream {
-    use wasm_bindgen::JsCast;
-    web_sys::ReadableStream::new().unwrap_or_else(|_| wasm_bindgen::JsValue::UNDEFINED.unchecked_into())
+    Reply::fetched_event_stream(resp).with("x-accel-buffering", "no")
 }
 
 /// Ends a turn whose object could not be reached: the placeholder as an error, the admission

@@ -35,6 +35,8 @@ pub enum StartMode {
 enum Call {
     Start {
         spec: Box<TurnSpec>,
+        /// The spec as sent, kept as is in the object's storage.
+        spec_json: String,
         mode: StartMode,
     },
     Stream {
@@ -64,9 +66,9 @@ impl Call {
                 } else {
                     StartMode::Sse
                 };
-                let bytes = req.bytes().await.map_err(|_| ApiError::internal())?;
-                let spec = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
-                Ok(Call::Start { spec: Box::new(spec), mode })
+                let spec_json = req.text().await.map_err(|_| ApiError::internal())?;
+                let spec = serde_json::from_str(&spec_json).map_err(|_| ApiError::internal())?;
+                Ok(Call::Start { spec: Box::new(spec), spec_json, mode })
             }
             (Method::Get, "/stream") => {
                 let after = query_param(query, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
@@ -119,11 +121,10 @@ fn error_answer(e: &ApiError) -> worker::Result<Response> {
     Ok(Response::from_json(&body)?.with_status(e.status))
 }
 
-fn sse_response(readable: web_sys::ReadableStream) -> Response {
-    let resp = Response::from_body(ResponseBody::Stream(readable))
-        .unwrap_or_else(|_| Response::empty().unwrap_or_else(|_| unreachable!()));
+fn sse_response(readable: web_sys::ReadableStream) -> Result<Response, ApiError> {
+    let resp = Response::from_body(ResponseBody::Stream(readable)).map_err(|_| ApiError::internal())?;
     let _ = resp.headers().set("content-type", "text/event-stream");
-    resp
+    Ok(resp)
 }
 
 /// The turn object of `user_id`.
@@ -155,19 +156,29 @@ async fn call(
     }
     let status = resp.status_code();
     let body: ErrorBody = resp.json().await.map_err(|e| AppError::platform("turn object", e.to_string()))?;
-    Err(api_error(status, body.error).into())
+    Err(api_error(status, &body.error.code, body.error.message).into())
 }
 
-/// The object's error as the API's (its codes are the few the object answers with).
-fn api_error(status: u16, e: ErrorFields) -> ApiError {
-    let code = match e.code.as_str() {
-        "invalid_event_id" => "invalid_event_id",
-        "turn_not_kept" => "turn_not_kept",
-        "turn_exists" => "turn_exists",
-        "route_not_found" => "route_not_found",
-        _ => "internal_error",
-    };
-    ApiError::new(status, code, e.message)
+/// The codes an object answers with: its own errors, and the ways a turn ends in error.
+const OBJECT_CODES: &[&str] = &[
+    "invalid_event_id",
+    "turn_not_kept",
+    "turn_exists",
+    "route_not_found",
+    "upstream_timeout",
+    "upstream_error",
+    "turn_interrupted",
+    "rate_limited",
+    "token_budget_exceeded",
+    "too_many_streams",
+    "model_not_in_plan",
+];
+
+/// An error the object sent back as the API's (its code one of [`OBJECT_CODES`], else
+/// `internal_error`).
+pub fn api_error(status: u16, code: &str, message: String) -> ApiError {
+    let code = OBJECT_CODES.iter().find(|c| **c == code).copied().unwrap_or("internal_error");
+    ApiError::new(status, code, message)
 }
 
 /// Starts `spec`'s turn in its user's object: the first reader's event stream, or in JSON
