@@ -289,14 +289,19 @@ async function measureChatTurns(edgechat, results) {
   }
 }
 
-/** `--only agent`: edgechat and the simulator, the agent turns, a printed report section. */
-async function onlyAgent() {
+/** A one-scenario run's start: the build, the time limits, the simulator and edgechat. */
+async function startScenario() {
   log('build');
   sh('scripts/build.sh');
   measuringFrom = performance.now();
   armWatchdog();
   const sim = await T.startSimulator();
-  const edgechat = await T.startEdgechat(sim.url);
+  return { sim, edgechat: await T.startEdgechat(sim.url) };
+}
+
+/** `--only agent`: edgechat and the simulator, the agent turns, a printed report section. */
+async function onlyAgent() {
+  const { edgechat } = await startScenario();
   const token = await seedUser(edgechat.url, 'agent');
   log('scenario: agent turns, plain against tool steps (interleaved)');
   const agent = await measureAgentTurns(edgechat, token, { log });
@@ -310,12 +315,7 @@ async function onlyAgent() {
 
 /** `--only chat`: edgechat, the JS worker (the gap's baseline) and the simulator, the chat turn's figures, printed. */
 async function onlyChat() {
-  log('build');
-  sh('scripts/build.sh');
-  measuringFrom = performance.now();
-  armWatchdog();
-  const sim = await T.startSimulator();
-  const edgechat = await T.startEdgechat(sim.url);
+  const { sim, edgechat } = await startScenario();
   const js = await T.startJsWorker(sim.url);
   edgechat.models = { stream: 'bench', short: 'bench-short' };
   const results = { scenarios: { chatTurn: {} } };
