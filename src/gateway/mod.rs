@@ -1,4 +1,5 @@
-//! `GET /v1/models` and `POST /v1/chat/completions`: the OpenAI-compatible gateway. OpenAI
+//! `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/responses`: the
+//! OpenAI-compatible gateway. OpenAI
 //! upstreams get the client's request as is and their bytes go back unchanged; other
 //! providers are translated. Same routing, retries, fallbacks and timeouts as chat, plus an
 //! exact-match KV cache for deterministic requests and a usage record per request. The
@@ -43,7 +44,18 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
-    let call = request::admit(cx, Dialect::ChatCompletions).await?;
+    answer_call(cx, Dialect::ChatCompletions).await
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API, stateless, read as the equivalent chat call
+/// (same routing, limits, usage and cache) and answered in the Responses format.
+pub async fn responses(cx: &mut Ctx<'_>) -> HandlerResult {
+    answer_call(cx, Dialect::Responses).await
+}
+
+/// One gateway call in `dialect`, from admission to its answer (whole or streamed).
+async fn answer_call(cx: &mut Ctx<'_>, dialect: Dialect) -> HandlerResult {
+    let call = request::admit(cx, dialect).await?;
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let (readable, body) = call.req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     // The call runs to its end whatever the client does, so usage and limits are always settled.

@@ -17,8 +17,10 @@ use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
 use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
+use edgechat_core::responses::{self, Echo};
 use edgechat_core::{request_id, ApiError};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// One admitted gateway call: what it asks, the routes it may take, how its answer is
 /// labelled, who pays, what it reserved, and its cache entry.
@@ -40,7 +42,7 @@ pub(super) struct Call {
 /// Authenticates the request, reads it (in `dialect`) and admits it by the caller's plan.
 pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
-    let (req, chain) = read_call(cx).await?;
+    let (req, chain, echo) = read_call(cx, dialect).await?;
     let config = cx.config.clone();
     let plan = config.plans.get(&principal.user.plan);
     let Admissible { chain, completion_tokens } = admission::gateway(&req, chain, plan)?;
@@ -54,6 +56,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
         id: format!("{}{}", dialect.id_prefix(), request_id::hex(&runtime::random_bytes::<12>()?)),
         created: runtime::now_ms() / 1000,
         model: route.name.clone(),
+        echo: echo.map(Arc::new),
     };
     let billing = Billing {
         env: cx.env.clone(),
@@ -68,13 +71,24 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
     Ok(Call { config: cx.config.clone(), dialect, req, chain, meta, billing, admission, cache_key, bypass })
 }
 
-/// The request's body, read and checked: the call and the routes it may take.
-async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), AppError> {
+/// The request's body, read and checked: the call, the routes it may take, and what a
+/// Responses answer echoes of it.
+async fn read_call(
+    cx: &Ctx<'_>,
+    dialect: Dialect,
+) -> Result<(GatewayRequest, Vec<ModelRoute>, Option<Echo>), AppError> {
     if !is_json_content_type(cx.header(Header::ContentType)) {
         return Err(ApiError::unsupported_media_type().into());
     }
     let bytes = read_body(cx).await?;
-    let req = gateway::parse_request(&bytes)?;
+    // Other dialects are read as the Chat Completions body that asks the same.
+    let (req, echo) = match dialect {
+        Dialect::ChatCompletions => (gateway::parse_request(&bytes)?, None),
+        Dialect::Responses => {
+            let (chat, echo) = responses::to_chat(&bytes)?;
+            (gateway::parse_request(&chat)?, Some(echo))
+        }
+    };
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
     if req.has_tools && route.provider != Provider::OpenAi {
@@ -86,5 +100,5 @@ async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), Ap
         return Err(OpenAiError::invalid("response_format", message).into());
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
-    Ok((req, chain))
+    Ok((req, chain, echo))
 }

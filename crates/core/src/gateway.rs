@@ -854,6 +854,8 @@ pub struct ResponseMeta {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// What a Responses answer repeats of its request (`None` for other dialects).
+    pub echo: Option<std::sync::Arc<crate::responses::Echo>>,
 }
 
 /// `GET /v1/models`'s list.

@@ -24,6 +24,7 @@ pub mod mcp;
 pub mod password;
 pub mod plans;
 pub mod request_id;
+pub mod responses;
 pub mod routes;
 pub mod scopes;
 pub mod search;

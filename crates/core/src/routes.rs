@@ -33,6 +33,8 @@ pub enum Route {
     ListModels,
     GetModel,
     ChatCompletions,
+    /// OpenAI's Responses API, stateless.
+    Responses,
     StripeWebhook,
     GetUsage,
     AdminListUsers,
@@ -101,6 +103,7 @@ const TABLE: &[Entry] = &[
     Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
     Entry { pattern: "/v1/models/{model}", methods: &[("GET", Route::GetModel)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
+    Entry { pattern: "/v1/responses", methods: &[("POST", Route::Responses)] },
     Entry { pattern: "/api/v1/webhooks/stripe", methods: &[("POST", Route::StripeWebhook)] },
     Entry { pattern: "/api/v1/usage", methods: &[("GET", Route::GetUsage)] },
     Entry { pattern: "/api/v1/admin/users", methods: &[("GET", Route::AdminListUsers)] },

@@ -4,18 +4,22 @@
 //! [`StreamWriter`]; a whole answer is written at once by [`whole`].
 
 mod chat_completions;
+mod responses;
 
 use crate::gateway::ResponseMeta;
 use crate::llm::provider::Provider;
 use crate::llm::{ToolCall, ToolCallDelta, Usage};
 
 pub use chat_completions::{usage_event, ChatChunks, DONE_EVENT};
+pub use responses::ResponseEvents;
 
 /// The API a client called, which its answer must speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/responses`.
+    Responses,
 }
 
 impl Dialect {
@@ -23,6 +27,7 @@ impl Dialect {
     pub fn id_prefix(self) -> &'static str {
         match self {
             Dialect::ChatCompletions => "chatcmpl-",
+            Dialect::Responses => "resp_",
         }
     }
 
@@ -31,6 +36,8 @@ impl Dialect {
     pub fn native(self) -> Option<Provider> {
         match self {
             Dialect::ChatCompletions => Some(Provider::OpenAi),
+            // Every Responses answer is written here, from a chat upstream's.
+            Dialect::Responses => None,
         }
     }
 }
@@ -94,6 +101,8 @@ pub trait StreamWriter {
 pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool) -> Box<dyn StreamWriter> {
     match dialect {
         Dialect::ChatCompletions => Box::new(ChatChunks::new(meta.clone(), include_usage)),
+        // A response's usage is always in its last event.
+        Dialect::Responses => Box::new(ResponseEvents::new(meta.clone())),
     }
 }
 
@@ -101,6 +110,7 @@ pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool)
 pub fn whole(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> String {
     match dialect {
         Dialect::ChatCompletions => chat_completions::completion_json(meta, answer),
+        Dialect::Responses => responses::response_object(meta, answer),
     }
 }
 
