@@ -45,7 +45,11 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
     let (req, chain, echo) = read_call(cx, dialect).await?;
     let config = cx.config.clone();
     let plan = config.plans.get(&principal.user.plan);
-    let Admissible { chain, completion_tokens } = admission::gateway(&req, chain, plan)?;
+    let admissible = admission::gateway(&req, chain, plan);
+    let Admissible { chain, completion_tokens } = match dialect {
+        Dialect::Responses => admissible.map_err(responses::renamed)?,
+        _ => admissible?,
+    };
     let route = &chain[0];
     let prompt_estimate = req.prompt_estimate();
     let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens };
@@ -86,7 +90,7 @@ async fn read_call(
         Dialect::ChatCompletions => (gateway::parse_request(&bytes)?, None),
         Dialect::Responses => {
             let (chat, echo) = responses::to_chat(&bytes)?;
-            (gateway::parse_request(&chat)?, Some(echo))
+            (gateway::parse_request(&chat).map_err(responses::renamed)?, Some(echo))
         }
     };
     let routes = &cx.config.routes;

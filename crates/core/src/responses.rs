@@ -182,6 +182,18 @@ pub fn to_chat(bytes: &[u8]) -> Result<(Vec<u8>, Echo), OpenAiError> {
     Ok((bytes, echo))
 }
 
+/// An error about the chat body a Responses body became, naming the Responses member instead.
+pub fn renamed(mut err: OpenAiError) -> OpenAiError {
+    let param = match err.param.as_deref() {
+        Some(p) if p == "messages" || p.starts_with("messages[") => "input",
+        Some("max_completion_tokens" | "max_tokens") => "max_output_tokens",
+        Some("response_format") => "text.format",
+        _ => return err,
+    };
+    err.param = Some(param.to_owned());
+    err
+}
+
 /// Refuses what needs state kept between calls or work done on OpenAI's side.
 fn refuse_stateful(body: &Map<String, Value>) -> Result<(), OpenAiError> {
     let set = |name: &str| body.get(name).is_some_and(|v| !v.is_null());
@@ -567,6 +579,18 @@ mod tests {
         let err = to_chat(b"[1]").unwrap_err();
         assert_eq!((err.status, err.param), (400, None));
         assert_eq!(to_chat(b"{").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn chat_errors_name_the_responses_member() {
+        let named = |param: &str| renamed(OpenAiError::invalid(param, "x")).param.unwrap();
+        assert_eq!(named("messages[2].content"), "input");
+        assert_eq!(named("max_completion_tokens"), "max_output_tokens");
+        assert_eq!(named("response_format"), "text.format");
+        assert_eq!(named("temperature"), "temperature");
+        let (chat, _) = convert(json!({ "model": "m", "input": "x", "temperature": 9 })).unwrap();
+        let err = renamed(parse_request(serde_json::to_vec(&chat).unwrap().as_slice()).unwrap_err());
+        assert_eq!(err.param.as_deref(), Some("temperature"));
     }
 
     #[test]
