@@ -257,6 +257,21 @@ test('a deterministic response is cached: the same request again is a hit with t
   assert.equal(events.at(-1).type, 'response.completed');
 });
 
+test('a model stream that breaks off ends with response.failed; a whole answer that does is a 502', TIMEOUT, async () => {
+  const events = await collect(await shared.client.responses.create({ model: 'cut', input: unique('Go on'), stream: true }));
+  const last = events.at(-1);
+  assert.equal(last.type, 'response.failed');
+  assert.equal(last.response.status, 'failed');
+  assert.equal(last.response.error.code, 'upstream_error');
+  assert.ok(deltas(events).length > 0, 'the text before the break arrived');
+  assert.ok(!events.some((e) => e.type === 'response.completed'));
+  await assert.rejects(shared.client.responses.create({ model: 'cut', input: unique('Go on') }), (err) => {
+    assert.equal(err.status, 502);
+    assert.equal(err.error.type, 'server_error');
+    return true;
+  });
+});
+
 /** Checks an SDK error: class, status, OpenAI error shape, and the param it names. */
 const refused = (param) => (err) => {
   assert.ok(err instanceof BadRequestError, `expected BadRequestError, got ${err?.constructor?.name} ${err?.status}: ${err?.message}`);

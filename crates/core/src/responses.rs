@@ -133,7 +133,11 @@ pub fn to_chat(bytes: &[u8]) -> Result<(Vec<u8>, Echo), OpenAiError> {
         echo.tools = tools.clone();
     }
     if let Some(choice) = body.get("tool_choice").filter(|c| !c.is_null()) {
-        chat.insert("tool_choice".into(), chat_tool_choice(choice)?);
+        let choice_json = chat_tool_choice(choice)?;
+        // A choice among no tools asks nothing (and a chat upstream refuses it).
+        if chat.contains_key("tools") {
+            chat.insert("tool_choice".into(), choice_json);
+        }
         echo.tool_choice = choice.clone();
     }
     if let Some(text) = body.get("text").filter(|t| !t.is_null()) {
@@ -539,6 +543,8 @@ mod tests {
         assert_eq!(echo.tool_choice, json!({ "type": "function", "name": "w" }));
         let req = parse_request(serde_json::to_vec(&chat).unwrap().as_slice()).unwrap();
         assert!(req.has_tools && req.wants_json && req.deterministic);
+        let (chat, _) = convert(json!({ "model": "m", "input": "x", "tools": [], "tool_choice": "none" })).unwrap();
+        assert!(chat.get("tools").is_none() && chat.get("tool_choice").is_none());
         let (chat, _) =
             convert(json!({ "model": "m", "input": "x", "text": { "format": { "type": "json_object" } } })).unwrap();
         assert_eq!(chat["response_format"], json!({ "type": "json_object" }));
