@@ -151,6 +151,32 @@ test('structured output with a zod schema (Output.object and generateObject) on 
   assert.ok(Number.isInteger(legacy.object.population));
 });
 
+test('a conversation goes on statelessly with store: false; by default the SDK refers to stored items and is told how to stop', TIMEOUT, async () => {
+  const first = unique('Hello there');
+  const { result } = await responsesCalls(() => generateText({ model: openai('sim-small'), prompt: first }));
+  const next = unique('Tell me more');
+  const messages = [...user(first), ...result.response.messages, ...user(next)];
+  // The default assumes OpenAI stored the first answer: its text is sent as an item_reference.
+  await assert.rejects(
+    responsesCalls(() => generateText({ model: openai('sim-small'), messages, maxRetries: 0 })),
+    (err) => {
+      assert.equal(err.statusCode, 400, `${err?.name}: ${err?.message}`);
+      assert.match(err.message, /item_reference/);
+      assert.match(err.message, /store = false/);
+      return true;
+    },
+  );
+  const providerOptions = { openai: { store: false } };
+  const { result: second, requests } = await responsesCalls(() =>
+    generateText({ model: openai('sim-small'), messages, providerOptions }),
+  );
+  assert.equal(requests[0].body.store, false);
+  assert.equal(
+    second.text,
+    await simAnswer(SIM_SMALL, [...user(first), { role: 'assistant', content: result.text }, ...user(next)]),
+  );
+});
+
 test('a gateway refusal reaches the app as an API call error with its status and message', TIMEOUT, async () => {
   await assert.rejects(
     responsesCalls(() => generateText({ model: openai('no-such-model'), prompt: 'x', maxRetries: 0 })),
