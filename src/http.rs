@@ -50,6 +50,17 @@ impl AppError {
     pub fn into_failure(self) -> Failure {
         *self.0
     }
+
+    /// The error with `f` applied when it is in OpenAI's shape.
+    pub fn map_openai(
+        self,
+        f: impl FnOnce(edgechat_core::gateway::OpenAiError) -> edgechat_core::gateway::OpenAiError,
+    ) -> Self {
+        match *self.0 {
+            Failure::OpenAi(e) => f(e).into(),
+            other => Self(Box::new(other)),
+        }
+    }
 }
 
 impl From<edgechat_core::gateway::OpenAiError> for AppError {

@@ -42,7 +42,12 @@ pub(super) struct Call {
 /// Authenticates the request, reads it (in `dialect`) and admits it by the caller's plan.
 pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
-    let (req, chain, echo) = read_call(cx, dialect).await?;
+    let read = read_call(cx, dialect).await;
+    // A Responses caller is told the member it sent, not the chat field it became.
+    let (req, chain, echo) = match dialect {
+        Dialect::Responses => read.map_err(|e| e.map_openai(responses::renamed))?,
+        _ => read?,
+    };
     let config = cx.config.clone();
     let plan = config.plans.get(&principal.user.plan);
     let admissible = admission::gateway(&req, chain, plan);
@@ -90,7 +95,7 @@ async fn read_call(
         Dialect::ChatCompletions => (gateway::parse_request(&bytes)?, None),
         Dialect::Responses => {
             let (chat, echo) = responses::to_chat(&bytes)?;
-            (gateway::parse_request(&chat).map_err(responses::renamed)?, Some(echo))
+            (gateway::parse_request(&chat)?, Some(echo))
         }
     };
     let routes = &cx.config.routes;

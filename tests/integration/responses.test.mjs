@@ -302,6 +302,10 @@ test('what needs stored state, built-in tools and bad shapes are 400s naming the
   for (const [params, param] of cases) {
     await assert.rejects(u.client.responses.create({ model: 'sim-small', ...params }), refused(param));
   }
+  // The gateway's own chat rules name the Responses member the caller sent.
+  const json = { format: { type: 'json_object' } };
+  await assert.rejects(u.client.responses.create({ model: 'claude', input: content, text: json }), refused('text.format'));
+  await assert.rejects(u.client.responses.create({ model: 'tiny', input: content, max_output_tokens: 500 }), refused('max_output_tokens'));
   // store: false (what stateless clients send) is fine.
   const ok = await u.client.responses.create({ model: 'sim-small', input: unique('Stateless'), store: false });
   assert.equal(ok.status, 'completed');
