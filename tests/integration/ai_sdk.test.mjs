@@ -3,7 +3,7 @@
 // checked to go to /v1/responses), with `generateText`, `streamText`, structured output and
 // multi-step tool loops, on the OpenAI-routed model and the Anthropic-routed one. Expected
 // answers come from the simulator.
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createOpenAI } from '@ai-sdk/openai';
@@ -25,11 +25,11 @@ const MODELS = [
 const unique = (text) => `${text} [${randomBytes(6).toString('hex')}]`;
 const user = (content) => [{ role: 'user', content }];
 
-/** The paths the provider sent requests to, and their bodies. */
+/** The paths the providers sent requests to, and their bodies. */
 const sent = [];
-let openai;
 
-before(async () => {
+/** A provider for a fresh user (the free plan allows 20 requests a minute), recording what it sends. */
+async function provider() {
   const u = await registerUser();
   const res = await api('POST', '/api/v1/keys', { token: u.access_token, json: { name: 'ai-sdk' } });
   assert.equal(res.status, 201, res.text);
@@ -37,8 +37,8 @@ before(async () => {
     sent.push({ path: new URL(url).pathname, body: init?.body ? JSON.parse(init.body) : null });
     return fetch(url, init);
   };
-  openai = createOpenAI({ baseURL: `${BASE}/v1`, apiKey: res.body.key, fetch: recording });
-});
+  return createOpenAI({ baseURL: `${BASE}/v1`, apiKey: res.body.key, fetch: recording });
+}
 
 /** Runs `f` and returns its result with the requests it sent, checking they all were Responses calls. */
 async function responsesCalls(f) {
@@ -59,6 +59,7 @@ const weatherTool = () =>
 
 for (const [model, upstream] of MODELS) {
   test(`${model}: generateText is the simulator's answer, with usage`, TIMEOUT, async () => {
+    const openai = await provider();
     const prompt = unique('Describe the tides');
     const { result, requests } = await responsesCalls(() => generateText({ model: openai(model), prompt }));
     assert.equal(result.text, await simAnswer(upstream, user(prompt)));
@@ -72,6 +73,7 @@ for (const [model, upstream] of MODELS) {
   });
 
   test(`${model}: streamText streams the simulator's answer`, TIMEOUT, async () => {
+    const openai = await provider();
     const prompt = unique('Explain rainbows');
     const system = 'You are terse.';
     const { result } = await responsesCalls(async () => {
@@ -89,6 +91,7 @@ for (const [model, upstream] of MODELS) {
   });
 
   test(`${model}: a multi-step tool loop calls the tool and answers with its result`, TIMEOUT, async () => {
+    const openai = await provider();
     const tag = unique('What is the weather in Oslo?');
     const prompt = `${tag}\n/tool weather {"city":"Oslo"}`;
     let executed = 0;
@@ -121,6 +124,7 @@ for (const [model, upstream] of MODELS) {
   });
 
   test(`${model}: streamText runs the same tool loop`, TIMEOUT, async () => {
+    const openai = await provider();
     const prompt = `${unique('Weather in Lisbon?')}\n/tool weather {"city":"Lisbon"}`;
     const { result } = await responsesCalls(async () => {
       const stream = streamText({ model: openai(model), tools: { weather: weatherTool() }, stopWhen: stepCountIs(3), prompt });
@@ -134,24 +138,35 @@ for (const [model, upstream] of MODELS) {
   });
 }
 
-test('structured output with a zod schema (Output.object and generateObject) on the OpenAI-routed model', TIMEOUT, async () => {
-  const schema = z.object({ name: z.string(), population: z.number().int(), rivers: z.array(z.string()) });
-  const prompt = unique('A city as JSON');
-  const { result, requests } = await responsesCalls(() =>
-    generateText({ model: openai('sim-small'), output: Output.object({ schema }), prompt }),
-  );
-  assert.equal(requests[0].body.text.format.type, 'json_schema');
-  const city = result.output;
-  assert.equal(typeof city.name, 'string');
-  assert.ok(Number.isInteger(city.population));
-  assert.ok(Array.isArray(city.rivers));
+for (const [model] of MODELS) {
+  test(`${model}: structured output with a zod schema (Output.object, streamed, and generateObject)`, TIMEOUT, async () => {
+    const openai = await provider();
+    const schema = z.object({ name: z.string(), population: z.number().int(), rivers: z.array(z.string()) });
+    const prompt = unique('A city as JSON');
+    const { result, requests } = await responsesCalls(() =>
+      generateText({ model: openai(model), output: Output.object({ schema }), prompt }),
+    );
+    assert.equal(requests[0].body.text.format.type, 'json_schema');
+    const city = result.output;
+    assert.equal(typeof city.name, 'string');
+    assert.ok(Number.isInteger(city.population));
+    assert.ok(Array.isArray(city.rivers));
 
-  const { result: legacy } = await responsesCalls(() => generateObject({ model: openai('sim-small'), schema, prompt: unique('Another city') }));
-  assert.deepEqual(Object.keys(legacy.object).sort(), ['name', 'population', 'rivers']);
-  assert.ok(Number.isInteger(legacy.object.population));
-});
+    const { result: streamed } = await responsesCalls(async () => {
+      const stream = streamText({ model: openai(model), output: Output.object({ schema }), prompt: unique('A streamed city') });
+      for await (const _ of stream.textStream);
+      return stream.output;
+    });
+    assert.deepEqual(Object.keys(streamed).sort(), ['name', 'population', 'rivers']);
+
+    const { result: legacy } = await responsesCalls(() => generateObject({ model: openai(model), schema, prompt: unique('Another city') }));
+    assert.deepEqual(Object.keys(legacy.object).sort(), ['name', 'population', 'rivers']);
+    assert.ok(Number.isInteger(legacy.object.population));
+  });
+}
 
 test('a conversation goes on statelessly with store: false; by default the SDK refers to stored items and is told how to stop', TIMEOUT, async () => {
+  const openai = await provider();
   const first = unique('Hello there');
   const { result } = await responsesCalls(() => generateText({ model: openai('sim-small'), prompt: first }));
   const next = unique('Tell me more');
@@ -178,6 +193,7 @@ test('a conversation goes on statelessly with store: false; by default the SDK r
 });
 
 test('a gateway refusal reaches the app as an API call error with its status and message', TIMEOUT, async () => {
+  const openai = await provider();
   await assert.rejects(
     responsesCalls(() => generateText({ model: openai('no-such-model'), prompt: 'x', maxRetries: 0 })),
     (err) => {
