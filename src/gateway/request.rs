@@ -14,7 +14,6 @@ use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
-use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::{request_id, ApiError};
 use std::rc::Rc;
@@ -74,13 +73,9 @@ async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), Ap
     let req = gateway::parse_request(&bytes)?;
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
-    if req.has_tools && route.provider != Provider::OpenAi {
-        return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
-    }
-    // Refused rather than dropped: the translated providers are not sent the request's format.
-    if req.wants_json && route.provider != Provider::OpenAi {
-        let message = "response_format (JSON mode) is supported only by OpenAI-compatible models";
-        return Err(OpenAiError::invalid("response_format", message).into());
+    // Refused rather than dropped: a model without the capability is never sent them.
+    if let Some(refused) = gateway::translation_refused(&req, route) {
+        return Err(refused.into());
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
     Ok((req, chain))
