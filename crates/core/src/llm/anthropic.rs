@@ -338,13 +338,14 @@ struct Block {
     #[serde(alias = "thinking")]
     text: Option<String>,
     name: Option<String>,
-    input: Option<Value>,
+    /// A `tool_use` block's input, as the upstream wrote it (its text is the call's arguments).
+    input: Option<Box<RawValue>>,
 }
 
 impl Block {
     /// Characters of billed output that are not answer text (for any block but text).
     fn other_output_chars(&self) -> u64 {
-        let input = self.input.as_ref().map_or(0, |i| super::json_text(i).chars().count());
+        let input = self.input.as_ref().map_or(0, |i| i.get().chars().count());
         let texts = [&self.name, &self.text].into_iter().flatten().map(|t| t.chars().count());
         (input + texts.sum::<usize>()) as u64
     }
@@ -365,8 +366,8 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
         .map(|b| ToolCall {
             id: b.id.clone().unwrap_or_default(),
             name: b.name.clone().unwrap_or_default(),
-            // The API's input is an object; anything else is passed on as its JSON text.
-            arguments: b.input.as_ref().map(super::json_text).unwrap_or_else(|| "{}".to_owned()),
+            // The API's input is an object, passed on as its JSON text.
+            arguments: b.input.as_ref().map_or_else(|| "{}".to_owned(), |i| i.get().to_owned()),
         })
         .collect();
     Ok(Completion {
@@ -567,14 +568,15 @@ mod tests {
 
     #[test]
     fn a_whole_message_keeps_its_tool_calls_in_order_with_their_input_as_json_text() {
-        let body = br#"{"content":[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_2","name":"now","input":{}}],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":9}}"#;
+        let body = br#"{"content":[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_2","name":"now","input":{"zone":"UTC","at":-3.50}}],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":9}}"#;
         let decoded = decode_completion(serde_json::from_slice(body).unwrap()).unwrap();
         assert_eq!(decoded.text, "Let me check.");
         assert_eq!(
             decoded.tool_calls,
             [
                 ToolCall { id: "toolu_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() },
-                ToolCall { id: "toolu_2".into(), name: "now".into(), arguments: "{}".into() },
+                // As written: member order and number text kept.
+                ToolCall { id: "toolu_2".into(), name: "now".into(), arguments: r#"{"zone":"UTC","at":-3.50}"#.into() },
             ]
         );
         assert_eq!(decoded.finish_reason.as_deref(), Some("tool_use"));
