@@ -49,12 +49,16 @@ before(async () => {
 });
 after(() => worker?.stop());
 
-const unique = (text) => `${text} [${randomBytes(6).toString('hex')}]`;
+// The tag goes on a line of its own, first, so that a `/tool` line stays whole.
+const unique = (text) => `[${randomBytes(6).toString('hex')}]\n${text}`;
 const user1 = (content) => [{ role: 'user', content }];
 
-/** The one request the simulator received whose prompt contains `text`. */
-async function upstreamBody(text) {
-  const [r, ...more] = await simRequests(text);
+/** The requests the simulator received for a `unique` content (found by its tag). */
+const sent = (content) => simRequests(content.split('\n')[0]);
+
+/** The one request the simulator received for a `unique` content. */
+async function upstreamBody(content) {
+  const [r, ...more] = await sent(content);
   assert.equal(more.length, 0, 'one upstream request');
   return r.body;
 }
@@ -149,7 +153,7 @@ test('the second turn sends the calls and their results as tool_use / tool_resul
     assert.equal(text, `Done: ${result}`);
     assert.deepEqual(finish, ['stop']);
   }
-  const [second] = (await simRequests(content)).filter((r) => r.body.messages.length === 3);
+  const [second] = (await sent(content)).filter((r) => r.body.messages.length === 3);
   assert.deepEqual(second.body.messages.slice(1), [
     { role: 'assistant', content: [{ type: 'tool_use', id, name: 'get_weather', input: JSON.parse(PARIS) }] },
     { role: 'user', content: [{ type: 'tool_result', tool_use_id: id, content: result }] },
@@ -163,7 +167,7 @@ test('tool_choice none, required and a named function reach Anthropic as none, a
     [{ type: 'function', function: { name: 'get_time' } }, { type: 'tool', name: 'get_time' }, 'get_time'],
   ];
   for (const [tool_choice, upstream, called] of cases) {
-    const content = unique(`What now? ${JSON.stringify(tool_choice)}`);
+    const content = unique('What now?');
     const res = await client.chat.completions.create({ model: 'claude', messages: user1(content), tools: [WEATHER, TIME], tool_choice });
     assert.deepEqual((await upstreamBody(content)).tool_choice, upstream);
     const { message, finish_reason } = res.choices[0];
@@ -244,7 +248,7 @@ test('bad tool definitions, choices and unsupported features are 400s naming the
   for (const [params, param] of cases) {
     const content = unique('refused');
     await assert.rejects(client.chat.completions.create({ ...params, messages: user1(content) }), badRequest(param), JSON.stringify(params));
-    assert.equal((await simRequests(content)).length, 0, `${param}: nothing reaches the upstream`);
+    assert.equal((await sent(content)).length, 0, `${param}: nothing reaches the upstream`);
   }
   // The same tools and JSON mode together pass as sent to an OpenAI-compatible route.
   const both = await client.chat.completions.create({ model: 'sim-small', messages: user1(unique('both')), tools: [WEATHER], response_format: jsonMode });

@@ -1444,8 +1444,8 @@ mod tests {
         assert_eq!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().prompt_estimate(), 5);
         assert!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().json_mode.is_some());
         assert!(parse(with("response_format", schema.clone())).unwrap().json_mode.is_some());
-        assert!(!parse(with("response_format", json!({ "type": "text" }))).unwrap().json_mode.is_some());
-        assert!(!parse(base()).unwrap().json_mode.is_some());
+        assert!(parse(with("response_format", json!({ "type": "text" }))).unwrap().json_mode.is_none());
+        assert!(parse(base()).unwrap().json_mode.is_none());
         let calls = json!([{ "id": "c1", "type": "function", "function": { "name": "f", "arguments": "{\"a\":1}" } }]);
         let calls_tokens = estimate_chars(calls.to_string().len() as u64);
         let turns = json!([
