@@ -11,10 +11,13 @@ use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use edgechat_core::answer::{self, Dialect, Finish};
 use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{passthrough_request, translation_refused, GatewayRequest, OpenAiError, ResponseMeta};
+use edgechat_core::gateway::{
+    json_mode_answer, json_mode_event, passthrough_request, translation_refused, GatewayRequest, OpenAiError,
+    ResponseMeta,
+};
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{Completion, StreamEvent, Usage};
+use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 use worker::Env;
@@ -147,7 +150,7 @@ impl Answer<'_> {
         let (usage, estimated) = Usage::reported_or(decoded.usage, estimate);
         let finish = Finish::of(decoded.finish_reason.as_deref().unwrap_or("stop"));
         let (decoded, finish) = match self.req.json_via_tool(route.provider) {
-            true => json_answer(decoded, finish),
+            true => json_mode_answer(decoded, finish),
             false => (decoded, finish),
         };
         if let Some(key) = self.cache_to {
@@ -181,15 +184,7 @@ impl Answer<'_> {
             match paced.next(&mut stream, Some(&mut outlet)).await {
                 Wait::Ready(Some(Ok(bytes))) => {
                     for event in decoder.feed(&bytes) {
-                        // JSON mode's forced tool: its input is the answer's text (its name
-                        // billed output only).
-                        let event = match event {
-                            StreamEvent::ToolCall(f) if json_via_tool && f.arguments.is_empty() => {
-                                StreamEvent::OtherOutput(f.name.unwrap_or_default())
-                            }
-                            StreamEvent::ToolCall(f) if json_via_tool => StreamEvent::Delta(f.arguments),
-                            event => event,
-                        };
+                        let event = if json_via_tool { json_mode_event(event) } else { event };
                         let out = match &event {
                             StreamEvent::Finish(reason) => {
                                 finish = Some(reason.clone());
@@ -323,18 +318,6 @@ impl Answer<'_> {
         }
         outcome
     }
-}
-
-/// A whole answer to JSON mode asked as a forced tool: the tool's input becomes the answer's
-/// text (the answer's own text, if any, is left out: the client asked for JSON only) and the
-/// call's finish a plain stop. An answer without the call (cut short, or refused) stays as it is.
-fn json_answer(mut decoded: Completion, finish: Finish) -> (Completion, Finish) {
-    if decoded.tool_calls.is_empty() {
-        return (decoded, finish);
-    }
-    decoded.text = decoded.tool_calls.drain(..).map(|call| call.arguments).collect();
-    let finish = if finish == Finish::ToolCalls { Finish::Stop } else { finish };
-    (decoded, finish)
 }
 
 /// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing

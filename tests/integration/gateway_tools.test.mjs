@@ -23,6 +23,9 @@ const ROUTES = {
   'claude-text': { provider: 'anthropic', upstream: 'sim-claude+tokens=16+interval=10', capabilities: { json_mode: false } },
 };
 
+// One user makes every call: room for all of them in a minute.
+const PLANS = { free: { requests_per_minute: 1000, tokens_per_day: 10_000_000, concurrent_streams: 4, models: ['*'] } };
+
 const WEATHER = {
   type: 'function',
   function: {
@@ -39,7 +42,7 @@ let worker;
 let client;
 let user;
 before(async () => {
-  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify({ default: 'sim-small', models: ROUTES }) }));
+  worker = await startBareWorker(simVars({ MODEL_ROUTES: JSON.stringify({ default: 'sim-small', models: ROUTES }), PLANS: JSON.stringify(PLANS) }));
   const res = await call('POST', '/api/v1/auth/register', { base: worker.url, json: { email: uniqueEmail('tools'), password: PASSWORD } });
   assert.equal(res.status, 201, res.text);
   user = res.body;
@@ -245,6 +248,10 @@ test('bad tool definitions, choices and unsupported features are 400s naming the
     [{ model: 'llama', tools: [WEATHER] }, 'tools'],
     [{ model: 'llama', response_format: jsonMode }, 'response_format'],
   ];
+  const image = { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] };
+  const content = unique('an image');
+  await assert.rejects(client.chat.completions.create({ model: 'claude', messages: [...user1(content), image] }), badRequest('messages'), 'images on a model without vision');
+  assert.equal((await sent(content)).length, 0);
   for (const [params, param] of cases) {
     const content = unique('refused');
     await assert.rejects(client.chat.completions.create({ ...params, messages: user1(content) }), badRequest(param), JSON.stringify(params));
@@ -295,4 +302,26 @@ test('/v1/models says what each model supports and its limits', TIMEOUT, async (
   for (const m of models) assert.deepEqual([m.object, m.created, typeof m.owned_by], ['model', 0, 'string']);
   const one = await client.models.retrieve('claude');
   assert.deepEqual(one, byId.claude);
+});
+
+test('a deterministic JSON-mode answer is cached as its text; a tool-call answer is never cached', TIMEOUT, async () => {
+  const raw = (params) => call('POST', '/v1/chat/completions', { base: worker.url, token: user.access_token, json: params });
+  const json = { model: 'claude', temperature: 0, messages: user1(unique('/tool json_object {"cached":true}')), response_format: { type: 'json_object' } };
+  const first = await raw(json);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.headers.get('x-edgechat-cache'), 'miss');
+  const hit = await eventually(async () => {
+    const r = await raw(json);
+    return r.headers.get('x-edgechat-cache') === 'hit' ? r : null;
+  }, { what: 'a cache hit' });
+  assert.equal(hit.body.choices[0].message.content, '{"cached":true}');
+  assert.equal(hit.body.choices[0].finish_reason, 'stop');
+  const tools = { model: 'claude', temperature: 0, messages: user1(unique('/tool get_weather {"city":"Rome"}')), tools: [WEATHER] };
+  for (let i = 0; i < 2; i++) {
+    const r = await raw(tools);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.choices[0].finish_reason, 'tool_calls');
+    assert.notEqual(r.headers.get('x-edgechat-cache'), 'hit');
+  }
+  assert.equal((await sent(tools.messages[0].content)).length, 2, 'both reached the model');
 });

@@ -11,10 +11,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::answer::Finish;
 use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
 use crate::llm::provider::{Provider, UpstreamRequest};
 use crate::llm::routing::{Capabilities, ModelRoute};
-use crate::llm::{to_json, ChatMessage, Role, ToolCall, ToolChoice, ToolDef};
+use crate::llm::{to_json, ChatMessage, Completion, Role, StreamEvent, ToolCall, ToolChoice, ToolDef};
 use crate::ApiError;
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -106,6 +107,8 @@ pub struct GatewayRequest {
     pub tool_choice: AskedChoice,
     /// JSON mode (`response_format` `json_object` or `json_schema`), kept for translation.
     pub json_mode: Option<JsonMode>,
+    /// A message has an image part (which only a model with vision takes).
+    pub has_images: bool,
     /// The output cap asked for: `max_completion_tokens`, else `max_tokens`.
     pub max_tokens: Option<u32>,
     /// `max_tokens` and `max_completion_tokens` as sent, for the admission rules.
@@ -324,7 +327,7 @@ impl<'de> Deserialize<'de> for RawObject {
 }
 
 /// Why `route` cannot take `req`, as the 400 that names the parameter: tools, JSON mode or
-/// images on a model without the capability, or tools together with JSON mode on a translated
+/// image parts on a model without the capability, or tools together with JSON mode on a translated
 /// route (JSON mode is itself a forced tool there). `None` when it can.
 pub fn translation_refused(req: &GatewayRequest, route: &ModelRoute) -> Option<OpenAiError> {
     let caps = route.capabilities;
@@ -336,6 +339,9 @@ pub fn translation_refused(req: &GatewayRequest, route: &ModelRoute) -> Option<O
         let message = format!("model {name} does not support response_format json_object or json_schema");
         return Some(OpenAiError::invalid("response_format", message));
     }
+    if req.has_images && !caps.vision {
+        return Some(OpenAiError::invalid("messages", format!("model {name} does not support image input")));
+    }
     if req.has_tools && req.json_mode.is_some() && route.provider != Provider::OpenAi {
         let message = format!(
             "model {name} takes tools or a JSON response_format, not both: JSON mode is answered as a forced tool call on it"
@@ -343,6 +349,29 @@ pub fn translation_refused(req: &GatewayRequest, route: &ModelRoute) -> Option<O
         return Some(OpenAiError::invalid("response_format", message));
     }
     None
+}
+
+/// A whole answer to JSON mode asked as a forced tool: the tool's input becomes the answer's
+/// text (any text of the model's own is left out: the client asked for JSON only) and the
+/// call's finish a plain stop. An answer without the call (cut short) stays as it is.
+pub fn json_mode_answer(mut decoded: Completion, finish: Finish) -> (Completion, Finish) {
+    if decoded.tool_calls.is_empty() {
+        return (decoded, finish);
+    }
+    decoded.text = decoded.tool_calls.drain(..).map(|call| call.arguments).collect();
+    let finish = if finish == Finish::ToolCalls { Finish::Stop } else { finish };
+    (decoded, finish)
+}
+
+/// A streamed event of an answer to JSON mode asked as a forced tool: the tool's input
+/// fragments become answer text, its name (on the fragment that opens it) billed output only.
+/// The finish is mapped by the caller, as for [`json_mode_answer`].
+pub fn json_mode_event(event: StreamEvent) -> StreamEvent {
+    match event {
+        StreamEvent::ToolCall(f) if f.arguments.is_empty() => StreamEvent::OtherOutput(f.name.unwrap_or_default()),
+        StreamEvent::ToolCall(f) => StreamEvent::Delta(f.arguments),
+        event => event,
+    }
 }
 
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
@@ -358,7 +387,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let (messages, mut prompt_other_tokens) = parse_messages(body.get("messages"))?;
+    let (messages, parts) = parse_messages(body.get("messages"))?;
+    let mut prompt_other_tokens = parts.other_tokens;
     let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
         match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
@@ -444,6 +474,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         n,
         temperature,
         messages,
+        has_images: parts.images > 0,
         prompt_other_tokens,
     })
 }
@@ -516,24 +547,31 @@ fn unreadable(e: serde_json::Error) -> OpenAiError {
 /// The messages' text (for translation and estimates) and the estimated tokens of the rest
 /// of what is billed in them, read message by message from the raw text: nothing is kept of a
 /// message but its text, so memory stays within the body's size.
-fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, u64), OpenAiError> {
+fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, Parts), OpenAiError> {
     let mut out = Vec::new();
-    let mut other_tokens = 0;
+    let mut parts = Parts::default();
     let read = for_each_element(raw.map_or("", RawValue::get), |i, item| {
-        let (message, tokens) = read_message(i, item)?;
+        let message = read_message(i, item, &mut parts)?;
         out.push(message);
-        other_tokens += tokens;
         Ok(())
     })?;
     match read {
         None => Err(OpenAiError::invalid("messages", "messages must be an array of message objects")),
         Some(0) => Err(OpenAiError::invalid("messages", "messages must contain at least one message")),
-        Some(_) => Ok((out, other_tokens)),
+        Some(_) => Ok((out, parts)),
     }
 }
 
+/// What the messages hold besides what is kept of them: the estimated tokens of their other
+/// billed parts, and how many image parts there are.
+#[derive(Default)]
+struct Parts {
+    other_tokens: u64,
+    images: u32,
+}
+
 /// Message `i`: its role and text, and the estimated tokens of its other billed parts.
-fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiError> {
+fn read_message(i: usize, item: &RawValue, parts: &mut Parts) -> Result<ChatMessage, OpenAiError> {
     let param = |field: &str| format!("messages[{i}].{field}");
     let names = ["role", "content", "tool_call_id", "tool_calls", "function_call", "name"];
     let Some([role, content, tool_call_id, tool_calls, function_call, name]) = members(item.get(), names) else {
@@ -543,10 +581,9 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
         Some(r) if ROLES.contains(&&*r) => r,
         _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
     };
-    let mut other_tokens = 0;
     let text = match content.map(|c| (first_byte(c.get()), c)) {
         Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default(),
-        Some((Some(b'['), c)) => read_parts(&param("content"), c, &mut other_tokens)?,
+        Some((Some(b'['), c)) => read_parts(&param("content"), c, parts)?,
         None | Some((Some(b'n'), _)) if role == "assistant" => String::new(),
         _ => {
             return Err(OpenAiError::invalid(
@@ -565,7 +602,7 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
     // An assistant's tool calls are prompt the model reads again, counted by their JSON text
     // (the message's estimate counts the kept calls' names and arguments: the rest is added
     // here), as are a legacy call and a name.
-    other_tokens += tool_calls.map_or(0, json_text_tokens);
+    let mut other_tokens = tool_calls.map_or(0, json_text_tokens);
     let tool_calls = match (role.as_str(), tool_calls) {
         ("assistant", Some(calls)) => {
             let calls = read_tool_calls(&param("tool_calls"), calls)?;
@@ -582,7 +619,8 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
         "tool" => Role::Tool,
         _ => Role::User,
     };
-    Ok((ChatMessage { role, content: text, tool_calls, tool_call_id }, other_tokens))
+    parts.other_tokens += other_tokens;
+    Ok(ChatMessage { role, content: text, tool_calls, tool_call_id })
 }
 
 /// An assistant message's `tool_calls`: each `{"id", "type": "function", "function": {"name",
@@ -614,9 +652,11 @@ fn read_tool_calls(param: &str, raw: &RawValue) -> Result<Vec<ToolCall>, OpenAiE
 }
 
 /// A message's content parts: the text parts' text joined; the other parts' estimated tokens
-/// added to `other_tokens`.
-fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<String, OpenAiError> {
+/// and the image parts counted in `counted`.
+fn read_parts(param: &str, parts: &RawValue, counted: &mut Parts) -> Result<String, OpenAiError> {
     let mut text = String::new();
+    let other_tokens = &mut counted.other_tokens;
+    let images = &mut counted.images;
     for_each_element(parts.get(), |_, part| {
         let [kind, part_text, audio] = members(part.get(), ["type", "text", "input_audio"]).unwrap_or_default();
         match string(kind).as_deref() {
@@ -624,7 +664,10 @@ fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<S
                 Some(t) => text.push_str(&t),
                 None => return Err(OpenAiError::invalid(param, "a text part needs a text string")),
             },
-            Some("image_url" | "image" | "input_image") => *other_tokens += IMAGE_PART_TOKENS,
+            Some("image_url" | "image" | "input_image") => {
+                *other_tokens += IMAGE_PART_TOKENS;
+                *images += 1;
+            }
             Some("input_audio") => {
                 let data = audio.and_then(|a| members(a.get(), ["data"])).and_then(|[data]| data);
                 *other_tokens += estimate_audio(string(data).map_or(0, |d| d.len() as u64));
@@ -1154,6 +1197,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::ToolCallDelta;
     use serde_json::{json, Value};
 
     fn parse(v: Value) -> Result<GatewayRequest, OpenAiError> {
@@ -1391,6 +1435,27 @@ mod tests {
     }
 
     #[test]
+    fn a_json_mode_tool_call_is_answered_as_text_with_finish_stop() {
+        let call = ToolCall { id: "toolu_1".into(), name: "s".into(), arguments: r#"{"a":1}"#.into() };
+        let decoded = Completion {
+            text: "Here:".into(),
+            tool_calls: vec![call],
+            other_output_chars: 8,
+            usage: None,
+            finish_reason: Some("tool_use".into()),
+        };
+        let (answer, finish) = json_mode_answer(decoded.clone(), Finish::ToolCalls);
+        assert_eq!((answer.text.as_str(), answer.tool_calls.len(), finish), (r#"{"a":1}"#, 0, Finish::Stop));
+        let (cut, finish) = json_mode_answer(Completion { tool_calls: Vec::new(), ..decoded }, Finish::Length);
+        assert_eq!((cut.text.as_str(), finish), ("Here:", Finish::Length));
+        let open = ToolCallDelta { index: 0, id: Some("t".into()), name: Some("s".into()), arguments: String::new() };
+        assert_eq!(json_mode_event(StreamEvent::ToolCall(open)), StreamEvent::OtherOutput("s".into()));
+        let more = ToolCallDelta { index: 0, id: None, name: None, arguments: "{\"a\"".into() };
+        assert_eq!(json_mode_event(StreamEvent::ToolCall(more)), StreamEvent::Delta("{\"a\"".into()));
+        assert_eq!(json_mode_event(StreamEvent::Done), StreamEvent::Done);
+    }
+
+    #[test]
     fn a_route_refuses_what_it_cannot_do_naming_the_parameter() {
         let routes = crate::llm::routing::Routes::parse(
             r#"{"default":"gpt","models":{"gpt":{"provider":"openai"},"claude":{"provider":"anthropic"},
@@ -1411,6 +1476,22 @@ mod tests {
             (with("tools", tools), "claude", None),
             (with("response_format", json_mode), "claude", None),
             (base(), "llama", None),
+            (
+                with(
+                    "messages",
+                    json!([{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }]),
+                ),
+                "claude",
+                Some("messages"),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }]),
+                ),
+                "gpt",
+                None,
+            ),
         ];
         for (body, model, param) in cases {
             let refused = translation_refused(&parse(body.clone()).unwrap(), route(model));
