@@ -1,0 +1,253 @@
+//! `POST /v1/embeddings`: the request checked (OpenAI's fields, the rest passed through), the
+//! routes that may serve it (OpenAI-compatible upstreams only), the upstream request (the
+//! client's body with the routed model), and the prompt tokens read from the upstream's answer.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::admission::in_plan;
+use crate::gateway::{unreadable, OpenAiError, RawObject};
+use crate::llm::context::estimate_chars;
+use crate::llm::provider::{Provider, UpstreamRequest};
+use crate::llm::routing::ModelRoute;
+use crate::plans::Plan;
+
+/// Most inputs in one request (OpenAI's own limit).
+pub const MAX_INPUTS: usize = 2048;
+
+/// A validated embeddings request.
+#[derive(Debug, Clone)]
+pub struct EmbeddingsRequest {
+    /// The body as sent, for the upstream.
+    pub body: RawObject,
+    pub model: String,
+    /// How many vectors the request asks for.
+    pub inputs: usize,
+    /// The input's estimated tokens: 4 characters a token for text, a token per token id.
+    pub prompt_estimate: u64,
+}
+
+/// The four shapes OpenAI accepts for `input`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Input {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u32>),
+    TokenArrays(Vec<Vec<u32>>),
+}
+
+const INPUT_SHAPE: &str =
+    "input must be a string, an array of strings, an array of token integers or an array of token arrays";
+
+/// Parses and validates a `POST /v1/embeddings` body; a bad field is a 400 naming it.
+pub fn parse_request(bytes: &[u8]) -> Result<EmbeddingsRequest, OpenAiError> {
+    let body: RawObject = serde_json::from_slice(bytes).map_err(unreadable)?;
+    body.check()?;
+    let model = match body.checked("model")? {
+        Some(Value::String(m)) if !m.is_empty() => m,
+        _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
+    };
+    let (inputs, prompt_estimate) = check_input(body.get("input"))?;
+    match body.checked("encoding_format")? {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" || f == "base64" => {}
+        Some(_) => return Err(OpenAiError::invalid("encoding_format", "encoding_format must be float or base64")),
+    }
+    match body.checked("dimensions")? {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|d| (1..=u64::from(u32::MAX)).contains(&d)) => {}
+        Some(_) => return Err(OpenAiError::invalid("dimensions", "dimensions must be a positive integer")),
+    }
+    if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
+        return Err(OpenAiError::invalid("user", "user must be a string"));
+    }
+    Ok(EmbeddingsRequest { body, model, inputs, prompt_estimate })
+}
+
+/// The number of inputs and their estimated tokens.
+fn check_input(raw: Option<&RawValue>) -> Result<(usize, u64), OpenAiError> {
+    let invalid = |message: &str| OpenAiError::invalid("input", message);
+    let raw = raw.filter(|r| r.get() != "null").ok_or_else(|| invalid("you must provide an input parameter"))?;
+    let input: Input = serde_json::from_str(raw.get()).map_err(|_| invalid(INPUT_SHAPE))?;
+    let text = |s: &String| estimate_chars(s.chars().count() as u64).max(1);
+    let (count, tokens, empty) = match &input {
+        Input::Text(s) => (1, text(s), s.is_empty()),
+        Input::Texts(v) => (v.len(), v.iter().map(text).sum(), v.iter().any(String::is_empty)),
+        Input::Tokens(v) => (1, v.len() as u64, false),
+        Input::TokenArrays(v) => (v.len(), v.iter().map(|t| t.len() as u64).sum(), v.iter().any(Vec::is_empty)),
+    };
+    if count == 0 || matches!(&input, Input::Tokens(v) if v.is_empty()) {
+        return Err(invalid("input must not be empty"));
+    }
+    if empty {
+        return Err(invalid("input must not contain an empty string or an empty token array"));
+    }
+    if count > MAX_INPUTS {
+        return Err(invalid(&format!("input has {count} items, above the {MAX_INPUTS} allowed per request")));
+    }
+    Ok((count, tokens))
+}
+
+/// The routes a request for `chain`'s first model may take under `plan`: that model, which
+/// must be OpenAI-compatible (only those upstreams serve embeddings; 400 naming `model`),
+/// then the OpenAI-compatible fallbacks the plan allows.
+pub fn routes(chain: Vec<ModelRoute>, plan: &Plan) -> Result<Vec<ModelRoute>, OpenAiError> {
+    let Some(first) = chain.first() else {
+        return Err(OpenAiError::invalid("model", "you must provide a model parameter"));
+    };
+    if first.provider != Provider::OpenAi {
+        let message = format!(
+            "model {} is served by {}, which has no embeddings endpoint here: embeddings need an OpenAI-compatible model",
+            first.name,
+            first.provider.as_str()
+        );
+        return Err(OpenAiError::invalid("model", message));
+    }
+    Ok(in_plan(chain, plan, |route| route.provider == Provider::OpenAi))
+}
+
+/// The upstream request: the client's body, byte for byte, with the routed model.
+pub fn upstream_request(req: &EmbeddingsRequest, upstream_model: &str, api_key: Option<&str>) -> UpstreamRequest {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if let Some(key) = api_key {
+        headers.push(("authorization".to_string(), format!("Bearer {key}")));
+    }
+    // A string always serializes: the fallback, `""`, is never sent.
+    let model = serde_json::value::to_raw_value(upstream_model).unwrap_or_default();
+    UpstreamRequest { path: "/embeddings".into(), headers, body: req.body.write_with(&[("model", &model)]) }
+}
+
+/// An upstream's embeddings answer, read only for its shape and its usage.
+#[derive(Deserialize)]
+struct Answer {
+    /// Required, so that an answer of another kind is told apart; its items are not read.
+    #[serde(rename = "data")]
+    _data: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<AnswerUsage>,
+}
+
+#[derive(Deserialize)]
+struct AnswerUsage {
+    prompt_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+}
+
+/// The prompt tokens the upstream reported in its answer (`usage.prompt_tokens`, else
+/// `usage.total_tokens`; `None` when it reported neither), or an error when the body is not
+/// an embeddings answer (no `data` list).
+pub fn reported_prompt_tokens(body: &[u8]) -> Result<Option<u64>, String> {
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|_| "the model's answer is not an embeddings list".to_string())?;
+    Ok(answer.usage.and_then(|u| u.prompt_tokens.or(u.total_tokens)).filter(|&t| t > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::routing::Routes;
+    use crate::plans::Plans;
+
+    fn parse(body: &str) -> Result<EmbeddingsRequest, OpenAiError> {
+        parse_request(body.as_bytes())
+    }
+
+    fn refused(body: &str) -> (String, String) {
+        let err = parse(body).unwrap_err();
+        assert_eq!((err.status, err.kind), (400, "invalid_request_error"), "{body}");
+        (err.param.unwrap_or_default(), err.message)
+    }
+
+    #[test]
+    fn every_input_shape_is_accepted_and_estimated() {
+        let one = parse(r#"{"model":"e","input":"abcdefgh"}"#).unwrap();
+        assert_eq!((one.model.as_str(), one.inputs, one.prompt_estimate), ("e", 1, 2));
+        let batch = parse(r#"{"model":"e","input":["abcd","a","abcdefghi"]}"#).unwrap();
+        assert_eq!((batch.inputs, batch.prompt_estimate), (3, 1 + 1 + 3));
+        let tokens = parse(r#"{"model":"e","input":[1,2,3,4,5]}"#).unwrap();
+        assert_eq!((tokens.inputs, tokens.prompt_estimate), (1, 5));
+        let arrays = parse(r#"{"model":"e","input":[[1,2],[3]],"encoding_format":"base64","dimensions":8}"#).unwrap();
+        assert_eq!((arrays.inputs, arrays.prompt_estimate), (2, 3));
+        let nulls = parse(r#"{"model":"e","input":"x","encoding_format":null,"dimensions":null,"user":"u"}"#);
+        assert!(nulls.is_ok());
+    }
+
+    #[test]
+    fn bad_input_is_refused_naming_the_field() {
+        for body in [
+            r#"{"model":"e"}"#,
+            r#"{"model":"e","input":null}"#,
+            r#"{"model":"e","input":""}"#,
+            r#"{"model":"e","input":[]}"#,
+            r#"{"model":"e","input":["a",""]}"#,
+            r#"{"model":"e","input":[[1],[]]}"#,
+            r#"{"model":"e","input":[1,"a"]}"#,
+            r#"{"model":"e","input":[-1]}"#,
+            r#"{"model":"e","input":[1.5]}"#,
+            r#"{"model":"e","input":{"text":"a"}}"#,
+            r#"{"model":"e","input":42}"#,
+        ] {
+            assert_eq!(refused(body).0, "input", "{body}");
+        }
+        let many = format!(r#"{{"model":"e","input":{}}}"#, serde_json::to_string(&vec!["a"; MAX_INPUTS + 1]).unwrap());
+        assert_eq!(refused(&many), ("input".into(), "input has 2049 items, above the 2048 allowed per request".into()));
+        assert_eq!(refused(r#"{"input":"a"}"#).0, "model");
+        assert_eq!(refused(r#"{"model":"","input":"a"}"#).0, "model");
+        assert_eq!(refused(r#"{"model":7,"input":"a"}"#).0, "model");
+        assert_eq!(refused(r#"{"model":"e","input":"a","encoding_format":"int8"}"#).0, "encoding_format");
+        for dims in ["0", "-3", "1.5", "\"8\"", "true"] {
+            let body = format!(r#"{{"model":"e","input":"a","dimensions":{dims}}}"#);
+            assert_eq!(refused(&body).0, "dimensions", "{dims}");
+        }
+        assert_eq!(refused(r#"{"model":"e","input":"a","user":1}"#).0, "user");
+        assert_eq!(parse("[1]").unwrap_err().message, "The request body must be a JSON object.");
+        assert_eq!(parse("{").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn the_upstream_gets_the_body_as_sent_with_the_routed_model() {
+        let req = parse(r#"{"input": ["a"] ,"model":"e","x_extra":{"k":1.50},"dimensions":4}"#).unwrap();
+        let built = upstream_request(&req, "upstream-e", Some("sk"));
+        assert_eq!(built.path, "/embeddings");
+        assert_eq!(built.body, r#"{"input":["a"],"model":"upstream-e","x_extra":{"k":1.50},"dimensions":4}"#);
+        assert!(built.headers.contains(&("authorization".into(), "Bearer sk".into())));
+        assert_eq!(upstream_request(&req, "u", None).headers.len(), 1);
+    }
+
+    #[test]
+    fn only_openai_compatible_routes_serve_embeddings() {
+        let routes = Routes::parse(
+            r#"{"default":"e","models":{
+            "e":{"provider":"openai","fallbacks":["claude","e2","e3"]},
+            "e2":{"provider":"openai"},"e3":{"provider":"openai"},
+            "claude":{"provider":"anthropic","fallbacks":["e"]}}}"#,
+        )
+        .unwrap();
+        let chain = |name: &str| routes.chain(name).into_iter().cloned().collect::<Vec<_>>();
+        let plans = Plans::parse(
+            r#"{"free":{"requests_per_minute":1,"tokens_per_day":1,"concurrent_streams":1,"models":["e","e2","claude"]}}"#,
+        )
+        .unwrap();
+        let plan = plans.get("free");
+        let kept: Vec<String> = super::routes(chain("e"), plan).unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(kept, ["e", "e2"], "the Anthropic fallback and the one outside the plan are not tried");
+        let err = super::routes(chain("claude"), plan).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("model")));
+        assert!(err.message.contains("anthropic"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_upstream_usage_is_read_from_the_answer() {
+        let answer = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],
+            "model":"m","usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+        assert_eq!(reported_prompt_tokens(answer), Ok(Some(7)));
+        assert_eq!(reported_prompt_tokens(br#"{"data":[],"usage":{"total_tokens":3}}"#), Ok(Some(3)));
+        assert_eq!(reported_prompt_tokens(br#"{"data":[{"embedding":"AAAA"}]}"#), Ok(None));
+        assert_eq!(reported_prompt_tokens(br#"{"data":[],"usage":{"prompt_tokens":0}}"#), Ok(None));
+        assert_eq!(reported_prompt_tokens(br#"{"data":[],"usage":null}"#), Ok(None));
+        assert!(reported_prompt_tokens(br#"{"error":{"message":"x"}}"#).is_err());
+        assert!(reported_prompt_tokens(b"not json").is_err());
+    }
+}
