@@ -28,16 +28,6 @@ pub struct EmbeddingsRequest {
     pub prompt_estimate: u64,
 }
 
-/// The four shapes OpenAI accepts for `input`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Input {
-    Text(String),
-    Texts(Vec<String>),
-    Tokens(Vec<u32>),
-    TokenArrays(Vec<Vec<u32>>),
-}
-
 const INPUT_SHAPE: &str =
     "input must be a string, an array of strings, an array of token integers or an array of token arrays";
 
@@ -66,28 +56,37 @@ pub fn parse_request(bytes: &[u8]) -> Result<EmbeddingsRequest, OpenAiError> {
     Ok(EmbeddingsRequest { body, model, inputs, prompt_estimate })
 }
 
-/// The number of inputs and their estimated tokens.
+/// The number of inputs and their estimated tokens. `input` is one of OpenAI's four shapes: a
+/// string, an array of strings, an array of token ids, or an array of token-id arrays.
 fn check_input(raw: Option<&RawValue>) -> Result<(usize, u64), OpenAiError> {
     let invalid = |message: &str| OpenAiError::invalid("input", message);
     let raw = raw.filter(|r| r.get() != "null").ok_or_else(|| invalid("you must provide an input parameter"))?;
-    let input: Input = serde_json::from_str(raw.get()).map_err(|_| invalid(INPUT_SHAPE))?;
-    let text = |s: &String| estimate_chars(s.chars().count() as u64).max(1);
-    let (count, tokens, empty) = match &input {
-        Input::Text(s) => (1, text(s), s.is_empty()),
-        Input::Texts(v) => (v.len(), v.iter().map(text).sum(), v.iter().any(String::is_empty)),
-        Input::Tokens(v) => (1, v.len() as u64, false),
-        Input::TokenArrays(v) => (v.len(), v.iter().map(|t| t.len() as u64).sum(), v.iter().any(Vec::is_empty)),
+    // Read as a `Value`, whose code the gateway already has (a derived untagged enum costs wasm).
+    let input: Value = serde_json::from_str(raw.get()).map_err(|_| invalid(INPUT_SHAPE))?;
+    let text = |s: &str| estimate_chars(s.chars().count() as u64).max(1);
+    let is_token = |v: &Value| v.as_u64().is_some_and(|t| t <= u64::from(u32::MAX));
+    let tokens = |v: &Value| v.as_array().filter(|t| t.iter().all(is_token)).map(|t| t.len() as u64);
+    let (count, estimate, empty) = match &input {
+        Value::String(s) => (1, text(s), s.is_empty()),
+        Value::Array(items) if items.is_empty() => return Err(invalid("input must not be empty")),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let texts = items.iter().filter_map(Value::as_str);
+            (items.len(), texts.clone().map(text).sum(), texts.clone().any(str::is_empty))
+        }
+        Value::Array(items) if items.iter().all(is_token) => (1, items.len() as u64, false),
+        Value::Array(items) if items.iter().all(|v| tokens(v).is_some()) => {
+            let lengths = items.iter().filter_map(tokens);
+            (items.len(), lengths.clone().sum(), lengths.clone().any(|n| n == 0))
+        }
+        _ => return Err(invalid(INPUT_SHAPE)),
     };
-    if count == 0 || matches!(&input, Input::Tokens(v) if v.is_empty()) {
-        return Err(invalid("input must not be empty"));
-    }
     if empty {
         return Err(invalid("input must not contain an empty string or an empty token array"));
     }
     if count > MAX_INPUTS {
         return Err(invalid(&format!("input has {count} items, above the {MAX_INPUTS} allowed per request")));
     }
-    Ok((count, tokens))
+    Ok((count, estimate))
 }
 
 /// The routes a request for `chain`'s first model may take under `plan`: that model, which
