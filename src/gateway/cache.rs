@@ -4,11 +4,9 @@
 use super::Head;
 use crate::bindings;
 use crate::http::JSON;
+use edgechat_core::answer::{self, Dialect, Finish, Whole};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{
-    chunk_event, completion_json, delta, replay_pieces, usage_event, CachedCompletion, GatewayRequest, ResponseMeta,
-    DONE_EVENT,
-};
+use edgechat_core::gateway::{CachedCompletion, GatewayRequest, ResponseMeta};
 use edgechat_core::llm::Usage;
 use worker::Env;
 
@@ -27,13 +25,13 @@ pub(super) async fn get(env: &Env, key: &str) -> Option<CachedCompletion> {
 }
 
 /// Stores a completed answer for replay (an answer that calls tools is never stored).
-pub(super) async fn put(env: &Env, config: &Config, key: &str, text: &str, finish: &str, usage: Usage) {
-    if finish == "tool_calls" {
+pub(super) async fn put(env: &Env, config: &Config, key: &str, text: &str, finish: Finish, usage: Usage) {
+    if finish == Finish::ToolCalls {
         return;
     }
     let entry = CachedCompletion {
         text: text.to_string(),
-        finish_reason: finish.into(),
+        finish_reason: finish.openai().into(),
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
     };
@@ -45,21 +43,14 @@ pub(super) async fn put(env: &Env, config: &Config, key: &str, text: &str, finis
     }
 }
 
-/// A cached answer, as a completion or replayed as a stream of chunks.
-pub(super) fn replay(req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> Head {
+/// A cached answer in the client's dialect, whole or replayed as a stream.
+pub(super) fn replay(dialect: Dialect, req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> Head {
     let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
+    let answer = Whole { text: &hit.text, tool_calls: &[], finish: Finish::of(&hit.finish_reason), usage };
     if !req.stream {
-        let body = completion_json(meta, &hit.text, &hit.finish_reason, &usage);
+        let body = answer::whole(dialect, meta, &answer);
         return Head::Body { content_type: JSON, bytes: body.into_bytes(), cache: "hit" };
     }
-    let mut body = chunk_event(meta, &delta(Some("assistant"), Some("")), None, req.include_usage);
-    for piece in replay_pieces(&hit.text) {
-        body.push_str(&chunk_event(meta, &delta(None, Some(piece)), None, req.include_usage));
-    }
-    body.push_str(&chunk_event(meta, &delta(None, None), Some(&hit.finish_reason), req.include_usage));
-    if req.include_usage {
-        body.push_str(&usage_event(meta, &usage));
-    }
-    body.push_str(DONE_EVENT);
+    let body = answer::replayed_stream(&mut *answer::stream_writer(dialect, meta, req.include_usage), &answer);
     Head::Body { content_type: "text/event-stream; charset=utf-8", bytes: body.into_bytes(), cache: "hit" }
 }

@@ -18,6 +18,7 @@ use crate::quota;
 use crate::runtime::streams;
 use crate::upstream::{Outlet, Pacing};
 use billing::Record;
+use edgechat_core::answer::Dialect;
 use edgechat_core::gateway::{models_json, OpenAiError};
 use futures_channel::oneshot;
 
@@ -44,7 +45,7 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
-    let call = request::admit(cx).await?;
+    let call = request::admit(cx, Dialect::ChatCompletions).await?;
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let (readable, body) = call.req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     // The call runs to its end whatever the client does, so usage and limits are always settled.
@@ -76,12 +77,12 @@ enum Head {
 /// One admitted call, from the cache or the upstream to its usage record and the settlement
 /// of its limits.
 async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Outlet>) {
-    let request::Call { config, req, chain, meta, billing, admission, cache_key, bypass } = call;
+    let request::Call { config, dialect, req, chain, meta, billing, admission, cache_key, bypass } = call;
     let first = &chain[0];
     let cache = cache::label(cache_key.as_deref(), bypass);
     if let (Some(key), false) = (&cache_key, bypass) {
         if let Some(hit) = cache::get(&billing.env, key).await {
-            let _ = head.send(cache::replay(&req, &meta, &hit));
+            let _ = head.send(cache::replay(dialect, &req, &meta, &hit));
             billing.close(admission, 0, Record::cached(first, &hit)).await;
             return;
         }
@@ -96,8 +97,14 @@ async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Ou
     };
     let cache_to = cache_key.filter(|_| !req.has_tools);
     let route = connected.route.clone();
-    let answer =
-        relay::Answer { config: &config, req: &req, meta: &meta, billing: &billing, cache_to: cache_to.as_deref() };
+    let answer = relay::Answer {
+        config: &config,
+        dialect,
+        req: &req,
+        meta: &meta,
+        billing: &billing,
+        cache_to: cache_to.as_deref(),
+    };
     let settled = answer.deliver(connected, head, cache, outlet).await;
     let charged = settled.charged(admission.reserved(), billing.prompt_estimate);
     billing.close(admission, charged.usage.total(), Record::ended(&route, charged)).await;

@@ -8,12 +8,10 @@ use crate::http::JSON;
 use crate::relay::{Ending, Pump};
 use crate::runtime::streams::{self, ByteStream, Whole};
 use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
+use edgechat_core::answer::{self, Dialect, Finish};
 use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{
-    self, chunk_event, completion_json, delta, finish_reason, passthrough_request, usage_event, GatewayRequest,
-    OpenAiError, ResponseMeta, DONE_EVENT,
-};
+use edgechat_core::gateway::{passthrough_request, GatewayRequest, OpenAiError, ResponseMeta};
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, ToolChoice, Usage};
@@ -75,6 +73,8 @@ pub(super) fn connect_error(failure: NoStream) -> OpenAiError {
 /// What delivering an answer needs: the call, who pays, and where a complete answer is cached.
 pub(super) struct Answer<'a> {
     pub config: &'a Config,
+    /// The API the client called: what its answer is written in.
+    pub dialect: Dialect,
     pub req: &'a GatewayRequest,
     pub meta: &'a ResponseMeta,
     pub billing: &'a Billing,
@@ -92,7 +92,7 @@ impl Answer<'_> {
     ) -> Settlement {
         match (outlet, connected) {
             // The upstream already speaks the client's format: its bytes go out untouched.
-            (Some(outlet), connected) if connected.route.provider == Provider::OpenAi => {
+            (Some(outlet), connected) if self.native(&connected.route) => {
                 self.pass_through(connected, head, cache, outlet.abort_signal()).await
             }
             (Some(outlet), connected) => {
@@ -114,7 +114,12 @@ impl Answer<'_> {
         }
     }
 
-    /// A non-streamed answer: OpenAI bytes as they came, other providers translated. An
+    /// Whether the route's provider speaks the client's dialect (its answer needs no translation).
+    fn native(&self, route: &ModelRoute) -> bool {
+        self.dialect.native() == Some(route.provider)
+    }
+
+    /// A non-streamed answer: a native upstream's bytes as they came, others translated. An
     /// answer over the size limit or not of the provider's format is charged what was reserved.
     async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Settlement) {
         let Connected { route, body, controller } = connected;
@@ -137,44 +142,48 @@ impl Answer<'_> {
         let estimate =
             Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens: decoded.estimated_output_tokens() };
         let (usage, estimated) = Usage::reported_or(decoded.usage, estimate);
-        let finish = finish_reason(decoded.finish_reason.as_deref().unwrap_or("stop"));
+        let finish = Finish::of(decoded.finish_reason.as_deref().unwrap_or("stop"));
         if let Some(key) = self.cache_to {
             cache::put(&self.billing.env, self.config, key, &decoded.text, finish, usage).await;
         }
-        let out = if route.provider == Provider::OpenAi {
+        let out = if self.native(&route) {
             body
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
-            completion_json(&meta, &decoded.text, finish, &usage).into_bytes()
+            let answer = answer::Whole { text: &decoded.text, tool_calls: &[], finish, usage };
+            answer::whole(self.dialect, &meta, &answer).into_bytes()
         };
         (Ok(out), Settlement::complete(usage, estimated))
     }
 
-    /// A streamed answer from a provider with another format, translated chunk by chunk to
-    /// OpenAI chunks while it arrives.
+    /// A streamed answer from a provider that speaks another format, translated event by
+    /// event to the client's dialect while it arrives.
     async fn translate(&self, connected: Connected, mut outlet: Outlet) -> Settlement {
         let Connected { route, body, controller } = connected;
         let mut stream = ByteStream::from(body);
         let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
-        let include_usage = self.req.include_usage;
+        let mut writer = answer::stream_writer(self.dialect, &meta, self.req.include_usage);
         let mut decoder = StreamDecoder::new(route.provider);
         let mut acc = Accumulator::default();
         let mut finish: Option<String> = None;
         let mut error: Option<&'static str> = None;
-        let first = chunk_event(&meta, &delta(Some("assistant"), Some("")), None, include_usage);
-        let mut gone = !outlet.send(first.into_bytes()).await;
+        let mut gone = !outlet.send(writer.open().into_bytes()).await;
         let mut paced = Paced::new(Pacing::of(self.config));
         while !gone {
             match paced.next(&mut stream, Some(&mut outlet)).await {
                 Wait::Ready(Some(Ok(bytes))) => {
                     for event in decoder.feed(&bytes) {
-                        if let StreamEvent::Finish(reason) = &event {
-                            finish = Some(reason.clone());
-                        }
-                        let delta = acc.apply(event);
-                        if let (false, Some(text)) = (gone, delta) {
-                            let chunk = chunk_event(&meta, &gateway::delta(None, Some(&text)), None, include_usage);
-                            gone = !outlet.send(chunk.into_bytes()).await;
+                        let out = match &event {
+                            StreamEvent::Finish(reason) => {
+                                finish = Some(reason.clone());
+                                None
+                            }
+                            StreamEvent::ToolCall(fragment) => Some(writer.tool_call(fragment)),
+                            _ => None,
+                        };
+                        let out = acc.apply(event).map(|text| writer.text(&text)).or(out);
+                        if let (false, Some(out)) = (gone, out) {
+                            gone = !outlet.send(out.into_bytes()).await;
                         }
                     }
                 }
@@ -206,20 +215,13 @@ impl Answer<'_> {
             gone = true;
             error = None;
         }
-        let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+        let finish = Finish::of(finish.as_deref().unwrap_or("stop"));
         if !gone {
             let (usage, _) = acc.final_usage(self.billing.prompt_estimate);
-            let mut tail = String::new();
-            match error {
-                Some(code) => tail.push_str(&stream_error_event(code)),
-                None => {
-                    tail.push_str(&chunk_event(&meta, &delta(None, None), Some(finish), include_usage));
-                    if include_usage {
-                        tail.push_str(&usage_event(&meta, &usage));
-                    }
-                    tail.push_str(DONE_EVENT);
-                }
-            }
+            let tail = match error {
+                Some(code) => writer.fail(code),
+                None => writer.close(finish, &usage),
+            };
             outlet.send(tail.into_bytes()).await;
         }
         self.settle_stream(self.cache_to, &acc, finish, gone, error.is_some()).await
@@ -237,8 +239,9 @@ impl Answer<'_> {
         cache: &'static str,
         signal: Option<&web_sys::AbortSignal>,
     ) -> Settlement {
-        let Connected { body, controller, .. } = connected;
-        let tails = (stream_error_event("upstream_timeout"), stream_error_event("upstream_error"));
+        let Connected { route, body, controller } = connected;
+        let mut writer = answer::stream_writer(self.dialect, self.meta, self.req.include_usage);
+        let tails = (writer.fail("upstream_timeout"), writer.fail("upstream_error"));
         let pacing = Pacing::of(self.config);
         let strip_usage = !self.req.include_usage;
         let tails = (tails.0.as_bytes(), tails.1.as_bytes());
@@ -252,7 +255,7 @@ impl Answer<'_> {
             controller.abort();
         }
         let (bytes, truncated) = pump.relayed();
-        let mut decoder = StreamDecoder::new(Provider::OpenAi);
+        let mut decoder = StreamDecoder::new(route.provider);
         let mut acc = Accumulator::default();
         let mut finish: Option<String> = None;
         let mut events = decoder.feed(&bytes);
@@ -260,7 +263,7 @@ impl Answer<'_> {
         if truncated {
             // The copy stopped at its cap; the stream's end (finish reason, usage) is in its
             // last bytes, which begin anywhere in an event: only those two are read there.
-            let mut decoder = StreamDecoder::new(Provider::OpenAi);
+            let mut decoder = StreamDecoder::new(route.provider);
             let last = decoder.feed(&pump.last_bytes());
             events.extend(last.into_iter().filter(|e| matches!(e, StreamEvent::Finish(_) | StreamEvent::Usage(_))));
         }
@@ -278,7 +281,7 @@ impl Answer<'_> {
             Ending::Gone => false,
         };
         let gone = ending == Ending::Gone;
-        let finish = finish_reason(finish.as_deref().unwrap_or("stop"));
+        let finish = Finish::of(finish.as_deref().unwrap_or("stop"));
         let cache_to = self.cache_to.filter(|_| !truncated);
         self.settle_stream(cache_to, &acc, finish, gone, failed).await
     }
@@ -290,7 +293,7 @@ impl Answer<'_> {
         &self,
         cache_to: Option<&str>,
         acc: &Accumulator,
-        finish: &str,
+        finish: Finish,
         gone: bool,
         failed: bool,
     ) -> Settlement {
@@ -318,16 +321,4 @@ pub(super) async fn read_all(
         Err(_) => (false, false, "the model's answer broke off"),
     };
     Err((connect_error(NoStream::Failed { timed_out, status: None, message: message.into() }), too_large))
-}
-
-/// The SSE event that ends a stream the model broke off.
-fn stream_error_event(code: &'static str) -> String {
-    let err = OpenAiError {
-        status: 502,
-        message: "the model's stream ended early".into(),
-        kind: "server_error",
-        param: None,
-        code: Some(code),
-    };
-    format!("data: {}\n\n", err.body())
 }

@@ -11,6 +11,7 @@ use crate::quota::{self, Admission};
 use crate::runtime;
 use crate::runtime::request::Header;
 use edgechat_core::admission::{self, Admissible, Reserve};
+use edgechat_core::answer::Dialect;
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
@@ -23,6 +24,8 @@ use std::rc::Rc;
 /// labelled, who pays, what it reserved, and its cache entry.
 pub(super) struct Call {
     pub config: Rc<Config>,
+    /// The API the client called.
+    pub dialect: Dialect,
     pub req: GatewayRequest,
     /// The model asked for, then the fallbacks the plan allows.
     pub chain: Vec<ModelRoute>,
@@ -34,8 +37,8 @@ pub(super) struct Call {
     pub bypass: bool,
 }
 
-/// Authenticates the request, reads it and admits it by the caller's plan.
-pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
+/// Authenticates the request, reads it (in `dialect`) and admits it by the caller's plan.
+pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
     let (req, chain) = read_call(cx).await?;
     let config = cx.config.clone();
@@ -48,7 +51,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
     let counted = quota::Call::new(&route.name, "gateway", api_key_id, reserve, req.stream)?;
     let admission = quota::admit(cx, &principal.user, counted).await?;
     let meta = ResponseMeta {
-        id: format!("chatcmpl-{}", request_id::hex(&runtime::random_bytes::<12>()?)),
+        id: format!("{}{}", dialect.id_prefix(), request_id::hex(&runtime::random_bytes::<12>()?)),
         created: runtime::now_ms() / 1000,
         model: route.name.clone(),
     };
@@ -57,7 +60,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>) -> Result<Call, AppError> {
     // The cache keeps one choice: a request for more is never answered from it.
     let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
     let cache_key = cacheable.then(|| cache_key(&principal.user.user_id, &req));
-    Ok(Call { config: cx.config.clone(), req, chain, meta, billing, admission, cache_key, bypass })
+    Ok(Call { config: cx.config.clone(), dialect, req, chain, meta, billing, admission, cache_key, bypass })
 }
 
 /// The request's body, read and checked: the call and the routes it may take.

@@ -1,6 +1,6 @@
 //! The OpenAI-compatible gateway: request validation (OpenAI's fields checked, the rest passed
-//! through untouched), OpenAI error bodies, the response-cache key, and OpenAI-format output
-//! for answers that did not come from an OpenAI-format upstream (translation, cache replay).
+//! through untouched), OpenAI error bodies, the response-cache key and the model list. The
+//! answers written for the client when they do not pass through are [`crate::answer`]'s.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
 use crate::llm::provider::UpstreamRequest;
-use crate::llm::{to_json, ChatMessage, Role, Usage};
+use crate::llm::{to_json, ChatMessage, Role};
 use crate::ApiError;
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -856,162 +856,6 @@ pub struct ResponseMeta {
     pub model: String,
 }
 
-/// OpenAI's finish reason for a provider's stop reason.
-pub fn finish_reason(provider_reason: &str) -> &'static str {
-    match provider_reason {
-        "length" | "max_tokens" => "length",
-        "tool_calls" | "tool_use" => "tool_calls",
-        "content_filter" => "content_filter",
-        _ => "stop",
-    }
-}
-
-/// OpenAI's `usage` object.
-#[derive(Serialize)]
-struct UsageJson {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-}
-
-impl From<&Usage> for UsageJson {
-    fn from(u: &Usage) -> Self {
-        Self {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: u.prompt_tokens + u.completion_tokens,
-        }
-    }
-}
-
-/// A `chat.completion` object.
-#[derive(Serialize)]
-struct CompletionJson<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [CompletionChoice<'a>; 1],
-    usage: UsageJson,
-}
-
-#[derive(Serialize)]
-struct CompletionChoice<'a> {
-    index: u32,
-    message: AssistantMessage<'a>,
-    /// Always `null`.
-    logprobs: (),
-    finish_reason: &'a str,
-}
-
-#[derive(Serialize)]
-struct AssistantMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-    /// Always `null`.
-    refusal: (),
-}
-
-/// A `chat.completion.chunk` object.
-#[derive(Serialize)]
-struct ChunkJson<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: &'a [ChunkChoice<'a>],
-    /// Left out, `null` (when the client asked for usage, on every chunk but the last), or the
-    /// usage (the last chunk).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageJson>>,
-}
-
-#[derive(Serialize)]
-struct ChunkChoice<'a> {
-    index: u32,
-    delta: &'a Delta<'a>,
-    /// Always `null`.
-    logprobs: (),
-    finish_reason: Option<&'a str>,
-}
-
-/// A chunk's delta: the assistant's role (on the first chunk), text, or neither (`{}`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-}
-
-/// A `chat.completion` object.
-pub fn completion_json(meta: &ResponseMeta, text: &str, finish: &str, usage: &Usage) -> String {
-    to_json(&CompletionJson {
-        id: &meta.id,
-        object: "chat.completion",
-        created: meta.created,
-        model: &meta.model,
-        choices: [CompletionChoice {
-            index: 0,
-            message: AssistantMessage { role: "assistant", content: text, refusal: () },
-            logprobs: (),
-            finish_reason: finish,
-        }],
-        usage: usage.into(),
-    })
-}
-
-/// One `data: {chat.completion.chunk}` SSE event with one choice whose delta is `delta`.
-pub fn chunk_event(meta: &ResponseMeta, delta: &Delta, finish: Option<&str>, include_usage: bool) -> String {
-    let choices = [ChunkChoice { index: 0, delta, logprobs: (), finish_reason: finish }];
-    let chunk = ChunkJson {
-        id: &meta.id,
-        object: "chat.completion.chunk",
-        created: meta.created,
-        model: &meta.model,
-        choices: &choices,
-        usage: include_usage.then_some(None),
-    };
-    format!("data: {}\n\n", to_json(&chunk))
-}
-
-/// A chunk's delta: the assistant's role (on the first chunk), text, or neither (`{}`).
-pub fn delta<'a>(role: Option<&'a str>, content: Option<&'a str>) -> Delta<'a> {
-    Delta { role, content }
-}
-
-/// The final usage chunk (`choices: []`) sent when the client asked for `include_usage`.
-pub fn usage_event(meta: &ResponseMeta, usage: &Usage) -> String {
-    let chunk = ChunkJson {
-        id: &meta.id,
-        object: "chat.completion.chunk",
-        created: meta.created,
-        model: &meta.model,
-        choices: &[],
-        usage: Some(Some(usage.into())),
-    };
-    format!("data: {}\n\n", to_json(&chunk))
-}
-
-pub const DONE_EVENT: &str = "data: [DONE]\n\n";
-
-/// Splits cached text into stream pieces at word boundaries (each piece keeps its leading
-/// space), so a replayed answer arrives as chunks like a live one.
-pub fn replay_pieces(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices().skip(1) {
-        if c == ' ' {
-            pieces.push(&text[start..i]);
-            start = i;
-        }
-    }
-    if start < text.len() {
-        pieces.push(&text[start..]);
-    }
-    pieces
-}
-
 /// `GET /v1/models`'s list.
 #[derive(Serialize)]
 struct ModelList<'a> {
@@ -1407,79 +1251,12 @@ mod tests {
     }
 
     #[test]
-    fn translated_output_has_openai_shapes() {
-        let meta = ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "claude".into() };
-        let c: Value = serde_json::from_str(&completion_json(
-            &meta,
-            "hi",
-            "stop",
-            &Usage { prompt_tokens: 2, completion_tokens: 1 },
-        ))
-        .unwrap();
-        assert_eq!(c["object"], "chat.completion");
-        assert_eq!(c["choices"][0]["message"]["content"], "hi");
-        assert_eq!(c["usage"]["total_tokens"], 3);
-        let chunk = chunk_event(&meta, &delta(None, Some("x")), None, true);
-        assert!(chunk.starts_with("data: {") && chunk.ends_with("}\n\n"));
-        let v: Value = serde_json::from_str(&chunk[6..chunk.len() - 2]).unwrap();
-        assert_eq!(v["choices"][0]["delta"]["content"], "x");
-        assert!(v["usage"].is_null() && v.get("usage").is_some());
-        let u: Value = serde_json::from_str(
-            usage_event(&meta, &Usage { prompt_tokens: 1, completion_tokens: 2 }).trim_start_matches("data: ").trim(),
-        )
-        .unwrap();
-        assert_eq!(u["choices"], json!([]));
-        assert_eq!(finish_reason("end_turn"), "stop");
-        assert_eq!(finish_reason("max_tokens"), "length");
-    }
-
-    #[test]
-    fn openai_bodies_are_whole_objects_of_openai_shape() {
-        let meta = ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "m \"q\"".into() };
-        let usage = Usage { prompt_tokens: 2, completion_tokens: 1 };
-        let read =
-            |text: &str| -> Value { serde_json::from_str(text.trim_start_matches("data: ").trim_end()).unwrap() };
-        let head = json!({ "id": "chatcmpl-1", "created": 5, "model": "m \"q\"" });
-        let with = |mut v: Value| {
-            v.as_object_mut().unwrap().extend(head.as_object().unwrap().clone());
-            v
-        };
-        let usage_json = json!({ "prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3 });
-        assert_eq!(
-            read(&completion_json(&meta, "hi\n", "stop", &usage)),
-            with(json!({ "object": "chat.completion", "usage": usage_json,
-                "choices": [{ "index": 0, "message": { "role": "assistant", "content": "hi\n", "refusal": null },
-                              "logprobs": null, "finish_reason": "stop" }] }))
-        );
-        assert_eq!(
-            read(&chunk_event(&meta, &delta(Some("assistant"), Some("")), None, false)),
-            with(json!({ "object": "chat.completion.chunk",
-                "choices": [{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }] }))
-        );
-        assert_eq!(
-            read(&chunk_event(&meta, &delta(None, None), Some("length"), true)),
-            with(json!({ "object": "chat.completion.chunk", "usage": null,
-                "choices": [{ "index": 0, "delta": {}, "logprobs": null, "finish_reason": "length" }] }))
-        );
-        assert_eq!(
-            read(&usage_event(&meta, &usage)),
-            with(json!({ "object": "chat.completion.chunk", "choices": [], "usage": usage_json }))
-        );
+    fn an_error_body_has_openai_four_members() {
         let err = OpenAiError { status: 502, message: "m".into(), kind: "server_error", param: None, code: Some("c") };
         assert_eq!(
-            read(&err.body()),
+            serde_json::from_str::<Value>(&err.body()).unwrap(),
             json!({ "error": { "message": "m", "type": "server_error", "param": null, "code": "c" } })
         );
-    }
-
-    #[test]
-    fn replayed_pieces_rejoin_to_the_text() {
-        let text = "one two  three four";
-        let pieces = replay_pieces(text);
-        assert_eq!(pieces.concat(), text);
-        assert!(pieces.len() >= 4);
-        assert!(replay_pieces("").is_empty());
-        assert_eq!(replay_pieces("word"), vec!["word"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod admission;
 pub mod agent;
+pub mod answer;
 pub mod body;
 pub mod chat;
 pub mod config;
