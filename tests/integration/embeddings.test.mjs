@@ -100,7 +100,7 @@ test('a batch keeps its order; float and base64 pass back as the upstream sends 
   assert.deepEqual(b64.usage, expectedB64.usage);
 });
 
-test('dimensions and token input reach the upstream; the answer is the upstream's JSON', TIMEOUT, async () => {
+test('dimensions and token input reach the upstream; the answer is the JSON the upstream sent', TIMEOUT, async () => {
   const { key, client } = await caller();
   const input = unique('short vectors');
   const short = await client.embeddings.create({ model: 'sim-embed', input, dimensions: 16 });
