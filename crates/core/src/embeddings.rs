@@ -2,7 +2,6 @@
 //! routes that may serve it (OpenAI-compatible upstreams only), the upstream request (the
 //! client's body with the routed model), and the prompt tokens read from the upstream's answer.
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -118,29 +117,19 @@ pub fn upstream_request(req: &EmbeddingsRequest, upstream_model: &str, api_key: 
     UpstreamRequest { path: "/embeddings".into(), headers, body: req.body.write_with(&[("model", &model)]) }
 }
 
-/// An upstream's embeddings answer, read only for its shape and its usage.
-#[derive(Deserialize)]
-struct Answer {
-    /// Required, so that an answer of another kind is told apart; its items are not read.
-    #[serde(rename = "data")]
-    _data: Vec<serde::de::IgnoredAny>,
-    #[serde(default)]
-    usage: Option<AnswerUsage>,
-}
-
-#[derive(Deserialize)]
-struct AnswerUsage {
-    prompt_tokens: Option<u64>,
-    total_tokens: Option<u64>,
-}
-
 /// The prompt tokens the upstream reported in its answer (`usage.prompt_tokens`, else
 /// `usage.total_tokens`; `None` when it reported neither), or an error when the body is not
-/// an embeddings answer (no `data` list).
+/// an embeddings answer (no `data` list). Read as the gateway reads requests, member by member
+/// as raw text: the vectors are never parsed.
 pub fn reported_prompt_tokens(body: &[u8]) -> Result<Option<u64>, String> {
-    let answer: Answer =
-        serde_json::from_slice(body).map_err(|_| "the model's answer is not an embeddings list".to_string())?;
-    Ok(answer.usage.and_then(|u| u.prompt_tokens.or(u.total_tokens)).filter(|&t| t > 0))
+    let not_a_list = || "the model's answer is not an embeddings list".to_string();
+    let answer: RawObject = serde_json::from_slice(body).map_err(|_| not_a_list())?;
+    if !answer.get("data").is_some_and(|d| d.get().starts_with('[')) {
+        return Err(not_a_list());
+    }
+    let usage = answer.checked_keeping("usage", &["prompt_tokens", "total_tokens"]).ok().flatten();
+    let count = |name: &str| usage.as_ref().and_then(|u| u.get(name)).and_then(Value::as_u64).filter(|&t| t > 0);
+    Ok(count("prompt_tokens").or_else(|| count("total_tokens")))
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ impl RawObject {
     }
 
     /// [`RawObject::checked`], keeping of an object its members named in `keep` (at most 4).
-    fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
+    pub(crate) fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
         Ok(self.get(name).map(|raw| slim(raw.get(), keep)))
     }
 
