@@ -133,6 +133,28 @@ test('an access token works as well as a key, and a retryable upstream failure i
   assert.equal(record.api_key_id, null);
 });
 
+test('a failing model falls back to the next OpenAI-compatible one; a silent one times out, billed nothing', TIMEOUT, async () => {
+  const { u, client } = await caller();
+  const input = unique('fallen back');
+  const res = await client.embeddings.create({ model: 'embed-broken', input, encoding_format: 'float' });
+  assert.deepEqual(res.data, (await simEmbeddings({ input, encoding_format: 'float' })).data);
+  const sent = await simRequests(input);
+  assert.ok(sent.every((r) => r.path === '/v1/embeddings'), 'the Anthropic fallback was skipped');
+  assert.deepEqual([...new Set(sent.map((r) => `${r.model} ${r.status}`))], ['sim-embed+status=500 500', 'sim-embed 200']);
+  const [fallback] = await records(u, 1);
+  assert.deepEqual([fallback.model, fallback.status, fallback.prompt_tokens], ['sim-embed', 'complete', res.usage.prompt_tokens]);
+
+  const started = Date.now();
+  await assert.rejects(client.embeddings.create({ model: 'embed-hang', input: unique('silence') }), (err) => {
+    assert.equal(err.status, 504, err.message);
+    assert.equal(err.error.code, 'upstream_timeout');
+    return true;
+  });
+  assert.ok(Date.now() - started < 10_000);
+  const [, timedOut] = await records(u, 2);
+  assert.deepEqual([timedOut.model, timedOut.status, timedOut.prompt_tokens], ['embed-hang', 'error', 0]);
+});
+
 test('bad input is a 400 naming the field; nothing is billed or sent upstream', TIMEOUT, async () => {
   const { u, client } = await caller();
   const marker = unique('never sent');
