@@ -1,11 +1,13 @@
-//! `GET /v1/models` and `POST /v1/chat/completions`: the OpenAI-compatible gateway. OpenAI
-//! upstreams get the client's request as is and their bytes go back unchanged; other
-//! providers are translated. Same routing, retries, fallbacks and timeouts as chat, plus an
-//! exact-match KV cache for deterministic requests and a usage record per request. The
-//! handlers and the order of a call are here; each step lives in its own file.
+//! `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/embeddings`: the
+//! OpenAI-compatible gateway. OpenAI upstreams get the client's request as is and their bytes
+//! go back unchanged; other providers are translated (embeddings: OpenAI-compatible only).
+//! Same routing, retries, fallbacks and timeouts as chat, plus an exact-match KV cache for
+//! deterministic requests and a usage record per request. The handlers and the order of a
+//! call are here; each step lives in its own file.
 
 mod billing;
 mod cache;
+pub mod embeddings;
 mod relay;
 mod request;
 

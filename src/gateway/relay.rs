@@ -58,7 +58,7 @@ pub(super) async fn connect(
     upstream::connect(env, config, chain, &build, None).await.map_err(connect_error)
 }
 
-fn connect_error(failure: NoStream) -> OpenAiError {
+pub(super) fn connect_error(failure: NoStream) -> OpenAiError {
     match failure {
         NoStream::Failed { timed_out: true, message, .. } => {
             OpenAiError { status: 504, message, kind: "server_error", param: None, code: Some("upstream_timeout") }
@@ -129,7 +129,7 @@ impl Answer<'_> {
     /// answer over the size limit or not of the provider's format is charged what was reserved.
     async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Settlement) {
         let Connected { route, body, controller } = connected;
-        let body = match read_all(&body, self.config).await {
+        let body = match read_all(&body, self.config, MAX_COMPLETION_BYTES).await {
             Ok(b) => b,
             Err((e, too_large)) => {
                 controller.abort();
@@ -320,10 +320,15 @@ impl Answer<'_> {
     }
 }
 
-/// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing
-/// into wasm for the whole answer); an error says whether the answer was over the size limit.
-async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, (OpenAiError, bool)> {
-    let cap = MAX_COMPLETION_BYTES as u64;
+/// Reads a whole upstream body of at most `cap` bytes, giving up when it stalls (read in
+/// JavaScript: one crossing into wasm for the whole answer); an error says whether the answer
+/// was over the size limit.
+pub(super) async fn read_all(
+    body: &web_sys::ReadableStream,
+    config: &Config,
+    cap: usize,
+) -> Result<Vec<u8>, (OpenAiError, bool)> {
+    let cap = cap as u64;
     let (timed_out, too_large, message) = match streams::read_whole(body, cap, cap, Pacing::of(config).stall_ms).await {
         Ok(Whole::Bytes(bytes)) => return Ok(bytes),
         Ok(Whole::Stalled) => (true, false, "the model stopped answering"),

@@ -54,12 +54,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
         created: runtime::now_ms() / 1000,
         model: route.name.clone(),
     };
-    let billing = Billing {
-        env: cx.env.clone(),
-        user_id: principal.user.user_id.clone(),
-        api_key_id: principal.api_key_id.clone(),
-        prompt_estimate,
-    };
+    let billing = Billing::of(cx, &principal, prompt_estimate);
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     // The cache keeps one choice: a request for more is never answered from it.
     let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
@@ -69,10 +64,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
 
 /// The request's body, read and checked: the call and the routes it may take.
 async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), AppError> {
-    if !is_json_content_type(cx.header(Header::ContentType)) {
-        return Err(ApiError::unsupported_media_type().into());
-    }
-    let bytes = read_body(cx).await?;
+    let bytes = json_body(cx).await?;
     let req = gateway::parse_request(&bytes)?;
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
@@ -82,4 +74,13 @@ async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), Ap
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
     Ok((req, chain))
+}
+
+/// A gateway request's body, which must be declared JSON (else 415): read the same way by
+/// every gateway `POST`.
+pub(super) async fn json_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
+    if !is_json_content_type(cx.header(Header::ContentType)) {
+        return Err(ApiError::unsupported_media_type().into());
+    }
+    read_body(cx).await
 }

@@ -228,12 +228,12 @@ impl RawObject {
 
     /// Member `name` read as a JSON value to be checked, in bounded memory ([`slim`]: an
     /// array's first items, no object members); `None` when absent.
-    fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
+    pub(crate) fn checked(&self, name: &str) -> Result<Option<Value>, OpenAiError> {
         self.checked_keeping(name, &[])
     }
 
     /// [`RawObject::checked`], keeping of an object its members named in `keep` (at most 4).
-    fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
+    pub(crate) fn checked_keeping(&self, name: &str, keep: &[&str]) -> Result<Option<Value>, OpenAiError> {
         Ok(self.get(name).map(|raw| slim(raw.get(), keep)))
     }
 
@@ -241,7 +241,7 @@ impl RawObject {
     /// read without its nesting limit and let escaped lone surrogates through, and nothing a
     /// value would refuse may reach an upstream. The limit counts from each member, so a body
     /// may nest 128 levels with its own object.
-    fn check(&self) -> Result<(), OpenAiError> {
+    pub(crate) fn check(&self) -> Result<(), OpenAiError> {
         for (name, value) in &self.members {
             serde_json::from_slice::<Checked>(name.get().as_bytes()).map_err(unreadable)?;
             serde_json::from_slice::<Checked>(value.get().as_bytes()).map_err(unreadable)?;
@@ -260,7 +260,7 @@ impl RawObject {
     ///
     /// Written piece by piece because serde_json serializes a member name only from a decoded
     /// string, which would re-escape names the client wrote with escapes.
-    fn write_with(&self, set: &[(&str, &RawValue)]) -> String {
+    pub(crate) fn write_with(&self, set: &[(&str, &RawValue)]) -> String {
         let replaced = |i: usize| set.iter().find(|(name, _)| self.places.get(*name) == Some(&i)).map(|(_, v)| *v);
         let size = self.members.iter().map(|(n, v)| n.get().len() + v.get().len() + 2).sum::<usize>();
         let extra = set.iter().map(|(n, v)| n.len() + v.get().len() + 4).sum::<usize>();
@@ -533,7 +533,7 @@ impl<'de> Visitor<'de> for Checked {
 }
 
 /// The 400 for a body that is not JSON, or not an object.
-fn unreadable(e: serde_json::Error) -> OpenAiError {
+pub(crate) fn unreadable(e: serde_json::Error) -> OpenAiError {
     let message = if e.is_data() {
         "The request body must be a JSON object.".to_owned()
     } else if e.to_string().starts_with("recursion limit exceeded") {
