@@ -61,6 +61,8 @@ async function respond(ctx) {
     return fail(ctx, status, STATUS_TEXT[status] ?? `Simulated error ${status}.`, headers);
   }
   if (opts.hang) return hang(ctx);
+  // A provider whose answer is one JSON object of its own (embeddings) makes no text.
+  if (ctx.provider.answer) return opts.garbage ? sendGarbage(ctx) : sendJson(ctx, 200, ctx.provider.answer(ctx));
 
   const texts = ctx.provider.texts(ctx.body);
   ctx.seed = seedText(ctx.base, texts);
@@ -103,7 +105,9 @@ function faultStatus(ctx) {
   const code = status ?? 500;
   if (code < 400) return 0;
   if (times === undefined) return code;
-  const key = `${ctx.body.model}\n${ctx.req.headers['x-sim-options'] ?? ''}\n${lastUserText(ctx.body.messages)}`;
+  // The last user text, or an embeddings request's input.
+  const text = ctx.body.messages ? lastUserText(ctx.body.messages) : JSON.stringify(ctx.body.input ?? null);
+  const key = `${ctx.body.model}\n${ctx.req.headers['x-sim-options'] ?? ''}\n${text}`;
   const seen = (ctx.sim.failCounts.get(key) ?? 0) + 1;
   ctx.sim.failCounts.set(key, seen);
   return seen <= times ? code : 0;

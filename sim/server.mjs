@@ -5,13 +5,14 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import * as openai from './openai.mjs';
 import * as anthropic from './anthropic.mjs';
+import * as embeddings from './embeddings.mjs';
 import { handle } from './engine.mjs';
 
 export { generateTokens, echoTokens, seedText, promptTokens, contentText, fnv1a, mulberry32, VOCAB } from './text.mjs';
 export { parseModel, parseOptionList, resolveOptions, OptionError } from './options.mjs';
 export { toolArguments } from './openai.mjs';
 
-export const MODELS = ['sim-small', 'sim-large'];
+export const MODELS = ['sim-small', 'sim-large', 'sim-embed'];
 const MODELS_CREATED = 1735689600; // 2025-01-01T00:00:00Z
 
 /**
@@ -68,7 +69,8 @@ export function createSimulator(options = {}) {
 async function route(sim, req, res) {
   const q = req.url.indexOf('?');
   const path = q < 0 ? req.url : req.url.slice(0, q);
-  const provider = path === '/v1/chat/completions' ? openai : path === '/v1/messages' ? anthropic : null;
+  const provider = path === '/v1/chat/completions' ? openai : path === '/v1/messages' ? anthropic
+    : path === '/v1/embeddings' ? embeddings : null;
   if (provider) {
     if (req.method !== 'POST') return sendJson(res, 405, provider.errorBody(405, `Method ${req.method} not allowed.`));
     return handle(sim, provider, req, res, path);
@@ -96,7 +98,7 @@ function listModels(sim, req, res) {
   return sendJson(res, 200, { object: 'list', data });
 }
 
-/** ?model=substring (of the requested model string) and ?contains=text (in the JSON of system + messages). */
+/** ?model=substring (of the requested model string) and ?contains=text (in the JSON of system + messages, + input). */
 function filterRecords(records, url) {
   const params = new URL(url, 'http://sim').searchParams;
   const model = params.get('model');
@@ -104,7 +106,9 @@ function filterRecords(records, url) {
   return records.filter((r) => {
     if (model !== null && !(r.model ?? '').includes(model)) return false;
     if (contains !== null) {
-      const prompt = JSON.stringify([r.body?.system ?? null, r.body?.messages ?? null]);
+      const parts = [r.body?.system ?? null, r.body?.messages ?? null];
+      if (r.body?.input !== undefined) parts.push(r.body.input); // an embeddings request
+      const prompt = JSON.stringify(parts);
       if (!prompt.includes(contains)) return false;
     }
     return true;

@@ -210,6 +210,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::GetModel => Box::pin(gateway::get_model(cx)),
         Route::ChatCompletions => Box::pin(gateway::chat_completions(cx)),
         Route::Responses => Box::pin(gateway::responses(cx)),
+        Route::Embeddings => Box::pin(gateway::embeddings::create(cx)),
         Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),
         Route::GetUsage => Box::pin(handlers::usage::get_usage(cx)),
         Route::AdminListUsers => Box::pin(handlers::admin::list_users(cx)),

@@ -1,6 +1,8 @@
 //! Usage and billing of a gateway call: how it ended and what it cost, written as its usage
 //! record together with the settlement of what its admission reserved.
 
+use crate::app::Ctx;
+use crate::auth::Acting;
 use crate::quota::Admission;
 use crate::store::{usage, Db};
 use crate::{bindings, runtime};
@@ -60,6 +62,16 @@ impl Record {
 }
 
 impl Billing {
+    /// The call of the request's `principal`, whose prompt was estimated at `prompt_estimate`.
+    pub fn of(cx: &Ctx<'_>, principal: &Acting, prompt_estimate: u64) -> Self {
+        Self {
+            env: cx.env.clone(),
+            user_id: principal.user.user_id.clone(),
+            api_key_id: principal.api_key_id.clone(),
+            prompt_estimate,
+        }
+    }
+
     /// A streamed call, as [`Accumulator::settle`] bills it: cancelled when the client left,
     /// cut or an error when the model failed, else complete.
     pub fn of_stream(&self, acc: &Accumulator, gone: bool, failed: bool) -> Settlement {

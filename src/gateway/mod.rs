@@ -1,12 +1,14 @@
-//! `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/responses`: the
-//! OpenAI-compatible gateway. OpenAI
-//! upstreams get the client's request as is and their bytes go back unchanged; other
-//! providers are translated. Same routing, retries, fallbacks and timeouts as chat, plus an
-//! exact-match KV cache for deterministic requests and a usage record per request. The
-//! handlers and the order of a call are here; each step lives in its own file.
+//! `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/responses` and
+//! `POST /v1/embeddings`: the OpenAI-compatible gateway. OpenAI upstreams get the client's
+//! chat request as is and their bytes go back unchanged; other providers are translated
+//! (embeddings: OpenAI-compatible only), and a Responses call is read as the chat call that
+//! asks the same and answered in its own format. Same routing, retries, fallbacks and timeouts
+//! as chat, plus an exact-match KV cache for deterministic requests and a usage record per
+//! request. The handlers and the order of a call are here; each step lives in its own file.
 
 mod billing;
 mod cache;
+pub mod embeddings;
 mod relay;
 mod request;
 
@@ -24,11 +26,7 @@ use futures_channel::oneshot;
 pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
     authenticate(cx).await?;
     let routes = &cx.config.routes;
-    let models: Vec<(&str, &str)> = routes
-        .names()
-        .into_iter()
-        .map(|name| (name, routes.resolve(Some(name)).map_or("edgechat", |r| r.provider.as_str())))
-        .collect();
+    let models: Vec<_> = routes.names().into_iter().filter_map(|name| routes.resolve(Some(name)).ok()).collect();
     Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
 }
 
@@ -40,7 +38,7 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
     let route =
         cx.config.routes.names().into_iter().find(|n| *n == name).and_then(|n| cx.config.routes.resolve(Some(n)).ok());
     let route = route.ok_or_else(|| OpenAiError::model_not_found(name))?;
-    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(&route.name, route.provider.as_str()).into_bytes()))
+    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(route).into_bytes()))
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {

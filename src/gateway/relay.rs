@@ -11,10 +11,13 @@ use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use edgechat_core::answer::{self, Dialect, Finish};
 use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{passthrough_request, GatewayRequest, OpenAiError, ResponseMeta};
+use edgechat_core::gateway::{
+    json_mode_answer, json_mode_event, passthrough_request, translation_refused, GatewayRequest, OpenAiError,
+    ResponseMeta,
+};
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{StreamEvent, ToolChoice, Usage};
+use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 use worker::Env;
@@ -31,28 +34,31 @@ pub(super) async fn connect(
     req: &GatewayRequest,
 ) -> Result<Connected, OpenAiError> {
     let build = |r: &ModelRoute| {
+        // A fallback that cannot take the request (the first model was checked on admission)
+        // is skipped.
+        if let Some(refused) = translation_refused(req, r) {
+            return Err(refused.message);
+        }
         let (_, api_key) = config.provider_endpoint(r.provider);
         if r.provider == Provider::OpenAi {
             return Ok(passthrough_request(req, &r.upstream, api_key));
         }
-        if req.has_tools {
-            return Err(format!("model {} does not support tools", r.name));
-        }
+        let tools = req.tool_defs();
         let chat = ChatRequest {
             model: &r.upstream,
             messages: &req.messages,
             max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
             temperature: req.temperature.as_deref(),
             stream: req.stream,
-            tools: &[],
-            tool_choice: ToolChoice::Auto,
+            tools: &tools,
+            tool_choice: req.translated_choice(),
         };
         Ok(build_request(r.provider, api_key, &chat))
     };
     upstream::connect(env, config, chain, &build, None).await.map_err(connect_error)
 }
 
-fn connect_error(failure: NoStream) -> OpenAiError {
+pub(super) fn connect_error(failure: NoStream) -> OpenAiError {
     match failure {
         NoStream::Failed { timed_out: true, message, .. } => {
             OpenAiError { status: 504, message, kind: "server_error", param: None, code: Some("upstream_timeout") }
@@ -123,7 +129,7 @@ impl Answer<'_> {
     /// answer over the size limit or not of the provider's format is charged what was reserved.
     async fn complete(&self, connected: Connected) -> (Result<Vec<u8>, OpenAiError>, Settlement) {
         let Connected { route, body, controller } = connected;
-        let body = match read_all(&body, self.config).await {
+        let body = match read_all(&body, self.config, MAX_COMPLETION_BYTES).await {
             Ok(b) => b,
             Err((e, too_large)) => {
                 controller.abort();
@@ -143,6 +149,10 @@ impl Answer<'_> {
             Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens: decoded.estimated_output_tokens() };
         let (usage, estimated) = Usage::reported_or(decoded.usage, estimate);
         let finish = Finish::of(decoded.finish_reason.as_deref().unwrap_or("stop"));
+        let (decoded, finish) = match self.req.json_via_tool(route.provider) {
+            true => json_mode_answer(decoded, finish),
+            false => (decoded, finish),
+        };
         if let Some(key) = self.cache_to {
             cache::put(&self.billing.env, self.config, key, &decoded.text, finish, usage).await;
         }
@@ -150,7 +160,7 @@ impl Answer<'_> {
             body
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
-            let answer = answer::Whole { text: &decoded.text, tool_calls: &[], finish, usage };
+            let answer = answer::Whole { text: &decoded.text, tool_calls: &decoded.tool_calls, finish, usage };
             answer::whole(self.dialect, &meta, &answer).into_bytes()
         };
         (Ok(out), Settlement::complete(usage, estimated))
@@ -167,12 +177,14 @@ impl Answer<'_> {
         let mut acc = Accumulator::default();
         let mut finish: Option<String> = None;
         let mut error: Option<&'static str> = None;
+        let json_via_tool = self.req.json_via_tool(route.provider);
         let mut gone = !outlet.send(writer.open().into_bytes()).await;
         let mut paced = Paced::new(Pacing::of(self.config));
         while !gone {
             match paced.next(&mut stream, Some(&mut outlet)).await {
                 Wait::Ready(Some(Ok(bytes))) => {
                     for event in decoder.feed(&bytes) {
+                        let event = if json_via_tool { json_mode_event(event) } else { event };
                         let out = match &event {
                             StreamEvent::Finish(reason) => {
                                 finish = Some(reason.clone());
@@ -215,7 +227,10 @@ impl Answer<'_> {
             gone = true;
             error = None;
         }
-        let finish = Finish::of(finish.as_deref().unwrap_or("stop"));
+        let finish = match Finish::of(finish.as_deref().unwrap_or("stop")) {
+            Finish::ToolCalls if json_via_tool => Finish::Stop,
+            finish => finish,
+        };
         if !gone {
             let (usage, _) = acc.final_usage(self.billing.prompt_estimate);
             let tail = match error {
@@ -305,10 +320,15 @@ impl Answer<'_> {
     }
 }
 
-/// Reads a whole upstream body, giving up when it stalls (read in JavaScript: one crossing
-/// into wasm for the whole answer); an error says whether the answer was over the size limit.
-async fn read_all(body: &web_sys::ReadableStream, config: &Config) -> Result<Vec<u8>, (OpenAiError, bool)> {
-    let cap = MAX_COMPLETION_BYTES as u64;
+/// Reads a whole upstream body of at most `cap` bytes, giving up when it stalls (read in
+/// JavaScript: one crossing into wasm for the whole answer); an error says whether the answer
+/// was over the size limit.
+pub(super) async fn read_all(
+    body: &web_sys::ReadableStream,
+    config: &Config,
+    cap: usize,
+) -> Result<Vec<u8>, (OpenAiError, bool)> {
+    let cap = cap as u64;
     let (timed_out, too_large, message) = match streams::read_whole(body, cap, cap, Pacing::of(config).stall_ms).await {
         Ok(Whole::Bytes(bytes)) => return Ok(bytes),
         Ok(Whole::Stalled) => (true, false, "the model stopped answering"),

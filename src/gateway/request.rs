@@ -15,7 +15,6 @@ use edgechat_core::answer::Dialect;
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
-use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::responses::{self, Echo};
 use edgechat_core::{request_id, ApiError};
@@ -67,12 +66,7 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
         model: route.name.clone(),
         echo: echo.map(Arc::new),
     };
-    let billing = Billing {
-        env: cx.env.clone(),
-        user_id: principal.user.user_id.clone(),
-        api_key_id: principal.api_key_id.clone(),
-        prompt_estimate,
-    };
+    let billing = Billing::of(cx, &principal, prompt_estimate);
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     // The cache keeps one choice: a request for more is never answered from it.
     let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
@@ -86,10 +80,7 @@ async fn read_call(
     cx: &Ctx<'_>,
     dialect: Dialect,
 ) -> Result<(GatewayRequest, Vec<ModelRoute>, Option<Echo>), AppError> {
-    if !is_json_content_type(cx.header(Header::ContentType)) {
-        return Err(ApiError::unsupported_media_type().into());
-    }
-    let bytes = read_body(cx).await?;
+    let bytes = json_body(cx).await?;
     // Other dialects are read as the Chat Completions body that asks the same.
     let (req, echo) = match dialect {
         Dialect::ChatCompletions => (gateway::parse_request(&bytes)?, None),
@@ -100,14 +91,19 @@ async fn read_call(
     };
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
-    if req.has_tools && route.provider != Provider::OpenAi {
-        return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
-    }
-    // Refused rather than dropped: the translated providers are not sent the request's format.
-    if req.wants_json && route.provider != Provider::OpenAi {
-        let message = "response_format (JSON mode) is supported only by OpenAI-compatible models";
-        return Err(OpenAiError::invalid("response_format", message).into());
+    // Refused rather than dropped: a model without the capability is never sent them.
+    if let Some(refused) = gateway::translation_refused(&req, route) {
+        return Err(refused.into());
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
     Ok((req, chain, echo))
+}
+
+/// A gateway request's body, which must be declared JSON (else 415): read the same way by
+/// every gateway `POST`.
+pub(super) async fn json_body(cx: &Ctx<'_>) -> Result<Vec<u8>, AppError> {
+    if !is_json_content_type(cx.header(Header::ContentType)) {
+        return Err(ApiError::unsupported_media_type().into());
+    }
+    read_body(cx).await
 }

@@ -12,8 +12,8 @@ const CHROMIUM = process.env.EDGECHAT_CHROMIUM || '/usr/bin/chromium';
 export const PASSWORD = 'correct horse battery';
 
 /** Test models plus one paced for watching an answer grow (~3 s), and generous plan limits
- * unless a file asks for its own. */
-export async function startBrowserStack({ plans, logName }) {
+ * unless a file asks for its own; `vars` overrides any other variable. */
+export async function startBrowserStack({ plans, logName, vars: extra = {} }) {
   const routes = JSON.parse(TEST_VARS.MODEL_ROUTES);
   routes.models.paced = { provider: 'openai', upstream: 'sim-small+tokens=100+interval=30' };
   const vars = {
@@ -21,6 +21,7 @@ export async function startBrowserStack({ plans, logName }) {
     PLANS: JSON.stringify(plans ?? {
       free: { requests_per_minute: 1000, tokens_per_day: 10_000_000, concurrent_streams: 4, models: ['*'] },
     }),
+    ...extra,
   };
   return startStack({ vars, logDir: path.join(ARTIFACTS, logName) });
 }

@@ -28,6 +28,7 @@ const BODIES = {
   'POST /api/v1/conversations/{conversation_id}/messages': { content: 'hello' },
   'POST /api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate': {},
   'POST /v1/chat/completions': { model: 'sim-small', messages: [{ role: 'user', content: 'x' }] },
+  'POST /v1/embeddings': { model: 'sim-embed', input: 'x' },
   'PATCH /api/v1/admin/users/{user_id}': { plan: 'free' },
   'POST /api/v1/auth/logout': {},
   'POST /api/v1/tasks': { title: 'x' },

@@ -322,6 +322,24 @@ def anthropic_routed_model_streams_through_the_openai_sdk():
     eq(chunks[-1].usage.completion_tokens, 16, "usage.completion_tokens")
 
 
+@test
+def embeddings_equal_the_simulator_vectors():
+    texts = [unique("Embed the tides"), unique("Embed the moon")]
+    # The SDK's default: base64 on the wire, decoded by the SDK.
+    res = client.embeddings.create(model="sim-embed", input=texts)
+    expected = sim_json("POST", "/v1/embeddings", {"model": "sim-embed", "input": texts, "encoding_format": "float"})
+    eq(res.object, "list", "object")
+    eq([d.index for d in res.data], [0, 1], "indices")
+    eq([list(d.embedding) for d in res.data], [d["embedding"] for d in expected["data"]], "vectors")
+    eq(res.usage.prompt_tokens, expected["usage"]["prompt_tokens"], "usage.prompt_tokens")
+    short = client.embeddings.create(model="sim-embed", input=texts[0], dimensions=8, encoding_format="float")
+    eq(len(short.data[0].embedding), 8, "dimensions")
+    err = expect_status_error(openai.BadRequestError, 400, lambda: client.embeddings.create(model="sim-embed", input=[]))
+    eq(err.body["param"], "input", "param of an empty input")
+    err = expect_status_error(openai.BadRequestError, 400, lambda: client.embeddings.create(model="claude", input="x"))
+    eq(err.body["param"], "model", "param of an Anthropic-routed model")
+
+
 # --- runner --------------------------------------------------------------------------------
 
 

@@ -43,6 +43,12 @@ export const TEST_VARS = {
       tiny: { provider: 'openai', upstream: 'sim-small+tokens=4+interval=1', context_tokens: 200, max_output_tokens: 100 },
       // With logprobs and top_logprobs 20, a stream of over 4 MiB.
       long: { provider: 'openai', upstream: 'sim-small+tokens=3000+interval=0', max_output_tokens: 4000 },
+      // Embeddings (POST /v1/embeddings): the simulator's vectors; one failing once with a 429
+      // first, one always failing (its Anthropic fallback cannot embed), one never answering.
+      'sim-embed': { provider: 'openai', upstream: 'sim-embed' },
+      'embed-flaky': { provider: 'openai', upstream: 'sim-embed+status=429+fail_times=1+retry_after=1' },
+      'embed-broken': { provider: 'openai', upstream: 'sim-embed+status=500', fallbacks: ['claude', 'sim-embed'] },
+      'embed-hang': { provider: 'openai', upstream: 'sim-embed+hang' },
     },
   }),
   STRIPE_WEBHOOK_SECRET: 'whsec_test_0123456789abcdef',

@@ -81,7 +81,7 @@ pub fn chat(chain: Vec<ModelRoute>, plan: &Plan) -> Admissible {
 }
 
 /// The first route, then the fallbacks the plan allows and `usable` accepts.
-fn in_plan(chain: Vec<ModelRoute>, plan: &Plan, usable: impl Fn(&ModelRoute) -> bool) -> Vec<ModelRoute> {
+pub(crate) fn in_plan(chain: Vec<ModelRoute>, plan: &Plan, usable: impl Fn(&ModelRoute) -> bool) -> Vec<ModelRoute> {
     chain
         .into_iter()
         .enumerate()

@@ -15,6 +15,7 @@ pub mod conversations;
 pub mod cookie;
 pub mod cors;
 pub mod cursor;
+pub mod embeddings;
 pub mod error;
 pub mod gateway;
 pub mod ids;

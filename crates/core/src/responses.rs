@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(echo.metadata, json!({ "k": "v" }));
         assert_eq!(echo.tool_choice, json!({ "type": "function", "name": "w" }));
         let req = parse_request(serde_json::to_vec(&chat).unwrap().as_slice()).unwrap();
-        assert!(req.has_tools && req.wants_json && req.deterministic);
+        assert!(req.has_tools && req.json_mode.is_some() && req.deterministic);
         let (chat, _) = convert(json!({ "model": "m", "input": "x", "tools": [], "tool_choice": "none" })).unwrap();
         assert!(chat.get("tools").is_none() && chat.get("tool_choice").is_none());
         let (chat, _) =

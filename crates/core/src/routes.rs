@@ -35,6 +35,7 @@ pub enum Route {
     ChatCompletions,
     /// OpenAI's Responses API, stateless.
     Responses,
+    Embeddings,
     StripeWebhook,
     GetUsage,
     AdminListUsers,
@@ -104,6 +105,7 @@ const TABLE: &[Entry] = &[
     Entry { pattern: "/v1/models/{model}", methods: &[("GET", Route::GetModel)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
     Entry { pattern: "/v1/responses", methods: &[("POST", Route::Responses)] },
+    Entry { pattern: "/v1/embeddings", methods: &[("POST", Route::Embeddings)] },
     Entry { pattern: "/api/v1/webhooks/stripe", methods: &[("POST", Route::StripeWebhook)] },
     Entry { pattern: "/api/v1/usage", methods: &[("GET", Route::GetUsage)] },
     Entry { pattern: "/api/v1/admin/users", methods: &[("GET", Route::AdminListUsers)] },
