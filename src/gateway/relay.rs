@@ -11,10 +11,11 @@ use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use edgechat_core::answer::{self, Dialect, Finish};
 use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{passthrough_request, GatewayRequest, OpenAiError, ResponseMeta};
+use edgechat_core::gateway::{passthrough_request, GatewayRequest, OpenAiError, RawObject, ResponseMeta};
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, ToolChoice, Usage};
+use edgechat_core::messages;
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 use worker::Env;
@@ -22,16 +23,21 @@ use worker::Env;
 /// Largest non-streamed upstream answer read.
 const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
 
-/// The first model of `chain` that answers: OpenAI models get the client's request as is,
-/// others a translation.
+/// The first model of `chain` that answers: OpenAI models get the client's Chat Completions
+/// request as is, Anthropic models a Messages client's own body (`original`) as is, others a
+/// translation.
 pub(super) async fn connect(
     env: &Env,
     config: &Config,
     chain: &[ModelRoute],
     req: &GatewayRequest,
+    original: Option<&RawObject>,
 ) -> Result<Connected, OpenAiError> {
     let build = |r: &ModelRoute| {
         let (_, api_key) = config.provider_endpoint(r.provider);
+        if let (Provider::Anthropic, Some(original)) = (r.provider, original) {
+            return Ok(messages::passthrough_request(original, &r.upstream, api_key));
+        }
         if r.provider == Provider::OpenAi {
             return Ok(passthrough_request(req, &r.upstream, api_key));
         }
@@ -243,7 +249,9 @@ impl Answer<'_> {
         let mut writer = answer::stream_writer(self.dialect, self.meta, self.req.include_usage);
         let tails = (writer.fail("upstream_timeout"), writer.fail("upstream_error"));
         let pacing = Pacing::of(self.config);
-        let strip_usage = !self.req.include_usage;
+        // Only an OpenAI stream carries usage the client did not ask for (Anthropic's always
+        // has it, in its own events).
+        let strip_usage = route.provider == Provider::OpenAi && !self.req.include_usage;
         let tails = (tails.0.as_bytes(), tails.1.as_bytes());
         let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, tails, signal, strip_usage);
         if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {

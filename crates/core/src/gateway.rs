@@ -180,7 +180,7 @@ impl RawObject {
     ///
     /// Written piece by piece because serde_json serializes a member name only from a decoded
     /// string, which would re-escape names the client wrote with escapes.
-    fn write_with(&self, set: &[(&str, &RawValue)]) -> String {
+    pub(crate) fn write_with(&self, set: &[(&str, &RawValue)]) -> String {
         let replaced = |i: usize| set.iter().find(|(name, _)| self.places.get(*name) == Some(&i)).map(|(_, v)| *v);
         let size = self.members.iter().map(|(n, v)| n.get().len() + v.get().len() + 2).sum::<usize>();
         let extra = set.iter().map(|(n, v)| n.len() + v.get().len() + 4).sum::<usize>();
@@ -854,6 +854,9 @@ pub struct ResponseMeta {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// The prompt's estimated tokens: what a Messages stream reports as its input before the
+    /// upstream's count is known.
+    pub prompt_estimate: u64,
 }
 
 /// `GET /v1/models`'s list.
