@@ -123,6 +123,10 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     let cors = config.cors.response_headers(origin.as_deref());
     let mut headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     headers.push(("x-request-id", &request_id));
+    if anthropic_shape {
+        // Where Anthropic's SDKs read a response's id (`requestID` of their errors).
+        headers.push(("request-id", &request_id));
+    }
     headers.extend(security::HEADERS.iter().copied());
     headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
     runtime::log(
