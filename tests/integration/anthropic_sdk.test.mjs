@@ -289,3 +289,11 @@ test('a stream the model breaks off ends with an error event the SDK raises', TI
   });
   assert.ok(pieces.length > 0, 'text came before the break');
 });
+
+test('x-api-key authenticates on every /v1 route and nowhere else', TIMEOUT, async () => {
+  const models = await fetch(`${BASE}/v1/models`, { headers: { 'x-api-key': main.key } });
+  assert.equal(models.status, 200);
+  assert.ok((await models.json()).data.some((m) => m.id === 'claude'));
+  const me = await fetch(`${BASE}/api/v1/users/me`, { headers: { 'x-api-key': main.key } });
+  assert.equal(me.status, 401);
+});
