@@ -3,6 +3,7 @@
 
 import { contentText, stableId } from './text.mjs';
 import { callsPlan, resultsPlan, scriptedCalls, sentArguments } from './tools.mjs';
+import { toolArguments } from './openai.mjs';
 
 export const name = 'anthropic';
 export const authMessage = 'invalid x-api-key';
@@ -58,23 +59,32 @@ export function maxTokens(body) {
 /**
  * The answer's plan, or null for a generated text answer. A newest user message with `tool_result`
  * blocks gets a text quoting each result (`tool_loop`: the previous `tool_use` calls again); one
- * with `/tool NAME {json}` lines calls the offered tools they name, in order.
+ * with `/tool NAME {json}` lines calls the offered tools they name, in order. A forcing
+ * `tool_choice` (`any`, or `tool` with its name) always gets a call: the scripted ones it allows,
+ * else one to the named (or first) tool with arguments sampled from its `input_schema`.
  */
 export function plan(ctx) {
   const { body } = ctx;
   const last = body.messages.at(-1);
   if (last?.role !== 'user') return null;
   const none = body.tool_choice?.type === 'none';
-  const offered = new Set((Array.isArray(body.tools) ? body.tools : []).map((t) => t?.name).filter((n) => typeof n === 'string' && n));
+  const named = body.tool_choice?.type === 'tool' ? body.tool_choice.name : null;
+  const forced = body.tool_choice?.type === 'any' || named !== null;
+  const tools = (Array.isArray(body.tools) ? body.tools : []).filter((t) => typeof t?.name === 'string' && t.name);
+  const offered = new Set(tools.map((t) => t.name));
   const results = (Array.isArray(last.content) ? last.content : []).filter((b) => b?.type === 'tool_result');
-  if (results.length) {
+  if (results.length && !forced) {
     const again = ctx.opts.tool_loop && !none ? previousCalls(body.messages.at(-2), offered) : [];
     if (again.length) return scripted(ctx, again);
     return resultsPlan(results.map((r) => contentText(r.content)));
   }
   if (none) return null;
-  const { calls } = scriptedCalls(contentText(last.content), offered);
-  return calls.length ? scripted(ctx, calls) : null;
+  const { calls } = results.length ? { calls: [] } : scriptedCalls(contentText(last.content), offered);
+  const allowed = named === null ? calls : calls.filter((c) => c.name === named);
+  if (allowed.length) return scripted(ctx, allowed);
+  const tool = forced ? tools.find((t) => named === null || t.name === named) : null;
+  if (!tool) return null;
+  return scripted(ctx, [{ name: tool.name, raw: toolArguments({ name: tool.name, parameters: tool.input_schema }, ctx.seed) }]);
 }
 
 /** The `tool_use` blocks of the assistant message that the tool results answer, if still offered. */

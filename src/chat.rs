@@ -186,7 +186,7 @@ async fn call_model(
     turn: &Turn,
     messages: &[ChatMessage],
     tools: &[ToolDef<'_>],
-    tool_choice: ToolChoice,
+    tool_choice: ToolChoice<'_>,
     out: &mut SseOut,
     first_token_at: &mut Option<u64>,
 ) -> StepRun {

@@ -285,3 +285,22 @@ test('OpenAI: with tool_choice "auto" sent explicitly, a message without /tool l
     await close();
   }
 });
+
+test('Anthropic: a forcing tool_choice always gets a call, scripted where allowed, else sampled from the schema', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const ask = async (content, tool_choice) => (await postJson(url + ANTHROPIC, { model: 'sim-small', max_tokens: 200, messages: [{ role: 'user', content }], tools: anthropicTools, tool_choice })).json();
+    const sampled = await ask('what next?', { type: 'any' });
+    assert.equal(sampled.stop_reason, 'tool_use');
+    assert.equal(sampled.content.length, 1);
+    assert.equal(sampled.content[0].name, 'add_task');
+    assert.equal(typeof sampled.content[0].input.title, 'string');
+    const named = await ask(`/tool add_task ${ADD}`, { type: 'tool', name: 'list_tasks' });
+    assert.deepEqual(named.content.map((b) => b.name), ['list_tasks'], 'the scripted call to another tool is not allowed');
+    const scripted = await ask(`/tool add_task ${ADD}`, { type: 'tool', name: 'add_task' });
+    assert.deepEqual(scripted.content[0].input, JSON.parse(ADD));
+    assert.equal((await ask('hello', { type: 'auto' })).stop_reason, 'end_turn');
+  } finally {
+    await close();
+  }
+});

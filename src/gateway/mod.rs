@@ -23,11 +23,7 @@ use futures_channel::oneshot;
 pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
     authenticate(cx).await?;
     let routes = &cx.config.routes;
-    let models: Vec<(&str, &str)> = routes
-        .names()
-        .into_iter()
-        .map(|name| (name, routes.resolve(Some(name)).map_or("edgechat", |r| r.provider.as_str())))
-        .collect();
+    let models: Vec<_> = routes.names().into_iter().filter_map(|name| routes.resolve(Some(name)).ok()).collect();
     Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
 }
 
@@ -39,7 +35,7 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
     let route =
         cx.config.routes.names().into_iter().find(|n| *n == name).and_then(|n| cx.config.routes.resolve(Some(n)).ok());
     let route = route.ok_or_else(|| OpenAiError::model_not_found(name))?;
-    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(&route.name, route.provider.as_str()).into_bytes()))
+    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(route).into_bytes()))
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {

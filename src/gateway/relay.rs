@@ -11,10 +11,13 @@ use crate::upstream::{self, Connected, NoStream, Outlet, Paced, Pacing, Wait};
 use edgechat_core::answer::{self, Dialect, Finish};
 use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{passthrough_request, GatewayRequest, OpenAiError, RawObject, ResponseMeta};
+use edgechat_core::gateway::{
+    json_mode_answer, json_mode_event, passthrough_request, translation_refused, GatewayRequest, OpenAiError,
+    RawObject, ResponseMeta,
+};
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{StreamEvent, ToolChoice, Usage};
+use edgechat_core::llm::{StreamEvent, Usage};
 use edgechat_core::messages;
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
@@ -34,6 +37,11 @@ pub(super) async fn connect(
     original: Option<&RawObject>,
 ) -> Result<Connected, OpenAiError> {
     let build = |r: &ModelRoute| {
+        // A fallback that cannot take the request (the first model was checked on admission)
+        // is skipped.
+        if let Some(refused) = translation_refused(req, r) {
+            return Err(refused.message);
+        }
         let (_, api_key) = config.provider_endpoint(r.provider);
         if let (Provider::Anthropic, Some(original)) = (r.provider, original) {
             return Ok(messages::passthrough_request(original, &r.upstream, api_key));
@@ -41,17 +49,15 @@ pub(super) async fn connect(
         if r.provider == Provider::OpenAi {
             return Ok(passthrough_request(req, &r.upstream, api_key));
         }
-        if req.has_tools {
-            return Err(format!("model {} does not support tools", r.name));
-        }
+        let tools = req.tool_defs();
         let chat = ChatRequest {
             model: &r.upstream,
             messages: &req.messages,
             max_tokens: req.max_tokens.or(Some(r.max_output_tokens)),
             temperature: req.temperature.as_deref(),
             stream: req.stream,
-            tools: &[],
-            tool_choice: ToolChoice::Auto,
+            tools: &tools,
+            tool_choice: req.translated_choice(),
         };
         Ok(build_request(r.provider, api_key, &chat))
     };
@@ -149,6 +155,10 @@ impl Answer<'_> {
             Usage { prompt_tokens: self.billing.prompt_estimate, completion_tokens: decoded.estimated_output_tokens() };
         let (usage, estimated) = Usage::reported_or(decoded.usage, estimate);
         let finish = Finish::of(decoded.finish_reason.as_deref().unwrap_or("stop"));
+        let (decoded, finish) = match self.req.json_via_tool(route.provider) {
+            true => json_mode_answer(decoded, finish),
+            false => (decoded, finish),
+        };
         if let Some(key) = self.cache_to {
             cache::put(&self.billing.env, self.config, key, &decoded.text, finish, usage).await;
         }
@@ -156,7 +166,7 @@ impl Answer<'_> {
             body
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
-            let answer = answer::Whole { text: &decoded.text, tool_calls: &[], finish, usage };
+            let answer = answer::Whole { text: &decoded.text, tool_calls: &decoded.tool_calls, finish, usage };
             answer::whole(self.dialect, &meta, &answer).into_bytes()
         };
         (Ok(out), Settlement::complete(usage, estimated))
@@ -173,12 +183,14 @@ impl Answer<'_> {
         let mut acc = Accumulator::default();
         let mut finish: Option<String> = None;
         let mut error: Option<&'static str> = None;
+        let json_via_tool = self.req.json_via_tool(route.provider);
         let mut gone = !outlet.send(writer.open().into_bytes()).await;
         let mut paced = Paced::new(Pacing::of(self.config));
         while !gone {
             match paced.next(&mut stream, Some(&mut outlet)).await {
                 Wait::Ready(Some(Ok(bytes))) => {
                     for event in decoder.feed(&bytes) {
+                        let event = if json_via_tool { json_mode_event(event) } else { event };
                         let out = match &event {
                             StreamEvent::Finish(reason) => {
                                 finish = Some(reason.clone());
@@ -221,7 +233,10 @@ impl Answer<'_> {
             gone = true;
             error = None;
         }
-        let finish = Finish::of(finish.as_deref().unwrap_or("stop"));
+        let finish = match Finish::of(finish.as_deref().unwrap_or("stop")) {
+            Finish::ToolCalls if json_via_tool => Finish::Stop,
+            finish => finish,
+        };
         if !gone {
             let (usage, _) = acc.final_usage(self.billing.prompt_estimate);
             let tail = match error {

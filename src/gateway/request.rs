@@ -15,7 +15,6 @@ use edgechat_core::answer::Dialect;
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, RawObject, ResponseMeta};
-use edgechat_core::llm::provider::Provider;
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::messages;
 use edgechat_core::{request_id, ApiError};
@@ -82,15 +81,9 @@ async fn read_call(
     let (req, original) = read_request(cx, dialect, false).await?;
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
-    // A client speaking the route's own API gets its request through as it is.
-    let native = dialect.native() == Some(route.provider);
-    if req.has_tools && route.provider != Provider::OpenAi && !native {
-        return Err(OpenAiError::invalid("tools", "tools are supported only by OpenAI-compatible models").into());
-    }
-    // Refused rather than dropped: the translated providers are not sent the request's format.
-    if req.wants_json && route.provider != Provider::OpenAi {
-        let message = "response_format (JSON mode) is supported only by OpenAI-compatible models";
-        return Err(OpenAiError::invalid("response_format", message).into());
+    // Refused rather than dropped: a model without the capability is never sent them.
+    if let Some(refused) = gateway::translation_refused(&req, route) {
+        return Err(refused.into());
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
     Ok((req, original, chain))

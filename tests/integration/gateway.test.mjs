@@ -146,18 +146,22 @@ test('tool calls stream through intact', async () => {
   const args = calls.map((c) => c.function.arguments ?? '').join('');
   assert.equal(typeof JSON.parse(args), 'object');
   assert.equal(s.chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0].finish_reason, 'tool_calls');
-  const claude = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content: 'x' }], tools });
-  expectOpenAiError(claude, 400);
+  // Translated for an Anthropic route (tests/integration/gateway_tools.test.mjs has the details).
+  const claude = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content: `${unique('Weather in Oslo?')}\n/tool get_weather {"city":"Oslo"}` }], tools });
+  assert.equal(claude.status, 200, claude.text);
+  assert.equal(claude.body.choices[0].finish_reason, 'tool_calls');
+  assert.deepEqual(claude.body.choices[0].message.tool_calls.map((t) => [t.function.name, t.function.arguments]), [['get_weather', '{"city":"Oslo"}']]);
 });
 
-test('JSON mode on a translated (Anthropic) route is refused with 400, never silently dropped', async () => {
+test('JSON mode on a translated (Anthropic) route is answered in JSON, never silently dropped', async () => {
   const u = await keyedUser();
   for (const response_format of [{ type: 'json_object' }, { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } }]) {
     const content = unique('Answer in JSON');
     const res = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content }], response_format });
-    const err = expectOpenAiError(res, 400);
-    assert.equal(err.param, 'response_format');
-    assert.equal((await simRequests(content)).length, 0, 'nothing reaches the upstream');
+    assert.equal(res.status, 200, res.text);
+    assert.equal(typeof JSON.parse(res.body.choices[0].message.content), 'object');
+    const [upstream] = await simRequests(content);
+    assert.equal(upstream.body.tool_choice.type, 'tool', 'asked as a forced tool');
   }
   const text = await complete(u.key, { model: 'claude', messages: [{ role: 'user', content: unique('plain') }], response_format: { type: 'text' } });
   assert.equal(text.status, 200, text.text);

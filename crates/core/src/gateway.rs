@@ -11,9 +11,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::answer::Finish;
 use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
-use crate::llm::provider::UpstreamRequest;
-use crate::llm::{to_json, ChatMessage, Role};
+use crate::llm::provider::{Provider, UpstreamRequest};
+use crate::llm::routing::{Capabilities, ModelRoute};
+use crate::llm::{to_json, ChatMessage, Completion, Role, StreamEvent, ToolCall, ToolChoice, ToolDef};
 use crate::ApiError;
 
 /// An error in OpenAI's shape, so SDKs raise the class that matches the status.
@@ -99,8 +101,14 @@ pub struct GatewayRequest {
     /// Temperature 0 or a seed: eligible for the response cache.
     pub deterministic: bool,
     pub has_tools: bool,
-    /// JSON mode was asked for (`response_format` `json_object` or `json_schema`).
-    pub wants_json: bool,
+    /// The tools offered (empty when none), kept for translation.
+    pub tools: Vec<GatewayTool>,
+    /// `tool_choice` as asked.
+    pub tool_choice: AskedChoice,
+    /// JSON mode (`response_format` `json_object` or `json_schema`), kept for translation.
+    pub json_mode: Option<JsonMode>,
+    /// A message has an image part (which only a model with vision takes).
+    pub has_images: bool,
     /// The output cap asked for: `max_completion_tokens`, else `max_tokens`.
     pub max_tokens: Option<u32>,
     /// `max_tokens` and `max_completion_tokens` as sent, for the admission rules.
@@ -110,14 +118,86 @@ pub struct GatewayRequest {
     pub n: Option<u32>,
     /// As the client wrote it (a JSON number).
     pub temperature: Option<Box<RawValue>>,
-    /// The messages as text, for translation to other providers and token estimates.
+    /// The messages (text, tool calls and tool results), for translation to other providers
+    /// and token estimates.
     pub messages: Vec<ChatMessage>,
     /// Estimated tokens of the billed prompt besides the messages' text: image and audio
     /// parts, assistant tool calls, tool definitions, a `response_format` schema.
     prompt_other_tokens: u64,
 }
 
+/// A tool the client offered: `{"type": "function", "function": {"name", "description",
+/// "parameters"}}`, its schema as written.
+#[derive(Debug, Clone)]
+pub struct GatewayTool {
+    pub name: String,
+    pub description: String,
+    /// The arguments' JSON schema (an object; `{"type":"object","properties":{}}` when the
+    /// client gave none, a function without arguments).
+    pub parameters: Box<RawValue>,
+}
+
+/// `tool_choice` as the client asked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AskedChoice {
+    #[default]
+    Auto,
+    None,
+    Required,
+    /// `{"type": "function", "function": {"name": ..}}`.
+    Function(String),
+}
+
+/// JSON mode: the answer must be a JSON object, of `schema` for `json_schema`. On a route
+/// without native JSON mode it is asked for as a forced tool of this name and schema, whose
+/// input is the answer.
+#[derive(Debug, Clone)]
+pub struct JsonMode {
+    /// `json_schema.name`, or [`JSON_OBJECT_TOOL`] for `json_object`.
+    pub name: String,
+    pub description: String,
+    /// `json_schema.schema` as written, or `{"type":"object"}` for `json_object`.
+    pub schema: Box<RawValue>,
+}
+
+/// The forced tool's name for `response_format: {"type": "json_object"}`.
+pub const JSON_OBJECT_TOOL: &str = "json_object";
+
+/// The forced tool's description when the schema has none.
+const JSON_TOOL_DESCRIPTION: &str = "Give your answer as this tool's input: a JSON object matching its schema.";
+
 impl GatewayRequest {
+    /// The tools a translated route is offered: the client's, or JSON mode's forced tool
+    /// (a request never has both on a translated route: see [`translation_refused`]).
+    pub fn tool_defs(&self) -> Vec<ToolDef<'_>> {
+        if let Some(json) = &self.json_mode {
+            return vec![ToolDef { name: &json.name, description: &json.description, parameters: &json.schema }];
+        }
+        self.tools
+            .iter()
+            .map(|t| ToolDef { name: &t.name, description: &t.description, parameters: &t.parameters })
+            .collect()
+    }
+
+    /// The choice a translated route is sent with [`GatewayRequest::tool_defs`]: JSON mode
+    /// forces its tool.
+    pub fn translated_choice(&self) -> ToolChoice<'_> {
+        if let Some(json) = &self.json_mode {
+            return ToolChoice::Tool(&json.name);
+        }
+        match &self.tool_choice {
+            AskedChoice::Auto => ToolChoice::Auto,
+            AskedChoice::None => ToolChoice::None,
+            AskedChoice::Required => ToolChoice::Required,
+            AskedChoice::Function(name) => ToolChoice::Tool(name),
+        }
+    }
+
+    /// Whether the answer is JSON mode's forced tool call, to be given to the client as text.
+    pub fn json_via_tool(&self, provider: Provider) -> bool {
+        self.json_mode.is_some() && provider != Provider::OpenAi
+    }
+
     /// The prompt's estimated tokens, for admission and for an upstream that reports no usage:
     /// every message's text and framing ([`estimate_messages`]), each image part at
     /// [`IMAGE_PART_TOKENS`], each audio part by its data ([`estimate_audio`]), other parts
@@ -246,6 +326,54 @@ impl<'de> Deserialize<'de> for RawObject {
     }
 }
 
+/// Why `route` cannot take `req`, as the 400 that names the parameter: tools, JSON mode or
+/// image parts on a model without the capability, or tools together with JSON mode on a translated
+/// route (JSON mode is itself a forced tool there). `None` when it can.
+pub fn translation_refused(req: &GatewayRequest, route: &ModelRoute) -> Option<OpenAiError> {
+    let caps = route.capabilities;
+    let name = truncate(&route.name, 100);
+    if req.has_tools && !caps.tools {
+        return Some(OpenAiError::invalid("tools", format!("model {name} does not support tools")));
+    }
+    if req.json_mode.is_some() && !caps.json_mode {
+        let message = format!("model {name} does not support response_format json_object or json_schema");
+        return Some(OpenAiError::invalid("response_format", message));
+    }
+    if req.has_images && !caps.vision {
+        return Some(OpenAiError::invalid("messages", format!("model {name} does not support image input")));
+    }
+    if req.has_tools && req.json_mode.is_some() && route.provider != Provider::OpenAi {
+        let message = format!(
+            "model {name} takes tools or a JSON response_format, not both: JSON mode is answered as a forced tool call on it"
+        );
+        return Some(OpenAiError::invalid("response_format", message));
+    }
+    None
+}
+
+/// A whole answer to JSON mode asked as a forced tool: the tool's input becomes the answer's
+/// text (any text of the model's own is left out: the client asked for JSON only) and the
+/// call's finish a plain stop. An answer without the call (cut short) stays as it is.
+pub fn json_mode_answer(mut decoded: Completion, finish: Finish) -> (Completion, Finish) {
+    if decoded.tool_calls.is_empty() {
+        return (decoded, finish);
+    }
+    decoded.text = decoded.tool_calls.drain(..).map(|call| call.arguments).collect();
+    let finish = if finish == Finish::ToolCalls { Finish::Stop } else { finish };
+    (decoded, finish)
+}
+
+/// A streamed event of an answer to JSON mode asked as a forced tool: the tool's input
+/// fragments become answer text, its name (on the fragment that opens it) billed output only.
+/// The finish is mapped by the caller, as for [`json_mode_answer`].
+pub fn json_mode_event(event: StreamEvent) -> StreamEvent {
+    match event {
+        StreamEvent::ToolCall(f) if f.arguments.is_empty() => StreamEvent::OtherOutput(f.name.unwrap_or_default()),
+        StreamEvent::ToolCall(f) => StreamEvent::Delta(f.arguments),
+        event => event,
+    }
+}
+
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 /// Parses and validates a `POST /v1/chat/completions` body.
@@ -259,7 +387,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => return Err(OpenAiError::invalid("model", "you must provide a model parameter")),
     };
-    let (messages, mut prompt_other_tokens) = parse_messages(body.get("messages"))?;
+    let (messages, parts) = parse_messages(body.get("messages"))?;
+    let mut prompt_other_tokens = parts.other_tokens;
     let number = |name: &str, (min, max): (f64, f64), bounds: &str| -> Result<Option<f64>, OpenAiError> {
         match body.checked(name)? {
             None | Some(Value::Null) => Ok(None),
@@ -321,25 +450,12 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
     if !matches!(body.checked("user")?, None | Some(Value::Null) | Some(Value::String(_))) {
         return Err(OpenAiError::invalid("user", "user must be a string"));
     }
-    let (has_tools, tool_tokens) = check_tools(&body)?;
+    let (tools, tool_tokens) = read_tools(&body)?;
+    let tool_choice = read_tool_choice(&body, &tools)?;
+    let has_tools = !tools.is_empty();
     prompt_other_tokens += tool_tokens;
-    let mut wants_json = false;
-    match body.checked_keeping("response_format", &["type"])? {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_schema") => {
-            // The schema is part of the prompt the model is given.
-            prompt_other_tokens += body.get("response_format").map_or(0, json_text_tokens);
-            wants_json = true;
-        }
-        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("json_object") => wants_json = true,
-        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("text") => {}
-        Some(_) => {
-            return Err(OpenAiError::invalid(
-                "response_format",
-                "response_format.type must be text, json_object or json_schema",
-            ))
-        }
-    }
+    let (json_mode, schema_tokens) = read_response_format(body.get("response_format"))?;
+    prompt_other_tokens += schema_tokens;
     let deterministic = temperature == Some(0.0) || seed.is_some();
     let temperature = temperature.and(body.get("temperature")).map(RawValue::to_owned);
     Ok(GatewayRequest {
@@ -349,13 +465,16 @@ pub fn parse_request(bytes: &[u8]) -> Result<GatewayRequest, OpenAiError> {
         include_usage,
         deterministic,
         has_tools,
-        wants_json,
+        tools,
+        tool_choice,
+        json_mode,
         max_tokens,
         max_tokens_field,
         max_completion_tokens,
         n,
         temperature,
         messages,
+        has_images: parts.images > 0,
         prompt_other_tokens,
     })
 }
@@ -428,24 +547,31 @@ fn unreadable(e: serde_json::Error) -> OpenAiError {
 /// The messages' text (for translation and estimates) and the estimated tokens of the rest
 /// of what is billed in them, read message by message from the raw text: nothing is kept of a
 /// message but its text, so memory stays within the body's size.
-fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, u64), OpenAiError> {
+fn parse_messages(raw: Option<&RawValue>) -> Result<(Vec<ChatMessage>, Parts), OpenAiError> {
     let mut out = Vec::new();
-    let mut other_tokens = 0;
+    let mut parts = Parts::default();
     let read = for_each_element(raw.map_or("", RawValue::get), |i, item| {
-        let (message, tokens) = read_message(i, item)?;
+        let message = read_message(i, item, &mut parts)?;
         out.push(message);
-        other_tokens += tokens;
         Ok(())
     })?;
     match read {
         None => Err(OpenAiError::invalid("messages", "messages must be an array of message objects")),
         Some(0) => Err(OpenAiError::invalid("messages", "messages must contain at least one message")),
-        Some(_) => Ok((out, other_tokens)),
+        Some(_) => Ok((out, parts)),
     }
 }
 
+/// What the messages hold besides what is kept of them: the estimated tokens of their other
+/// billed parts, and how many image parts there are.
+#[derive(Default)]
+struct Parts {
+    other_tokens: u64,
+    images: u32,
+}
+
 /// Message `i`: its role and text, and the estimated tokens of its other billed parts.
-fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiError> {
+fn read_message(i: usize, item: &RawValue, parts: &mut Parts) -> Result<ChatMessage, OpenAiError> {
     let param = |field: &str| format!("messages[{i}].{field}");
     let names = ["role", "content", "tool_call_id", "tool_calls", "function_call", "name"];
     let Some([role, content, tool_call_id, tool_calls, function_call, name]) = members(item.get(), names) else {
@@ -455,10 +581,9 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
         Some(r) if ROLES.contains(&&*r) => r,
         _ => return Err(OpenAiError::invalid(&param("role"), format!("role must be one of {}", ROLES.join(", ")))),
     };
-    let mut other_tokens = 0;
     let text = match content.map(|c| (first_byte(c.get()), c)) {
         Some((Some(b'"'), c)) => string(Some(c)).unwrap_or_default(),
-        Some((Some(b'['), c)) => read_parts(&param("content"), c, &mut other_tokens)?,
+        Some((Some(b'['), c)) => read_parts(&param("content"), c, parts)?,
         None | Some((Some(b'n'), _)) if role == "assistant" => String::new(),
         _ => {
             return Err(OpenAiError::invalid(
@@ -467,23 +592,71 @@ fn read_message(i: usize, item: &RawValue) -> Result<(ChatMessage, u64), OpenAiE
             ))
         }
     };
-    if role == "tool" && tool_call_id.is_none_or(|id| first_byte(id.get()) != Some(b'"')) {
-        return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id"));
-    }
-    // An assistant's tool calls (names and arguments) are prompt the model reads again.
-    other_tokens += [tool_calls, function_call, name].into_iter().flatten().map(json_text_tokens).sum::<u64>();
+    let tool_call_id = match role.as_str() {
+        "tool" => match string(tool_call_id) {
+            Some(id) => Some(id),
+            None => return Err(OpenAiError::invalid(&param("tool_call_id"), "tool messages need a tool_call_id")),
+        },
+        _ => None,
+    };
+    // An assistant's tool calls are prompt the model reads again, counted by their JSON text
+    // (the message's estimate counts the kept calls' names and arguments: the rest is added
+    // here), as are a legacy call and a name.
+    let mut other_tokens = tool_calls.map_or(0, json_text_tokens);
+    let tool_calls = match (role.as_str(), tool_calls) {
+        ("assistant", Some(calls)) => {
+            let calls = read_tool_calls(&param("tool_calls"), calls)?;
+            let kept = calls.iter().map(|c| c.name.chars().count() + c.arguments.chars().count()).sum::<usize>();
+            other_tokens = other_tokens.saturating_sub(estimate_chars(kept as u64));
+            calls
+        }
+        _ => Vec::new(),
+    };
+    other_tokens += [function_call, name].into_iter().flatten().map(json_text_tokens).sum::<u64>();
     let role = match &*role {
         "system" | "developer" => Role::System,
         "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
         _ => Role::User,
     };
-    Ok((ChatMessage::new(role, text), other_tokens))
+    parts.other_tokens += other_tokens;
+    Ok(ChatMessage { role, content: text, tool_calls, tool_call_id })
+}
+
+/// An assistant message's `tool_calls`: each `{"id", "type": "function", "function": {"name",
+/// "arguments"}}` (arguments a string, as the model wrote them); `null` is none.
+fn read_tool_calls(param: &str, raw: &RawValue) -> Result<Vec<ToolCall>, OpenAiError> {
+    if first_byte(raw.get()) == Some(b'n') {
+        return Ok(Vec::new());
+    }
+    let mut calls = Vec::new();
+    let count = for_each_element(raw.get(), |j, call| {
+        let refused = || {
+            OpenAiError::invalid(
+                &format!("{param}[{j}]"),
+                "each tool call must be {\"id\":...,\"type\":\"function\",\"function\":{\"name\":...,\"arguments\":\"...\"}}",
+            )
+        };
+        let [id, function] = members(call.get(), ["id", "function"]).ok_or_else(refused)?;
+        let [name, arguments] = function.and_then(|f| members(f.get(), ["name", "arguments"])).ok_or_else(refused)?;
+        let (Some(id), Some(name), Some(arguments)) = (string(id), string(name), string(arguments)) else {
+            return Err(refused());
+        };
+        calls.push(ToolCall { id, name, arguments });
+        Ok(())
+    })?;
+    match count {
+        Some(_) => Ok(calls),
+        None => Err(OpenAiError::invalid(param, "tool_calls must be an array")),
+    }
 }
 
 /// A message's content parts: the text parts' text joined; the other parts' estimated tokens
-/// added to `other_tokens`.
-fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<String, OpenAiError> {
+/// and the image parts counted in `counted`.
+fn read_parts(param: &str, parts: &RawValue, counted: &mut Parts) -> Result<String, OpenAiError> {
     let mut text = String::new();
+    let other_tokens = &mut counted.other_tokens;
+    let images = &mut counted.images;
     for_each_element(parts.get(), |_, part| {
         let [kind, part_text, audio] = members(part.get(), ["type", "text", "input_audio"]).unwrap_or_default();
         match string(kind).as_deref() {
@@ -491,7 +664,10 @@ fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<S
                 Some(t) => text.push_str(&t),
                 None => return Err(OpenAiError::invalid(param, "a text part needs a text string")),
             },
-            Some("image_url" | "image" | "input_image") => *other_tokens += IMAGE_PART_TOKENS,
+            Some("image_url" | "image" | "input_image") => {
+                *other_tokens += IMAGE_PART_TOKENS;
+                *images += 1;
+            }
             Some("input_audio") => {
                 let data = audio.and_then(|a| members(a.get(), ["data"])).and_then(|[data]| data);
                 *other_tokens += estimate_audio(string(data).map_or(0, |d| d.len() as u64));
@@ -504,36 +680,149 @@ fn read_parts(param: &str, parts: &RawValue, other_tokens: &mut u64) -> Result<S
     Ok(text)
 }
 
-/// Whether the request offers tools, and their definitions' estimated tokens.
-fn check_tools(body: &RawObject) -> Result<(bool, u64), OpenAiError> {
-    match body.checked_keeping("tool_choice", &["type"])? {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
-        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {}
-        Some(_) => {
-            return Err(OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function"))
-        }
-    }
-    let tools = match body.get("tools") {
-        None => return Ok((false, 0)),
-        Some(raw) if first_byte(raw.get()) == Some(b'n') => return Ok((false, 0)),
+/// The tools offered (each checked: a function with a valid, unique name, an optional
+/// description and an object schema) and their definitions' estimated tokens.
+fn read_tools(body: &RawObject) -> Result<(Vec<GatewayTool>, u64), OpenAiError> {
+    let raw = match body.get("tools") {
+        None => return Ok((Vec::new(), 0)),
+        Some(raw) if first_byte(raw.get()) == Some(b'n') => return Ok((Vec::new(), 0)),
         Some(raw) => raw,
     };
-    let count = for_each_element(tools.get(), |i, tool| {
-        let [kind, function] = members(tool.get(), ["type", "function"]).unwrap_or_default();
-        let name = function.and_then(|f| members(f.get(), ["name"])).and_then(|[name]| name);
-        if string(kind).as_deref() != Some("function") || string(name).is_none_or(|n| n.is_empty()) {
-            return Err(OpenAiError::invalid(
+    let mut tools: Vec<GatewayTool> = Vec::new();
+    let count = for_each_element(raw.get(), |i, tool| {
+        let shape = || {
+            OpenAiError::invalid(
                 &format!("tools[{i}]"),
                 "each tool must be {\"type\":\"function\",\"function\":{\"name\":...}}",
+            )
+        };
+        let [kind, function] = members(tool.get(), ["type", "function"]).unwrap_or_default();
+        let function = function.filter(|_| string(kind).as_deref() == Some("function")).ok_or_else(shape)?;
+        let names = ["name", "description", "parameters"];
+        let [name, description, parameters] = members(function.get(), names).ok_or_else(shape)?;
+        let name = string(name).filter(|n| !n.is_empty()).ok_or_else(shape)?;
+        let param = |field: &str| format!("tools[{i}].function.{field}");
+        if !is_function_name(&name) {
+            return Err(OpenAiError::invalid(&param("name"), NAME_RULE));
+        }
+        if tools.iter().any(|t| t.name == name) {
+            return Err(OpenAiError::invalid(
+                &param("name"),
+                format!("tool names must be unique: {name} is given twice"),
             ));
         }
+        let description = match description {
+            None => String::new(),
+            Some(d) if first_byte(d.get()) == Some(b'n') => String::new(),
+            d => {
+                string(d).ok_or_else(|| OpenAiError::invalid(&param("description"), "description must be a string"))?
+            }
+        };
+        let parameters = match parameters {
+            None => empty_object_schema(),
+            Some(p) if first_byte(p.get()) == Some(b'n') => empty_object_schema(),
+            Some(p) if first_byte(p.get()) == Some(b'{') => p.to_owned(),
+            Some(_) => {
+                return Err(OpenAiError::invalid(&param("parameters"), "parameters must be a JSON Schema object"))
+            }
+        };
+        tools.push(GatewayTool { name, description, parameters });
         Ok(())
     })?;
     match count {
         None => Err(OpenAiError::invalid("tools", "tools must be an array")),
-        Some(0) => Ok((false, 0)),
-        Some(_) => Ok((true, json_text_tokens(tools))),
+        Some(0) => Ok((tools, 0)),
+        Some(_) => Ok((tools, json_text_tokens(raw))),
+    }
+}
+
+/// The rule for tool and schema names (OpenAI's, which Anthropic's tool names also follow).
+const NAME_RULE: &str = "a name must be 1 to 64 letters, digits, underscores or dashes";
+
+/// Whether `name` follows [`NAME_RULE`].
+fn is_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The schema of a function without arguments.
+fn empty_object_schema() -> Box<RawValue> {
+    // Valid JSON: never the fallback.
+    RawValue::from_string(r#"{"type":"object","properties":{}}"#.to_owned()).unwrap_or_default()
+}
+
+/// `tool_choice`: `none`, `auto`, `required` or `{"type": "function", "function": {"name"}}`
+/// naming one of the `tools` (when there are any: without tools the choice is never sent to a
+/// translated route).
+fn read_tool_choice(body: &RawObject, tools: &[GatewayTool]) -> Result<AskedChoice, OpenAiError> {
+    let refused = || OpenAiError::invalid("tool_choice", "tool_choice must be none, auto, required or a function");
+    let Some(raw) = body.get("tool_choice") else { return Ok(AskedChoice::Auto) };
+    match first_byte(raw.get()) {
+        Some(b'n') => Ok(AskedChoice::Auto),
+        Some(b'"') => match string(Some(raw)).as_deref() {
+            Some("auto") => Ok(AskedChoice::Auto),
+            Some("none") => Ok(AskedChoice::None),
+            Some("required") => Ok(AskedChoice::Required),
+            _ => Err(refused()),
+        },
+        Some(b'{') => {
+            let [kind, function] = members(raw.get(), ["type", "function"]).unwrap_or_default();
+            if string(kind).as_deref() != Some("function") {
+                return Err(refused());
+            }
+            let name = function.and_then(|f| members(f.get(), ["name"])).and_then(|[name]| string(name));
+            let name = name
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| OpenAiError::invalid("tool_choice.function.name", "tool_choice names no function"))?;
+            if !tools.is_empty() && !tools.iter().any(|t| t.name == name) {
+                let message =
+                    format!("tool_choice names the function {}, which is not one of the tools", truncate(&name, 64));
+                return Err(OpenAiError::invalid("tool_choice.function.name", message));
+            }
+            Ok(AskedChoice::Function(name))
+        }
+        _ => Err(refused()),
+    }
+}
+
+/// `response_format`: JSON mode or not, and the estimated tokens of a `json_schema` (the
+/// schema is part of the prompt the model is given).
+fn read_response_format(raw: Option<&RawValue>) -> Result<(Option<JsonMode>, u64), OpenAiError> {
+    let refused =
+        || OpenAiError::invalid("response_format", "response_format.type must be text, json_object or json_schema");
+    let Some(raw) = raw.filter(|r| first_byte(r.get()) != Some(b'n')) else { return Ok((None, 0)) };
+    let [kind, json_schema] = members(raw.get(), ["type", "json_schema"]).ok_or_else(refused)?;
+    match string(kind).as_deref() {
+        Some("text") => Ok((None, 0)),
+        Some("json_object") => {
+            // Valid JSON: never the fallback.
+            let schema = RawValue::from_string(r#"{"type":"object"}"#.to_owned()).unwrap_or_default();
+            let json =
+                JsonMode { name: JSON_OBJECT_TOOL.to_owned(), description: JSON_TOOL_DESCRIPTION.to_owned(), schema };
+            Ok((Some(json), 0))
+        }
+        Some("json_schema") => {
+            let param = |field: &str| format!("response_format.json_schema.{field}");
+            let fields = json_schema.and_then(|j| members(j.get(), ["name", "description", "schema"]));
+            let Some([name, description, schema]) = fields else {
+                let message = "response_format.json_schema must be an object with a name and a schema";
+                return Err(OpenAiError::invalid("response_format.json_schema", message));
+            };
+            let name = string(name).filter(|n| is_function_name(n));
+            let name = name.ok_or_else(|| OpenAiError::invalid(&param("name"), NAME_RULE))?;
+            let description = match description {
+                None => JSON_TOOL_DESCRIPTION.to_owned(),
+                Some(d) if first_byte(d.get()) == Some(b'n') => JSON_TOOL_DESCRIPTION.to_owned(),
+                d => string(d)
+                    .ok_or_else(|| OpenAiError::invalid(&param("description"), "description must be a string"))?,
+            };
+            let schema = match schema {
+                None => RawValue::from_string(r#"{"type":"object"}"#.to_owned()).unwrap_or_default(),
+                Some(s) if first_byte(s.get()) == Some(b'{') => s.to_owned(),
+                Some(_) => return Err(OpenAiError::invalid(&param("schema"), "schema must be a JSON Schema object")),
+            };
+            Ok((Some(JsonMode { name, description, schema }), json_text_tokens(raw)))
+        }
+        _ => Err(refused()),
     }
 }
 
@@ -866,24 +1155,42 @@ struct ModelList<'a> {
     data: Vec<ModelJson<'a>>,
 }
 
-/// One model in OpenAI's shape.
+/// One model in OpenAI's shape, with what the gateway lets a request use on it and its limits.
 #[derive(Serialize)]
 struct ModelJson<'a> {
     id: &'a str,
     object: &'static str,
     created: u64,
     owned_by: &'a str,
+    capabilities: Capabilities,
+    /// Prompt and answer together, in tokens.
+    context_window: u32,
+    /// The longest answer, in tokens.
+    max_output_tokens: u32,
 }
 
-/// `GET /v1/models` for the routed model names.
-pub fn models_json(models: &[(&str, &str)]) -> String {
-    let data = models.iter().map(|&(id, owned_by)| ModelJson { id, object: "model", created: 0, owned_by }).collect();
-    to_json(&ModelList { object: "list", data })
+impl<'a> From<&'a ModelRoute> for ModelJson<'a> {
+    fn from(route: &'a ModelRoute) -> Self {
+        ModelJson {
+            id: &route.name,
+            object: "model",
+            created: 0,
+            owned_by: route.provider.as_str(),
+            capabilities: route.capabilities,
+            context_window: route.context_tokens,
+            max_output_tokens: route.max_output_tokens,
+        }
+    }
 }
 
-/// `GET /v1/models/{model}`: one routed model in OpenAI's shape.
-pub fn model_json(id: &str, owned_by: &str) -> String {
-    to_json(&ModelJson { id, object: "model", created: 0, owned_by })
+/// `GET /v1/models` for the routed models.
+pub fn models_json(routes: &[&ModelRoute]) -> String {
+    to_json(&ModelList { object: "list", data: routes.iter().map(|&r| ModelJson::from(r)).collect() })
+}
+
+/// `GET /v1/models/{model}`: one routed model.
+pub fn model_json(route: &ModelRoute) -> String {
+    to_json(&ModelJson::from(route))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -893,6 +1200,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::ToolCallDelta;
     use serde_json::{json, Value};
 
     fn parse(v: Value) -> Result<GatewayRequest, OpenAiError> {
@@ -1074,7 +1382,128 @@ mod tests {
         assert_eq!(r.messages[0], ChatMessage::new(Role::System, "be terse"));
         assert_eq!(r.messages[1], ChatMessage::new(Role::User, "ab"));
         assert_eq!(r.messages[2], ChatMessage::new(Role::Assistant, ""));
-        assert_eq!(r.messages[3].role, Role::User);
+        assert_eq!(r.messages[3], ChatMessage::tool_result("c1", "42"));
+    }
+
+    #[test]
+    fn tool_calls_results_tools_and_the_choice_are_kept_for_translation() {
+        let calls = json!([{ "id": "call_1", "type": "function", "function": { "name": "get_weather", "arguments": "{\"city\":\"Paris\"}" } }]);
+        let mut v = with(
+            "messages",
+            json!([
+            { "role": "user", "content": "weather?" },
+            { "role": "assistant", "content": null, "tool_calls": calls },
+            { "role": "tool", "tool_call_id": "call_1", "content": [{ "type": "text", "text": "sunny" }] } ]),
+        );
+        v["tools"] = json!([
+            { "type": "function", "function": { "name": "get_weather", "description": "Weather.", "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } },
+            { "type": "function", "function": { "name": "now" } } ]);
+        v["tool_choice"] = json!({ "type": "function", "function": { "name": "now" } });
+        let r = parse(v.clone()).unwrap();
+        let call =
+            ToolCall { id: "call_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() };
+        assert_eq!(r.messages[1], ChatMessage::assistant_calls("", vec![call]));
+        assert_eq!(r.messages[2], ChatMessage::tool_result("call_1", "sunny"));
+        assert_eq!(r.tool_choice, AskedChoice::Function("now".into()));
+        assert_eq!(r.translated_choice(), ToolChoice::Tool("now"));
+        let defs = r.tool_defs();
+        assert_eq!((defs[0].name, defs[0].description), ("get_weather", "Weather."));
+        assert_eq!(defs[0].parameters.get(), r#"{"properties":{"city":{"type":"string"}},"type":"object"}"#);
+        assert_eq!((defs[1].name, defs[1].description), ("now", ""));
+        assert_eq!(defs[1].parameters.get(), r#"{"type":"object","properties":{}}"#);
+        for (choice, expected) in
+            [("auto", ToolChoice::Auto), ("none", ToolChoice::None), ("required", ToolChoice::Required)]
+        {
+            v["tool_choice"] = json!(choice);
+            assert_eq!(parse(v.clone()).unwrap().translated_choice(), expected);
+        }
+    }
+
+    #[test]
+    fn json_mode_becomes_a_forced_tool_of_the_schema() {
+        let schema = json!({ "type": "json_schema", "json_schema": { "name": "city_weather", "schema": { "type": "object", "required": ["city"] } } });
+        let r = parse(with("response_format", schema)).unwrap();
+        let defs = r.tool_defs();
+        assert_eq!(
+            (defs.len(), defs[0].name, defs[0].parameters.get()),
+            (1, "city_weather", r#"{"required":["city"],"type":"object"}"#)
+        );
+        assert_eq!(r.translated_choice(), ToolChoice::Tool("city_weather"));
+        assert!(r.json_via_tool(Provider::Anthropic) && !r.json_via_tool(Provider::OpenAi));
+        let object = parse(with("response_format", json!({ "type": "json_object" }))).unwrap();
+        let defs = object.tool_defs();
+        assert_eq!((defs[0].name, defs[0].parameters.get()), (JSON_OBJECT_TOOL, r#"{"type":"object"}"#));
+        assert_eq!(object.translated_choice(), ToolChoice::Tool(JSON_OBJECT_TOOL));
+        assert!(!parse(base()).unwrap().json_via_tool(Provider::Anthropic));
+    }
+
+    #[test]
+    fn a_json_mode_tool_call_is_answered_as_text_with_finish_stop() {
+        let call = ToolCall { id: "toolu_1".into(), name: "s".into(), arguments: r#"{"a":1}"#.into() };
+        let decoded = Completion {
+            text: "Here:".into(),
+            tool_calls: vec![call],
+            other_output_chars: 8,
+            usage: None,
+            finish_reason: Some("tool_use".into()),
+        };
+        let (answer, finish) = json_mode_answer(decoded.clone(), Finish::ToolCalls);
+        assert_eq!((answer.text.as_str(), answer.tool_calls.len(), finish), (r#"{"a":1}"#, 0, Finish::Stop));
+        let (cut, finish) = json_mode_answer(Completion { tool_calls: Vec::new(), ..decoded }, Finish::Length);
+        assert_eq!((cut.text.as_str(), finish), ("Here:", Finish::Length));
+        let open = ToolCallDelta { index: 0, id: Some("t".into()), name: Some("s".into()), arguments: String::new() };
+        assert_eq!(json_mode_event(StreamEvent::ToolCall(open)), StreamEvent::OtherOutput("s".into()));
+        let more = ToolCallDelta { index: 0, id: None, name: None, arguments: "{\"a\"".into() };
+        assert_eq!(json_mode_event(StreamEvent::ToolCall(more)), StreamEvent::Delta("{\"a\"".into()));
+        assert_eq!(json_mode_event(StreamEvent::Done), StreamEvent::Done);
+    }
+
+    #[test]
+    fn a_route_refuses_what_it_cannot_do_naming_the_parameter() {
+        let routes = crate::llm::routing::Routes::parse(
+            r#"{"default":"gpt","models":{"gpt":{"provider":"openai"},"claude":{"provider":"anthropic"},
+                "llama":{"provider":"workers-ai"},"plain":{"provider":"openai","capabilities":{"json_mode":false}}}}"#,
+        )
+        .unwrap();
+        let route = |name: &str| routes.resolve(Some(name)).unwrap();
+        let tools = json!([{ "type": "function", "function": { "name": "f" } }]);
+        let json_mode = json!({ "type": "json_object" });
+        let mut both = with("tools", tools.clone());
+        both["response_format"] = json_mode.clone();
+        let cases = [
+            (with("tools", tools.clone()), "llama", Some("tools")),
+            (with("response_format", json_mode.clone()), "llama", Some("response_format")),
+            (with("response_format", json_mode.clone()), "plain", Some("response_format")),
+            (both.clone(), "claude", Some("response_format")),
+            (both, "gpt", None),
+            (with("tools", tools), "claude", None),
+            (with("response_format", json_mode), "claude", None),
+            (base(), "llama", None),
+            (
+                with(
+                    "messages",
+                    json!([{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }]),
+                ),
+                "claude",
+                Some("messages"),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{ "role": "user", "content": [{ "type": "image_url", "image_url": { "url": "x" } }] }]),
+                ),
+                "gpt",
+                None,
+            ),
+        ];
+        for (body, model, param) in cases {
+            let refused = translation_refused(&parse(body.clone()).unwrap(), route(model));
+            assert_eq!(
+                refused.as_ref().map(|e| (e.status, e.param.as_deref())),
+                param.map(|p| (400, Some(p))),
+                "{model} {body}"
+            );
+        }
     }
 
     #[test]
@@ -1097,10 +1526,10 @@ mod tests {
         let schema_tokens = estimate_chars(schema.to_string().len() as u64);
         assert_eq!(parse(with("response_format", schema.clone())).unwrap().prompt_estimate(), 5 + schema_tokens);
         assert_eq!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().prompt_estimate(), 5);
-        assert!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().wants_json);
-        assert!(parse(with("response_format", schema.clone())).unwrap().wants_json);
-        assert!(!parse(with("response_format", json!({ "type": "text" }))).unwrap().wants_json);
-        assert!(!parse(base()).unwrap().wants_json);
+        assert!(parse(with("response_format", json!({ "type": "json_object" }))).unwrap().json_mode.is_some());
+        assert!(parse(with("response_format", schema.clone())).unwrap().json_mode.is_some());
+        assert!(parse(with("response_format", json!({ "type": "text" }))).unwrap().json_mode.is_none());
+        assert!(parse(base()).unwrap().json_mode.is_none());
         let calls = json!([{ "id": "c1", "type": "function", "function": { "name": "f", "arguments": "{\"a\":1}" } }]);
         let calls_tokens = estimate_chars(calls.to_string().len() as u64);
         let turns = json!([
@@ -1180,6 +1609,47 @@ mod tests {
             (with("stop", json!(["a", "b", "c", "d", "e"])), "stop"),
             (with("seed", json!(1.5)), "seed"),
             (with("tools", json!([{ "type": "function" }])), "tools[0]"),
+            (with("tools", json!([{ "type": "function", "function": { "name": "a b" } }])), "tools[0].function.name"),
+            (
+                with("tools", json!([{ "type": "function", "function": { "name": "f", "parameters": "x" } }])),
+                "tools[0].function.parameters",
+            ),
+            (
+                with("tools", json!([{ "type": "function", "function": { "name": "f", "description": 1 } }])),
+                "tools[0].function.description",
+            ),
+            (
+                with(
+                    "tools",
+                    json!([{ "type": "function", "function": { "name": "f" } }, { "type": "function", "function": { "name": "f" } }]),
+                ),
+                "tools[1].function.name",
+            ),
+            (
+                {
+                    let mut v = with("tools", json!([{ "type": "function", "function": { "name": "f" } }]));
+                    v["tool_choice"] = json!({ "type": "function", "function": { "name": "g" } });
+                    v
+                },
+                "tool_choice.function.name",
+            ),
+            (with("tool_choice", json!({ "type": "function" })), "tool_choice.function.name"),
+            (
+                with(
+                    "messages",
+                    json!([{ "role": "assistant", "tool_calls": [{ "id": "c", "function": { "name": "f" } }] }]),
+                ),
+                "messages[0].tool_calls[0]",
+            ),
+            (with("response_format", json!({ "type": "json_schema" })), "response_format.json_schema"),
+            (
+                with("response_format", json!({ "type": "json_schema", "json_schema": { "name": "a.b" } })),
+                "response_format.json_schema.name",
+            ),
+            (
+                with("response_format", json!({ "type": "json_schema", "json_schema": { "name": "a", "schema": [] } })),
+                "response_format.json_schema.schema",
+            ),
             (with("tool_choice", json!("sometimes")), "tool_choice"),
             (with("response_format", json!({ "type": "xml" })), "response_format"),
             (with("user", json!(5)), "user"),
@@ -1263,10 +1733,23 @@ mod tests {
     }
 
     #[test]
-    fn models_are_listed_in_openai_shape() {
-        let v: Value = serde_json::from_str(&models_json(&[("a", "openai"), ("b", "anthropic")])).unwrap();
+    fn models_are_listed_in_openai_shape_with_their_capabilities_and_limits() {
+        let routes = crate::llm::routing::Routes::parse(
+            r#"{"default":"a","models":{"a":{"provider":"openai"},
+                "b":{"provider":"anthropic","context_tokens":200000,"max_output_tokens":4096}}}"#,
+        )
+        .unwrap();
+        let all: Vec<&ModelRoute> = routes.names().into_iter().filter_map(|n| routes.resolve(Some(n)).ok()).collect();
+        let v: Value = serde_json::from_str(&models_json(&all)).unwrap();
         assert_eq!(v["object"], "list");
-        assert_eq!(v["data"][1]["id"], "b");
-        assert_eq!(v["data"][1]["owned_by"], "anthropic");
+        assert_eq!(
+            v["data"][1],
+            json!({ "id": "b", "object": "model", "created": 0, "owned_by": "anthropic",
+                    "capabilities": { "tools": true, "json_mode": true, "vision": false },
+                    "context_window": 200000, "max_output_tokens": 4096 })
+        );
+        let one: Value = serde_json::from_str(&model_json(all[0])).unwrap();
+        assert_eq!((one["id"].as_str(), one["capabilities"]["vision"].as_bool()), (Some("a"), Some(true)));
+        assert_eq!(one["context_window"], 8192);
     }
 }

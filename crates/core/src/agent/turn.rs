@@ -120,7 +120,7 @@ impl Default for LoopLimits {
 impl LoopLimits {
     /// How step `step` (1-based), `elapsed_ms` into the turn, may use tools: freely, or not at
     /// all when it is the last step the limits allow (so the model answers in text).
-    pub fn choice(&self, step: u32, elapsed_ms: u64) -> ToolChoice {
+    pub fn choice(&self, step: u32, elapsed_ms: u64) -> ToolChoice<'static> {
         if step >= self.max_steps || elapsed_ms >= self.time_budget_ms {
             ToolChoice::None
         } else {

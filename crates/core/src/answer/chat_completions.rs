@@ -170,11 +170,26 @@ pub fn usage_event(meta: &ResponseMeta, usage: &Usage) -> String {
 pub struct ChatChunks {
     meta: ResponseMeta,
     include_usage: bool,
+    /// The upstream's index of each tool call seen, in order: a call's place here is its
+    /// Chat Completions index (Anthropic numbers content blocks, text ones included, where
+    /// clients expect the calls counted from 0).
+    calls: Vec<usize>,
 }
 
 impl ChatChunks {
     pub fn new(meta: ResponseMeta, include_usage: bool) -> Self {
-        Self { meta, include_usage }
+        Self { meta, include_usage, calls: Vec::new() }
+    }
+
+    /// The Chat Completions index of the call the upstream numbers `upstream`.
+    fn call_index(&mut self, upstream: usize) -> usize {
+        match self.calls.iter().position(|&i| i == upstream) {
+            Some(at) => at,
+            None => {
+                self.calls.push(upstream);
+                self.calls.len() - 1
+            }
+        }
     }
 
     /// One `data: {chat.completion.chunk}` event with one choice.
@@ -203,7 +218,7 @@ impl StreamWriter for ChatChunks {
 
     fn tool_call(&mut self, fragment: &ToolCallDelta) -> String {
         let call = CallFragment {
-            index: fragment.index,
+            index: self.call_index(fragment.index),
             id: fragment.id.as_deref(),
             kind: fragment.id.is_some().then_some("function"),
             function: FunctionJson { name: fragment.name.as_deref(), arguments: &fragment.arguments },
@@ -321,17 +336,22 @@ mod tests {
     #[test]
     fn tool_call_fragments_are_delta_tool_calls() {
         let mut w = ChatChunks::new(meta(), false);
+        // Block 1 (after a text block): the answer's first call, index 0.
         let first =
             ToolCallDelta { index: 1, id: Some("toolu_9".into()), name: Some("f".into()), arguments: String::new() };
         let more = ToolCallDelta { index: 1, id: None, name: None, arguments: "{\"a\":".into() };
         assert_eq!(
             read(&w.tool_call(&first))["choices"][0]["delta"],
-            json!({ "tool_calls": [{ "index": 1, "id": "toolu_9", "type": "function", "function": { "name": "f", "arguments": "" } }] })
+            json!({ "tool_calls": [{ "index": 0, "id": "toolu_9", "type": "function", "function": { "name": "f", "arguments": "" } }] })
         );
         assert_eq!(
             read(&w.tool_call(&more))["choices"][0]["delta"],
-            json!({ "tool_calls": [{ "index": 1, "function": { "arguments": "{\"a\":" } }] })
+            json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"a\":" } }] })
         );
+        let second =
+            ToolCallDelta { index: 2, id: Some("toolu_8".into()), name: Some("g".into()), arguments: String::new() };
+        assert_eq!(read(&w.tool_call(&second))["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+        assert_eq!(read(&w.tool_call(&more))["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
     }
 
     #[test]

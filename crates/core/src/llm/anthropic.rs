@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::provider::{ChatRequest, Sink, UpstreamRequest};
 use super::sse::SseEvent;
 use super::{error_text, json_object, to_json};
-use super::{ChatMessage, Completion, Role, StreamEvent, ToolCallDelta, ToolChoice, Usage};
+use super::{ChatMessage, Completion, Role, StreamEvent, ToolCall, ToolCallDelta, ToolChoice, Usage};
 
 /// The API version the request and decoders are written against.
 pub(super) const API_VERSION: &str = "2023-06-01";
@@ -114,15 +114,32 @@ impl<'a> Turn<'a> {
 #[derive(Serialize)]
 struct Tool<'a> {
     name: &'a str,
+    /// Left out when empty (a client's tool may have none).
+    #[serde(skip_serializing_if = "str::is_empty")]
     description: &'a str,
     input_schema: &'a RawValue,
 }
 
-/// `{"type": "none"}`.
+/// `tool_choice`: `{"type": "auto" | "none" | "any"}` or `{"type": "tool", "name": ..}`.
 #[derive(Serialize)]
-struct NoTools {
+struct Choice<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+impl<'a> Choice<'a> {
+    /// The choice to send; `None` for [`ToolChoice::Auto`], the API's default.
+    fn of(choice: ToolChoice<'a>) -> Option<Self> {
+        let (kind, name) = match choice {
+            ToolChoice::Auto => return None,
+            ToolChoice::None => ("none", None),
+            ToolChoice::Required => ("any", None),
+            ToolChoice::Tool(name) => ("tool", Some(name)),
+        };
+        Some(Choice { kind, name })
+    }
 }
 
 /// A Messages API request body.
@@ -137,7 +154,7 @@ struct Body<'a> {
     tools: Vec<Tool<'a>>,
     /// Sent only with tools.
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<NoTools>,
+    tool_choice: Option<Choice<'a>>,
     /// As the client wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<&'a RawValue>,
@@ -174,14 +191,15 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         .iter()
         .map(|t| Tool { name: t.name, description: t.description, input_schema: t.parameters })
         .collect();
-    let no_tools = !tools.is_empty() && req.tool_choice == ToolChoice::None;
+    // Sent only with tools (the API refuses a choice without them).
+    let tool_choice = if tools.is_empty() { None } else { Choice::of(req.tool_choice) };
     let body = Body {
         model: req.model,
         max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages: turns,
         tools,
-        tool_choice: no_tools.then_some(NoTools { kind: "none" }),
+        tool_choice,
         temperature: req.temperature,
         stream: req.stream,
     };
@@ -319,17 +337,20 @@ pub(super) struct Message {
 struct Block {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// A `tool_use` block's id.
+    id: Option<String>,
     /// A text block's text or a thinking block's `thinking`.
     #[serde(alias = "thinking")]
     text: Option<String>,
     name: Option<String>,
-    input: Option<Value>,
+    /// A `tool_use` block's input, as the upstream wrote it (its text is the call's arguments).
+    input: Option<Box<RawValue>>,
 }
 
 impl Block {
     /// Characters of billed output that are not answer text (for any block but text).
     fn other_output_chars(&self) -> u64 {
-        let input = self.input.as_ref().map_or(0, |i| super::json_text(i).chars().count());
+        let input = self.input.as_ref().map_or(0, |i| i.get().chars().count());
         let texts = [&self.name, &self.text].into_iter().flatten().map(|t| t.chars().count());
         (input + texts.sum::<usize>()) as u64
     }
@@ -344,8 +365,19 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
     let blocks = body.content.ok_or("upstream answer has no content")?;
     let (texts, others): (Vec<Block>, Vec<Block>) =
         blocks.into_iter().partition(|block| block.kind.as_deref() == Some("text"));
+    let tool_calls = others
+        .iter()
+        .filter(|b| b.kind.as_deref() == Some("tool_use"))
+        .map(|b| ToolCall {
+            id: b.id.clone().unwrap_or_default(),
+            name: b.name.clone().unwrap_or_default(),
+            // The API's input is an object, passed on as its JSON text.
+            arguments: b.input.as_ref().map_or_else(|| "{}".to_owned(), |i| i.get().to_owned()),
+        })
+        .collect();
     Ok(Completion {
         text: texts.into_iter().filter_map(|b| b.text).collect(),
+        tool_calls,
         other_output_chars: others.iter().map(Block::other_output_chars).sum(),
         usage: body.usage.map(|u| Usage {
             prompt_tokens: u.input_tokens.unwrap_or(0),
@@ -357,7 +389,7 @@ pub(super) fn decode_completion(body: Message) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ToolCall, ToolDef};
+    use super::super::ToolDef;
     use super::*;
 
     fn request(messages: &[ChatMessage], max_tokens: Option<u32>) -> UpstreamRequest {
@@ -509,6 +541,13 @@ mod tests {
         assert!(tool_request(&messages, &tools, ToolChoice::None)
             .ends_with(r#""input_schema":{"type":"object"}}],"tool_choice":{"type":"none"},"stream":true}"#));
         assert!(!tool_request(&messages, &[], ToolChoice::None).contains("tool_choice"), "no tools, no choice");
+        assert!(tool_request(&messages, &tools, ToolChoice::Required)
+            .ends_with(r#"}],"tool_choice":{"type":"any"},"stream":true}"#));
+        assert!(tool_request(&messages, &tools, ToolChoice::Tool("add_task"))
+            .ends_with(r#"}],"tool_choice":{"type":"tool","name":"add_task"},"stream":true}"#));
+        let bare = [ToolDef { name: "now", description: "", parameters: &schema }];
+        assert!(tool_request(&messages, &bare, ToolChoice::Auto)
+            .ends_with(r#""tools":[{"name":"now","input_schema":{"type":"object"}}],"stream":true}"#));
     }
 
     #[test]
@@ -530,5 +569,21 @@ mod tests {
                 r#"{"type":"text","text":"wait"}]}],"stream":true}"#
             )
         );
+    }
+
+    #[test]
+    fn a_whole_message_keeps_its_tool_calls_in_order_with_their_input_as_json_text() {
+        let body = br#"{"content":[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_2","name":"now","input":{"zone":"UTC","at":-3.50}}],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":9}}"#;
+        let decoded = decode_completion(serde_json::from_slice(body).unwrap()).unwrap();
+        assert_eq!(decoded.text, "Let me check.");
+        assert_eq!(
+            decoded.tool_calls,
+            [
+                ToolCall { id: "toolu_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() },
+                // As written: member order and number text kept.
+                ToolCall { id: "toolu_2".into(), name: "now".into(), arguments: r#"{"zone":"UTC","at":-3.50}"#.into() },
+            ]
+        );
+        assert_eq!(decoded.finish_reason.as_deref(), Some("tool_use"));
     }
 }

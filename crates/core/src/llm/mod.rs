@@ -91,12 +91,16 @@ pub struct ToolDef<'a> {
 
 /// Whether the model may call the tools offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ToolChoice {
-    /// The model decides (the providers' default: nothing is sent).
+pub enum ToolChoice<'a> {
+    /// The model decides (the providers' default).
     #[default]
     Auto,
     /// The model must answer in text.
     None,
+    /// The model must call at least one of the tools.
+    Required,
+    /// The model must call the tool of this name.
+    Tool(&'a str),
 }
 
 /// A piece of a streamed tool call. The providers send a call in fragments: the first names
@@ -166,6 +170,9 @@ pub enum StreamEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,
+    /// The tool calls of the answer, in order (their names and arguments are also counted in
+    /// `other_output_chars`).
+    pub tool_calls: Vec<ToolCall>,
     /// Characters of billed output besides `text`: tool-call names and arguments, reasoning,
     /// refusals (for an estimate when the upstream reports no usage).
     pub other_output_chars: u64,

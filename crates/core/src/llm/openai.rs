@@ -17,9 +17,9 @@ struct Body<'a> {
     messages: Vec<Message<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tools: Vec<Tool<'a>>,
-    /// `"none"`, sent only with tools.
+    /// Sent only with tools.
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<&'static str>,
+    tool_choice: Option<WireChoice<'a>>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -100,6 +100,35 @@ impl<'a> From<&ToolDef<'a>> for Tool<'a> {
     }
 }
 
+/// `tool_choice`: `"auto"`, `"none"`, `"required"` or
+/// `{"type": "function", "function": {"name": ..}}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireChoice<'a> {
+    Mode(&'static str),
+    Named {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: Named<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+impl<'a> From<ToolChoice<'a>> for WireChoice<'a> {
+    fn from(choice: ToolChoice<'a>) -> Self {
+        match choice {
+            ToolChoice::Auto => WireChoice::Mode("auto"),
+            ToolChoice::None => WireChoice::Mode("none"),
+            ToolChoice::Required => WireChoice::Mode("required"),
+            ToolChoice::Tool(name) => WireChoice::Named { kind: "function", function: Named { name } },
+        }
+    }
+}
+
 /// `POST {base}/chat/completions`, for base URLs that end in `/v1`.
 pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest {
     let body = Body {
@@ -108,10 +137,7 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         tools: req.tools.iter().map(Tool::from).collect(),
         // Sent whenever tools are (OpenAI refuses it without them); `auto` explicitly, so an
         // upstream never defaults to forcing a call.
-        tool_choice: (!req.tools.is_empty()).then_some(match req.tool_choice {
-            ToolChoice::Auto => "auto",
-            ToolChoice::None => "none",
-        }),
+        tool_choice: (!req.tools.is_empty()).then(|| WireChoice::from(req.tool_choice)),
         stream: req.stream,
         // Without it a stream reports no usage at all.
         stream_options: req.stream.then_some(StreamOptions { include_usage: true }),
@@ -240,8 +266,13 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     let calls = message.tool_call_deltas();
     let call_chars = calls.iter().flat_map(|c| c.name.iter().chain([&c.arguments]).map(|t| t.chars().count()));
     let other_chars = message.other_pieces().iter().map(|p| p.chars().count()).chain(call_chars).sum::<usize>();
+    let tool_calls = calls
+        .into_iter()
+        .map(|c| ToolCall { id: c.id.unwrap_or_default(), name: c.name.unwrap_or_default(), arguments: c.arguments })
+        .collect();
     Ok(Completion {
         text,
+        tool_calls,
         other_output_chars: other_chars as u64,
         usage: body.usage.as_ref().map(Counts::usage),
         finish_reason: choice.finish_reason,
@@ -250,7 +281,6 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ToolCall;
     use super::*;
 
     fn conversation() -> Vec<ChatMessage> {
@@ -354,6 +384,12 @@ mod tests {
         assert!(build(None, &last_step)
             .body
             .ends_with(r#""required":["title"]}}}],"tool_choice":"none","stream":false}"#));
+        let required = ChatRequest { tool_choice: ToolChoice::Required, ..req };
+        assert!(build(None, &required).body.ends_with(r#"}}}],"tool_choice":"required","stream":false}"#));
+        let named = ChatRequest { tool_choice: ToolChoice::Tool("add_task"), ..req };
+        assert!(build(None, &named)
+            .body
+            .ends_with(r#"}}}],"tool_choice":{"type":"function","function":{"name":"add_task"}},"stream":false}"#));
     }
 
     #[test]

@@ -53,8 +53,8 @@ pub struct ChatRequest<'a> {
     /// The tools offered; when empty no `tools` member is sent at all (nor `tool_choice`,
     /// which the providers refuse without tools).
     pub tools: &'a [ToolDef<'a>],
-    /// [`ToolChoice::None`] makes the model answer in text (sent only with tools).
-    pub tool_choice: ToolChoice,
+    /// Whether and which tools the model must call (sent only with tools).
+    pub tool_choice: ToolChoice<'a>,
 }
 
 /// A provider request, ready to send.
@@ -391,12 +391,14 @@ mod tests {
     fn whole_answers_count_tool_calls_and_thinking() {
         let fixture: &[u8] = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}],"reasoning_content":"Ask."},"finish_reason":"tool_calls"}]}"#;
         let decoded = decode_completion(Provider::OpenAi, fixture).unwrap();
+        assert_eq!(decoded.tool_calls, [call("call_1", "get_weather", r#"{"city":"Paris"}"#)]);
         // "Ask." + "get_weather" + {"city":"Paris"}: 4 + 11 + 16 characters.
         assert_eq!((decoded.text.as_str(), decoded.other_output_chars, decoded.usage), ("", 31, None));
         assert_eq!(decoded.estimated_output_tokens(), 8);
         let anthropic: &[u8] = br#"{"content":[{"type":"thinking","thinking":"Ask.","signature":"x"},{"type":"text","text":"ok"},{"type":"tool_use","id":"t","name":"get_weather","input":{"city":"Paris"}}],"stop_reason":"tool_use"}"#;
         let decoded = decode_completion(Provider::Anthropic, anthropic).unwrap();
         assert_eq!((decoded.text.as_str(), decoded.other_output_chars), ("ok", 31));
+        assert_eq!(decoded.tool_calls, [call("t", "get_weather", r#"{"city":"Paris"}"#)]);
         let legacy: &[u8] =
             br#"{"choices":[{"message":{"content":null,"function_call":{"name":"f","arguments":{"a":1}}}}]}"#;
         assert_eq!(decode_completion(Provider::OpenAi, legacy).unwrap().other_output_chars, 8);
@@ -416,6 +418,7 @@ mod tests {
     fn streamed_and_whole_answers_agree() {
         let expected = Completion {
             text: SIM_TEXT.into(),
+            tool_calls: Vec::new(),
             other_output_chars: 0,
             usage: Some(SIM_USAGE),
             finish_reason: Some("stop".into()),
@@ -507,6 +510,7 @@ mod tests {
             br#"{"result":{"response":"hi","usage":{"prompt_tokens":3,"completion_tokens":1}},"success":true}"#;
         let expected = Completion {
             text: "hi".into(),
+            tool_calls: Vec::new(),
             other_output_chars: 0,
             usage: Some(Usage { prompt_tokens: 3, completion_tokens: 1 }),
             finish_reason: None,

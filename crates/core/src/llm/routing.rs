@@ -7,14 +7,14 @@
 //!  "models": {"sim-small": {"provider": "openai", "upstream": "sim-small", "context_tokens": 8192,
 //!                           "allow_fields": ["service_tier"], "fallbacks": ["claude"]},
 //!             "claude": {"provider": "anthropic", "upstream": "claude-3-5-haiku-latest",
-//!                        "context_tokens": 200000}}}
+//!                        "context_tokens": 200000, "capabilities": {"json_mode": false}}}}
 //! ```
 
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::provider::Provider;
 use crate::admission::GOVERNED_FIELDS;
@@ -38,6 +38,40 @@ pub struct ModelRoute {
     pub allow_fields: Vec<String>,
     /// Models to try, in order, when this one fails.
     pub fallbacks: Vec<String>,
+    /// What the gateway lets a request use on this model.
+    pub capabilities: Capabilities,
+}
+
+/// What a model can be asked for through the gateway: `tools` (function calling), `json_mode`
+/// (`response_format` `json_object`/`json_schema`) and `vision` (image parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub tools: bool,
+    pub json_mode: bool,
+    pub vision: bool,
+}
+
+impl Capabilities {
+    /// What the gateway can do on `provider`: OpenAI-compatible upstreams get the request as
+    /// it is; Anthropic gets tools and JSON mode translated (image parts are not translated);
+    /// Workers AI gets text only.
+    pub fn of(provider: Provider) -> Self {
+        match provider {
+            Provider::OpenAi => Capabilities { tools: true, json_mode: true, vision: true },
+            Provider::Anthropic => Capabilities { tools: true, json_mode: true, vision: false },
+            Provider::WorkersAi => Capabilities { tools: false, json_mode: false, vision: false },
+        }
+    }
+}
+
+/// `capabilities` as written in `MODEL_ROUTES`: each member overrides the provider's default,
+/// but only to turn a capability off (an upstream model that cannot do what its API can).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCapabilities {
+    tools: Option<bool>,
+    json_mode: Option<bool>,
+    vision: Option<bool>,
 }
 
 impl ModelRoute {
@@ -74,6 +108,7 @@ struct RawRoute {
     allow_fields: Vec<String>,
     #[serde(default)]
     fallbacks: Vec<String>,
+    capabilities: Option<RawCapabilities>,
 }
 
 /// A JSON object's members in configuration order (a serde map would sort them); a name
@@ -223,6 +258,25 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
     }
     let upstream = raw.upstream.filter(|u| !u.is_empty()).unwrap_or_else(|| name.clone());
     let allow_fields = raw.allow_fields;
+    let most = Capabilities::of(provider);
+    let asked = raw.capabilities.unwrap_or_default();
+    let mut capabilities = most;
+    for (field, can, set, slot) in [
+        ("tools", most.tools, asked.tools, &mut capabilities.tools),
+        ("json_mode", most.json_mode, asked.json_mode, &mut capabilities.json_mode),
+        ("vision", most.vision, asked.vision, &mut capabilities.vision),
+    ] {
+        match set {
+            Some(true) if !can => {
+                return Err(problem(format!(
+                    "capabilities.{field} cannot be true: the gateway does not support it for provider {}",
+                    provider.as_str()
+                )))
+            }
+            Some(on) => *slot = on,
+            None => {}
+        }
+    }
     Ok(ModelRoute {
         name,
         provider,
@@ -231,6 +285,7 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
         max_output_tokens,
         allow_fields,
         fallbacks: raw.fallbacks,
+        capabilities,
     })
 }
 
@@ -269,6 +324,7 @@ mod tests {
                 max_output_tokens: 1024,
                 allow_fields: vec![],
                 fallbacks: vec!["sim-small".into()],
+                capabilities: Capabilities { tools: true, json_mode: true, vision: true },
             }
         );
         let claude = routes.resolve(Some("claude")).unwrap();
@@ -276,6 +332,25 @@ mod tests {
             (claude.provider, claude.upstream.as_str(), claude.context_tokens, claude.max_output_tokens),
             (Provider::Anthropic, "claude-3-5-haiku-latest", 200_000, 4096)
         );
+    }
+
+    #[test]
+    fn capabilities_come_from_the_provider_and_may_only_be_turned_off() {
+        let routes = routes();
+        let caps = |name: &str| routes.resolve(Some(name)).unwrap().capabilities;
+        assert_eq!(caps("claude"), Capabilities { tools: true, json_mode: true, vision: false });
+        assert_eq!(caps("llama"), Capabilities { tools: false, json_mode: false, vision: false });
+        let off =
+            r#"{"default":"a","models":{"a":{"provider":"openai","capabilities":{"tools":false,"vision":false}}}}"#;
+        let a = Routes::parse(off).unwrap().resolve(None).unwrap().capabilities;
+        assert_eq!(a, Capabilities { tools: false, json_mode: true, vision: false });
+        let on = r#"{"default":"a","models":{"a":{"provider":"workers-ai","capabilities":{"tools":true}}}}"#;
+        assert_eq!(
+            parse_err(on),
+            "MODEL_ROUTES model \"a\": capabilities.tools cannot be true: the gateway does not support it for provider workers-ai"
+        );
+        let unknown = r#"{"default":"a","models":{"a":{"provider":"openai","capabilities":{"audio":true}}}}"#;
+        assert!(parse_err(unknown).contains("unknown field `audio`"), "{}", parse_err(unknown));
     }
 
     #[test]

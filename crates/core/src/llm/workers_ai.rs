@@ -95,7 +95,13 @@ pub(super) fn decode_completion(body: Answer) -> Result<Completion, String> {
     }
     let Text { response, usage } = body.result.unwrap_or(Text { response: body.response, usage: body.usage });
     let text = response.ok_or("upstream answer has no response")?;
-    Ok(Completion { text, other_output_chars: 0, usage: usage.as_ref().map(Counts::usage), finish_reason: None })
+    Ok(Completion {
+        text,
+        tool_calls: Vec::new(),
+        other_output_chars: 0,
+        usage: usage.as_ref().map(Counts::usage),
+        finish_reason: None,
+    })
 }
 
 /// The message of a REST error body (`{"errors": [{"message": ..}]}`) or an `error` member.
