@@ -14,8 +14,9 @@ use edgechat_core::admission::{self, Admissible, Reserve};
 use edgechat_core::answer::Dialect;
 use edgechat_core::body::is_json_content_type;
 use edgechat_core::config::Config;
-use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, ResponseMeta};
+use edgechat_core::gateway::{self, cache_key, GatewayRequest, OpenAiError, RawObject, ResponseMeta};
 use edgechat_core::llm::routing::ModelRoute;
+use edgechat_core::messages;
 use edgechat_core::{request_id, ApiError};
 use std::rc::Rc;
 
@@ -26,6 +27,9 @@ pub(super) struct Call {
     /// The API the client called.
     pub dialect: Dialect,
     pub req: GatewayRequest,
+    /// The client's own body when it is not Chat Completions (a Messages request), for an
+    /// upstream that speaks its API.
+    pub original: Option<RawObject>,
     /// The model asked for, then the fallbacks the plan allows.
     pub chain: Vec<ModelRoute>,
     pub meta: ResponseMeta,
@@ -39,7 +43,7 @@ pub(super) struct Call {
 /// Authenticates the request, reads it (in `dialect`) and admits it by the caller's plan.
 pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
-    let (req, chain) = read_call(cx).await?;
+    let (req, original, chain) = read_call(cx, dialect).await?;
     let config = cx.config.clone();
     let plan = config.plans.get(&principal.user.plan);
     let Admissible { chain, completion_tokens } = admission::gateway(&req, chain, plan)?;
@@ -53,19 +57,23 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
         id: format!("{}{}", dialect.id_prefix(), request_id::hex(&runtime::random_bytes::<12>()?)),
         created: runtime::now_ms() / 1000,
         model: route.name.clone(),
+        prompt_estimate,
     };
     let billing = Billing::of(cx, &principal, prompt_estimate);
     let bypass = cx.header(Header::CacheControl).is_some_and(|v| v.to_ascii_lowercase().contains("no-cache"));
     // The cache keeps one choice: a request for more is never answered from it.
     let cacheable = req.deterministic && req.n.unwrap_or(1) == 1;
     let cache_key = cacheable.then(|| cache_key(&principal.user.user_id, &req));
-    Ok(Call { config: cx.config.clone(), dialect, req, chain, meta, billing, admission, cache_key, bypass })
+    Ok(Call { config: cx.config.clone(), dialect, req, original, chain, meta, billing, admission, cache_key, bypass })
 }
 
-/// The request's body, read and checked: the call and the routes it may take.
-async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), AppError> {
-    let bytes = json_body(cx).await?;
-    let req = gateway::parse_request(&bytes)?;
+/// The request's body, read and checked: the call, the client's own body when it was not
+/// Chat Completions, and the routes it may take.
+async fn read_call(
+    cx: &Ctx<'_>,
+    dialect: Dialect,
+) -> Result<(GatewayRequest, Option<RawObject>, Vec<ModelRoute>), AppError> {
+    let (req, original) = read_request(cx, dialect, false).await?;
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
     // Refused rather than dropped: a model without the capability is never sent them.
@@ -73,7 +81,32 @@ async fn read_call(cx: &Ctx<'_>) -> Result<(GatewayRequest, Vec<ModelRoute>), Ap
         return Err(refused.into());
     }
     let chain = routes.chain(&route.name).into_iter().cloned().collect();
-    Ok((req, chain))
+    Ok((req, original, chain))
+}
+
+/// The body read in `dialect` as a Chat Completions request (another dialect's converted to
+/// it), with the client's own body when it was converted. `count_only`: a `count_tokens` body.
+async fn read_request(
+    cx: &Ctx<'_>,
+    dialect: Dialect,
+    count_only: bool,
+) -> Result<(GatewayRequest, Option<RawObject>), AppError> {
+    let bytes = json_body(cx).await?;
+    let (bytes, original) = match dialect {
+        Dialect::ChatCompletions => (bytes, None),
+        Dialect::Messages => {
+            let converted = messages::to_chat_completions(&bytes, count_only)?;
+            (converted.chat, Some(converted.original))
+        }
+    };
+    Ok((gateway::parse_request(&bytes)?, original))
+}
+
+/// A Messages prompt's estimated tokens (`count_tokens`), for a routed model.
+pub(super) async fn count(cx: &Ctx<'_>) -> Result<u64, AppError> {
+    let (req, _) = read_request(cx, Dialect::Messages, true).await?;
+    cx.config.routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
+    Ok(req.prompt_estimate())
 }
 
 /// A gateway request's body, which must be declared JSON (else 415): read the same way by

@@ -1143,6 +1143,9 @@ pub struct ResponseMeta {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// The prompt's estimated tokens: what a Messages stream reports as its input before the
+    /// upstream's count is known.
+    pub prompt_estimate: u64,
 }
 
 /// `GET /v1/models`'s list.

@@ -1,21 +1,25 @@
-//! A translated answer written in the dialect the client spoke (Chat Completions today;
-//! Responses and Messages build on the same seam): the relay decodes any provider's stream
+//! A translated answer written in the dialect the client spoke (Chat Completions and
+//! Anthropic Messages; Responses builds on the same seam): the relay decodes any provider's stream
 //! into [`StreamEvent`](crate::llm::StreamEvent)s and hands each piece to the dialect's
 //! [`StreamWriter`]; a whole answer is written at once by [`whole`].
 
 mod chat_completions;
+mod messages;
 
 use crate::gateway::ResponseMeta;
 use crate::llm::provider::Provider;
 use crate::llm::{ToolCall, ToolCallDelta, Usage};
 
 pub use chat_completions::{usage_event, ChatChunks, DONE_EVENT};
+pub use messages::{error_json as messages_error_json, error_type as messages_error_type, MessageEvents};
 
 /// The API a client called, which its answer must speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/messages` (Anthropic Messages).
+    Messages,
 }
 
 impl Dialect {
@@ -23,6 +27,7 @@ impl Dialect {
     pub fn id_prefix(self) -> &'static str {
         match self {
             Dialect::ChatCompletions => "chatcmpl-",
+            Dialect::Messages => "msg_",
         }
     }
 
@@ -31,6 +36,7 @@ impl Dialect {
     pub fn native(self) -> Option<Provider> {
         match self {
             Dialect::ChatCompletions => Some(Provider::OpenAi),
+            Dialect::Messages => Some(Provider::Anthropic),
         }
     }
 }
@@ -90,10 +96,12 @@ pub trait StreamWriter {
 }
 
 /// The writer of a streamed answer in `dialect`; `include_usage`: the client asked for the
-/// usage at the end (Chat Completions' `stream_options.include_usage`).
+/// usage at the end (Chat Completions' `stream_options.include_usage`; a Messages stream
+/// always reports it).
 pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool) -> Box<dyn StreamWriter> {
     match dialect {
         Dialect::ChatCompletions => Box::new(ChatChunks::new(meta.clone(), include_usage)),
+        Dialect::Messages => Box::new(MessageEvents::new(meta.clone())),
     }
 }
 
@@ -101,6 +109,7 @@ pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool)
 pub fn whole(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> String {
     match dialect {
         Dialect::ChatCompletions => chat_completions::completion_json(meta, answer),
+        Dialect::Messages => messages::message_json(meta, answer),
     }
 }
 
