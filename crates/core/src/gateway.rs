@@ -1145,6 +1145,9 @@ pub struct ResponseMeta {
     pub model: String,
     /// What a Responses answer repeats of its request (`None` for other dialects).
     pub echo: Option<std::sync::Arc<crate::responses::Echo>>,
+    /// The prompt's estimated tokens: what a Messages stream reports as its input before the
+    /// upstream's count is known.
+    pub prompt_estimate: u64,
 }
 
 /// `GET /v1/models`'s list.

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod llm;
 pub mod log;
 pub mod mcp;
+pub mod messages;
 pub mod password;
 pub mod plans;
 pub mod request_id;

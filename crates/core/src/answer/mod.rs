@@ -1,9 +1,10 @@
-//! A translated answer written in the dialect the client spoke (Chat Completions today;
-//! Responses and Messages build on the same seam): the relay decodes any provider's stream
+//! A translated answer written in the dialect the client spoke (Chat Completions and
+//! Anthropic Messages; Responses builds on the same seam): the relay decodes any provider's stream
 //! into [`StreamEvent`](crate::llm::StreamEvent)s and hands each piece to the dialect's
 //! [`StreamWriter`]; a whole answer is written at once by [`whole`].
 
 mod chat_completions;
+mod messages;
 mod responses;
 
 use crate::gateway::ResponseMeta;
@@ -11,6 +12,7 @@ use crate::llm::provider::Provider;
 use crate::llm::{ToolCall, ToolCallDelta, Usage};
 
 pub use chat_completions::{usage_event, ChatChunks, DONE_EVENT};
+pub use messages::{error_json as messages_error_json, error_type as messages_error_type, MessageEvents};
 pub use responses::ResponseEvents;
 
 /// The API a client called, which its answer must speak.
@@ -20,6 +22,8 @@ pub enum Dialect {
     ChatCompletions,
     /// `POST /v1/responses`.
     Responses,
+    /// `POST /v1/messages` (Anthropic Messages).
+    Messages,
 }
 
 impl Dialect {
@@ -28,6 +32,7 @@ impl Dialect {
         match self {
             Dialect::ChatCompletions => "chatcmpl-",
             Dialect::Responses => "resp_",
+            Dialect::Messages => "msg_",
         }
     }
 
@@ -38,6 +43,7 @@ impl Dialect {
             Dialect::ChatCompletions => Some(Provider::OpenAi),
             // Every Responses answer is written here, from a chat upstream's.
             Dialect::Responses => None,
+            Dialect::Messages => Some(Provider::Anthropic),
         }
     }
 }
@@ -97,12 +103,14 @@ pub trait StreamWriter {
 }
 
 /// The writer of a streamed answer in `dialect`; `include_usage`: the client asked for the
-/// usage at the end (Chat Completions' `stream_options.include_usage`).
+/// usage at the end (Chat Completions' `stream_options.include_usage`; a Messages stream
+/// always reports it).
 pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool) -> Box<dyn StreamWriter> {
     match dialect {
         Dialect::ChatCompletions => Box::new(ChatChunks::new(meta.clone(), include_usage)),
         // A response's usage is always in its last event.
         Dialect::Responses => Box::new(ResponseEvents::new(meta.clone())),
+        Dialect::Messages => Box::new(MessageEvents::new(meta.clone())),
     }
 }
 
@@ -111,6 +119,7 @@ pub fn whole(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> String {
     match dialect {
         Dialect::ChatCompletions => chat_completions::completion_json(meta, answer),
         Dialect::Responses => responses::response_object(meta, answer),
+        Dialect::Messages => messages::message_json(meta, answer),
     }
 }
 

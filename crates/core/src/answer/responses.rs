@@ -483,7 +483,7 @@ mod tests {
     use std::sync::Arc;
 
     fn meta() -> ResponseMeta {
-        ResponseMeta { id: "resp_ab12".into(), created: 7, model: "m".into(), echo: None }
+        ResponseMeta { id: "resp_ab12".into(), created: 7, model: "m".into(), prompt_estimate: 0, echo: None }
     }
 
     const USAGE: Usage = Usage { prompt_tokens: 3, completion_tokens: 2 };
