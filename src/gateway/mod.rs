@@ -10,6 +10,7 @@
 mod billing;
 mod cache;
 pub mod embeddings;
+mod items;
 mod relay;
 mod request;
 
@@ -105,6 +106,7 @@ async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Ou
     if let (Some(key), false) = (&cache_key, bypass) {
         if let Some(hit) = cache::get(&billing.env, key).await {
             let _ = head.send(cache::replay(dialect, &req, &meta, &hit));
+            items::keep(&billing.env, &billing.user_id, cache::kept_items(dialect, &meta, &hit)).await;
             billing.close(admission, 0, Record::cached(first, &hit)).await;
             return;
         }

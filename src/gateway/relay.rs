@@ -3,6 +3,7 @@
 //! ending in the call's [`Settlement`] (and its cache entry when it completed).
 
 use super::billing::Billing;
+use super::items;
 use super::{cache, Head};
 use crate::http::JSON;
 use crate::relay::{Ending, Pump};
@@ -167,6 +168,8 @@ impl Answer<'_> {
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
             let answer = answer::Whole { text: &decoded.text, tool_calls: &decoded.tool_calls, finish, usage };
+            let kept = answer::kept_items(self.dialect, &meta, &answer);
+            items::keep(&self.billing.env, &self.billing.user_id, kept).await;
             answer::whole(self.dialect, &meta, &answer).into_bytes()
         };
         (Ok(out), Settlement::complete(usage, estimated))
@@ -243,6 +246,9 @@ impl Answer<'_> {
                 Some(code) => writer.fail(code),
                 None => writer.close(finish, &usage),
             };
+            if error.is_none() {
+                items::keep(&self.billing.env, &self.billing.user_id, writer.kept_items()).await;
+            }
             outlet.send(tail.into_bytes()).await;
         }
         self.settle_stream(self.cache_to, &acc, finish, gone, error.is_some()).await

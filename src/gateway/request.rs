@@ -4,6 +4,7 @@
 //! reserved.
 
 use super::billing::Billing;
+use super::items;
 use crate::app::Ctx;
 use crate::auth::authenticate;
 use crate::http::{read_body, AppError};
@@ -45,7 +46,7 @@ pub(super) struct Call {
 /// Authenticates the request, reads it (in `dialect`) and admits it by the caller's plan.
 pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, AppError> {
     let principal = authenticate(cx).await?;
-    let read = read_call(cx, dialect).await;
+    let read = read_call(cx, dialect, &principal.user.user_id).await;
     // A Responses caller is told the member it sent, not the chat field it became.
     let (req, original, chain, echo) = match dialect {
         Dialect::Responses => read.map_err(|e| e.map_openai(responses::renamed))?,
@@ -81,8 +82,8 @@ pub(super) async fn admit(cx: &mut Ctx<'_>, dialect: Dialect) -> Result<Call, Ap
 
 /// The request's body, read and checked: the call, the client's own body when it was not
 /// Chat Completions, the routes it may take, and what a Responses answer echoes of it.
-async fn read_call(cx: &Ctx<'_>, dialect: Dialect) -> Result<ReadCall, AppError> {
-    let (req, original, echo) = read_request(cx, dialect, false).await?;
+async fn read_call(cx: &Ctx<'_>, dialect: Dialect, user_id: &str) -> Result<ReadCall, AppError> {
+    let (req, original, echo) = read_request(cx, dialect, user_id, false).await?;
     let routes = &cx.config.routes;
     let route = routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
     // Refused rather than dropped: a model without the capability is never sent them.
@@ -99,10 +100,12 @@ type ReadCall = (GatewayRequest, Option<RawObject>, Vec<ModelRoute>, Option<Echo
 
 /// The body read in `dialect` as a Chat Completions request (another dialect's converted to
 /// it), with the client's own body when a native upstream may need it, and what a Responses
-/// answer echoes. `count_only`: a `count_tokens` body.
+/// answer echoes; a Responses body's `item_reference`s read from `user_id`'s stored items.
+/// `count_only`: a `count_tokens` body.
 async fn read_request(
     cx: &Ctx<'_>,
     dialect: Dialect,
+    user_id: &str,
     count_only: bool,
 ) -> Result<(GatewayRequest, Option<RawObject>, Option<Echo>), AppError> {
     let bytes = json_body(cx).await?;
@@ -114,7 +117,11 @@ async fn read_request(
         }
         // No upstream speaks it: the client's body is never sent on.
         Dialect::Responses => {
-            let (chat, echo) = responses::to_chat(&bytes)?;
+            // Most bodies name no stored item: those are not read twice.
+            let referring = bytes.windows(14).any(|w| w == b"item_reference");
+            let ids = if referring { responses::item_references(&bytes)? } else { Vec::new() };
+            let stored = items::read(cx.env, user_id, &ids).await;
+            let (chat, echo) = responses::to_chat(&bytes, &stored)?;
             (chat, None, Some(echo))
         }
     };
@@ -123,7 +130,7 @@ async fn read_request(
 
 /// A Messages prompt's estimated tokens (`count_tokens`), for a routed model.
 pub(super) async fn count(cx: &Ctx<'_>) -> Result<u64, AppError> {
-    let (req, _, _) = read_request(cx, Dialect::Messages, true).await?;
+    let (req, _, _) = read_request(cx, Dialect::Messages, "", true).await?;
     cx.config.routes.resolve(Some(&req.model)).map_err(|_| OpenAiError::model_not_found(&req.model))?;
     Ok(req.prompt_estimate())
 }

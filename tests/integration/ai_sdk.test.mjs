@@ -165,31 +165,30 @@ for (const [model] of MODELS) {
   });
 }
 
-test('a conversation goes on statelessly with store: false; by default the SDK refers to stored items and is told how to stop', TIMEOUT, async () => {
+test('a conversation goes on by default (earlier answers referred to as stored items) and with store: false', TIMEOUT, async () => {
   const openai = await provider();
   const first = unique('Hello there');
   const { result } = await responsesCalls(() => generateText({ model: openai('sim-small'), prompt: first }));
   const next = unique('Tell me more');
   const messages = [...user(first), ...result.response.messages, ...user(next)];
-  // The default assumes OpenAI stored the first answer: its text is sent as an item_reference.
-  await assert.rejects(
-    responsesCalls(() => generateText({ model: openai('sim-small'), messages, maxRetries: 0 })),
-    (err) => {
-      assert.equal(err.statusCode, 400, `${err?.name}: ${err?.message}`);
-      assert.match(err.message, /item_reference/);
-      assert.match(err.message, /store = false/);
-      return true;
-    },
+  const expected = await simAnswer(SIM_SMALL, [...user(first), { role: 'assistant', content: result.text }, ...user(next)]);
+  // The default assumes the first answer was stored: its text is sent as an item_reference,
+  // which the gateway reads back from the caller's stored items.
+  const { result: byDefault, requests: defaultRequests } = await responsesCalls(() =>
+    generateText({ model: openai('sim-small'), messages, maxRetries: 0 }),
   );
+  assert.ok(
+    defaultRequests[0].body.input.some((item) => item.type === 'item_reference'),
+    `the SDK referred to the stored answer: ${JSON.stringify(defaultRequests[0].body.input)}`,
+  );
+  assert.equal(byDefault.text, expected);
   const providerOptions = { openai: { store: false } };
   const { result: second, requests } = await responsesCalls(() =>
     generateText({ model: openai('sim-small'), messages, providerOptions }),
   );
   assert.equal(requests[0].body.store, false);
-  assert.equal(
-    second.text,
-    await simAnswer(SIM_SMALL, [...user(first), { role: 'assistant', content: result.text }, ...user(next)]),
-  );
+  assert.ok(!requests[0].body.input.some((item) => item.type === 'item_reference'));
+  assert.equal(second.text, expected);
 });
 
 test('a gateway refusal reaches the app as an API call error with its status and message', TIMEOUT, async () => {

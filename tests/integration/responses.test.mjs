@@ -1,7 +1,8 @@
-// POST /v1/responses (OpenAI's Responses API, stateless) through the official `openai` npm SDK,
-// unmodified apart from base URL and API key: text and tool calls, whole and streamed, on the
-// OpenAI-routed model and the Anthropic-routed one, JSON output, refusals of what needs stored
-// state, usage records and the cache. Expected answers come from the simulator.
+// POST /v1/responses (OpenAI's Responses API) through the official `openai` npm SDK, unmodified
+// apart from base URL and API key: text and tool calls, whole and streamed, on the OpenAI-routed
+// model and the Anthropic-routed one, JSON output, stored output items referred to by
+// item_reference, refusals of what needs more stored state, usage records and the cache.
+// Expected answers come from the simulator.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -81,7 +82,7 @@ for (const [model, upstream, tokens] of MODELS) {
     assert.equal(res.model, model);
     assert.equal(res.error, null);
     assert.equal(res.incomplete_details, null);
-    assert.equal(res.store, false);
+    assert.equal(res.store, true, 'stored by default, as OpenAI does');
     assert.equal(res.output_text, await simAnswer(upstream, user(content)));
     assert.equal(res.output.length, 1);
     const [message] = res.output;
@@ -291,13 +292,13 @@ test('what needs stored state, built-in tools and bad shapes are 400s naming the
   const u = await keyedUser();
   const content = unique('Refuse me');
   const cases = [
-    [{ input: content, store: true }, 'store'],
+    [{ input: content, store: 'yes' }, 'store'],
     [{ input: content, previous_response_id: 'resp_0123' }, 'previous_response_id'],
     [{ input: content, conversation: 'conv_1' }, 'conversation'],
     [{ input: content, background: true }, 'background'],
     [{ input: content, tools: [{ type: 'web_search' }] }, 'tools[0].type'],
     [{ input: content, tools: [{ type: 'function', description: 'no name' }] }, 'tools[0].name'],
-    [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0]'],
+    [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0].id'],
     [{ input: [{ role: 'user', content: content }, { type: 'file_search_call', id: 'fs_1' }] }, 'input[1].type'],
     [{}, 'input'],
     [{ input: [] }, 'input'],
@@ -315,6 +316,53 @@ test('what needs stored state, built-in tools and bad shapes are 400s naming the
   assert.deepEqual(await simRequests(content), [], 'no refused request reached the model');
   const recs = await records(u, 1);
   assert.equal(recs.length, 1, `only the accepted call is recorded: ${JSON.stringify(recs)}`);
+});
+
+test('output items of stored answers (the default) can be referred to by item_reference; not with store: false, nor by another user', TIMEOUT, async () => {
+  const u = await keyedUser();
+  const tag = unique('Weather, please.');
+  const content = `${tag}\n/tool get_weather {"city":"Oslo"}`;
+  // Streamed: the items a stream sent are the ones kept.
+  const events = await collect(await u.client.responses.create({ model: 'sim-small', input: content, tools: [WEATHER], stream: true }));
+  const first = events.at(-1).response;
+  assert.equal(first.store, true);
+  const call = first.output.find((i) => i.type === 'function_call');
+  assert.ok(call, JSON.stringify(first.output));
+  const output = JSON.stringify({ city: 'Oslo', sky: 'clear' });
+  const input = [
+    { role: 'user', content },
+    { type: 'item_reference', id: call.id },
+    { type: 'function_call_output', call_id: call.call_id, output },
+  ];
+  const second = await u.client.responses.create({ model: 'sim-small', tools: [WEATHER], input });
+  assert.equal(second.output_text, `Done: ${output}`);
+  const recs = await simRequests(tag);
+  assert.equal(recs.length, 2);
+  const assistant = recs[1].body.messages.find((m) => m.role === 'assistant');
+  assert.deepEqual(assistant.tool_calls.map((c) => [c.id, c.function.name]), [[call.call_id, 'get_weather']]);
+
+  // A whole answer's message item, referred to in the next turn, is its text.
+  const hello = unique('Hello');
+  const answer = await u.client.responses.create({ model: 'sim-small', input: hello });
+  const next = unique('And then?');
+  const third = await u.client.responses.create({
+    model: 'sim-small',
+    input: [{ role: 'user', content: hello }, { type: 'item_reference', id: answer.output[0].id }, { role: 'user', content: next }],
+  });
+  assert.equal(
+    third.output_text,
+    await simAnswer(SIM_SMALL, [...user(hello), { role: 'assistant', content: answer.output_text }, ...user(next)]),
+  );
+
+  // Another user cannot refer to them, and store: false keeps nothing.
+  const other = await keyedUser();
+  await assert.rejects(other.client.responses.create({ model: 'sim-small', tools: [WEATHER], input }), refused('input[1].id'));
+  const unstored = await u.client.responses.create({ model: 'sim-small', input: unique('Forget me'), store: false });
+  assert.equal(unstored.store, false);
+  await assert.rejects(
+    u.client.responses.create({ model: 'sim-small', input: [{ type: 'item_reference', id: unstored.output[0].id }] }),
+    refused('input[0].id'),
+  );
 });
 
 test('a wrong API key is an AuthenticationError; an unknown model a 404', TIMEOUT, async () => {

@@ -379,11 +379,21 @@ def responses_stream_events_assemble_the_answer():
 
 
 @test
-def responses_with_store_true_is_a_bad_request_naming_store():
+def responses_stored_items_are_referred_to_and_previous_response_id_is_a_bad_request():
+    hello = unique("Hello")
+    first = client.responses.create(model="sim-small", input=hello, store=True)
+    eq(first.store, True, "store")
+    then = unique("And then?")
+    referred = [{"role": "user", "content": hello}, {"type": "item_reference", "id": first.output[0].id}]
+    second = client.responses.create(model="sim-small", input=referred + [{"role": "user", "content": then}])
+    expected = sim_answer(SIM_SMALL, user(hello) + [{"role": "assistant", "content": first.output_text}] + user(then))
+    eq(second.output_text, expected, "the answer after the referred item")
     err = expect_status_error(
-        openai.BadRequestError, 400, lambda: client.responses.create(model="sim-small", input="x", store=True)
+        openai.BadRequestError,
+        400,
+        lambda: client.responses.create(model="sim-small", input="x", previous_response_id=first.id),
     )
-    eq(err.body["param"], "store", "param")
+    eq(err.body["param"], "previous_response_id", "param")
 
 
 def main() -> int:

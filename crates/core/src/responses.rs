@@ -1,7 +1,10 @@
-//! `POST /v1/responses` requests (OpenAI's Responses API, stateless): a body checked and
-//! turned into the equivalent Chat Completions body, which the gateway then reads like any
-//! other (one path for admission, usage, cache and provider translation), and the request
-//! fields a response object echoes back ([`Echo`]).
+//! `POST /v1/responses` requests (OpenAI's Responses API): a body checked and turned into the
+//! equivalent Chat Completions body, which the gateway then reads like any other (one path for
+//! admission, usage, cache and provider translation), and the request fields a response object
+//! echoes back ([`Echo`]). The only state kept is the output items of answers stored with
+//! `store` (the default), so that later requests may name them by `item_reference`.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -55,6 +58,10 @@ pub struct Echo {
     pub top_p: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The answer's output items are kept for later `item_reference`s (`store`, true unless
+    /// the request said false); the response object says it in its own `store`.
+    #[serde(skip)]
+    pub store: bool,
 }
 
 impl Default for Echo {
@@ -70,13 +77,51 @@ impl Default for Echo {
             tools: json!([]),
             top_p: json!(1.0),
             user: None,
+            store: true,
         }
     }
 }
 
+/// How long the output items of a stored answer can be referred to, in seconds (OpenAI's 30
+/// days).
+pub const ITEM_TTL_SECONDS: u64 = 30 * 24 * 3600;
+/// Most `item_reference`s one request may make (each is one read of the store).
+pub const MAX_ITEM_REFERENCES: usize = 100;
+
+/// Output items of earlier answers, by id, as they were stored (their JSON objects).
+pub type StoredItems = BTreeMap<String, Value>;
+
+/// The KV key of a user's stored output item: per user, so that no one can refer to another's.
+pub fn item_key(user_id: &str, item_id: &str) -> String {
+    format!("v1:response-item:{user_id}:{item_id}")
+}
+
+/// The ids a Responses body's `item_reference` input items name, in order, for the edge to
+/// read before [`to_chat`]; a 400 for more than [`MAX_ITEM_REFERENCES`]. A body that does not
+/// parse names none (`to_chat` then says why).
+pub fn item_references(bytes: &[u8]) -> Result<Vec<String>, OpenAiError> {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(Vec::new());
+    };
+    let Some(Value::Array(items)) = body.get("input") else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = items
+        .iter()
+        .filter(|item| item["type"] == "item_reference")
+        .filter_map(|item| item["id"].as_str().map(str::to_owned))
+        .collect();
+    if ids.len() > MAX_ITEM_REFERENCES {
+        let message = format!("input may refer to at most {MAX_ITEM_REFERENCES} items");
+        return Err(OpenAiError::invalid("input", message));
+    }
+    Ok(ids)
+}
+
 /// A Responses body as the Chat Completions body (JSON) that asks the same, and what its
-/// answer echoes; a 400 naming the member for anything it cannot ask statelessly.
-pub fn to_chat(bytes: &[u8]) -> Result<(Vec<u8>, Echo), OpenAiError> {
+/// answer echoes; `stored`: the items its `item_reference`s name that were found. A 400
+/// naming the member for anything it cannot ask.
+pub fn to_chat(bytes: &[u8], stored: &StoredItems) -> Result<(Vec<u8>, Echo), OpenAiError> {
     let body: Map<String, Value> = match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(body)) => body,
         Ok(_) => return Err(unreadable("The request body must be a JSON object.")),
@@ -84,7 +129,7 @@ pub fn to_chat(bytes: &[u8]) -> Result<(Vec<u8>, Echo), OpenAiError> {
     };
     refuse_stateful(&body)?;
     let mut chat = Map::new();
-    let mut echo = Echo::default();
+    let mut echo = Echo { store: body.get("store") != Some(&Value::Bool(false)), ..Echo::default() };
     for (name, value) in &body {
         match name.as_str() {
             // Same meaning in both APIs; checked with the chat body.
@@ -116,7 +161,7 @@ pub fn to_chat(bytes: &[u8]) -> Result<(Vec<u8>, Echo), OpenAiError> {
         }
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                add_item(&mut messages, i, item)?;
+                add_item(&mut messages, i, item, stored)?;
             }
         }
         Some(_) => return Err(OpenAiError::invalid("input", "input must be a string or an array of input items")),
@@ -201,20 +246,14 @@ pub fn renamed(mut err: OpenAiError) -> OpenAiError {
 /// Refuses what needs state kept between calls or work done on OpenAI's side.
 fn refuse_stateful(body: &Map<String, Value>) -> Result<(), OpenAiError> {
     let set = |name: &str| body.get(name).is_some_and(|v| !v.is_null());
-    match body.get("store") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => {
-            return Err(OpenAiError::invalid(
-                "store",
-                "store: true is not supported: this gateway keeps no responses (send store: false or leave it out)",
-            ))
-        }
-        Some(_) => return Err(OpenAiError::invalid("store", "store must be a boolean")),
+    if !matches!(body.get("store"), None | Some(Value::Null | Value::Bool(_))) {
+        return Err(OpenAiError::invalid("store", "store must be a boolean"));
     }
     for name in ["previous_response_id", "conversation", "prompt"] {
         if set(name) {
             let message = format!(
-                "{name} is not supported: this gateway keeps no responses or conversations; send the whole input each time"
+                "{name} is not supported: this gateway keeps no responses or conversations, only output items \
+                 (item_reference); send the input each time"
             );
             return Err(OpenAiError::invalid(name, message));
         }
@@ -225,8 +264,8 @@ fn refuse_stateful(body: &Map<String, Value>) -> Result<(), OpenAiError> {
     }
 }
 
-/// Input item `i` added to the chat messages.
-fn add_item(messages: &mut Vec<Value>, i: usize, item: &Value) -> Result<(), OpenAiError> {
+/// Input item `i` added to the chat messages (an `item_reference`: the stored item it names).
+fn add_item(messages: &mut Vec<Value>, i: usize, item: &Value, stored: &StoredItems) -> Result<(), OpenAiError> {
     let param = |field: &str| if field.is_empty() { format!("input[{i}]") } else { format!("input[{i}].{field}") };
     let Some(o) = item.as_object() else {
         return Err(OpenAiError::invalid(&param(""), "each input item must be an object"));
@@ -284,11 +323,18 @@ fn add_item(messages: &mut Vec<Value>, i: usize, item: &Value) -> Result<(), Ope
         // The model's own reasoning summary: nothing a chat model is sent.
         "reasoning" => {}
         "item_reference" => {
-            return Err(OpenAiError::invalid(
-                &param(""),
-                "item_reference is not supported: this gateway keeps no responses; send the items themselves \
-                 (with the Vercel AI SDK, providerOptions.openai.store = false)",
-            ))
+            let id = required_string(o, "id", &param)?;
+            // Stored items are answers' own (messages and function calls), never references.
+            match stored.get(&id).filter(|item| item["type"] != "item_reference") {
+                Some(item) => add_item(messages, i, item, &StoredItems::new())?,
+                None => {
+                    let message = format!(
+                        "No item found with id '{id}': only the output of your own answers stored in the last \
+                         30 days (store true, the default) can be referred to; send the item itself instead"
+                    );
+                    return Err(OpenAiError::invalid(&param("id"), message));
+                }
+            }
         }
         other => {
             return Err(OpenAiError::invalid(
@@ -455,7 +501,8 @@ mod tests {
     use crate::gateway::parse_request;
 
     fn convert(body: Value) -> Result<(Value, Echo), OpenAiError> {
-        to_chat(body.to_string().as_bytes()).map(|(bytes, echo)| (serde_json::from_slice(&bytes).unwrap(), echo))
+        to_chat(body.to_string().as_bytes(), &StoredItems::new())
+            .map(|(bytes, echo)| (serde_json::from_slice(&bytes).unwrap(), echo))
     }
 
     fn refused(body: Value) -> OpenAiError {
@@ -556,14 +603,15 @@ mod tests {
     #[test]
     fn what_needs_stored_state_or_built_in_tools_is_refused_with_its_param() {
         let cases = [
-            (json!({ "model": "m", "input": "x", "store": true }), "store"),
+            (json!({ "model": "m", "input": "x", "store": "yes" }), "store"),
             (json!({ "model": "m", "input": "x", "previous_response_id": "resp_1" }), "previous_response_id"),
             (json!({ "model": "m", "input": "x", "conversation": "conv_1" }), "conversation"),
             (json!({ "model": "m", "input": "x", "background": true }), "background"),
             (json!({ "model": "m", "input": "x", "tools": [{ "type": "web_search" }] }), "tools[0].type"),
             (json!({ "model": "m", "input": "x", "tools": [{ "type": "function" }] }), "tools[0].name"),
             (json!({ "model": "m", "input": "x", "tools": {} }), "tools"),
-            (json!({ "model": "m", "input": [{ "type": "item_reference", "id": "msg_1" }] }), "input[0]"),
+            (json!({ "model": "m", "input": [{ "type": "item_reference", "id": "msg_1" }] }), "input[0].id"),
+            (json!({ "model": "m", "input": [{ "type": "item_reference" }] }), "input[0].id"),
             (json!({ "model": "m", "input": [{ "type": "file_search_call" }] }), "input[0].type"),
             (json!({ "model": "m", "input": [{ "role": "tool", "content": "x" }] }), "input[0].role"),
             (json!({ "model": "m", "input": [{ "type": "function_call", "name": "f" }] }), "input[0].call_id"),
@@ -582,9 +630,53 @@ mod tests {
             let err = refused(body.clone());
             assert_eq!((err.status, err.param.as_deref()), (400, Some(param)), "{body}");
         }
-        let err = to_chat(b"[1]").unwrap_err();
+        let err = to_chat(b"[1]", &StoredItems::new()).unwrap_err();
         assert_eq!((err.status, err.param), (400, None));
-        assert_eq!(to_chat(b"{").unwrap_err().status, 400);
+        assert_eq!(to_chat(b"{", &StoredItems::new()).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn item_references_become_the_stored_items_they_name() {
+        let body = json!({ "model": "m", "store": true, "input": [
+            { "role": "user", "content": "weather?" },
+            { "type": "item_reference", "id": "msg_a" },
+            { "type": "item_reference", "id": "fc_a_0" },
+            { "type": "function_call_output", "call_id": "call_1", "output": "sunny" },
+        ] });
+        let text = body.to_string();
+        assert_eq!(item_references(text.as_bytes()).unwrap(), vec!["msg_a", "fc_a_0"]);
+        let stored = StoredItems::from([
+            (
+                "msg_a".to_owned(),
+                json!({ "type": "message", "id": "msg_a", "role": "assistant",
+                "content": [{ "type": "output_text", "text": "Let me look.", "annotations": [] }] }),
+            ),
+            (
+                "fc_a_0".to_owned(),
+                json!({ "type": "function_call", "id": "fc_a_0", "call_id": "call_1",
+                "name": "get_weather", "arguments": "{}" }),
+            ),
+        ]);
+        let (chat, echo) = to_chat(text.as_bytes(), &stored).unwrap();
+        let chat: Value = serde_json::from_slice(&chat).unwrap();
+        assert_eq!(
+            chat["messages"],
+            json!([
+                { "role": "user", "content": "weather?" },
+                { "role": "assistant", "content": "Let me look.", "tool_calls": [
+                    { "id": "call_1", "type": "function", "function": { "name": "get_weather", "arguments": "{}" } }] },
+                { "role": "tool", "tool_call_id": "call_1", "content": "sunny" },
+            ])
+        );
+        assert!(echo.store);
+        // A reference to nothing stored (another user's, expired, or never stored) is a 400.
+        let err = to_chat(text.as_bytes(), &StoredItems::new()).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("input[1].id")));
+        let many: Vec<Value> =
+            (0..=MAX_ITEM_REFERENCES).map(|n| json!({ "type": "item_reference", "id": format!("m{n}") })).collect();
+        let err = item_references(json!({ "input": many }).to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("input"));
+        assert!(!to_chat(br#"{"model":"m","input":"x","store":false}"#, &stored).unwrap().1.store);
     }
 
     #[test]

@@ -100,6 +100,11 @@ pub trait StreamWriter {
     fn close(&mut self, finish: Finish, usage: &Usage) -> String;
     /// The end of a stream the model broke off (`code`: `upstream_error`, `upstream_timeout`).
     fn fail(&mut self, code: &'static str) -> String;
+    /// The output items of the answer written, by id, as JSON, when its dialect keeps them
+    /// for later requests to refer to (Responses asked with `store`).
+    fn kept_items(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The writer of a streamed answer in `dialect`; `include_usage`: the client asked for the
@@ -120,6 +125,14 @@ pub fn whole(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> String {
         Dialect::ChatCompletions => chat_completions::completion_json(meta, answer),
         Dialect::Responses => responses::response_object(meta, answer),
         Dialect::Messages => messages::message_json(meta, answer),
+    }
+}
+
+/// A whole answer's output items to keep, by id, as JSON (see [`StreamWriter::kept_items`]).
+pub fn kept_items(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> Vec<(String, String)> {
+    match dialect {
+        Dialect::Responses => responses::whole_items(meta, answer),
+        Dialect::ChatCompletions | Dialect::Messages => Vec::new(),
     }
 }
 

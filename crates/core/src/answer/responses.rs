@@ -108,6 +108,12 @@ impl OutputText {
 }
 
 impl OutputItem {
+    fn id(&self) -> &str {
+        match self {
+            OutputItem::Message { id, .. } | OutputItem::FunctionCall { id, .. } => id,
+        }
+    }
+
     fn message(id: String, status: &'static str, text: String) -> Self {
         let content = if status == "in_progress" { Vec::new() } else { vec![OutputText::new(text)] };
         OutputItem::Message { id, status, role: "assistant", content }
@@ -193,7 +199,7 @@ fn response_json(
         previous_response_id: (),
         reasoning: Reasoning { effort: (), summary: () },
         service_tier: "default",
-        store: false,
+        store: echo.store,
         truncation: "disabled",
         usage: usage.map(UsageJson::from),
     };
@@ -201,8 +207,8 @@ fn response_json(
     serde_json::to_value(&json).unwrap_or_default()
 }
 
-/// A whole `response` object.
-pub(super) fn response_object(meta: &ResponseMeta, answer: &Whole) -> String {
+/// A whole answer's output items.
+fn whole_output(meta: &ResponseMeta, answer: &Whole) -> Vec<OutputItem> {
     let ids = ItemIds::new(meta);
     let status = item_status(answer.finish);
     let mut output = Vec::new();
@@ -212,8 +218,28 @@ pub(super) fn response_object(meta: &ResponseMeta, answer: &Whole) -> String {
     for (n, call) in answer.tool_calls.iter().enumerate() {
         output.push(OutputItem::call(ids.call(n), "completed", call));
     }
+    output
+}
+
+/// A whole `response` object.
+pub(super) fn response_object(meta: &ResponseMeta, answer: &Whole) -> String {
+    let output = whole_output(meta, answer);
     let (status, incomplete) = ending(answer.finish);
     to_json(&response_json(meta, status, &output, incomplete, None, Some(&answer.usage)))
+}
+
+/// A whole answer's output items to keep for `item_reference`s (none unless it was asked
+/// with `store`).
+pub(super) fn whole_items(meta: &ResponseMeta, answer: &Whole) -> Vec<(String, String)> {
+    kept(meta, &whole_output(meta, answer))
+}
+
+/// `output`'s items by id, as JSON, when the request asked for its answer to be stored.
+fn kept(meta: &ResponseMeta, output: &[OutputItem]) -> Vec<(String, String)> {
+    if !meta.echo.as_ref().is_none_or(|e| e.store) {
+        return Vec::new();
+    }
+    output.iter().map(|item| (item.id().to_owned(), to_json(item))).collect()
 }
 
 /// One typed event: `{"type", "sequence_number", ...its members}`.
@@ -474,6 +500,10 @@ impl StreamWriter for ResponseEvents {
         let error = ErrorJson { code, message: "the model's stream ended early" };
         self.response_event("response.failed", "failed", "incomplete", None, Some(error), None)
     }
+
+    fn kept_items(&self) -> Vec<(String, String)> {
+        kept(&self.meta, &self.output("completed"))
+    }
 }
 
 #[cfg(test)]
@@ -512,6 +542,35 @@ mod tests {
     }
 
     #[test]
+    fn the_items_kept_are_the_output_items_sent_and_only_when_stored() {
+        let calls = [ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{}".into() }];
+        let answer = Whole { text: "hi", tool_calls: &calls, finish: Finish::ToolCalls, usage: USAGE };
+        let sent: Value = serde_json::from_str(&response_object(&meta(), &answer)).unwrap();
+        let kept = whole_items(&meta(), &answer);
+        assert_eq!(kept.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["msg_ab12", "fc_ab12_0"]);
+        let kept: Vec<Value> = kept.iter().map(|(_, item)| serde_json::from_str(item).unwrap()).collect();
+        assert_eq!(Value::Array(kept), sent["output"]);
+        // The stream keeps the same items under the same ids.
+        let mut w = ResponseEvents::new(meta());
+        let _ = [
+            w.open(),
+            w.text("hi"),
+            w.tool_call(&ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("f".into()),
+                arguments: "{}".into(),
+            }),
+            w.close(Finish::ToolCalls, &USAGE),
+        ];
+        assert_eq!(w.kept_items(), whole_items(&meta(), &answer));
+        let unstored = Echo { store: false, ..Echo::default() };
+        let meta = ResponseMeta { echo: Some(Arc::new(unstored)), ..meta() };
+        assert!(whole_items(&meta, &answer).is_empty());
+        assert_eq!(serde_json::from_str::<Value>(&response_object(&meta, &answer)).unwrap()["store"], false);
+    }
+
+    #[test]
     fn a_whole_answer_is_a_response_with_a_message_and_usage() {
         let answer = Whole { text: "hi there", tool_calls: &[], finish: Finish::Stop, usage: USAGE };
         let v: Value = serde_json::from_str(&response_object(&meta(), &answer)).unwrap();
@@ -522,7 +581,8 @@ mod tests {
         assert_eq!(v["model"], "m");
         assert_eq!(v["error"], Value::Null);
         assert_eq!(v["incomplete_details"], Value::Null);
-        assert_eq!(v["store"], false);
+        // Stored unless the request said otherwise, as OpenAI's default.
+        assert_eq!(v["store"], true);
         assert_eq!(v["tools"], json!([]));
         assert_eq!(v["tool_choice"], "auto");
         assert_eq!(v["text"], json!({ "format": { "type": "text" } }));
