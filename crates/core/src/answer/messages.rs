@@ -4,11 +4,10 @@
 //! and Anthropic's error bodies.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::{Finish, StreamWriter, Whole};
 use crate::gateway::ResponseMeta;
-use crate::llm::{to_json, ToolCall, ToolCallDelta, Usage};
+use crate::llm::{to_json, ToolCall, ToolCallDelta, ToolInput, Usage};
 
 /// Anthropic's `stop_reason` for a finish.
 fn stop_reason(finish: Finish) -> &'static str {
@@ -82,31 +81,12 @@ struct MessageJson<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
     Text { text: &'a str },
-    ToolUse { id: &'a str, name: &'a str, input: Input<'a> },
-}
-
-/// A `tool_use` block's input: the call's arguments when they are a JSON object, else `{}`.
-struct Input<'a>(Option<&'a RawValue>);
-
-impl<'a> Input<'a> {
-    fn of(arguments: &'a str) -> Self {
-        let raw = serde_json::from_str::<&RawValue>(arguments).ok();
-        Input(raw.filter(|r| r.get().trim_start().starts_with('{')))
-    }
-}
-
-impl Serialize for Input<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(raw) => raw.serialize(serializer),
-            None => serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?),
-        }
-    }
+    ToolUse { id: &'a str, name: &'a str, input: ToolInput<'a> },
 }
 
 impl<'a> From<&'a ToolCall> for Block<'a> {
     fn from(call: &'a ToolCall) -> Self {
-        Block::ToolUse { id: &call.id, name: &call.name, input: Input::of(&call.arguments) }
+        Block::ToolUse { id: &call.id, name: &call.name, input: ToolInput::of(&call.arguments) }
     }
 }
 

@@ -42,10 +42,10 @@ enum OutBlock<'a> {
 
 /// A `tool_use` block's input: the call's arguments when they are a JSON object, else `{}`
 /// (the API takes nothing else; the model saw its result, a tool error, in the next turn).
-struct Input<'a>(Option<&'a RawValue>);
+pub(crate) struct Input<'a>(Option<&'a RawValue>);
 
 impl<'a> Input<'a> {
-    fn of(arguments: &'a str) -> Self {
+    pub(crate) fn of(arguments: &'a str) -> Self {
         let raw = serde_json::from_str::<&RawValue>(arguments).ok();
         Input(raw.filter(|r| r.get().trim_start().starts_with('{')))
     }
