@@ -1,7 +1,8 @@
-// The edgechat chat page: no framework, no build step. The access token lives only in memory;
+// The edgechat chat page: no framework; this file is served as written. The access token lives only in memory;
 // the refresh token only in its HttpOnly cookie (used by /api/v1/auth/refresh on load and on
-// any 401). Model output is rendered by markdown.js, which never parses it as HTML.
-import { renderMarkdown } from './markdown.js';
+// any 401). Model output is rendered by /assets/markdown.js (built from web/markdown.js by
+// scripts/build-page.sh: markdown-it with raw HTML off, then DOMPurify).
+import { copyButton, renderMarkdown } from './assets/markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const API = '/api/v1';
@@ -474,6 +475,8 @@ function messageNode(m) {
       h('span', { className: 'count' }, `${index + 1}/${siblings.length}`),
       h('button', { type: 'button', className: 'icon', 'aria-label': 'Next version', disabled: index === siblings.length - 1 || !!state.turn, onclick: go(1) }, '›')));
   }
+  // Copies the message as written (its Markdown), once it is complete.
+  if (!live && m.content) tools.append(copyButton(() => m.content, mine ? 'Copy your message' : 'Copy answer', 'copy-msg'));
   if (!state.turn) {
     // The API can branch below a message, not above the first one: the first question
     // cannot be edited.
