@@ -73,7 +73,6 @@ const PURIFY = {
     'blockquote', 'hr', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'span', 'div'],
   ALLOWED_ATTR: ['href', 'target', 'rel', 'class', 'start', 'data-tex'],
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
-  ALLOW_DATA_ATTR: false,
   RETURN_DOM_FRAGMENT: true,
 };
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
@@ -139,7 +138,7 @@ function decorateCode(root) {
     const name = document.createElement('span');
     name.className = 'code-lang';
     name.textContent = lang || 'text';
-    head.append(name, copyButton(() => code.textContent, `Copy ${lang || 'code'} code`, 'copy-code'));
+    head.append(name, copyButton(() => code.textContent.replace(/\n$/, ''), `Copy ${lang || 'code'} code`, 'copy-code'));
     const box = document.createElement('div');
     box.className = 'code-block';
     pre.replaceWith(box);
