@@ -115,6 +115,7 @@ describe('rendering answers', { timeout: 180000 }, () => {
     assert.ok(sheet, 'KaTeX stylesheet loaded from the page\'s own origin');
     // KaTeX's fonts are files of the page's origin too: a typeset formula uses one.
     await page.waitForFunction(() => [...document.fonts].some((f) => f.family.includes('KaTeX') && f.status === 'loaded'));
+    await block.evaluate((e) => e.scrollIntoView({ block: 'start' }));
     await shot(page, 'render-desktop');
     await assertClean(page, problems);
   });
@@ -226,6 +227,8 @@ describe('rendering answers', { timeout: 180000 }, () => {
         await p.goto(`${stack.url}/#${richId}`);
         await p.locator('#messages .katex').first().waitFor();
         await p.locator('#messages .hljs-keyword').first().waitFor();
+        // The code block, the table and the math in view (the page opens at the answer's end).
+        await p.locator('#messages .code-block').first().evaluate((e) => e.scrollIntoView({ block: 'start' }));
         if (name === 'render-phone') {
           const o = await overflow(p);
           assert.equal(o.doc, 375, JSON.stringify(o));
