@@ -40,27 +40,30 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const browser = await launchBrowser();
 try {
+  const sites = [];
   for (const dir of dirs) {
     const server = await serve(path.resolve(dir));
-    const url = `http://127.0.0.1:${server.address().port}/`;
-    const fcp = [];
-    const dcl = [];
-    let files = [];
-    for (let i = 0; i < runs + 1; i++) {
+    sites.push({ dir, server, url: `http://127.0.0.1:${server.address().port}/`, fcp: [], dcl: [], files: [] });
+  }
+  // The versions take turns run by run, so that a busy moment of the machine hits them alike.
+  for (let i = 0; i < runs + 1; i++) {
+    for (const site of sites) {
       const context = await browser.newContext(); // a cold cache every run
       const page = await context.newPage();
       const fetched = [];
       page.on('response', (r) => { if (r.status() === 200) fetched.push(new URL(r.url()).pathname); });
-      await page.goto(url, { waitUntil: 'load' });
+      await page.goto(site.url, { waitUntil: 'load' });
       await page.locator('#auth').waitFor({ state: 'visible' });
       const t = await page.evaluate(() => ({
         fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
         dcl: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,
       }));
-      if (i > 0) { fcp.push(t.fcp); dcl.push(t.dcl); } // the first run warms the browser up
-      files = fetched;
+      if (i > 0) { site.fcp.push(t.fcp); site.dcl.push(t.dcl); } // the first run warms the browser up
+      site.files = fetched;
       await context.close();
     }
+  }
+  for (const { dir, server, fcp, dcl, files } of sites) {
     let raw = 0;
     let gz = 0;
     const rows = [];

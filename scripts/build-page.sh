@@ -3,7 +3,7 @@
 # its sources: web/*.js bundled by esbuild (ES modules, split: highlight.js core, each of its
 # languages and KaTeX are chunks loaded on first use), plus KaTeX's stylesheet and fonts.
 # markdown-it uses only the decoder of its `entities` dependency: importing that module alone keeps
-# the encoder's tables (~23 KB) out of the first load.
+# the encoder's tables out of the first load.
 # The rest of the page (public/index.html, app.js, app.css) is served as it is.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

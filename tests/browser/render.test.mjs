@@ -73,7 +73,7 @@ describe('rendering answers', { timeout: 180000 }, () => {
     await context?.close();
   });
 
-  test('a real answer renders its heading, table, nested list, highlighted code and math', { timeout: 60000 }, async () => {
+  test('a real answer renders its heading, table, nested list, highlighted code and math', { timeout: 60000 }, async (t) => {
     answer = await answerAfter(page, () => sendViaUi(page, PROMPT, 'rich'), { timeout: 40000 });
     const body = answer.locator('.body');
     const token = await apiLogin(stack.url, email);
@@ -117,6 +117,24 @@ describe('rendering answers', { timeout: 180000 }, () => {
     await page.waitForFunction(() => [...document.fonts].some((f) => f.family.includes('KaTeX') && f.status === 'loaded'));
     await block.evaluate((e) => e.scrollIntoView({ block: 'start' }));
     await shot(page, 'render-desktop');
+
+    // Streaming re-renders the growing answer once per frame: a whole render of this answer
+    // (about 4 KB of Markdown, with code and math cached as after the first frames) must fit a frame.
+    const ms = await page.evaluate(async (text) => {
+      const { renderMarkdown } = await import('/assets/markdown.js');
+      const div = document.createElement('div');
+      document.getElementById('messages').append(div);
+      const times = [];
+      for (let i = 0; i < 15; i++) {
+        const t0 = performance.now();
+        renderMarkdown(div, text.slice(0, text.length - i)); // a different text each time, as when streaming
+        times.push(performance.now() - t0);
+      }
+      div.remove();
+      return times.sort((a, b) => a - b)[7];
+    }, stored);
+    t.diagnostic(`rendering the ${stored.length}-character answer: ${ms.toFixed(2)} ms (median)`);
+    assert.ok(ms < 16, `a render takes ${ms} ms`);
     await assertClean(page, problems);
   });
 
