@@ -235,8 +235,10 @@ async function loadModels() {
     const { data } = await api('/v1/models');
     const select = $('model');
     const current = select.value;
-    select.replaceChildren(h('option', { value: '' }, 'default'), ...data.map((m) => h('option', { value: m.id }, m.id)));
-    select.value = state.conv?.model && data.some((m) => m.id === state.conv.model) ? state.conv.model : current;
+    // Embedding models answer no chat.
+    const chat = data.filter((m) => m.kind !== 'embedding');
+    select.replaceChildren(h('option', { value: '' }, 'default'), ...chat.map((m) => h('option', { value: m.id }, m.id)));
+    select.value = state.conv?.model && chat.some((m) => m.id === state.conv.model) ? state.conv.model : current;
   } catch (e) {
     showError(`Could not load the models: ${e.message}`);
   }

@@ -79,7 +79,22 @@ export function plan(ctx) {
     if (calls.length) return scripted(ctx, calls);
     if (lines) return null;
   }
-  return sampledPlan(ctx);
+  return sampledPlan(ctx) ?? jsonPlan(ctx);
+}
+
+/**
+ * JSON mode: with `response_format` `json_schema` the text answer is JSON with one deterministic
+ * value per property of its schema (`json_object`: `{"answer": ...}`), in 8-character pieces.
+ */
+function jsonPlan(ctx) {
+  const format = ctx.body.response_format;
+  if (format?.type !== 'json_schema' && format?.type !== 'json_object') return null;
+  const schema =
+    format.type === 'json_schema' ? format.json_schema?.schema : { properties: { answer: { type: 'string' } } };
+  const text = JSON.stringify(sampleObject(schema, rngFor(`${ctx.seed}\njson`), 0));
+  const tokens = [];
+  for (let i = 0; i < text.length; i += ARG_FRAGMENT) tokens.push(text.slice(i, i + ARG_FRAGMENT));
+  return { tokens };
 }
 
 /** The calls of the assistant message that the trailing tool results answer, if still offered. */

@@ -1,7 +1,9 @@
 //! The request pipeline every route goes through: request id, CORS, body cap, routing,
 //! dispatch, the one error-to-JSON mapping, and the one log line.
 
-use crate::http::{error_response, openai_error_response, AppError, Failure, HandlerResult, Reply};
+use crate::http::{
+    anthropic_error_response, error_response, openai_error_response, AppError, Failure, HandlerResult, Reply,
+};
 use crate::runtime::request::{Header, RequestHead};
 use crate::runtime::response::build_response;
 use crate::store::Db;
@@ -93,11 +95,17 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     let user_id = cx.user_id.take();
     let (d1_rows_read, d1_rows_written) = cx.db.as_ref().map_or((0, 0), |d| (d.rows_read(), d.rows_written()));
 
-    // `/v1/*` is the OpenAI-compatible surface: its errors take OpenAI's shape.
+    // `/v1/*` is the OpenAI-compatible surface: its errors take OpenAI's shape, except on
+    // the Anthropic Messages routes (`/v1/messages*`), whose errors take Anthropic's.
     let openai_shape = path.starts_with("/v1/");
+    let anthropic_shape = path == "/v1/messages" || path.starts_with("/v1/messages/");
+    let gateway_error = |err: &OpenAiError, extra: &[(&'static str, String)]| match anthropic_shape {
+        true => anthropic_error_response(err, extra),
+        false => openai_error_response(err, extra),
+    };
     let api_error = |err: ApiError| {
         if openai_shape {
-            openai_error_response(&OpenAiError::from(&err), &err.headers)
+            gateway_error(&OpenAiError::from(&err), &err.headers)
         } else {
             error_response(&err, &request_id)
         }
@@ -105,7 +113,7 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     let (reply, error_code) = match result.map_err(AppError::into_failure) {
         Ok(reply) => (reply, None),
         Err(Failure::Api(err)) => (api_error(err.clone()), Some(err.code)),
-        Err(Failure::OpenAi(err)) => (openai_error_response(&err, &[]), Some(err.code.unwrap_or(err.kind))),
+        Err(Failure::OpenAi(err)) => (gateway_error(&err, &[]), Some(err.code.unwrap_or(err.kind))),
         Err(Failure::Platform { context, cause }) => {
             runtime::log(&failure_line(&request_id, context, &cause));
             let err = ApiError::internal();
@@ -115,6 +123,10 @@ pub async fn handle(req: web_sys::Request, env: Env, worker_ctx: Context) -> web
     let cors = config.cors.response_headers(origin.as_deref());
     let mut headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     headers.push(("x-request-id", &request_id));
+    if anthropic_shape {
+        // Where Anthropic's SDKs read a response's id (`requestID` of their errors).
+        headers.push(("request-id", &request_id));
+    }
     headers.extend(security::HEADERS.iter().copied());
     headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
     runtime::log(
@@ -209,7 +221,10 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::ListModels => Box::pin(gateway::list_models(cx)),
         Route::GetModel => Box::pin(gateway::get_model(cx)),
         Route::ChatCompletions => Box::pin(gateway::chat_completions(cx)),
+        Route::Responses => Box::pin(gateway::responses(cx)),
         Route::Embeddings => Box::pin(gateway::embeddings::create(cx)),
+        Route::Messages => Box::pin(gateway::messages(cx)),
+        Route::CountTokens => Box::pin(gateway::count_tokens(cx)),
         Route::StripeWebhook => Box::pin(handlers::webhooks::stripe(cx)),
         Route::GetUsage => Box::pin(handlers::usage::get_usage(cx)),
         Route::AdminListUsers => Box::pin(handlers::admin::list_users(cx)),

@@ -145,10 +145,21 @@ enum Credential {
 }
 
 fn credential(cx: &Ctx<'_>, now: u64) -> Result<Credential, AppError> {
+    // The API surface (`/v1/*`) also takes an API key as Anthropic's SDKs send one.
+    let on_api = edgechat_core::url::path(&cx.head.url).starts_with("/v1/");
+    let api_key = cx.header(Header::ApiKey).filter(|_| on_api);
     let Some(raw) = cx.header(Header::Authorization) else {
-        return Err(ApiError::unauthorized("authentication required: send Authorization: Bearer <token>")
+        return match api_key {
+            Some(key) if secret::has_shape(API_KEY_PREFIX, key.trim()) => {
+                Ok(Credential::Key(secret::storage_hash(key.trim())))
+            }
+            Some(_) => Err(invalid_token()),
+            None => Err(ApiError::unauthorized(
+                "authentication required: send Authorization: Bearer <token> (or, on /v1, x-api-key: <API key>)",
+            )
             .with_header("www-authenticate", "Bearer")
-            .into());
+            .into()),
+        };
     };
     if raw.len() > MAX_TOKEN_LEN + 7 {
         return Err(invalid_token());

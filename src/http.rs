@@ -22,7 +22,7 @@ pub struct AppError(Box<Failure>);
 #[derive(Debug)]
 pub enum Failure {
     Api(ApiError),
-    /// An error already in OpenAI's shape (the `/v1/*` gateway).
+    /// An error already in OpenAI's shape (the `/v1/*` gateway; Anthropic's on `/v1/messages*`).
     OpenAi(edgechat_core::gateway::OpenAiError),
     Platform {
         context: &'static str,
@@ -49,6 +49,17 @@ impl AppError {
 
     pub fn into_failure(self) -> Failure {
         *self.0
+    }
+
+    /// The error with `f` applied when it is in OpenAI's shape.
+    pub fn map_openai(
+        self,
+        f: impl FnOnce(edgechat_core::gateway::OpenAiError) -> edgechat_core::gateway::OpenAiError,
+    ) -> Self {
+        match *self.0 {
+            Failure::OpenAi(e) => f(e).into(),
+            other => Self(Box::new(other)),
+        }
     }
 }
 
@@ -143,6 +154,16 @@ pub fn list_page<T: Serialize>(status: u16, data: &[T], next_cursor: Option<Stri
 /// The one place an OpenAI-shaped error becomes a response.
 pub fn openai_error_response(err: &edgechat_core::gateway::OpenAiError, extra: &[(&'static str, String)]) -> Reply {
     let mut reply = Reply::bytes(err.status, JSON, err.body().into_bytes());
+    reply.headers.extend(extra.iter().cloned());
+    reply
+}
+
+/// The one place an error on `/v1/messages*` becomes a response: Anthropic's shape
+/// (`{"type": "error", "error": {"type", "message"}}`) with the same status.
+pub fn anthropic_error_response(err: &edgechat_core::gateway::OpenAiError, extra: &[(&'static str, String)]) -> Reply {
+    use edgechat_core::answer::{messages_error_json, messages_error_type};
+    let body = messages_error_json(messages_error_type(err.status), &err.message);
+    let mut reply = Reply::bytes(err.status, JSON, body.into_bytes());
     reply.headers.extend(extra.iter().cloned());
     reply
 }

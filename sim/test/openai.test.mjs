@@ -294,3 +294,28 @@ test('invalid requests get 400 in the OpenAI error shape', T, async () => {
     await close();
   }
 });
+
+test('JSON mode answers JSON: one value per property of a json_schema, an object for json_object', T, async () => {
+  const { url, close } = await startSim();
+  try {
+    const schema = {
+      type: 'object',
+      properties: { name: { type: 'string' }, age: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } },
+      required: ['name', 'age', 'tags'],
+    };
+    const response_format = { type: 'json_schema', json_schema: { name: 'person', schema, strict: true } };
+    const body = { model: 'sim-small', messages: user('A person, please'), response_format };
+    const whole = await (await postJson(url + PATH, body)).json();
+    const value = JSON.parse(whole.choices[0].message.content);
+    assert.deepEqual(Object.keys(value), ['name', 'age', 'tags']);
+    assert.equal(typeof value.name, 'string');
+    assert.ok(Number.isInteger(value.age));
+    assert.equal(whole.choices[0].finish_reason, 'stop');
+    const { events } = await stream(url, body);
+    assert.equal(chunkText(events.slice(0, -1).map((e) => JSON.parse(e.data))), whole.choices[0].message.content);
+    const plain = await (await postJson(url + PATH, { ...body, response_format: { type: 'json_object' } })).json();
+    assert.equal(typeof JSON.parse(plain.choices[0].message.content).answer, 'string');
+  } finally {
+    await close();
+  }
+});

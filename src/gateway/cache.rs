@@ -43,6 +43,13 @@ pub(super) async fn put(env: &Env, config: &Config, key: &str, text: &str, finis
     }
 }
 
+/// The output items a cached answer replayed in `dialect` keeps (see [`answer::kept_items`]).
+pub(super) fn kept_items(dialect: Dialect, meta: &ResponseMeta, hit: &CachedCompletion) -> Vec<(String, String)> {
+    let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };
+    let answer = Whole { text: &hit.text, tool_calls: &[], finish: Finish::of(&hit.finish_reason), usage };
+    answer::kept_items(dialect, meta, &answer)
+}
+
 /// A cached answer in the client's dialect, whole or replayed as a stream.
 pub(super) fn replay(dialect: Dialect, req: &GatewayRequest, meta: &ResponseMeta, hit: &CachedCompletion) -> Head {
     let usage = Usage { prompt_tokens: hit.prompt_tokens, completion_tokens: hit.completion_tokens };

@@ -1,13 +1,16 @@
-//! `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/embeddings`: the
-//! OpenAI-compatible gateway. OpenAI upstreams get the client's request as is and their bytes
-//! go back unchanged; other providers are translated (embeddings: OpenAI-compatible only).
-//! Same routing, retries, fallbacks and timeouts as chat, plus an exact-match KV cache for
-//! deterministic requests and a usage record per request. The handlers and the order of a
-//! call are here; each step lives in its own file.
+//! The OpenAI- and Anthropic-compatible gateway: `GET /v1/models`, `POST /v1/chat/completions`,
+//! `POST /v1/responses`, `POST /v1/messages` and `POST /v1/embeddings`. An upstream that speaks
+//! the client's API gets the client's request as is and its bytes go back unchanged; other
+//! providers are translated (embeddings: OpenAI-compatible only; a Responses call is read as the
+//! chat call that asks the same, and every answer to it is written in its format). Same routing,
+//! retries, fallbacks and timeouts as chat, plus an exact-match KV cache for deterministic
+//! requests and a usage record per request. The handlers and the order of a call are here; each
+//! step lives in its own file.
 
 mod billing;
 mod cache;
 pub mod embeddings;
+mod items;
 mod relay;
 mod request;
 
@@ -41,7 +44,31 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {
-    let call = request::admit(cx, Dialect::ChatCompletions).await?;
+    answer(cx, Dialect::ChatCompletions).await
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API, stateless, read as the equivalent chat call
+/// (same routing, limits, usage and cache) and answered in the Responses format.
+pub async fn responses(cx: &mut Ctx<'_>) -> HandlerResult {
+    answer(cx, Dialect::Responses).await
+}
+
+/// `POST /v1/messages`: Anthropic's Messages API on the same routes, limits and records.
+pub async fn messages(cx: &mut Ctx<'_>) -> HandlerResult {
+    answer(cx, Dialect::Messages).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's estimate (`{"input_tokens": n}`), as the
+/// gateway reserves it; free, and recorded nowhere.
+pub async fn count_tokens(cx: &mut Ctx<'_>) -> HandlerResult {
+    authenticate(cx).await?;
+    let input_tokens = request::count(cx).await?;
+    Ok(Reply::bytes(200, JSON, edgechat_core::messages::count_json(input_tokens).into_bytes()))
+}
+
+/// One call in `dialect`: admitted, run to its end, and its answer's head returned.
+async fn answer(cx: &mut Ctx<'_>, dialect: Dialect) -> HandlerResult {
+    let call = request::admit(cx, dialect).await?;
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let (readable, body) = call.req.stream.then(|| streams::body_pipe(&cx.req)).unzip();
     // The call runs to its end whatever the client does, so usage and limits are always settled.
@@ -73,17 +100,18 @@ enum Head {
 /// One admitted call, from the cache or the upstream to its usage record and the settlement
 /// of its limits.
 async fn run(call: request::Call, head: oneshot::Sender<Head>, outlet: Option<Outlet>) {
-    let request::Call { config, dialect, req, chain, meta, billing, admission, cache_key, bypass } = call;
+    let request::Call { config, dialect, req, original, chain, meta, billing, admission, cache_key, bypass } = call;
     let first = &chain[0];
     let cache = cache::label(cache_key.as_deref(), bypass);
     if let (Some(key), false) = (&cache_key, bypass) {
         if let Some(hit) = cache::get(&billing.env, key).await {
             let _ = head.send(cache::replay(dialect, &req, &meta, &hit));
+            items::keep(&billing.env, &billing.user_id, cache::kept_items(dialect, &meta, &hit)).await;
             billing.close(admission, 0, Record::cached(first, &hit)).await;
             return;
         }
     }
-    let connected = match relay::connect(&billing.env, &config, &chain, &req).await {
+    let connected = match relay::connect(&billing.env, &config, &chain, &req, original.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
             let _ = head.send(Head::Error(e));

@@ -3,6 +3,7 @@
 //! ending in the call's [`Settlement`] (and its cache entry when it completed).
 
 use super::billing::Billing;
+use super::items;
 use super::{cache, Head};
 use crate::http::JSON;
 use crate::relay::{Ending, Pump};
@@ -13,11 +14,12 @@ use edgechat_core::chat::{Accumulator, FinalStatus, SettledStatus, Settlement};
 use edgechat_core::config::Config;
 use edgechat_core::gateway::{
     json_mode_answer, json_mode_event, passthrough_request, translation_refused, GatewayRequest, OpenAiError,
-    ResponseMeta,
+    RawObject, ResponseMeta,
 };
 use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest, Provider, StreamDecoder};
 use edgechat_core::llm::routing::ModelRoute;
 use edgechat_core::llm::{StreamEvent, Usage};
+use edgechat_core::messages;
 use edgechat_core::ApiError;
 use futures_channel::oneshot;
 use worker::Env;
@@ -25,13 +27,15 @@ use worker::Env;
 /// Largest non-streamed upstream answer read.
 const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
 
-/// The first model of `chain` that answers: OpenAI models get the client's request as is,
-/// others a translation.
+/// The first model of `chain` that answers: OpenAI models get the client's Chat Completions
+/// request as is, Anthropic models a Messages client's own body (`original`) as is, others a
+/// translation.
 pub(super) async fn connect(
     env: &Env,
     config: &Config,
     chain: &[ModelRoute],
     req: &GatewayRequest,
+    original: Option<&RawObject>,
 ) -> Result<Connected, OpenAiError> {
     let build = |r: &ModelRoute| {
         // A fallback that cannot take the request (the first model was checked on admission)
@@ -40,6 +44,9 @@ pub(super) async fn connect(
             return Err(refused.message);
         }
         let (_, api_key) = config.provider_endpoint(r.provider);
+        if let (Provider::Anthropic, Some(original)) = (r.provider, original) {
+            return Ok(messages::passthrough_request(original, &r.upstream, api_key));
+        }
         if r.provider == Provider::OpenAi {
             return Ok(passthrough_request(req, &r.upstream, api_key));
         }
@@ -161,6 +168,8 @@ impl Answer<'_> {
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
             let answer = answer::Whole { text: &decoded.text, tool_calls: &decoded.tool_calls, finish, usage };
+            let kept = answer::kept_items(self.dialect, &meta, &answer);
+            items::keep(&self.billing.env, &self.billing.user_id, kept).await;
             answer::whole(self.dialect, &meta, &answer).into_bytes()
         };
         (Ok(out), Settlement::complete(usage, estimated))
@@ -237,6 +246,9 @@ impl Answer<'_> {
                 Some(code) => writer.fail(code),
                 None => writer.close(finish, &usage),
             };
+            if error.is_none() {
+                items::keep(&self.billing.env, &self.billing.user_id, writer.kept_items()).await;
+            }
             outlet.send(tail.into_bytes()).await;
         }
         self.settle_stream(self.cache_to, &acc, finish, gone, error.is_some()).await
@@ -258,7 +270,9 @@ impl Answer<'_> {
         let mut writer = answer::stream_writer(self.dialect, self.meta, self.req.include_usage);
         let tails = (writer.fail("upstream_timeout"), writer.fail("upstream_error"));
         let pacing = Pacing::of(self.config);
-        let strip_usage = !self.req.include_usage;
+        // Only an OpenAI stream carries usage the client did not ask for (Anthropic's always
+        // has it, in its own events).
+        let strip_usage = route.provider == Provider::OpenAi && !self.req.include_usage;
         let tails = (tails.0.as_bytes(), tails.1.as_bytes());
         let pump = Pump::start(&body, pacing, MAX_COMPLETION_BYTES, tails, signal, strip_usage);
         if head.send(Head::Piped { body: pump.client_body(), cache }).is_err() {

@@ -26,7 +26,7 @@ fn known_model(cx: &Ctx<'_>, requested: Option<&str>) -> Result<String, AppError
     if let Some(name) = requested {
         validate_model_name(name)?;
     }
-    Ok(cx.config.routes.resolve(requested).map_err(ApiError::validation)?.name.clone())
+    Ok(cx.config.routes.resolve_chat(requested).map_err(ApiError::validation)?.name.clone())
 }
 
 pub(crate) fn not_found() -> AppError {

@@ -42,7 +42,7 @@ fn model_chain(
     conversation: &Conversation,
 ) -> Result<Vec<ModelRoute>, AppError> {
     let routes = &cx.config.routes;
-    let route = routes.resolve(Some(requested.unwrap_or(&conversation.model))).map_err(ApiError::validation)?;
+    let route = routes.resolve_chat(Some(requested.unwrap_or(&conversation.model))).map_err(ApiError::validation)?;
     Ok(routes.chain(&route.name).into_iter().cloned().collect())
 }
 

@@ -23,9 +23,11 @@ pub enum Header {
     McpProtocolVersion,
     LastEventId,
     IdempotencyKey,
+    /// An API key the Anthropic way, on `/v1/*`.
+    ApiKey,
 }
 
-const COUNT: usize = Header::IdempotencyKey as usize + 1;
+const COUNT: usize = Header::ApiKey as usize + 1;
 
 impl Header {
     pub fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl Header {
             Self::McpProtocolVersion => "mcp-protocol-version",
             Self::LastEventId => "last-event-id",
             Self::IdempotencyKey => "idempotency-key",
+            Self::ApiKey => "x-api-key",
         }
     }
 }

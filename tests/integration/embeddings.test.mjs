@@ -216,3 +216,33 @@ test('a key without scope gateway is refused, no credential is a 401, and the mo
   assert.equal(models.find((m) => m.id === 'sim-embed')?.owned_by, 'openai');
   assert.equal((await client.models.retrieve('sim-embed')).id, 'sim-embed');
 });
+
+test('an embedding model answers no chat: chat completions, responses and messages are 400 naming model, a chat is 422; nothing reaches the model', TIMEOUT, async () => {
+  const { u, key, client } = await caller(['gateway', 'chat']);
+  const content = unique('Chat with an embedding model');
+  const listed = (await client.models.retrieve('sim-embed'));
+  assert.equal(listed.kind, 'embedding');
+  assert.equal((await client.models.retrieve('sim-small')).kind, 'chat');
+  await assert.rejects(
+    client.chat.completions.create({ model: 'sim-embed', messages: [{ role: 'user', content }] }),
+    openAiError(BadRequestError, 400, 'model'),
+  );
+  await assert.rejects(client.responses.create({ model: 'sim-embed', input: content }), openAiError(BadRequestError, 400, 'model'));
+  const message = await api('POST', '/v1/messages', {
+    headers: { 'x-api-key': key },
+    json: { model: 'sim-embed', max_tokens: 16, messages: [{ role: 'user', content }] },
+  });
+  assert.equal(message.status, 400, message.text);
+  assert.equal(message.body.error.type, 'invalid_request_error');
+  const conversation = await api('POST', '/api/v1/conversations', { token: u.access_token, json: { model: 'sim-embed' } });
+  assert.equal(conversation.status, 422, conversation.text);
+  assert.match(conversation.body.error.message, /embedding model/);
+  const chat = await api('POST', '/api/v1/conversations', { token: u.access_token, json: {} });
+  assert.equal(chat.status, 201, chat.text);
+  const turn = await api('POST', `/api/v1/conversations/${chat.body.conversation_id}/messages`, {
+    token: u.access_token,
+    json: { content, model: 'sim-embed' },
+  });
+  assert.equal(turn.status, 422, turn.text);
+  assert.deepEqual(await simRequests(content), [], 'nothing reached the model');
+});

@@ -351,6 +351,51 @@ def on_alarm(signum, frame):
     raise TestTimeout(f"test took longer than {TEST_TIMEOUT_S} s")
 
 
+@test
+def responses_create_equals_the_simulator_answer():
+    content = unique("Describe the moon")
+    res = client.responses.create(model="sim-small", input=content, instructions="Be brief.")
+    expected = sim_answer(SIM_SMALL, [{"role": "system", "content": "Be brief."}, *user(content)])
+    eq(res.object, "response", "object")
+    eq(res.status, "completed", "status")
+    eq(res.output_text, expected, "output_text")
+    eq(res.output[0].type, "message", "first output item")
+    eq(res.usage.output_tokens, 24, "usage.output_tokens")
+    eq(res.usage.total_tokens, res.usage.input_tokens + res.usage.output_tokens, "usage.total_tokens")
+
+
+@test
+def responses_stream_events_assemble_the_answer():
+    content = unique("Describe the sun")
+    stream = client.responses.create(model="sim-small", input=content, stream=True)
+    events = list(stream)
+    types = [e.type for e in events]
+    eq(types[0], "response.created", "first event")
+    eq(types[-1], "response.completed", "last event")
+    eq([e.sequence_number for e in events], list(range(len(events))), "sequence numbers")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    eq(text, sim_answer(SIM_SMALL, user(content)), "streamed text")
+    eq(events[-1].response.output[0].content[0].text, text, "the completed response's text")
+
+
+@test
+def responses_stored_items_are_referred_to_and_previous_response_id_is_a_bad_request():
+    hello = unique("Hello")
+    first = client.responses.create(model="sim-small", input=hello, store=True)
+    eq(first.store, True, "store")
+    then = unique("And then?")
+    referred = [{"role": "user", "content": hello}, {"type": "item_reference", "id": first.output[0].id}]
+    second = client.responses.create(model="sim-small", input=referred + [{"role": "user", "content": then}])
+    expected = sim_answer(SIM_SMALL, user(hello) + [{"role": "assistant", "content": first.output_text}] + user(then))
+    eq(second.output_text, expected, "the answer after the referred item")
+    err = expect_status_error(
+        openai.BadRequestError,
+        400,
+        lambda: client.responses.create(model="sim-small", input="x", previous_response_id=first.id),
+    )
+    eq(err.body["param"], "previous_response_id", "param")
+
+
 def main() -> int:
     signal.signal(signal.SIGALRM, on_alarm)
     passed = failed = 0

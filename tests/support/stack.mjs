@@ -45,10 +45,10 @@ export const TEST_VARS = {
       long: { provider: 'openai', upstream: 'sim-small+tokens=3000+interval=0', max_output_tokens: 4000 },
       // Embeddings (POST /v1/embeddings): the simulator's vectors; one failing once with a 429
       // first, one always failing (its Anthropic fallback cannot embed), one never answering.
-      'sim-embed': { provider: 'openai', upstream: 'sim-embed' },
-      'embed-flaky': { provider: 'openai', upstream: 'sim-embed+status=429+fail_times=1+retry_after=1' },
-      'embed-broken': { provider: 'openai', upstream: 'sim-embed+status=500', fallbacks: ['claude', 'sim-embed'] },
-      'embed-hang': { provider: 'openai', upstream: 'sim-embed+hang' },
+      'sim-embed': { provider: 'openai', upstream: 'sim-embed', kind: 'embedding' },
+      'embed-flaky': { provider: 'openai', upstream: 'sim-embed+status=429+fail_times=1+retry_after=1', kind: 'embedding' },
+      'embed-broken': { provider: 'openai', upstream: 'sim-embed+status=500', fallbacks: ['claude', 'sim-embed'], kind: 'embedding' },
+      'embed-hang': { provider: 'openai', upstream: 'sim-embed+hang', kind: 'embedding' },
     },
   }),
   STRIPE_WEBHOOK_SECRET: 'whsec_test_0123456789abcdef',

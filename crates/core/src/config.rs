@@ -23,7 +23,7 @@ pub const DEFAULT_MODEL_ROUTES: &str = r#"{"default":"sim-small","models":{
   "sim-small":{"provider":"openai","context_tokens":8192},
   "sim-large":{"provider":"openai","context_tokens":32768},
   "sim-claude":{"provider":"anthropic","context_tokens":200000},
-  "sim-embed":{"provider":"openai","context_tokens":8192}}}"#;
+  "sim-embed":{"provider":"openai","context_tokens":8192,"kind":"embedding"}}}"#;
 
 /// A missing or invalid variable; the message names the variable, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

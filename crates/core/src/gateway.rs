@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::answer::Finish;
 use crate::llm::context::{estimate_audio, estimate_chars, estimate_messages, IMAGE_PART_TOKENS};
 use crate::llm::provider::{Provider, UpstreamRequest};
-use crate::llm::routing::{Capabilities, ModelRoute};
+use crate::llm::routing::{embedding_only, Capabilities, Kind, ModelRoute};
 use crate::llm::{to_json, ChatMessage, Completion, Role, StreamEvent, ToolCall, ToolChoice, ToolDef};
 use crate::ApiError;
 
@@ -330,6 +330,9 @@ impl<'de> Deserialize<'de> for RawObject {
 /// image parts on a model without the capability, or tools together with JSON mode on a translated
 /// route (JSON mode is itself a forced tool there). `None` when it can.
 pub fn translation_refused(req: &GatewayRequest, route: &ModelRoute) -> Option<OpenAiError> {
+    if route.kind == Kind::Embedding {
+        return Some(OpenAiError::invalid("model", embedding_only(&route.name)));
+    }
     let caps = route.capabilities;
     let name = truncate(&route.name, 100);
     if req.has_tools && !caps.tools {
@@ -1143,6 +1146,11 @@ pub struct ResponseMeta {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// What a Responses answer repeats of its request (`None` for other dialects).
+    pub echo: Option<std::sync::Arc<crate::responses::Echo>>,
+    /// The prompt's estimated tokens: what a Messages stream reports as its input before the
+    /// upstream's count is known.
+    pub prompt_estimate: u64,
 }
 
 /// `GET /v1/models`'s list.
@@ -1159,6 +1167,8 @@ struct ModelJson<'a> {
     object: &'static str,
     created: u64,
     owned_by: &'a str,
+    /// `chat`, or `embedding` for a model that serves only `POST /v1/embeddings`.
+    kind: Kind,
     capabilities: Capabilities,
     /// Prompt and answer together, in tokens.
     context_window: u32,
@@ -1173,6 +1183,7 @@ impl<'a> From<&'a ModelRoute> for ModelJson<'a> {
             object: "model",
             created: 0,
             owned_by: route.provider.as_str(),
+            kind: route.kind,
             capabilities: route.capabilities,
             context_window: route.context_tokens,
             max_output_tokens: route.max_output_tokens,
@@ -1741,7 +1752,7 @@ mod tests {
         assert_eq!(v["object"], "list");
         assert_eq!(
             v["data"][1],
-            json!({ "id": "b", "object": "model", "created": 0, "owned_by": "anthropic",
+            json!({ "id": "b", "object": "model", "created": 0, "owned_by": "anthropic", "kind": "chat",
                     "capabilities": { "tools": true, "json_mode": true, "vision": false },
                     "context_window": 200000, "max_output_tokens": 4096 })
         );

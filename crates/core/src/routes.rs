@@ -33,7 +33,13 @@ pub enum Route {
     ListModels,
     GetModel,
     ChatCompletions,
+    /// OpenAI's Responses API, stateless.
+    Responses,
     Embeddings,
+    /// Anthropic Messages.
+    Messages,
+    /// A Messages prompt's estimated tokens.
+    CountTokens,
     StripeWebhook,
     GetUsage,
     AdminListUsers,
@@ -102,7 +108,10 @@ const TABLE: &[Entry] = &[
     Entry { pattern: "/v1/models", methods: &[("GET", Route::ListModels)] },
     Entry { pattern: "/v1/models/{model}", methods: &[("GET", Route::GetModel)] },
     Entry { pattern: "/v1/chat/completions", methods: &[("POST", Route::ChatCompletions)] },
+    Entry { pattern: "/v1/responses", methods: &[("POST", Route::Responses)] },
     Entry { pattern: "/v1/embeddings", methods: &[("POST", Route::Embeddings)] },
+    Entry { pattern: "/v1/messages", methods: &[("POST", Route::Messages)] },
+    Entry { pattern: "/v1/messages/count_tokens", methods: &[("POST", Route::CountTokens)] },
     Entry { pattern: "/api/v1/webhooks/stripe", methods: &[("POST", Route::StripeWebhook)] },
     Entry { pattern: "/api/v1/usage", methods: &[("GET", Route::GetUsage)] },
     Entry { pattern: "/api/v1/admin/users", methods: &[("GET", Route::AdminListUsers)] },

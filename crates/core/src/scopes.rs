@@ -140,7 +140,7 @@ pub fn access(route: Route) -> Access {
         GetMe | GetUsage => Access::AnyOf(&[Scope::Read]),
         ListConversations | GetConversation | ListMessages | StreamTurn => READ,
         CreateConversation | UpdateConversation | DeleteConversation | PostMessage | Regenerate | CancelTurn => CHAT,
-        ListModels | GetModel | ChatCompletions | Embeddings => GATEWAY,
+        ListModels | GetModel | ChatCompletions | Responses | Embeddings | Messages | CountTokens => GATEWAY,
         ListTasks | GetTask | ListMemories => AGENT_READ,
         CreateTask | UpdateTask | DeleteTask | CreateMemory | DeleteMemory => AGENT_WRITE,
         Mcp => Access::AnyOf(&[Scope::Tools]),

@@ -99,8 +99,13 @@ fn every_operation_documents_client_errors_in_the_shared_shape() {
     let mut problems = Vec::new();
     for (method, path, op) in operations(&doc) {
         let name = format!("{method} {path}");
-        // The OpenAI-compatible surface answers OpenAI's error shape.
-        let expected = if path.starts_with("/v1/") { "OpenAiError" } else { "Error" };
+        // The OpenAI-compatible surface answers OpenAI's error shape, its Anthropic Messages
+        // routes Anthropic's.
+        let expected = match path.as_str() {
+            p if p.starts_with("/v1/messages") => "AnthropicError",
+            p if p.starts_with("/v1/") => "OpenAiError",
+            _ => "Error",
+        };
         let expected_ref = format!("#/components/schemas/{expected}");
         let Some(responses) = op["responses"].as_object() else {
             problems.push(format!("{name}: no responses"));

@@ -253,7 +253,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn meta() -> ResponseMeta {
-        ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "m \"q\"".into() }
+        ResponseMeta { id: "chatcmpl-1".into(), created: 5, model: "m \"q\"".into(), prompt_estimate: 0, echo: None }
     }
 
     fn read(text: &str) -> Value {

@@ -1,21 +1,29 @@
-//! A translated answer written in the dialect the client spoke (Chat Completions today;
-//! Responses and Messages build on the same seam): the relay decodes any provider's stream
+//! A translated answer written in the dialect the client spoke (Chat Completions and
+//! Anthropic Messages; Responses builds on the same seam): the relay decodes any provider's stream
 //! into [`StreamEvent`](crate::llm::StreamEvent)s and hands each piece to the dialect's
 //! [`StreamWriter`]; a whole answer is written at once by [`whole`].
 
 mod chat_completions;
+mod messages;
+mod responses;
 
 use crate::gateway::ResponseMeta;
 use crate::llm::provider::Provider;
 use crate::llm::{ToolCall, ToolCallDelta, Usage};
 
 pub use chat_completions::{usage_event, ChatChunks, DONE_EVENT};
+pub use messages::{error_json as messages_error_json, error_type as messages_error_type, MessageEvents};
+pub use responses::ResponseEvents;
 
 /// The API a client called, which its answer must speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/responses`.
+    Responses,
+    /// `POST /v1/messages` (Anthropic Messages).
+    Messages,
 }
 
 impl Dialect {
@@ -23,6 +31,8 @@ impl Dialect {
     pub fn id_prefix(self) -> &'static str {
         match self {
             Dialect::ChatCompletions => "chatcmpl-",
+            Dialect::Responses => "resp_",
+            Dialect::Messages => "msg_",
         }
     }
 
@@ -31,6 +41,9 @@ impl Dialect {
     pub fn native(self) -> Option<Provider> {
         match self {
             Dialect::ChatCompletions => Some(Provider::OpenAi),
+            // Every Responses answer is written here, from a chat upstream's.
+            Dialect::Responses => None,
+            Dialect::Messages => Some(Provider::Anthropic),
         }
     }
 }
@@ -87,13 +100,22 @@ pub trait StreamWriter {
     fn close(&mut self, finish: Finish, usage: &Usage) -> String;
     /// The end of a stream the model broke off (`code`: `upstream_error`, `upstream_timeout`).
     fn fail(&mut self, code: &'static str) -> String;
+    /// The output items of the answer written, by id, as JSON, when its dialect keeps them
+    /// for later requests to refer to (Responses asked with `store`).
+    fn kept_items(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The writer of a streamed answer in `dialect`; `include_usage`: the client asked for the
-/// usage at the end (Chat Completions' `stream_options.include_usage`).
+/// usage at the end (Chat Completions' `stream_options.include_usage`; a Messages stream
+/// always reports it).
 pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool) -> Box<dyn StreamWriter> {
     match dialect {
         Dialect::ChatCompletions => Box::new(ChatChunks::new(meta.clone(), include_usage)),
+        // A response's usage is always in its last event.
+        Dialect::Responses => Box::new(ResponseEvents::new(meta.clone())),
+        Dialect::Messages => Box::new(MessageEvents::new(meta.clone())),
     }
 }
 
@@ -101,6 +123,16 @@ pub fn stream_writer(dialect: Dialect, meta: &ResponseMeta, include_usage: bool)
 pub fn whole(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> String {
     match dialect {
         Dialect::ChatCompletions => chat_completions::completion_json(meta, answer),
+        Dialect::Responses => responses::response_object(meta, answer),
+        Dialect::Messages => messages::message_json(meta, answer),
+    }
+}
+
+/// A whole answer's output items to keep, by id, as JSON (see [`StreamWriter::kept_items`]).
+pub fn kept_items(dialect: Dialect, meta: &ResponseMeta, answer: &Whole) -> Vec<(String, String)> {
+    match dialect {
+        Dialect::Responses => responses::whole_items(meta, answer),
+        Dialect::ChatCompletions | Dialect::Messages => Vec::new(),
     }
 }
 

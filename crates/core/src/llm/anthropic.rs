@@ -42,10 +42,10 @@ enum OutBlock<'a> {
 
 /// A `tool_use` block's input: the call's arguments when they are a JSON object, else `{}`
 /// (the API takes nothing else; the model saw its result, a tool error, in the next turn).
-struct Input<'a>(Option<&'a RawValue>);
+pub(crate) struct Input<'a>(Option<&'a RawValue>);
 
 impl<'a> Input<'a> {
-    fn of(arguments: &'a str) -> Self {
+    pub(crate) fn of(arguments: &'a str) -> Self {
         let raw = serde_json::from_str::<&RawValue>(arguments).ok();
         Input(raw.filter(|r| r.get().trim_start().starts_with('{')))
     }
@@ -203,13 +203,18 @@ pub(super) fn build(api_key: Option<&str>, req: &ChatRequest) -> UpstreamRequest
         temperature: req.temperature,
         stream: req.stream,
     };
+    request(api_key, to_json(&body))
+}
+
+/// `POST {base}/v1/messages` with `body`, and the headers every request carries.
+pub(super) fn request(api_key: Option<&str>, body: String) -> UpstreamRequest {
     let mut headers = Vec::new();
     if let Some(key) = api_key {
         headers.push(("x-api-key".to_owned(), key.to_owned()));
     }
     headers.push(("anthropic-version".to_owned(), API_VERSION.to_owned()));
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body: to_json(&body) }
+    UpstreamRequest { path: "/v1/messages".to_owned(), headers, body }
 }
 
 /// Input and output tokens, each as reported.

@@ -14,6 +14,9 @@ mod anthropic;
 mod openai;
 mod workers_ai;
 
+/// A `tool_use` block's input as Anthropic takes it, for the Messages dialect's answers too.
+pub(crate) use anthropic::Input as ToolInput;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -78,6 +78,11 @@ pub fn build_request(provider: Provider, api_key: Option<&str>, req: &ChatReques
     }
 }
 
+/// An Anthropic Messages request whose body is already written (a Messages client's own).
+pub fn anthropic_request(api_key: Option<&str>, body: String) -> UpstreamRequest {
+    anthropic::request(api_key, body)
+}
+
 /// Turns a provider's SSE response, fed in pieces split anywhere, into [`StreamEvent`]s.
 #[derive(Debug)]
 pub struct StreamDecoder {

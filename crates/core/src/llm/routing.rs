@@ -7,7 +7,8 @@
 //!  "models": {"sim-small": {"provider": "openai", "upstream": "sim-small", "context_tokens": 8192,
 //!                           "allow_fields": ["service_tier"], "fallbacks": ["claude"]},
 //!             "claude": {"provider": "anthropic", "upstream": "claude-3-5-haiku-latest",
-//!                        "context_tokens": 200000, "capabilities": {"json_mode": false}}}}
+//!                        "context_tokens": 200000, "capabilities": {"json_mode": false}},
+//!             "embed": {"provider": "openai", "upstream": "text-embedding-3-small", "kind": "embedding"}}}
 //! ```
 
 use std::fmt;
@@ -40,6 +41,16 @@ pub struct ModelRoute {
     pub fallbacks: Vec<String>,
     /// What the gateway lets a request use on this model.
     pub capabilities: Capabilities,
+    pub kind: Kind,
+}
+
+/// What a model is for: answering chats (the default), or only `POST /v1/embeddings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Chat,
+    Embedding,
 }
 
 /// What a model can be asked for through the gateway: `tools` (function calling), `json_mode`
@@ -109,6 +120,8 @@ struct RawRoute {
     #[serde(default)]
     fallbacks: Vec<String>,
     capabilities: Option<RawCapabilities>,
+    #[serde(default)]
+    kind: Kind,
 }
 
 /// A JSON object's members in configuration order (a serde map would sort them); a name
@@ -163,14 +176,17 @@ impl Routes {
                 ));
             }
         }
-        if routes.get(&routes.default).is_none() {
-            return Err(format!(
+        match routes.get(&routes.default) {
+            None => Err(format!(
                 "MODEL_ROUTES default \"{}\" is not one of the models ({})",
                 routes.default,
                 routes.names().join(", ")
-            ));
+            )),
+            Some(route) if route.kind != Kind::Chat => {
+                Err(format!("MODEL_ROUTES default \"{}\" is an embedding model, not a chat model", routes.default))
+            }
+            Some(_) => Ok(routes),
         }
-        Ok(routes)
     }
 
     fn get(&self, name: &str) -> Option<&ModelRoute> {
@@ -197,15 +213,24 @@ impl Routes {
         })
     }
 
-    /// `name`'s route followed by its fallbacks in order, each at most once; names that are
-    /// not models are skipped (an unknown `name` gives an empty chain).
+    /// A chat model's route: [`Routes::resolve`], refusing an embedding model.
+    pub fn resolve_chat(&self, requested: Option<&str>) -> Result<&ModelRoute, String> {
+        let route = self.resolve(requested)?;
+        match route.kind {
+            Kind::Chat => Ok(route),
+            Kind::Embedding => Err(embedding_only(&route.name)),
+        }
+    }
+
+    /// `name`'s route followed by its fallbacks of the same kind in order, each at most once;
+    /// names that are not models are skipped (an unknown `name` gives an empty chain).
     pub fn chain(&self, name: &str) -> Vec<&ModelRoute> {
         let Some(first) = self.get(name) else {
             return Vec::new();
         };
         let mut chain = vec![first];
         for fallback in &first.fallbacks {
-            if let Some(route) = self.get(fallback) {
+            if let Some(route) = self.get(fallback).filter(|r| r.kind == first.kind) {
                 if !chain.iter().any(|r| r.name == route.name) {
                     chain.push(route);
                 }
@@ -234,6 +259,12 @@ fn read_raw(json: &str) -> Result<RawRoutes, String> {
     Ok(raw)
 }
 
+/// Why a chat cannot use the embedding model `name`.
+pub fn embedding_only(name: &str) -> String {
+    let shown: String = name.chars().take(100).collect();
+    format!("model \"{shown}\" is an embedding model: it serves POST /v1/embeddings only")
+}
+
 fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
     let problem = |what: String| format!("MODEL_ROUTES model \"{name}\": {what}");
     if name.trim().is_empty() {
@@ -258,7 +289,14 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
     }
     let upstream = raw.upstream.filter(|u| !u.is_empty()).unwrap_or_else(|| name.clone());
     let allow_fields = raw.allow_fields;
-    let most = Capabilities::of(provider);
+    // An embedding model answers no chat: none of a chat's features apply.
+    let most = match raw.kind {
+        Kind::Chat => Capabilities::of(provider),
+        Kind::Embedding => Capabilities { tools: false, json_mode: false, vision: false },
+    };
+    if raw.kind == Kind::Embedding && provider != Provider::OpenAi {
+        return Err(problem("kind embedding needs provider openai (the gateway serves embeddings from OpenAI-compatible upstreams only)".into()));
+    }
     let asked = raw.capabilities.unwrap_or_default();
     let mut capabilities = most;
     for (field, can, set, slot) in [
@@ -286,6 +324,7 @@ fn check_route(name: String, raw: RawRoute) -> Result<ModelRoute, String> {
         allow_fields,
         fallbacks: raw.fallbacks,
         capabilities,
+        kind: raw.kind,
     })
 }
 
@@ -309,6 +348,33 @@ mod tests {
     }
 
     #[test]
+    fn an_embedding_model_serves_no_chat_and_falls_back_only_to_its_kind() {
+        let json = r#"{"default":"chat","models":{
+            "chat":{"provider":"openai","fallbacks":["embed","other"]},
+            "other":{"provider":"openai"},
+            "embed":{"provider":"openai","kind":"embedding","fallbacks":["chat","embed2"]},
+            "embed2":{"provider":"openai","kind":"embedding"}}}"#;
+        let routes = Routes::parse(json).unwrap();
+        let embed = routes.resolve(Some("embed")).unwrap();
+        assert_eq!(embed.kind, Kind::Embedding);
+        assert_eq!(embed.capabilities, Capabilities { tools: false, json_mode: false, vision: false });
+        assert_eq!(routes.resolve_chat(Some("chat")).unwrap().name, "chat");
+        assert_eq!(
+            routes.resolve_chat(Some("embed")).unwrap_err(),
+            "model \"embed\" is an embedding model: it serves POST /v1/embeddings only"
+        );
+        let names = |name: &str| routes.chain(name).into_iter().map(|r| r.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names("chat"), ["chat", "other"]);
+        assert_eq!(names("embed"), ["embed", "embed2"]);
+        let default_embed = r#"{"default":"e","models":{"e":{"provider":"openai","kind":"embedding"}}}"#;
+        assert!(Routes::parse(default_embed).unwrap_err().contains("is an embedding model"));
+        let anthropic =
+            r#"{"default":"c","models":{"c":{"provider":"openai"},"e":{"provider":"anthropic","kind":"embedding"}}}"#;
+        assert!(Routes::parse(anthropic).unwrap_err().contains("kind embedding needs provider openai"));
+        assert!(Routes::parse(r#"{"default":"c","models":{"c":{"provider":"openai","kind":"audio"}}}"#).is_err());
+    }
+
+    #[test]
     fn a_valid_config_parses_with_defaults_filled_in() {
         let routes = routes();
         assert_eq!(routes.default_model(), "sim-small");
@@ -325,6 +391,7 @@ mod tests {
                 allow_fields: vec![],
                 fallbacks: vec!["sim-small".into()],
                 capabilities: Capabilities { tools: true, json_mode: true, vision: true },
+                kind: Kind::Chat,
             }
         );
         let claude = routes.resolve(Some("claude")).unwrap();
