@@ -1,7 +1,12 @@
-// The edgechat chat page: no framework, no build step. The access token lives only in memory;
+// The edgechat chat page: no framework; this file is served as written. The access token lives only in memory;
 // the refresh token only in its HttpOnly cookie (used by /api/v1/auth/refresh on load and on
-// any 401). Model output is rendered by markdown.js, which never parses it as HTML.
-import { renderMarkdown } from './markdown.js';
+// any 401). Model output is rendered by /assets/markdown.js (built from web/markdown.js by
+// scripts/build-page.sh: markdown-it with raw HTML off, then DOMPurify).
+
+// The renderer loads beside this file (index.html preloads it) without holding up the first
+// screen: startApp waits for it before showing messages; were it to fail, answers show as text.
+let md = null;
+const markdownReady = import('./assets/markdown.js').then((m) => { md = m; }, () => {});
 
 const $ = (id) => document.getElementById(id);
 const API = '/api/v1';
@@ -219,6 +224,7 @@ async function startApp() {
   $('user-line').textContent = u ? `Signed in as ${u.display_name || u.email}${u.plan ? ` · ${u.plan} plan` : ''}` : '';
   loadModels();
   loadTasks();
+  await markdownReady;
   await loadConversations();
   await openFromHash();
   $('composer-input').focus();
@@ -476,6 +482,8 @@ function messageNode(m) {
       h('span', { className: 'count' }, `${index + 1}/${siblings.length}`),
       h('button', { type: 'button', className: 'icon', 'aria-label': 'Next version', disabled: index === siblings.length - 1 || !!state.turn, onclick: go(1) }, '›')));
   }
+  // Copies the message as written (its Markdown), once it is complete.
+  if (!live && m.content && md) tools.append(md.copyButton(() => m.content, mine ? 'Copy your message' : 'Copy answer', 'copy-msg'));
   if (!state.turn) {
     // The API can branch below a message, not above the first one: the first question
     // cannot be edited.
@@ -499,6 +507,7 @@ function hasToolCalls(m) {
 /** An answer's body: Markdown for a plain answer; for a tool turn each step's text in order,
  * each tool call after it as a collapsed <details>. */
 function renderAnswer(body, m, live) {
+  const renderMarkdown = md ? md.renderMarkdown : (el, text) => { el.textContent = text; };
   if (!hasToolCalls(m)) {
     renderMarkdown(body, m.content);
     return;

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Worker into build/ (release, size-tuned, stable toolchain) unless it is already
-# newer than every source file; prints the wasm size raw and gzipped. Steps: cargo (wasm32),
+# Builds the chat page's scripts (scripts/build-page.sh), then the Worker into build/ (release,
+# size-tuned, stable toolchain) unless it is already newer than every source file; prints the wasm size raw and gzipped. Steps: cargo (wasm32),
 # the wasm-bindgen CLI (JS glue), wasm-opt (size), esbuild (one main module, build/index.js,
 # importing build/index_bg.wasm).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$EDGECHAT_ROOT"
+# The chat page's bundled scripts first (seconds, or nothing when fresh).
+bash scripts/build-page.sh
 
 # One build at a time (wrangler dev's watcher and a test run may both start one): a second
 # waits, then finds the first's output fresh.

@@ -7,15 +7,45 @@ import { parseModel, parseOptionList, resolveOptions, OptionError } from '../opt
 import { malform } from '../engine.mjs';
 import { parseArgs } from '../server.mjs';
 
-test('generateTokens is deterministic, sized, space-prefixed vocabulary words', () => {
+test('generateTokens is deterministic, sized, prefix-stable; each token is whitespace and one word', () => {
   const a = generateTokens('sim-small\nhello', 20);
   assert.deepEqual(a, generateTokens('sim-small\nhello', 20));
   assert.equal(a.length, 20);
-  assert.ok(!a[0].startsWith(' '));
-  for (const t of a.slice(1)) assert.ok(t.startsWith(' ') && VOCAB.includes(t.slice(1)));
+  assert.ok(!/^\s/.test(a[0]));
+  for (const t of a) assert.match(t, /^\s*\S+$/);
   assert.deepEqual(generateTokens('sim-small\nhello', 5), a.slice(0, 5), 'prefix-stable');
   assert.notDeepEqual(generateTokens('sim-small\nbye', 20), a);
   assert.deepEqual(generateTokens('x', 0), []);
+});
+
+test('a plain prompt gets prose paragraphs of vocabulary words with some formatting', () => {
+  const text = generateTokens(seedText('sim-small', ['Tell me a story']), 400).join('');
+  const paras = text.split('\n\n');
+  assert.ok(paras.length >= 3, 'several paragraphs');
+  for (const p of paras.slice(0, -1)) assert.match(p, /^[A-Z][^\n]*\.$/, 'sentences, no headings, lists or code');
+  assert.match(text, /\*\*\w+\*\*|\*\w+\*|`\w+`/, 'some bold, italic or code words');
+  const words = text.replace(/[*`.]/g, ' ').toLowerCase().split(/\s+/).filter(Boolean);
+  for (const w of words) assert.ok(VOCAB.includes(w), `${w} is a vocabulary word`);
+});
+
+test('the answer is shaped by what the prompt asks for: code, a table, math, a list', () => {
+  const answer = (prompt, n = 400) => generateTokens(seedText('sim-small', [prompt]), n).join('');
+  const code = answer('Write a function that counts words');
+  assert.match(code, /^## \w/, 'a heading first');
+  assert.match(code, /\n```python\ndef \w+\(items\):\n[\s\S]+?\n```\n/, 'a fenced Python block');
+  assert.match(code, /\n### \w[\s\S]*\n- \*\*\w+\*\*: [^\n]*\n  - \w/, 'subheadings and a nested list');
+  assert.match(answer('A rust function please'), /```rust\nuse std::collections::HashMap;/);
+  assert.match(answer('Show it in TypeScript code'), /```typescript\n/);
+  const table = answer('Make a table of them');
+  assert.match(table, /\n\| \w+ \| Count \| \w+ \|\n\| --- \| ---: \| --- \|\n(\| \w+ \| \d+ \| [\w ]+ \|\n){3,}/);
+  assert.doesNotMatch(table, /```/, 'no code when none is asked for');
+  const math = answer('What is the equation?');
+  assert.match(math, /\$[^$\n]+\$/, 'inline math');
+  assert.match(math, /\n\$\$\n[^$]+\n\$\$/, 'display math');
+  assert.match(answer('Give me a list of steps'), /\n1\. \w[^\n]*\n   - \w[^\n]*\n   - \w[^\n]*\n2\. /);
+  const all = answer('A table, a python function and the equation', 600);
+  assert.ok(all.indexOf('```python') < all.indexOf('| ---') && all.indexOf('| ---') < all.indexOf('$$'), 'each asked block, in order');
+  assert.equal(answer('code', 7), generateTokens(seedText('sim-small', ['code']), 7).join(''));
 });
 
 test('echo tokens, seed text, prompt token count, content text', () => {

@@ -161,6 +161,10 @@ export async function storedMessages(url, token, convId) {
 
 export const squash = (s) => s.replace(/\s+/g, ' ').trim();
 
+/** The letters and digits of a text: an answer's Markdown source and its rendering agree on them
+ * (the simulator's prose has no list numbers, which a rendering shows as markers, not text). */
+export const letters = (s) => s.replace(/[^\p{L}\p{N}]+/gu, '');
+
 export function unique(prefix) {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}@example.com`;
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   answerAfter, apiLogin, assertClean, conversationId, launchBrowser, openPage, registerViaUi, sendViaUi, settledMessage,
-  shot, squash, startBrowserStack, storedMessages, unique, waitForAnswer, waitForLiveText, watchPage,
+  letters, shot, squash, startBrowserStack, storedMessages, unique, waitForAnswer, waitForLiveText, watchPage,
 } from './helpers.mjs';
 
 let stack;
@@ -71,7 +71,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
     const stored = await storedMessages(stack.url, token, id);
     assert.equal(stored.length, 2, 'one question, one answer');
     assert.equal(stored[1].status, 'complete');
-    assert.equal(squash(await answer.locator('.body').innerText()), squash(stored[1].content));
+    assert.equal(letters(await answer.locator('.body').innerText()), letters(stored[1].content));
     assert.equal(await page.locator('#status').textContent(), 'Answer complete.');
     assert.equal(await page.locator('#send').isVisible(), true);
     await shot(page, 'resume-reloaded');
@@ -103,7 +103,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
     assert.equal(await answer.getAttribute('data-status'), 'complete');
     const stored = await settledMessage(stack.url, token, id, asst);
     assert.equal(stored.status, 'complete');
-    assert.equal(squash(await answer.locator('.body').innerText()), squash(stored.content));
+    assert.equal(letters(await answer.locator('.body').innerText()), letters(stored.content));
     await assertClean(page, problems);
   });
 
@@ -151,7 +151,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
     assert.equal(stored.length, 2);
     assert.equal(stored[1].status, 'complete');
     assert.equal(await answer.getAttribute('data-status'), 'complete');
-    assert.equal(squash(await answer.locator('.body').innerText()), squash(stored[1].content), 'no delta lost or doubled');
+    assert.equal(letters(await answer.locator('.body').innerText()), letters(stored[1].content), 'no delta lost or doubled');
     assert.equal(await page.locator('#error').isVisible(), false);
     await assertClean(page, problems);
   });
@@ -183,7 +183,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
     assert.deepEqual(stored.map((m) => m.role), ['user', 'assistant'], 'one turn stored');
     assert.equal(stored[1].status, 'complete');
     assert.equal(await answer.getAttribute('data-id'), stored[1].message_id);
-    assert.equal(squash(await answer.locator('.body').innerText()), squash(stored[1].content));
+    assert.equal(letters(await answer.locator('.body').innerText()), letters(stored[1].content));
     assert.equal(await page.locator('#messages article').count(), 2);
     await assertClean(page, problems);
   });
@@ -203,7 +203,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
       const stored = await settledMessage(stack.url, token, await conversationId(page), asst);
       assert.equal(stored.status, 'cancelled');
       const answer = page.locator(`#messages article[data-id="${asst}"]`);
-      assert.equal(squash(await answer.locator('.body').innerText()), squash(stored.content));
+      assert.equal(letters(await answer.locator('.body').innerText()), letters(stored.content));
       assert.equal(await page.locator('#status').textContent(), 'Answer stopped.');
       await page.locator('#send').waitFor();
     } finally {
@@ -241,7 +241,7 @@ describe('answers that survive the page', { timeout: 180000 }, () => {
       for (const p of [page, tab]) {
         const answer = p.locator(`#messages article[data-id="${asst}"]`);
         assert.equal(await answer.locator('.badge').textContent(), 'stopped');
-        assert.equal(squash(await answer.locator('.body').innerText()), squash(stored.content));
+        assert.equal(letters(await answer.locator('.body').innerText()), letters(stored.content));
         assert.equal(await p.locator('#status').textContent(), 'Answer stopped.');
         await p.locator('#send').waitFor();
         assert.equal(await p.locator('#messages article.live').count(), 0);
