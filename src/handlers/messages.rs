@@ -55,9 +55,10 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
         Ok((req, raw)) => (Ok(req), raw),
         Err(e) => (Err(e), Vec::new()),
     };
-    let messages = match req.as_ref().map(|r| r.parent_id.as_deref()) {
-        Ok(Some(id)) if MessageId::parse(id).is_some() => Messages::PathTo(id),
-        Ok(None) => Messages::LatestPath,
+    // A new root branch reads no path: it continues nothing.
+    let messages = match req.as_ref().map(|r| (r.named_parent(), r.new_root())) {
+        Ok((Some(id), _)) if MessageId::parse(id).is_some() => Messages::PathTo(id),
+        Ok((None, false)) => Messages::LatestPath,
         _ => Messages::None,
     };
     let (principal, found) = authenticate_for_conversation(cx, checked, messages).await?;
@@ -70,8 +71,8 @@ pub async fn post_message(cx: &mut Ctx<'_>) -> HandlerResult {
     let (conversation, path) = found.ok_or_else(conversation_not_found)?;
     let chain = model_chain(cx, req.model.as_deref(), &conversation)?;
 
-    // The path read ends at the named parent, or else at the latest message.
-    if req.parent_id.is_some() && path.is_empty() {
+    // The path read ends at the named parent, or else at the latest message (none for a root).
+    if req.named_parent().is_some() && path.is_empty() {
         return Err(message_not_found());
     }
     let parent_id = path.last().map(|m| m.message_id.clone());

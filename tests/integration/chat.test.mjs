@@ -212,6 +212,44 @@ test('regenerate makes a sibling answer; edit-and-resend makes a branch; ?leaf= 
   assert.equal(json.body.assistant_message.parent_id, t1.user_message.message_id);
 });
 
+test('"parent_id": null starts a new root branch (the first question edited); absent follows the latest', async () => {
+  const { token, path } = await setup();
+  const q1 = unique('First question');
+  const t1 = (await api('POST', `${path}/messages`, { token, json: { content: q1 } })).body;
+  const titled = (await api('GET', path, { token })).body.title;
+  const edited = unique('First question, edited');
+  const res = await api('POST', `${path}/messages`, { token, json: { content: edited, parent_id: null } });
+  assert.equal(res.status, 201, res.text);
+  const root = res.body;
+  assert.equal(root.user_message.parent_id, null, 'a second root');
+  assert.equal(root.assistant_message.parent_id, root.user_message.message_id);
+  const [req] = await simRequests(edited);
+  assert.deepEqual(req.body.messages.map((m) => m.content), [edited], 'the new root sees no other branch');
+  // Both branches are kept and each can be read by its leaf.
+  const all = await messages(token, path);
+  assert.equal(all.length, 4);
+  assert.equal(all.filter((m) => m.parent_id === null).length, 2);
+  const leaf = async (id) => (await messages(token, path, `?leaf=${id}`)).map((m) => m.message_id);
+  assert.deepEqual(await leaf(t1.assistant_message.message_id), [t1.user_message.message_id, t1.assistant_message.message_id]);
+  assert.deepEqual(await leaf(root.assistant_message.message_id), [root.user_message.message_id, root.assistant_message.message_id]);
+  // The title the first question gave stays.
+  assert.equal((await api('GET', path, { token })).body.title, titled);
+  // Absent: after the newest message (the new branch's answer).
+  const next = (await api('POST', `${path}/messages`, { token, json: { content: unique('Follow-up') } })).body;
+  assert.equal(next.user_message.parent_id, root.assistant_message.message_id);
+  // Bad parents: not a string or null, or a string that is no message here; nothing is stored.
+  for (const [parent_id, status] of [[7, 422], [false, 422], [{}, 422], [['msg_x'], 422], ['', 404], ['msg_AAAAAAAAAAAAAAAAAAAAAA', 404]]) {
+    const bad = await api('POST', `${path}/messages`, { token, json: { content: 'hi', parent_id } });
+    expectError(assert, bad, status);
+  }
+  assert.equal((await messages(token, path)).length, 6);
+  // A new root in an empty conversation is its first message.
+  const fresh = (await api('POST', '/api/v1/conversations', { token, json: {} })).body;
+  const first = await api('POST', `/api/v1/conversations/${fresh.conversation_id}/messages`, { token, json: { content: unique('Fresh'), parent_id: null } });
+  assert.equal(first.status, 201, first.text);
+  assert.equal(first.body.user_message.parent_id, null);
+});
+
 test("another user's conversation is 404 with no upstream call", async () => {
   const { path } = await setup();
   const other = await registerUser();

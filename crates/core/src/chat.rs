@@ -12,9 +12,28 @@ use serde::{Deserialize, Serialize};
 pub struct PostMessage {
     pub content: String,
     pub model: Option<String>,
-    /// The message this one answers; absent means the conversation's latest message, and an
-    /// earlier id starts a new branch (edit and resend).
-    pub parent_id: Option<String>,
+    /// The message this one answers: absent means after the conversation's latest message, an
+    /// earlier id starts a new branch below it (edit and resend), and `null` starts a new root
+    /// branch (the first question edited). Outer `None` is absent, `Some(None)` is `null`.
+    #[serde(default, deserialize_with = "present")]
+    pub parent_id: Option<Option<String>>,
+}
+
+impl PostMessage {
+    /// The parent id named in the body, if one is.
+    pub fn named_parent(&self) -> Option<&str> {
+        self.parent_id.as_ref().and_then(|p| p.as_deref())
+    }
+
+    /// True when the body asks for a new root branch (`"parent_id": null`).
+    pub fn new_root(&self) -> bool {
+        matches!(self.parent_id, Some(None))
+    }
+}
+
+/// A member that is present (possibly `null`): with `#[serde(default)]`, absence stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,7 +394,14 @@ mod tests {
     #[test]
     fn post_message_rejects_unknown_fields() {
         let ok: PostMessage = parse_json(Some("application/json"), br#"{"content":"hi","parent_id":"msg_x"}"#).unwrap();
-        assert_eq!(ok.parent_id.as_deref(), Some("msg_x"));
+        assert_eq!(ok.named_parent(), Some("msg_x"));
+        assert!(!ok.new_root());
+        let root: PostMessage = parse_json(Some("application/json"), br#"{"content":"hi","parent_id":null}"#).unwrap();
+        assert!(root.new_root() && root.named_parent().is_none());
+        let latest: PostMessage = parse_json(Some("application/json"), br#"{"content":"hi"}"#).unwrap();
+        assert!(!latest.new_root() && latest.parent_id.is_none());
+        let wrong = parse_json::<PostMessage>(Some("application/json"), br#"{"content":"hi","parent_id":7}"#);
+        assert_eq!(wrong.unwrap_err().status, 422);
         let bad = parse_json::<PostMessage>(Some("application/json"), br#"{"content":"hi","role":"assistant"}"#);
         assert_eq!(bad.unwrap_err().status, 422);
     }
