@@ -223,11 +223,37 @@ async function startApp() {
   const u = state.user;
   $('user-line').textContent = u ? `Signed in as ${u.display_name || u.email}${u.plan ? ` · ${u.plan} plan` : ''}` : '';
   loadModels();
+  loadLimits();
   loadTasks();
   await markdownReady;
   await loadConversations();
   await openFromHash();
   $('composer-input').focus();
+}
+
+// ---------------------------------------------------------------- message length
+
+let maxMessageBytes = 0; // from the server's GET /api/v1/limits; 0 until known
+const utf8 = new TextEncoder();
+
+async function loadLimits() {
+  try {
+    maxMessageBytes = (await api(`${API}/limits`, { auth: false })).message_bytes || 0;
+    updateCounter();
+  } catch {} // no counter then: the server still refuses what is too long
+}
+
+/** Shows the message's size under the composer from 80% of the server's limit on, in red
+ * beyond it. True when the message fits. */
+function updateCounter() {
+  const counter = $('counter');
+  const bytes = utf8.encode($('composer-input').value).length;
+  const near = maxMessageBytes > 0 && bytes >= maxMessageBytes * 0.8;
+  const over = maxMessageBytes > 0 && bytes > maxMessageBytes;
+  counter.hidden = !near;
+  counter.classList.toggle('over', over);
+  if (near) counter.textContent = `${bytes.toLocaleString('en')} / ${maxMessageBytes.toLocaleString('en')} bytes${over ? ': too long to send' : ''}`;
+  return !over;
 }
 
 async function loadModels() {
@@ -278,15 +304,40 @@ function convTitle(c) {
   return c.title || 'Untitled chat';
 }
 
+/** The sidebar group of a time: Today, Yesterday, Previous 7 days, then by month. */
+function dateGroup(when, now = new Date()) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(now) - day(when)) / 86400000);
+  if (days <= 0) return 'Today';
+  if (days === 1) return 'Yesterday';
+  if (days <= 7) return 'Previous 7 days';
+  return when.toLocaleDateString(undefined, { month: 'long', year: 'numeric' });
+}
+
+/** A short time beside a title, so that equal titles can be told apart: the time of day for
+ * today and yesterday, else the date. */
+function shortWhen(when, group) {
+  return group === 'Today' || group === 'Yesterday'
+    ? when.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
+    : when.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+}
+
 function renderConversations() {
   const list = $('conversations');
-  const items = state.convs.map((c) => {
+  let group = null;
+  const items = state.convs.flatMap((c) => {
     const current = state.conv?.conversation_id === c.conversation_id;
     const title = convTitle(c);
-    return h('li', { className: `conv${current ? ' current' : ''}`, 'data-id': c.conversation_id },
-      h('button', { type: 'button', className: 'open', 'aria-current': current ? 'page' : null, title, onclick: () => openConversation(c.conversation_id) }, title),
+    const when = new Date(c.updated_at || c.created_at || Date.now());
+    const g = dateGroup(when);
+    const heading = g !== group ? h('li', { className: 'conv-group', role: 'presentation' }, g) : null;
+    group = g;
+    const item = h('li', { className: `conv${current ? ' current' : ''}`, 'data-id': c.conversation_id },
+      h('button', { type: 'button', className: 'open', 'aria-current': current ? 'page' : null, title: `${title} · ${when.toLocaleString()}`, onclick: () => openConversation(c.conversation_id) }, title),
+      h('time', { className: 'when', dateTime: when.toISOString() }, shortWhen(when, g)),
       h('button', { type: 'button', className: 'icon', 'aria-label': `Rename “${title}”`, title: 'Rename', onclick: (e) => startRename(c, e.currentTarget.closest('li')) }, '✎'),
       h('button', { type: 'button', className: 'icon', 'aria-label': `Delete “${title}”`, title: 'Delete', onclick: () => deleteConversation(c) }, '✕'));
+    return heading ? [heading, item] : [item];
   });
   if (!items.length) items.push(h('li', { className: 'muted small none' }, $('search').value.trim() ? 'No matching conversations.' : 'No conversations yet.'));
   list.replaceChildren(...items);
@@ -304,6 +355,7 @@ function startRename(c, li) {
       const updated = await api(`${API}/conversations/${c.conversation_id}`, { method: 'PATCH', body: { title } });
       Object.assign(c, updated);
       if (state.conv?.conversation_id === c.conversation_id) { state.conv = c; setTitle(); }
+      tellListChanged(c.conversation_id);
       announce('Conversation renamed.');
     } catch (err) {
       showError(`Could not rename: ${err.message}`);
@@ -334,6 +386,7 @@ async function deleteConversation(c) {
     state.convs = state.convs.filter((x) => x.conversation_id !== c.conversation_id);
     if (state.conv?.conversation_id === c.conversation_id) newChat();
     renderConversations();
+    tellListChanged(c.conversation_id);
     announce('Conversation deleted.');
   } catch (e) {
     showError(`Could not delete: ${e.message}`);
@@ -485,9 +538,8 @@ function messageNode(m) {
   // Copies the message as written (its Markdown), once it is complete.
   if (!live && m.content && md) tools.append(md.copyButton(() => m.content, mine ? 'Copy your message' : 'Copy answer', 'copy-msg'));
   if (!state.turn) {
-    // The API can branch below a message, not above the first one: the first question
-    // cannot be edited.
-    if (mine && m.parent_id) tools.append(h('button', { type: 'button', className: 'small', onclick: () => startEdit(m) }, 'Edit'));
+    // Any question can be edited: the first one starts a new root branch. Not while editing it.
+    if (mine && state.editing !== m.message_id) tools.append(h('button', { type: 'button', className: 'small', onclick: () => startEdit(m) }, 'Edit'));
     if (!mine && m.parent_id) tools.append(h('button', { type: 'button', className: 'small', onclick: () => regenerate(m) }, 'Regenerate'));
   }
   const meta = h('div', { className: 'meta' },
@@ -577,9 +629,13 @@ function scheduleBubble(id) {
   });
 }
 
+// Whether the view follows the end: it does unless the user scrolled up. Kept at scroll time,
+// since an answer's final rendering can grow the log by more than any "near the end" margin.
+let atEnd = true;
+
 function scrollToEnd(force) {
   const box = $('messages');
-  if (force || box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+  if (force || atEnd || box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
 }
 
 function startEdit(m) {
@@ -597,7 +653,7 @@ function editForm(m) {
     const content = ta.value.trim();
     if (!content) return;
     state.editing = null;
-    await send(content, m.parent_id);
+    await send(content, m.parent_id ?? null); // null: a new root branch
   };
   ta.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
@@ -619,31 +675,52 @@ function setBusy(busy) {
   $('messages').setAttribute('aria-busy', String(busy));
 }
 
-/** Sends `content` below `parentId` (the shown leaf unless editing). */
+/** Sends `content` below `parentId` (the shown leaf unless editing; null starts a new root
+ * branch, undefined follows the latest message). */
 async function send(content, parentId) {
   if (state.turn) return;
   showError('');
   const model = $('model').value || undefined;
+  // A new conversation is listed once its first message is accepted; a refused one (too long,
+  // over a limit) deletes it again, so that no empty conversation is left behind.
+  let fresh = null;
   if (!state.conv) {
     try {
-      state.conv = await api(`${API}/conversations`, { method: 'POST', body: model ? { model } : {} });
+      fresh = state.conv = await api(`${API}/conversations`, { method: 'POST', body: model ? { model } : {} });
     } catch (e) {
       showError(`Could not start a conversation: ${e.message}`);
       return false;
     }
-    state.convs.unshift(state.conv);
-    history.pushState(null, '', `#${state.conv.conversation_id}`);
-    setTitle();
-    renderConversations();
   }
   const body = { content, model };
-  if (parentId) body.parent_id = parentId;
+  if (parentId !== undefined) body.parent_id = parentId;
   // The conversation moves to the top of the list, where the server sorts it too.
-  if (!$('search').value.trim() && state.convs[0] !== state.conv) {
+  if (!fresh && !$('search').value.trim() && state.convs[0] !== state.conv) {
     state.convs = [state.conv, ...state.convs.filter((c) => c.conversation_id !== state.conv.conversation_id)];
     renderConversations();
   }
-  return stream(`${API}/conversations/${state.conv.conversation_id}/messages`, body);
+  const sending = stream(`${API}/conversations/${state.conv.conversation_id}/messages`, body);
+  if (fresh) state.turn.fresh = fresh;
+  const sent = await sending;
+  if (fresh && !sent) {
+    api(`${API}/conversations/${fresh.conversation_id}`, { method: 'DELETE' }).catch(() => {});
+    if (state.conv === fresh) {
+      state.conv = null;
+      setTitle();
+      render();
+    }
+  }
+  return sent;
+}
+
+/** Lists a new conversation once its first message was accepted. */
+function listFresh(conv) {
+  if (!state.convs.includes(conv)) state.convs.unshift(conv);
+  if (state.conv === conv) {
+    history.pushState(null, '', `#${conv.conversation_id}`);
+    setTitle();
+  }
+  renderConversations();
 }
 
 function regenerate(m) {
@@ -801,7 +878,10 @@ async function readTurn(turn, post) {
   }
   // A tool may have changed the tasks.
   if (turn.usedTools) loadTasks();
-  if (!turn.detached && state.conv?.conversation_id === turn.convId) render();
+  if (!turn.detached && state.conv?.conversation_id === turn.convId) {
+    render();
+    scrollToEnd(); // the whole answer in view, unless the user scrolled up
+  }
   // The button that started the turn may be gone: keep the keyboard somewhere useful.
   if (document.activeElement === document.body) $('composer-input').focus();
   return turn.sent;
@@ -851,6 +931,7 @@ function onEvent(turn, event, data, id) {
     // Re-attached: the events start again from the first, so the text does too.
     addMsg({ message_id: data.assistant_message_id, parent_id: u.message_id, role: 'assistant', content: '', steps: [], status: 'streaming', model: known?.model ?? u.model, created_at: known?.created_at ?? new Date().toISOString() });
     turn.assistantId = data.assistant_message_id;
+    if (turn.fresh) { listFresh(turn.fresh); turn.fresh = null; }
     choose(data.assistant_message_id);
     if (!turn.resumed) {
       if (state.conv) state.conv.message_count = (state.conv.message_count || 0) + 2;
@@ -913,16 +994,39 @@ function tell(type, turn) {
   channel?.postMessage({ type, user: state.user?.user_id, conv: turn.convId, message: turn.assistantId });
 }
 
+/** Tells the other tabs that the conversation list changed (a rename, a deletion). */
+function tellListChanged(convId) {
+  channel?.postMessage({ type: 'listed', user: state.user?.user_id, conv: convId });
+}
+
 channel?.addEventListener('message', ({ data: d }) => {
   if (!state.token || !d || d.user !== state.user?.user_id) return;
-  if (d.conv !== state.conv?.conversation_id) {
-    if (d.type === 'started' && !state.convs.some((c) => c.conversation_id === d.conv) && !$('search').value.trim()) loadConversations();
-    return;
+  // The list follows: a new conversation, its title once its first answer is in, a rename or
+  // a deletion in another tab.
+  const listed = state.convs.find((c) => c.conversation_id === d.conv);
+  const search = $('search').value.trim();
+  if (d.type === 'listed' || (d.type === 'started' && !listed) || (d.type === 'ended' && (!listed || !listed.title))) {
+    if (!search) loadConversations().then(() => followList(d.conv));
   }
+  if (d.type === 'listed') return;
+  if (d.conv !== state.conv?.conversation_id) return;
   if (state.turn) return;
   const status = state.msgs.get(d.message)?.status;
   if (d.type === 'started' ? status !== 'streaming' : status === 'streaming') syncMessages(d.message, 4);
 });
+
+/** After the list was loaded again on another tab's word: the open conversation's title, or
+ * a new chat when it was deleted there. */
+function followList(convId) {
+  if (!state.conv || state.conv.conversation_id !== convId) return;
+  const fresh = state.convs.find((c) => c.conversation_id === convId);
+  if (fresh) {
+    Object.assign(state.conv, fresh);
+    setTitle();
+  } else {
+    api(`${API}/conversations/${convId}`).catch((e) => { if (e.status === 404) newChat(); });
+  }
+}
 
 /** Loads the messages again until `id` is among them (another tab's write may still be on
  * its way); a running answer is attached to by loadMessages. */
@@ -1069,6 +1173,17 @@ function wire() {
   $('more-done-tasks').addEventListener('click', () => loadTasks('done'));
   $('error-close').addEventListener('click', () => showError(''));
   $('stop').addEventListener('click', stop);
+  $('messages').addEventListener('scroll', (e) => {
+    const box = e.currentTarget;
+    atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+  }, { passive: true });
+  // Escape stops a running answer, unless it closes something else first (a dialog, an edit).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || e.defaultPrevented || !state.turn || $('stop').hidden || $('stop').disabled) return;
+    if (document.querySelector('dialog[open]') || e.target.closest?.('.edit, .rename')) return;
+    e.preventDefault();
+    stop();
+  });
   let timer = 0;
   $('search').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => loadConversations(), 250); });
   $('model').addEventListener('change', () => {
@@ -1084,10 +1199,16 @@ function wire() {
     e.preventDefault();
     const content = input.value.trim();
     if (!content || state.turn) return;
+    if (!updateCounter()) {
+      showError(`The message is too long: at most ${maxMessageBytes.toLocaleString('en')} bytes.`);
+      return;
+    }
     const leaf = path().at(-1);
     input.value = '';
+    updateCounter();
     if (!(await send(content, leaf?.message_id)) && !input.value) input.value = content; // not sent: keep it
   });
+  input.addEventListener('input', updateCounter);
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing) {
       e.preventDefault();

@@ -241,6 +241,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::ListMemories => Box::pin(handlers::memories::list_memories(cx)),
         Route::DeleteMemory => Box::pin(handlers::memories::delete_memory(cx)),
         Route::Mcp => Box::pin(handlers::mcp::mcp(cx)),
+        Route::GetLimits => return handlers::health::limits(cx),
     };
     handler.await
 }

@@ -3,11 +3,26 @@
 use crate::app::Ctx;
 use crate::http::{json, HandlerResult};
 use crate::{bindings, store};
-use edgechat_core::views::{Health, Ready};
+use edgechat_core::views::{Health, Limits, Ready};
 use edgechat_core::{ApiError, VERSION};
 
 pub fn health(_cx: &Ctx<'_>) -> HandlerResult {
     json(200, &Health { status: "ok", version: VERSION })
+}
+
+/// `GET /api/v1/limits`: the configured size limits, so that a client can warn before the
+/// server refuses (they are not secret: a refusal states them too).
+pub fn limits(cx: &Ctx<'_>) -> HandlerResult {
+    let l = cx.config.conversation_limits;
+    json(
+        200,
+        &Limits {
+            message_bytes: l.message_bytes,
+            title_chars: l.title_chars,
+            system_prompt_bytes: l.system_prompt_bytes,
+            messages_per_conversation: l.messages_per_conversation,
+        },
+    )
 }
 
 /// 200 when a D1 query and a KV read both succeed and the configuration is valid; otherwise

@@ -56,6 +56,8 @@ pub enum Route {
     ListMemories,
     DeleteMemory,
     Mcp,
+    /// The size limits a client checks input against before sending it.
+    GetLimits,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -128,6 +130,7 @@ const TABLE: &[Entry] = &[
     Entry { pattern: "/api/v1/memories/{memory_id}", methods: &[("DELETE", Route::DeleteMemory)] },
     // POST only: no server-to-client stream is offered, so GET (and DELETE) answer 405.
     Entry { pattern: "/mcp", methods: &[("POST", Route::Mcp)] },
+    Entry { pattern: "/api/v1/limits", methods: &[("GET", Route::GetLimits)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

@@ -144,6 +144,7 @@ pub fn access(route: Route) -> Access {
         ListTasks | GetTask | ListMemories => AGENT_READ,
         CreateTask | UpdateTask | DeleteTask | CreateMemory | DeleteMemory => AGENT_WRITE,
         Mcp => Access::AnyOf(&[Scope::Tools]),
+        GetLimits => Access::Public,
     }
 }
 

@@ -22,6 +22,17 @@ pub struct Health {
     pub version: &'static str,
 }
 
+/// `GET /api/v1/limits`: what the conversation API refuses beyond.
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    /// Longest message content, in UTF-8 bytes.
+    pub message_bytes: usize,
+    pub title_chars: usize,
+    pub system_prompt_bytes: usize,
+    /// Deepest branch, in messages.
+    pub messages_per_conversation: u64,
+}
+
 /// `GET /health/ready` when every check passed.
 #[derive(Debug, Serialize)]
 pub struct Ready {

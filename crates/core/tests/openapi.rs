@@ -16,6 +16,7 @@ const PUBLIC: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/webhooks/stripe",
+    "/api/v1/limits",
 ];
 
 fn document() -> Value {
