@@ -980,7 +980,7 @@ function onEvent(turn, event, data, id) {
       announce('The answer failed.');
     }
     tell('ended', turn);
-    refreshTitle();
+    refreshTitle(event === 'done' && final?.status === 'complete');
   }
 }
 
@@ -1036,12 +1036,16 @@ async function syncMessages(id, tries) {
   if (--tries > 0 && state.conv === conv && !state.msgs.has(id)) setTimeout(() => syncMessages(id, tries), 300);
 }
 
-/** A first answer gives the conversation a title: show it. */
-async function refreshTitle() {
+/** A first answer gives the conversation a title: one short model call names it (the first
+ * words of the question when that fails); show it, here and in the other tabs. */
+async function refreshTitle(answered) {
   const c = state.conv;
   if (!c || c.title) return;
   try {
-    const fresh = await api(`${API}/conversations/${c.conversation_id}`);
+    const url = `${API}/conversations/${c.conversation_id}`;
+    // A failed or stopped answer names nothing: the conversation as it is.
+    const fresh = answered ? await api(`${url}/title`, { method: 'POST' }) : await api(url);
+    if (answered) tellListChanged(c.conversation_id);
     Object.assign(c, fresh);
     const listed = state.convs.find((x) => x.conversation_id === c.conversation_id);
     if (listed && listed !== c) Object.assign(listed, fresh);

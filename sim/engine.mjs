@@ -3,6 +3,7 @@
 import { resolveOptions, OptionError } from './options.mjs';
 import { generateTokens, echoTokens, seedText, promptTokens, lastUserText } from './text.mjs';
 import { summaryAnswer } from './summary.mjs';
+import { titleAnswer } from './title.mjs';
 
 const MAX_BODY = 32 * 1024 * 1024;
 
@@ -94,6 +95,8 @@ function makePlan(ctx) {
 function textTokens(ctx) {
   const summary = summaryAnswer(ctx.provider.texts(ctx.body));
   if (summary !== null) return echoTokens(summary);
+  const title = titleAnswer(ctx.provider.texts(ctx.body));
+  if (title !== null) return echoTokens(title);
   if (ctx.opts.echo) return echoTokens(lastUserText(ctx.body.messages));
   return generateTokens(ctx.seed, ctx.opts.tokens ?? ctx.sim.tokens);
 }

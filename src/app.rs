@@ -242,6 +242,7 @@ async fn dispatch(cx: &mut Ctx<'_>, matched: Matched<'_>) -> HandlerResult {
         Route::DeleteMemory => Box::pin(handlers::memories::delete_memory(cx)),
         Route::Mcp => Box::pin(handlers::mcp::mcp(cx)),
         Route::GetLimits => return handlers::health::limits(cx),
+        Route::GenerateTitle => Box::pin(handlers::titles::generate_title(cx)),
     };
     handler.await
 }

@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod memories;
 pub mod messages;
 pub mod tasks;
+pub mod titles;
 pub mod usage;
 pub mod users;
 pub mod webhooks;

@@ -210,6 +210,29 @@ pub async fn update(
     Ok(super::returned_a_row(results.first()))
 }
 
+const REPLACE_TITLE: &str =
+    "UPDATE conversations SET title = ?4 WHERE conversation_id = ?1 AND user_id = ?2 AND title = ?3 RETURNING conversation_id";
+
+/// Sets a generated title unless the title changed since `expected` was read (a rename wins).
+pub async fn replace_title(
+    db: &Db,
+    conversation_id: &str,
+    user_id: &str,
+    expected: &str,
+    title: &str,
+) -> Result<bool, AppError> {
+    let results = db
+        .batch(
+            "replace title",
+            vec![
+                db.stmt(REPLACE_TITLE, &[text(conversation_id), text(user_id), text(expected), text(title)])?,
+                db.stmt(BUMP_CACHE_VERSION, &[text(user_id)])?,
+            ],
+        )
+        .await?;
+    Ok(super::returned_a_row(results.first()))
+}
+
 /// Deletes the conversation and its messages; false when the user has no such conversation.
 pub async fn delete(db: &Db, conversation_id: &str, user_id: &str) -> Result<bool, AppError> {
     let args = [text(conversation_id), text(user_id)];

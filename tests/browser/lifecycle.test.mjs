@@ -140,6 +140,29 @@ describe('a conversation on the page', { timeout: 120000 }, () => {
     problems.length = 0;
   });
 
+  test('a generated title appears after the first answer, and its call is in the usage records', { timeout: 40000 }, async () => {
+    const user = (await apiGet(stack.url, token, '/api/v1/users/me')).body.user_id;
+    const echoCalls = async () => (await execSql(stack.persistDir, `SELECT COUNT(*) AS n FROM usage_records WHERE user_id = '${user}' AND model = 'echo'`))[0].results[0].n;
+    const before = await echoCalls();
+    await page.getByRole('button', { name: '+ New chat' }).click();
+    const question = 'Please explain in some detail how walruses find their way across the sea ice at night';
+    await answerAfter(page, () => sendViaUi(page, question, 'echo'));
+    const id = await conversationId(page);
+    // The simulator names a conversation by its question's first six words.
+    const generated = 'Please explain in some detail how';
+    await page.waitForFunction((t) => document.getElementById('chat-title').textContent === t, generated);
+    await page.locator(`#conversations li.conv[data-id="${id}"]`, { hasText: generated }).waitFor();
+    const { body } = await apiGet(stack.url, token, `/api/v1/conversations/${id}`);
+    assert.equal(body.title, generated);
+    let after = await echoCalls();
+    for (let i = 0; after < before + 2 && i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await echoCalls();
+    }
+    assert.equal(after, before + 2, 'the answer and the title call are recorded');
+    await assertClean(page, problems);
+  });
+
   test('a second tab shows a new conversation and its title without reloading', { timeout: 40000 }, async () => {
     const tab = await context.newPage();
     const tabProblems = await watchPage(tab);

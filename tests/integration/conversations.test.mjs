@@ -322,3 +322,79 @@ test('per-user conversation and per-conversation message limits are enforced', a
   await api('DELETE', `/api/v1/conversations/${list.body.data[0].conversation_id}`, { base, token });
   assert.equal((await api('POST', '/api/v1/conversations', { base, token, json: {} })).status, 201, 'deleting frees a slot');
 });
+
+test('a generated title: one recorded call after the first answer, the first words when it fails, never over a user title', async () => {
+  const { execSql } = await import('../support/stack.mjs');
+  const u = await registerUser();
+  const token = u.access_token;
+  const rows = async () => (await execSql(process.env.EDGECHAT_PERSIST_DIR, `SELECT model, status, source, prompt_tokens, completion_tokens FROM usage_records WHERE user_id = '${u.user.user_id}' ORDER BY created_at`))[0].results;
+  // The record is written with the call's settlement, which may land just after the answer.
+  const records = async (n) => {
+    for (let i = 0; ; i++) {
+      const got = await rows();
+      if (n === undefined || got.length >= n || i >= 30) return got;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const question = `How do walruses find their way home ${randomBytes(4).toString('hex')}?`;
+  const c = (await create(token, {})).body;
+  const path = `/api/v1/conversations/${c.conversation_id}`;
+  // No answer yet: nothing to name it by.
+  expectError(assert, await api('POST', `${path}/title`, { token }), 409, 'no_answer_yet');
+  const turn = await api('POST', `${path}/messages`, { token, json: { content: question } });
+  assert.equal(turn.status, 201, turn.text);
+  const before = await records(1); // the turn's own record first
+  const res = await api('POST', `${path}/title`, { token });
+  assert.equal(res.status, 200, res.text);
+  const title = res.body.title;
+  // The simulator names it by the question's first six words, in quotes with a full stop, which are taken off.
+  assert.equal(title, question.split(' ').slice(0, 6).join(' '));
+  // The simulator answers deterministically: the same prompt gives the same title.
+  const [req] = await simRequests(question.slice(0, 30));
+  assert.ok(req, 'the model was asked');
+  const after = await records(before.length + 1);
+  assert.equal(after.length, before.length + 1, 'one usage record for the title call');
+  assert.equal(after.at(-1).status, 'complete');
+  assert.equal(after.at(-1).source, 'chat');
+  assert.ok(after.at(-1).completion_tokens > 0);
+  assert.equal((await api('GET', path, { token })).body.title, title);
+  const list = (await api('GET', '/api/v1/conversations', { token })).body.data;
+  assert.equal(list.find((x) => x.conversation_id === c.conversation_id).title, title, 'the list shows it (no stale cache)');
+  // Named once: asked again, no second call.
+  assert.equal((await api('POST', `${path}/title`, { token })).body.title, title);
+  assert.equal((await records()).length, after.length);
+  // A title the user set is never replaced, and costs no call.
+  assert.equal((await api('PATCH', path, { token, json: { title: 'My walrus notes' } })).status, 200);
+  const kept = await api('POST', `${path}/title`, { token });
+  assert.equal(kept.body.title, 'My walrus notes');
+  assert.equal((await records()).length, after.length);
+
+  // A failing model: the first words of the first question are the title, and the failed call is recorded.
+  const q2 = `Tell me about tides ${randomBytes(4).toString('hex')}`;
+  const broken = (await create(token, { model: 'broken', messages: [{ role: 'user', content: q2 }, { role: 'assistant', content: 'Tides are...' }] })).body;
+  const n = (await records()).length;
+  const fb = await api('POST', `/api/v1/conversations/${broken.conversation_id}/title`, { token });
+  assert.equal(fb.status, 200, fb.text);
+  assert.equal(fb.body.title, q2);
+  const last = await records(n + 1);
+  assert.equal(last.length, n + 1);
+  assert.equal(last.at(-1).model, 'broken');
+  assert.notEqual(last.at(-1).status, 'complete');
+
+  // Another user's conversation is 404; a bad id too.
+  const other = await registerUser();
+  expectError(assert, await api('POST', `${path}/title`, { token: other.access_token }), 404);
+  expectError(assert, await api('POST', '/api/v1/conversations/nope/title', { token }), 404);
+});
+
+test('GET /api/v1/limits states the limits, with no credential', async () => {
+  const res = await api('GET', '/api/v1/limits');
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(Object.keys(res.body).sort(), ['message_bytes', 'messages_per_conversation', 'system_prompt_bytes', 'title_chars']);
+  assert.equal(res.body.message_bytes, 32 * 1024);
+  // The limit stated is the one enforced.
+  const token = (await registerUser()).access_token;
+  const c = (await create(token, {})).body;
+  const over = await api('POST', `/api/v1/conversations/${c.conversation_id}/messages`, { token, json: { content: 'x'.repeat(res.body.message_bytes + 1) } });
+  expectError(assert, over, 422);
+});

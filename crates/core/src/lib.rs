@@ -36,6 +36,7 @@ pub mod sql_args;
 pub mod stripe;
 pub mod throttle;
 pub mod time;
+pub mod titles;
 pub mod token;
 pub mod turns;
 pub mod url;

@@ -58,6 +58,8 @@ pub enum Route {
     Mcp,
     /// The size limits a client checks input against before sending it.
     GetLimits,
+    /// Names a conversation after its first answer (one short model call).
+    GenerateTitle,
 }
 
 /// One path pattern and the methods it answers. `{name}` segments capture a parameter.
@@ -131,6 +133,7 @@ const TABLE: &[Entry] = &[
     // POST only: no server-to-client stream is offered, so GET (and DELETE) answer 405.
     Entry { pattern: "/mcp", methods: &[("POST", Route::Mcp)] },
     Entry { pattern: "/api/v1/limits", methods: &[("GET", Route::GetLimits)] },
+    Entry { pattern: "/api/v1/conversations/{conversation_id}/title", methods: &[("POST", Route::GenerateTitle)] },
 ];
 
 /// A resolved request: the route, its pattern (for logs) and captured path parameters.

@@ -145,6 +145,7 @@ pub fn access(route: Route) -> Access {
         CreateTask | UpdateTask | DeleteTask | CreateMemory | DeleteMemory => AGENT_WRITE,
         Mcp => Access::AnyOf(&[Scope::Tools]),
         GetLimits => Access::Public,
+        GenerateTitle => CHAT,
     }
 }
 
