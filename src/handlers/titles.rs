@@ -36,10 +36,9 @@ pub async fn generate_title(cx: &mut Ctx<'_>) -> HandlerResult {
     let question = first.iter().find(|m| m.role == "user" && m.parent_id.is_none());
     let answer = question
         .and_then(|q| first.iter().find(|m| m.role == "assistant" && m.parent_id.as_deref() == Some(&q.message_id)));
+    // Nothing to name it by yet (no complete first answer), or a title the user set: as it is.
     let (Some(question), Some(answer)) = (question, answer.filter(|a| a.status == "complete")) else {
-        return Err(
-            ApiError::conflict("no_answer_yet", "the conversation has no complete first answer to name it by").into()
-        );
+        return json(200, &conversation.view());
     };
     if !replaceable(&conversation.title, &question.content) {
         return json(200, &conversation.view());

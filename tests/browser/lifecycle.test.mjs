@@ -185,6 +185,25 @@ describe('a conversation on the page', { timeout: 120000 }, () => {
     await assertClean(page, problems);
   });
 
+  test('Escape stops an answer; the view ends at the end of an answer', { timeout: 40000 }, async () => {
+    await page.getByRole('button', { name: '+ New chat' }).click();
+    await page.setViewportSize({ width: 1200, height: 500 });
+    try {
+      await answerAfter(page, () => sendViaUi(page, 'Tell me a long story', 'paced'));
+      await answerAfter(page, () => sendViaUi(page, 'And one more', 'paced'));
+      const gap = () => page.evaluate(() => { const b = document.getElementById('messages'); return b.scrollHeight - b.scrollTop - b.clientHeight; });
+      assert.ok((await gap()) < 2, `at the end (${await gap()} px left)`);
+      await sendViaUi(page, 'Another long story', 'paced');
+      await page.locator('#messages article.live').waitFor();
+      await page.keyboard.press('Escape');
+      await page.locator('#send').waitFor({ state: 'visible' });
+      await page.waitForFunction(() => document.querySelector('#messages article.assistant:last-of-type')?.dataset.status === 'cancelled');
+    } finally {
+      await page.setViewportSize({ width: 1200, height: 800 });
+    }
+    await assertClean(page, problems);
+  });
+
   test('the sidebar groups conversations by date, with a time to tell equal titles apart', { timeout: 60000 }, async () => {
     const day = 86400000;
     const now = Date.now();

@@ -33,7 +33,9 @@ const LONG_LINE = `const ${'veryLongIdentifier_'.repeat(20)} = ${'1 + '.repeat(4
 /** What the simulator answers, not streamed, to the last request it got that holds `text`. */
 async function simAnswer(text) {
   const { data } = await (await fetch(`${stack.simUrl}/_sim/requests?contains=${encodeURIComponent(text)}`)).json();
-  const { stream, stream_options, ...body } = data.at(-1).body;
+  // The answer's request, not the title call after it (its prompt quotes the question).
+  const asked = data.filter((r) => !String(r.body.messages?.[0]?.content ?? '').startsWith('Write a short title'));
+  const { stream, stream_options, ...body } = asked.at(-1).body;
   const res = await fetch(`${stack.simUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
