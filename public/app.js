@@ -65,7 +65,12 @@ class ApiError extends Error {
 /** A readable message for an error body ({error:{code,message}}) and its status. */
 function describe(status, error, retryAfter) {
   const code = error?.code || error?.type || '';
-  const text = (error?.message || `the request failed (HTTP ${status || 'error'})`).replace(/\.$/, '');
+  let text = (error?.message || `the request failed (HTTP ${status || 'error'})`).replace(/\.$/, '');
+  // The server's text ends "; retry in 840 s" when it also sends Retry-After: say it once.
+  if (retryAfter) text = text.replace(/;?\s*retry in \d+ ?s$/i, '');
+  if (/too_many_(login|registration)/.test(code)) {
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}.${retryAfter ? ` Try again in ${duration(retryAfter)}.` : ''}`;
+  }
   if (status === 429 || /quota|rate_limit|too_many|budget/.test(code)) {
     return `Limit reached: ${text}.${retryAfter ? ` Try again in ${duration(retryAfter)}.` : ''}`;
   }
@@ -141,7 +146,8 @@ async function api(path, { method = 'GET', body, headers = {}, signal, stream, a
   return res.status === 204 ? null : res.json();
 }
 
-function signedOut(message) {
+function signedOut(message, info = false) {
+  setAuthMode(false); // whoever signed out (or was signed out) has an account: log in, not register
   detachTurn();
   state.token = null;
   state.user = null;
@@ -151,7 +157,7 @@ function signedOut(message) {
   tasksSeq++;
   renderTasks();
   clearTree();
-  showAuth(message);
+  showAuth(message, info);
 }
 
 // ---------------------------------------------------------------- auth screen
@@ -169,13 +175,16 @@ function setAuthMode(register) {
   $('auth-error').hidden = true;
 }
 
-function showAuth(message) {
+function showAuth(message, info = false) {
   $('boot').hidden = true;
   $('app').hidden = true;
   $('auth').hidden = false;
   const err = $('auth-error');
   err.textContent = message || '';
   err.hidden = !message;
+  // "You are logged out." is news, not a failure: shown (and announced) as information.
+  err.className = info ? 'info' : 'error';
+  err.setAttribute('role', info ? 'status' : 'alert');
   $('auth-email').focus();
 }
 
@@ -199,6 +208,8 @@ async function submitAuth(ev) {
     await startApp();
   } catch (e) {
     err.textContent = e.message;
+    err.className = 'error';
+    err.setAttribute('role', 'alert');
     err.hidden = false;
   } finally {
     $('auth-submit').disabled = false;
@@ -210,7 +221,7 @@ async function logout() {
     await api(`${API}/auth/logout`, { method: 'POST', body: {} });
   } catch {}
   history.replaceState(null, '', location.pathname);
-  signedOut('You are logged out.');
+  signedOut('You are logged out.', true);
 }
 
 // ---------------------------------------------------------------- app shell
@@ -263,7 +274,9 @@ async function loadModels() {
     const current = select.value;
     // Embedding models answer no chat.
     const chat = data.filter((m) => m.kind !== 'embedding');
-    select.replaceChildren(h('option', { value: '' }, 'default'), ...chat.map((m) => h('option', { value: m.id }, m.id)));
+    state.models = chat;
+    const def = chat.find((m) => m.default);
+    select.replaceChildren(h('option', { value: '' }, def ? `default (${def.id})` : 'default'), ...chat.map((m) => h('option', { value: m.id }, modelLabel(m))));
     select.value = state.conv?.model && chat.some((m) => m.id === state.conv.model) ? state.conv.model : current;
   } catch (e) {
     showError(`Could not load the models: ${e.message}`);
@@ -371,9 +384,10 @@ function startRename(c, li) {
   input.select();
 }
 
-function confirmDialog(text) {
+function confirmDialog(text, action = 'Delete') {
   const dlg = $('confirm');
   $('confirm-text').textContent = text;
+  $('confirm-ok').textContent = action;
   dlg.returnValue = '';
   dlg.showModal();
   return new Promise((resolve) => dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true }));
@@ -686,7 +700,7 @@ async function send(content, parentId) {
   let fresh = null;
   if (!state.conv) {
     try {
-      fresh = state.conv = await api(`${API}/conversations`, { method: 'POST', body: model ? { model } : {} });
+      fresh = state.conv = await api(`${API}/conversations`, { method: 'POST', body: draftConversation(model) });
     } catch (e) {
       showError(`Could not start a conversation: ${e.message}`);
       return false;
@@ -704,6 +718,7 @@ async function send(content, parentId) {
   const sent = await sending;
   if (fresh && !sent) {
     api(`${API}/conversations/${fresh.conversation_id}`, { method: 'DELETE' }).catch(() => {});
+    if (fresh.system_prompt) state.draft = { system_prompt: fresh.system_prompt }; // kept for the next try
     if (state.conv === fresh) {
       state.conv = null;
       setTitle();
@@ -1161,6 +1176,48 @@ async function showUsage() {
   }
 }
 
+// ---------------------------------------------------------------- settings: chat, account, API keys
+
+// The dialogs live in settings.js, loaded on first use (the first load stays small).
+state.models = []; // chat models from /v1/models
+state.draft = { system_prompt: '' }; // settings of a new chat, sent when it is created
+
+/** "tools, JSON, vision · 128k context" for a model. */
+function modelTraits(m) {
+  const c = m.capabilities || {};
+  const can = [c.tools && 'tools', c.json_mode && 'JSON', c.vision && 'vision'].filter(Boolean);
+  const ctx = m.context_window >= 1024 ? `${Math.round(m.context_window / 1024)}k` : String(m.context_window);
+  return `${can.length ? can.join(', ') : 'text only'} · ${ctx} context`;
+}
+
+function modelLabel(m) {
+  return `${m.id} (${m.owned_by}) — ${modelTraits(m)}${m.default ? ' · default' : ''}`;
+}
+
+/** The body of a new conversation: the picked model and the settings made before it existed. */
+function draftConversation(model) {
+  const body = model ? { model } : {};
+  if (state.draft.system_prompt.trim()) body.system_prompt = state.draft.system_prompt;
+  state.draft = { system_prompt: '' };
+  return body;
+}
+
+let settingsModule = null;
+
+/** Opens the settings dialog `name` (chatSettings, accountSettings, apiKeys) of settings.js. */
+async function openSettings(name) {
+  try {
+    settingsModule ??= import('./settings.js').then((m) => {
+      m.init({ h, $, api, API, state, announce, confirmDialog, signedOut, modelTraits });
+      return m;
+    });
+    (await settingsModule)[name]();
+  } catch (e) {
+    settingsModule = null;
+    showError(`Could not open the settings: ${e.message}`);
+  }
+}
+
 // ---------------------------------------------------------------- wiring
 
 function wire() {
@@ -1172,6 +1229,9 @@ function wire() {
   $('new-chat').addEventListener('click', newChat);
   $('more-convs').addEventListener('click', () => loadConversations(true));
   $('usage-open').addEventListener('click', showUsage);
+  $('chat-settings-open').addEventListener('click', () => openSettings('chatSettings'));
+  $('account-open').addEventListener('click', () => openSettings('accountSettings'));
+  $('keys-open').addEventListener('click', () => openSettings('apiKeys'));
   $('tasks-refresh').addEventListener('click', () => loadTasks());
   $('more-open-tasks').addEventListener('click', () => loadTasks('open'));
   $('more-done-tasks').addEventListener('click', () => loadTasks('done'));
@@ -1220,7 +1280,7 @@ function wire() {
     }
   });
   document.addEventListener('keydown', (e) => {
-    if (e.key !== 'Escape') return;
+    if (e.key !== 'Escape' || document.querySelector('dialog.settings[open]')) return;
     if (document.body.classList.contains('nav-open')) { setNav(false); $('menu').focus(); }
     else if (state.turn && !document.querySelector('dialog[open]')) stop();
   });

@@ -29,7 +29,7 @@ pub async fn list_models(cx: &mut Ctx<'_>) -> HandlerResult {
     authenticate(cx).await?;
     let routes = &cx.config.routes;
     let models: Vec<_> = routes.names().into_iter().filter_map(|name| routes.resolve(Some(name)).ok()).collect();
-    Ok(Reply::bytes(200, JSON, models_json(&models).into_bytes()))
+    Ok(Reply::bytes(200, JSON, models_json(&models, routes.default_model()).into_bytes()))
 }
 
 /// `GET /v1/models/{model}`: a routed model (the SDKs' `models.retrieve`); 404
@@ -40,7 +40,11 @@ pub async fn get_model(cx: &mut Ctx<'_>) -> HandlerResult {
     let route =
         cx.config.routes.names().into_iter().find(|n| *n == name).and_then(|n| cx.config.routes.resolve(Some(n)).ok());
     let route = route.ok_or_else(|| OpenAiError::model_not_found(name))?;
-    Ok(Reply::bytes(200, JSON, edgechat_core::gateway::model_json(route).into_bytes()))
+    Ok(Reply::bytes(
+        200,
+        JSON,
+        edgechat_core::gateway::model_json(route, cx.config.routes.default_model()).into_bytes(),
+    ))
 }
 
 pub async fn chat_completions(cx: &mut Ctx<'_>) -> HandlerResult {

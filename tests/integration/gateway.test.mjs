@@ -45,6 +45,8 @@ test('GET /v1/models lists the routed models in OpenAI shape', async () => {
   const ids = res.body.data.map((m) => m.id);
   assert.ok(ids.includes('sim-small') && ids.includes('claude'));
   assert.equal(res.body.data.find((m) => m.id === 'claude').owned_by, 'anthropic');
+  // The routes' default says so (a page can name it); no other model carries `default`.
+  assert.deepEqual(res.body.data.filter((m) => 'default' in m).map((m) => [m.id, m.default]), [['sim-small', true]]);
   expectOpenAiError(await api('GET', '/v1/models'), 401, 'invalid_api_key');
 });
 

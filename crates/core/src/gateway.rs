@@ -1174,10 +1174,14 @@ struct ModelJson<'a> {
     context_window: u32,
     /// The longest answer, in tokens.
     max_output_tokens: u32,
+    /// `true` on the model a request without one gets (MODEL_ROUTES' `default`), so a client
+    /// can name it; absent on the others.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    default: bool,
 }
 
-impl<'a> From<&'a ModelRoute> for ModelJson<'a> {
-    fn from(route: &'a ModelRoute) -> Self {
+impl<'a> ModelJson<'a> {
+    fn new(route: &'a ModelRoute, default_model: &str) -> Self {
         ModelJson {
             id: &route.name,
             object: "model",
@@ -1187,18 +1191,19 @@ impl<'a> From<&'a ModelRoute> for ModelJson<'a> {
             capabilities: route.capabilities,
             context_window: route.context_tokens,
             max_output_tokens: route.max_output_tokens,
+            default: route.name == default_model,
         }
     }
 }
 
-/// `GET /v1/models` for the routed models.
-pub fn models_json(routes: &[&ModelRoute]) -> String {
-    to_json(&ModelList { object: "list", data: routes.iter().map(|&r| ModelJson::from(r)).collect() })
+/// `GET /v1/models` for the routed models; `default_model` is marked `default: true`.
+pub fn models_json(routes: &[&ModelRoute], default_model: &str) -> String {
+    to_json(&ModelList { object: "list", data: routes.iter().map(|&r| ModelJson::new(r, default_model)).collect() })
 }
 
 /// `GET /v1/models/{model}`: one routed model.
-pub fn model_json(route: &ModelRoute) -> String {
-    to_json(&ModelJson::from(route))
+pub fn model_json(route: &ModelRoute, default_model: &str) -> String {
+    to_json(&ModelJson::new(route, default_model))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -1748,7 +1753,7 @@ mod tests {
         )
         .unwrap();
         let all: Vec<&ModelRoute> = routes.names().into_iter().filter_map(|n| routes.resolve(Some(n)).ok()).collect();
-        let v: Value = serde_json::from_str(&models_json(&all)).unwrap();
+        let v: Value = serde_json::from_str(&models_json(&all, routes.default_model())).unwrap();
         assert_eq!(v["object"], "list");
         assert_eq!(
             v["data"][1],
@@ -1756,8 +1761,11 @@ mod tests {
                     "capabilities": { "tools": true, "json_mode": true, "vision": false },
                     "context_window": 200000, "max_output_tokens": 4096 })
         );
-        let one: Value = serde_json::from_str(&model_json(all[0])).unwrap();
+        let one: Value = serde_json::from_str(&model_json(all[0], routes.default_model())).unwrap();
         assert_eq!((one["id"].as_str(), one["capabilities"]["vision"].as_bool()), (Some("a"), Some(true)));
         assert_eq!(one["context_window"], 8192);
+        // Only the routes' default says so; the others carry no `default` member.
+        assert_eq!((v["data"][0]["default"].as_bool(), v["data"][1].get("default")), (Some(true), None));
+        assert_eq!(one["default"], true);
     }
 }
