@@ -239,7 +239,8 @@ async function startApp() {
   await markdownReady;
   await loadConversations();
   await openFromHash();
-  $('composer-input').focus();
+  // Unless the user went somewhere meanwhile (a button clicked while the list was loading).
+  if (document.activeElement === document.body || !document.activeElement) $('composer-input').focus();
 }
 
 // ---------------------------------------------------------------- message length
