@@ -4,26 +4,19 @@
 //! cannot be had is left out: the turn goes on without it.
 
 use crate::app::Ctx;
-use crate::runtime::streams::{read_whole, Whole};
-use crate::store::{memories, summaries, usage};
-use crate::upstream::{self, Connected, Pacing};
-use crate::{quota, runtime};
+use crate::runtime;
+use crate::side_call::{self, cause, log_skipped, SideCall};
+use crate::store::{memories, summaries};
 use edgechat_core::accounts::User;
-use edgechat_core::admission::Reserve;
 use edgechat_core::agent::turn;
-use edgechat_core::chat::SettledStatus;
 use edgechat_core::conversations::{Conversation, Message};
-use edgechat_core::ids::UsageRecordId;
 use edgechat_core::llm::context::{
-    assemble, estimate_messages, outgrows, summary_prompt, summary_tokens, to_summarize, Branch, Sections, MEMORY_TOP_K,
+    assemble, outgrows, summary_prompt, summary_tokens, to_summarize, Branch, Sections, MEMORY_TOP_K,
 };
-use edgechat_core::llm::provider::{build_request, decode_completion, ChatRequest};
 use edgechat_core::llm::routing::ModelRoute;
-use edgechat_core::llm::{ChatMessage, ToolChoice, Usage};
-use edgechat_core::log::failure_line;
+use edgechat_core::llm::ChatMessage;
 use edgechat_core::search::fts_any_query;
 use edgechat_core::serde_json;
-use std::slice;
 
 /// Longest summary answer read, in bytes.
 const MAX_SUMMARY_ANSWER_BYTES: u64 = 1024 * 1024;
@@ -77,10 +70,6 @@ pub async fn build(cx: &mut Ctx<'_>, req: Request<'_>) -> Vec<ChatMessage> {
     assemble(&sections, &branch, budget, covered)
 }
 
-fn log_skipped(cx: &Ctx<'_>, what: &str, cause: &str) {
-    runtime::log(&failure_line(cx.request_id, what, cause));
-}
-
 /// The user's memories sharing words with the new message, best first (none on failure).
 async fn relevant_memories(cx: &mut Ctx<'_>, req: &Request<'_>) -> Vec<String> {
     let Some(fts) = fts_any_query(&req.question.content) else { return Vec::new() };
@@ -94,13 +83,6 @@ async fn relevant_memories(cx: &mut Ctx<'_>, req: &Request<'_>) -> Vec<String> {
             log_skipped(cx, "context memories", &cause(&e));
             Vec::new()
         }
-    }
-}
-
-fn cause(e: &crate::http::AppError) -> String {
-    match e.failure() {
-        crate::http::Failure::Platform { context, cause } => format!("{context}: {cause}"),
-        _ => "refused".into(),
     }
 }
 
@@ -138,21 +120,6 @@ async fn store_summary(cx: &mut Ctx<'_>, req: &Request<'_>, through: &str, text:
     }
 }
 
-/// How a summary call ended: what its usage record says and what it is charged.
-struct Ended {
-    provider: Option<&'static str>,
-    status: SettledStatus,
-    usage: Usage,
-    estimated: bool,
-    text: Option<String>,
-}
-
-impl Ended {
-    fn failed(status: SettledStatus, provider: Option<&'static str>, usage: Usage, estimated: bool) -> Self {
-        Self { provider, status, usage, estimated, text: None }
-    }
-}
-
 /// Asks the turn's model for the summary of `part` (on top of `previous`), non-streamed,
 /// admitted against the plan and recorded like any call. `None` when refused or failed.
 async fn summarize(
@@ -165,82 +132,15 @@ async fn summarize(
     let route = req.route;
     let max_tokens = summary_tokens(budget).min(route.max_output_tokens);
     let prompt = summary_prompt(previous, part, max_tokens, route.context_tokens.saturating_sub(max_tokens));
-    let prompt_estimate = estimate_messages(&prompt);
-    let reserve = Reserve { prompt_tokens: prompt_estimate, completion_tokens: u64::from(max_tokens) };
-    let call = match quota::Call::new(&route.name, "chat", req.api_key_id, reserve, false) {
-        Ok(call) => call,
-        Err(e) => {
-            log_skipped(cx, "context summary", &cause(&e));
-            return None;
-        }
-    };
-    let admission = match quota::admit(cx, req.user, call).await {
-        Ok(admission) => admission,
-        Err(e) => {
-            log_skipped(cx, "context summary", &cause(&e));
-            return None;
-        }
-    };
-    let config = cx.config.clone();
-    let build = |r: &ModelRoute| {
-        let (_, key) = config.provider_endpoint(r.provider);
-        let messages = ChatRequest {
-            model: &r.upstream,
-            messages: &prompt,
-            max_tokens: Some(max_tokens),
-            temperature: None,
-            stream: false,
-            tools: &[],
-            tool_choice: ToolChoice::Auto,
-        };
-        Ok(build_request(r.provider, key, &messages))
-    };
-    // What admission reserved: the charge for an answer of which nothing is known.
-    let reserved = Usage { prompt_tokens: prompt_estimate, completion_tokens: u64::from(max_tokens) };
-    let ended = match upstream::connect(cx.env, &config, slice::from_ref(route), &build, None).await {
-        Err(_) => Ended::failed(SettledStatus::Error, None, Usage::default(), false),
-        Ok(Connected { route: used, body, controller }) => {
-            let provider = Some(used.provider.as_str());
-            let stall_ms = Pacing::of(&config).stall_ms;
-            let read = read_whole(&body, MAX_SUMMARY_ANSWER_BYTES, MAX_SUMMARY_ANSWER_BYTES, stall_ms).await;
-            controller.abort();
-            match read {
-                Ok(Whole::Bytes(bytes)) => match decode_completion(used.provider, &bytes) {
-                    Ok(answer) => {
-                        let estimate = Usage {
-                            prompt_tokens: prompt_estimate,
-                            completion_tokens: answer.estimated_output_tokens(),
-                        };
-                        let (usage, estimated) = Usage::reported_or(answer.usage, estimate);
-                        let text = Some(answer.text.trim().to_owned()).filter(|t| !t.is_empty());
-                        Ended { provider, status: SettledStatus::Complete, usage, estimated, text }
-                    }
-                    Err(_) => Ended::failed(SettledStatus::Undecodable, provider, reserved, true),
-                },
-                Ok(Whole::TooLarge) => Ended::failed(SettledStatus::TooLarge, provider, reserved, true),
-                Ok(Whole::Stalled) | Err(_) => Ended::failed(SettledStatus::Error, provider, Usage::default(), false),
-            }
-        }
-    };
-    let usage_id = UsageRecordId::new(runtime::random_bytes().unwrap_or_default());
-    let record = usage::UsageRecord {
-        usage_record_id: &usage_id,
-        user_id: &req.user.user_id,
+    let call = SideCall {
+        what: "context summary",
+        user: req.user,
         api_key_id: req.api_key_id,
-        source: "chat",
-        model: &route.name,
-        provider: ended.provider,
-        status: ended.status.as_str(),
-        prompt_tokens: ended.usage.prompt_tokens,
-        completion_tokens: ended.usage.completion_tokens,
-        is_usage_estimated: ended.estimated,
-        is_cache_hit: false,
-        created_at: runtime::now_ms(),
+        route,
+        prompt,
+        max_tokens,
+        max_answer_bytes: MAX_SUMMARY_ANSWER_BYTES,
     };
-    let insert = cx.db().and_then(|db| usage::insert_statement(&db, &record));
-    if ended.text.is_none() {
-        log_skipped(cx, "context summary", &format!("the summary call ended as {}", ended.status.as_str()));
-    }
-    admission.settle_with(cx.env, ended.usage.total(), insert.ok()).await;
-    ended.text
+    let text = side_call::run(cx, call).await?;
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
 }

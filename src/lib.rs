@@ -15,6 +15,7 @@ mod objects;
 mod quota;
 mod relay;
 mod runtime;
+mod side_call;
 mod store;
 mod tools;
 mod upstream;
