@@ -36,6 +36,14 @@ async function eventually(check, what) {
 }
 
 const focusedId = (page) => page.evaluate(() => document.activeElement?.id);
+/** Waits (up to 5 s) for the focus to land on `id`: the page moves it after a dialog's close event. */
+async function focusLandsOn(page, id, what = `focus on #${id}`) {
+  try {
+    await page.waitForFunction((want) => document.activeElement?.id === want, id, { timeout: 5000 });
+  } catch {
+    assert.fail(`${what}: the focus is on #${await focusedId(page)}`);
+  }
+}
 const dialog = (page, name) => page.getByRole('dialog', { name });
 
 async function openChatSettings(page) {
@@ -52,12 +60,12 @@ test('a system prompt set on the page reaches the model, for a new chat and an e
     await registerViaUi(page, stack.url, email);
     const first = `pirate-${Date.now().toString(36)}`;
     let dlg = await openChatSettings(page);
-    assert.equal(await focusedId(page), 'cs-prompt', 'focus starts in the system prompt');
+    await focusLandsOn(page, 'cs-prompt', 'focus starts in the system prompt');
     await dlg.getByLabel('System prompt').fill(`Talk like a ${first}.`);
     assert.match(await dlg.locator('#cs-prompt-count').innerText(), /of 8,192 bytes/);
     await dlg.getByRole('button', { name: 'Save' }).click();
     await dlg.waitFor({ state: 'hidden' });
-    assert.equal(await focusedId(page), 'chat-settings-open', 'focus goes back to the button');
+    await focusLandsOn(page, 'chat-settings-open', 'focus goes back to the button');
 
     await answerAfter(page, () => sendViaUi(page, 'hello there', 'sim-small'));
     const id = await conversationId(page);
@@ -81,7 +89,7 @@ test('a system prompt set on the page reaches the model, for a new chat and an e
     await openChatSettings(page);
     await page.keyboard.press('Escape');
     await page.locator('#chat-settings').waitFor({ state: 'hidden' });
-    assert.equal(await focusedId(page), 'chat-settings-open');
+    await focusLandsOn(page, 'chat-settings-open');
     await assertClean(page, problems);
   } finally {
     await context.close();
@@ -146,13 +154,13 @@ test('account: display name and password change (wrong current password and too 
     const note = dlg.locator('#acc-pw-note');
     await note.filter({ hasText: 'The current password is wrong.' }).waitFor();
     assert.match(await note.getAttribute('class'), /error/);
-    assert.equal(await focusedId(page), 'acc-current');
+    await focusLandsOn(page, 'acc-current');
 
     await current.fill(PASSWORD);
     await next.fill('short');
     await dlg.getByRole('button', { name: 'Change password' }).click();
     await note.filter({ hasText: /too short/ }).waitFor();
-    assert.equal(await focusedId(page), 'acc-new');
+    await focusLandsOn(page, 'acc-new');
 
     await next.fill('a brand new password');
     await dlg.getByRole('button', { name: 'Change password' }).click();
@@ -161,7 +169,7 @@ test('account: display name and password change (wrong current password and too 
     await shot(page, 'settings-account-desktop');
     await dlg.getByRole('button', { name: 'Close' }).click();
     await dlg.waitFor({ state: 'hidden' });
-    assert.equal(await focusedId(page), 'account-open', 'focus goes back to the Account button');
+    await focusLandsOn(page, 'account-open', 'focus goes back to the Account button');
 
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.locator('#auth').waitFor({ state: 'visible' });
@@ -198,14 +206,14 @@ test('deleting the account asks for the current password and a confirmation, the
     await pw.fill(PASSWORD);
     await dlg.getByRole('button', { name: 'Delete account…' }).click();
     await page.locator('#confirm').getByRole('button', { name: 'Cancel' }).click();
-    assert.equal(await focusedId(page), 'acc-del-password');
+    await focusLandsOn(page, 'acc-del-password');
 
     await dlg.getByRole('button', { name: 'Delete account…' }).click();
     await page.locator('#confirm').getByRole('button', { name: 'Delete account' }).click();
     await page.locator('#auth').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#auth-error').innerText(), 'Your account has been deleted.');
     assert.equal(await page.locator('#auth-error').getAttribute('class'), 'info');
-    assert.equal(await focusedId(page), 'auth-email');
+    await focusLandsOn(page, 'auth-email');
     assert.equal((await apiGet(stack.url, token, '/api/v1/users/me')).status, 401, 'the old token is refused');
     await assertClean(page, problems.filter((p) => !/status of 403/.test(p)));
   } finally {
@@ -220,7 +228,7 @@ test('an API key made on the page works on /v1/models until it is revoked', { ti
     await page.getByRole('button', { name: 'API keys' }).click();
     const dlg = dialog(page, 'API keys');
     await dlg.getByText('No API keys yet.').waitFor();
-    assert.equal(await focusedId(page), 'key-name');
+    await focusLandsOn(page, 'key-name');
     assert.equal(await dlg.getByRole('checkbox', { name: /^Gateway/ }).isChecked(), true, 'gateway by default');
     assert.equal(await dlg.getByRole('checkbox', { name: /^Chat/ }).isChecked(), false);
     await dlg.getByLabel('Key name').fill('ci runner');
@@ -229,7 +237,7 @@ test('an API key made on the page works on /v1/models until it is revoked', { ti
     const secret = dlg.getByLabel('New API key');
     await secret.waitFor();
     assert.match(await dlg.locator('#key-shown').innerText(), /you won't see it again/);
-    assert.equal(await focusedId(page), 'key-secret');
+    await focusLandsOn(page, 'key-secret');
     assert.equal(await dlg.getByRole('button', { name: 'Copy' }).isVisible(), true);
     const key = await secret.inputValue();
     assert.match(key, /^ec_sk_/);
@@ -248,12 +256,12 @@ test('an API key made on the page works on /v1/models until it is revoked', { ti
     await dlg.getByRole('button', { name: 'Revoke ci runner' }).click();
     await page.locator('#confirm').getByRole('button', { name: 'Revoke' }).click();
     await dlg.getByText('No API keys yet.').waitFor();
-    assert.equal(await focusedId(page), 'key-name');
+    await focusLandsOn(page, 'key-name');
     assert.equal((await models()).status, 401);
 
     await page.keyboard.press('Escape');
     await dlg.waitFor({ state: 'hidden' });
-    assert.equal(await focusedId(page), 'keys-open', 'focus goes back to the API keys button');
+    await focusLandsOn(page, 'keys-open', 'focus goes back to the API keys button');
     assert.equal(await page.locator('#keys').innerHTML(), '', 'the secret is gone from the page');
     await assertClean(page, problems);
   } finally {
@@ -309,7 +317,7 @@ test('screenshots: the settings and keys dialogs on a phone (375x700) and in dar
       await dialog(page, 'Account').waitFor();
       await shot(page, `settings-account-${name}`);
       await page.keyboard.press('Escape');
-      assert.equal(await focusedId(page), 'account-open', 'Escape closes the dialog, not the list behind it');
+      await focusLandsOn(page, 'account-open', 'Escape closes the dialog, not the list behind it');
       await page.getByRole('button', { name: 'API keys' }).click();
       const dlg = dialog(page, 'API keys');
       await dlg.getByLabel('Key name').fill('laptop');
