@@ -168,6 +168,7 @@ impl Answer<'_> {
         } else {
             let meta = ResponseMeta { model: route.name.clone(), ..self.meta.clone() };
             let answer = answer::Whole { text: &decoded.text, tool_calls: &decoded.tool_calls, finish, usage };
+            // Kept before the answer goes out: a client may name its items in its very next request.
             let kept = answer::kept_items(self.dialect, &meta, &answer);
             items::keep(&self.billing.env, &self.billing.user_id, kept).await;
             answer::whole(self.dialect, &meta, &answer).into_bytes()
@@ -246,6 +247,7 @@ impl Answer<'_> {
                 Some(code) => writer.fail(code),
                 None => writer.close(finish, &usage),
             };
+            // Kept before the closing event, for the same reason as a whole answer's.
             if error.is_none() {
                 items::keep(&self.billing.env, &self.billing.user_id, writer.kept_items()).await;
             }
